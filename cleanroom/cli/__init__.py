@@ -1,0 +1,47 @@
+"""The ``cleanroom`` command line: thin wrappers; the work happens in the domain modules.
+
+Every command exits non-zero with a one-line reason on bad input (a
+:class:`~cleanroom.errors.CleanroomError`); anything else is a bug and shows
+its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+import cleanroom
+from cleanroom.cli.console import err_console
+from cleanroom.cli.demo import demo
+from cleanroom.cli.keys import keys
+from cleanroom.cli.party import inspect_cmd, prepare_cmd, synth_cmd
+from cleanroom.errors import CleanroomError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(cleanroom.__version__, prog_name="cleanroom")
+def cli() -> None:
+    """Privacy-preserving data clean room: party toolkit and room service."""
+
+
+cli.add_command(keys)
+cli.add_command(synth_cmd)
+cli.add_command(prepare_cmd)
+cli.add_command(inspect_cmd)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except CleanroomError as err:
+        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,167 @@
+"""Party-side commands: ``synth``, ``prepare``, ``inspect``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from cleanroom.bundle import BundleInfo, read_bundle
+from cleanroom.cli.console import console, progress_bar
+from cleanroom.errors import SpecError
+from cleanroom.keys import (
+    load_room_public_key,
+    load_signing_key,
+    load_symmetric_key,
+    load_verify_key,
+    passphrase_from_env,
+)
+from cleanroom.party.prepare import PrepareResult, prepare
+from cleanroom.spec import NAME, load_spec
+
+_file = click.Path(exists=False, dir_okay=False, path_type=Path)
+
+
+@click.command("synth")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
+@click.option(
+    "--persons", type=click.IntRange(1_000, 20_000_000), default=20_000, show_default=True
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@click.option("--party", "parties", multiple=True, help="Only these parties (repeatable).")
+def synth_cmd(out: Path, persons: int, seed: int, fmt: str, parties: tuple[str, ...]) -> None:
+    """Generate the group's five parties with messy identifiers, plus a ground truth."""
+    from cleanroom.synth import generate
+
+    with progress_bar("generating", unit="persons") as update:
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            update(done, persons)
+
+        summary = generate(
+            out, persons=persons, seed=seed, fmt=fmt, parties=list(parties) or None, progress=step
+        )
+    table = Table("party", "dataset", "rows", "file", title=f"{persons:,} persons → {out}")
+    for (party, dataset), rows in sorted(summary.rows.items()):
+        table.add_row(party, dataset, f"{rows:,}", str(summary.files[(party, dataset)]))
+    console.print(table)
+
+
+def print_summary(result: PrepareResult) -> None:
+    """Counts by reason; never a value."""
+    s = result.summary
+    table = Table("", "rows", title=f"sealed {result.path} (bundle {result.bundle_id})")
+    table.add_row("read", f"{s.rows_read:,}")
+    table.add_row("written", f"{s.rows_written:,}")
+    table.add_row("rejected", f"{s.rows_read - s.rows_written:,}")
+    for reason, n in sorted(s.rejected.items()):
+        table.add_row(f"  {reason}", f"{n:,}")
+    for column, counts in s.identifiers.items():
+        tokens, invalid, empty = counts["tokens"], counts["invalid"], counts["empty"]
+        table.add_row(
+            f"identifier {column}", f"{tokens:,} tokens, {invalid:,} invalid, {empty:,} empty"
+        )
+    if s.undeclared_columns:
+        table.add_row("undeclared columns dropped", str(s.undeclared_columns))
+    console.print(table)
+
+
+@click.command("prepare")
+@click.option("--party", required=True, help="This party's id, as in the collaboration policy.")
+@click.option("--dataset", required=True, help="Dataset name; must match the spec.")
+@click.option("--input", "input_path", type=_file, required=True, help="CSV or Parquet export.")
+@click.option("--spec", type=_file, required=True, help="Dataset spec (YAML).")
+@click.option("--match-key", type=_file, required=True, help="Group match key file.")
+@click.option("--room-key", type=_file, required=True, help="The room's public key (room.pub).")
+@click.option("--signing-key", type=_file, required=True, help="This party's private key.")
+@click.option("--out", type=_file, required=True, help="Bundle to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prepare_cmd(
+    party: str,
+    dataset: str,
+    input_path: Path,
+    spec: Path,
+    match_key: Path,
+    room_key: Path,
+    signing_key: Path,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Normalize identifiers, tokenize them with the match key, and seal a bundle."""
+    if not NAME.match(party):
+        raise click.BadParameter("lower-case letters, digits and '_'", param_hint="--party")
+    dataset_spec = load_spec(spec)
+    if dataset_spec.dataset != dataset:
+        raise SpecError(f"{spec}: describes dataset '{dataset_spec.dataset}', not '{dataset}'")
+    passphrase = passphrase_from_env()
+    matching = load_symmetric_key(match_key, "match-key", passphrase=passphrase)
+    room_public = load_room_public_key(room_key)
+    signing = load_signing_key(signing_key, passphrase)
+    with progress_bar(f"sealing {input_path.name}", unit="bytes") as update:
+        result = prepare(
+            input_path=input_path,
+            spec=dataset_spec,
+            party=party,
+            match_key=matching,
+            room_key=room_public,
+            signing_key=signing,
+            out=out,
+            progress=update,
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"bundle": str(out), "bundle_id": result.bundle_id, **result.summary.as_dict()},
+                indent=2,
+            )
+        )
+    else:
+        print_summary(result)
+
+
+def describe(info: BundleInfo, *, signer_checked: bool) -> dict[str, Any]:
+    """The header and manifest fields worth showing; no wrapped key, no signer key bytes."""
+    h, m = info.header, info.manifest
+    return {
+        "bundle_id": h["bundle_id"],
+        "party": h["party"],
+        "dataset": h["dataset"],
+        "created_at": h["created_at"],
+        "rows": m.get("rows"),
+        "columns": h.get("payload_schema"),
+        "match_key_id": h.get("match_key_id"),
+        "room_key_id": h["room_key_id"],
+        "signer_key_id": h["signer_key_id"],
+        "signature": "valid (registered key)" if signer_checked else "valid (embedded key)",
+        "payload_bytes": m.get("payload_bytes"),
+        "chunks": m.get("chunks"),
+        "summary": m.get("summary"),
+    }
+
+
+@click.command("inspect")
+@click.argument("bundle", type=_file)
+@click.option("--signer-key", type=_file, help="Require the signature of this party key (.pub).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inspect_cmd(bundle: Path, signer_key: Path | None, as_json: bool) -> None:
+    """Show a bundle's header and check its signature, without decrypting it."""
+    expected = load_verify_key(signer_key) if signer_key else None
+    info = read_bundle(bundle, expected_signer=expected)
+    doc = describe(info, signer_checked=expected is not None)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    table = Table("field", "value", title=str(bundle))
+    for key, value in doc.items():
+        shown = json.dumps(value) if isinstance(value, dict) else str(value)
+        table.add_row(key, shown)
+    console.print(table)

@@ -1,0 +1,80 @@
+"""One exception tree for the whole product.
+
+Every error has a stable ``code`` (for scripts and the API) and an HTTP
+``status``. ``UserError`` means "your input is wrong and here is how"; its
+message names the file, row and field but never a raw value (a phone number in
+an error message would be a leak). ``InternalError`` means "our bug".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CleanroomError(Exception):
+    """Root of every error cleanroom raises on purpose."""
+
+    code = "error"
+    status = 500
+
+
+class UserError(CleanroomError):
+    """The caller's input is wrong; the message says what to change."""
+
+    code = "bad_input"
+    status = 400
+
+
+class InputError(UserError):
+    """A data file is unusable: names the file, and the row and field when known."""
+
+    code = "bad_input_file"
+
+    def __init__(
+        self,
+        path: str | Path,
+        reason: str,
+        *,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.row = row
+        self.field = field
+        self.reason = reason
+        where = [self.path]
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"column '{field}'")
+        super().__init__(": ".join([*where, reason]))
+
+
+class SpecError(UserError):
+    """A dataset spec or policy file does not validate."""
+
+    code = "bad_spec"
+
+
+class KeyFileError(UserError):
+    """A key file is missing, malformed, truncated, of the wrong kind, or locked."""
+
+    code = "bad_key"
+
+
+class BundleError(UserError):
+    """A bundle cannot be opened: malformed, truncated, tampered, or not for us."""
+
+    code = "bad_bundle"
+
+
+class SignatureError(BundleError):
+    """A bundle's signature does not verify (tampered, or signed by someone else)."""
+
+    code = "bad_signature"
+
+
+class InternalError(CleanroomError):
+    """Something that should not happen did: a bug, not the caller's fault."""
+
+    code = "internal"

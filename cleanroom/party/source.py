@@ -1,0 +1,194 @@
+"""Reading a party's export in bounded-memory batches, with errors that name file, row, column.
+
+CSV is parsed by Arrow (quoted fields may hold newlines); every cell arrives
+as bytes and is checked for UTF-8 here, so a bad byte is reported with its row
+instead of failing somewhere deep. Error messages never quote a cell: a cell
+may be a phone number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from cleanroom.errors import InputError
+
+CSV_BLOCK = 16 * 1024 * 1024
+PARQUET_BATCH = 256 * 1024
+_HEADER_PROBE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Some rows of the input, all declared columns present, strings as UTF-8."""
+
+    first_row: int  # 1-based data row number of the batch's first row
+    table: pa.Table
+
+
+class Source:
+    """One input file; iterate it for batches, ask it for progress."""
+
+    def __init__(self, path: str | Path, columns: list[str]) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        if not self.path.is_file():
+            raise InputError(self.path, "no such file")
+        self.size = self.path.stat().st_size
+        if self.size == 0:
+            raise InputError(self.path, "file is empty")
+        self.kind = "parquet" if self.path.suffix.lower() in (".parquet", ".pq") else "csv"
+        self.extra_columns: list[str] = []
+        self._file: pa.NativeFile | None = None
+        self._rows_total: int | None = None
+        if self.kind == "parquet":
+            self._check_columns(self._parquet_names())
+        else:
+            self._check_columns(self._csv_header())
+
+    # --- schema checks ------------------------------------------------------------
+    def _check_columns(self, names: list[str]) -> None:
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputError(self.path, f"header repeats column(s) {dupes}")
+        missing = [c for c in self.columns if c not in names]
+        if missing:
+            raise InputError(self.path, f"missing column(s) {missing} that the spec declares")
+        # Undeclared columns stay on the party's machine; only their count is reported.
+        self.extra_columns = [n for n in names if n not in self.columns]
+
+    def _parquet_names(self) -> list[str]:
+        try:
+            meta = pq.ParquetFile(self.path)
+        except (pa.ArrowInvalid, OSError):
+            raise InputError(
+                self.path, "not a readable Parquet file (damaged or truncated)"
+            ) from None
+        self._rows_total = meta.metadata.num_rows
+        return list(meta.schema_arrow.names)
+
+    def _csv_header(self) -> list[str]:
+        with self.path.open("rb") as fh:
+            probe = fh.read(_HEADER_PROBE)
+        line = probe.split(b"\n", 1)[0].rstrip(b"\r")
+        if line.startswith(b"\xef\xbb\xbf"):
+            raise InputError(
+                self.path, "starts with a byte-order mark; save it as UTF-8 without BOM"
+            )
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(self.path, "header is not UTF-8 text", row=0) from None
+        names = next(csv.reader(io.StringIO(text)), [])
+        if not any(n.strip() for n in names):
+            raise InputError(self.path, "has no header line")
+        return names
+
+    # --- batches ------------------------------------------------------------------
+    def progress(self) -> tuple[int, int]:
+        """(done, total) in bytes for CSV, in rows for Parquet."""
+        if self.kind == "parquet":
+            return self._rows_done, self._rows_total or 0
+        return (self._file.tell() if self._file is not None else 0), self.size
+
+    _rows_done = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        reader = self._parquet() if self.kind == "parquet" else self._csv()
+        first = 1
+        for raw in reader:
+            table = self._utf8(raw, first) if self.kind == "csv" else raw
+            yield Batch(first, table)
+            first += table.num_rows
+            self._rows_done = first - 1
+
+    def _parquet(self) -> Iterator[pa.Table]:
+        try:
+            for batch in pq.ParquetFile(self.path).iter_batches(
+                batch_size=PARQUET_BATCH, columns=self.columns
+            ):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowInvalid, OSError):
+            raise InputError(self.path, "Parquet data is damaged or truncated") from None
+
+    def _csv_reader(self, *, threads: bool, handler: object) -> pacsv.CSVStreamingReader:
+        self._file = pa.OSFile(str(self.path))
+        return pacsv.open_csv(
+            self._file,
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=CSV_BLOCK),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=self.columns,
+                column_types={c: pa.binary() for c in self.columns},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                null_values=[""],
+            ),
+        )
+
+    def _csv(self) -> Iterator[pa.Table]:
+        ragged: list[tuple[int | None, int, int]] = []
+
+        def on_ragged(row: pacsv.InvalidRow) -> str:
+            ragged.append((row.number, row.expected_columns, row.actual_columns))
+            return "skip"
+
+        try:
+            reader = self._csv_reader(threads=True, handler=on_ragged)
+            for batch in reader:
+                if ragged:
+                    self._raise_ragged()
+                yield pa.Table.from_batches([batch])
+            if ragged:
+                self._raise_ragged()
+        except pa.ArrowInvalid as err:
+            raise InputError(self.path, f"not a readable CSV file ({_arrow_reason(err)})") from None
+        finally:
+            if self._file is not None:
+                self._file.close()
+
+    def _raise_ragged(self) -> None:
+        """Find the first bad row again, single-threaded so Arrow knows its number."""
+        found: list[tuple[int | None, int, int]] = []
+
+        def first(row: pacsv.InvalidRow) -> str:
+            found.append((row.number, row.expected_columns, row.actual_columns))
+            return "skip"
+
+        for _ in self._csv_reader(threads=False, handler=first):
+            if found:
+                break
+        number, expected, actual = found[0]
+        row = number - 1 if number is not None else None
+        raise InputError(self.path, f"has {actual} fields where the header has {expected}", row=row)
+
+    def _utf8(self, table: pa.Table, first: int) -> pa.Table:
+        columns = []
+        for name in table.column_names:
+            col = table.column(name)
+            try:
+                columns.append(col.cast(pa.string()))
+            except pa.ArrowInvalid:
+                for i, value in enumerate(col.to_pylist()):
+                    try:
+                        if value is not None:
+                            value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise InputError(
+                            self.path, "is not valid UTF-8 text", row=first + i, field=name
+                        ) from None
+                raise
+        return pa.table(columns, names=table.column_names)
+
+
+def _arrow_reason(err: Exception) -> str:
+    """Arrow's message without the row text it sometimes quotes."""
+    text = str(err).split(":", 1)[0].strip()
+    return text or "parse error"

@@ -1,0 +1,110 @@
+"""The dataset spec: which input columns a party keeps, and what they mean.
+
+The same shape appears per dataset in a collaboration policy, so both sides of
+the trust boundary import it from here.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cleanroom.errors import SpecError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class IdType(StrEnum):
+    """Identifier types; each is a separate token domain."""
+
+    phone = "phone"
+    email = "email"
+    card = "card"
+
+
+class ColumnType(StrEnum):
+    """Types a kept column may have."""
+
+    timestamp = "timestamp"
+    date = "date"
+    category = "category"
+    integer = "integer"
+    number = "number"
+    boolean = "boolean"
+
+
+class DatasetSpec(BaseModel):
+    """What a party's export looks like and what of it may leave the party."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(pattern=NAME.pattern)
+    identifiers: dict[str, IdType] = Field(min_length=1)
+    columns: dict[str, ColumnType] = Field(default_factory=dict)
+    time: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        for name in [*self.identifiers, *self.columns]:
+            if not NAME.match(name):
+                raise ValueError(
+                    f"column name '{name}' must be lower-case letters, digits and '_', "
+                    "starting with a letter"
+                )
+        both = set(self.identifiers) & set(self.columns)
+        if both:
+            raise ValueError(f"column(s) {sorted(both)} are both an identifier and a column")
+        if self.time is not None:
+            kind = self.columns.get(self.time)
+            if kind not in (ColumnType.timestamp, ColumnType.date):
+                raise ValueError(
+                    f"time column '{self.time}' must be declared under columns as timestamp or date"
+                )
+        return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Every input column the spec reads, identifiers first."""
+        return [*self.identifiers, *self.columns]
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem: ``file: path.inside: message``."""
+    lines = []
+    for problem in err.errors():
+        loc = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"{source}: {loc}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:
+    """Validate an already-loaded mapping."""
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(source, err)) from None
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read a YAML dataset spec; every error names the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise SpecError(f"{path}: cannot read ({err.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise SpecError(f"{path}: {where}not valid YAML") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping with 'dataset', 'identifiers', 'columns'")
+    return parse_spec(data, str(path))

@@ -1,0 +1,153 @@
+"""prepare(): streaming, typing, counting, and every bad input it must refuse cleanly."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cleanroom.bundle import open_bundle
+from cleanroom.errors import InputError
+from cleanroom.party import source
+from cleanroom.party.prepare import prepare
+from cleanroom.party.tokens import token
+from cleanroom.spec import IdType, parse_spec
+from tests.conftest import Keys, leftovers
+
+SPEC = parse_spec(
+    {
+        "dataset": "orders",
+        "identifiers": {"mobile": "phone", "mail": "email"},
+        "columns": {"ordered_at": "timestamp", "city": "category", "amount": "number"},
+        "time": "ordered_at",
+    }
+)
+HEADER = "mobile,mail,ordered_at,city,amount,internal_note\n"
+ROWS = [
+    "0912 345 6789, Ali@Gmail.com ,2026-01-02 10:00:00,Tehran,120000,vip\n",
+    '۰۹۱۲۳۴۵۶۷۸۹,,2026-01-03 11:00:00,"Mash\nhad",5.5,"quoted, with comma"\n',
+    "n/a,not-an-email,2026-01-03 12:00:00,Tehran,7,x\n",
+    "+98 935 111 2233,,2026-01-04 11:00:00,Tehran,lots,x\n",
+    ",b@c.ir,2026-01-05,Qom,,x\n",
+]
+
+
+def run(keys: Keys, path: Path, out: Path | None = None) -> tuple[pa.Table, dict]:
+    out = out or path.with_suffix(".bundle")
+    result = prepare(
+        input_path=path,
+        spec=SPEC,
+        party="okala",
+        match_key=keys.match,
+        room_key=keys.room.public_key(),
+        signing_key=keys.party,
+        out=out,
+    )
+    buf = io.BytesIO()
+    open_bundle(out, keys.room, buf, expected_signer=keys.party.public_key())
+    return pq.read_table(io.BytesIO(buf.getvalue())), result.summary.as_dict()
+
+
+def write_csv(tmp_path: Path, text: str | bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_tokens_types_and_counts(tmp_path: Path, keys: Keys) -> None:
+    table, summary = run(keys, write_csv(tmp_path, HEADER + "".join(ROWS)))
+    assert table.column_names == ["mobile", "mail", "ordered_at", "city", "amount"]
+    assert table.num_rows == 3
+    phone = token(keys.match, IdType.phone, "+989123456789")
+    assert table.column("mobile").to_pylist()[:2] == [phone, phone]
+    assert table.column("mail").to_pylist()[0] == token(keys.match, IdType.email, "ali@gmail.com")
+    assert table.column("city").to_pylist() == ["Tehran", "Mash\nhad", "Qom"]
+    assert table.column("amount").to_pylist() == [120000.0, 5.5, None]
+    assert str(table.schema.field("ordered_at").type) == "timestamp[us]"
+    assert summary["rows_read"] == 5 and summary["rows_written"] == 3
+    assert summary["rows_rejected"] == {"amount: not a valid number": 1, "no usable identifier": 1}
+    assert summary["identifiers"]["mobile"] == {"empty": 1, "invalid": 1, "tokens": 3}
+    assert summary["undeclared_columns_dropped"] == 1
+
+
+def test_parquet_input_gives_the_same_payload(tmp_path: Path, keys: Keys) -> None:
+    csv_path = write_csv(tmp_path, HEADER + "".join(ROWS))
+    from_csv, _ = run(keys, csv_path)
+    raw = pa.csv.read_csv(
+        csv_path,
+        parse_options=pa.csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa.csv.ConvertOptions(
+            column_types={c: pa.string() for c in SPEC.input_columns}
+        ),
+    )
+    pq.write_table(raw, tmp_path / "in.parquet")
+    from_parquet, _ = run(keys, tmp_path / "in.parquet")
+    assert from_parquet.equals(from_csv)
+
+
+def test_streams_in_batches(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "CSV_BLOCK", 4096)
+    lines = [f"0912{i:07d},u{i}@x.ir,2026-02-01 00:00:00,Karaj,{i}\n" for i in range(3000)]
+    table, summary = run(
+        keys, write_csv(tmp_path, HEADER.replace(",internal_note", "") + "".join(lines))
+    )
+    assert summary["rows_written"] == 3000
+    assert table.column("amount").to_pylist() == [float(i) for i in range(3000)]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "file is empty"),
+        (HEADER.encode(), "header but no data rows"),
+        (b"mobile,ordered_at,city,amount\n0912,2026-01-01,a,1\n", "missing column(s) ['mail']"),
+        (b"mobile,mobile,mail,ordered_at,city,amount\n", "repeats column"),
+        (
+            (HEADER + ROWS[0] + "09123456789,a@b.ir,2026-01-01,Qom,1,x,EXTRA\n").encode(),
+            "row 2: has 7 fields",
+        ),
+        ((HEADER + ROWS[0] + "09123456789,a@b.ir\n").encode(), "row 2: has 2 fields"),
+        (
+            HEADER.encode() + ROWS[0].encode() + b"09123456789,a\xff\xfe@b.ir,2026-01-01,Qom,1,x\n",
+            "row 2: column 'mail': is not valid UTF-8",
+        ),
+        (b"\xef\xbb\xbf" + HEADER.encode() + ROWS[0].encode(), "byte-order mark"),
+        ((HEADER + "n/a,nope,2026-01-01,Qom,1,x\n").encode(), "no row has a usable identifier"),
+        ((HEADER + '"0912,unclosed quote\n').encode(), "row 1: has 1 fields"),
+    ],
+)
+def test_bad_input_is_refused_with_file_row_and_reason(
+    tmp_path: Path, keys: Keys, content: bytes, fragment: str
+) -> None:
+    path = write_csv(tmp_path, content)
+    with pytest.raises(InputError) as err:
+        run(keys, path)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    assert fragment in message
+    assert "\n" not in message
+    assert "0912" not in message and "9123456789" not in message  # never a raw value
+    assert leftovers(tmp_path) == []
+
+
+def test_damaged_parquet_is_refused(tmp_path: Path, keys: Keys) -> None:
+    pq.write_table(
+        pa.table({c: ["09123456789"] for c in SPEC.input_columns}), tmp_path / "in.parquet"
+    )
+    data = (tmp_path / "in.parquet").read_bytes()
+    (tmp_path / "in.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        run(keys, tmp_path / "in.parquet")
+    assert leftovers(tmp_path) == []
+
+
+def test_existing_output_survives_a_failed_prepare(tmp_path: Path, keys: Keys) -> None:
+    out = tmp_path / "out.bundle"
+    run(keys, write_csv(tmp_path, HEADER + ROWS[0]), out)
+    before = out.read_bytes()
+    with pytest.raises(InputError):
+        run(keys, write_csv(tmp_path, HEADER + "x,y\n", "bad.csv"), out)
+    assert out.read_bytes() == before

@@ -1,0 +1,40 @@
+import hashlib
+
+import duckdb
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleanroom.keys import new_symmetric_key
+from cleanroom.party.tokens import token, tokenize
+from cleanroom.spec import IdType
+
+CON = duckdb.connect()
+KEY = new_symmetric_key("match-key")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(min_size=1, max_size=30), st.none()), max_size=20),
+    st.sampled_from(list(IdType)),
+)
+def test_set_based_tokens_equal_reference(values: list[str | None], id_type: IdType) -> None:
+    got = tokenize(CON, KEY, id_type, pa.array(values, pa.string())).to_pylist()
+    assert got == [None if v is None else token(KEY, id_type, v) for v in values]
+
+
+def test_tokens_are_domain_separated_and_keyed() -> None:
+    value = "+989123456789"
+    by_type = {t: token(KEY, t, value) for t in IdType}
+    assert len(set(by_type.values())) == len(IdType)
+    assert token(new_symmetric_key("match-key"), IdType.phone, value) != by_type[IdType.phone]
+    # Not an unkeyed hash of the identifier, with or without the domain prefix.
+    assert by_type[IdType.phone] not in {
+        hashlib.sha256(value.encode()).digest(),
+        hashlib.sha256(b"phone\x00" + value.encode()).digest(),
+    }
+
+
+def test_token_is_deterministic() -> None:
+    assert token(KEY, IdType.email, "a@b.com") == token(KEY, IdType.email, "a@b.com")
+    assert len(token(KEY, IdType.email, "a@b.com")) == 32
