@@ -46,7 +46,7 @@ _INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
 
 
 def _ir_mobile_pattern() -> str:
-    """phonenumbers' own pattern, so fast path and reference agree on validity."""
+    """Take the pattern from phonenumbers, so fast path and reference agree on validity."""
     meta = phonenumbers.PhoneMetadata.metadata_for_region("IR")
     pattern = meta.mobile.national_number_pattern if meta and meta.mobile else None
     if not pattern:

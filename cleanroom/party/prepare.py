@@ -10,9 +10,12 @@ unless the whole file went through.
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,27 +107,36 @@ class Preparer:
         self.summary = Summary(identifiers={c: Counter() for c in spec.identifiers})
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
         self._typing = _typing_sql(spec) if spec.columns else None
+        self.timings: Counter[str] = Counter()  # seconds per stage, for benchmarks
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
 
     def transform(self, raw: pa.Table) -> pa.Table:
         """One batch: tokens and typed columns, unusable rows removed and counted."""
         self.summary.rows_read += raw.num_rows
         columns: dict[str, pa.Array] = {}
         for name, id_type in self.spec.identifiers.items():
-            norm = normalize(self.con, raw.column(name).combine_chunks(), id_type)
+            with self._timed("normalize"):
+                norm = normalize(self.con, raw.column(name).combine_chunks(), id_type)
             counts = self.summary.identifiers[name]
             counts["empty"] += norm.empty
             counts["invalid"] += norm.invalid
-            columns[name] = tokenize(self.con, self.match_key, id_type, norm.values)
+            counts["reference_parser"] += norm.fallback
+            with self._timed("tokenize"):
+                columns[name] = tokenize(self.con, self.match_key, id_type, norm.values)
             counts["tokens"] += len(norm.values) - norm.values.null_count
-        has_token = pc.invert(
-            pc.and_kleene(*[pc.is_null(c) for c in columns.values()])
-            if len(columns) > 1
-            else pc.is_null(next(iter(columns.values())))
-        )
+        has_token = functools.reduce(pc.or_, [pc.is_valid(c) for c in columns.values()])
         reason = pc.if_else(has_token, pa.scalar(None, pa.string()), NO_IDENTIFIER)
         if self._typing is not None:
             t = raw.select(list(self.spec.columns))  # noqa: F841 - read by DuckDB
-            typed = self.con.sql(self._typing).to_arrow_table()
+            with self._timed("type columns"):
+                typed = self.con.sql(self._typing).to_arrow_table()
             for name, kind in self.spec.columns.items():
                 columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
                 bad = typed.column(f"{name}__bad").combine_chunks()
@@ -148,6 +160,7 @@ class PrepareResult:
     path: Path
     bundle_id: str
     summary: Summary
+    timings: dict[str, float]
 
 
 def prepare(
@@ -191,15 +204,23 @@ def prepare(
             use_dictionary=[n for n, k in spec.columns.items() if k is ColumnType.category],
             write_statistics=[n for n in spec.columns],
         )
-        for batch in source:
-            writer.write_table(preparer.transform(batch.table))
+        batches = iter(source)
+        while True:
+            with preparer._timed("read and parse"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            table = preparer.transform(batch.table)
+            with preparer._timed("write and encrypt"):
+                writer.write_table(table)
             if progress is not None:
                 progress(*source.progress())
-        writer.close()
+        with preparer._timed("write and encrypt"):
+            writer.close()
         summary = preparer.summary
         if summary.rows_read == 0:
             raise InputError(source.path, "has a header but no data rows")
         if summary.rows_written == 0:
             raise InputError(source.path, "no row has a usable identifier; nothing to seal")
         bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict()})
-    return PrepareResult(Path(out), bundle.bundle_id, summary)
+    return PrepareResult(Path(out), bundle.bundle_id, summary, dict(preparer.timings))

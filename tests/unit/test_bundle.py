@@ -114,7 +114,7 @@ def test_reordered_chunks_fail_even_when_re_signed(tmp_path: Path, keys: Keys) -
 def test_dropped_tail_fails_even_when_re_signed(tmp_path: Path, keys: Keys) -> None:
     path = seal(tmp_path / "b.bundle", keys, bytes(300), chunk_size=64)
     prefix, frames, manifest = _frames(path, keys)
-    cut = frames[:-2] + [bytes([2]) + frames[-2][1:]]  # promote a middle chunk to "last"
+    cut = [*frames[:-2], bytes([2]) + frames[-2][1:]]  # promote a middle chunk to "last"
     manifest = manifest.replace(b'"chunks":5', b'"chunks":4')
     resign(
         path,

@@ -83,7 +83,7 @@ def test_truncated_and_wrong_key_files(tmp_path: Path) -> None:
     for name in ("room/room.key", "room/room.pub", "m.key"):
         data = (tmp_path / name).read_bytes()
         (tmp_path / f"cut-{name.replace('/', '-')}").write_bytes(data[: len(data) // 2])
-    with pytest.raises(KeyFileError, match="cut-room-room.key"):
+    with pytest.raises(KeyFileError, match=r"cut-room-room\.key"):
         load_room_private_key(tmp_path / "cut-room-room.key")
     with pytest.raises(KeyFileError, match="not a readable public key"):
         load_room_public_key(tmp_path / "cut-room-room.pub")

@@ -69,7 +69,12 @@ def test_tokens_types_and_counts(tmp_path: Path, keys: Keys) -> None:
     assert str(table.schema.field("ordered_at").type) == "timestamp[us]"
     assert summary["rows_read"] == 5 and summary["rows_written"] == 3
     assert summary["rows_rejected"] == {"amount: not a valid number": 1, "no usable identifier": 1}
-    assert summary["identifiers"]["mobile"] == {"empty": 1, "invalid": 1, "tokens": 3}
+    assert summary["identifiers"]["mobile"] == {
+        "empty": 1,
+        "invalid": 1,
+        "tokens": 3,
+        "reference_parser": 1,
+    }
     assert summary["undeclared_columns_dropped"] == 1
 
 
