@@ -74,6 +74,41 @@ class SignatureError(BundleError):
     code = "bad_signature"
 
 
+class AuthError(UserError):
+    """No valid credentials: missing, unknown or revoked token."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class ForbiddenError(UserError):
+    """Valid credentials, but this role or party may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFoundError(UserError):
+    """The thing asked for does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    status = 404
+
+
+class ConflictError(UserError):
+    """The request clashes with the current state: a replayed bundle, a busy dataset."""
+
+    code = "conflict"
+    status = 409
+
+
+class TooLargeError(UserError):
+    """An upload or request over the configured size limit."""
+
+    code = "too_large"
+    status = 413
+
+
 class InternalError(CleanroomError):
     """Something that should not happen did: a bug, not the caller's fault."""
 

@@ -1,0 +1,146 @@
+"""The metadata store: one SQLite file, every change in a transaction.
+
+SQLite (WAL mode) is the room's transactional authority for everything that is
+not party data: users, the audit chain, policy versions, which dataset version
+is live, which bundles were consumed, match generations. It holds no token, no
+identifier and no secret (user tokens are stored as SHA-256 hashes). The CLI and
+the service may use it at the same time; writers serialize on ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cleanroom.errors import InternalError
+
+# Append-only: a released schema step is never edited, only followed by another.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE users (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        role        TEXT NOT NULL,
+        party       TEXT,
+        token_hash  BLOB NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT,
+        outcome    TEXT NOT NULL,
+        details    TEXT NOT NULL,
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        seq   INTEGER NOT NULL,
+        hash  TEXT NOT NULL,
+        mac   TEXT NOT NULL
+    );
+    CREATE TABLE policy_versions (
+        version       INTEGER PRIMARY KEY,
+        sha256        TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        author        TEXT NOT NULL,
+        comment       TEXT,
+        created_at    TEXT NOT NULL,
+        activated_at  TEXT
+    );
+    CREATE TABLE datasets (
+        party        TEXT NOT NULL,
+        dataset      TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        bundle_id    TEXT NOT NULL UNIQUE,
+        table_name   TEXT NOT NULL UNIQUE,
+        rows         INTEGER NOT NULL,
+        columns      TEXT NOT NULL,
+        uploaded_by  TEXT NOT NULL,
+        uploaded_at  TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('live', 'replaced')),
+        PRIMARY KEY (party, dataset, version)
+    );
+    CREATE UNIQUE INDEX one_live_version ON datasets (party, dataset) WHERE status = 'live';
+    CREATE TABLE matches (
+        generation   INTEGER PRIMARY KEY,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        status       TEXT NOT NULL CHECK (status IN ('running', 'live', 'replaced', 'failed')),
+        inputs       TEXT NOT NULL,
+        tables       TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX one_live_match ON matches (status) WHERE status = 'live';
+    """,
+]
+
+
+def now() -> str:
+    """Timestamps are UTC ISO-8601 with seconds, everywhere in the store."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class MetaStore:
+    """One SQLite database; a connection per thread; explicit transactions."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > len(MIGRATIONS):
+                raise InternalError(
+                    f"{self.path}: written by a newer cleanroom (schema {current}); upgrade first"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+
+    def connection(self) -> sqlite3.Connection:
+        """Return the calling thread's connection (SQLite connections must not cross threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``: writers never interleave, a failure rolls back."""
+        db = self.connection()
+        if db.in_transaction:
+            raise InternalError("nested metadata transaction")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
