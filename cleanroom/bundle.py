@@ -216,12 +216,27 @@ class BundleInfo:
     manifest: dict[str, Any]
     header_hash: bytes
     chunk_offsets: list[tuple[int, int, bool]]  # (offset, length, last) of each ciphertext
-    signer: Ed25519PublicKey
+    digest: bytes  # SHA-256 of everything the signature covers
+    signature: bytes
 
     @property
     def bundle_id(self) -> str:
         """See :attr:`BundleWriter.bundle_id`."""
         return str(self.header["bundle_id"])
+
+    def verify_signer(self, key: Ed25519PublicKey) -> None:
+        """Require the signature of this key (the room passes the party's registered key)."""
+        try:
+            key.verify(self.signature, _signed_message(self.digest))
+        except InvalidSignature:
+            if public_key_id(key) != self.header.get("signer_key_id"):
+                raise SignatureError(
+                    f"{self.path}: not signed by party '{self.header.get('party')}' (signed with "
+                    f"key {self.header.get('signer_key_id')}, expected {public_key_id(key)})"
+                ) from None
+            raise SignatureError(
+                f"{self.path}: signature does not verify (bundle altered)"
+            ) from None
 
 
 class _Reader:
@@ -292,23 +307,13 @@ def read_bundle(path: str | Path, *, expected_signer: Ed25519PublicKey | None = 
         signature = r.take(64, "signature", hash_it=False)
         if fh.read(1):
             raise BundleError(f"{path}: unexpected bytes after the signature")
-    signer = expected_signer or embedded
-    try:
-        signer.verify(signature, _signed_message(r.digest.digest()))
-    except InvalidSignature:
-        if expected_signer is not None and public_key_id(expected_signer) != header.get(
-            "signer_key_id"
-        ):
-            raise SignatureError(
-                f"{path}: not signed by party '{header.get('party')}' (signed with key "
-                f"{header.get('signer_key_id')}, expected {public_key_id(expected_signer)})"
-            ) from None
-        raise SignatureError(f"{path}: signature does not verify (bundle altered)") from None
+    info = BundleInfo(path, header, manifest, header_hash, chunks, r.digest.digest(), signature)
+    info.verify_signer(expected_signer or embedded)
     if manifest.get("chunks") != len(chunks):
         raise BundleError(
             f"{path}: manifest says {manifest.get('chunks')} chunks, found {len(chunks)}"
         )
-    return BundleInfo(path, header, manifest, header_hash, chunks, signer)
+    return info
 
 
 def iter_payload(info: BundleInfo, room_key: X25519PrivateKey) -> Iterator[bytes]:

@@ -29,18 +29,25 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
+def hmac_sql(expr: str) -> str:
+    """SQL for HMAC(key, $prefix ‖ expr); bind :func:`hmac_params` alongside."""
+    return f"unhex(sha256($opad || unhex(sha256($ipad || $prefix || {expr}))))"
+
+
+def hmac_params(key: bytes, prefix: bytes = b"") -> dict[str, bytes]:
+    """The bound parameters :func:`hmac_sql` expects."""
+    ipad, opad = _pads(key)
+    return {"ipad": ipad, "opad": opad, "prefix": prefix}
+
+
 def hmac_column(
     con: duckdb.DuckDBPyConnection, key: bytes, messages: pa.Array, *, prefix: bytes = b""
 ) -> pa.Array:
     """HMAC(key, prefix ‖ m) for every non-null m (bytes or UTF-8 text); NULL stays NULL."""
-    ipad, opad = _pads(key)
-    if pa.types.is_string(messages.type) or pa.types.is_large_string(messages.type):
-        msg = "encode(m)"
-    else:
-        msg = "m"
+    text = pa.types.is_string(messages.type) or pa.types.is_large_string(messages.type)
     t = pa.table({"m": messages})  # noqa: F841 - read by DuckDB's replacement scan
     result = con.sql(
-        f"SELECT unhex(sha256($opad || unhex(sha256($ipad || $prefix || {msg})))) AS h FROM t",
-        params={"ipad": ipad, "opad": opad, "prefix": prefix},
+        f"SELECT {hmac_sql('encode(m)' if text else 'm')} AS h FROM t",
+        params=hmac_params(key, prefix),
     ).to_arrow_table()
     return result.column("h").combine_chunks().cast(TOKEN_TYPE)

@@ -11,10 +11,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cleanroom.errors import SpecError
+from cleanroom.keyed_hash import TOKEN_TYPE
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -71,6 +73,32 @@ class DatasetSpec(BaseModel):
     def input_columns(self) -> list[str]:
         """Every input column the spec reads, identifiers first."""
         return [*self.identifiers, *self.columns]
+
+
+SQL_TYPES = {
+    ColumnType.timestamp: "TIMESTAMP",
+    ColumnType.date: "DATE",
+    ColumnType.category: "VARCHAR",
+    ColumnType.integer: "BIGINT",
+    ColumnType.number: "DOUBLE",
+    ColumnType.boolean: "BOOLEAN",
+}
+ARROW_TYPES = {
+    ColumnType.timestamp: pa.timestamp("us"),
+    ColumnType.date: pa.date32(),
+    ColumnType.category: pa.string(),
+    ColumnType.integer: pa.int64(),
+    ColumnType.number: pa.float64(),
+    ColumnType.boolean: pa.bool_(),
+}
+
+
+def payload_schema(spec: DatasetSpec) -> pa.Schema:
+    """A bundle's payload: tokens under the identifier columns' names, then typed columns."""
+    return pa.schema(
+        [pa.field(name, TOKEN_TYPE) for name in spec.identifiers]
+        + [pa.field(name, ARROW_TYPES[kind]) for name, kind in spec.columns.items()]
+    )
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:

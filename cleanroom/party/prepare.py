@@ -30,38 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 import cleanroom
 from cleanroom.bundle import BundleWriter
 from cleanroom.errors import InputError
-from cleanroom.keyed_hash import TOKEN_TYPE
 from cleanroom.keys import SymmetricKey
 from cleanroom.party.normalize import normalize
 from cleanroom.party.source import Source
 from cleanroom.party.tokens import tokenize
-from cleanroom.spec import ColumnType, DatasetSpec
+from cleanroom.spec import ARROW_TYPES, SQL_TYPES, ColumnType, DatasetSpec, payload_schema
 
-SQL_TYPES = {
-    ColumnType.timestamp: "TIMESTAMP",
-    ColumnType.date: "DATE",
-    ColumnType.category: "VARCHAR",
-    ColumnType.integer: "BIGINT",
-    ColumnType.number: "DOUBLE",
-    ColumnType.boolean: "BOOLEAN",
-}
-ARROW_TYPES = {
-    ColumnType.timestamp: pa.timestamp("us"),
-    ColumnType.date: pa.date32(),
-    ColumnType.category: pa.string(),
-    ColumnType.integer: pa.int64(),
-    ColumnType.number: pa.float64(),
-    ColumnType.boolean: pa.bool_(),
-}
 NO_IDENTIFIER = "no usable identifier"
-
-
-def payload_schema(spec: DatasetSpec) -> pa.Schema:
-    """Tokens under the identifier columns' names, then the declared columns, typed."""
-    return pa.schema(
-        [pa.field(name, TOKEN_TYPE) for name in spec.identifiers]
-        + [pa.field(name, ARROW_TYPES[kind]) for name, kind in spec.columns.items()]
-    )
 
 
 @dataclass

@@ -1,0 +1,216 @@
+"""Room-side commands, and the HTTP clients ``upload`` and ``match``.
+
+``room init``, ``serve``, ``users`` and ``audit`` act on a room directory on this
+machine; ``upload`` and ``match`` talk to a running room over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.table import Table
+
+from cleanroom.cli.console import console, progress_bar
+from cleanroom.config import load_settings
+from cleanroom.errors import UserError
+from cleanroom.keys import passphrase_from_env
+from cleanroom.room.auth import Role
+
+_room = click.option(
+    "--room",
+    "room_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CLEANROOM_ROOM",
+    required=True,
+    help="Room directory (or CLEANROOM_ROOM).",
+)
+
+
+def _open(room_dir: Path, *, warehouse: bool = False) -> Any:
+    from cleanroom.room.room import Room
+
+    return Room(load_settings(room_dir), warehouse=warehouse)
+
+
+@click.group("room")
+def room_group() -> None:
+    """Create and inspect a clean room."""
+
+
+@room_group.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--policy", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def room_init(directory: Path, policy: Path) -> None:
+    """A new room: its key pair and secret, its stores, the collaboration from POLICY."""
+    from cleanroom.room.room import init_room
+
+    ids = init_room(directory, policy, passphrase=passphrase_from_env())
+    console.print(f"room created in {directory}", highlight=False)
+    for name, value in ids.items():
+        console.print(f"{name}: {value}", highlight=False)
+    console.print(f"parties seal their bundles to {directory / 'keys' / 'room.pub'}")
+
+
+@click.command("serve")
+@_room
+@click.option("--host", default=None, help="Listen address (default from settings).")
+@click.option("--port", type=int, default=None, help="Port (default from settings).")
+def serve(room_dir: Path, host: str | None, port: int | None) -> None:
+    """Run the service: HTTP API (OpenAPI at /docs) for one room."""
+    import uvicorn
+
+    from cleanroom.room import logs
+    from cleanroom.room.api.app import create_app
+    from cleanroom.room.room import Room
+
+    settings = load_settings(room_dir, host=host, port=port)
+    logs.configure(settings.room / "logs" / "service.log", settings.log_format)
+    room = Room(settings)
+    try:
+        uvicorn.run(
+            create_app(room), host=settings.host, port=settings.port, log_config=None, workers=1
+        )
+    finally:
+        room.close()
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage the room's users and their bearer tokens."""
+
+
+@users_group.command("add")
+@_room
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--party", default=None, help="The party this user acts for.")
+def users_add(room_dir: Path, name: str, role: str, party: str | None) -> None:
+    """Add a user and print its bearer token (shown this once only)."""
+    room = _open(room_dir)
+    if party is not None and party not in room.active_policy().policy.parties:
+        raise UserError(f"party '{party}' is not in the collaboration policy")
+    user, token = room.users.add(name, Role(role), party)
+    console.print(
+        f"added {user.name} ({user.role}{', ' + party if party else ''})", highlight=False
+    )
+    click.echo(token)
+
+
+@users_group.command("list")
+@_room
+def users_list(room_dir: Path) -> None:
+    """Every user: role, party, created, revoked."""
+    room = _open(room_dir)
+    table = Table("name", "role", "party", "created", "revoked")
+    for u in room.users.list():
+        table.add_row(u.name, str(u.role), u.party or "", u.created_at, u.revoked_at or "")
+    console.print(table)
+
+
+@users_group.command("revoke")
+@_room
+@click.argument("name")
+def users_revoke(room_dir: Path, name: str) -> None:
+    """Revoke a user's token at once."""
+    user = _open(room_dir).users.revoke(name)
+    console.print(f"revoked {user.name}", highlight=False)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Read and verify the audit trail."""
+
+
+@audit_group.command("verify")
+@_room
+def audit_verify(room_dir: Path) -> None:
+    """Recompute the hash chain; exit 1 naming every edited, deleted or reordered entry."""
+    result = _open(room_dir).audit.verify()
+    if result.ok:
+        console.print(f"audit chain verifies: {result.entries} entries", highlight=False)
+        return
+    for problem in result.problems:
+        console.print(f"[red]✗[/] {problem}", highlight=False)
+    raise UserError(f"audit chain is broken ({len(result.problems)} problem(s))")
+
+
+@audit_group.command("list")
+@_room
+@click.option("--action", default=None)
+@click.option("--limit", type=int, default=50)
+def audit_list(room_dir: Path, action: str | None, limit: int) -> None:
+    """The latest entries."""
+    table = Table("seq", "at", "actor", "action", "target", "outcome")
+    entries = _open(room_dir).audit.entries(action=action, limit=100_000)[-limit:]
+    for e in entries:
+        table.add_row(str(e.seq), e.at, e.actor, e.action, e.target or "", e.outcome)
+    console.print(table)
+
+
+def api_call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
+    """One API request; an error response becomes a one-line UserError."""
+    try:
+        response = httpx.request(
+            method,
+            url.rstrip("/") + path,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30, read=None),
+            **kwargs,
+        )
+    except httpx.HTTPError as err:
+        raise UserError(f"cannot reach the room at {url} ({type(err).__name__})") from None
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise UserError(f"room refused ({response.status_code}): {message}")
+    return response.json()
+
+
+def _token_option() -> Any:
+    return click.option(
+        "--token",
+        envvar="CLEANROOM_TOKEN",
+        required=True,
+        help="Bearer token (or CLEANROOM_TOKEN).",
+    )
+
+
+@click.command("upload")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", envvar="CLEANROOM_URL", required=True, help="Room URL (or CLEANROOM_URL).")
+@_token_option()
+def upload(bundle: Path, url: str, token: str) -> None:
+    """Send a sealed bundle to the room; prints the dataset version once it is live."""
+    size = bundle.stat().st_size
+
+    with progress_bar(f"uploading {bundle.name}", unit="bytes") as update:
+
+        def body() -> Any:
+            sent = 0
+            with bundle.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    sent += len(chunk)
+                    update(sent, size)
+                    yield chunk
+
+        result = api_call("POST", url, token, "/api/v1/datasets", content=body())
+    console.print(
+        f"{result['party']}.{result['dataset']} v{result['version']} is live: "
+        f"{result['rows']:,} rows (bundle {result['bundle_id']})",
+        highlight=False,
+    )
+
+
+@click.command("match")
+@click.option("--url", envvar="CLEANROOM_URL", required=True, help="Room URL (or CLEANROOM_URL).")
+@_token_option()
+def match(url: str, token: str) -> None:
+    """Resolve persons across all live datasets (room admins)."""
+    result = api_call("POST", url, token, "/api/v1/matches")
+    click.echo(json.dumps(result, indent=2))

@@ -1,0 +1,1 @@
+"""HTTP API under /api/v1: thin routes over the room's domain modules."""

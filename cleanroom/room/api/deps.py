@@ -1,0 +1,67 @@
+"""Dependencies: the room, the calling user, and role checks (every refusal audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cleanroom.errors import AuthError, ForbiddenError
+from cleanroom.room import metrics
+from cleanroom.room.auth import Role, User, require
+from cleanroom.room.logs import scrub
+from cleanroom.room.room import Room
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `cleanroom users add`.")
+
+
+def get_room(request: Request) -> Room:
+    """The one Room the app was created with."""
+    room: Room = request.app.state.room
+    return room
+
+
+RoomDep = Annotated[Room, Depends(get_room)]
+
+
+def _deny(room: Room, request: Request, actor: str, reason: str, err: Exception) -> None:
+    metrics.AUTH_DENIED.labels(reason).inc()
+    room.audit.record(
+        actor=actor,
+        action="auth.denied",
+        target=scrub(f"{request.method} {request.url.path}")[:200],
+        outcome="denied",
+        details={"reason": reason, "client": request.client.host if request.client else None},
+    )
+    raise err
+
+
+def current_user(
+    request: Request,
+    room: RoomDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user behind the bearer token; a refusal is audited with the client address."""
+    try:
+        return room.users.authenticate(credentials.credentials if credentials else None)
+    except AuthError as err:
+        _deny(room, request, "anonymous", err.code, err)
+        raise
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+def roles(*allowed: Role) -> Callable[..., User]:
+    """A dependency admitting only ``allowed`` roles."""
+
+    def check(request: Request, room: RoomDep, user: UserDep) -> User:
+        try:
+            require(user, *allowed)
+        except ForbiddenError as err:
+            _deny(room, request, user.name, "role", err)
+        return user
+
+    return check

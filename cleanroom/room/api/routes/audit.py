@@ -1,0 +1,37 @@
+"""The audit trail, for reviewers and room admins."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from cleanroom.room.api.deps import RoomDep, roles
+from cleanroom.room.auth import Role, User
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+Auditor = Annotated[User, Depends(roles(Role.reviewer, Role.room_admin))]
+
+
+@router.get("")
+def entries(
+    room: RoomDep,
+    user: Auditor,
+    actor: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Entries in order, filtered; page with ``after`` = the last ``seq`` seen."""
+    found = room.audit.entries(
+        actor=actor, action=action, outcome=outcome, after_seq=after, limit=limit
+    )
+    return [asdict(e) for e in found]
+
+
+@router.get("/verify")
+def verify(room: RoomDep, user: Auditor) -> dict[str, Any]:
+    """Recompute the chain: edited, deleted or reordered entries are named."""
+    return asdict(room.audit.verify())

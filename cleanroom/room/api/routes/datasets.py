@@ -1,0 +1,79 @@
+"""Datasets: upload a sealed bundle, list datasets, show one dataset's versions."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from cleanroom.errors import NotFoundError, TooLargeError, UserError
+from cleanroom.room import metrics
+from cleanroom.room.api.deps import RoomDep, UserDep, roles
+from cleanroom.room.auth import Role, User
+from cleanroom.room.ingest import dataset_history, ingest, live_datasets
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=201)
+async def upload(
+    request: Request,
+    room: RoomDep,
+    user: Annotated[User, Depends(roles(Role.party_admin))],
+) -> dict[str, Any]:
+    """Upload a sealed bundle (the raw file as the request body); 201 once it is live."""
+    limit = room.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        metrics.UPLOADS.labels("too_large").inc()
+        raise TooLargeError(f"upload of {declared} bytes is over the {limit}-byte limit")
+    room.paths.uploads.mkdir(parents=True, exist_ok=True)
+    path = room.paths.uploads / f"{secrets.token_hex(8)}.bundle"
+    received = 0
+    try:
+        with path.open("wb") as fh:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    metrics.UPLOADS.labels("too_large").inc()
+                    raise TooLargeError(f"upload is over the {limit}-byte limit")
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if received == 0:
+            raise UserError("empty upload: send the bundle file as the request body")
+        try:
+            version = await run_in_threadpool(ingest, room, path, user)
+        except Exception:
+            metrics.UPLOADS.labels("rejected").inc()
+            raise
+    finally:
+        path.unlink(missing_ok=True)
+    metrics.UPLOADS.labels("accepted").inc()
+    metrics.UPLOAD_ROWS.inc(version.rows)
+    return version.public()
+
+
+@router.get("")
+def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
+    """The live version of every dataset: who sent what, when, how many rows."""
+    return [d.public() for d in live_datasets(room)]
+
+
+@router.get("/{party}/{dataset}")
+def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, Any]:
+    """One dataset: its contract status and every version, newest first."""
+    versions = dataset_history(room, party, dataset)
+    contract = room.active_policy().policy.contract(party, dataset)
+    if not versions and contract is None:
+        raise NotFoundError(f"no dataset {party}.{dataset}")
+    return {
+        "party": party,
+        "dataset": dataset,
+        "in_policy": contract is not None,
+        "status": "live" if any(v.status == "live" for v in versions) else "awaiting upload",
+        "versions": [v.public() for v in versions],
+    }

@@ -1,0 +1,39 @@
+"""Identity matching runs. No counts of persons are ever returned: those are DP queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from cleanroom.errors import NotFoundError
+from cleanroom.room import metrics
+from cleanroom.room.api.deps import RoomDep, UserDep, roles
+from cleanroom.room.auth import Role, User
+from cleanroom.room.matching import live_generation, run_match
+
+router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
+
+
+@router.post("", status_code=201)
+async def match(
+    room: RoomDep, user: Annotated[User, Depends(roles(Role.room_admin))]
+) -> dict[str, Any]:
+    """Resolve persons across every live dataset and publish a new generation."""
+    try:
+        generation = await run_in_threadpool(run_match, room, user)
+    except Exception:
+        metrics.MATCHES.labels("failed").inc()
+        raise
+    metrics.MATCHES.labels("ok").inc()
+    return generation.public()
+
+
+@router.get("/latest")
+def latest(room: RoomDep, user: UserDep) -> dict[str, Any]:
+    """Which dataset versions the live generation was built from."""
+    generation = live_generation(room)
+    if generation is None:
+        raise NotFoundError("no match has run yet")
+    return generation.public()

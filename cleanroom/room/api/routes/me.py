@@ -1,0 +1,17 @@
+"""Who am I: lets a client check its token and see its role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cleanroom.room.api.deps import UserDep
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.get("/me")
+def me(user: UserDep) -> dict[str, Any]:
+    """The calling user (never the token)."""
+    return {"name": user.name, "role": str(user.role), "party": user.party}

@@ -1,0 +1,335 @@
+"""Ingest: a sealed bundle becomes a live dataset version, or nothing changes at all.
+
+Order matters: structure and signature (against the key the policy registered
+for the party) before anything is decrypted; policy checks (party, dataset,
+uploader's party, match key, room key, schema) before any table is touched;
+the payload is decrypted chunk by chunk into memory (never to disk in the
+clear), every party token is re-keyed with the room secret as it is loaded
+into a staging table, and the party's tokens are discarded. The new version
+goes live in one metadata transaction, together with its audit entry and the
+bundle id that makes a replay impossible. A crash at any point leaves either
+the old version or the new one live, never a mix; leftovers are dropped by
+:func:`reconcile` at start-up.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
+from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
+from cleanroom.keyed_hash import hmac_params, hmac_sql
+from cleanroom.room.auth import Role, User
+from cleanroom.room.room import Room
+from cleanroom.room.store import now
+from cleanroom.room.warehouse import quote
+from cleanroom.spec import SQL_TYPES, DatasetSpec, payload_schema
+
+_busy: set[tuple[str, str]] = set()
+_busy_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One uploaded version of a party's dataset (metadata only)."""
+
+    party: str
+    dataset: str
+    version: int
+    bundle_id: str
+    rows: int
+    columns: dict[str, str]
+    uploaded_by: str
+    uploaded_at: str
+    status: str
+    table_name: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> DatasetVersion:
+        """From a ``datasets`` row."""
+        return cls(
+            party=row["party"],
+            dataset=row["dataset"],
+            version=row["version"],
+            bundle_id=row["bundle_id"],
+            rows=row["rows"],
+            columns=json.loads(row["columns"]),
+            uploaded_by=row["uploaded_by"],
+            uploaded_at=row["uploaded_at"],
+            status=row["status"],
+            table_name=row["table_name"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows: no internal table names."""
+        return {
+            "party": self.party,
+            "dataset": self.dataset,
+            "version": self.version,
+            "bundle_id": self.bundle_id,
+            "rows": self.rows,
+            "columns": self.columns,
+            "uploaded_by": self.uploaded_by,
+            "uploaded_at": self.uploaded_at,
+            "status": self.status,
+        }
+
+
+def live_datasets(room: Room) -> list[DatasetVersion]:
+    """Every dataset's live version."""
+    rows = room.store.connection().execute(
+        "SELECT * FROM datasets WHERE status = 'live' ORDER BY party, dataset"
+    )
+    return [DatasetVersion.from_row(r) for r in rows]
+
+
+def dataset_history(room: Room, party: str, dataset: str) -> list[DatasetVersion]:
+    """All versions of one dataset, newest first."""
+    rows = room.store.connection().execute(
+        "SELECT * FROM datasets WHERE party = ? AND dataset = ? ORDER BY version DESC",
+        (party, dataset),
+    )
+    return [DatasetVersion.from_row(r) for r in rows]
+
+
+def _check_contract(info: BundleInfo, spec: DatasetSpec) -> None:
+    sent = info.header.get("spec") or {}
+    problems = []
+    for kind in ("identifiers", "columns"):
+        want: dict[str, str] = {k: str(v) for k, v in getattr(spec, kind).items()}
+        got: dict[str, str] = {k: str(v) for k, v in (sent.get(kind) or {}).items()}
+        problems += [f"{kind[:-1]} '{c}' is missing" for c in want if c not in got]
+        problems += [f"{kind[:-1]} '{c}' is not in the contract" for c in got if c not in want]
+        problems += [
+            f"{kind[:-1]} '{c}' is {got[c]}, the contract says {want[c]}"
+            for c in want
+            if c in got and got[c] != want[c]
+        ]
+    if problems:
+        raise BundleError(
+            f"{info.path}: does not match the contract for {spec.dataset}: " + "; ".join(problems)
+        )
+
+
+def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
+    buffer = io.BytesIO()
+    for chunk in iter_payload(info, room.private_key):
+        buffer.write(chunk)
+    try:
+        return pq.ParquetFile(pa.BufferReader(buffer.getbuffer()))
+    except (pa.ArrowInvalid, OSError):
+        raise BundleError(f"{info.path}: payload is not a readable Parquet file") from None
+
+
+class Ingest:
+    """One upload being turned into a dataset version."""
+
+    def __init__(self, room: Room, path: Path, user: User) -> None:
+        self.room, self.path, self.user = room, path, user
+
+    def run(self) -> DatasetVersion:
+        """Check, load, swap in; refuse with a reason and change nothing on any failure."""
+        info = read_bundle(self.path)
+        party, dataset = str(info.header.get("party")), str(info.header.get("dataset"))
+        try:
+            version = self._run(info, party, dataset)
+        except Exception as err:
+            self.room.audit.record(
+                actor=self.user.name,
+                action="dataset.upload",
+                target=f"{party}.{dataset}",
+                outcome="rejected",
+                details={"bundle_id": info.bundle_id, "reason": getattr(err, "code", "internal")},
+            )
+            raise
+        return version
+
+    def _run(self, info: BundleInfo, party: str, dataset: str) -> DatasetVersion:
+        active = self.room.active_policy()
+        policy = active.policy
+        if party not in policy.parties:
+            raise NotFoundError(f"{self.path}: party '{party}' is not in the collaboration")
+        if self.user.role is not Role.party_admin or self.user.party != party:
+            raise ForbiddenError(
+                f"user '{self.user.name}' may not upload for party '{party}' "
+                "(needs the party_admin role of that party)"
+            )
+        contract = policy.contract(party, dataset)
+        if contract is None:
+            raise NotFoundError(
+                f"{self.path}: party '{party}' has no dataset '{dataset}' in the policy"
+            )
+        info.verify_signer(policy.parties[party].verify_key)
+        if info.header.get("match_key_id") != policy.match_key_id:
+            raise BundleError(
+                f"{self.path}: made with another match key ({info.header.get('match_key_id')}; "
+                f"the collaboration uses {policy.match_key_id})"
+            )
+        if info.header.get("room_key_id") != self.room.key_id:
+            raise BundleError(
+                f"{self.path}: sealed to another room key ({info.header.get('room_key_id')}; "
+                f"this room is {self.room.key_id})"
+            )
+        spec = contract.as_spec(dataset)
+        _check_contract(info, spec)
+        self._refuse_replay(info)
+        key = (party, dataset)
+        with _busy_lock:
+            if key in _busy:
+                raise ConflictError(f"an upload of {party}.{dataset} is already in progress")
+            _busy.add(key)
+        try:
+            return self._load_and_swap(info, spec, party, active.version)
+        finally:
+            with _busy_lock:
+                _busy.discard(key)
+
+    def _refuse_replay(self, info: BundleInfo) -> None:
+        seen = (
+            self.room.store.connection()
+            .execute(
+                "SELECT party, dataset, version FROM datasets WHERE bundle_id = ?",
+                (info.bundle_id,),
+            )
+            .fetchone()
+        )
+        if seen is not None:
+            raise ConflictError(
+                f"{self.path}: bundle {info.bundle_id} was already ingested as "
+                f"{seen['party']}.{seen['dataset']} v{seen['version']} (replay refused)"
+            )
+
+    def _load_and_swap(
+        self, info: BundleInfo, spec: DatasetSpec, party: str, policy_version: int
+    ) -> DatasetVersion:
+        parquet = _decrypt(info, self.room)
+        expected = payload_schema(spec)
+        if not parquet.schema_arrow.equals(expected):
+            raise BundleError(f"{self.path}: payload columns or types differ from its header")
+        rows = parquet.metadata.num_rows
+        if rows != info.manifest.get("rows"):
+            raise BundleError(f"{self.path}: payload has {rows} rows, the manifest says otherwise")
+        wh = self.room.wh
+        stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
+        cur = wh.cursor()
+        columns = ", ".join(
+            [f'"{c}" BLOB' for c in spec.identifiers]
+            + [f'"{c}" {SQL_TYPES[k]}' for c, k in spec.columns.items()]
+        )
+        select = ", ".join(
+            [f'{hmac_sql(f"{chr(34)}{c}{chr(34)}")} AS "{c}"' for c in spec.identifiers]
+            + [f'"{c}"' for c in spec.columns]
+        )
+        params = hmac_params(self.room.rekey_secret)
+        cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
+        cur.execute(f"CREATE TABLE {quote(stage)} ({columns})")
+        try:
+            for batch in parquet.iter_batches(batch_size=1 << 20):
+                # External access is locked off, so the batch is registered explicitly.
+                cur.register("incoming", pa.Table.from_batches([batch]))
+                cur.execute(f"INSERT INTO {quote(stage)} SELECT {select} FROM incoming", params)
+                cur.unregister("incoming")
+            loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
+            if loaded != rows:
+                raise BundleError(f"{self.path}: loaded {loaded} of {rows} rows")
+            return self._swap(info, spec, party, stage, rows, policy_version)
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
+
+    def _swap(
+        self,
+        info: BundleInfo,
+        spec: DatasetSpec,
+        party: str,
+        stage: str,
+        rows: int,
+        policy_version: int,
+    ) -> DatasetVersion:
+        db = self.room.store.connection()
+        last = db.execute(
+            "SELECT coalesce(max(version), 0) FROM datasets WHERE party = ? AND dataset = ?",
+            (party, spec.dataset),
+        ).fetchone()[0]
+        version = last + 1
+        table = f"d_{party}__{spec.dataset}__v{version}"
+        wh = self.room.wh
+        cur = wh.cursor()
+        cur.execute(f'ALTER TABLE {quote(stage)} RENAME TO "{table}"')
+        wh.checkpoint()
+        columns = {**{c: str(t) for c, t in spec.identifiers.items()}, **spec.columns}
+        try:
+            with self.room.store.transaction() as tx:
+                old = tx.execute(
+                    "SELECT table_name FROM datasets WHERE party = ? AND dataset = ? "
+                    "AND status = 'live'",
+                    (party, spec.dataset),
+                ).fetchone()
+                tx.execute(
+                    "UPDATE datasets SET status = 'replaced' WHERE party = ? AND dataset = ? "
+                    "AND status = 'live'",
+                    (party, spec.dataset),
+                )
+                tx.execute(
+                    "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
+                    " columns, uploaded_by, uploaded_at, status) VALUES (?,?,?,?,?,?,?,?,?,'live')",
+                    (
+                        party,
+                        spec.dataset,
+                        version,
+                        info.bundle_id,
+                        table,
+                        rows,
+                        json.dumps({k: str(v) for k, v in columns.items()}),
+                        self.user.name,
+                        now(),
+                    ),
+                )
+                self.room.audit.append(
+                    tx,
+                    actor=self.user.name,
+                    action="dataset.upload",
+                    target=f"{party}.{spec.dataset}",
+                    details={
+                        "version": version,
+                        "rows": rows,
+                        "bundle_id": info.bundle_id,
+                        "policy_version": policy_version,
+                        "signer_key_id": info.header.get("signer_key_id"),
+                    },
+                )
+        except Exception:
+            wh.drop(table)
+            raise
+        if old is not None:
+            wh.drop(old["table_name"])
+        row = db.execute(
+            "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
+            (party, spec.dataset, version),
+        ).fetchone()
+        return DatasetVersion.from_row(row)
+
+
+def ingest(room: Room, path: Path, user: User) -> DatasetVersion:
+    """Turn an uploaded bundle file into the live version of its dataset."""
+    return Ingest(room, path, user).run()
+
+
+def reconcile(room: Room) -> list[str]:
+    """At start-up: drop every warehouse table no live dataset or match refers to."""
+    db = room.store.connection()
+    keep = {r[0] for r in db.execute("SELECT table_name FROM datasets WHERE status = 'live'")}
+    for row in db.execute("SELECT tables FROM matches WHERE status = 'live'"):
+        keep |= set(json.loads(row[0]).values())
+    dropped = sorted(room.wh.tables() - keep)
+    for name in dropped:
+        room.wh.drop(name)
+    db.execute("UPDATE matches SET status = 'failed' WHERE status = 'running'")
+    return dropped

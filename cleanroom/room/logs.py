@@ -1,0 +1,73 @@
+"""Structured service logs (JSON lines) that never carry a token, identifier or secret.
+
+Callers log ids, counts and outcomes only; as a second line of defence the
+formatter masks anything shaped like a bearer token, a phone number or an
+e-mail address before a line is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_MASKS = [
+    (re.compile(r"cr_[A-Za-z0-9_\-]{20,}"), "cr_***"),
+    (re.compile(r"(?i)bearer\s+\S+"), "Bearer ***"),
+    (re.compile(r"[\w.+\-]+@[\w\-]+\.[\w.\-]+"), "***@***"),
+    (re.compile(r"(?:\+|00)?\d[\d\s\-]{8,}\d"), "***phone***"),
+    (re.compile(r"[0-9a-fA-F]{64}"), "***hex***"),
+]
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+def scrub(text: str) -> str:
+    """Mask anything that looks like a secret or a raw identifier."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, extra fields included, everything scrubbed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            doc["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+        return scrub(json.dumps(doc, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable, scrubbed the same way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def configure(log_file: Path | None, fmt: str = "json") -> None:
+    """Route the service's and uvicorn's logs through the scrubbing formatter."""
+    formatter: logging.Formatter = (
+        JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(message)s")
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    for name in ("cleanroom", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = list(handlers)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)

@@ -1,0 +1,176 @@
+"""The room: its directory, keys, stores and policy, opened together.
+
+Layout of a room directory::
+
+    keys/room.key, room.pub, room.secret   HPKE key pair and the re-keying secret (0600)
+    meta.sqlite                            metadata store (no party data, no secrets)
+    warehouse.duckdb                       party data, encrypted at rest
+    uploads/                               bundles being ingested (still sealed)
+    tmp/                                   DuckDB spill files (encrypted)
+    room.yaml                              optional settings
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cleanroom.config import Settings
+from cleanroom.errors import UserError
+from cleanroom.keys import (
+    generate_room_keys,
+    load_room_private_key,
+    load_symmetric_key,
+    passphrase_from_env,
+    public_key_id,
+)
+from cleanroom.room.audit import AuditLog
+from cleanroom.room.auth import Users
+from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
+from cleanroom.room.store import MetaStore, now
+from cleanroom.room.warehouse import Warehouse, derive_key
+
+
+@dataclass(frozen=True)
+class RoomPaths:
+    """Where a room keeps what."""
+
+    root: Path
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "meta.sqlite"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    """The policy version every operation runs under (recorded with it)."""
+
+    version: int
+    policy: CollaborationPolicy
+
+
+def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None) -> dict[str, str]:
+    """A new room: keys, stores, and the collaboration policy as version 1."""
+    policy, body = load_policy(policy_path)
+    if root.exists() and any(root.iterdir()):
+        raise UserError(
+            f"{root}: already exists and is not empty; a room starts in a new directory"
+        )
+    paths = RoomPaths(root)
+    for directory in (paths.root, paths.uploads, paths.tmp):
+        directory.mkdir(parents=True, exist_ok=True)
+    written = generate_room_keys(paths.keys, passphrase=passphrase)
+    paths.keys.chmod(0o700)
+    secret = load_symmetric_key(paths.keys / "room.secret", "room-secret", passphrase=passphrase)
+    store = MetaStore(paths.meta)
+    audit = AuditLog(store, derive_key(secret.secret, "audit"))
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO policy_versions (version, sha256, body, status, author, comment,"
+            " created_at, activated_at) VALUES (1, ?, ?, 'active', 'room-init', ?, ?, ?)",
+            (_sha256(body), body, f"initial policy from {policy_path.name}", now(), now()),
+        )
+        audit.append(
+            db,
+            actor="room-init",
+            action="room.init",
+            target=policy.collaboration,
+            details={"policy_version": 1, "parties": sorted(policy.parties), **written.key_ids},
+        )
+    store.close()
+    return written.key_ids
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Room:
+    """Everything the service and the room CLI commands act on."""
+
+    def __init__(self, settings: Settings, *, warehouse: bool = True) -> None:
+        self.settings = settings
+        self.paths = RoomPaths(settings.room)
+        if not self.paths.meta.exists():
+            raise UserError(f"{settings.room}: not a room (create one with `cleanroom room init`)")
+        if settings.environment == "production":
+            self._check_permissions()
+        passphrase = passphrase_from_env()
+        self.private_key = load_room_private_key(self.paths.keys / "room.key", passphrase)
+        self.key_id = public_key_id(self.private_key.public_key())
+        secret = load_symmetric_key(
+            self.paths.keys / "room.secret", "room-secret", passphrase=passphrase
+        )
+        self.rekey_secret = secret.secret
+        self.store = MetaStore(self.paths.meta)
+        self.audit = AuditLog(self.store, derive_key(secret.secret, "audit"))
+        self.users = Users(self.store, self.audit)
+        self.warehouse: Warehouse | None = None
+        if warehouse:
+            self.warehouse = Warehouse(
+                self.paths.warehouse,
+                secret.secret,
+                temp_dir=self.paths.tmp,
+                threads=settings.threads,
+                memory_limit=settings.memory_limit,
+            )
+
+    def _check_permissions(self) -> None:
+        """Fail closed: private key material readable by others means a broken install."""
+        for name in ("room.key", "room.secret"):
+            path = self.paths.keys / name
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                raise UserError(
+                    f"{path}: readable by other users; run `chmod 600 {path}` "
+                    "(or set environment: development for a throwaway room)"
+                )
+
+    @property
+    def wh(self) -> Warehouse:
+        """The warehouse; only absent for metadata-only commands."""
+        if self.warehouse is None:
+            raise UserError("this command opened the room without its warehouse")
+        return self.warehouse
+
+    def active_policy(self) -> ActivePolicy:
+        """The approved policy in force now."""
+        row = (
+            self.store.connection()
+            .execute(
+                "SELECT version, body FROM policy_versions WHERE status = 'active' "
+                "ORDER BY version DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise UserError("the room has no active policy")
+        return ActivePolicy(
+            row["version"], parse_policy(yaml.safe_load(row["body"]), "stored policy")
+        )
+
+    def close(self) -> None:
+        """Release the stores."""
+        if self.warehouse is not None:
+            self.warehouse.close()
+        self.store.close()
