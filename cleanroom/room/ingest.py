@@ -332,4 +332,6 @@ def reconcile(room: Room) -> list[str]:
     for name in dropped:
         room.wh.drop(name)
     db.execute("UPDATE matches SET status = 'failed' WHERE status = 'running'")
+    for leftover in room.paths.uploads.glob("*.bundle"):
+        leftover.unlink()  # never acknowledged; the client retries
     return dropped

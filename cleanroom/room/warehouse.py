@@ -70,6 +70,7 @@ class Warehouse:
                 "temp_directory": str(temp_dir),
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
+                "preserve_insertion_order": False,
             }
         )
         self.con.execute(f"LOAD '{httpfs_extension()}'")

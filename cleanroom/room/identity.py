@@ -1,0 +1,432 @@
+"""Identity resolution: one room-internal ``person`` per connected set of tokens.
+
+Two tokens belong to the same person when they appear in one row of any
+party's table, directly or through a chain of such rows (a phone seen with an
+e-mail at one party and with a card at another joins all three). That is the
+connected-components problem on a graph of up to ~10^8 nodes, so it runs
+set-based inside DuckDB; Python only drives a logarithmic number of rounds.
+
+Algorithm (randomised contraction, Bögeholz, Brand & Todor, "In-database
+connected component analysis", ICDE 2020):
+
+1. Tokens get dense BIGINT ids, so the iterative part hashes and joins 8-byte
+   keys instead of 32-byte blobs. Edges are built in id space, one star per
+   row (first token to each other token), deduplicated.
+2. Each round draws a fresh secret salt and maps every vertex still having an
+   edge to the vertex of its closed neighbourhood with the smallest
+   ``hash(id, salt)``; every edge is replaced by the edge between the images
+   and self-loops and duplicates are dropped. A vertex only ever maps inside
+   its own component, so components are never merged wrongly; each round
+   shrinks every component's vertex set by a constant factor in expectation,
+   so a chain of diameter d or a star of degree d needs O(log d) rounds,
+   unlike plain label propagation (O(d)). The loop stops when no edge is left,
+   i.e. when a round would change no label.
+3. The per-round maps are composed backwards (each is smaller than the one
+   before), giving every token the id of a representative of its component.
+4. Persons are numbered 1..N by a fresh random permutation of the
+   components, so ids are dense, collision-free, carry nothing derivable from
+   tokens and change on every re-match.
+
+Table and column names come from the room, never from a request, but they are
+still validated and quoted; data values only ever travel as bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+
+from cleanroom.errors import InternalError
+
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Expected rounds are ~log(largest component); this only stops a bug from
+# looping forever, it is never reached by a correct run on any real graph.
+_MAX_ROUNDS = 256
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """A stored party table and the columns of it that hold room tokens."""
+
+    table: str
+    token_columns: list[str]
+
+
+@dataclass(frozen=True)
+class IdentityStats:
+    """What a match did, for the audit log, progress display and benchmarks."""
+
+    tokens: int
+    edges: int
+    persons: int
+    iterations: int
+    seconds: dict[str, float]
+
+
+def quote_table(name: str) -> str:
+    """Quote a possibly qualified table name part by part, refusing anything odd."""
+    parts = name.split(".")
+    if not _TABLE.match(name) or len(parts) > 3 or not all(parts):
+        raise InternalError(f"invalid table name {name!r}")
+    return ".".join(f'"{part}"' for part in parts)
+
+
+def quote_column(name: str) -> str:
+    """Quote a bare column name, refusing anything that is not a plain identifier."""
+    if not _COLUMN.match(name):
+        raise InternalError(f"invalid column name {name!r}")
+    return f'"{name}"'
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {quote_table(table)}").fetchall()
+    return {str(row[0]).lower(): str(row[1]) for row in rows}
+
+
+def _check_source(con: duckdb.DuckDBPyConnection, source: TokenSource) -> None:
+    """Fail before any work if a source is not what the room thinks it stored."""
+    if not source.token_columns:
+        raise InternalError(f"source {source.table!r} declares no token column")
+    lowered = [c.lower() for c in source.token_columns]
+    if len(set(lowered)) != len(lowered):
+        raise InternalError(f"source {source.table!r} repeats a token column")
+    types = _column_types(con, source.table)
+    for column in source.token_columns:
+        quote_column(column)
+        kind = types.get(column.lower())
+        if kind is None:
+            raise InternalError(f"source {source.table!r} has no column {column!r}")
+        if kind != "BLOB":
+            raise InternalError(f"token column {source.table}.{column} is {kind}, not BLOB")
+
+
+class _Scratch:
+    """Temporary tables of one call, under a random prefix, all dropped at the end.
+
+    TEMP tables live in DuckDB's ``temp`` catalog (spilled to the temp
+    directory under memory pressure) whatever the caller's default database
+    is, and die with the connection even if the process is killed mid-way.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.prefix = f"_idr_{secrets.token_hex(6)}_"
+        self.live: list[str] = []
+
+    def name(self, stem: str) -> str:
+        """Return the qualified name of a new scratch table, tracked for dropping."""
+        table = f'temp.main."{self.prefix}{stem}"'
+        self.live.append(table)
+        return table
+
+    def drop(self, table: str) -> None:
+        """Drop a scratch table as soon as it is no longer needed, to free memory."""
+        self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        if table in self.live:
+            self.live.remove(table)
+
+    def drop_all(self) -> None:
+        """Drop every scratch table still live; keep going past failures."""
+        for table in list(self.live):
+            try:
+                self.drop(table)
+            except duckdb.Error:
+                self.live.remove(table)
+
+
+@contextmanager
+def _bulk_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB reorder rows while we build tables, then restore the caller's setting.
+
+    Nothing here relies on row order, and keeping insertion order makes large
+    CREATE TABLE AS statements buffer far more in memory.
+    """
+    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    before = bool(row[0]) if row else True
+    if not before:  # already off (the room's warehouse sets it once and locks its settings)
+        yield
+        return
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = true")
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _salt() -> int:
+    # 63 bits so the value binds as a plain BIGINT; unpredictable, from the OS.
+    return secrets.randbits(63)
+
+
+def _occurrences(source: TokenSource) -> list[str]:
+    table = quote_table(source.table)
+    return [
+        f"SELECT {quote_column(c)} AS tok FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+        for c in source.token_columns
+    ]
+
+
+def _star_pairs(source: TokenSource) -> list[str]:
+    """Token pairs of each row: its first token joined to each later one.
+
+    A star spans exactly the row's tokens, so it links them all with k-1
+    edges instead of k(k-1)/2.
+    """
+    table = quote_table(source.table)
+    columns = [quote_column(c) for c in source.token_columns]
+    selects = []
+    for j in range(1, len(columns)):
+        anchor = f"coalesce({', '.join(columns[:j])})"
+        selects.append(
+            f"SELECT {anchor} AS a, {columns[j]} AS b FROM {table} "
+            f"WHERE {columns[j]} IS NOT NULL AND {anchor} IS NOT NULL"
+        )
+    return selects
+
+
+def _contract(
+    con: duckdb.DuckDBPyConnection, scratch: _Scratch, edges: str
+) -> tuple[list[str], int]:
+    """Run contraction rounds until no edge is left; return the per-round maps.
+
+    ``edges`` holds undirected edges once each as (u < v); it is consumed.
+    Map ``i`` gives, for every vertex that still had an edge in round ``i``,
+    the vertex it was merged into.
+    """
+    maps: list[str] = []
+    current = edges
+    while _count(con, current) > 0:
+        if len(maps) >= _MAX_ROUNDS:
+            raise InternalError("identity resolution did not converge")
+        step = scratch.name(f"map{len(maps)}")
+        con.execute(
+            f"""
+            CREATE TEMP TABLE {step} AS
+            WITH arcs AS (
+                SELECT u AS x, v AS y FROM {current}
+                UNION ALL
+                SELECT v AS x, u AS y FROM {current}
+            ),
+            best AS (
+                SELECT x, arg_min(y, hash(y, $salt)) AS y, min(hash(y, $salt)) AS h
+                FROM arcs GROUP BY x
+            )
+            SELECT x AS v, CASE WHEN h < hash(x, $salt) THEN y ELSE x END AS rep
+            FROM best
+            """,
+            {"salt": _salt()},
+        )
+        maps.append(step)
+        following = scratch.name(f"edges{len(maps)}")
+        con.execute(
+            f"""
+            CREATE TEMP TABLE {following} AS
+            SELECT DISTINCT least(ma.rep, mb.rep) AS u, greatest(ma.rep, mb.rep) AS v
+            FROM {current} e
+            JOIN {step} ma ON ma.v = e.u
+            JOIN {step} mb ON mb.v = e.v
+            WHERE ma.rep <> mb.rep
+            """
+        )
+        scratch.drop(current)
+        current = following
+    scratch.drop(current)
+    return maps, len(maps)
+
+
+def _compose(con: duckdb.DuckDBPyConnection, scratch: _Scratch, maps: list[str]) -> str | None:
+    """Fold the round maps, last first, into one map vertex -> final representative.
+
+    A representative absent from the next round's map had no edge left, so it
+    is final. Each map is dropped once folded.
+    """
+    resolved: str | None = None
+    for index in range(len(maps) - 1, -1, -1):
+        step = maps[index]
+        if resolved is None:
+            resolved = step
+            continue
+        folded = scratch.name(f"final{index}")
+        con.execute(
+            f"""
+            CREATE TEMP TABLE {folded} AS
+            SELECT m.v, coalesce(f.rep, m.rep) AS rep
+            FROM {step} m LEFT JOIN {resolved} f ON f.v = m.rep
+            """
+        )
+        scratch.drop(step)
+        scratch.drop(resolved)
+        resolved = folded
+    return resolved
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[TokenSource],
+    *,
+    person_map: str,
+) -> IdentityStats:
+    """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
+
+    ``token`` is unique by construction (it comes from a DISTINCT); no index
+    is declared because an ART index over 10^8 32-byte keys costs gigabytes
+    and the hash joins that read this table would not use it. The table is
+    written by one statement at the end, so a failure leaves no partial map.
+    """
+    target = quote_table(person_map)
+    if not sources:
+        raise InternalError("identity resolution needs at least one source")
+    for source in sources:
+        _check_source(con, source)
+    seconds: dict[str, float] = {}
+    scratch = _Scratch(con)
+    created = False
+    try:
+        with _bulk_settings(con):
+            started = time.perf_counter()
+            tokens = scratch.name("tokens")
+            occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
+            con.execute(
+                f"""
+                CREATE TEMP TABLE {tokens} AS
+                SELECT tok, row_number() OVER () AS id
+                FROM (SELECT DISTINCT tok FROM ({occurrences}))
+                """
+            )
+            token_count = _count(con, tokens)
+            seconds["tokens"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            edges = scratch.name("edges0")
+            pairs = [q for s in sources for q in _star_pairs(s)]
+            if pairs:
+                con.execute(
+                    f"""
+                    CREATE TEMP TABLE {edges} AS
+                    SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v
+                    FROM ({" UNION ALL ".join(pairs)}) p
+                    JOIN {tokens} ta ON ta.tok = p.a
+                    JOIN {tokens} tb ON tb.tok = p.b
+                    WHERE ta.id <> tb.id
+                    """
+                )
+            else:
+                con.execute(f"CREATE TEMP TABLE {edges} (u BIGINT, v BIGINT)")
+            edge_count = _count(con, edges)
+            seconds["edges"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            maps, rounds = _contract(con, scratch, edges)
+            resolved = _compose(con, scratch, maps)
+            seconds["components"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            labelled = (
+                f"SELECT t.tok, coalesce(f.rep, t.id) AS label "
+                f"FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id"
+                if resolved is not None
+                else f"SELECT tok, id AS label FROM {tokens}"
+            )
+            con.execute(
+                f"""
+                CREATE TABLE {target} AS
+                WITH labelled AS ({labelled}),
+                shuffled AS (
+                    SELECT label,
+                           row_number() OVER (ORDER BY hash(label, $salt), label) AS person
+                    FROM (SELECT DISTINCT label FROM labelled)
+                )
+                SELECT l.tok AS token, s.person
+                FROM labelled l JOIN shuffled s ON s.label = l.label
+                """,
+                {"salt": _salt()},
+            )
+            created = True
+            con.execute(f"ALTER TABLE {target} ALTER COLUMN person SET NOT NULL")
+            row = con.execute(f"SELECT max(person) FROM {target}").fetchone()
+            persons = int(row[0]) if row and row[0] is not None else 0
+            seconds["person_map"] = time.perf_counter() - started
+    except BaseException:
+        if created:
+            con.execute(f"DROP TABLE IF EXISTS {target}")
+        raise
+    finally:
+        scratch.drop_all()
+    return IdentityStats(
+        tokens=token_count,
+        edges=edge_count,
+        persons=persons,
+        iterations=rounds,
+        seconds=seconds,
+    )
+
+
+def person_table(
+    con: duckdb.DuckDBPyConnection,
+    source: TokenSource,
+    *,
+    person_map: str,
+    keep_columns: Sequence[str],
+    out: str,
+) -> int:
+    """Create table ``out`` (person BIGINT NOT NULL, *keep_columns*); return its rows.
+
+    This is what analysts see, so no token may reach it: token columns and
+    any BLOB column are refused as keep columns. All tokens of a row belong
+    to one person by construction, so the row's first token decides it; a row
+    with no token (or none in the map) has no person and is left out.
+    """
+    _check_source(con, source)
+    table = quote_table(source.table)
+    target = quote_table(out)
+    mapping = quote_table(person_map)
+    types = _column_types(con, source.table)
+    tokens = {c.lower() for c in source.token_columns}
+    seen: set[str] = set()
+    for column in keep_columns:
+        quote_column(column)
+        key = column.lower()
+        if key in seen:
+            raise InternalError(f"keep column {column!r} repeated")
+        seen.add(key)
+        if key == "person":
+            raise InternalError("keep column 'person' would shadow the person id")
+        if key in tokens:
+            raise InternalError(f"keep column {column!r} is a token column")
+        kind = types.get(key)
+        if kind is None:
+            raise InternalError(f"source {source.table!r} has no column {column!r}")
+        if kind == "BLOB":
+            raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
+    anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
+    kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
+    created = False
+    try:
+        with _bulk_settings(con):
+            con.execute(
+                f"""
+                CREATE TABLE {target} AS
+                SELECT m.person{kept}
+                FROM {table} s JOIN {mapping} m ON m.token = {anchor}
+                """
+            )
+            created = True
+            con.execute(f"ALTER TABLE {target} ALTER COLUMN person SET NOT NULL")
+            return _count(con, target)
+    except BaseException:
+        if created:
+            con.execute(f"DROP TABLE IF EXISTS {target}")
+        raise
