@@ -48,7 +48,12 @@ def synth_cmd(out: Path, persons: int, seed: int, fmt: str, parties: tuple[str, 
             update(done, persons)
 
         summary = generate(
-            out, persons=persons, seed=seed, fmt=fmt, parties=list(parties) or None, progress=step
+            out,
+            persons=persons,
+            seed=seed,
+            fmt="parquet" if fmt == "parquet" else "csv",
+            parties=list(parties) or None,
+            progress=step,
         )
     table = Table("party", "dataset", "rows", "file", title=f"{persons:,} persons → {out}")
     for (party, dataset), rows in sorted(summary.rows.items()):

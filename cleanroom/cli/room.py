@@ -172,19 +172,18 @@ def api_call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any
     return response.json()
 
 
-def _token_option() -> Any:
-    return click.option(
-        "--token",
-        envvar="CLEANROOM_TOKEN",
-        required=True,
-        help="Bearer token (or CLEANROOM_TOKEN).",
-    )
+_token = click.option(
+    "--token", envvar="CLEANROOM_TOKEN", required=True, help="Bearer token (or CLEANROOM_TOKEN)."
+)
+_url = click.option(
+    "--url", envvar="CLEANROOM_URL", required=True, help="Room URL (or CLEANROOM_URL)."
+)
 
 
 @click.command("upload")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--url", envvar="CLEANROOM_URL", required=True, help="Room URL (or CLEANROOM_URL).")
-@_token_option()
+@_url
+@_token
 def upload(bundle: Path, url: str, token: str) -> None:
     """Send a sealed bundle to the room; prints the dataset version once it is live."""
     size = bundle.stat().st_size
@@ -208,8 +207,8 @@ def upload(bundle: Path, url: str, token: str) -> None:
 
 
 @click.command("match")
-@click.option("--url", envvar="CLEANROOM_URL", required=True, help="Room URL (or CLEANROOM_URL).")
-@_token_option()
+@_url
+@_token
 def match(url: str, token: str) -> None:
     """Resolve persons across all live datasets (room admins)."""
     result = api_call("POST", url, token, "/api/v1/matches")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,7 +82,7 @@ class Preparer:
         self.summary = Summary(identifiers={c: Counter() for c in spec.identifiers})
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
         self._typing = _typing_sql(spec) if spec.columns else None
-        self.timings: Counter[str] = Counter()  # seconds per stage, for benchmarks
+        self.timings: defaultdict[str, float] = defaultdict(float)  # seconds per stage
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:

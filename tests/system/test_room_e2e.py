@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,8 +68,9 @@ def exact_combinations(room: Room) -> dict[str, int]:
     rows = (
         room.wh.cursor()
         .execute(
-            "SELECT combo, count(*) FROM (SELECT person, string_agg(DISTINCT party, '+' ORDER BY party)"
-            f" AS combo FROM ({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY combo"
+            "SELECT combo, count(*) FROM (SELECT person,"
+            " string_agg(DISTINCT party, '+' ORDER BY party) AS combo"
+            f" FROM ({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY combo"
         )
         .fetchall()
     )
