@@ -2,25 +2,62 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+import httpx
 from rich.table import Table
 
 from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
-from cleanroom.keys import (
-    generate_match_key,
-    generate_party_keys,
-    generate_room_keys,
-    load_room_public_key,
-    load_signing_key,
-    load_symmetric_key,
-    load_verify_key,
-)
-from cleanroom.party.prepare import prepare
-from cleanroom.spec import load_spec
+from cleanroom.errors import UserError
+from cleanroom.keys import load_verify_key
+from cleanroom.scenario import Group, LiveServer, build_group, open_room
+
+MARKER = ".cleanroom-demo"
+
+
+def _fresh(out: Path) -> None:
+    """Start from nothing, but only ever delete a directory an earlier demo made."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise UserError(f"{out}: not empty and not made by `cleanroom demo`; choose --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by cleanroom demo; deleted by the next run\n")
+
+
+def _api(server: LiveServer, token: str, method: str, path: str, **kw: Any) -> Any:
+    response = httpx.request(
+        method,
+        server.url + path,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=600,
+        **kw,
+    )
+    if response.status_code >= 400:
+        raise UserError(f"{method} {path}: {response.json()['error']['message']}")
+    return response.json()
+
+
+def _seal_table(group: Group) -> Table:
+    table = Table("party", "dataset", "rows read", "sealed", "rejected", "MB", "signature")
+    for (party, dataset), bundle in sorted(group.bundles.items()):
+        s = group.sealed[(party, dataset)].summary
+        info = read_bundle(bundle, expected_signer=load_verify_key(group.key(party, "pub")))
+        table.add_row(
+            party,
+            dataset,
+            f"{s.rows_read:,}",
+            f"{s.rows_written:,}",
+            f"{s.rows_read - s.rows_written:,}",
+            f"{bundle.stat().st_size / 1e6:.1f}",
+            f"ok {info.header['signer_key_id'][:8]}",
+        )
+    return table
 
 
 @click.command()
@@ -30,48 +67,51 @@ from cleanroom.spec import load_spec
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(out: Path, persons: int, seed: int) -> None:
-    """Generate five parties, give each its keys, and seal every dataset for the room."""
-    from cleanroom.synth import generate
-
+    """Generate five parties, seal their data, and run a room that ingests and matches it."""
     start = time.perf_counter()
-    console.print(f"[bold]1. generating {persons:,} persons across five brands[/] → {out}/data")
-    data = generate(out / "data", persons=persons, seed=seed, fmt="csv")
-    keys = out / "keys"
-    console.print("[bold]2. keys[/]: room key pair + secret, one signing key per party, match key")
-    generate_room_keys(keys / "room", force=True)
-    generate_match_key(keys / "match.key", force=True)
-    parties = sorted({party for party, _ in data.files})
-    for party in parties:
-        generate_party_keys(party, keys / party, force=True)
-    room_pub = load_room_public_key(keys / "room" / "room.pub")
-    match_key = load_symmetric_key(keys / "match.key", "match-key")
-    console.print("[bold]3. each party normalizes, tokenizes and seals its datasets[/]")
-    table = Table("party", "dataset", "rows read", "sealed", "rejected", "MB", "signature")
-    for (party, dataset), path in sorted(data.files.items()):
-        bundle = out / "bundles" / f"{party}.{dataset}.bundle"
-        result = prepare(
-            input_path=path,
-            spec=load_spec(path.with_name(f"{dataset}.spec.yaml")),
-            party=party,
-            match_key=match_key,
-            room_key=room_pub,
-            signing_key=load_signing_key(keys / party / f"{party}.key"),
-            out=bundle,
-        )
-        info = read_bundle(bundle, expected_signer=load_verify_key(keys / party / f"{party}.pub"))
-        s = result.summary
+    _fresh(out)
+    steps = iter(range(1, 100))
+    group = build_group(
+        out,
+        persons=persons,
+        seed=seed,
+        step=lambda s: console.print(f"[bold]{next(steps)}.[/] {s}"),
+    )
+    console.print(_seal_table(group))
+    room = open_room(group.room_dir)
+    try:
+        with LiveServer(room) as server:
+            console.print(f"[bold]{next(steps)}.[/] room service on {server.url}; parties upload")
+            for (party, _dataset), bundle in sorted(group.bundles.items()):
+                _api(
+                    server,
+                    group.tokens[f"{party}_admin"],
+                    "POST",
+                    "/api/v1/datasets",
+                    content=bundle.read_bytes(),
+                )
+            console.print(f"[bold]{next(steps)}.[/] the room resolves persons across brands")
+            generation = _api(server, group.tokens["room_admin"], "POST", "/api/v1/matches")
+            datasets = _api(server, group.tokens["reviewer"], "GET", "/api/v1/datasets")
+            verified = _api(server, group.tokens["reviewer"], "GET", "/api/v1/audit/verify")
+    finally:
+        room.close()
+    table = Table("dataset", "version", "rows in the room", "uploaded by", title="live datasets")
+    for d in datasets:
         table.add_row(
-            party,
-            dataset,
-            f"{s.rows_read:,}",
-            f"{s.rows_written:,}",
-            f"{s.rows_read - s.rows_written:,}",
-            f"{bundle.stat().st_size / 1e6:.1f}",
-            f"ok ({info.header['signer_key_id'][:12]}…)",
+            f"{d['party']}.{d['dataset']}", str(d["version"]), f"{d['rows']:,}", d["uploaded_by"]
         )
     console.print(table)
     console.print(
-        f"done in {time.perf_counter() - start:.1f}s; bundles in {out / 'bundles'}, "
-        f"ground truth in {out / 'data' / 'truth'}",
+        f"match generation {generation['generation']} is live; "
+        f"audit chain: {'verifies' if verified['ok'] else 'BROKEN'} "
+        f"({verified['entries']} entries)",
+        highlight=False,
+    )
+    console.print(
+        f"done in {time.perf_counter() - start:.0f}s. Room: {group.room_dir}; bundles: "
+        f"{out / 'bundles'}; ground truth: {out / 'data' / 'truth'}.\n"
+        "Person counts are released only as differentially private aggregates "
+        "(the query engine), so the demo prints none.",
         highlight=False,
     )
