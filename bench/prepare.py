@@ -46,7 +46,7 @@ k = key.ljust(64, b"\\0"); i0 = hashlib.sha256(bytes(b ^ 0x36 for b in k)); o0 =
 def pads(m, ic=i0.copy, oc=o0.copy):
     i = ic(); i.update(m); o = oc(); o.update(i.digest()); return o.digest()
 t = time.perf_counter(); [pads(m) for m in msgs]; out["precomputed pads"] = time.perf_counter() - t
-con = duckdb.connect()
+con = duckdb.connect(); con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 for s in range(0, len(ids), 1 << 20):
     hmac_column(con, key, ids.slice(s, 1 << 20))
@@ -97,8 +97,8 @@ def main() -> None:
         src, spec = make_input(rows)
         out = OUT / f"prepare-{rows}.bundle"
         run = run_child(python(PREPARE, src, spec, str(out)))
-        doc = json.loads(run.stdout)
-        bare = json.loads(run_child(python(BARE, src)).stdout)
+        doc = json.loads(run.stdout.strip().splitlines()[-1])
+        bare = json.loads(run_child(python(BARE, src)).stdout.strip().splitlines()[-1])
         out.unlink()
         results.append(
             {

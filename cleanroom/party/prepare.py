@@ -33,7 +33,7 @@ from cleanroom.errors import InputError
 from cleanroom.keys import SymmetricKey
 from cleanroom.party.normalize import normalize
 from cleanroom.party.source import Source
-from cleanroom.party.tokens import tokenize
+from cleanroom.party.tokens import Tokenizer
 from cleanroom.spec import ARROW_TYPES, SQL_TYPES, ColumnType, DatasetSpec, payload_schema
 
 NO_IDENTIFIER = "no usable identifier"
@@ -77,15 +77,24 @@ class Preparer:
 
     def __init__(self, spec: DatasetSpec, match_key: SymmetricKey, threads: int | None = None):
         self.spec = spec
-        self.match_key = match_key
+        self.tokenizer = Tokenizer(match_key, workers=threads)
         self.schema = payload_schema(spec)
         self.summary = Summary(identifiers={c: Counter() for c in spec.identifiers})
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
+        self.con.execute("SET enable_progress_bar = false")
         self._typing = _typing_sql(spec) if spec.columns else None
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds per stage
 
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.tokenizer.close()
+        self.con.close()
+
     @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the block's wall time to ``stage`` (for benchmarks and profiles)."""
         start = time.perf_counter()
         try:
             yield
@@ -97,20 +106,20 @@ class Preparer:
         self.summary.rows_read += raw.num_rows
         columns: dict[str, pa.Array] = {}
         for name, id_type in self.spec.identifiers.items():
-            with self._timed("normalize"):
+            with self.timed("normalize"):
                 norm = normalize(self.con, raw.column(name).combine_chunks(), id_type)
             counts = self.summary.identifiers[name]
             counts["empty"] += norm.empty
             counts["invalid"] += norm.invalid
             counts["reference_parser"] += norm.fallback
-            with self._timed("tokenize"):
-                columns[name] = tokenize(self.con, self.match_key, id_type, norm.values)
+            with self.timed("tokenize"):
+                columns[name] = self.tokenizer(id_type, norm.values)
             counts["tokens"] += len(norm.values) - norm.values.null_count
         has_token = functools.reduce(pc.or_, [pc.is_valid(c) for c in columns.values()])
         reason = pc.if_else(has_token, pa.scalar(None, pa.string()), NO_IDENTIFIER)
         if self._typing is not None:
             t = raw.select(list(self.spec.columns))  # noqa: F841 - read by DuckDB
-            with self._timed("type columns"):
+            with self.timed("type columns"):
                 typed = self.con.sql(self._typing).to_arrow_table()
             for name, kind in self.spec.columns.items():
                 columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
@@ -152,7 +161,21 @@ def prepare(
 ) -> PrepareResult:
     """Normalize, tokenize and seal one dataset export into a bundle at ``out``."""
     source = Source(input_path, spec.input_columns)
-    preparer = Preparer(spec, match_key, threads)
+    with Preparer(spec, match_key, threads) as preparer:
+        return _seal(source, preparer, spec, party, match_key, room_key, signing_key, out, progress)
+
+
+def _seal(
+    source: Source,
+    preparer: Preparer,
+    spec: DatasetSpec,
+    party: str,
+    match_key: SymmetricKey,
+    room_key: X25519PublicKey,
+    signing_key: Ed25519PrivateKey,
+    out: str | Path,
+    progress: Callable[[int, int], None] | None,
+) -> PrepareResult:
     preparer.summary.undeclared_columns = len(source.extra_columns)
     metadata = {
         "spec": spec.model_dump(mode="json"),
@@ -181,16 +204,16 @@ def prepare(
         )
         batches = iter(source)
         while True:
-            with preparer._timed("read and parse"):
+            with preparer.timed("read and parse"):
                 batch = next(batches, None)
             if batch is None:
                 break
             table = preparer.transform(batch.table)
-            with preparer._timed("write and encrypt"):
+            with preparer.timed("write and encrypt"):
                 writer.write_table(table)
             if progress is not None:
                 progress(*source.progress())
-        with preparer._timed("write and encrypt"):
+        with preparer.timed("write and encrypt"):
             writer.close()
         summary = preparer.summary
         if summary.rows_read == 0:

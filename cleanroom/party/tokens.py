@@ -8,10 +8,9 @@ domains, so a phone and an e-mail that happen to be equal strings never collide.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
-from cleanroom.keyed_hash import hmac_column, hmac_sha256
+from cleanroom.keyed_hash import KeyedHash, hmac_sha256
 from cleanroom.keys import SymmetricKey
 from cleanroom.spec import IdType
 
@@ -22,12 +21,20 @@ def domain(id_type: IdType) -> bytes:
 
 
 def token(match_key: SymmetricKey, id_type: IdType, normalized: str) -> bytes:
-    """One token, the reference for the set-based path."""
+    """One token, the reference for the column path."""
     return hmac_sha256(match_key.secret, domain(id_type) + normalized.encode())
 
 
-def tokenize(
-    con: duckdb.DuckDBPyConnection, match_key: SymmetricKey, id_type: IdType, values: pa.Array
-) -> pa.Array:
-    """Tokens for a column of normalized identifiers (NULL stays NULL)."""
-    return hmac_column(con, match_key.secret, values, prefix=domain(id_type))
+class Tokenizer:
+    """Tokens for whole columns of normalized identifiers, on every core."""
+
+    def __init__(self, match_key: SymmetricKey, *, workers: int | None = None) -> None:
+        self._hash = KeyedHash(match_key.secret, workers=workers)
+
+    def __call__(self, id_type: IdType, values: pa.Array) -> pa.Array:
+        """NULL (an unusable identifier) stays NULL."""
+        return self._hash(values, domain(id_type))
+
+    def close(self) -> None:
+        """Stop worker processes."""
+        self._hash.close()

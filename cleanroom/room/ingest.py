@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
-from cleanroom.keyed_hash import hmac_params, hmac_sql
+from cleanroom.keyed_hash import KeyedHash
 from cleanroom.room.auth import Role, User
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
@@ -224,19 +224,21 @@ class Ingest:
             [f'"{c}" BLOB' for c in spec.identifiers]
             + [f'"{c}" {SQL_TYPES[k]}' for c, k in spec.columns.items()]
         )
-        select = ", ".join(
-            [f'{hmac_sql(f"{chr(34)}{c}{chr(34)}")} AS "{c}"' for c in spec.identifiers]
-            + [f'"{c}"' for c in spec.columns]
-        )
-        params = hmac_params(self.room.rekey_secret)
         cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
         cur.execute(f"CREATE TABLE {quote(stage)} ({columns})")
         try:
-            for batch in parquet.iter_batches(batch_size=1 << 20):
-                # External access is locked off, so the batch is registered explicitly.
-                cur.register("incoming", pa.Table.from_batches([batch]))
-                cur.execute(f"INSERT INTO {quote(stage)} SELECT {select} FROM incoming", params)
-                cur.unregister("incoming")
+            with KeyedHash(self.room.rekey_secret, workers=self.room.settings.threads) as rekey:
+                for batch in parquet.iter_batches(batch_size=1 << 20):
+                    # The party's tokens are replaced here and never stored.
+                    table = pa.Table.from_batches([batch])
+                    for i, name in enumerate(table.column_names):
+                        if name in spec.identifiers:
+                            rekeyed = rekey(table.column(name).combine_chunks())
+                            table = table.set_column(i, name, rekeyed)
+                    # External access is locked off, so the batch is registered explicitly.
+                    cur.register("incoming", table)
+                    cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
+                    cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
                 raise BundleError(f"{self.path}: loaded {loaded} of {rows} rows")

@@ -75,6 +75,7 @@ class Warehouse:
         )
         self.con.execute(f"LOAD '{httpfs_extension()}'")
         self.con.execute("SET temp_file_encryption = true")
+        self.con.execute("SET enable_progress_bar = false")
         key = derive_key(secret, "warehouse").hex()
         self.con.execute(f"ATTACH '{path}' AS {SCHEMA} (ENCRYPTION_KEY '{key}')")
         self.con.execute("SET enable_external_access = false")

@@ -1,16 +1,15 @@
 import hashlib
 
-import duckdb
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.keys import new_symmetric_key
-from cleanroom.party.tokens import token, tokenize
+from cleanroom.party.tokens import Tokenizer, token
 from cleanroom.spec import IdType
 
-CON = duckdb.connect()
 KEY = new_symmetric_key("match-key")
+TOKENIZER = Tokenizer(KEY, workers=1)
 
 
 @settings(max_examples=100, deadline=None)
@@ -18,8 +17,8 @@ KEY = new_symmetric_key("match-key")
     st.lists(st.one_of(st.text(min_size=1, max_size=30), st.none()), max_size=20),
     st.sampled_from(list(IdType)),
 )
-def test_set_based_tokens_equal_reference(values: list[str | None], id_type: IdType) -> None:
-    got = tokenize(CON, KEY, id_type, pa.array(values, pa.string())).to_pylist()
+def test_column_tokens_equal_reference(values: list[str | None], id_type: IdType) -> None:
+    got = TOKENIZER(id_type, pa.array(values, pa.string())).to_pylist()
     assert got == [None if v is None else token(KEY, id_type, v) for v in values]
 
 
