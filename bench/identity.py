@@ -90,15 +90,25 @@ def sources() -> list[TokenSource]:
     return [TokenSource(name, [f"{a}_token", f"{b}_token"]) for name, a, b in TABLES]
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(path: Path) -> dict[str, object]:
     con = duckdb.connect(str(path))
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     for name, _, _ in TABLES:
         con.execute(f"DROP TABLE IF EXISTS {name}__persons")
     con.execute("DROP TABLE IF EXISTS person_map")
+    load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     stats: IdentityStats = resolve(con, sources(), person_map="person_map")
     resolve_seconds = time.perf_counter() - started
+    resolve_cpu = cpu_seconds() - cpu_before
     rss_resolve = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     per_table: dict[str, float] = {}
     out_rows = 0
@@ -113,16 +123,21 @@ def measure(path: Path) -> dict[str, object]:
         )
         per_table[source.table] = round(time.perf_counter() - t0, 2)
     person_tables_seconds = time.perf_counter() - started
+    person_tables_cpu = cpu_seconds() - cpu_before
     con.close()
     return {
+        "threads": threads,
+        "load_average_before": round(load_before, 2),
         "tokens": stats.tokens,
         "edges": stats.edges,
         "persons": stats.persons,
         "iterations": stats.iterations,
         "stages": {k: round(v, 2) for k, v in stats.seconds.items()},
         "resolve_s": round(resolve_seconds, 2),
+        "resolve_cpu_s": round(resolve_cpu, 2),
         "peak_rss_after_resolve_gib": round(rss_resolve, 2),
         "person_tables_s": round(person_tables_seconds, 2),
+        "person_tables_cpu_s": round(person_tables_cpu, 2),
         "person_table_s": per_table,
         "person_table_rows": out_rows,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024, 2),
@@ -153,7 +168,7 @@ def main() -> None:
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         )
         figures = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"rows per table: {args.rows:,} × {len(TABLES)} tables, threads: 2")
+        print(f"rows per table: {args.rows:,} × {len(TABLES)} tables")
         for key, value in figures.items():
             print(f"  {key}: {value}")
     finally:

@@ -91,6 +91,15 @@ def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {str(row[0]).lower(): str(row[1]) for row in rows}
 
 
+def _refuse_existing(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Refuse up front to overwrite: a match must never replace a table in place."""
+    try:
+        con.execute(f"SELECT 1 FROM {quote_table(name)} LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        return
+    raise InternalError(f"table {name!r} already exists")
+
+
 def _check_source(con: duckdb.DuckDBPyConnection, source: TokenSource) -> None:
     """Fail before any work if a source is not what the room thinks it stored."""
     if not source.token_columns:
@@ -291,6 +300,7 @@ def resolve(
         raise InternalError("identity resolution needs at least one source")
     for source in sources:
         _check_source(con, source)
+    _refuse_existing(con, person_map)
     seconds: dict[str, float] = {}
     scratch = _Scratch(con)
     created = False
@@ -390,6 +400,7 @@ def person_table(
     with no token (or none in the map) has no person and is left out.
     """
     _check_source(con, source)
+    _refuse_existing(con, out)
     table = quote_table(source.table)
     target = quote_table(out)
     mapping = quote_table(person_map)

@@ -13,16 +13,17 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 _MASKS = [
     (re.compile(r"cr_[A-Za-z0-9_\-]{20,}"), "cr_***"),
     (re.compile(r"(?i)bearer\s+\S+"), "Bearer ***"),
     (re.compile(r"[\w.+\-]+@[\w\-]+\.[\w.\-]+"), "***@***"),
-    (re.compile(r"(?:\+|00)?\d[\d\s\-]{8,}\d"), "***phone***"),
+    (re.compile(r"(?:\+98|0098|\b98|\b0)?[\s\-]?9\d{2}[\s\-]?\d{3}[\s\-]?\d{4}\b"), "***phone***"),
+    (re.compile(r"\b\d{10,}\b"), "***digits***"),
     (re.compile(r"[0-9a-fA-F]{64}"), "***hex***"),
 ]
 _STANDARD = set(vars(logging.makeLogRecord({})))
+LOGGERS = ("cleanroom", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def scrub(text: str) -> str:
@@ -36,16 +37,18 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, extra fields included, everything scrubbed."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        # Scrub the serialized message and fields (masks keep the JSON valid), not ts.
+        payload = json.loads(scrub(json.dumps({"msg": record.getMessage(), **fields}, default=str)))
+        doc = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            **payload,
         }
-        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            doc["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
-        return scrub(json.dumps(doc, default=str, ensure_ascii=False))
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["exception"] = record.exc_info[0].__name__
+        return json.dumps(doc, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -66,8 +69,20 @@ def configure(log_file: Path | None, fmt: str = "json") -> None:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(formatter)
-    for name in ("cleanroom", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in LOGGERS:
         logger = logging.getLogger(name)
+        for old in logger.handlers:
+            old.close()
         logger.handlers = list(handlers)
         logger.propagate = False
         logger.setLevel(logging.INFO)
+
+
+def reset() -> None:
+    """Detach and close the handlers :func:`configure` installed (tests, embedded use)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            handler.close()
+        logger.handlers = []
+        logger.propagate = True

@@ -15,6 +15,7 @@ import pytest
 
 from cleanroom.keys import generate_party_keys, load_signing_key, new_symmetric_key
 from cleanroom.party.normalize import email_reference, phone_reference
+from cleanroom.room import logs
 from cleanroom.room.matching import live_generation
 from cleanroom.room.room import Room
 from cleanroom.room.warehouse import SCHEMA
@@ -28,10 +29,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def live(world: World) -> Iterator[tuple[LiveServer, Room]]:
+    logs.configure(world.room_dir / "logs" / "service.log", "json")
     room = open_room(world.room_dir)
-    with LiveServer(room) as server:
-        yield server, room
-    room.close()
+    try:
+        with LiveServer(room) as server:
+            yield server, room
+    finally:
+        room.close()
+        logs.reset()
 
 
 def call(
@@ -332,7 +337,12 @@ def test_no_raw_identifier_or_party_token_in_any_room_file(
     room.wh.checkpoint()
     raw, normalized = _raw_identifiers(world)
     blobs = {p: p.read_bytes() for p in room.paths.root.rglob("*") if p.is_file()}
-    assert any(p.name == "warehouse.duckdb" for p in blobs)
+    assert {"warehouse.duckdb", "meta.sqlite", "service.log"} <= {p.name for p in blobs}
+    assert b"dataset.upload" in blobs[room.paths.root / "meta.sqlite"] or any(
+        b"dataset.upload" in d for d in blobs.values()
+    )
+    for secret in world.tokens.values():  # bearer tokens are stored hashed, never logged
+        assert not any(secret.encode() in data for data in blobs.values())
     # Every digit run and e-mail-shaped string on disk, against every identifier we know.
     found: set[bytes] = set()
     for data in blobs.values():
