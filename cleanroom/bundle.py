@@ -212,6 +212,7 @@ class BundleInfo:
     """What can be known of a bundle without its key: header, manifest, signature."""
 
     path: Path
+    name: str  # how messages refer to the bundle (a file name, or "uploaded bundle")
     header: dict[str, Any]
     manifest: dict[str, Any]
     header_hash: bytes
@@ -231,17 +232,17 @@ class BundleInfo:
         except InvalidSignature:
             if public_key_id(key) != self.header.get("signer_key_id"):
                 raise SignatureError(
-                    f"{self.path}: not signed by party '{self.header.get('party')}' (signed with "
+                    f"{self.name}: not signed by party '{self.header.get('party')}' (signed with "
                     f"key {self.header.get('signer_key_id')}, expected {public_key_id(key)})"
                 ) from None
             raise SignatureError(
-                f"{self.path}: signature does not verify (bundle altered)"
+                f"{self.name}: signature does not verify (bundle altered)"
             ) from None
 
 
 class _Reader:
-    def __init__(self, path: Path, fh: BinaryIO) -> None:
-        self.path, self.fh, self.digest = path, fh, hashlib.sha256()
+    def __init__(self, name: str, fh: BinaryIO) -> None:
+        self.path, self.fh, self.digest = name, fh, hashlib.sha256()
 
     def take(self, n: int, what: str, *, hash_it: bool = True) -> bytes:
         data = self.fh.read(n)
@@ -264,7 +265,9 @@ class _Reader:
         return doc
 
 
-def read_bundle(path: str | Path, *, expected_signer: Ed25519PublicKey | None = None) -> BundleInfo:
+def read_bundle(
+    path: str | Path, *, expected_signer: Ed25519PublicKey | None = None, name: str | None = None
+) -> BundleInfo:
     """Parse a bundle and verify its signature, without decrypting anything.
 
     With ``expected_signer`` (the room passes the key registered for the
@@ -272,32 +275,33 @@ def read_bundle(path: str | Path, *, expected_signer: Ed25519PublicKey | None = 
     the header is used, which proves integrity but not authorship.
     """
     path = Path(path)
+    name = name or str(path)
     try:
         fh = path.open("rb")
     except OSError as err:
-        raise BundleError(f"{path}: cannot open bundle ({err.strerror})") from None
+        raise BundleError(f"{name}: cannot open bundle ({err.strerror})") from None
     with fh:
-        r = _Reader(path, fh)
+        r = _Reader(name, fh)
         if r.take(len(MAGIC), "file signature") != MAGIC:
-            raise BundleError(f"{path}: not a cleanroom bundle (or an unsupported version)")
+            raise BundleError(f"{name}: not a cleanroom bundle (or an unsupported version)")
         header = r.json("header")
         header_hash = hashlib.sha256(canonical_json(header)).digest()
         if header.get("format") != FORMAT:
-            raise BundleError(f"{path}: unsupported bundle format {header.get('format')!r}")
+            raise BundleError(f"{name}: unsupported bundle format {header.get('format')!r}")
         try:
             chunk_size = int(header["cipher"]["chunk_size"])
             embedded = Ed25519PublicKey.from_public_bytes(
                 base64.b64decode(header["signer_public_key"], validate=True)
             )
         except (KeyError, TypeError, ValueError):
-            raise BundleError(f"{path}: header is missing fields (damaged bundle)") from None
+            raise BundleError(f"{name}: header is missing fields (damaged bundle)") from None
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
-            raise BundleError(f"{path}: chunk size {chunk_size} is out of range")
+            raise BundleError(f"{name}: chunk size {chunk_size} is out of range")
         chunks: list[tuple[int, int, bool]] = []
         while True:
             kind, length = struct.unpack(">BI", r.take(5, f"chunk {len(chunks)}"))
             if kind not in (_MORE, _LAST) or not _TAG <= length <= chunk_size + _TAG:
-                raise BundleError(f"{path}: chunk {len(chunks)} has a damaged frame")
+                raise BundleError(f"{name}: chunk {len(chunks)} has a damaged frame")
             offset = fh.tell()
             r.digest.update(r.take(length, f"chunk {len(chunks)}", hash_it=False))
             chunks.append((offset, length, kind == _LAST))
@@ -306,12 +310,14 @@ def read_bundle(path: str | Path, *, expected_signer: Ed25519PublicKey | None = 
         manifest = r.json("manifest")
         signature = r.take(64, "signature", hash_it=False)
         if fh.read(1):
-            raise BundleError(f"{path}: unexpected bytes after the signature")
-    info = BundleInfo(path, header, manifest, header_hash, chunks, r.digest.digest(), signature)
+            raise BundleError(f"{name}: unexpected bytes after the signature")
+    info = BundleInfo(
+        path, name, header, manifest, header_hash, chunks, r.digest.digest(), signature
+    )
     info.verify_signer(expected_signer or embedded)
     if manifest.get("chunks") != len(chunks):
         raise BundleError(
-            f"{path}: manifest says {manifest.get('chunks')} chunks, found {len(chunks)}"
+            f"{name}: manifest says {manifest.get('chunks')} chunks, found {len(chunks)}"
         )
     return info
 
@@ -324,7 +330,7 @@ def iter_payload(info: BundleInfo, room_key: X25519PrivateKey) -> Iterator[bytes
         data_key = HPKE_SUITE.decrypt(wrapped, room_key, info=_hpke_info(info.header))
     except (KeyError, ValueError, InvalidTag):
         raise BundleError(
-            f"{path}: cannot unwrap the data key: sealed to another room key "
+            f"{info.name}: cannot unwrap the data key: sealed to another room key "
             f"(bundle is for room key {info.header.get('room_key_id')}, this room is "
             f"{public_key_id(room_key.public_key())})"
         ) from None
@@ -338,12 +344,13 @@ def iter_payload(info: BundleInfo, room_key: X25519PrivateKey) -> Iterator[bytes
                 chunk = aead.decrypt(_nonce(index), ct, _aad(info.header_hash, index, last))
             except InvalidTag:
                 raise BundleError(
-                    f"{path}: chunk {index} fails authentication (altered, reordered or truncated)"
+                    f"{info.name}: chunk {index} fails authentication "
+                    "(altered, reordered or truncated)"
                 ) from None
             plain_hash.update(chunk)
             yield chunk
     if plain_hash.hexdigest() != info.manifest.get("payload_sha256"):
-        raise BundleError(f"{path}: payload does not match its manifest digest")
+        raise BundleError(f"{info.name}: payload does not match its manifest digest")
 
 
 def open_bundle(

@@ -145,7 +145,12 @@ def audit_verify(room_dir: Path) -> None:
 def audit_list(room_dir: Path, action: str | None, limit: int) -> None:
     """The latest entries."""
     table = Table("seq", "at", "actor", "action", "target", "outcome")
-    entries = _open(room_dir).audit.entries(action=action, limit=100_000)[-limit:]
+    audit = _open(room_dir).audit
+    entries: list[Any] = []
+    page = audit.entries(action=action, limit=1000)
+    while page:
+        entries = (entries + page)[-limit:]
+        page = audit.entries(action=action, after_seq=page[-1].seq, limit=1000)
     for e in entries:
         table.add_row(str(e.seq), e.at, e.actor, e.action, e.target or "", e.outcome)
     console.print(table)

@@ -115,7 +115,7 @@ def _check_contract(info: BundleInfo, spec: DatasetSpec) -> None:
         ]
     if problems:
         raise BundleError(
-            f"{info.path}: does not match the contract for {spec.dataset}: " + "; ".join(problems)
+            f"{info.name}: does not match the contract for {spec.dataset}: " + "; ".join(problems)
         )
 
 
@@ -126,18 +126,19 @@ def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(pa.BufferReader(buffer.getbuffer()))
     except (pa.ArrowInvalid, OSError):
-        raise BundleError(f"{info.path}: payload is not a readable Parquet file") from None
+        raise BundleError(f"{info.name}: payload is not a readable Parquet file") from None
 
 
 class Ingest:
     """One upload being turned into a dataset version."""
 
-    def __init__(self, room: Room, path: Path, user: User) -> None:
+    def __init__(self, room: Room, path: Path, user: User, name: str | None = None) -> None:
         self.room, self.path, self.user = room, path, user
+        self.name = name or str(path)
 
     def run(self) -> DatasetVersion:
         """Check, load, swap in; refuse with a reason and change nothing on any failure."""
-        info = read_bundle(self.path)
+        info = read_bundle(self.path, name=self.name)
         party, dataset = str(info.header.get("party")), str(info.header.get("dataset"))
         try:
             version = self._run(info, party, dataset)
@@ -156,7 +157,7 @@ class Ingest:
         active = self.room.active_policy()
         policy = active.policy
         if party not in policy.parties:
-            raise NotFoundError(f"{self.path}: party '{party}' is not in the collaboration")
+            raise NotFoundError(f"{self.name}: party '{party}' is not in the collaboration")
         if self.user.role is not Role.party_admin or self.user.party != party:
             raise ForbiddenError(
                 f"user '{self.user.name}' may not upload for party '{party}' "
@@ -165,17 +166,17 @@ class Ingest:
         contract = policy.contract(party, dataset)
         if contract is None:
             raise NotFoundError(
-                f"{self.path}: party '{party}' has no dataset '{dataset}' in the policy"
+                f"{self.name}: party '{party}' has no dataset '{dataset}' in the policy"
             )
         info.verify_signer(policy.parties[party].verify_key)
         if info.header.get("match_key_id") != policy.match_key_id:
             raise BundleError(
-                f"{self.path}: made with another match key ({info.header.get('match_key_id')}; "
+                f"{self.name}: made with another match key ({info.header.get('match_key_id')}; "
                 f"the collaboration uses {policy.match_key_id})"
             )
         if info.header.get("room_key_id") != self.room.key_id:
             raise BundleError(
-                f"{self.path}: sealed to another room key ({info.header.get('room_key_id')}; "
+                f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
                 f"this room is {self.room.key_id})"
             )
         spec = contract.as_spec(dataset)
@@ -203,7 +204,7 @@ class Ingest:
         )
         if seen is not None:
             raise ConflictError(
-                f"{self.path}: bundle {info.bundle_id} was already ingested as "
+                f"{self.name}: bundle {info.bundle_id} was already ingested as "
                 f"{seen['party']}.{seen['dataset']} v{seen['version']} (replay refused)"
             )
 
@@ -212,11 +213,12 @@ class Ingest:
     ) -> DatasetVersion:
         parquet = _decrypt(info, self.room)
         expected = payload_schema(spec)
-        if not parquet.schema_arrow.equals(expected):
-            raise BundleError(f"{self.path}: payload columns or types differ from its header")
+        got = {f.name: f.type for f in parquet.schema_arrow}
+        if got != {f.name: f.type for f in expected}:
+            raise BundleError(f"{self.name}: payload columns or types differ from its header")
         rows = parquet.metadata.num_rows
         if rows != info.manifest.get("rows"):
-            raise BundleError(f"{self.path}: payload has {rows} rows, the manifest says otherwise")
+            raise BundleError(f"{self.name}: payload has {rows} rows, the manifest says otherwise")
         wh = self.room.wh
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
@@ -230,7 +232,7 @@ class Ingest:
             with KeyedHash(self.room.rekey_secret, workers=self.room.settings.threads) as rekey:
                 for batch in parquet.iter_batches(batch_size=1 << 20):
                     # The party's tokens are replaced here and never stored.
-                    table = pa.Table.from_batches([batch])
+                    table = pa.Table.from_batches([batch]).select(expected.names)
                     for i, name in enumerate(table.column_names):
                         if name in spec.identifiers:
                             rekeyed = rekey(table.column(name).combine_chunks())
@@ -241,7 +243,7 @@ class Ingest:
                     cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
-                raise BundleError(f"{self.path}: loaded {loaded} of {rows} rows")
+                raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
             return self._swap(info, spec, party, stage, rows, policy_version)
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
@@ -319,9 +321,9 @@ class Ingest:
         return DatasetVersion.from_row(row)
 
 
-def ingest(room: Room, path: Path, user: User) -> DatasetVersion:
+def ingest(room: Room, path: Path, user: User, name: str | None = None) -> DatasetVersion:
     """Turn an uploaded bundle file into the live version of its dataset."""
-    return Ingest(room, path, user).run()
+    return Ingest(room, path, user, name).run()
 
 
 def reconcile(room: Room) -> list[str]:

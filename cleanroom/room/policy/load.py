@@ -30,6 +30,10 @@ def _inline_key_files(data: dict[str, Any], base: Path, source: str) -> None:
         return
     for party, spec in parties.items():
         if isinstance(spec, dict) and "public_key_file" in spec:
+            if "public_key" in spec:
+                raise SpecError(
+                    f"{source}: parties.{party}: give public_key or public_key_file, not both"
+                )
             path = base / str(spec.pop("public_key_file"))
             try:
                 spec["public_key"] = path.read_text(encoding="ascii")

@@ -46,7 +46,7 @@ async def upload(
         if received == 0:
             raise UserError("empty upload: send the bundle file as the request body")
         try:
-            version = await run_in_threadpool(ingest, room, path, user)
+            version = await run_in_threadpool(ingest, room, path, user, "uploaded bundle")
         except Exception:
             metrics.UPLOADS.labels("rejected").inc()
             raise

@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cleanroom.errors import SpecError
+from cleanroom.keys import generate_party_keys
+from cleanroom.room.policy import load_policy
+
+MATCH_ID = "0123456789abcdef0123456789abcdef"
+
+
+def write(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> dict:
+    generate_party_keys("okala", tmp_path)
+    return {
+        "collaboration": "test",
+        "match_key_id": MATCH_ID,
+        "parties": {
+            "okala": {
+                "name": "Okala",
+                "public_key_file": "okala.pub",
+                "datasets": {
+                    "orders": {
+                        "identifiers": {"mobile": "phone"},
+                        "columns": {"ordered_at": "timestamp", "city": "category"},
+                        "time": "ordered_at",
+                    }
+                },
+            }
+        },
+    }
+
+
+def test_key_files_are_inlined(tmp_path: Path, good: dict) -> None:
+    policy, body = load_policy(write(tmp_path, good))
+    assert policy.parties["okala"].public_key.startswith("-----BEGIN PUBLIC KEY-----")
+    assert "public_key_file" not in body and "BEGIN PUBLIC KEY" in body
+    assert policy.contract("okala", "orders") is not None
+    assert policy.contract("okala", "returns") is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d.update(match_key_id="xyz"), "match_key_id"),
+        (lambda d: d["parties"]["okala"].update(public_key="x"), "not both"),
+        (
+            lambda d: (
+                d["parties"]["okala"].pop("public_key_file")
+                and d["parties"]["okala"].update(public_key="not a key")
+            ),
+            "parties.okala.public_key",
+        ),
+        (lambda d: d["parties"]["okala"].update(public_key_file="missing.pub"), "cannot read"),
+        (
+            lambda d: d["parties"]["okala"]["datasets"]["orders"]["identifiers"].update(
+                mobile="fax"
+            ),
+            "parties.okala.datasets.orders.identifiers.mobile",
+        ),
+        (lambda d: d["parties"]["okala"]["datasets"]["orders"].update(time="city"), "time column"),
+        (lambda d: d.update(unexpected=True), "unexpected"),
+        (
+            lambda d: d["parties"].update({"Bad Party": d["parties"]["okala"]}),
+            "party id 'Bad Party'",
+        ),
+    ],
+)
+def test_errors_name_file_path_and_problem(
+    tmp_path: Path, good: dict, mutate, fragment: str
+) -> None:
+    mutate(good)
+    path = write(tmp_path, good)
+    with pytest.raises(SpecError) as err:
+        load_policy(path)
+    assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+def test_room_key_is_not_a_party_key(tmp_path: Path, good: dict) -> None:
+    from cleanroom.keys import generate_room_keys
+
+    generate_room_keys(tmp_path / "room")
+    good["parties"]["okala"]["public_key_file"] = "room/room.pub"
+    with pytest.raises(SpecError, match="Ed25519"):
+        load_policy(write(tmp_path, good))
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_policy(write(tmp_path, "parties: [unclosed"))
