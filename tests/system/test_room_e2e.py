@@ -362,3 +362,51 @@ def test_no_raw_identifier_or_party_token_in_any_room_file(
     for data in blobs.values():
         for needle in spelled + party_tokens + [t.hex().encode() for t in party_tokens]:
             assert needle not in data
+
+
+EVERYONE = {"party_admin", "analyst", "reviewer", "room_admin", "reporter"}
+ROLE_MATRIX = {
+    ("POST", "/api/v1/datasets"): {"party_admin"},
+    ("GET", "/api/v1/datasets"): EVERYONE,
+    ("GET", "/api/v1/datasets/{party}/{dataset}"): EVERYONE,
+    ("POST", "/api/v1/matches"): {"room_admin"},
+    ("GET", "/api/v1/matches/latest"): EVERYONE,
+    ("GET", "/api/v1/audit"): {"reviewer", "room_admin"},
+    ("GET", "/api/v1/audit/verify"): {"reviewer", "room_admin"},
+    ("GET", "/api/v1/me"): EVERYONE,
+}
+PUBLIC = {"/api/v1/health", "/api/v1/ready", "/metrics", "/openapi.json", "/docs", "/redoc"}
+
+
+def test_every_endpoint_has_a_role_rule(matched: tuple[LiveServer, Room]) -> None:
+    server, _ = matched
+    spec = call(server, "GET", "/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, methods in spec["paths"].items()
+        for method in methods
+        if path not in PUBLIC
+    }
+    assert routes == set(ROLE_MATRIX)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROLE_MATRIX))
+def test_role_matrix(
+    world: World, matched: tuple[LiveServer, Room], method: str, path: str
+) -> None:
+    server, _ = matched
+    concrete = path.replace("{party}", "okala").replace("{dataset}", "orders")
+    body = b"not a bundle" if method == "POST" else None
+    assert call(server, method, concrete, None, content=body).status_code == 401
+    for token_name, role in [
+        ("okala_admin", "party_admin"),
+        ("okala_analyst", "analyst"),
+        ("reviewer", "reviewer"),
+        ("room_admin", "room_admin"),
+        ("reporter", "reporter"),
+    ]:
+        status = call(server, method, concrete, world.tokens[token_name], content=body).status_code
+        if role in ROLE_MATRIX[(method, path)]:
+            assert status not in (401, 403), (role, status)
+        else:
+            assert status == 403, (role, status)
