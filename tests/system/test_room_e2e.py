@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -410,3 +411,31 @@ def test_role_matrix(
             assert status not in (401, 403), (role, status)
         else:
             assert status == 403, (role, status)
+
+
+def test_concurrent_uploads_of_one_dataset(
+    world: World, matched: tuple[LiveServer, Room], tmp_path: Path
+) -> None:
+    server, room = matched
+    bundles = [world.seal("filimo", "views", tmp_path / f"v{i}.bundle") for i in range(3)]
+    token = world.tokens["filimo_admin"]
+    with ThreadPoolExecutor(3) as pool:
+        statuses = sorted(pool.map(lambda b: upload(server, token, b).status_code, bundles))
+    assert statuses[0] == 201 and set(statuses) <= {201, 409}
+    versions = call(server, "GET", "/api/v1/datasets/filimo/views", token).json()["versions"]
+    assert [v["status"] for v in versions].count("live") == 1
+    assert len(versions) == 1 + statuses.count(201)  # v1 from the first upload, plus each accepted
+    tables = room.wh.tables()
+    assert [t for t in tables if t.startswith("d_filimo__views")] == [
+        f"d_filimo__views__v{versions[0]['version']}"
+    ]
+    assert not [t for t in tables if t.startswith("stage_")]
+
+
+def test_values_are_encrypted_at_rest(world: World, matched: tuple[LiveServer, Room]) -> None:
+    _, room = matched
+    room.wh.checkpoint()
+    for path in room.paths.root.glob("warehouse.duckdb*"):
+        data = path.read_bytes()
+        for value in (b"Tehran", b"Mashhad", b"bakery", b"2026-01"):
+            assert value not in data, (path.name, value)
