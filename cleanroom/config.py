@@ -11,13 +11,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cleanroom.errors import SpecError
-from cleanroom.spec import format_validation_error
+from cleanroom.spec import format_validation_error, read_yaml
 
 SETTINGS_FILE = "room.yaml"
 
@@ -50,10 +49,7 @@ def load_settings(room: str | Path | None = None, **overrides: Any) -> Settings:
     path = room / SETTINGS_FILE
     values: dict[str, Any] = {}
     if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError):
-            raise SpecError(f"{path}: not valid YAML") from None
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise SpecError(f"{path}: expected a mapping of setting: value")
         values = loaded

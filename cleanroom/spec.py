@@ -118,9 +118,8 @@ def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:
         raise SpecError(format_validation_error(source, err)) from None
 
 
-def load_spec(path: str | Path) -> DatasetSpec:
-    """Read a YAML dataset spec; every error names the file and the field."""
-    path = Path(path)
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; errors name the file (and the line of a syntax error)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -128,11 +127,17 @@ def load_spec(path: str | Path) -> DatasetSpec:
     except (UnicodeDecodeError, OSError) as err:
         raise SpecError(f"{path}: cannot read ({err.__class__.__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise SpecError(f"{path}: {where}not valid YAML") from None
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read a YAML dataset spec; every error names the file and the field."""
+    path = Path(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping with 'dataset', 'identifiers', 'columns'")
     return parse_spec(data, str(path))

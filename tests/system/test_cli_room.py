@@ -16,20 +16,9 @@ import yaml
 
 from cleanroom.scenario import free_port
 from cleanroom.synth import generate
+from tests.system.world import run_cli
 
-
-def cli(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cleanroom", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CLEANROOM_ENVIRONMENT": "development", **(env or {})},
-        check=False,
-    )
+cli = run_cli
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from cleanroom.scenario import Group, LiveServer, build_group, free_port, open_room
 
 World = Group
 
-__all__ = ["LiveServer", "World", "build_world", "free_port", "open_room"]
+__all__ = ["LiveServer", "World", "build_world", "free_port", "open_room", "run_cli"]
 
 
 def build_world(root: Path, *, persons: int = 2_000, seed: int = 11) -> Group:
     return build_group(root, persons=persons, seed=seed)
+
+
+def run_cli(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cleanroom ARGS` in a fresh process, as a user runs it (a throwaway room's settings)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cleanroom", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CLEANROOM_ENVIRONMENT": "development", **(env or {})},
+        check=False,
+    )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from cleanroom.errors import SpecError
 from cleanroom.room.policy.models import CollaborationPolicy
-from cleanroom.spec import format_validation_error
+from cleanroom.spec import format_validation_error, read_yaml
 
 
 def parse_policy(data: Any, source: str = "<policy>") -> CollaborationPolicy:
@@ -46,18 +46,7 @@ def _inline_key_files(data: dict[str, Any], base: Path, source: str) -> None:
 def load_policy(path: str | Path) -> tuple[CollaborationPolicy, str]:
     """The validated policy and its canonical YAML text (keys inlined), for storing."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{path}: cannot read ({err.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise SpecError(f"{path}: {where}not valid YAML") from None
+    data = read_yaml(path)
     if isinstance(data, dict):
         _inline_key_files(data, path.parent, str(path))
     policy = parse_policy(data, str(path))
