@@ -13,24 +13,84 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cleanroom.keys import public_key_id
+from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
+Scalar = str | int | float | bool
+
+
+class ColumnPolicy(BaseModel):
+    """A column's type and the role that says how queries may use it.
+
+    A *dimension* (a category, boolean or integer with a declared ``domain``)
+    may be grouped by and filtered on; its domain is the key set every grouped
+    query releases, so no undeclared value can ever appear in a result. A
+    *metric* (a number or integer with ``bounds``) may be aggregated; each value
+    is clamped to its bounds. A timestamp or date is *time* (filters only). A
+    column with neither domain nor bounds is *stored only*: no query touches it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ColumnType
+    domain: list[Scalar] | None = Field(None, min_length=1, max_length=10_000)
+    bounds: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _role_fits_type(self) -> ColumnPolicy:
+        if self.domain is not None and self.bounds is not None:
+            raise ValueError("a column is a dimension (domain) or a metric (bounds), not both")
+        if self.domain is not None:
+            if self.type not in (ColumnType.category, ColumnType.boolean, ColumnType.integer):
+                raise ValueError(f"a {self.type} column cannot have a domain")
+            if len(set(map(str, self.domain))) != len(self.domain):
+                raise ValueError("domain values repeat")
+        if self.bounds is not None:
+            if self.type not in (ColumnType.number, ColumnType.integer):
+                raise ValueError(f"a {self.type} column cannot have bounds")
+            if not self.bounds[0] < self.bounds[1]:
+                raise ValueError("bounds must be [lower, upper] with lower < upper")
+        return self
+
+    @property
+    def role(self) -> str:
+        """dimension, metric, time or stored."""
+        if self.domain is not None:
+            return "dimension"
+        if self.bounds is not None:
+            return "metric"
+        if self.type in (ColumnType.timestamp, ColumnType.date):
+            return "time"
+        return "stored"
+
+
 class DatasetContract(BaseModel):
-    """What a party has agreed to send for one dataset."""
+    """What a party has agreed to send for one dataset, and how each column may be used."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     identifiers: dict[str, IdType] = Field(min_length=1)
-    columns: dict[str, ColumnType] = Field(default_factory=dict)
+    columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     time: str | None = None
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _plain_types(cls, value: object) -> object:
+        """``city: category`` is shorthand for ``city: {type: category}``."""
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     def as_spec(self, dataset: str) -> DatasetSpec:
         """The same contract in the party-side spec's shape (validates it as one, too)."""
         return DatasetSpec(
-            dataset=dataset, identifiers=self.identifiers, columns=self.columns, time=self.time
+            dataset=dataset,
+            identifiers=self.identifiers,
+            columns={name: column.type for name, column in self.columns.items()},
+            time=self.time,
         )
 
 
@@ -42,6 +102,7 @@ class PartyPolicy(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     public_key: str = Field(description="Ed25519 public key, PEM (or public_key_file when loading)")
     datasets: dict[str, DatasetContract] = Field(min_length=1)
+    analysts: PartyAccess = Field(default_factory=PartyAccess)
 
     @field_validator("public_key")
     @classmethod
@@ -76,6 +137,10 @@ class CollaborationPolicy(BaseModel):
     description: str = ""
     match_key_id: str = Field(description="key id printed by `cleanroom keys match-key`")
     parties: dict[str, PartyPolicy] = Field(min_length=1)
+    privacy: PrivacyPolicy | None = Field(
+        None, description="without it the room answers no query at all (fail closed)"
+    )
+    templates: dict[str, TemplatePolicy] = Field(default_factory=dict)
 
     @field_validator("match_key_id")
     @classmethod
@@ -93,6 +158,13 @@ class CollaborationPolicy(BaseModel):
                 if not NAME.match(dataset):
                     raise ValueError(f"dataset name '{party}.{dataset}' is not a valid name")
                 contract.as_spec(dataset)
+            for table in spec.analysts.tables if spec.analysts.tables != "*" else []:
+                if "." not in table or self.contract(*table.split(".", 1)) is None:
+                    raise ValueError(f"parties.{party}.analysts.tables: unknown table '{table}'")
+        if self.privacy is not None:
+            unknown = set(self.privacy.budget.shares) - set(self.parties) - {"reporter"}
+            if unknown:
+                raise ValueError(f"privacy.budget.shares: unknown parties {sorted(unknown)}")
         return self
 
     def contract(self, party: str, dataset: str) -> DatasetContract | None:
