@@ -16,11 +16,12 @@ connected component analysis", ICDE 2020):
    edge to the vertex of its closed neighbourhood with the smallest
    ``hash(id, salt)``; every edge is replaced by the edge between the images
    and self-loops and duplicates are dropped. A vertex only ever maps inside
-   its own component, so components are never merged wrongly; each round
-   shrinks every component's vertex set by a constant factor in expectation,
-   so a chain of diameter d or a star of degree d needs O(log d) rounds,
-   unlike plain label propagation (O(d)). The loop stops when no edge is left,
-   i.e. when a round would change no label.
+   its own component, so components are never merged wrongly; the paper
+   proves the graph shrinks by a constant factor per round in expectation,
+   so rounds grow with the log of the component size, not with its diameter
+   as in plain label propagation (chains of 200, 20,000 and 10^6 tokens took
+   ~8, ~16 and 22 rounds here; a 10^5-leaf star 12). The loop stops when no
+   edge is left, i.e. when a round would change no label.
 3. The per-round maps are composed backwards (each is smaller than the one
    before), giving every token the id of a representative of its component.
 4. Persons are numbered 1..N by a fresh random permutation of the
@@ -225,13 +226,12 @@ def _contract(
             f"""
             CREATE TEMP TABLE {step} AS
             WITH arcs AS (
-                SELECT u AS x, v AS y FROM {current}
+                SELECT u AS x, v AS y, hash(v, $salt) AS hy FROM {current}
                 UNION ALL
-                SELECT v AS x, u AS y FROM {current}
+                SELECT v AS x, u AS y, hash(u, $salt) AS hy FROM {current}
             ),
             best AS (
-                SELECT x, arg_min(y, hash(y, $salt)) AS y, min(hash(y, $salt)) AS h
-                FROM arcs GROUP BY x
+                SELECT x, arg_min(y, hy) AS y, min(hy) AS h FROM arcs GROUP BY x
             )
             SELECT x AS v, CASE WHEN h < hash(x, $salt) THEN y ELSE x END AS rep
             FROM best
@@ -293,7 +293,8 @@ def resolve(
     ``token`` is unique by construction (it comes from a DISTINCT); no index
     is declared because an ART index over 10^8 32-byte keys costs gigabytes
     and the hash joins that read this table would not use it. The table is
-    written by one statement at the end, so a failure leaves no partial map.
+    filled by one statement at the end and dropped on any failure, so no
+    partial map survives an error.
     """
     target = quote_table(person_map)
     if not sources:
@@ -344,28 +345,45 @@ def resolve(
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            labelled = (
-                f"SELECT t.tok, coalesce(f.rep, t.id) AS label "
-                f"FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id"
-                if resolved is not None
-                else f"SELECT tok, id AS label FROM {tokens}"
+            # Random blobs do not compress; DuckDB would still spend most of the
+            # write trying FSST on them (3x slower here), so say so up front.
+            con.execute(
+                f"CREATE TABLE {target} "
+                "(token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL)"
             )
+            created = True
+            if resolved is None:
+                labelled = f"SELECT tok, id AS label, true AS alone FROM {tokens}"
+                linked = "SELECT NULL::BIGINT AS label WHERE false"
+            else:
+                labelled = (
+                    f"SELECT t.tok, coalesce(f.rep, t.id) AS label, f.v IS NULL AS alone "
+                    f"FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id"
+                )
+                linked = f"SELECT DISTINCT rep AS label FROM {resolved}"
+            # A token without edges is its own component and its id is never some
+            # other component's representative, so only linked tokens need the
+            # DISTINCT. Ties on the salted hash fall back to the label: still a
+            # permutation.
             con.execute(
                 f"""
-                CREATE TABLE {target} AS
+                INSERT INTO {target}
                 WITH labelled AS ({labelled}),
+                components AS (
+                    {linked}
+                    UNION ALL
+                    SELECT label FROM labelled WHERE alone
+                ),
                 shuffled AS (
                     SELECT label,
                            row_number() OVER (ORDER BY hash(label, $salt), label) AS person
-                    FROM (SELECT DISTINCT label FROM labelled)
+                    FROM components
                 )
-                SELECT l.tok AS token, s.person
+                SELECT l.tok, s.person
                 FROM labelled l JOIN shuffled s ON s.label = l.label
                 """,
                 {"salt": _salt()},
             )
-            created = True
-            con.execute(f"ALTER TABLE {target} ALTER COLUMN person SET NOT NULL")
             row = con.execute(f"SELECT max(person) FROM {target}").fetchone()
             persons = int(row[0]) if row and row[0] is not None else 0
             seconds["person_map"] = time.perf_counter() - started

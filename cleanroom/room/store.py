@@ -81,6 +81,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX one_live_match ON matches (status) WHERE status = 'live';
     """,
+    """
+    CREATE TABLE budget_charges (
+        id           INTEGER PRIMARY KEY,
+        party        TEXT NOT NULL,
+        period       TEXT NOT NULL,
+        epsilon_num  INTEGER NOT NULL,
+        epsilon_den  INTEGER NOT NULL,
+        delta        REAL NOT NULL DEFAULT 0,
+        query_id     TEXT NOT NULL,
+        charged_at   TEXT NOT NULL,
+        refunded_at  TEXT
+    );
+    CREATE INDEX budget_by_period ON budget_charges (period, party);
+    CREATE TABLE queries (
+        id              TEXT PRIMARY KEY,
+        party           TEXT,
+        user_name       TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('sql', 'template')),
+        request         TEXT NOT NULL,
+        cache_key       TEXT NOT NULL,
+        policy_version  INTEGER NOT NULL,
+        generation      INTEGER NOT NULL,
+        epsilon         TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'refused')),
+        result          TEXT,
+        result_sha256   TEXT,
+        cached_from     TEXT,
+        created_at      TEXT NOT NULL,
+        finished_at     TEXT
+    );
+    CREATE INDEX queries_by_cache_key ON queries (cache_key, status);
+    """,
 ]
 
 
