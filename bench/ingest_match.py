@@ -142,7 +142,7 @@ def run_room(rows: int) -> dict:
         env={
             **os.environ,
             "CLEANROOM_ENVIRONMENT": "development",
-            "CLEANROOM_MEMORY_LIMIT": "12GB",
+            "CLEANROOM_MEMORY_LIMIT": os.environ.get("BENCH_MEMORY_LIMIT", "6GB"),
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ never see the room's private key.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -35,6 +36,35 @@ from cleanroom.room.room import Room, init_room
 from cleanroom.spec import DatasetSpec, load_spec
 from cleanroom.synth import generate
 from cleanroom.synth.generator import SynthSummary
+
+# Metric bounds a collaboration would agree on (tomans, minutes): values are clamped to them.
+BOUNDS = {"amount": [0, 20_000_000], "fare": [0, 3_000_000], "minutes": [0, 600]}
+
+
+def demo_privacy(parties: list[str]) -> dict[str, Any]:
+    """A realistic privacy section: a monthly cap shared by the brands and the reporters."""
+    return {
+        "mechanism": "laplace",
+        "budget": {
+            "epsilon": 10.0,
+            "period": "month",
+            "shares": {**dict.fromkeys(parties, 1.6), "reporter": 2.0},
+        },
+        "max_epsilon_per_query": 1.0,
+        "default_epsilon": 0.5,
+        "max_rows_per_person": 10,
+        "max_groups_per_person": 5,
+        "min_noisy_persons": 10,
+    }
+
+
+def column_roles(summary: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Domains from the generator's declared category sets, bounds from :data:`BOUNDS`."""
+    roles: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset, domains in summary.get("domains", {}).items():
+        roles[dataset] = {column: {"domain": values} for column, values in domains.items()}
+    return roles
+
 
 NAMES = {
     "ofogh": "Ofogh grocery stores",
@@ -97,10 +127,22 @@ def build_group(
         generate_party_keys(party, root / "keys" / party)
     for (party, _), spec_path in sorted(data.specs.items()):
         specs[party].append(load_spec(spec_path))
+    roles = column_roles(json.loads((data.out / "truth" / "summary.json").read_text()))
+    for (party, dataset), spec_path in data.specs.items():
+        spec = load_spec(spec_path)
+        table = roles.setdefault(f"{party}/{dataset}", {})
+        for column, kind in spec.columns.items():
+            if column in BOUNDS and kind.value in ("number", "integer"):
+                table[column] = {"bounds": BOUNDS[column]}
+            elif kind.value == "boolean":
+                table[column] = {"domain": [True, False]}
     document = policy_document(
         "group-journeys",
         match_id,
         {p: (NAMES.get(p, p), root / "keys" / p / f"{p}.pub", specs[p]) for p in parties},
+        roles=roles,
+        privacy=demo_privacy(parties),
+        templates={"overlap": {"enabled": True, "epsilon": 0.5}},
     )
     policy = write_policy(root / "policy.yaml", document)
     step("room: key pair, secret, encrypted stores, policy v1")

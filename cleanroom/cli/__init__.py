@@ -16,7 +16,15 @@ from cleanroom.cli.console import err_console
 from cleanroom.cli.demo import demo
 from cleanroom.cli.keys import keys
 from cleanroom.cli.party import inspect_cmd, prepare_cmd, synth_cmd
-from cleanroom.cli.room import audit_group, match, room_group, serve, upload, users_group
+from cleanroom.cli.room import (
+    audit_group,
+    match,
+    query,
+    room_group,
+    serve,
+    upload,
+    users_group,
+)
 from cleanroom.errors import CleanroomError
 
 
@@ -35,6 +43,7 @@ cli.add_command(serve)
 cli.add_command(users_group)
 cli.add_command(upload)
 cli.add_command(match)
+cli.add_command(query)
 cli.add_command(audit_group)
 cli.add_command(demo)
 

@@ -375,6 +375,9 @@ ROLE_MATRIX = {
     ("GET", "/api/v1/audit"): {"reviewer", "room_admin"},
     ("GET", "/api/v1/audit/verify"): {"reviewer", "room_admin"},
     ("GET", "/api/v1/me"): EVERYONE,
+    ("POST", "/api/v1/queries"): {"analyst", "reporter"},
+    ("GET", "/api/v1/queries/{query_id}"): {"analyst", "reporter", "reviewer", "room_admin"},
+    ("GET", "/api/v1/budget"): EVERYONE,
 }
 PUBLIC = {"/api/v1/health", "/api/v1/ready", "/metrics", "/openapi.json", "/docs", "/redoc"}
 
@@ -396,7 +399,9 @@ def test_role_matrix(
     world: World, matched: tuple[LiveServer, Room], method: str, path: str
 ) -> None:
     server, _ = matched
-    concrete = path.replace("{party}", "okala").replace("{dataset}", "orders")
+    concrete = (
+        path.replace("{party}", "okala").replace("{dataset}", "orders").replace("{query_id}", "0")
+    )
     body = b"not a bundle" if method == "POST" else None
     assert call(server, method, concrete, None, content=body).status_code == 401
     for token_name, role in [

@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 import cleanroom
 from cleanroom.errors import CleanroomError
 from cleanroom.room import metrics
-from cleanroom.room.api.routes import audit, datasets, health, matches, me
+from cleanroom.room.api.routes import audit, budget, datasets, health, matches, me, queries
 from cleanroom.room.ingest import reconcile
+from cleanroom.room.query.engine import Engine
 from cleanroom.room.room import Room
 
 log = logging.getLogger("cleanroom.api")
@@ -47,7 +48,8 @@ def create_app(room: Room) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.room = room
-    for module in (health, datasets, matches, audit, me):
+    app.state.engine = Engine(room)
+    for module in (health, datasets, matches, queries, budget, audit, me):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -15,9 +15,26 @@ def policy_document(
     collaboration: str,
     match_key_id: str,
     parties: Mapping[str, tuple[str, Path, list[DatasetSpec]]],
+    *,
+    roles: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    privacy: dict[str, Any] | None = None,
+    templates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``parties``: id -> (display name, public key file, dataset specs)."""
-    return {
+    """``parties``: id -> (display name, public key file, dataset specs).
+
+    ``roles`` adds a domain or bounds per column (``"party/dataset"`` -> column
+    -> ``{"domain": [...]}`` or ``{"bounds": [lo, hi]}``); ``privacy`` and
+    ``templates`` are the policy's sections as they would be written in YAML.
+    """
+
+    def columns(party: str, spec: DatasetSpec) -> dict[str, Any]:
+        extra = (roles or {}).get(f"{party}/{spec.dataset}", {})
+        return {
+            name: {"type": kind.value, **extra[name]} if name in extra else kind.value
+            for name, kind in spec.columns.items()
+        }
+
+    doc: dict[str, Any] = {
         "collaboration": collaboration,
         "match_key_id": match_key_id,
         "parties": {
@@ -25,13 +42,22 @@ def policy_document(
                 "name": name,
                 "public_key": key_file.read_text(encoding="ascii"),
                 "datasets": {
-                    spec.dataset: spec.model_dump(mode="json", exclude={"dataset"})
+                    spec.dataset: {
+                        "identifiers": {k: v.value for k, v in spec.identifiers.items()},
+                        "columns": columns(party, spec),
+                        **({"time": spec.time} if spec.time else {}),
+                    }
                     for spec in specs
                 },
             }
             for party, (name, key_file, specs) in parties.items()
         },
     }
+    if privacy is not None:
+        doc["privacy"] = privacy
+    if templates is not None:
+        doc["templates"] = templates
+    return doc
 
 
 def write_policy(path: Path, document: dict[str, Any]) -> Path:

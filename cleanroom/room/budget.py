@@ -1,0 +1,336 @@
+"""The epsilon ledger: who spent how much privacy loss, per calendar period.
+
+The budget is the one DP guarantee that spans queries: the collaboration cap
+bounds a person's total loss per period whoever asks, and each party's share
+keeps one party from spending another's. Both are checked and the charge is
+written in one ``BEGIN IMMEDIATE`` transaction, so concurrent queries (threads
+of the service, or the CLI next to it) serialize on SQLite's write lock and can
+never overspend between the check and the write.
+
+Arithmetic is exact: a charge is stored as numerator/denominator and sums are
+:class:`~fractions.Fraction`, so ten charges of 1/10 fill a share of 1 exactly,
+with no float dust either letting an eleventh through or refusing the tenth.
+Policy numbers (floats from YAML) are read through their decimal form.
+
+Charges are counted by *time*: a period's spend is every non-refunded charge
+with ``charged_at`` inside the period's bounds. The ``period`` label stored with
+each charge (``2026-11``, ``2026-W47``, ``2026-Q4`` …) is for people and
+reports; counting by it would let a policy change from months to weeks start
+a fresh budget in the middle of a week that was already spent.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+
+from cleanroom.errors import ConflictError, InternalError, NotFoundError
+from cleanroom.room.audit import AuditLog
+from cleanroom.room.policy.privacy import BudgetPolicy, Period
+from cleanroom.room.store import MetaStore
+
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """One party's view of the current period (all epsilons exact)."""
+
+    period: str
+    period_start: str
+    period_end: str
+    cap: Fraction
+    spent_total: Fraction
+    share: Fraction
+    spent: Fraction
+    left: Fraction
+
+
+class BudgetExceeded(ConflictError):
+    """A charge would take a party past its share or the collaboration past its cap.
+
+    429, not the 409 of other conflicts: the state that refuses the request is a
+    quota that resets on a known date, which is what 429 means to HTTP clients
+    (and ``resets_at`` gives the API what it needs for a ``Retry-After``); a 409
+    would suggest that changing the request could make it pass now. Asking
+    again before the reset is harmless: a refusal charges nothing.
+    """
+
+    code = "budget_exhausted"
+    status = 429
+
+    def __init__(
+        self, *, party: str, asked: Fraction, left: Fraction, which: str, resets_at: datetime
+    ) -> None:
+        self.party = party
+        self.asked = asked
+        self.left = left
+        self.which = which
+        self.resets_at = resets_at
+        super().__init__(
+            f"privacy budget exhausted for party '{party}': asked epsilon {_show(asked)}, "
+            f"{_show(left)} left in {which}; the budget resets at "
+            f"{resets_at.isoformat(timespec='seconds')}"
+        )
+
+
+class Ledger:
+    """Charges, refunds and balances of the privacy budget, in the metadata store."""
+
+    def __init__(self, store: MetaStore, audit: AuditLog) -> None:
+        self._store = store
+        self._audit = audit
+
+    def charge(
+        self,
+        party: str,
+        epsilon: Fraction,
+        *,
+        policy: BudgetPolicy,
+        query_id: str,
+        actor: str,
+        delta: float = 0.0,
+        now: datetime | None = None,
+    ) -> int:
+        """Spend ``epsilon`` of ``party``'s share before anything is released; the charge id.
+
+        A refusal is audited too (``budget.charge``, outcome ``refused``), in the
+        same transaction that decided it: compliance wants to see who tried to
+        go over, not only who spent.
+        """
+        eps = _exact(epsilon, "epsilon", allow_zero=False)
+        if eps.numerator > _INT64_MAX or eps.denominator > _INT64_MAX:
+            raise ValueError(f"epsilon {eps} has too large a numerator or denominator to store")
+        if isinstance(delta, bool) or not (math.isfinite(delta) and 0 <= delta < 1):
+            raise ValueError(f"delta must be in [0, 1), not {delta!r}")
+        at = _utc(now)
+        start, end, label = period_bounds(policy.period, at)
+        cap, share = _cap_and_share(policy, party)
+
+        refusal: BudgetExceeded | None = None
+        charge_id: int | None = None
+        with self._store.transaction() as db:
+            spent, spent_total = _spent(db, party, start, end)
+            left_share, left_cap = share - spent, cap - spent_total
+            if eps > left_share or eps > left_cap:
+                which = (
+                    f"{party}'s share of {_show(share)}"
+                    if left_share <= left_cap
+                    else f"the collaboration cap of {_show(cap)}"
+                )
+                refusal = BudgetExceeded(
+                    party=party,
+                    asked=eps,
+                    left=max(Fraction(0), min(left_share, left_cap)),
+                    which=f"{which} for {label}",
+                    resets_at=end,
+                )
+                self._audit.append(
+                    db,
+                    actor=actor,
+                    action="budget.charge",
+                    outcome="refused",
+                    target=party,
+                    details={
+                        "query_id": query_id,
+                        "epsilon": str(eps),
+                        "period": label,
+                        "spent": str(spent),
+                        "share": str(share),
+                        "spent_total": str(spent_total),
+                        "cap": str(cap),
+                    },
+                )
+            else:
+                cursor = db.execute(
+                    "INSERT INTO budget_charges (party, period, epsilon_num, epsilon_den, delta,"
+                    " query_id, charged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        party,
+                        label,
+                        eps.numerator,
+                        eps.denominator,
+                        float(delta),
+                        query_id,
+                        _stamp(at),
+                    ),
+                )
+                charge_id = cursor.lastrowid
+                if charge_id is None:  # pragma: no cover - sqlite always sets it on INSERT
+                    raise sqlite3.DatabaseError("no row id for the budget charge")
+                self._audit.append(
+                    db,
+                    actor=actor,
+                    action="budget.charge",
+                    target=party,
+                    details={
+                        "charge_id": charge_id,
+                        "query_id": query_id,
+                        "epsilon": str(eps),
+                        "delta": float(delta),
+                        "period": label,
+                        "spent": str(spent + eps),
+                        "share": str(share),
+                        "spent_total": str(spent_total + eps),
+                        "cap": str(cap),
+                    },
+                )
+        if refusal is not None or charge_id is None:
+            raise refusal or InternalError("budget charge neither made nor refused")
+        return charge_id
+
+    def refund(self, charge_id: int, *, actor: str, reason: str) -> None:
+        """Give back a charge whose query failed before releasing anything.
+
+        Only for that: refunding after a release would hand back privacy loss
+        that was really incurred. Refunding twice is a no-op (and not audited
+        again), so a retried error path cannot refund more than was charged.
+        """
+        with self._store.transaction() as db:
+            row = db.execute(
+                "SELECT party, period, epsilon_num, epsilon_den, query_id, refunded_at "
+                "FROM budget_charges WHERE id = ?",
+                (charge_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no budget charge {charge_id}")
+            if row["refunded_at"] is not None:
+                return
+            db.execute(
+                "UPDATE budget_charges SET refunded_at = ? WHERE id = ?",
+                (_stamp(datetime.now(UTC)), charge_id),
+            )
+            self._audit.append(
+                db,
+                actor=actor,
+                action="budget.refund",
+                target=str(row["party"]),
+                details={
+                    "charge_id": charge_id,
+                    "query_id": str(row["query_id"]),
+                    "epsilon": str(Fraction(row["epsilon_num"], row["epsilon_den"])),
+                    "period": str(row["period"]),
+                    "reason": reason,
+                },
+            )
+
+    def status(self, party: str, policy: BudgetPolicy, now: datetime | None = None) -> BudgetStatus:
+        """The party's balance in the period containing ``now``."""
+        start, end, label = period_bounds(policy.period, _utc(now))
+        cap, share = _cap_and_share(policy, party)
+        db = self._store.connection()
+        spent, spent_total = _spent(db, party, start, end)
+        left = max(Fraction(0), min(share - spent, cap - spent_total))
+        return BudgetStatus(
+            period=label,
+            period_start=_stamp(start),
+            period_end=_stamp(end),
+            cap=cap,
+            spent_total=spent_total,
+            share=share,
+            spent=spent,
+            left=left,
+        )
+
+
+def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime, str]:
+    """``[start, end)`` of the UTC calendar period containing ``now``, and its label.
+
+    Calendar periods (not rolling windows) because that is how budgets are
+    agreed and reported ("1.0 per month"); UTC so that every party and the
+    room agree on when a period ends. Weeks are ISO weeks (Monday first, the
+    label's year is the ISO year: 2027-01-01 is in ``2026-W53``).
+    """
+    at = _utc(now)
+    day = datetime(at.year, at.month, at.day, tzinfo=UTC)
+    if period == "day":
+        return day, day + timedelta(days=1), day.strftime("%Y-%m-%d")
+    if period == "week":
+        start = day - timedelta(days=day.weekday())
+        iso_year, iso_week, _ = start.isocalendar()
+        return start, start + timedelta(days=7), f"{iso_year}-W{iso_week:02d}"
+    if period == "month":
+        start = day.replace(day=1)
+        return start, _add_months(start, 1), f"{start.year}-{start.month:02d}"
+    if period == "quarter":
+        quarter = (at.month - 1) // 3
+        start = day.replace(month=3 * quarter + 1, day=1)
+        return start, _add_months(start, 3), f"{start.year}-Q{quarter + 1}"
+    if period == "year":
+        start = day.replace(month=1, day=1)
+        return start, start.replace(year=start.year + 1), f"{start.year}"
+    raise ValueError(f"unknown budget period {period!r}")
+
+
+# -- internals ----------------------------------------------------------------
+
+
+def _spent(
+    db: sqlite3.Connection, party: str, start: datetime, end: datetime
+) -> tuple[Fraction, Fraction]:
+    """(party's spend, everyone's spend) in ``[start, end)``, exactly."""
+    spent = Fraction(0)
+    total = Fraction(0)
+    rows = db.execute(
+        "SELECT party, epsilon_num, epsilon_den FROM budget_charges "
+        "WHERE charged_at >= ? AND charged_at < ? AND refunded_at IS NULL",
+        (_stamp(start), _stamp(end)),
+    )
+    for row in rows:
+        eps = Fraction(row["epsilon_num"], row["epsilon_den"])
+        total += eps
+        if row["party"] == party:
+            spent += eps
+    return spent, total
+
+
+def _cap_and_share(policy: BudgetPolicy, party: str) -> tuple[Fraction, Fraction]:
+    # A party the policy gives no share to gets zero, so every charge is refused:
+    # forgetting a party in the policy must fail closed.
+    cap = _exact(policy.epsilon, "budget cap", allow_zero=False)
+    share = _exact(policy.shares.get(party, 0.0), f"budget share of {party!r}", allow_zero=True)
+    return cap, share
+
+
+def _exact(value: Fraction | float, what: str, *, allow_zero: bool) -> Fraction:
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, not a boolean")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} must be finite, not {value}")
+        exact = Fraction(repr(value))  # the decimal the policy author wrote
+    elif isinstance(value, int | Fraction):
+        exact = Fraction(value)
+    else:
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    if exact < 0 or (exact == 0 and not allow_zero):
+        raise ValueError(f"{what} must be {'non-negative' if allow_zero else 'positive'}")
+    return exact
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("budget times must be timezone-aware (naive times are ambiguous)")
+    return now.astimezone(UTC)
+
+
+def _stamp(at: datetime) -> str:
+    # Same shape as cleanroom.room.store.now(), so stored times compare as text.
+    return at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _add_months(start: datetime, months: int) -> datetime:
+    index = start.month - 1 + months
+    return start.replace(year=start.year + index // 12, month=index % 12 + 1, day=1)
+
+
+def _show(value: Fraction) -> str:
+    """``1/10 (≈0.1)``: the exact value for the record, a decimal for people."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value} (≈{float(value):.4g})"

@@ -1,0 +1,269 @@
+"""Running a query: check, price, charge, compute, release, remember — in that order.
+
+The budget is charged in its own transaction *before* any data is touched, so
+concurrent queries can never overspend; a failure afterwards refunds it. The
+same question (same checked plan, epsilon, policy version, data generation and
+party) is answered from the cache with the stored noisy result, at no cost, so
+asking again and averaging gains nothing. Every query — answered, cached or
+refused — is audited with its policy version, epsilon and result hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from cleanroom.errors import ForbiddenError, NotFoundError, UserError
+from cleanroom.room.auth import Role, User
+from cleanroom.room.budget import BudgetExceeded, Ledger
+from cleanroom.room.matching import live_generation
+from cleanroom.room.query.check import QueryRejected, check_sql
+from cleanroom.room.query.prepared import Prepared, SqlQuery
+from cleanroom.room.room import Room
+from cleanroom.room.store import now
+from cleanroom.room.templates import prepare_template
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """What an analyst asks: restricted SQL or a template with parameters."""
+
+    sql: str | None = None
+    template: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    epsilon: Fraction | None = None
+    dry_run: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """For the audit trail and the queries table."""
+        return {
+            "sql": self.sql,
+            "template": self.template,
+            "params": self.params,
+            "epsilon": str(self.epsilon) if self.epsilon is not None else None,
+        }
+
+
+def _party_of(user: User) -> str:
+    if user.role is Role.analyst and user.party:
+        return user.party
+    if user.role is Role.reporter:
+        return user.party or "reporter"
+    raise ForbiddenError(f"'{user.name}' is a {user.role}; queries are for analysts and reporters")
+
+
+def _epsilon(request: QueryRequest, room: Room) -> Fraction:
+    privacy = room.active_policy().policy.privacy
+    assert privacy is not None
+    epsilon = request.epsilon or Fraction(str(privacy.default_epsilon))
+    cap = Fraction(str(privacy.max_epsilon_per_query))
+    if epsilon <= 0:
+        raise QueryRejected("epsilon_invalid", "epsilon must be positive")
+    if epsilon > cap:
+        raise QueryRejected(
+            "epsilon_over_cap",
+            f"epsilon {float(epsilon):g} is over this collaboration's cap of {float(cap):g} "
+            "per query",
+        )
+    return epsilon
+
+
+class Engine:
+    """Queries against one room."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.ledger = Ledger(room.store, room.audit)
+
+    def prepare(self, request: QueryRequest, party: str) -> Prepared:
+        """The checked query for a request: restricted SQL, or a template with parameters."""
+        policy = self.room.active_policy().policy
+        if request.sql is not None and request.template is None:
+            return SqlQuery(check_sql(request.sql, policy=policy, party=party))
+        if request.template is not None and request.sql is None:
+            return prepare_template(request.template, request.params, policy=policy, party=party)
+        raise UserError("send either sql or template (with params), not both")
+
+    def run(self, request: QueryRequest, user: User) -> dict[str, Any]:
+        """Answer, or refuse with the rule broken; the refusal costs nothing."""
+        party = _party_of(user)
+        active = self.room.active_policy()
+        privacy = active.policy.privacy
+        if privacy is None:
+            raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+        try:
+            query = self.prepare(request, party)
+            epsilon = _epsilon(request, self.room)
+        except QueryRejected as err:
+            self.room.audit.record(
+                actor=user.name,
+                action="query.refused",
+                target=party,
+                outcome="refused",
+                details={"rule": err.rule, "policy_version": active.version},
+            )
+            raise
+        generation = live_generation(self.room)
+        if request.dry_run:  # priced from the query and the policy alone: no data is read
+            return {"dry_run": True, **query.preview(epsilon, privacy)}
+        if generation is None:
+            raise UserError("no match has run yet; a room admin runs one after the uploads")
+        key = hashlib.sha256(
+            json.dumps(
+                [party, query.canonical, str(epsilon), active.version, generation.generation],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        cached = self._cached(key)
+        query_id = secrets.token_hex(8)
+        if cached is not None:
+            return self._answer_from_cache(query_id, cached, request, user, party, key)
+        db = self.room.store.connection()
+        db.execute(
+            "INSERT INTO queries (id, party, user_name, kind, request, cache_key, policy_version,"
+            " generation, epsilon, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,'running',?)",
+            (
+                query_id,
+                party,
+                user.name,
+                "template" if request.template else "sql",
+                json.dumps(request.describe()),
+                key,
+                active.version,
+                generation.generation,
+                str(epsilon),
+                now(),
+            ),
+        )
+        try:
+            charge = self.ledger.charge(
+                party,
+                epsilon,
+                policy=privacy.budget,
+                query_id=query_id,
+                actor=user.name,
+                delta=privacy.delta or 0.0,
+            )
+        except BudgetExceeded:
+            db.execute(
+                "UPDATE queries SET status = 'refused', finished_at = ? WHERE id = ?",
+                (now(), query_id),
+            )
+            raise
+        started = time.perf_counter()
+        try:
+            released = query.execute(self.room.wh.cursor(), generation.tables, epsilon, privacy)
+        except Exception as err:
+            self.ledger.refund(charge, actor=user.name, reason=type(err).__name__)
+            db.execute(
+                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
+                (now(), query_id),
+            )
+            raise
+        result = {
+            "query_id": query_id,
+            **released.as_dict(),
+            "mechanism": privacy.mechanism,
+            "cached": False,
+            "policy_version": active.version,
+            "generation": generation.generation,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        body = json.dumps(result, sort_keys=True)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        with self.room.store.transaction() as tx:
+            tx.execute(
+                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
+                " WHERE id = ?",
+                (body, digest, now(), query_id),
+            )
+            self.room.audit.append(
+                tx,
+                actor=user.name,
+                action="query.run",
+                target=party,
+                details={
+                    "query_id": query_id,
+                    "kind": "template" if request.template else "sql",
+                    "template": request.template,
+                    "policy_version": active.version,
+                    "generation": generation.generation,
+                    "epsilon": str(epsilon),
+                    "result_sha256": digest,
+                },
+            )
+        return result
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        row = (
+            self.room.store.connection()
+            .execute(
+                "SELECT id, result FROM queries WHERE cache_key = ? AND status = 'done' "
+                "AND cached_from IS NULL ORDER BY created_at LIMIT 1",
+                (key,),
+            )
+            .fetchone()
+        )
+        return {"id": row["id"], **json.loads(row["result"])} if row else None
+
+    def _answer_from_cache(
+        self,
+        query_id: str,
+        cached: dict[str, Any],
+        request: QueryRequest,
+        user: User,
+        party: str,
+        key: str,
+    ) -> dict[str, Any]:
+        original = cached.pop("id")
+        result = {**cached, "query_id": query_id, "cached": True, "cached_from": original}
+        body = json.dumps(result, sort_keys=True)
+        with self.room.store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO queries (id, party, user_name, kind, request, cache_key,"
+                " policy_version, generation, epsilon, status, result, result_sha256, cached_from,"
+                " created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,'0','done',?,?,?,?,?)",
+                (
+                    query_id,
+                    party,
+                    user.name,
+                    "template" if request.template else "sql",
+                    json.dumps(request.describe()),
+                    key,
+                    cached["policy_version"],
+                    cached["generation"],
+                    body,
+                    hashlib.sha256(body.encode()).hexdigest(),
+                    original,
+                    now(),
+                    now(),
+                ),
+            )
+            self.room.audit.append(
+                tx,
+                actor=user.name,
+                action="query.cached",
+                target=party,
+                details={"query_id": query_id, "cached_from": original, "epsilon": "0"},
+            )
+        return result
+
+    def get(self, query_id: str, user: User) -> dict[str, Any]:
+        """A past result, to its own party (or a reviewer)."""
+        row = (
+            self.room.store.connection()
+            .execute("SELECT party, status, result FROM queries WHERE id = ?", (query_id,))
+            .fetchone()
+        )
+        if row is None or (
+            user.role not in (Role.reviewer, Role.room_admin) and row["party"] != _party_of(user)
+        ):
+            raise NotFoundError(f"no query {query_id}")
+        if row["status"] != "done":
+            return {"query_id": query_id, "status": row["status"]}
+        return {"status": "done", **json.loads(row["result"])}

@@ -1,0 +1,61 @@
+"""What the engine runs: a checked query in a form it can price, compute and release.
+
+Restricted SQL and templates differ in how they are checked and computed, not
+in how they are charged, cached, audited and released; both implement this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Protocol
+
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.compile import compile_plan, measurements
+from cleanroom.room.query.plan import QueryPlan
+from cleanroom.room.query.release import Released, preview, release
+
+
+class Prepared(Protocol):
+    """A checked query."""
+
+    @property
+    def canonical(self) -> str:
+        """The normalized text the cache is keyed on."""
+        ...
+
+    def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
+        """Cost and expected accuracy, without reading data."""
+        ...
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Exact bounded aggregates, then the noisy release."""
+        ...
+
+
+@dataclass(frozen=True)
+class SqlQuery:
+    """A restricted-SQL query, as its checked plan."""
+
+    plan: QueryPlan
+
+    @property
+    def canonical(self) -> str:
+        """The normalized form the cache is keyed on."""
+        return self.plan.canonical
+
+    def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
+        """See :class:`Prepared`."""
+        k, g = privacy.max_rows_per_person, privacy.max_groups_per_person
+        return preview(self.plan, measurements(self.plan, k, g), epsilon=epsilon, privacy=privacy)
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """See :class:`Prepared`."""
+        k, g = privacy.max_rows_per_person, privacy.max_groups_per_person
+        compiled = compile_plan(self.plan, tables, k=k, g=g)
+        exact = cursor.execute(compiled.sql, compiled.params).fetchall()
+        return release(self.plan, compiled, exact, epsilon=epsilon, privacy=privacy)

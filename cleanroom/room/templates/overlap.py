@@ -1,0 +1,163 @@
+"""``overlap``: persons in every combination of brands, and pairwise overlap rates.
+
+Each person falls in exactly one cell (the set of brands they appear in), so
+adding or removing one person changes one cell by one: the cell vector has L1
+and L2 sensitivity 1 whatever the number of cells (parallel composition). The
+pairwise figures are sums of noisy cells, i.e. post-processing, at no extra cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.check import QueryRejected
+from cleanroom.room.query.release import Released
+from cleanroom.room.warehouse import quote
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The overlap template for a fixed list of brands."""
+
+    parties: tuple[str, ...]
+    anchor: str | None  # join-required: only the asking party's persons are counted
+
+    @property
+    def canonical(self) -> str:
+        """The cache key's text."""
+        return f"template overlap parties={','.join(self.parties)} anchor={self.anchor or '-'}"
+
+    @property
+    def cells(self) -> list[tuple[str, ...]]:
+        """Every non-empty combination (containing the anchor, when there is one)."""
+        found = []
+        for size in range(1, len(self.parties) + 1):
+            for combo in itertools.combinations(self.parties, size):
+                if self.anchor is None or self.anchor in combo:
+                    found.append(combo)
+        return found
+
+    def _mask(self, combo: tuple[str, ...]) -> int:
+        return sum(1 << self.parties.index(p) for p in combo)
+
+    def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
+        """See :class:`~cleanroom.room.query.prepared.Prepared`."""
+        error = dp.expected_error95(privacy.mechanism, 1, epsilon, privacy.delta)
+        return {
+            "epsilon": str(epsilon),
+            "epsilon_float": float(epsilon),
+            "delta": privacy.delta or 0.0,
+            "mechanism": privacy.mechanism,
+            "groups": len(self.cells),
+            "aggregates": {"persons": {"error95": round(error, 2)}},
+            "min_noisy_persons": privacy.min_noisy_persons,
+        }
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Exact cell counts in SQL, then one noisy vector."""
+        parts = []
+        for i, party in enumerate(self.parties):
+            for name, table in tables.items():
+                if name.split(".", 1)[0] == party:
+                    parts.append(f"SELECT DISTINCT person, {1 << i} AS bit FROM {quote(table)}")
+        if not parts:
+            raise QueryRejected("no_data", "none of these brands has data in the room yet")
+        sql = (
+            f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "
+            f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
+        )
+        exact = dict(cursor.execute(sql).fetchall())
+        cells = self.cells
+        vector = [int(exact.get(self._mask(c), 0)) for c in cells]
+        if privacy.mechanism == "gaussian":
+            noisy = dp.gaussian_release(
+                vector, l2_sensitivity=1.0, epsilon=epsilon, delta=privacy.delta or 0.0
+            )
+        else:
+            noisy = dp.laplace_release(vector, l1_sensitivity=1, epsilon=epsilon)
+        rows, suppressed = [], 0
+        for combo, value in zip(cells, noisy.values, strict=True):
+            if value < privacy.min_noisy_persons:
+                suppressed += 1
+                continue
+            rows.append(
+                {
+                    "combination": "+".join(combo),
+                    "persons": {"value": value, "error95": round(noisy.error95, 2)},
+                }
+            )
+        return Released(
+            ["combination", "persons"],
+            rows,
+            suppressed,
+            noisy.epsilon,
+            noisy.delta,
+            {"pairwise": self._pairwise(cells, noisy)},
+        )
+
+    def _pairwise(self, cells: list[tuple[str, ...]], noisy: dp.Release) -> list[dict[str, Any]]:
+        """|A∩B| and |A∩B| / min(|A|, |B|) from the noisy cells (post-processing)."""
+        # The sum of n cells' independent noise has n times one cell's variance.
+        sigma = noisy.error95 / 1.96
+        out = []
+        for a, b in itertools.combinations(self.parties, 2):
+            both = [i for i, c in enumerate(cells) if a in c and b in c]
+            only_a = [i for i, c in enumerate(cells) if a in c]
+            only_b = [i for i, c in enumerate(cells) if b in c]
+            if not both:
+                continue
+            n_both = max(0, sum(noisy.values[i] for i in both))
+            n_a = max(1, sum(noisy.values[i] for i in only_a))
+            n_b = max(1, sum(noisy.values[i] for i in only_b))
+            out.append(
+                {
+                    "pair": f"{a}+{b}",
+                    "both": {
+                        "value": n_both,
+                        "error95": round(1.96 * sigma * math.sqrt(len(both)), 2),
+                    },
+                    "rate": round(n_both / min(n_a, n_b), 4),
+                }
+            )
+        return out
+
+
+def prepare_overlap(
+    params: Mapping[str, str], *, policy: CollaborationPolicy, party: str
+) -> Overlap:
+    """Parameters: ``parties`` (comma-separated brand ids; default every brand open to you)."""
+    unknown = set(params) - {"parties"}
+    if unknown:
+        raise QueryRejected("bad_parameter", f"overlap has no parameter(s) {sorted(unknown)}")
+    access = policy.parties[party].analysts if party in policy.parties else None
+    open_to_me = [
+        p
+        for p, spec in policy.parties.items()
+        if access is None or any(access.may_read(f"{p}.{d}") for d in spec.datasets)
+    ]
+    if "parties" in params:
+        wanted = [p.strip() for p in params["parties"].split(",") if p.strip()]
+        for p in wanted:
+            if p not in policy.parties:
+                raise QueryRejected("bad_parameter", f"parties: no brand '{p[:40]}' in the policy")
+            if p not in open_to_me:
+                raise QueryRejected("table_not_allowed", f"parties: '{p}' is not open to you")
+    else:
+        wanted = open_to_me
+    chosen = tuple(sorted(set(wanted)))
+    if not 2 <= len(chosen) <= 8:
+        raise QueryRejected("bad_parameter", "parties: name between 2 and 8 brands")
+    anchor = party if access is not None and access.join_required else None
+    if anchor is not None and anchor not in chosen:
+        raise QueryRejected("join_required", f"the overlap must include your own brand '{party}'")
+    return Overlap(chosen, anchor)

@@ -1,0 +1,238 @@
+"""Analysts' queries over HTTP: DP answers with error bounds, cache, dry run, budget, refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from cleanroom.room.room import Room
+from tests.system.world import LiveServer, World, build_world, open_room
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("queries"), persons=3_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def live(world: World) -> Iterator[tuple[LiveServer, Room]]:
+    room = open_room(world.room_dir)
+    with LiveServer(room) as server:
+        for (party, _), bundle in sorted(world.bundles.items()):
+            r = post(
+                server,
+                world.tokens[f"{party}_admin"],
+                "/api/v1/datasets",
+                content=bundle.read_bytes(),
+            )
+            assert r.status_code == 201, r.text
+        assert post(server, world.tokens["room_admin"], "/api/v1/matches").status_code == 201
+        yield server, room
+    room.close()
+
+
+def post(server: LiveServer, token: str, path: str, **kw: object) -> httpx.Response:
+    return httpx.post(
+        server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
+    )  # type: ignore[arg-type]
+
+
+def ask(server: LiveServer, token: str, **body: object) -> httpx.Response:
+    return post(server, token, "/api/v1/queries", json=body)
+
+
+def budget_left(server: LiveServer, token: str) -> float:
+    r = httpx.get(
+        server.url + "/api/v1/budget", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    return float(r.json()["parties"][0]["left"])
+
+
+SQL = (
+    "SELECT city, COUNT(*) AS orders, COUNT(DISTINCT person) AS buyers, AVG(amount) "
+    "FROM okala.orders GROUP BY city"
+)
+
+
+def test_grouped_query_releases_every_declared_key_with_error_bounds(
+    world: World, live: tuple[LiveServer, Room]
+) -> None:
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    before = budget_left(server, token)
+    r = ask(server, token, sql=SQL, epsilon=0.5)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["cached"] is False and result["epsilon_float"] <= 0.5
+    domain = json.loads((world.data.out / "truth" / "summary.json").read_text())["domains"][
+        "okala/orders"
+    ]["city"]
+    released = {row["city"] for row in result["rows"]}
+    assert released <= set(domain)
+    assert len(released) + result["suppressed_groups"] == len(domain)
+    for row in result["rows"]:
+        assert row["orders"]["error95"] > 0 and row["buyers"]["error95"] > 0
+        assert row["avg_amount"]["low"] <= row["avg_amount"]["value"] <= row["avg_amount"]["high"]
+    assert budget_left(server, token) == pytest.approx(before - 0.5)
+
+
+def test_same_question_is_answered_from_the_cache_for_free(
+    world: World, live: tuple[LiveServer, Room]
+) -> None:
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    first = ask(
+        server,
+        token,
+        sql="SELECT channel, COUNT(*) FROM okala.orders GROUP BY channel",
+        epsilon=0.2,
+    ).json()
+    before = budget_left(server, token)
+    again = ask(
+        server,
+        token,
+        sql="select  o.channel , count(*)  from okala.orders AS o group by o.channel",
+        epsilon=0.2,
+    )
+    assert again.status_code == 200, again.text
+    cached = again.json()
+    assert cached["cached"] is True and cached["rows"] == first["rows"]
+    assert budget_left(server, token) == before
+
+
+def test_dry_run_prices_without_spending(world: World, live: tuple[LiveServer, Room]) -> None:
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    before = budget_left(server, token)
+    r = ask(server, token, sql=SQL, epsilon=0.4, dry_run=True)
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    assert preview["dry_run"] is True and preview["epsilon_float"] == pytest.approx(0.4)
+    assert preview["aggregates"]["orders"]["error95"] > 0
+    assert budget_left(server, token) == before
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("SELECT person FROM okala.orders", "person_in_output"),
+        ("SELECT * FROM okala.orders", "select_star"),
+        ("SELECT city, amount FROM okala.orders", "row_level_output"),
+        ("SELECT COUNT(*) FROM okala.orders; DROP TABLE x", "multiple_statements"),
+        ("SELECT amount, COUNT(*) FROM okala.orders GROUP BY amount", "group_by_not_dimension"),
+        ("SELECT COUNT(*) FROM okala.orders WHERE city = 'Atlantis'", "domain_value_undeclared"),
+        ("SELECT COUNT(*) FROM read_csv('/etc/passwd')", "table_function"),
+    ],
+)
+def test_refused_queries_name_the_rule_and_cost_nothing(
+    world: World, live: tuple[LiveServer, Room], sql: str, rule: str
+) -> None:
+    server, room = live
+    token = world.tokens["okala_analyst"]
+    before = budget_left(server, token)
+    r = ask(server, token, sql=sql)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "query_rejected"
+    assert budget_left(server, token) == before
+    assert room.audit.entries(action="query.refused", limit=1000)
+
+
+def test_epsilon_over_the_per_query_cap(world: World, live: tuple[LiveServer, Room]) -> None:
+    server, _ = live
+    r = ask(server, world.tokens["okala_analyst"], sql=SQL, epsilon=5)
+    assert r.status_code == 400 and "cap" in r.json()["error"]["message"]
+
+
+def test_overlap_template_matches_ground_truth_within_bounds(
+    world: World, live: tuple[LiveServer, Room]
+) -> None:
+    server, _ = live
+    r = ask(server, world.tokens["ofogh_analyst"], template="overlap", epsilon=1.0)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    truth = json.loads((world.data.out / "truth" / "summary.json").read_text())["combinations"]
+    assert result["rows"]
+    for row in result["rows"]:
+        combo = row["combination"]
+        assert "ofogh" in combo.split("+")  # join required: only ofogh's own persons
+        expected = truth.get("+".join(sorted(combo.split("+"))), 0)
+        assert abs(row["persons"]["value"] - expected) <= 3 * row["persons"]["error95"] + 1
+    assert result["pairwise"] and all(0 <= p["rate"] <= 1.5 for p in result["pairwise"])
+
+
+def test_template_parameters_are_checked(world: World, live: tuple[LiveServer, Room]) -> None:
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    for params in (
+        {"parties": "okala,x'; DROP TABLE users; --"},
+        {"bogus": "1"},
+        {"parties": "ofogh,tapsi"},
+    ):
+        r = ask(server, token, template="overlap", params=params)
+        assert r.status_code == 400, (params, r.text)
+
+
+def test_only_analysts_and_reporters_ask(world: World, live: tuple[LiveServer, Room]) -> None:
+    server, _ = live
+    for name in ("reviewer", "room_admin", "okala_admin"):
+        assert ask(server, world.tokens[name], sql=SQL).status_code == 403
+
+
+def test_budget_exhaustion_under_concurrency(world: World, live: tuple[LiveServer, Room]) -> None:
+    server, room = live
+    token = world.tokens["tapsi_analyst"]
+    left = budget_left(server, token)
+    sqls = [f"SELECT COUNT(*) FROM tapsi.rides WHERE fare >= {i}" for i in range(50)]
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda s: ask(server, token, sql=s, epsilon=0.2), sqls))
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(ok) + len(refused) == 50, {r.status_code for r in responses}
+    assert len(ok) == round(left / 0.2 + 1e-9)
+    assert budget_left(server, token) == pytest.approx(left - 0.2 * len(ok))
+    assert "budget" in refused[0].json()["error"]["message"]
+    charges = (
+        room.store.connection()
+        .execute(
+            "SELECT count(*) FROM budget_charges WHERE party = 'tapsi' AND refunded_at IS NULL"
+        )
+        .fetchone()[0]
+    )
+    assert charges == len(ok)
+
+
+def test_queries_are_audited_with_policy_version_and_result_hash(
+    world: World, live: tuple[LiveServer, Room]
+) -> None:
+    server, room = live
+    result = ask(
+        server,
+        world.tokens["filimo_analyst"],
+        sql="SELECT plan, COUNT(*) FROM filimo.views GROUP BY plan",
+    ).json()
+    entries = [
+        e
+        for e in room.audit.entries(action="query.run", limit=1000)
+        if e.details.get("query_id") == result["query_id"]
+    ]
+    assert (
+        entries
+        and entries[0].details["policy_version"] == 1
+        and len(entries[0].details["result_sha256"]) == 64
+    )
+    fetched = httpx.get(
+        f"{server.url}/api/v1/queries/{result['query_id']}",
+        headers={"Authorization": f"Bearer {world.tokens['filimo_analyst']}"},
+        timeout=30,
+    ).json()
+    assert fetched["rows"] == result["rows"]
+    other = httpx.get(
+        f"{server.url}/api/v1/queries/{result['query_id']}",
+        headers={"Authorization": f"Bearer {world.tokens['okala_analyst']}"},
+        timeout=30,
+    )
+    assert other.status_code == 404

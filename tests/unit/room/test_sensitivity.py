@@ -1,0 +1,105 @@
+"""The bounds the engine claims hold: one person, however many rows, moves each exact
+aggregate vector by at most the sensitivity handed to the mechanism."""
+
+from __future__ import annotations
+
+import random
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleanroom.room.query.compile import compile_plan
+from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
+
+CITIES = ("Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz")
+BOUNDS = (0.0, 1000.0)
+
+
+def warehouse(rows: list[tuple[int, str, float]]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS wh")
+    persons, cities, amounts = zip(*rows, strict=True) if rows else ((), (), ())
+    data = pa.table(
+        {
+            "person": pa.array(persons, pa.int64()),
+            "city": pa.array(cities, pa.string()),
+            "amount": pa.array(amounts, pa.float64()),
+        }
+    )
+    con.register("data", data)
+    con.execute('CREATE TABLE wh."g1__okala__orders" AS SELECT * FROM data')
+    return con
+
+
+def plan() -> QueryPlan:
+    city = ColumnRef("o", "city")
+    amount = ColumnRef("o", "amount")
+    return QueryPlan(
+        tables=(TableRef("okala", "orders", "o"),),
+        aggregates=(
+            Aggregate("count", "count"),
+            Aggregate("count_persons", "persons"),
+            Aggregate("sum", "sum_amount", amount, BOUNDS),
+            Aggregate("avg", "avg_amount", amount, BOUNDS),
+        ),
+        group_by=(GroupKey(city, CITIES, "city"),),
+    )
+
+
+def exact(con: duckdb.DuckDBPyConnection, k: int, g: int) -> dict[str, dict[str, int]]:
+    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
+    out: dict[str, dict[str, int]] = {m.name: {} for m in compiled.measurements}
+    for row in con.execute(compiled.sql, compiled.params).fetchall():
+        for j, m in enumerate(compiled.measurements):
+            out[m.name][row[0]] = int(row[1 + j])
+    return out
+
+
+def l1(a: dict[str, int], b: dict[str, int]) -> int:
+    return sum(abs(a.get(c, 0) - b.get(c, 0)) for c in CITIES)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(1, 12),
+    g=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    extreme=st.floats(-1e9, 1e9, allow_nan=False),
+)
+def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
+    k: int, g: int, seed: int, extreme: float
+) -> None:
+    g = min(g, k)
+    rng = random.Random(seed)
+    base = []
+    for person in range(200):  # everyone else within the bounds, so nothing of theirs is dropped
+        cities = rng.sample(CITIES, rng.randint(1, g))
+        for _ in range(rng.randint(1, k)):
+            base.append((person, rng.choice(cities), rng.uniform(*BOUNDS)))
+    heavy = [(10_000, CITIES[i % len(CITIES)], extreme) for i in range(10_000)]
+    without = exact(warehouse(base), k, g)
+    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
+    with_heavy = exact(warehouse(base + heavy), k, g)
+    for m in compiled.measurements:
+        assert l1(without[m.name], with_heavy[m.name]) <= m.l1, (m.name, m.l1)
+
+
+def test_undeclared_keys_are_never_counted() -> None:
+    con = warehouse([(1, "Tehran", 5.0), (2, "Atlantis", 7.0), (3, None, 1.0)])  # type: ignore[list-item]
+    result = exact(con, 10, 5)
+    assert set(result["m_count"]) == {"Tehran"}
+
+
+def test_metric_values_are_clamped() -> None:
+    con = warehouse([(1, "Tehran", 1e12), (2, "Tehran", -5.0)])
+    assert exact(con, 10, 5)["m_sum__o__amount"]["Tehran"] == 1000
+
+
+@pytest.mark.parametrize(("k", "g"), [(1, 1), (3, 2), (10, 5)])
+def test_sensitivities_follow_the_bounds(k: int, g: int) -> None:
+    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
+    by_kind = {m.kind: m.l1 for m in compiled.measurements}
+    assert by_kind == {"count": k, "count_persons": g, "sum": k * 1000, "count_values": k}
