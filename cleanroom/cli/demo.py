@@ -13,11 +13,16 @@ from rich.table import Table
 
 from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
+from cleanroom.cli.room import print_result
 from cleanroom.errors import UserError
 from cleanroom.keys import load_verify_key
 from cleanroom.scenario import Group, LiveServer, build_group, open_room
 
 MARKER = ".cleanroom-demo"
+DEMO_SQL = (
+    "SELECT city, COUNT(*) AS orders, COUNT(DISTINCT person) AS buyers, AVG(amount) AS basket "
+    "FROM okala.orders GROUP BY city"
+)
 
 
 def _fresh(out: Path) -> None:
@@ -93,6 +98,29 @@ def demo(out: Path, persons: int, seed: int) -> None:
             console.print(f"[bold]{next(steps)}.[/] the room resolves persons across brands")
             generation = _api(server, group.tokens["room_admin"], "POST", "/api/v1/matches")
             datasets = _api(server, group.tokens["reviewer"], "GET", "/api/v1/datasets")
+            console.print(
+                f"[bold]{next(steps)}.[/] okala's analyst asks, under differential privacy: "
+                "which other brands do our customers use? (template overlap, epsilon 0.5)"
+            )
+            analyst = group.tokens["okala_analyst"]
+            overlap = _api(
+                server,
+                analyst,
+                "POST",
+                "/api/v1/queries",
+                json={"template": "overlap", "epsilon": 0.5},
+            )
+            print_result(overlap)
+            console.print(
+                f"[bold]{next(steps)}.[/] …and orders, buyers and average basket by city (SQL)"
+            )
+            print_result(_api(server, analyst, "POST", "/api/v1/queries", json={"sql": DEMO_SQL}))
+            budget = _api(server, analyst, "GET", "/api/v1/budget")["parties"][0]
+            console.print(
+                f"okala's budget this {budget['period']}: spent {budget['spent']:g} "
+                f"of {budget['share']:g}, left {budget['left']:g}",
+                highlight=False,
+            )
             verified = _api(server, group.tokens["reviewer"], "GET", "/api/v1/audit/verify")
     finally:
         room.close()
@@ -111,7 +139,6 @@ def demo(out: Path, persons: int, seed: int) -> None:
     console.print(
         f"done in {time.perf_counter() - start:.0f}s. Room: {group.room_dir}; bundles: "
         f"{out / 'bundles'}; ground truth: {out / 'data' / 'truth'}.\n"
-        "Person counts are released only as differentially private aggregates "
-        "(the query engine), so the demo prints none.",
+        "Every number above is a differentially private aggregate with its 95% error bound.",
         highlight=False,
     )
