@@ -95,3 +95,21 @@ def test_room_key_is_not_a_party_key(tmp_path: Path, good: dict) -> None:
 def test_not_yaml(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not valid YAML"):
         load_policy(write(tmp_path, "parties: [unclosed"))
+
+
+def test_the_example_policy_in_the_repository_validates(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "policies" / "group-journeys.example.yaml"
+    copy = tmp_path / example.name
+    copy.write_text(example.read_text())
+    for party in ("ofogh", "okala", "filimo", "tapsi", "ozone"):
+        generate_party_keys(party, tmp_path / "keys")
+    policy, _ = load_policy(copy)
+    assert set(policy.parties) == {"ofogh", "okala", "filimo", "tapsi", "ozone"}
+    assert policy.privacy is not None and policy.privacy.mechanism == "laplace"
+    roles = {
+        c.role
+        for p in policy.parties.values()
+        for d in p.datasets.values()
+        for c in d.columns.values()
+    }
+    assert {"dimension", "metric", "time"} <= roles
