@@ -48,6 +48,16 @@ class ColumnPolicy(BaseModel):
                 raise ValueError(f"a {self.type} column cannot have a domain")
             if len(set(map(str, self.domain))) != len(self.domain):
                 raise ValueError("domain values repeat")
+            expected = {
+                ColumnType.category: (str,),
+                ColumnType.boolean: (bool,),
+                ColumnType.integer: (int,),
+            }[self.type]
+            wrong = [v for v in self.domain if not isinstance(v, expected)]
+            if wrong or (
+                self.type is ColumnType.integer and any(isinstance(v, bool) for v in self.domain)
+            ):
+                raise ValueError(f"domain values must all be of the column's type ({self.type})")
         if self.bounds is not None:
             if self.type not in (ColumnType.number, ColumnType.integer):
                 raise ValueError(f"a {self.type} column cannot have bounds")
@@ -83,6 +93,12 @@ class DatasetContract(BaseModel):
         if isinstance(value, dict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _no_person_column(self) -> DatasetContract:
+        if "person" in self.identifiers or "person" in self.columns:
+            raise ValueError("'person' is the room's own column; rename the party's column")
+        return self
 
     def as_spec(self, dataset: str) -> DatasetSpec:
         """The same contract in the party-side spec's shape (validates it as one, too)."""

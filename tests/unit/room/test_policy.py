@@ -113,3 +113,26 @@ def test_the_example_policy_in_the_repository_validates(tmp_path: Path) -> None:
         for c in d.columns.values()
     }
     assert {"dimension", "metric", "time"} <= roles
+
+
+@pytest.mark.parametrize(
+    ("column", "fragment"),
+    [
+        ({"type": "integer", "domain": ["a", "b"]}, "of the column's type"),
+        ({"type": "category", "domain": ["a", 3]}, "of the column's type"),
+        ({"type": "category", "domain": ["a", "a"]}, "repeat"),
+        ({"type": "number", "domain": [1]}, "cannot have a domain"),
+        ({"type": "category", "bounds": [0, 1]}, "cannot have bounds"),
+        ({"type": "number", "bounds": [5, 1]}, "lower < upper"),
+    ],
+)
+def test_column_roles_are_checked(tmp_path: Path, good: dict, column: dict, fragment: str) -> None:
+    good["parties"]["okala"]["datasets"]["orders"]["columns"]["x"] = column
+    with pytest.raises(SpecError, match=fragment):
+        load_policy(write(tmp_path, good))
+
+
+def test_person_is_reserved(tmp_path: Path, good: dict) -> None:
+    good["parties"]["okala"]["datasets"]["orders"]["columns"]["person"] = "category"
+    with pytest.raises(SpecError, match="room's own column"):
+        load_policy(write(tmp_path, good))
