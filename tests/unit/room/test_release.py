@@ -1,0 +1,61 @@
+"""From exact vectors to released rows, under both mechanisms the policy may choose."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
+from cleanroom.room.query.compile import Compiled, measurements
+from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
+from cleanroom.room.query.release import preview, release
+
+CITIES = ("Tehran", "Qom", "Rasht")
+PLAN = QueryPlan(
+    tables=(TableRef("okala", "orders", "o"),),
+    aggregates=(
+        Aggregate("count", "orders"),
+        Aggregate("avg", "basket", ColumnRef("o", "amount"), (0.0, 100.0)),
+    ),
+    group_by=(GroupKey(ColumnRef("o", "city"), CITIES, "city"),),
+)
+
+
+def privacy(mechanism: str) -> PrivacyPolicy:
+    return PrivacyPolicy(
+        mechanism=mechanism,  # type: ignore[arg-type]
+        delta=1e-7 if mechanism == "gaussian" else None,
+        budget=BudgetPolicy(epsilon=10, shares={"okala": 5}),
+        max_epsilon_per_query=2,
+        min_noisy_persons=500,
+    )
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_release_under_each_mechanism(mechanism: str) -> None:
+    p = privacy(mechanism)
+    ms = measurements(PLAN, p.max_rows_per_person, p.max_groups_per_person)
+    compiled = Compiled("", [], ["k__o__city"], ms)
+    values = {
+        "m_count": 500_000,
+        "m_sum__o__amount": 25_000_000,
+        "m_n__o__amount": 500_000,
+        "m_persons": 100_000,
+    }
+    exact = [
+        ("Tehran", *[values[m.name] for m in ms]),
+        ("Qom", *[2 if m.kind != "sum" else 100 for m in ms]),
+    ]
+    out = release(PLAN, compiled, exact, epsilon=Fraction(1), privacy=p)
+    assert out.epsilon <= 1 and (out.delta > 0) == (mechanism == "gaussian")
+    by_city = {row["city"]: row for row in out.rows}
+    assert set(by_city) == {"Tehran"}  # Qom (2 persons) and Rasht (no rows) are under the minimum
+    assert out.suppressed == 2
+    tehran = by_city["Tehran"]
+    assert abs(tehran["orders"]["value"] - 500_000) <= 5 * tehran["orders"]["error95"]
+    assert (
+        0 <= tehran["basket"]["low"] <= tehran["basket"]["value"] <= tehran["basket"]["high"] <= 100
+    )
+    priced = preview(PLAN, ms, epsilon=Fraction(1), privacy=p)
+    assert priced["mechanism"] == mechanism and priced["aggregates"]["orders"]["error95"] > 0
