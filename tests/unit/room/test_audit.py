@@ -4,8 +4,7 @@ import hashlib
 import hmac
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,22 +12,15 @@ import pytest
 from cleanroom.errors import InternalError, UserError
 from cleanroom.room.audit import GENESIS, AuditLog
 from cleanroom.room.store import MetaStore
+from tests.unit.room.conftest import AUDIT_KEY as KEY
 
-KEY = hashlib.sha256(b"test audit key").digest()
 OTHER_KEY = hashlib.sha256(b"someone else's key").digest()
 ACTIONS = ["dataset.upload", "auth.login", "match.run", "query.run", "policy.propose"]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetaStore]:
-    s = MetaStore(tmp_path / "meta.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def log(store: MetaStore) -> AuditLog:
-    return AuditLog(store, KEY)
+def log(audit: AuditLog) -> AuditLog:
+    return audit
 
 
 @pytest.fixture

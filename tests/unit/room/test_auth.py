@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,20 +18,6 @@ from cleanroom.errors import (
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import TOKEN, Role, User, Users, require
 from cleanroom.room.store import MetaStore
-
-KEY = hashlib.sha256(b"test audit key").digest()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetaStore]:
-    s = MetaStore(tmp_path / "meta.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def audit(store: MetaStore) -> AuditLog:
-    return AuditLog(store, KEY)
 
 
 @pytest.fixture

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -15,21 +12,8 @@ from cleanroom.room.budget import BudgetExceeded, BudgetStatus, Ledger, period_b
 from cleanroom.room.policy.privacy import BudgetPolicy
 from cleanroom.room.store import MetaStore
 
-KEY = hashlib.sha256(b"test audit key").digest()
 NOW = datetime(2026, 11, 19, 10, 30, tzinfo=UTC)  # a Thursday in 2026-W47, 2026-Q4
 POLICY = BudgetPolicy(epsilon=3.0, period="month", shares={"acme": 1.0, "bank": 1.5})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetaStore]:
-    s = MetaStore(tmp_path / "meta.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def audit(store: MetaStore) -> AuditLog:
-    return AuditLog(store, KEY)
 
 
 @pytest.fixture
