@@ -118,6 +118,8 @@ def _value(agg: Aggregate, i: int, noisy: dict[str, dp.Release]) -> dict[str, An
         low, high = max(lo, min(ends)), min(hi, max(ends))
     else:
         low, high = lo, hi
+    # Clamping can push the point estimate outside a very noisy interval: widen it back.
+    low, high = min(low, value), max(high, value)
     return {
         "value": round(value, 4),
         "low": round(low, 4),

@@ -59,3 +59,17 @@ def test_release_under_each_mechanism(mechanism: str) -> None:
     )
     priced = preview(PLAN, ms, epsilon=Fraction(1), privacy=p)
     assert priced["mechanism"] == mechanism and priced["aggregates"]["orders"]["error95"] > 0
+
+
+def test_average_interval_always_holds_its_estimate() -> None:
+    """Even when the noisy sum is negative and the estimate is clamped to the bounds."""
+    p = privacy("laplace")
+    ms = measurements(PLAN, p.max_rows_per_person, p.max_groups_per_person)
+    compiled = Compiled("", [], ["k__o__city"], ms)
+    for _ in range(200):
+        exact = [("Tehran", *[100_000 if m.kind != "sum" else 0 for m in ms])]
+        out = release(PLAN, compiled, exact, epsilon=Fraction(1, 100), privacy=p)
+        for row in out.rows:
+            basket = row["basket"]
+            if basket["value"] is not None:
+                assert basket["low"] <= basket["value"] <= basket["high"]
