@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -47,6 +48,33 @@ class QueryRequest:
             "params": self.params,
             "epsilon": str(self.epsilon) if self.epsilon is not None else None,
         }
+
+
+def _insert_query(
+    db: sqlite3.Connection,
+    query_id: str,
+    request: QueryRequest,
+    user: User,
+    party: str,
+    cache_key: str,
+    **fields: object,
+) -> None:
+    """One row of the ``queries`` table; ``fields`` are its remaining columns."""
+    row = {
+        "id": query_id,
+        "party": party,
+        "user_name": user.name,
+        "kind": "template" if request.template else "sql",
+        "request": json.dumps(request.describe()),
+        "cache_key": cache_key,
+        "created_at": now(),
+        **fields,
+    }
+    # Column names are this module's own literals, never caller text.
+    db.execute(
+        f"INSERT INTO queries ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        tuple(row.values()),
+    )
 
 
 def _party_of(user: User) -> str:
@@ -124,21 +152,17 @@ class Engine:
         if cached is not None:
             return self._answer_from_cache(query_id, cached, request, user, party, key)
         db = self.room.store.connection()
-        db.execute(
-            "INSERT INTO queries (id, party, user_name, kind, request, cache_key, policy_version,"
-            " generation, epsilon, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,'running',?)",
-            (
-                query_id,
-                party,
-                user.name,
-                "template" if request.template else "sql",
-                json.dumps(request.describe()),
-                key,
-                active.version,
-                generation.generation,
-                str(epsilon),
-                now(),
-            ),
+        _insert_query(
+            db,
+            query_id,
+            request,
+            user,
+            party,
+            key,
+            policy_version=active.version,
+            generation=generation.generation,
+            epsilon=str(epsilon),
+            status="running",
         )
         try:
             charge = self.ledger.charge(
@@ -224,25 +248,21 @@ class Engine:
         result = {**cached, "query_id": query_id, "cached": True, "cached_from": original}
         body = json.dumps(result, sort_keys=True)
         with self.room.store.transaction() as tx:
-            tx.execute(
-                "INSERT INTO queries (id, party, user_name, kind, request, cache_key,"
-                " policy_version, generation, epsilon, status, result, result_sha256, cached_from,"
-                " created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,'0','done',?,?,?,?,?)",
-                (
-                    query_id,
-                    party,
-                    user.name,
-                    "template" if request.template else "sql",
-                    json.dumps(request.describe()),
-                    key,
-                    cached["policy_version"],
-                    cached["generation"],
-                    body,
-                    hashlib.sha256(body.encode()).hexdigest(),
-                    original,
-                    now(),
-                    now(),
-                ),
+            _insert_query(
+                tx,
+                query_id,
+                request,
+                user,
+                party,
+                key,
+                policy_version=cached["policy_version"],
+                generation=cached["generation"],
+                epsilon="0",
+                status="done",
+                result=body,
+                result_sha256=hashlib.sha256(body.encode()).hexdigest(),
+                cached_from=original,
+                finished_at=now(),
             )
             self.room.audit.append(
                 tx,
