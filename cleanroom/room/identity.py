@@ -51,6 +51,7 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Expected rounds are ~log(largest component); this only stops a bug from
 # looping forever, it is never reached by a correct run on any real graph.
 _MAX_ROUNDS = 256
+RANK = "_rank"  # per-person random row order in every analysis table (see person_table)
 
 
 @dataclass(frozen=True)
@@ -410,12 +411,19 @@ def person_table(
     keep_columns: Sequence[str],
     out: str,
 ) -> int:
-    """Create table ``out`` (person BIGINT NOT NULL, *keep_columns*); return its rows.
+    """Create table ``out`` (person, *keep_columns*, ``_rank``); return its rows.
 
     This is what analysts see, so no token may reach it: token columns and
     any BLOB column are refused as keep columns. All tokens of a row belong
     to one person by construction, so the row's first token decides it; a row
     with no token (or none in the map) has no person and is left out.
+
+    ``_rank`` numbers each person's rows 1, 2, … in a random order drawn once
+    here, so the query engine bounds rows per person with ``_rank <= k``, a
+    filter, instead of a window over every row at every query. Which rows a
+    person keeps depends only on that person's rows and fresh randomness, so
+    the bound's sensitivity argument is unchanged. Dataset columns cannot be
+    called ``_rank`` (names start with a letter).
     """
     _check_source(con, source)
     _refuse_existing(con, out)
@@ -431,8 +439,8 @@ def person_table(
         if key in seen:
             raise InternalError(f"keep column {column!r} repeated")
         seen.add(key)
-        if key == "person":
-            raise InternalError("keep column 'person' would shadow the person id")
+        if key in ("person", RANK):
+            raise InternalError(f"keep column {column!r} would shadow an engine column")
         if key in tokens:
             raise InternalError(f"keep column {column!r} is a token column")
         kind = types.get(key)
@@ -448,7 +456,8 @@ def person_table(
             con.execute(
                 f"""
                 CREATE TABLE {target} AS
-                SELECT m.person{kept}
+                SELECT m.person{kept},
+                       row_number() OVER (PARTITION BY m.person ORDER BY random()) AS {RANK}
                 FROM {table} s JOIN {mapping} m ON m.token = {anchor}
                 """
             )

@@ -3,17 +3,22 @@
 Bounding is what makes the sensitivities true, so it is done in SQL, before
 any aggregate: the filter and the declared key set first (an undeclared value
 can never be counted), then at most ``k`` rows per person chosen at random,
-then at most ``g`` groups per person chosen at random among those, then every
-metric value clamped to its bounds and rounded to an integer unit. A person
-added to or removed from the data then changes
+then — only where it lowers a sensitivity — at most ``g`` groups per person
+chosen at random among those, then every metric value clamped to its bounds
+and rounded to an integer unit. A person added to or removed from the data
+then changes
 
 * COUNT(*) of all groups together by at most ``k``,
-* COUNT(DISTINCT person) by at most ``g`` (1 without GROUP BY),
+* COUNT(DISTINCT person) by at most ``min(k, g, groups)`` (1 without GROUP BY),
 * SUM(metric) by at most ``k · max(|lower|, |upper|)``,
 
-which are the L1 sensitivities handed to the mechanism (L2: ``k``, ``√g``,
-``k · M``). Literals travel as bound parameters; names come from the plan,
-which only holds vetted names, and are quoted anyway.
+which are the L1 sensitivities handed to the mechanism (L2: ``k``, ``√…``,
+``k · M``). The random rows come from the analysis table's ``_rank``, a random
+order of each person's rows drawn at match time: on one table without a
+filter the row bound is the plain filter ``_rank <= k`` (no window over all
+rows per query); with a filter or a join the rows that survive are ranked
+afresh. Literals travel as bound parameters; names come from the plan, which
+only holds vetted names, and are quoted anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from cleanroom.room.identity import RANK
 from cleanroom.room.query.plan import Aggregate, BoolOp, ColumnRef, Comparison, Filter, QueryPlan
 from cleanroom.room.warehouse import quote
 
@@ -56,13 +62,20 @@ def integer_bounds(bounds: tuple[float, float]) -> tuple[int, int]:
     return math.floor(bounds[0]), math.ceil(bounds[1])
 
 
-def measurements(plan: QueryPlan, k: int, g: int) -> list[Measurement]:
-    """What the plan releases, de-duplicated, with a person count always present.
+def person_groups(plan: QueryPlan, k: int, g: int) -> int:
+    """How many groups one person can reach once rows and groups are bounded."""
+    return min(k, g, plan.key_count) if plan.group_by else 1
+
+
+def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Measurement]:
+    """What the plan releases, de-duplicated.
 
     The noisy person count per group is what the minimum-group-size rule is
-    applied to, so it is measured even when the query did not ask for it.
+    applied to, so with a ``threshold`` it is measured even when the query did
+    not ask for it.
     """
-    groups = g if plan.group_by else 1
+    groups = person_groups(plan, k, g)
+    persons = Measurement("m_persons", "count_persons", groups, math.sqrt(groups))
     found: dict[str, Measurement] = {}
 
     def add(m: Measurement) -> None:
@@ -72,7 +85,7 @@ def measurements(plan: QueryPlan, k: int, g: int) -> list[Measurement]:
         if agg.kind == "count":
             add(Measurement("m_count", "count", k, k))
         elif agg.kind == "count_persons":
-            add(Measurement("m_persons", "count_persons", groups, math.sqrt(groups)))
+            add(persons)
         else:
             assert agg.column is not None and agg.bounds is not None
             lo, hi = integer_bounds(agg.bounds)
@@ -81,7 +94,8 @@ def measurements(plan: QueryPlan, k: int, g: int) -> list[Measurement]:
             add(Measurement(f"m_sum__{col}", "sum", m, m, agg.column, (lo, hi)))
             if agg.kind == "avg":
                 add(Measurement(f"m_n__{col}", "count_values", k, k, agg.column))
-    add(Measurement("m_persons", "count_persons", groups, math.sqrt(groups)))
+    if threshold:
+        add(persons)
     return list(found.values())
 
 
@@ -119,7 +133,9 @@ def _comparison(c: Comparison, params: list[object]) -> str:
     return f"({col} {'<>' if c.op == '!=' else c.op} ?)"
 
 
-def compile_plan(plan: QueryPlan, tables: dict[str, str], *, k: int, g: int) -> Compiled:
+def compile_plan(
+    plan: QueryPlan, tables: dict[str, str], *, k: int, g: int, threshold: bool
+) -> Compiled:
     """Bounded exact aggregates; ``tables`` maps ``party.dataset`` to warehouse tables."""
     params: list[object] = []
     first, *rest = plan.tables
@@ -129,7 +145,7 @@ def compile_plan(plan: QueryPlan, tables: dict[str, str], *, k: int, g: int) -> 
             f" JOIN {quote(tables[t.name])} AS {_ident(t.alias)}"
             f" ON {_ident(t.alias)}.person = {_ident(first.alias)}.person"
         )
-    ms = measurements(plan, k, g)
+    ms = measurements(plan, k, g, threshold=threshold)
     needed: dict[str, ColumnRef] = {}
     for key in plan.group_by:
         needed[f"k__{key.column.table}__{key.column.column}"] = key.column
@@ -145,13 +161,30 @@ def compile_plan(plan: QueryPlan, tables: dict[str, str], *, k: int, g: int) -> 
     for key in plan.group_by:  # only declared keys are ever counted
         params.extend(key.domain)
         conditions.append(f"({_col(key.column)} IN ({', '.join('?' for _ in key.domain)}))")
+    # One table, no filter: the stored random order bounds the rows (see the module docstring).
+    ranked_at_match = not rest and plan.where is None
+    if ranked_at_match:
+        conditions.append(f"({_ident(first.alias)}.{_ident(RANK)} <= {int(k)})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    ctes = [f"src AS (SELECT {', '.join(select)} FROM {source}{where})"]
+    kept = "src"
+    if not ranked_at_match:
+        ctes.append(
+            "rows_kept AS (SELECT * FROM src QUALIFY row_number() OVER "
+            f"(PARTITION BY person ORDER BY random()) <= {int(k)})"
+        )
+        kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
-    # Per person and per query: each person keeps a random subset of their groups.
-    group_hash = "0"
-    if keys:
-        group_hash = f"hash({', '.join(_ident(c) for c in keys)}, person, ?)"
+    counts_persons = any(m.kind == "count_persons" for m in ms)
+    if counts_persons and person_groups(plan, k, g) < min(k, plan.key_count):
+        # Per person and per query: each person keeps a random subset of their groups.
         params.append(_salt())
+        ctes.append(
+            f"groups_kept AS (SELECT * FROM {kept} QUALIFY dense_rank() "
+            f"OVER (PARTITION BY person ORDER BY hash({', '.join(_ident(c) for c in keys)}, "
+            f"person, ?)) <= {int(g)})"
+        )
+        kept = "groups_kept"
     aggregates = []
     for m in ms:
         if m.kind == "count":
@@ -173,16 +206,8 @@ def compile_plan(plan: QueryPlan, tables: dict[str, str], *, k: int, g: int) -> 
             )
     group_cols = ", ".join(_ident(c) for c in keys)
     sql = (
-        f"WITH src AS (SELECT {', '.join(select)} FROM {source}{where}), "
-        "shuffled AS (SELECT *, random() AS r FROM src), "
-        f"ranked AS (SELECT *, row_number() OVER (PARTITION BY person ORDER BY r) AS rn "
-        "FROM shuffled), "
-        f"rows_kept AS (SELECT * FROM ranked WHERE rn <= {int(k)}), "
-        f"hashed AS (SELECT *, {group_hash} AS gh FROM rows_kept), "
-        "grouped AS (SELECT *, dense_rank() OVER (PARTITION BY person ORDER BY gh) AS gr "
-        "FROM hashed), "
-        f"kept AS (SELECT * FROM grouped WHERE gr <= {int(g)}) "
-        f"SELECT {group_cols + ', ' if keys else ''}{', '.join(aggregates)} FROM kept"
+        f"WITH {', '.join(ctes)} "
+        f"SELECT {group_cols + ', ' if keys else ''}{', '.join(aggregates)} FROM {kept}"
         + (f" GROUP BY {group_cols}" if keys else "")
     )
     return Compiled(sql, params, keys, ms)

@@ -16,6 +16,15 @@ from cleanroom.room.query.plan import QueryPlan
 from cleanroom.room.query.release import Released, preview, release
 
 
+def bounds(privacy: PrivacyPolicy) -> dict[str, Any]:
+    """The per-person bounds a plan is compiled under, from the policy."""
+    return {
+        "k": privacy.max_rows_per_person,
+        "g": privacy.max_groups_per_person,
+        "threshold": privacy.min_noisy_persons > 0,
+    }
+
+
 class Prepared(Protocol):
     """A checked query."""
 
@@ -48,14 +57,13 @@ class SqlQuery:
 
     def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
         """See :class:`Prepared`."""
-        k, g = privacy.max_rows_per_person, privacy.max_groups_per_person
-        return preview(self.plan, measurements(self.plan, k, g), epsilon=epsilon, privacy=privacy)
+        ms = measurements(self.plan, **bounds(privacy))
+        return preview(self.plan, ms, epsilon=epsilon, privacy=privacy)
 
     def execute(
         self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
     ) -> Released:
         """See :class:`Prepared`."""
-        k, g = privacy.max_rows_per_person, privacy.max_groups_per_person
-        compiled = compile_plan(self.plan, tables, k=k, g=g)
+        compiled = compile_plan(self.plan, tables, **bounds(privacy))
         exact = cursor.execute(compiled.sql, compiled.params).fetchall()
         return release(self.plan, compiled, exact, epsilon=epsilon, privacy=privacy)

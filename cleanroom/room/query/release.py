@@ -78,12 +78,12 @@ def release(
         m.name: _mechanism(m, vectors[m.name], part, privacy, delta_each)
         for m, part in zip(compiled.measurements, parts, strict=True)
     }
-    persons = noisy["m_persons"]
+    persons = noisy.get("m_persons")  # measured whenever the policy sets a minimum
     columns = [key.output for key in plan.group_by] + [a.output for a in plan.aggregates]
     rows: list[dict[str, Any]] = []
     suppressed = 0
     for i, key in enumerate(grid):
-        if persons.values[i] < privacy.min_noisy_persons:
+        if persons is not None and persons.values[i] < privacy.min_noisy_persons:
             suppressed += 1
             continue
         row: dict[str, Any] = {k.output: v for k, v in zip(plan.group_by, key, strict=True)}
@@ -161,6 +161,6 @@ def preview(
         "groups": plan.key_count,
         "measurements": len(ms),
         "min_noisy_persons": privacy.min_noisy_persons,
-        "threshold_error95": round(errors["m_persons"], 2),
+        "threshold_error95": round(errors["m_persons"], 2) if "m_persons" in errors else None,
         "aggregates": per_aggregate,
     }

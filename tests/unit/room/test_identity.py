@@ -155,15 +155,22 @@ def test_person_table_keeps_columns_drops_tokens_and_tokenless_rows() -> None:
         ("person", "BIGINT", "NO"),
         ("n", "BIGINT", "YES"),
         ("city", "VARCHAR", "YES"),
+        ("_rank", "BIGINT", "YES"),
     ]
     assert "BLOB" not in {r[1] for r in described}
     by_row = dict(con.execute("SELECT n, person FROM orders_p").fetchall())
     assert sorted(by_row) == [0, 2, 3, 5]  # the two token-less rows are gone
     assert by_row[0] == by_row[2] == by_row[3] != by_row[5]
     assert con.execute("SELECT count(*) FROM orders_p WHERE city IS NULL").fetchall() == [(0,)]
+    ranks = con.execute(
+        "SELECT person, list(_rank ORDER BY _rank) FROM orders_p GROUP BY person"
+    ).fetchall()
+    assert all(r == list(range(1, len(r) + 1)) for _, r in ranks)  # 1..n per person
 
 
-@pytest.mark.parametrize("keep", [["t0"], ["T1"], ["person"], ["blob"], ["n", "n"], ["nope"]])
+@pytest.mark.parametrize(
+    "keep", [["t0"], ["T1"], ["person"], ["_rank"], ["blob"], ["n", "n"], ["nope"]]
+)
 def test_person_table_refuses_token_like_or_bad_keep_columns(keep: list[str]) -> None:
     con = duckdb.connect()
     src = make_table(con, "orders", 2, [(1, 2)])

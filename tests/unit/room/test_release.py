@@ -9,6 +9,7 @@ import pytest
 from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
 from cleanroom.room.query.compile import Compiled, measurements
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
+from cleanroom.room.query.prepared import bounds
 from cleanroom.room.query.release import preview, release
 
 CITIES = ("Tehran", "Qom", "Rasht")
@@ -35,7 +36,7 @@ def privacy(mechanism: str) -> PrivacyPolicy:
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
 def test_release_under_each_mechanism(mechanism: str) -> None:
     p = privacy(mechanism)
-    ms = measurements(PLAN, p.max_rows_per_person, p.max_groups_per_person)
+    ms = measurements(PLAN, **bounds(p))
     compiled = Compiled("", [], ["k__o__city"], ms)
     values = {
         "m_count": 500_000,
@@ -64,7 +65,7 @@ def test_release_under_each_mechanism(mechanism: str) -> None:
 def test_average_interval_always_holds_its_estimate() -> None:
     """Even when the noisy sum is negative and the estimate is clamped to the bounds."""
     p = privacy("laplace")
-    ms = measurements(PLAN, p.max_rows_per_person, p.max_groups_per_person)
+    ms = measurements(PLAN, **bounds(p))
     compiled = Compiled("", [], ["k__o__city"], ms)
     for _ in range(200):
         exact = [("Tehran", *[100_000 if m.kind != "sum" else 0 for m in ms])]

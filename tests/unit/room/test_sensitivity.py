@@ -11,8 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.room.query.compile import compile_plan
-from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
+from cleanroom.room.query.compile import Compiled, compile_plan
+from cleanroom.room.query.plan import (
+    Aggregate,
+    ColumnRef,
+    Comparison,
+    GroupKey,
+    QueryPlan,
+    TableRef,
+)
 
 CITIES = ("Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz")
 BOUNDS = (0.0, 1000.0)
@@ -30,14 +37,20 @@ def warehouse(rows: list[tuple[int, str, float]]) -> duckdb.DuckDBPyConnection:
         }
     )
     con.register("data", data)
-    con.execute('CREATE TABLE wh."g1__okala__orders" AS SELECT * FROM data')
+    # As the match publishes it: with each person's rows in a random order (``_rank``).
+    con.execute(
+        'CREATE TABLE wh."g1__okala__orders" AS SELECT *, '
+        "row_number() OVER (PARTITION BY person ORDER BY random()) AS _rank FROM data"
+    )
     return con
 
 
-def plan() -> QueryPlan:
+def plan(filtered: bool = False) -> QueryPlan:
+    """With a filter the engine ranks rows per query; without, it uses the stored rank."""
     city = ColumnRef("o", "city")
     amount = ColumnRef("o", "amount")
     return QueryPlan(
+        where=Comparison(amount, "is not null") if filtered else None,
         tables=(TableRef("okala", "orders", "o"),),
         aggregates=(
             Aggregate("count", "count"),
@@ -49,8 +62,15 @@ def plan() -> QueryPlan:
     )
 
 
-def exact(con: duckdb.DuckDBPyConnection, k: int, g: int) -> dict[str, dict[str, int]]:
-    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
+def compiled_plan(k: int, g: int, filtered: bool = False) -> Compiled:
+    tables = {"okala.orders": "g1__okala__orders"}
+    return compile_plan(plan(filtered), tables, k=k, g=g, threshold=True)
+
+
+def exact(
+    con: duckdb.DuckDBPyConnection, k: int, g: int, filtered: bool = False
+) -> dict[str, dict[str, int]]:
+    compiled = compiled_plan(k, g, filtered)
     out: dict[str, dict[str, int]] = {m.name: {} for m in compiled.measurements}
     for row in con.execute(compiled.sql, compiled.params).fetchall():
         for j, m in enumerate(compiled.measurements):
@@ -68,9 +88,10 @@ def l1(a: dict[str, int], b: dict[str, int]) -> int:
     g=st.integers(1, 6),
     seed=st.integers(0, 10_000),
     extreme=st.floats(-1e9, 1e9, allow_nan=False),
+    filtered=st.booleans(),
 )
 def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
-    k: int, g: int, seed: int, extreme: float
+    k: int, g: int, seed: int, extreme: float, filtered: bool
 ) -> None:
     g = min(g, k)
     rng = random.Random(seed)
@@ -80,9 +101,9 @@ def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
         for _ in range(rng.randint(1, k)):
             base.append((person, rng.choice(cities), rng.uniform(*BOUNDS)))
     heavy = [(10_000, CITIES[i % len(CITIES)], extreme) for i in range(10_000)]
-    without = exact(warehouse(base), k, g)
-    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
-    with_heavy = exact(warehouse(base + heavy), k, g)
+    without = exact(warehouse(base), k, g, filtered)
+    compiled = compiled_plan(k, g, filtered)
+    with_heavy = exact(warehouse(base + heavy), k, g, filtered)
     for m in compiled.measurements:
         assert l1(without[m.name], with_heavy[m.name]) <= m.l1, (m.name, m.l1)
 
@@ -100,6 +121,6 @@ def test_metric_values_are_clamped() -> None:
 
 @pytest.mark.parametrize(("k", "g"), [(1, 1), (3, 2), (10, 5)])
 def test_sensitivities_follow_the_bounds(k: int, g: int) -> None:
-    compiled = compile_plan(plan(), {"okala.orders": "g1__okala__orders"}, k=k, g=g)
+    compiled = compiled_plan(k, g)
     by_kind = {m.kind: m.l1 for m in compiled.measurements}
     assert by_kind == {"count": k, "count_persons": g, "sum": k * 1000, "count_values": k}
