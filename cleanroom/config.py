@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         "production",
         description="'production' refuses unsafe set-ups (e.g. key files readable by others).",
     )
+    scheduler: bool = Field(
+        True, description="Run the policy's scheduled reports inside the service."
+    )
+    scheduler_interval: float = Field(
+        30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
+    )
 
 
 def load_settings(room: str | Path | None = None, **overrides: Any) -> Settings:

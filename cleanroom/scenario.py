@@ -33,12 +33,14 @@ from cleanroom.room.api.app import create_app
 from cleanroom.room.auth import Role
 from cleanroom.room.policy.build import policy_document, write_policy
 from cleanroom.room.room import Room, init_room
+from cleanroom.room.templates import TEMPLATES
 from cleanroom.spec import DatasetSpec, load_spec
 from cleanroom.synth import generate
 from cleanroom.synth.generator import SynthSummary
 
 # Metric bounds a collaboration would agree on (tomans, minutes): values are clamped to them.
 BOUNDS = {"amount": [0, 20_000_000], "fare": [0, 3_000_000], "minutes": [0, 600]}
+NOT_ACTIVITY = {("ozone", "campaign")}
 
 
 def demo_privacy(parties: list[str]) -> dict[str, Any]:
@@ -115,8 +117,12 @@ def build_group(
     persons: int,
     seed: int = 7,
     step: Callable[[str], None] = lambda _: None,
+    reports: dict[str, Any] | None = None,
 ) -> Group:
-    """Generate, give every party its keys, write the policy, create the room, seal."""
+    """Generate, give every party its keys, write the policy, create the room, seal.
+
+    ``reports`` is the policy's ``reports`` section as it would be written in YAML.
+    """
     step(f"generating {persons:,} persons across five brands")
     data = generate(root / "data", persons=persons, seed=seed)
     step("keys: a match key for the parties, a signing key per party")
@@ -142,8 +148,13 @@ def build_group(
         {p: (NAMES.get(p, p), root / "keys" / p / f"{p}.pub", specs[p]) for p in parties},
         roles=roles,
         privacy=demo_privacy(parties),
-        templates={"overlap": {"enabled": True, "epsilon": 0.5}},
+        templates={name: {"enabled": True} for name in TEMPLATES},
     )
+    for party, dataset in NOT_ACTIVITY:  # an assignment table, not something customers do
+        if dataset in document["parties"].get(party, {}).get("datasets", {}):
+            document["parties"][party]["datasets"][dataset]["activity"] = False
+    if reports:
+        document["reports"] = reports
     policy = write_policy(root / "policy.yaml", document)
     step("room: key pair, secret, encrypted stores, policy v1")
     room_dir = root / "room"

@@ -16,6 +16,8 @@ from cleanroom.cli.console import err_console
 from cleanroom.cli.demo import demo
 from cleanroom.cli.keys import keys
 from cleanroom.cli.party import inspect_cmd, prepare_cmd, synth_cmd
+from cleanroom.cli.policy import policy_group
+from cleanroom.cli.report import report_group
 from cleanroom.cli.room import (
     audit_group,
     match,
@@ -44,6 +46,8 @@ cli.add_command(users_group)
 cli.add_command(upload)
 cli.add_command(match)
 cli.add_command(query)
+cli.add_command(policy_group)
+cli.add_command(report_group)
 cli.add_command(audit_group)
 cli.add_command(demo)
 

@@ -31,6 +31,7 @@ from cleanroom.keys import (
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
 from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
+from cleanroom.room.policy.lifecycle import PolicyVersions
 from cleanroom.room.store import MetaStore, now
 from cleanroom.room.warehouse import Warehouse, derive_key
 
@@ -126,6 +127,7 @@ class Room:
         self.store = MetaStore(self.paths.meta)
         self.audit = AuditLog(self.store, derive_key(secret.secret, "audit"))
         self.users = Users(self.store, self.audit)
+        self.policies = PolicyVersions(self.store, self.audit)
         self.warehouse: Warehouse | None = None
         if warehouse:
             self.warehouse = Warehouse(

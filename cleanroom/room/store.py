@@ -113,6 +113,48 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX queries_by_cache_key ON queries (cache_key, status);
     """,
+    # Policy lifecycle: a proposal records the version it was made against and
+    # the approval bar that version set; each reviewer decides once.
+    """
+    ALTER TABLE policy_versions ADD COLUMN base_version INTEGER;
+    ALTER TABLE policy_versions ADD COLUMN approvals_required INTEGER;
+    CREATE UNIQUE INDEX one_active_policy ON policy_versions (status) WHERE status = 'active';
+    CREATE TABLE policy_approvals (
+        version   INTEGER NOT NULL REFERENCES policy_versions (version),
+        reviewer  TEXT NOT NULL,
+        decision  TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        comment   TEXT,
+        at        TEXT NOT NULL,
+        PRIMARY KEY (version, reviewer)
+    );
+    """,
+    # Report runs (cleanroom.room.reports): one row per scheduled slot or manual run.
+    # UNIQUE (report, slot) is what keeps two schedulers' ticks from running (and
+    # charging) one slot twice; the partial index allows one running run per report.
+    """
+    CREATE TABLE report_runs (
+        id              TEXT PRIMARY KEY,
+        report          TEXT NOT NULL,
+        slot            TEXT NOT NULL,
+        trigger         TEXT NOT NULL CHECK (trigger IN ('schedule', 'manual')),
+        actor           TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('running', 'done', 'refused', 'failed')),
+        policy_version  INTEGER NOT NULL,
+        generation      INTEGER,
+        epsilon         TEXT NOT NULL,
+        charge_id       INTEGER,
+        refunded        INTEGER NOT NULL DEFAULT 0,
+        inputs          TEXT NOT NULL,
+        outputs         TEXT,
+        files           TEXT NOT NULL DEFAULT '[]',
+        error           TEXT,
+        started_at      TEXT NOT NULL,
+        finished_at     TEXT,
+        UNIQUE (report, slot)
+    );
+    CREATE INDEX report_runs_by_report ON report_runs (report, started_at);
+    CREATE UNIQUE INDEX one_running_report ON report_runs (report) WHERE status = 'running';
+    """,
 ]
 
 

@@ -378,6 +378,29 @@ ROLE_MATRIX = {
     ("POST", "/api/v1/queries"): {"analyst", "reporter"},
     ("GET", "/api/v1/queries/{query_id}"): {"analyst", "reporter", "reviewer", "room_admin"},
     ("GET", "/api/v1/budget"): EVERYONE,
+    ("GET", "/api/v1/policies"): {"reviewer", "room_admin"},
+    ("POST", "/api/v1/policies"): {"reviewer"},
+    ("GET", "/api/v1/policies/active"): EVERYONE,
+    ("GET", "/api/v1/policies/diff"): {"reviewer", "room_admin"},
+    ("GET", "/api/v1/policies/{version}"): {"reviewer", "room_admin"},
+    ("POST", "/api/v1/policies/{version}/approve"): {"reviewer"},
+    ("POST", "/api/v1/policies/{version}/reject"): {"reviewer"},
+    ("POST", "/api/v1/policies/{version}/rollback"): {"reviewer"},
+    ("GET", "/api/v1/reports"): {"analyst", "reporter", "reviewer", "room_admin"},
+    ("GET", "/api/v1/reports/{name}/runs"): {"analyst", "reporter", "reviewer", "room_admin"},
+    ("POST", "/api/v1/reports/{name}/run"): {"reporter", "room_admin"},
+    ("GET", "/api/v1/reports/{name}/runs/{run_id}"): {
+        "analyst",
+        "reporter",
+        "reviewer",
+        "room_admin",
+    },
+    ("GET", "/api/v1/reports/{name}/runs/{run_id}/files/{file}"): {
+        "analyst",
+        "reporter",
+        "reviewer",
+        "room_admin",
+    },
 }
 PUBLIC = {"/api/v1/health", "/api/v1/ready", "/metrics", "/openapi.json", "/docs", "/redoc"}
 
@@ -400,7 +423,13 @@ def test_role_matrix(
 ) -> None:
     server, _ = matched
     concrete = (
-        path.replace("{party}", "okala").replace("{dataset}", "orders").replace("{query_id}", "0")
+        path.replace("{party}", "okala")
+        .replace("{dataset}", "orders")
+        .replace("{query_id}", "0")
+        .replace("{version}", "1")
+        .replace("{name}", "overlap-weekly")
+        .replace("{run_id}", "0")
+        .replace("{file}", "report.html")
     )
     body = b"not a bundle" if method == "POST" else None
     assert call(server, method, concrete, None, content=body).status_code == 401

@@ -15,9 +15,21 @@ from fastapi.responses import JSONResponse
 import cleanroom
 from cleanroom.errors import CleanroomError
 from cleanroom.room import metrics
-from cleanroom.room.api.routes import audit, budget, datasets, health, matches, me, queries
+from cleanroom.room.api.routes import (
+    audit,
+    budget,
+    datasets,
+    health,
+    matches,
+    me,
+    policies,
+    queries,
+    reports,
+)
 from cleanroom.room.ingest import reconcile
 from cleanroom.room.query.engine import Engine
+from cleanroom.room.reports.runner import ReportRunner
+from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
 
 log = logging.getLogger("cleanroom.api")
@@ -38,7 +50,16 @@ def create_app(room: Room) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dropped = reconcile(room)
         log.info("room ready", extra={"room_key_id": room.key_id, "orphans_dropped": len(dropped)})
-        yield
+        app.state.reports.recover()  # runs a previous stop cut off: marked failed
+        scheduler = None
+        if room.settings.scheduler:
+            scheduler = Scheduler(app.state.reports, interval=room.settings.scheduler_interval)
+            app.state.scheduler = scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
 
     app = FastAPI(
         title="cleanroom",
@@ -49,7 +70,8 @@ def create_app(room: Room) -> FastAPI:
     )
     app.state.room = room
     app.state.engine = Engine(room)
-    for module in (health, datasets, matches, queries, budget, audit, me):
+    app.state.reports = ReportRunner(app.state.engine)
+    for module in (health, datasets, matches, queries, budget, policies, reports, audit, me):
         app.include_router(module.router)
 
     @app.middleware("http")

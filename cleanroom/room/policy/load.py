@@ -12,6 +12,12 @@ from cleanroom.errors import SpecError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.spec import format_validation_error, read_yaml
 
+# A proposal arrives as text over HTTP. The cap on characters bounds parsing; the
+# cap on values bounds what YAML aliases can expand to (a few kilobytes of
+# nested anchors can otherwise stand for billions of values to validate).
+MAX_POLICY_CHARS = 2_000_000
+MAX_POLICY_VALUES = 1_000_000
+
 
 def parse_policy(data: Any, source: str = "<policy>") -> CollaborationPolicy:
     """Validate an already-loaded mapping."""
@@ -23,7 +29,7 @@ def parse_policy(data: Any, source: str = "<policy>") -> CollaborationPolicy:
         raise SpecError(format_validation_error(source, err)) from None
 
 
-def _inline_key_files(data: dict[str, Any], base: Path, source: str) -> None:
+def inline_key_files(data: dict[str, Any], base: Path, source: str) -> None:
     """``public_key_file: keys/okala.pub`` becomes the PEM itself, so a stored version is whole."""
     parties = data.get("parties")
     if not isinstance(parties, dict):
@@ -48,9 +54,55 @@ def load_policy(path: str | Path) -> tuple[CollaborationPolicy, str]:
     path = Path(path)
     data = read_yaml(path)
     if isinstance(data, dict):
-        _inline_key_files(data, path.parent, str(path))
+        inline_key_files(data, path.parent, str(path))
     policy = parse_policy(data, str(path))
     return policy, dump_policy(policy)
+
+
+def parse_policy_text(text: str, source: str = "<policy>") -> tuple[CollaborationPolicy, str]:
+    """A whole policy sent as YAML text (a proposal): the policy and its canonical YAML.
+
+    The room cannot read the sender's files, so keys must be inline;
+    ``cleanroom policy propose`` inlines ``public_key_file`` before sending.
+    """
+    if len(text) > MAX_POLICY_CHARS:
+        raise SpecError(f"{source}: over {MAX_POLICY_CHARS:,} characters")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None)
+        raise SpecError(
+            f"{source}: {where}not valid YAML{f' ({problem})' if problem else ''}"
+        ) from None
+    _check_size(data, source)
+    if isinstance(data, dict) and isinstance(data.get("parties"), dict):
+        for party, spec in data["parties"].items():
+            if isinstance(spec, dict) and "public_key_file" in spec:
+                raise SpecError(
+                    f"{source}: parties.{party}.public_key_file: the room cannot read your "
+                    "files; give the key itself as public_key (`cleanroom policy propose` "
+                    "inlines key files)"
+                )
+    policy = parse_policy(data, source)
+    return policy, dump_policy(policy)
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse documents whose aliases expand past :data:`MAX_POLICY_VALUES` values."""
+    seen = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_POLICY_VALUES:
+            raise SpecError(f"{source}: expands to over {MAX_POLICY_VALUES:,} values")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def dump_policy(policy: CollaborationPolicy) -> str:

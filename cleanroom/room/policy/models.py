@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cleanroom.keys import public_key_id
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
+from cleanroom.room.policy.reports import ReportPolicy, check_reports
 from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -85,6 +86,11 @@ class DatasetContract(BaseModel):
     identifiers: dict[str, IdType] = Field(min_length=1)
     columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     time: str | None = None
+    activity: bool = Field(
+        True,
+        description="whether its events count as activity at the brand in journey templates"
+        " (a campaign assignment table is not)",
+    )
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -144,6 +150,25 @@ class PartyPolicy(BaseModel):
         return public_key_id(self.verify_key)
 
 
+class GovernancePolicy(BaseModel):
+    """How a new policy version becomes active (``cleanroom.room.policy.lifecycle``).
+
+    A policy decides what every party's data may be used for, so no one person
+    changes it: a version needs this many approvals from reviewers other than
+    its author. The bar that applies is the one of the version active when the
+    proposal was made, so a proposal cannot lower its own bar.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approvals_required: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="distinct reviewers, never the author, to activate a version",
+    )
+
+
 class CollaborationPolicy(BaseModel):
     """One collaboration: its parties and the group match key they tokenize with."""
 
@@ -157,6 +182,10 @@ class CollaborationPolicy(BaseModel):
         None, description="without it the room answers no query at all (fail closed)"
     )
     templates: dict[str, TemplatePolicy] = Field(default_factory=dict)
+    governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
+    reports: dict[str, ReportPolicy] = Field(
+        default_factory=dict, description="scheduled reports (cleanroom.room.reports)"
+    )
 
     @field_validator("match_key_id")
     @classmethod
@@ -181,6 +210,9 @@ class CollaborationPolicy(BaseModel):
             unknown = set(self.privacy.budget.shares) - set(self.parties) - {"reporter"}
             if unknown:
                 raise ValueError(f"privacy.budget.shares: unknown parties {sorted(unknown)}")
+        check_reports(
+            self.reports, parties=set(self.parties), privacy=self.privacy, templates=self.templates
+        )
         return self
 
     def contract(self, party: str, dataset: str) -> DatasetContract | None:

@@ -9,7 +9,8 @@ and rounded to an integer unit. A person added to or removed from the data
 then changes
 
 * COUNT(*) of all groups together by at most ``k``,
-* COUNT(DISTINCT person) by at most ``min(k, g, groups)`` (1 without GROUP BY),
+* COUNT(DISTINCT person) by at most ``min(k, g, groups)`` (1 without GROUP BY;
+  a query counting only persons bounds no rows, so ``min(g, groups)``),
 * SUM(metric) by at most ``k · max(|lower|, |upper|)``,
 
 which are the L1 sensitivities handed to the mechanism (L2: ``k``, ``√…``,
@@ -62,9 +63,21 @@ def integer_bounds(bounds: tuple[float, float]) -> tuple[int, int]:
     return math.floor(bounds[0]), math.ceil(bounds[1])
 
 
+def bounds_rows(plan: QueryPlan) -> bool:
+    """Whether rows per person are bounded: not when only persons are counted.
+
+    A person count needs no row bound (a person counts once per group), and
+    skipping it keeps every group of a person with many rows in play for the
+    group bound, which is less biased than keeping ``k`` random rows first.
+    """
+    return any(agg.kind != "count_persons" for agg in plan.aggregates)
+
+
 def person_groups(plan: QueryPlan, k: int, g: int) -> int:
     """How many groups one person can reach once rows and groups are bounded."""
-    return min(k, g, plan.key_count) if plan.group_by else 1
+    if not plan.group_by:
+        return 1
+    return min(k if bounds_rows(plan) else g, g, plan.key_count)
 
 
 def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Measurement]:
@@ -163,12 +176,12 @@ def compile_plan(
         conditions.append(f"({_col(key.column)} IN ({', '.join('?' for _ in key.domain)}))")
     # One table, no filter: the stored random order bounds the rows (see the module docstring).
     ranked_at_match = not rest and plan.where is None
-    if ranked_at_match:
+    if ranked_at_match and bounds_rows(plan):
         conditions.append(f"({_ident(first.alias)}.{_ident(RANK)} <= {int(k)})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     ctes = [f"src AS (SELECT {', '.join(select)} FROM {source}{where})"]
     kept = "src"
-    if not ranked_at_match:
+    if not ranked_at_match and bounds_rows(plan):
         ctes.append(
             "rows_kept AS (SELECT * FROM src QUALIFY row_number() OVER "
             f"(PARTITION BY person ORDER BY random()) <= {int(k)})"
@@ -176,7 +189,8 @@ def compile_plan(
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
     counts_persons = any(m.kind == "count_persons" for m in ms)
-    if counts_persons and person_groups(plan, k, g) < min(k, plan.key_count):
+    reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
+    if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
         # Per person and per query: each person keeps a random subset of their groups.
         params.append(_salt())
         ctes.append(

@@ -22,10 +22,12 @@ from typing import Any
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded, Ledger
-from cleanroom.room.matching import live_generation
+from cleanroom.room.matching import Generation, live_generation
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
-from cleanroom.room.room import Room
+from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
 from cleanroom.room.templates import prepare_template
 
@@ -85,9 +87,7 @@ def _party_of(user: User) -> str:
     raise ForbiddenError(f"'{user.name}' is a {user.role}; queries are for analysts and reporters")
 
 
-def _epsilon(request: QueryRequest, room: Room) -> Fraction:
-    privacy = room.active_policy().policy.privacy
-    assert privacy is not None
+def _epsilon(request: QueryRequest, privacy: PrivacyPolicy) -> Fraction:
     epsilon = request.epsilon or Fraction(str(privacy.default_epsilon))
     cap = Fraction(str(privacy.max_epsilon_per_query))
     if epsilon <= 0:
@@ -108,9 +108,17 @@ class Engine:
         self.room = room
         self.ledger = Ledger(room.store, room.audit)
 
-    def prepare(self, request: QueryRequest, party: str) -> Prepared:
-        """The checked query for a request: restricted SQL, or a template with parameters."""
-        policy = self.room.active_policy().policy
+    def prepare(
+        self, request: QueryRequest, party: str, policy: CollaborationPolicy | None = None
+    ) -> Prepared:
+        """The checked query for a request: restricted SQL, or a template with parameters.
+
+        ``policy`` is the snapshot the caller runs under (the active one if not
+        given): a query keeps the version it started with even if another is
+        activated while it runs.
+        """
+        if policy is None:
+            policy = self.room.active_policy().policy
         if request.sql is not None and request.template is None:
             return SqlQuery(check_sql(request.sql, policy=policy, party=party))
         if request.template is not None and request.sql is None:
@@ -125,8 +133,8 @@ class Engine:
         if privacy is None:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
         try:
-            query = self.prepare(request, party)
-            epsilon = _epsilon(request, self.room)
+            query = self.prepare(request, party, active.policy)
+            epsilon = _epsilon(request, privacy)
         except QueryRejected as err:
             self.room.audit.record(
                 actor=user.name,
@@ -287,3 +295,94 @@ class Engine:
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
         return {"status": "done", **json.loads(row["result"])}
+
+    def run_prepaid(
+        self,
+        request: QueryRequest,
+        user: User,
+        query: Prepared,
+        *,
+        active: ActivePolicy,
+        generation: Generation,
+        paid_by: str,
+    ) -> dict[str, Any]:
+        """Answer a checked query whose epsilon an enclosing charge already paid.
+
+        For report runs (``cleanroom.room.reports``): the run charges the sum of
+        its sections once, atomically, before any of them executes, so that a
+        run is either fully paid or refused — never half-published. Each section
+        then comes here: the same execution and the same record as :meth:`run`
+        (a ``queries`` row, a ``query.run`` audit entry with policy version,
+        epsilon and result hash, and ``paid_by`` naming the charge), but no
+        charge, no refund (the caller's rule decides) and no cache read (the run
+        paid for a fresh answer). ``active`` and ``generation`` are pinned by the
+        caller so that every section of a run reads the same policy and data.
+        """
+        party = _party_of(user)
+        privacy = active.policy.privacy
+        if privacy is None:
+            raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+        epsilon = _epsilon(request, privacy)
+        key = hashlib.sha256(
+            json.dumps(
+                [party, query.canonical, str(epsilon), active.version, generation.generation],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        query_id = secrets.token_hex(8)
+        db = self.room.store.connection()
+        _insert_query(
+            db,
+            query_id,
+            request,
+            user,
+            party,
+            key,
+            policy_version=active.version,
+            generation=generation.generation,
+            epsilon=str(epsilon),
+            status="running",
+        )
+        started = time.perf_counter()
+        try:
+            released = query.execute(self.room.wh.cursor(), generation.tables, epsilon, privacy)
+        except Exception:
+            db.execute(
+                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
+                (now(), query_id),
+            )
+            raise
+        result = {
+            "query_id": query_id,
+            **released.as_dict(),
+            "mechanism": privacy.mechanism,
+            "cached": False,
+            "policy_version": active.version,
+            "generation": generation.generation,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        body = json.dumps(result, sort_keys=True)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        with self.room.store.transaction() as tx:
+            tx.execute(
+                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
+                " WHERE id = ?",
+                (body, digest, now(), query_id),
+            )
+            self.room.audit.append(
+                tx,
+                actor=user.name,
+                action="query.run",
+                target=party,
+                details={
+                    "query_id": query_id,
+                    "kind": "template" if request.template else "sql",
+                    "template": request.template,
+                    "policy_version": active.version,
+                    "generation": generation.generation,
+                    "epsilon": str(epsilon),
+                    "result_sha256": digest,
+                    "paid_by": paid_by,
+                },
+            )
+        return result

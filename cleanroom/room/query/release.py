@@ -45,12 +45,55 @@ class Released:
         }
 
 
+def noise(
+    values: list[int],
+    *,
+    l1: float,
+    l2: float,
+    epsilon: Fraction,
+    privacy: PrivacyPolicy,
+    delta: float,
+) -> dp.Release:
+    """One vector through the policy's mechanism, calibrated to its L1 or L2 sensitivity."""
+    if privacy.mechanism == "gaussian":
+        return dp.gaussian_release(values, l2_sensitivity=l2, epsilon=epsilon, delta=delta)
+    return dp.laplace_release(values, l1_sensitivity=math.ceil(l1), epsilon=epsilon)
+
+
 def _mechanism(
     m: Measurement, values: list[int], epsilon: Fraction, privacy: PrivacyPolicy, delta: float
 ) -> dp.Release:
-    if privacy.mechanism == "gaussian":
-        return dp.gaussian_release(values, l2_sensitivity=m.l2, epsilon=epsilon, delta=delta)
-    return dp.laplace_release(values, l1_sensitivity=math.ceil(m.l1), epsilon=epsilon)
+    return noise(values, l1=m.l1, l2=m.l2, epsilon=epsilon, privacy=privacy, delta=delta)
+
+
+def ratio(
+    total: float, total_error: float, count: float, count_error: float, lo: float, hi: float
+) -> dict[str, Any]:
+    """A noisy total over a noisy count, with interval arithmetic on the two 95% intervals.
+
+    The estimate is clamped to [lo, hi]; with no usable count the answer is
+    only the bounds themselves (value None).
+    """
+    if count <= 0:
+        return {"value": None, "low": lo, "high": hi, "error95": None}
+    value = min(max(total / count, lo), hi)
+    if count - count_error > 0:
+        ends = [
+            (total + ds) / (count + dn)
+            for ds in (-total_error, total_error)
+            for dn in (-count_error, count_error)
+        ]
+        low, high = max(lo, min(ends)), min(hi, max(ends))
+    else:
+        low, high = lo, hi
+    # Clamping can push the point estimate outside a very noisy interval: widen it back.
+    low, high = min(low, value), max(high, value)
+    return {
+        "value": round(value, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "error95": round(max(value - low, high - value), 4),
+    }
 
 
 def release(
@@ -105,27 +148,7 @@ def _value(agg: Aggregate, i: int, noisy: dict[str, dp.Release]) -> dict[str, An
         return {"value": s.values[i], "error95": round(s.error95, 2)}
     n = noisy[f"m_n__{col}"]
     lo, hi = integer_bounds(agg.bounds)
-    count, total = n.values[i], s.values[i]
-    if count <= 0:
-        return {"value": None, "low": lo, "high": hi, "error95": None}
-    value = min(max(total / count, lo), hi)
-    if count - n.error95 > 0:  # interval arithmetic on the two 95% intervals
-        ends = [
-            (total + ds) / (count + dn)
-            for ds in (-s.error95, s.error95)
-            for dn in (-n.error95, n.error95)
-        ]
-        low, high = max(lo, min(ends)), min(hi, max(ends))
-    else:
-        low, high = lo, hi
-    # Clamping can push the point estimate outside a very noisy interval: widen it back.
-    low, high = min(low, value), max(high, value)
-    return {
-        "value": round(value, 4),
-        "low": round(low, 4),
-        "high": round(high, 4),
-        "error95": round(max(value - low, high - value), 4),
-    }
+    return ratio(s.values[i], s.error95, n.values[i], n.error95, lo, hi)
 
 
 def preview(

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.prepared import Prepared
+from cleanroom.room.templates.funnel import prepare_funnel
+from cleanroom.room.templates.lift import prepare_lift
 from cleanroom.room.templates.overlap import prepare_overlap
+from cleanroom.room.templates.retention import prepare_retention
+from cleanroom.room.templates.segments import prepare_segments
+from cleanroom.room.templates.time_to_cross import prepare_time_to_cross
+from cleanroom.room.templates.transitions import prepare_transitions
 
-TEMPLATES = {"overlap": prepare_overlap}
+TEMPLATES: dict[str, Callable[..., Prepared]] = {
+    "overlap": prepare_overlap,
+    "transitions": prepare_transitions,
+    "funnel": prepare_funnel,
+    "time_to_cross": prepare_time_to_cross,
+    "retention": prepare_retention,
+    "segments": prepare_segments,
+    "lift": prepare_lift,
+}
 
 
 def prepare_template(
@@ -17,9 +31,11 @@ def prepare_template(
 ) -> Prepared:
     """Check that the template exists, is enabled and open to the party; check its parameters."""
     if name not in TEMPLATES:
-        raise QueryRejected("unknown_template", f"there is no template '{name}'")
+        raise QueryRejected("unknown_template", f"there is no template '{name[:40]}'")
     approved = policy.templates.get(name)
-    if approved is not None and not approved.enabled:
+    if approved is None:  # fail closed: a template runs only once reviewers approved it
+        raise QueryRejected("template_not_in_policy", f"the policy does not approve '{name}'")
+    if not approved.enabled:
         raise QueryRejected("template_disabled", f"the policy has disabled the template '{name}'")
     access = policy.parties[party].analysts if party in policy.parties else None
     if access is not None and not access.may_run(name):

@@ -45,32 +45,40 @@ def warehouse(rows: list[tuple[int, str, float]]) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def plan(filtered: bool = False) -> QueryPlan:
-    """With a filter the engine ranks rows per query; without, it uses the stored rank."""
+def plan(filtered: bool = False, persons_only: bool = False) -> QueryPlan:
+    """With a filter the engine ranks rows per query; without, it uses the stored rank.
+
+    Counting only persons bounds groups but no rows.
+    """
     city = ColumnRef("o", "city")
     amount = ColumnRef("o", "amount")
+    aggregates = (
+        Aggregate("count", "count"),
+        Aggregate("count_persons", "persons"),
+        Aggregate("sum", "sum_amount", amount, BOUNDS),
+        Aggregate("avg", "avg_amount", amount, BOUNDS),
+    )
     return QueryPlan(
         where=Comparison(amount, "is not null") if filtered else None,
         tables=(TableRef("okala", "orders", "o"),),
-        aggregates=(
-            Aggregate("count", "count"),
-            Aggregate("count_persons", "persons"),
-            Aggregate("sum", "sum_amount", amount, BOUNDS),
-            Aggregate("avg", "avg_amount", amount, BOUNDS),
-        ),
+        aggregates=aggregates[1:2] if persons_only else aggregates,
         group_by=(GroupKey(city, CITIES, "city"),),
     )
 
 
-def compiled_plan(k: int, g: int, filtered: bool = False) -> Compiled:
+def compiled_plan(k: int, g: int, filtered: bool = False, persons_only: bool = False) -> Compiled:
     tables = {"okala.orders": "g1__okala__orders"}
-    return compile_plan(plan(filtered), tables, k=k, g=g, threshold=True)
+    return compile_plan(plan(filtered, persons_only), tables, k=k, g=g, threshold=True)
 
 
 def exact(
-    con: duckdb.DuckDBPyConnection, k: int, g: int, filtered: bool = False
+    con: duckdb.DuckDBPyConnection,
+    k: int,
+    g: int,
+    filtered: bool = False,
+    persons_only: bool = False,
 ) -> dict[str, dict[str, int]]:
-    compiled = compiled_plan(k, g, filtered)
+    compiled = compiled_plan(k, g, filtered, persons_only)
     out: dict[str, dict[str, int]] = {m.name: {} for m in compiled.measurements}
     for row in con.execute(compiled.sql, compiled.params).fetchall():
         for j, m in enumerate(compiled.measurements):
@@ -89,9 +97,10 @@ def l1(a: dict[str, int], b: dict[str, int]) -> int:
     seed=st.integers(0, 10_000),
     extreme=st.floats(-1e9, 1e9, allow_nan=False),
     filtered=st.booleans(),
+    persons_only=st.booleans(),
 )
 def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
-    k: int, g: int, seed: int, extreme: float, filtered: bool
+    k: int, g: int, seed: int, extreme: float, filtered: bool, persons_only: bool
 ) -> None:
     g = min(g, k)
     rng = random.Random(seed)
@@ -101,9 +110,9 @@ def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
         for _ in range(rng.randint(1, k)):
             base.append((person, rng.choice(cities), rng.uniform(*BOUNDS)))
     heavy = [(10_000, CITIES[i % len(CITIES)], extreme) for i in range(10_000)]
-    without = exact(warehouse(base), k, g, filtered)
-    compiled = compiled_plan(k, g, filtered)
-    with_heavy = exact(warehouse(base + heavy), k, g, filtered)
+    without = exact(warehouse(base), k, g, filtered, persons_only)
+    compiled = compiled_plan(k, g, filtered, persons_only)
+    with_heavy = exact(warehouse(base + heavy), k, g, filtered, persons_only)
     for m in compiled.measurements:
         assert l1(without[m.name], with_heavy[m.name]) <= m.l1, (m.name, m.l1)
 
@@ -124,3 +133,6 @@ def test_sensitivities_follow_the_bounds(k: int, g: int) -> None:
     compiled = compiled_plan(k, g)
     by_kind = {m.kind: m.l1 for m in compiled.measurements}
     assert by_kind == {"count": k, "count_persons": g, "sum": k * 1000, "count_values": k}
+    alone = compiled_plan(k, g, persons_only=True).measurements
+    assert [(m.kind, m.l1) for m in alone] == [("count_persons", g)]
+    assert '"_rank"' not in compiled_plan(k, g, persons_only=True).sql

@@ -1,0 +1,131 @@
+"""``cleanroom report run|list|get``: the room's scheduled reports, over HTTP.
+
+Like ``cleanroom query``, these talk to a running room with a bearer token;
+the reports themselves are defined in the policy and run by the service.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import click
+import httpx
+from rich.table import Table
+
+from cleanroom.cli.console import console
+from cleanroom.cli.room import _token, _url, api_call
+from cleanroom.errors import UserError
+
+
+@click.group("report")
+def report_group() -> None:
+    """Scheduled overlap and journey reports: list them, run one now, fetch a run."""
+
+
+def _show_run(run: dict[str, Any]) -> None:
+    colour = {"done": "green", "refused": "yellow", "failed": "red"}.get(run["status"], "white")
+    console.print(
+        f"report {run['report']} run {run['run_id']}: [{colour}]{run['status']}[/] "
+        f"(slot {run['slot']}, epsilon {run['epsilon_float']:g}, policy v{run['policy_version']}, "
+        f"match generation {run['generation']})",
+        highlight=False,
+    )
+    if run.get("error"):
+        console.print(f"  reason: {run['error']}", highlight=False, markup=False)
+    for name in run.get("files", []):
+        console.print(f"  {name}", highlight=False, markup=False)
+
+
+@report_group.command("list")
+@_url
+@_token
+@click.option("--json", "as_json", is_flag=True, help="Print the raw answer as JSON.")
+def report_list(url: str, token: str, as_json: bool) -> None:
+    """The reports you may read, with their schedule, cost and latest run."""
+    reports = api_call("GET", url, token, "/api/v1/reports")
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    for header in ("title", "schedule (UTC)", "ε/run", "recipients", "last run"):
+        table.add_column(header)
+    for r in reports:
+        last = r["last_run"]
+        table.add_row(
+            r["name"],
+            r["title"],
+            r["schedule"] or "on demand",
+            f"{r['epsilon_float']:g}",
+            ", ".join(r["recipients"]),
+            f"{last['status']} {last['finished_at'] or last['started_at']}" if last else "never",
+        )
+    console.print(table)
+
+
+@report_group.command("run")
+@click.argument("name")
+@_url
+@_token
+def report_run(name: str, url: str, token: str) -> None:
+    """Run report NAME now (reporters and room admins); exits 1 if refused or failed."""
+    run = api_call("POST", url, token, f"/api/v1/reports/{_segment(name)}/run")
+    _show_run(run)
+    if run["status"] != "done":
+        raise UserError(f"report run {run['status']}: {run.get('error') or 'no reason given'}")
+
+
+@report_group.command("get")
+@click.argument("name")
+@click.argument("run_id", required=False)
+@_url
+@_token
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download the run's files (page, charts, CSV, JSON) into this directory.",
+)
+def report_get(name: str, run_id: str | None, url: str, token: str, out: Path | None) -> None:
+    """Show a run of NAME (default: the latest published one); --out downloads its files."""
+    base = f"/api/v1/reports/{_segment(name)}/runs"
+    if run_id is None:
+        runs = api_call("GET", url, token, base)
+        done = [r for r in runs if r["status"] == "done"]
+        if not done:
+            raise UserError(f"report '{name}' has no published run yet")
+        run = done[0]
+    else:
+        run = api_call("GET", url, token, f"{base}/{_segment(run_id)}")
+    _show_run(run)
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for file in run["files"]:
+        data = _download(url, token, f"{base}/{run['run_id']}/files/{_segment(file)}")
+        (out / Path(file).name).write_bytes(data)
+    console.print(f"{len(run['files'])} file(s) written to {out}", highlight=False)
+
+
+def _segment(text: str) -> str:
+    """One URL path segment: a name with a slash in it cannot reach another route."""
+    if not text or "/" in text or text in (".", ".."):
+        raise UserError(f"{text!r} is not a valid name")
+    return quote(text, safe="")
+
+
+def _download(url: str, token: str, path: str) -> bytes:
+    try:
+        response = httpx.get(
+            url.rstrip("/") + path,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30, read=None),
+        )
+    except httpx.HTTPError as err:
+        raise UserError(f"cannot reach the room at {url} ({type(err).__name__})") from None
+    if response.status_code >= 400:
+        raise UserError(f"room refused ({response.status_code}) to send {path.rsplit('/', 1)[-1]}")
+    return response.content

@@ -1,0 +1,546 @@
+"""What changes between two policy versions, and which way each change moves privacy.
+
+A reviewer approving a version must answer one question: does it let anyone
+learn more about a person than before? A text diff of two YAML files does not
+answer it (a budget share going from 1.6 to 2.0 and a display name changing
+look alike). So the two policies are walked field by field, generically, and
+every difference is classified by an explicit rule for its path: ``loosens``
+(more epsilon, more sensitivity, smaller released groups, more data or access
+in the room, a lower approval bar), ``tightens`` (the opposite) or
+``neutral`` (names and descriptions).
+
+A field no rule knows fails closed: its changes are reported as loosening, so
+a field added to the model later is never waved through unreviewed (a unit
+test also checks that every field of the model has a rule).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from cleanroom.room.policy.models import CollaborationPolicy
+
+Kind = Literal["added", "removed", "changed"]
+Privacy = Literal["loosens", "tightens", "neutral"]
+
+LOOSENS: Privacy = "loosens"
+TIGHTENS: Privacy = "tightens"
+NEUTRAL: Privacy = "neutral"
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """One difference between two versions, with its direction for privacy and why."""
+
+    path: str
+    kind: Kind
+    old: Any
+    new: Any
+    privacy: Privacy
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON data, for the API and the audit trail."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A raw difference found by the walk, before a rule classifies it.
+
+    ``element`` marks a value added to or removed from a list (a domain value,
+    a table in an access list); otherwise an added or removed thing is a key of
+    a mapping or an optional section.
+    """
+
+    segments: tuple[str, ...]
+    kind: Kind
+    old: Any
+    new: Any
+    element: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    """Both whole policies, for rules whose meaning depends on another field."""
+
+    old: CollaborationPolicy
+    new: CollaborationPolicy
+
+
+Rule = Callable[[Difference, Context], tuple[Privacy, str]]
+
+
+def diff_policies(old: CollaborationPolicy, new: CollaborationPolicy) -> list[PolicyChange]:
+    """Every difference from ``old`` to ``new``, in the policy's field order, classified."""
+    found: list[Difference] = []
+    _walk(old, new, (), found)
+    context = Context(old, new)
+    changes = []
+    for difference in found:
+        privacy, reason = rule_for(difference.segments)(difference, context)
+        changes.append(
+            PolicyChange(
+                path=render_path(difference.segments),
+                kind=difference.kind,
+                old=_plain(difference.old),
+                new=_plain(difference.new),
+                privacy=privacy,
+                reason=reason,
+            )
+        )
+    return changes
+
+
+def summarize(changes: list[PolicyChange]) -> dict[str, int]:
+    """How many changes go each way."""
+    return {way: sum(c.privacy == way for c in changes) for way in (LOOSENS, TIGHTENS, NEUTRAL)}
+
+
+# -- the walk ---------------------------------------------------------------
+
+
+def _walk(old: Any, new: Any, at: tuple[str, ...], out: list[Difference]) -> None:
+    if isinstance(old, BaseModel) and type(old) is type(new):
+        for name in type(old).model_fields:
+            _walk(getattr(old, name), getattr(new, name), (*at, name), out)
+    elif isinstance(old, dict) and isinstance(new, dict):
+        for key, value in new.items():
+            if key not in old:
+                out.append(Difference((*at, str(key)), "added", None, value))
+            else:
+                _walk(old[key], value, (*at, str(key)), out)
+        for key, value in old.items():
+            if key not in new:
+                out.append(Difference((*at, str(key)), "removed", value, None))
+    elif isinstance(old, list) and isinstance(new, list):
+        # Lists in a policy are sets (domains, access lists): order carries no meaning.
+        old_keys = {_identity(v) for v in old}
+        new_keys = {_identity(v) for v in new}
+        for value in new:
+            if _identity(value) not in old_keys:
+                out.append(Difference(at, "added", None, value, element=True))
+        for value in old:
+            if _identity(value) not in new_keys:
+                out.append(Difference(at, "removed", value, None, element=True))
+    elif old is None and new is not None:
+        out.append(Difference(at, "added", None, new))
+    elif new is None and old is not None:
+        out.append(Difference(at, "removed", old, None))
+    elif _identity(old) != _identity(new):
+        out.append(Difference(at, "changed", old, new))
+
+
+def _identity(value: Any) -> Any:
+    """A hashable equality key that tells ``True`` from ``1`` (Python says they are equal).
+
+    Structured list members (a report's sections) compare by their canonical JSON.
+    """
+    if isinstance(value, str | int | float | bool):
+        return (type(value).__name__, value)
+    if isinstance(value, BaseModel | dict | list):
+        return ("json", json.dumps(_plain(value), sort_keys=True))
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+_PLAIN_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def render_path(segments: tuple[str, ...]) -> str:
+    """``parties.okala.analysts.columns["okala.orders"]``: dotted, keys with dots quoted."""
+    out = ""
+    for segment in segments:
+        if _PLAIN_SEGMENT.match(segment):
+            out += f".{segment}" if out else segment
+        else:
+            out += f"[{json.dumps(segment)}]"
+    return out
+
+
+# -- rules --------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    return json.dumps(_plain(value), ensure_ascii=False)
+
+
+def neutral(what: str) -> Rule:
+    """Names and descriptions: nothing about what may be learned changes."""
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        return NEUTRAL, f"{what} {d.kind}; cosmetic"
+
+    return rule
+
+
+def always_loosens(why: str) -> Rule:
+    """Changes with no safe direction: always reviewed as loosening."""
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        return LOOSENS, why
+
+    return rule
+
+
+def ordered(
+    what: str,
+    *,
+    looser_when: Literal["higher", "lower"],
+    consequence: str,
+    absent: Callable[[Context, bool], Any] | None = None,
+) -> Rule:
+    """A number where one direction loosens: up (epsilon, shares) or down (group size).
+
+    ``absent(context, new_side)`` gives the effective value when the field is
+    unset on that side (a template's epsilon falls back to the default); without
+    it, setting the field loosens and unsetting it tightens.
+    """
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        old, new = d.old, d.new
+        if absent is not None:
+            old = absent(c, False) if old is None else old
+            new = absent(c, True) if new is None else new
+        if old is None:
+            return LOOSENS, f"{what} is set to {_fmt(new)}: {consequence}"
+        if new is None:
+            return TIGHTENS, f"{what} is removed (was {_fmt(old)})"
+        if old == new:
+            return NEUTRAL, f"{what} stays {_fmt(new)} (now written explicitly, or now implied)"
+        up = new > old
+        loosens = up if looser_when == "higher" else not up
+        direction = "goes up" if up else "goes down"
+        if loosens:
+            return LOOSENS, f"{what} {direction} ({_fmt(old)} → {_fmt(new)}): {consequence}"
+        return TIGHTENS, f"{what} {direction} ({_fmt(old)} → {_fmt(new)})"
+
+    return rule
+
+
+def flag(what: str, *, looser_when: bool, consequence: str) -> Rule:
+    """A boolean where one value loosens (free SQL on, joins no longer required)."""
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        if d.new == looser_when:
+            return LOOSENS, f"{what} turns {d.new}: {consequence}"
+        return TIGHTENS, f"{what} turns {d.new}"
+
+    return rule
+
+
+def presence(what: str, *, added: str, removed: str, changed: str | None = None) -> Rule:
+    """Something that brings data or access into the room when added (a party, a column)."""
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        name = d.segments[-1]
+        if d.kind == "added":
+            return LOOSENS, f"{what} '{name}' is added: {added}"
+        if d.kind == "removed":
+            return TIGHTENS, f"{what} '{name}' is removed: {removed}"
+        return LOOSENS, f"{what} '{name}' changes ({_fmt(d.old)} → {_fmt(d.new)}): {changed}"
+
+    return rule
+
+
+def access_list(what: str) -> Rule:
+    """``"*"`` or a list: a member added, or the list opened to ``"*"``, loosens."""
+
+    def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
+        party = d.segments[1]
+        if d.element:
+            verb = "may now use" if d.kind == "added" else "may no longer use"
+            value = d.new if d.kind == "added" else d.old
+            return (
+                LOOSENS if d.kind == "added" else TIGHTENS,
+                f"{party}'s analysts {verb} {what} '{value}'",
+            )
+        if d.new == "*":
+            return LOOSENS, f"{party}'s analysts may now use every {what} (was {_fmt(d.old)})"
+        if d.old == "*":
+            return TIGHTENS, f"{party}'s analysts are limited to the {what}s {_fmt(d.new)}"
+        return LOOSENS, f"{party}'s {what} access changes; review it as a loosening"
+
+    return rule
+
+
+def _column_allow_list(d: Difference, c: Context) -> tuple[Privacy, str]:
+    """``analysts.columns``: a table it names is limited to those columns; unnamed: all."""
+    party, table = d.segments[1], d.segments[-1]
+    if d.element:
+        value = d.new if d.kind == "added" else d.old
+        if d.kind == "added":
+            return LOOSENS, f"{party}'s analysts may now use column '{value}' of {table}"
+        return TIGHTENS, f"{party}'s analysts may no longer use column '{value}' of {table}"
+    if d.kind == "added":
+        return TIGHTENS, f"{party}'s analysts are limited to some columns of {table} (was: all)"
+    return LOOSENS, f"{party}'s analysts may now use every column of {table} (the list is gone)"
+
+
+def _mechanism(d: Difference, c: Context) -> tuple[Privacy, str]:
+    if (d.old, d.new) == ("laplace", "gaussian"):
+        why = "pure ε-DP becomes (ε, δ)-DP: with probability δ the ε bound does not hold"
+    else:
+        why = "the noise, the error bounds and the accounting all change"
+    return LOOSENS, f"the noise mechanism changes ({d.old} → {d.new}): {why}"
+
+
+def _bounds(d: Difference, c: Context) -> tuple[Privacy, str]:
+    column = d.segments[-2]
+    if d.kind == "added":
+        return LOOSENS, f"'{column}' gets bounds: it becomes a metric queries may aggregate"
+    if d.kind == "removed":
+        return TIGHTENS, f"'{column}' loses its bounds: no query may aggregate it"
+    (old_lo, old_hi), (new_lo, new_hi) = d.old, d.new
+    if new_lo < old_lo or new_hi > old_hi:
+        return LOOSENS, (
+            f"bounds of '{column}' widen ({_fmt(d.old)} → {_fmt(d.new)}): fewer values are "
+            "clamped, so each person's real values weigh more in an answer"
+        )
+    return TIGHTENS, f"bounds of '{column}' narrow ({_fmt(d.old)} → {_fmt(d.new)})"
+
+
+def _domain(d: Difference, c: Context) -> tuple[Privacy, str]:
+    column = d.segments[-2]
+    if not d.element:
+        if d.kind == "added":
+            return LOOSENS, f"'{column}' gets a domain: it becomes a dimension to group by"
+        return TIGHTENS, f"'{column}' loses its domain: no query may group by it"
+    if d.kind == "added":
+        return LOOSENS, f"'{column}' may now show the value {_fmt(d.new)} in results"
+    return TIGHTENS, f"'{column}' no longer shows the value {_fmt(d.old)} in results"
+
+
+def _time(d: Difference, c: Context) -> tuple[Privacy, str]:
+    if d.kind == "added":
+        return LOOSENS, f"'{d.new}' becomes the event time: journeys can follow the dataset"
+    if d.kind == "removed":
+        return TIGHTENS, "the dataset no longer has an event time"
+    return LOOSENS, f"the event time moves from '{d.old}' to '{d.new}': journeys follow another"
+
+
+_PERIODS = ["day", "week", "month", "quarter", "year"]
+
+
+def _period(d: Difference, c: Context) -> tuple[Privacy, str]:
+    if _PERIODS.index(d.new) < _PERIODS.index(d.old):
+        return LOOSENS, (
+            f"the budget period shortens ({d.old} → {d.new}): the same cap renews more often, "
+            "so more privacy loss per year"
+        )
+    return TIGHTENS, f"the budget period lengthens ({d.old} → {d.new})"
+
+
+def _template(d: Difference, c: Context) -> tuple[Privacy, str]:
+    """A template entry: judged by whether it is enabled, not by its mere presence.
+
+    The template runner refuses a template only when the policy disables it, so
+    dropping an ``enabled: false`` entry opens the template again.
+    """
+    name = d.segments[-1]
+    entry = d.new if d.kind == "added" else d.old
+    enabled = bool(getattr(entry, "enabled", True))
+    if d.kind == "added":
+        if enabled:
+            return LOOSENS, f"template '{name}' is approved: analysts may run it"
+        return TIGHTENS, f"template '{name}' is listed as disabled"
+    if enabled:
+        return TIGHTENS, f"template '{name}' is no longer approved"
+    return LOOSENS, f"template '{name}' loses its 'enabled: false': it may run again"
+
+
+def _template_default(c: Context, new_side: bool) -> Any:
+    privacy = (c.new if new_side else c.old).privacy
+    return privacy.default_epsilon if privacy is not None else None
+
+
+def _report(d: Difference, c: Context) -> tuple[Privacy, str]:
+    name = d.segments[-1]
+    entry = d.new if d.kind == "added" else d.old
+    enabled = bool(getattr(entry, "enabled", True))
+    if not enabled:
+        return NEUTRAL, f"report '{name}' is {d.kind} disabled: it does not run either way"
+    if d.kind == "added":
+        return LOOSENS, f"report '{name}' is added: its numbers leave the room on every run"
+    return TIGHTENS, f"report '{name}' is removed: it no longer runs"
+
+
+def _report_sections(d: Difference, c: Context) -> tuple[Privacy, str]:
+    name = d.segments[1]
+    section = d.new if d.kind == "added" else d.old
+    what = f"{getattr(section, 'template', '?')} at epsilon {getattr(section, 'epsilon', '?')}"
+    if d.kind == "added":
+        return LOOSENS, f"report '{name}' releases another section per run ({what})"
+    return TIGHTENS, f"report '{name}' drops a section ({what})"
+
+
+def _report_schedule(d: Difference, c: Context) -> tuple[Privacy, str]:
+    name = d.segments[1]
+    if d.kind == "added":
+        return LOOSENS, f"report '{name}' runs on its own now ({d.new})"
+    if d.kind == "removed":
+        return TIGHTENS, f"report '{name}' runs only when asked (was {d.old})"
+    return (
+        LOOSENS,
+        f"report '{name}' runs on another schedule ({d.old} → {d.new}): maybe more often",
+    )
+
+
+def _recipients(d: Difference, c: Context) -> tuple[Privacy, str]:
+    name = d.segments[1]
+    if d.kind == "added":
+        return LOOSENS, f"'{d.new}' may now read the runs of report '{name}'"
+    return TIGHTENS, f"'{d.old}' may no longer read the runs of report '{name}'"
+
+
+_PARTY = "parties.*"
+_DATASET = "parties.*.datasets.*"
+_COLUMN = "parties.*.datasets.*.columns.*"
+
+RULES: dict[str, Rule] = {
+    "collaboration": neutral("the collaboration's name"),
+    "description": neutral("the description"),
+    "match_key_id": always_loosens(
+        "the match key changes: bundles tokenized with another key are accepted"
+    ),
+    "privacy": presence(
+        "section",
+        added="queries become possible (without it the room answers none)",
+        removed="the room answers no query at all",
+    ),
+    "privacy.mechanism": _mechanism,
+    "privacy.delta": ordered(
+        "delta", looser_when="higher", consequence="a larger chance the ε bound fails"
+    ),
+    "privacy.budget.epsilon": ordered(
+        "the collaboration-wide epsilon per period",
+        looser_when="higher",
+        consequence="each person may lose more privacy per period",
+    ),
+    "privacy.budget.period": _period,
+    "privacy.budget.shares.*": ordered(
+        "a budget share",
+        looser_when="higher",
+        consequence="this party may spend more epsilon per period",
+    ),
+    "privacy.max_epsilon_per_query": ordered(
+        "the epsilon cap per query",
+        looser_when="higher",
+        consequence="a single answer may be less noisy and say more about a person",
+    ),
+    "privacy.default_epsilon": ordered(
+        "the default epsilon per query",
+        looser_when="higher",
+        consequence="queries that name no epsilon get less noise",
+    ),
+    "privacy.max_rows_per_person": ordered(
+        "rows per person",
+        looser_when="higher",
+        consequence="each person may contribute more rows, raising every query's sensitivity",
+    ),
+    "privacy.max_groups_per_person": ordered(
+        "groups per person",
+        looser_when="higher",
+        consequence="each person may appear in more groups, raising every query's sensitivity",
+    ),
+    "privacy.min_noisy_persons": ordered(
+        "the minimum noisy group size",
+        looser_when="lower",
+        consequence="smaller groups of persons are released",
+    ),
+    "templates.*": _template,
+    "templates.*.enabled": flag(
+        "a template's 'enabled'", looser_when=True, consequence="analysts may run it"
+    ),
+    "templates.*.epsilon": ordered(
+        "a template's epsilon",
+        looser_when="higher",
+        consequence="its answers get less noise",
+        absent=_template_default,
+    ),
+    "governance.approvals_required": ordered(
+        "the approvals a new version needs",
+        looser_when="lower",
+        consequence="fewer reviewers can change what the data may be used for",
+    ),
+    _PARTY: presence(
+        "party",
+        added="its data and its analysts enter the room",
+        removed="its data and analysts leave",
+    ),
+    f"{_PARTY}.name": neutral("a party's display name"),
+    f"{_PARTY}.public_key": always_loosens(
+        "a party's signing key changes: a different key may sign its uploads"
+    ),
+    _DATASET: presence(
+        "dataset", added="more data enters the room", removed="its data leaves the room"
+    ),
+    f"{_DATASET}.identifiers.*": presence(
+        "identifier",
+        added="another identifier links persons across parties",
+        removed="one identifier fewer links persons",
+        changed="the identifier means something else for matching",
+    ),
+    f"{_DATASET}.time": _time,
+    _COLUMN: presence(
+        "column", added="more data enters the room", removed="its data leaves the room"
+    ),
+    f"{_COLUMN}.type": always_loosens(
+        "a column's type changes: what queries may do with it changes"
+    ),
+    f"{_DATASET}.activity": flag(
+        "'activity'", looser_when=True, consequence="its events feed journey templates"
+    ),
+    f"{_COLUMN}.domain": _domain,
+    f"{_COLUMN}.bounds": _bounds,
+    f"{_PARTY}.analysts.tables": access_list("table"),
+    f"{_PARTY}.analysts.columns.*": _column_allow_list,
+    f"{_PARTY}.analysts.free_sql": flag(
+        "free SQL", looser_when=True, consequence="analysts may write their own SQL"
+    ),
+    f"{_PARTY}.analysts.templates": access_list("template"),
+    f"{_PARTY}.analysts.join_required": flag(
+        "'join_required'",
+        looser_when=False,
+        consequence="analysts may query one party's table without a join",
+    ),
+    "reports.*": _report,
+    "reports.*.title": neutral("a report's title"),
+    "reports.*.sections": _report_sections,
+    "reports.*.schedule": _report_schedule,
+    "reports.*.recipients": _recipients,
+    "reports.*.enabled": flag(
+        "a report's 'enabled'", looser_when=True, consequence="it runs and releases its numbers"
+    ),
+}
+
+_RULES = [(tuple(pattern.split(".")), rule) for pattern, rule in RULES.items()]
+
+
+def _unknown(d: Difference, c: Context) -> tuple[Privacy, str]:
+    return LOOSENS, "no rule classifies this field; reviewed as a loosening until one does"
+
+
+def rule_for(segments: tuple[str, ...]) -> Rule:
+    """The rule for a path (``*`` matches any key); unknown paths fail closed."""
+    for pattern, rule in _RULES:
+        if len(pattern) == len(segments) and all(
+            p in ("*", s) for p, s in zip(pattern, segments, strict=True)
+        ):
+            return rule
+    return _unknown

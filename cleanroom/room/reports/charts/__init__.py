@@ -1,0 +1,86 @@
+"""Charts per template, each a PNG with error bars or bounds written on it.
+
+``charts_for`` knows the released shape of every template (DESIGN.md §5); a
+template it does not know, or a shape it cannot draw, gets the generic bar
+chart instead of failing the report: a report should not be lost because a
+template grew a column.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from cleanroom.room.reports.charts import bars, flows, grids
+from cleanroom.room.reports.charts.draw import nothing_released, png
+from cleanroom.room.reports.tables import tables_for
+
+log = logging.getLogger("cleanroom.reports")
+
+Drawer = Callable[[dict[str, Any]], list[tuple[str, str, Figure]]]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of a section: a slug for its file name, a caption, the PNG bytes."""
+
+    slug: str
+    caption: str
+    png: bytes
+
+
+def _overlap(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
+    pairwise = next((t for t in tables_for("overlap", result) if t.name == "pairwise"), None)
+    return flows.upset(result) + (flows.pairwise(result, pairwise.rows) if pairwise else [])
+
+
+def _transitions(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
+    return grids.transitions(result) + flows.sankey(result)
+
+
+DRAWERS: dict[str, Drawer] = {
+    "overlap": _overlap,
+    "transitions": _transitions,
+    "funnel": bars.funnel,
+    "time_to_cross": bars.time_to_cross,
+    "retention": grids.retention,
+    "segments": bars.segments,
+    "lift": bars.lift,
+}
+
+# The columns each drawer reads; a result without them gets the generic chart.
+NEEDS: dict[str, set[str]] = {
+    "overlap": {"combination", "persons"},
+    "transitions": {"from", "to", "persons"},
+    "funnel": {"step", "label", "persons"},
+    "time_to_cross": {"bin", "persons"},
+    "retention": {"cohort", "brand", "month", "share"},
+    "segments": {"brand", "segment", "persons"},
+    "lift": {"arm", "rate"},
+}
+
+# matplotlib's object API is safe per figure, but its font and text caches are
+# shared: one section is drawn at a time (a report has a handful of charts).
+_drawing = threading.Lock()
+
+
+def charts_for(template: str, result: dict[str, Any]) -> list[Chart]:
+    """Every chart of one section (at least one: a placeholder when nothing was released)."""
+    with _drawing:
+        drawn: list[tuple[str, str, Figure]] = []
+        if result.get("rows"):
+            fits = NEEDS.get(template, set()) <= set(result.get("columns", []))
+            drawer = DRAWERS.get(template, bars.generic) if fits else bars.generic
+            try:
+                drawn = drawer(result)
+            except (KeyError, TypeError, ValueError, IndexError):
+                log.warning("chart fell back to generic", extra={"template": template})
+                drawn = bars.generic(result)
+        if not drawn:
+            drawn = [("empty", f"{template}: nothing to draw", nothing_released(template))]
+        return [Chart(slug, caption, png(fig)) for slug, caption, fig in drawn]

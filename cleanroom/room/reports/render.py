@@ -1,0 +1,138 @@
+"""A run's outputs: the HTML page, one PNG per chart, one CSV per table, and results.json.
+
+Everything is written into a directory the caller later publishes in one
+rename, so a run that fails half-way leaves no partial report behind. The page
+is self-contained (inline style, charts embedded as data URIs) so it can be
+mailed or archived alone, and it also links each PNG and CSV beside it.
+Jinja2 autoescapes every value: template parameters are policy text, and a
+policy is not trusted to be HTML-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from cleanroom.room.reports.tables import tables_for
+
+_env = Environment(
+    loader=PackageLoader("cleanroom.room.reports", "html"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """One section as run: its definition and the engine's released result."""
+
+    template: str
+    params: dict[str, str]
+    epsilon: str
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the page says about the run itself."""
+
+    report: str
+    title: str
+    run_id: str
+    slot: str
+    policy_version: int
+    generation: int | None
+    epsilon: str
+    generated_at: str
+    recipients: list[str] = field(default_factory=list)
+
+
+def write_outputs(out: Path, info: RunInfo, sections: list[SectionResult]) -> list[str]:
+    """Write every output file into ``out``; their names, page first."""
+    # matplotlib takes most of a second to import: only processes that draw pay for it.
+    from cleanroom.room.reports.charts import charts_for
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    views = []
+    for index, section in enumerate(sections, start=1):
+        stem = f"{index:02d}-{section.template}"
+        charts = []
+        for chart in charts_for(section.template, section.result):
+            name = f"{stem}-{chart.slug}.png"
+            (out / name).write_bytes(chart.png)
+            files.append(name)
+            charts.append(
+                {
+                    "file": name,
+                    "caption": chart.caption,
+                    "data_uri": "data:image/png;base64," + base64.b64encode(chart.png).decode(),
+                }
+            )
+        tables = []
+        for table in tables_for(section.template, section.result):
+            name = f"{stem}{'-' + table.name if table.name else ''}.csv"
+            header, rows = table.csv_rows()
+            (out / name).write_text(_csv(header, rows), encoding="utf-8")
+            files.append(name)
+            tables.append(
+                {
+                    "caption": table.caption,
+                    "csv": name,
+                    "columns": table.columns,
+                    "rows": table.shown(),
+                }
+            )
+        views.append(
+            {
+                "index": index,
+                "template": section.template,
+                "params": section.params,
+                "epsilon": section.epsilon,
+                "query_id": section.result.get("query_id", ""),
+                "suppressed": section.result.get("suppressed_groups", 0),
+                "charts": charts,
+                "tables": tables,
+            }
+        )
+    results = {
+        **asdict(info),
+        "sections": [
+            {
+                "template": s.template,
+                "params": s.params,
+                "epsilon": s.epsilon,
+                "result": s.result,
+            }
+            for s in sections
+        ],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True), "utf-8")
+    page = _env.get_template("report.html.j2").render(info=info, sections=views, files=files)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    return ["report.html", "results.json", *files]
+
+
+def _csv(header: list[str], rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _csv_value(value: object) -> object:
+    # A label that a spreadsheet would run as a formula is written as text.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value

@@ -1,0 +1,154 @@
+"""Brand activity as one event stream ``(person, brand, t)``: what journey templates read.
+
+A brand's activity is every event of its datasets that have a time column and
+count as activity in the policy (a campaign assignment table does not). The
+stream is restricted to a period given by parameters, never by the data, and
+to the tables the asking party's analysts may read; with ``join_required`` the
+party's own brand must be among the chosen ones. Names in the SQL come from
+the policy (validated names), values travel as bound parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PartyAccess
+from cleanroom.room.query.check import QueryRejected
+from cleanroom.room.templates.params import Params
+from cleanroom.room.warehouse import quote
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset feeding a brand's activity, with an optional dimension filter."""
+
+    party: str
+    dataset: str
+    time: str
+    where: tuple[str, object] | None = None  # (column, value): a declared domain value
+
+    @property
+    def table(self) -> str:
+        """``party.dataset``."""
+        return f"{self.party}.{self.dataset}"
+
+
+def _access(policy: CollaborationPolicy, party: str) -> PartyAccess | None:
+    spec = policy.parties.get(party)
+    return spec.analysts if spec is not None else None  # None: the reporter sees every brand
+
+
+def activity_sources(policy: CollaborationPolicy, party: str, brand: str) -> list[Source]:
+    """The datasets that make up ``brand``'s activity and are open to ``party``."""
+    access = _access(policy, party)
+    spec = policy.parties.get(brand)
+    if spec is None:
+        return []
+    return [
+        Source(brand, name, contract.time)
+        for name, contract in sorted(spec.datasets.items())
+        if contract.time is not None
+        and contract.activity
+        and (access is None or access.may_read(f"{brand}.{name}"))
+    ]
+
+
+def brands(params: Params, name: str, policy: CollaborationPolicy, party: str) -> list[str]:
+    """The brands a journey covers: named ones (checked) or every brand open to the party."""
+    open_brands = [b for b in sorted(policy.parties) if activity_sources(policy, party, b)]
+    wanted = params.names(name)
+    if wanted is None:
+        chosen = open_brands
+    else:
+        for b in wanted:
+            if b not in policy.parties:
+                raise params.reject(name, f"names no brand '{b}' of this collaboration")
+            if b not in open_brands:
+                raise QueryRejected("table_not_allowed", f"{name}: '{b}' is not open to you")
+        chosen = sorted(set(wanted))
+    require_own(params, name, chosen, policy, party)
+    return chosen
+
+
+def require_own(
+    params: Params, name: str, chosen: list[str], policy: CollaborationPolicy, party: str
+) -> None:
+    """AWS-style "join required": an analyst's journey must include their own brand."""
+    access = _access(policy, party)
+    if access is not None and access.join_required and party not in chosen:
+        raise QueryRejected(
+            "join_required", f"{params.template}: '{name}' must include your own brand '{party}'"
+        )
+
+
+def step_source(
+    params: Params, name: str, text: str, policy: CollaborationPolicy, party: str
+) -> list[Source]:
+    """``brand``, ``brand.dataset`` or ``brand.dataset:column=value`` (a declared value)."""
+    head, _, condition = text.partition(":")
+    brand, _, dataset = head.partition(".")
+    sources = activity_sources(policy, party, brand)
+    if not sources:
+        raise params.reject(name, f"names no brand with activity open to you: '{brand}'")
+    if dataset:
+        sources = [s for s in sources if s.dataset == dataset]
+        if not sources:
+            raise params.reject(name, f"names no activity dataset '{head}'")
+    if not condition:
+        return sources
+    if len(sources) != 1:
+        raise params.reject(name, f"'{head}': name the dataset to filter on (brand.dataset:…)")
+    column, _, value = condition.partition("=")
+    contract = policy.contract(sources[0].party, sources[0].dataset)
+    assert contract is not None
+    col = contract.columns.get(column)
+    access = _access(policy, party)
+    if (
+        col is None
+        or col.domain is None
+        or (access is not None and not access.may_use(head, column))
+    ):
+        raise params.reject(name, f"can only filter on a dimension open to you, not '{column}'")
+    matches = [v for v in col.domain if str(v).lower() == value.lower()]
+    if not matches:
+        raise params.reject(name, f"'{column}' has no declared value '{value}'")
+    return [Source(sources[0].party, sources[0].dataset, sources[0].time, (column, matches[0]))]
+
+
+def events_sql(
+    sources: list[Source],
+    tables: dict[str, str],
+    start: dt.date,
+    end: dt.date,
+    params: list[object],
+    value: str | None = None,
+) -> str:
+    """``SELECT person, brand, t[, v]`` over the sources' current tables, within [start, end).
+
+    ``value`` names a metric column of the sources to carry along as ``v``.
+    """
+    parts = []
+    for s in sources:
+        if s.table not in tables:
+            continue  # not uploaded yet: the brand simply has no events
+        condition = ""
+        if s.where is not None:
+            condition = f' AND "{s.where[0]}" = ?'
+        carried = f', CAST("{value}" AS DOUBLE) AS v' if value else ""
+        parts.append(
+            f'SELECT person, ? AS brand, CAST("{s.time}" AS TIMESTAMP) AS t{carried} '
+            f"FROM {quote(tables[s.table])} "
+            f'WHERE "{s.time}" >= ? AND "{s.time}" < ?{condition}'
+        )
+        params.extend([s.party, start, end])
+        if s.where is not None:
+            params.append(s.where[1])
+    if not parts:
+        extra = ", NULL::DOUBLE AS v" if value else ""
+        return (
+            "SELECT NULL::BIGINT AS person, NULL::VARCHAR AS brand, NULL::TIMESTAMP AS t"
+            f"{extra} LIMIT 0"
+        )
+    return " UNION ALL ".join(parts)

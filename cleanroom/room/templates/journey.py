@@ -1,0 +1,134 @@
+"""What every journey template shares: declared cells, bounded exact counts, one noisy vector each.
+
+A template names, from its parameters alone, the cells it releases (brand
+pairs, funnel steps, bins, cohorts…): a cell with no one in it is a noisy
+zero, so absence is not a signal. Its SQL bounds each person's contribution
+and computes exact per-cell counts; each vector is then released with the
+sensitivity the template derives from that bound (``l1``/``l2``: how much one
+person can move the whole vector), with the query's epsilon split evenly
+over its vectors. Everything after the noise is post-processing.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.release import Released, noise
+
+Cell = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One released vector: its declared cells and one person's maximal effect on it."""
+
+    name: str
+    cells: tuple[Cell, ...]
+    l1: float
+
+    @property
+    def l2(self) -> float:
+        """Each person changes each cell by at most one here, so L2 = √L1."""
+        return math.sqrt(self.l1)
+
+
+def salt() -> int:
+    """Fresh per query: which of a person's cells are kept is not the analyst's to steer."""
+    return secrets.randbits(62)
+
+
+def sum_error95(error95: float, n: int) -> float:
+    """A conservative 95% bound for a sum of ``n`` independent noisy cells.
+
+    √n times one cell's bound: exact for Gaussian noise, and above the true
+    quantile for Laplace noise (whose sums are lighter-tailed than one draw).
+    """
+    return error95 * math.sqrt(max(1, n))
+
+
+def count(value: int, error95: float) -> dict[str, Any]:
+    """A released count (never negative: clamping is post-processing)."""
+    return {"value": max(0, value), "error95": round(error95, 2)}
+
+
+class Journey(ABC):
+    """A checked journey template: cells, bounded exact counts, then the release."""
+
+    name: str
+    canonical: str
+
+    @abstractmethod
+    def vectors(self) -> list[Vector]:
+        """What is released, with sensitivities, decided before any data is read."""
+
+    @abstractmethod
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
+        """Per vector, exact bounded counts per cell (cells with no one may be absent)."""
+
+    @abstractmethod
+    def answer(
+        self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
+    ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+        """Columns, rows, groups withheld under the minimum, derived extras."""
+
+    def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
+        """Cost and expected error per vector, from the parameters alone."""
+        vectors = self.vectors()
+        parts = dp.split(epsilon, len(vectors))
+        delta = (privacy.delta or 0.0) / len(vectors)
+        errors = {}
+        for v, part in zip(vectors, parts, strict=True):
+            sensitivity = v.l2 if privacy.mechanism == "gaussian" else math.ceil(v.l1)
+            error = dp.expected_error95(privacy.mechanism, sensitivity, part, delta)
+            errors[v.name] = {
+                "error95": round(error, 2),
+                "cells": len(v.cells),
+                "sensitivity": v.l1,
+            }
+        return {
+            "epsilon": str(epsilon),
+            "epsilon_float": float(epsilon),
+            "delta": privacy.delta or 0.0,
+            "mechanism": privacy.mechanism,
+            "groups": sum(len(v.cells) for v in vectors),
+            "aggregates": errors,
+            "min_noisy_persons": privacy.min_noisy_persons,
+        }
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Exact counts on the declared cells, one noisy vector each, then the answer."""
+        vectors = self.vectors()
+        exact = self.exact(cursor, tables)
+        parts = dp.split(epsilon, len(vectors))
+        delta = (privacy.delta or 0.0) / len(vectors)
+        noisy = {}
+        for v, part in zip(vectors, parts, strict=True):
+            found = exact.get(v.name, {})
+            values = [int(found.get(c, 0)) for c in v.cells]
+            noisy[v.name] = noise(
+                values, l1=v.l1, l2=v.l2, epsilon=part, privacy=privacy, delta=delta
+            )
+        columns, rows, suppressed, extra = self.answer(noisy, privacy)
+        spent = sum((r.epsilon for r in noisy.values()), Fraction(0))
+        return Released(
+            columns,
+            rows,
+            suppressed,
+            spent,
+            sum(r.delta for r in noisy.values()),
+            {"template": self.name, **extra},
+        )
+
+
+def cells_of(cursor: Any, sql: str, params: list[object], keys: int) -> dict[Cell, int]:
+    """Run a ``SELECT key1, …, keyN, count`` and index its counts by key tuple."""
+    return {tuple(r[:keys]): int(r[keys]) for r in cursor.execute(sql, params).fetchall()}

@@ -1,0 +1,265 @@
+"""``lift``: a campaign's effect at another brand, treatment against control, with its interval.
+
+One party's campaign table assigns persons to arms (``arm_column``: its
+``treatment`` and ``control`` values) on an exposure date (the table's time
+column). A person's arm is that of their first exposure in the period, so
+each person is in one arm. Their outcome is measured at the ``outcome``
+brand (or dataset, or dataset:column=value) from the exposure day for
+``window_days``: converted (any event) and, with ``metric``, their spend —
+each value clamped to the metric's bounds and the person's total to
+``spend_cap``. Per arm the engine releases persons, converted persons and
+total spend: one person moves each of these vectors by 1, 1 and
+``spend_cap``. Rates and the difference are post-processing; the
+difference's 95% interval combines the noise and the sampling error of a
+difference of two proportions. Parameters: ``campaign`` (party.dataset),
+``arm_column`` (default arm), ``treatment``/``control`` (default treatment /
+control), ``outcome``, ``metric``, ``spend_cap``, ``window_days`` (1–365,
+default 28), ``start``/``end`` (exposure dates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.check import QueryRejected
+from cleanroom.room.query.release import ratio
+from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
+from cleanroom.room.templates.journey import Cell, Journey, Vector, count
+from cleanroom.room.templates.params import Params, period
+from cleanroom.room.warehouse import quote
+
+Z95 = 1.959963984540054
+
+
+def rate_variance(rate: float, n: int, rate_error: float) -> float:
+    """Sampling variance of a proportion plus the (conservative) variance of its noise."""
+    if n <= 0:
+        return math.inf
+    return rate * (1 - rate) / n + (rate_error / Z95) ** 2
+
+
+@dataclass(frozen=True)
+class CampaignLift(Journey):
+    """Treatment vs control at an outcome brand."""
+
+    campaign: Source
+    arm_column: str
+    arms: tuple[str, str]  # treatment, control
+    outcome_label: str
+    outcome: tuple[Source, ...]
+    metric: tuple[str, float, float] | None  # column, lower, upper
+    spend_cap: int
+    window_days: int
+    start: dt.date
+    end: dt.date
+    name = "lift"
+
+    @property
+    def canonical(self) -> str:  # type: ignore[override]
+        """The cache key's text."""
+        metric = self.metric[0] if self.metric else "-"
+        return (
+            f"template lift campaign={self.campaign.table} arm={self.arm_column}"
+            f" arms={','.join(self.arms)} outcome={self.outcome_label} metric={metric}"
+            f" cap={self.spend_cap} window={self.window_days} period={self.start}..{self.end}"
+        )
+
+    def vectors(self) -> list[Vector]:
+        """See :class:`Journey`."""
+        cells = tuple((a,) for a in self.arms)
+        vectors = [Vector("persons", cells, 1), Vector("converted", cells, 1)]
+        if self.metric is not None:
+            vectors.append(Vector("spend", cells, self.spend_cap))
+        return vectors
+
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
+        """See :class:`Journey`."""
+        if self.campaign.table not in tables:
+            raise QueryRejected("no_data", f"'{self.campaign.table}' has no data in the room yet")
+        c = self.campaign
+        params: list[object] = [*self.arms, self.start, self.end]
+        horizon = self.end + dt.timedelta(days=self.window_days + 1)
+        outcome = events_sql(
+            list(self.outcome),
+            tables,
+            self.start,
+            horizon,
+            params,
+            value=self.metric[0] if self.metric else None,
+        )
+        clamp = "0"
+        if self.metric is not None:
+            _, lo, hi = self.metric
+            clamp = f"least(greatest(e.v, {float(lo)!r}), {float(hi)!r})"
+        params += [self.window_days]
+        sql = f"""
+            WITH arms AS (
+                SELECT person, arg_min(arm, exposed) AS arm, min(exposed) AS exposed FROM (
+                    SELECT person, "{self.arm_column}" AS arm,
+                           CAST("{c.time}" AS TIMESTAMP) AS exposed
+                    FROM {quote(tables[c.table])}
+                    WHERE "{self.arm_column}" IN (?, ?) AND "{c.time}" >= ? AND "{c.time}" < ?
+                ) GROUP BY person
+            ),
+            outcomes AS (
+                SELECT a.person, a.arm, count(e.person) > 0 AS converted,
+                       least(coalesce(sum({clamp}), 0), {int(self.spend_cap)}) AS spend
+                FROM arms a LEFT JOIN ({outcome}) e
+                  ON e.person = a.person AND e.t >= CAST(a.exposed AS DATE)
+                 AND e.t < CAST(a.exposed AS DATE) + to_days(CAST(? AS INTEGER))
+                GROUP BY a.person, a.arm
+            )
+            SELECT arm, count(*), count(*) FILTER (WHERE converted),
+                   CAST(sum(round(spend)) AS BIGINT)
+            FROM outcomes GROUP BY arm
+        """
+        rows = cursor.execute(sql, params).fetchall()
+        return {
+            "persons": {(r[0],): int(r[1]) for r in rows},
+            "converted": {(r[0],): int(r[2]) for r in rows},
+            "spend": {(r[0],): int(r[3] or 0) for r in rows},
+        }
+
+    def answer(
+        self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
+    ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+        """See :class:`Journey`: both arms or neither (a contrast needs both)."""
+        n, conv = noisy["persons"], noisy["converted"]
+        spend = noisy.get("spend")
+        if min(n.values) < privacy.min_noisy_persons:
+            return self.columns, [], len(self.arms), {}
+        rows = []
+        for i, arm in enumerate(self.arms):
+            row: dict[str, Any] = {
+                "arm": arm,
+                "persons": count(n.values[i], n.error95),
+                "converted": count(conv.values[i], conv.error95),
+                "rate": ratio(conv.values[i], conv.error95, n.values[i], n.error95, 0, 1),
+            }
+            if spend is not None:
+                row["spend_per_person"] = ratio(
+                    spend.values[i], spend.error95, n.values[i], n.error95, 0, self.spend_cap
+                )
+            rows.append(row)
+        return self.columns, rows, 0, {"lift": self._contrast(rows)}
+
+    @property
+    def columns(self) -> list[str]:
+        """The answer's columns."""
+        base = ["arm", "persons", "converted", "rate"]
+        return [*base, "spend_per_person"] if self.metric is not None else base
+
+    def _contrast(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        treated, control = rows
+        rates = [r["rate"]["value"] for r in rows]
+        if None in rates:
+            return {"difference": None, "relative": None}
+        variance = sum(
+            rate_variance(r["rate"]["value"], r["persons"]["value"], r["rate"]["error95"])
+            for r in rows
+        )
+        diff = rates[0] - rates[1]
+        half = Z95 * math.sqrt(variance)
+        out: dict[str, Any] = {
+            "difference": {
+                "value": round(diff, 6),
+                "low": round(diff - half, 6),
+                "high": round(diff + half, 6),
+                "error95": round(half, 6),
+            },
+            "relative": None,
+        }
+        if rates[1] > 0:
+            out["relative"] = {
+                "value": round(diff / rates[1], 4),
+                "low": round((diff - half) / rates[1], 4),
+                "high": round((diff + half) / rates[1], 4),
+                "error95": round(half / rates[1], 4),
+                "note": "the difference's interval over the control rate (its noise not included)",
+            }
+        if "spend_per_person" in treated and treated["spend_per_person"]["value"] is not None:
+            t, c = treated["spend_per_person"], control["spend_per_person"]
+            if c["value"] is not None:
+                half_s = math.hypot(t["error95"], c["error95"])
+                d = t["value"] - c["value"]
+                out["spend_difference"] = {
+                    "value": round(d, 2),
+                    "low": round(d - half_s, 2),
+                    "high": round(d + half_s, 2),
+                    "error95": round(half_s, 2),
+                    "note": "noise only: spend's sampling spread is not released",
+                }
+        return out
+
+
+def prepare_lift(
+    params: Mapping[str, str], *, policy: CollaborationPolicy, party: str
+) -> CampaignLift:
+    """Check the parameters (see the module docstring)."""
+    p = Params("lift", params)
+    campaign = _campaign(p, policy, party)
+    arm_column = p.text("arm_column", "arm") or "arm"
+    contract = policy.contract(campaign.party, campaign.dataset)
+    assert contract is not None
+    column = contract.columns.get(arm_column)
+    if column is None or column.domain is None:
+        raise p.reject("arm_column", f"must be a dimension of {campaign.table}")
+    arms = (p.text("treatment", "treatment") or "", p.text("control", "control") or "")
+    for name, value in zip(("treatment", "control"), arms, strict=True):
+        if value not in [str(v) for v in column.domain]:
+            raise p.reject(name, f"'{value}' is not a declared value of {arm_column}")
+    if arms[0] == arms[1]:
+        raise p.reject("control", "must differ from treatment")
+    label = p.text("outcome")
+    if label is None:
+        raise p.reject("outcome", "is required (a brand, e.g. outcome=ofogh)")
+    outcome = tuple(step_source(p, "outcome", label, policy, party))
+    require_own(p, "campaign/outcome", sorted({campaign.party, outcome[0].party}), policy, party)
+    metric = None
+    metric_name = p.text("metric")
+    if metric_name is not None:
+        if len(outcome) != 1:
+            raise p.reject("metric", "needs the outcome to name one dataset (brand.dataset)")
+        out_contract = policy.contract(outcome[0].party, outcome[0].dataset)
+        assert out_contract is not None
+        col = out_contract.columns.get(metric_name)
+        if col is None or col.bounds is None:
+            raise p.reject("metric", f"'{metric_name}' is not a metric of {outcome[0].table}")
+        metric = (metric_name, col.bounds[0], col.bounds[1])
+    default_cap = math.ceil(metric[2]) if metric else 1
+    cap = p.integer("spend_cap", default_cap, 1, 10**12)
+    window = p.integer("window_days", 28, 1, 365)
+    start, end = period(p)
+    p.done()
+    return CampaignLift(campaign, arm_column, arms, label, outcome, metric, cap, window, start, end)
+
+
+def _campaign(p: Params, policy: CollaborationPolicy, party: str) -> Source:
+    """The named campaign table, or the collaboration's only one (a non-activity dataset)."""
+    name = p.text("campaign")
+    candidates = [
+        Source(pid, ds, c.time)
+        for pid, spec in sorted(policy.parties.items())
+        for ds, c in sorted(spec.datasets.items())
+        if not c.activity and c.time is not None
+    ]
+    if name is None:
+        if len(candidates) != 1:
+            raise p.reject("campaign", "is required (party.dataset of the campaign table)")
+        chosen = candidates[0]
+    else:
+        found = [c for c in candidates if c.table == name]
+        if not found:
+            raise p.reject("campaign", f"'{name}' is not a campaign table of this collaboration")
+        chosen = found[0]
+    spec = policy.parties.get(party)
+    if spec is not None and not spec.analysts.may_read(chosen.table):
+        raise QueryRejected("table_not_allowed", f"campaign: '{chosen.table}' is not open to you")
+    return chosen

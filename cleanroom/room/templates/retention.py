@@ -1,0 +1,165 @@
+"""``retention``: monthly cohorts by first brand, and the share active in each later month.
+
+Within a window of ``months`` calendar months from ``start``, a person's
+cohort is the month of their first event at any of the chosen ``brands`` and
+the brand of that event (the window is all the template reads, so someone
+active before it enters at its first month). They are active in a later
+month if they have an event that month at any chosen brand, or at
+``active_at`` when given. Two vectors are released: cohort sizes (each person
+in one cohort: L1 = 1) and actives per cohort and later month (one person in
+at most ``months - 1`` of them: L1 = months - 1); the share is their ratio,
+with an interval from both. Parameters: ``brands``, ``active_at``, ``start``
+(YYYY-MM; default twelve months ago), ``months`` (2–12, default 6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.release import ratio
+from cleanroom.room.templates.activity import activity_sources, brands, events_sql
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
+from cleanroom.room.templates.params import Params
+
+
+def add_months(month: dt.date, n: int) -> dt.date:
+    """The first day of the month ``n`` months after ``month``."""
+    index = month.year * 12 + month.month - 1 + n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Retention(Journey):
+    """Cohorts × later months."""
+
+    policy: CollaborationPolicy
+    party: str
+    brands: tuple[str, ...]
+    active_at: str | None
+    start: dt.date
+    months: int
+    name = "retention"
+
+    @property
+    def canonical(self) -> str:  # type: ignore[override]
+        """The cache key's text."""
+        return (
+            f"template retention brands={','.join(self.brands)} active_at={self.active_at or '*'}"
+            f" start={self.start:%Y-%m} months={self.months}"
+        )
+
+    @property
+    def cohorts(self) -> tuple[Cell, ...]:
+        """(cohort month, first brand) for every month of the window and brand."""
+        return tuple(
+            (add_months(self.start, i), b) for i in range(self.months) for b in self.brands
+        )
+
+    @property
+    def later(self) -> tuple[Cell, ...]:
+        """(cohort month, first brand, months since) for every later month in the window."""
+        return tuple(
+            (c, b, o)
+            for i in range(self.months)
+            for b in self.brands
+            for o in range(1, self.months - i)
+            for c in [add_months(self.start, i)]
+        )
+
+    def vectors(self) -> list[Vector]:
+        """See :class:`Journey`."""
+        return [
+            Vector("cohort", self.cohorts, 1),
+            Vector("active", self.later, max(1, self.months - 1)),
+        ]
+
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
+        """See :class:`Journey`."""
+        params: list[object] = []
+        sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
+        end = add_months(self.start, self.months)
+        events = events_sql(sources, tables, self.start, end, params)
+        active_sources = [s for s in sources if self.active_at in (None, s.party)]
+        active_events = events_sql(active_sources, tables, self.start, end, params)
+        sql = f"""
+            WITH firsts AS MATERIALIZED (
+                SELECT person, arg_min(brand, t) AS brand,
+                       CAST(date_trunc('month', min(t)) AS DATE) AS cohort
+                FROM ({events}) GROUP BY person
+            ),
+            months AS (
+                SELECT DISTINCT person, CAST(date_trunc('month', t) AS DATE) AS m
+                FROM ({active_events})
+            )
+            SELECT cohort, brand, 0 AS o, count(*) FROM firsts GROUP BY ALL
+            UNION ALL
+            SELECT f.cohort, f.brand, datediff('month', f.cohort, a.m) AS o, count(*)
+            FROM firsts f JOIN months a ON a.person = f.person
+            WHERE a.m > f.cohort GROUP BY ALL
+        """
+        found = cells_of(cursor, sql, params, 3)
+        sizes = {(c, b): n for (c, b, o), n in found.items() if o == 0}
+        later = {cell: n for cell, n in found.items() if cell[2] > 0}
+        return {"cohort": sizes, "active": later}
+
+    def answer(
+        self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
+    ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+        """See :class:`Journey`: a cohort under the minimum is withheld whole."""
+        sizes = dict(zip(self.cohorts, noisy["cohort"].values, strict=True))
+        size_error = noisy["cohort"].error95
+        active = noisy["active"]
+        rows: list[dict[str, Any]] = []
+        kept: dict[Cell, int] = {}
+        for (month, brand), size in sizes.items():
+            if size < privacy.min_noisy_persons:
+                continue
+            kept[(month, brand)] = size
+            rows.append(
+                {
+                    "cohort": f"{month:%Y-%m}",
+                    "brand": brand,
+                    "month": 0,
+                    "persons": count(size, size_error),
+                    "share": None,
+                }
+            )
+        for (month, brand, offset), value in zip(self.later, active.values, strict=True):
+            base = kept.get((month, brand))
+            if base is None:
+                continue
+            rows.append(
+                {
+                    "cohort": f"{month:%Y-%m}",
+                    "brand": brand,
+                    "month": offset,
+                    "persons": count(value, active.error95),
+                    "share": ratio(value, active.error95, base, size_error, 0, 1),
+                }
+            )
+        suppressed = len(sizes) - len(kept)
+        rows.sort(key=lambda r: (r["cohort"], r["brand"], r["month"]))
+        extra = {"active_at": self.active_at, "start": f"{self.start:%Y-%m}", "months": self.months}
+        return ["cohort", "brand", "month", "persons", "share"], rows, suppressed, extra
+
+
+def prepare_retention(
+    params: Mapping[str, str], *, policy: CollaborationPolicy, party: str
+) -> Retention:
+    """Check the parameters (see the module docstring)."""
+    p = Params("retention", params)
+    chosen = brands(p, "brands", policy, party)
+    active_at = p.text("active_at")
+    if active_at is not None and active_at not in chosen:
+        raise p.reject("active_at", "must be one of the chosen brands")
+    today = dt.datetime.now(dt.UTC).date()
+    start = p.month("start", add_months(today.replace(day=1), -12))
+    months = p.integer("months", 6, 2, 12)
+    p.done()
+    return Retention(policy, party, tuple(chosen), active_at, start, months)

@@ -1,0 +1,135 @@
+"""``segments``: recency/frequency segments per brand, as of a date.
+
+For each brand, each person with an event there in the ``lookback_days``
+before ``as_of`` falls in exactly one segment, by these rules, in order:
+
+* ``new``: their first event there was within the last ``recent_days``;
+* ``loyal``: last event within ``recent_days`` and at least ``loyal_events``
+  events in the last ``risk_days``;
+* ``active``: last event within ``recent_days``;
+* ``at_risk``: last event ``recent_days``–``risk_days`` ago;
+* ``lapsed``: last event longer ago than ``risk_days``.
+
+A person is in one segment per brand, so one person moves the brand ×
+segment vector by at most the number of brands (L1). Parameters: ``brands``,
+``as_of`` (date, default today), ``recent_days`` (default 30), ``risk_days``
+(default 90), ``loyal_events`` (default 6), ``lookback_days`` (default 365).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.templates.activity import activity_sources, brands, events_sql
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
+from cleanroom.room.templates.params import Params
+
+SEGMENTS = ("new", "active", "loyal", "at_risk", "lapsed")
+
+
+@dataclass(frozen=True)
+class Segments(Journey):
+    """Brand × segment counts."""
+
+    policy: CollaborationPolicy
+    party: str
+    brands: tuple[str, ...]
+    as_of: dt.date
+    recent_days: int
+    risk_days: int
+    loyal_events: int
+    lookback_days: int
+    name = "segments"
+
+    @property
+    def canonical(self) -> str:  # type: ignore[override]
+        """The cache key's text."""
+        return (
+            f"template segments brands={','.join(self.brands)} as_of={self.as_of}"
+            f" recent={self.recent_days} risk={self.risk_days} loyal={self.loyal_events}"
+            f" lookback={self.lookback_days}"
+        )
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every brand × segment."""
+        return tuple((b, s) for b in self.brands for s in SEGMENTS)
+
+    def vectors(self) -> list[Vector]:
+        """See :class:`Journey`."""
+        return [Vector("persons", self.cells, len(self.brands))]
+
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
+        """See :class:`Journey`."""
+        as_of = dt.datetime.combine(self.as_of, dt.time())
+        recent = as_of - dt.timedelta(days=self.recent_days)
+        risk = as_of - dt.timedelta(days=self.risk_days)
+        params: list[object] = [risk]  # in the order the placeholders appear below
+        sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
+        start = self.as_of - dt.timedelta(days=self.lookback_days)
+        events = events_sql(sources, tables, start, self.as_of, params)
+        params += [recent, recent, self.loyal_events, recent, risk]
+        sql = f"""
+            WITH per AS (
+                SELECT person, brand, min(t) AS first_t, max(t) AS last_t,
+                       count(*) FILTER (WHERE t >= ?) AS n_risk
+                FROM ({events}) GROUP BY person, brand
+            )
+            SELECT brand, segment, count(*) FROM (
+                SELECT brand, CASE
+                    WHEN first_t >= ? THEN 'new'
+                    WHEN last_t >= ? AND n_risk >= ? THEN 'loyal'
+                    WHEN last_t >= ? THEN 'active'
+                    WHEN last_t >= ? THEN 'at_risk'
+                    ELSE 'lapsed' END AS segment
+                FROM per
+            ) GROUP BY ALL
+        """
+        return {"persons": cells_of(cursor, sql, params, 2)}
+
+    def answer(
+        self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
+    ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+        """See :class:`Journey`."""
+        r = noisy["persons"]
+        rows, suppressed = [], 0
+        for (brand, segment), value in zip(self.cells, r.values, strict=True):
+            if value < privacy.min_noisy_persons:
+                suppressed += 1
+                continue
+            rows.append({"brand": brand, "segment": segment, "persons": count(value, r.error95)})
+        extra = {
+            "as_of": str(self.as_of),
+            "rules": {
+                "recent_days": self.recent_days,
+                "risk_days": self.risk_days,
+                "loyal_events": self.loyal_events,
+                "lookback_days": self.lookback_days,
+            },
+        }
+        return ["brand", "segment", "persons"], rows, suppressed, extra
+
+
+def prepare_segments(
+    params: Mapping[str, str], *, policy: CollaborationPolicy, party: str
+) -> Segments:
+    """Check the parameters (see the module docstring)."""
+    p = Params("segments", params)
+    chosen = brands(p, "brands", policy, party)
+    as_of = p.date("as_of", dt.datetime.now(dt.UTC).date())
+    recent = p.integer("recent_days", 30, 1, 365)
+    risk = p.integer("risk_days", 90, 2, 730)
+    if risk <= recent:
+        raise p.reject("risk_days", "must be longer than recent_days")
+    loyal = p.integer("loyal_events", 6, 2, 1000)
+    lookback = p.integer("lookback_days", 365, 1, 3 * 366)
+    if lookback < risk:
+        raise p.reject("lookback_days", "must be at least risk_days")
+    p.done()
+    return Segments(policy, party, tuple(chosen), as_of, recent, risk, loyal, lookback)

@@ -1,0 +1,112 @@
+"""``transitions``: for each ordered brand pair (A, B), persons whose next brand after A was B.
+
+Each person's events across the chosen brands are put in time order; a
+transition A→B is two consecutive events at different brands, B within
+``window_days`` of A (so "next brand after A" skips repeat visits to A). A
+person counts once per pair they made, and at most ``max_transitions`` pairs,
+chosen at random per query, so one person moves the brand-by-brand matrix by
+at most that many (L1). Parameters: ``brands`` (default: every brand open to
+you), ``window_days`` (1–365, default 30), ``max_transitions`` (1–10, default
+3), ``start``/``end`` (dates; default the year up to today).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room import dp
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.templates.activity import activity_sources, brands, events_sql
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count, salt
+from cleanroom.room.templates.params import Params, period
+
+
+@dataclass(frozen=True)
+class Transitions(Journey):
+    """The brand-to-brand matrix."""
+
+    policy: CollaborationPolicy
+    party: str
+    brands: tuple[str, ...]
+    window_days: int
+    max_transitions: int
+    start: Any
+    end: Any
+    name = "transitions"
+
+    @property
+    def canonical(self) -> str:  # type: ignore[override]
+        """The cache key's text."""
+        return (
+            f"template transitions brands={','.join(self.brands)} window={self.window_days}"
+            f" m={self.max_transitions} period={self.start}..{self.end}"
+        )
+
+    @property
+    def pairs(self) -> tuple[Cell, ...]:
+        """Every ordered pair of distinct brands."""
+        return tuple(itertools.permutations(self.brands, 2))
+
+    def vectors(self) -> list[Vector]:
+        """See :class:`Journey`."""
+        return [Vector("persons", self.pairs, min(self.max_transitions, len(self.pairs)))]
+
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
+        """See :class:`Journey`."""
+        params: list[object] = []
+        sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
+        events = events_sql(sources, tables, self.start, self.end, params)
+        params += [self.window_days, salt()]
+        sql = f"""
+            WITH ev AS ({events}),
+            seq AS (
+                SELECT person, brand, t,
+                       lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
+                FROM ev WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+            ),
+            pairs AS (
+                SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
+                WHERE prev_brand IS NOT NULL AND prev_brand <> brand
+                  AND t - prev_t <= to_days(CAST(? AS INTEGER))
+            ),
+            kept AS (
+                SELECT a, b FROM pairs
+                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?))
+                        <= {int(self.max_transitions)}
+            )
+            SELECT a, b, count(*) FROM kept GROUP BY a, b
+        """
+        return {"persons": cells_of(cursor, sql, params, 2)}
+
+    def answer(
+        self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
+    ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+        """See :class:`Journey`."""
+        r = noisy["persons"]
+        rows, suppressed = [], 0
+        for (a, b), value in zip(self.pairs, r.values, strict=True):
+            if value < privacy.min_noisy_persons:
+                suppressed += 1
+                continue
+            rows.append({"from": a, "to": b, "persons": count(value, r.error95)})
+        extra = {"brands": list(self.brands), "window_days": self.window_days}
+        return ["from", "to", "persons"], rows, suppressed, extra
+
+
+def prepare_transitions(
+    params: Mapping[str, str], *, policy: CollaborationPolicy, party: str
+) -> Transitions:
+    """Check the parameters (see the module docstring)."""
+    p = Params("transitions", params)
+    chosen = brands(p, "brands", policy, party)
+    if len(chosen) < 2:
+        raise p.reject("brands", "must name at least two brands")
+    window = p.integer("window_days", 30, 1, 365)
+    m = p.integer("max_transitions", 3, 1, 10)
+    start, end = period(p)
+    p.done()
+    return Transitions(policy, party, tuple(chosen), window, m, start, end)

@@ -1,0 +1,169 @@
+"""Measured vs claimed epsilon: the engine's mechanisms audited on neighbouring datasets.
+
+D is a small table of ordinary persons; D' adds one person with the most
+damaging contribution the bounds allow to matter (10,000 rows, all in one
+group, at the extreme metric value). The bounded exact aggregates are
+computed by the engine's own compiled SQL, and each release goes through the
+engine's own release path (OpenDP noise, thresholds, post-processing). The
+audited lower bound must stay under the epsilon the engine claims for the
+audited number, and a deliberately broken calibration (sensitivity
+under-declared) must be caught, so the audit has the power to fail.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from fractions import Fraction
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from cleanroom.room import dp
+from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
+from cleanroom.room.query.compile import Compiled, compile_plan
+from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
+from cleanroom.room.query.release import release
+from tests.security.audit import clopper_pearson, epsilon_lower_bound
+
+CITIES = ("Tehran", "Qom", "Rasht")
+BOUNDS = (0.0, 1000.0)
+SAMPLES = 2500
+TABLES = {"okala.orders": "g1__okala__orders"}
+
+
+def table(rows: list[tuple[int, str, float]]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS wh")
+    persons, cities, amounts = zip(*rows, strict=True)
+    con.register(
+        "data",
+        pa.table(
+            {
+                "person": pa.array(persons, pa.int64()),
+                "city": pa.array(cities, pa.string()),
+                "amount": pa.array(amounts, pa.float64()),
+            }
+        ),
+    )
+    con.execute(
+        'CREATE TABLE wh."g1__okala__orders" AS SELECT *, '
+        "row_number() OVER (PARTITION BY person ORDER BY random()) AS _rank FROM data"
+    )
+    return con
+
+
+@pytest.fixture(scope="module")
+def neighbours() -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
+    rng = random.Random(3)
+    base = [
+        (p, rng.choice(CITIES), rng.uniform(*BOUNDS))
+        for p in range(300)
+        for _ in range(rng.randint(1, 4))
+    ]
+    heavy = [(10_000, "Tehran", 1e9) for _ in range(10_000)]
+    return table(base), table(base + heavy)
+
+
+def plan(kind: str) -> QueryPlan:
+    amount = ColumnRef("o", "amount")
+    aggregate = {
+        "count": Aggregate("count", "v"),
+        "sum": Aggregate("sum", "v", amount, BOUNDS),
+        "persons": Aggregate("count_persons", "v"),
+    }[kind]
+    return QueryPlan(
+        tables=(TableRef("okala", "orders", "o"),),
+        aggregates=(aggregate,),
+        group_by=(GroupKey(ColumnRef("o", "city"), CITIES, "city"),),
+    )
+
+
+def privacy(mechanism: str) -> PrivacyPolicy:
+    return PrivacyPolicy(
+        mechanism=mechanism,  # type: ignore[arg-type]
+        delta=1e-6 if mechanism == "gaussian" else None,
+        budget=BudgetPolicy(epsilon=10, shares={"okala": 10}),
+        max_epsilon_per_query=10,
+        max_rows_per_person=10,
+        max_groups_per_person=2,
+        min_noisy_persons=0,
+    )
+
+
+def samples(
+    con: duckdb.DuckDBPyConnection, compiled: Compiled, p: PrivacyPolicy, epsilon: Fraction
+) -> list[float]:
+    """The released Tehran value, over many releases of one exact (bounded) answer."""
+    exact = con.execute(compiled.sql, compiled.params).fetchall()
+    out = []
+    for _ in range(SAMPLES):
+        released = release(plan_of[compiled.sql], compiled, exact, epsilon=epsilon, privacy=p)
+        row = next(r for r in released.rows if r["city"] == "Tehran")
+        out.append(float(row["v"]["value"]))
+    return out
+
+
+plan_of: dict[str, QueryPlan] = {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "mechanism"),
+    [("count", "laplace"), ("sum", "laplace"), ("persons", "laplace"), ("count", "gaussian")],
+)
+def test_audited_epsilon_stays_under_the_claim(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+    kind: str,
+    mechanism: str,
+) -> None:
+    p = privacy(mechanism)
+    epsilon = Fraction(1)
+    q = plan(kind)
+    compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
+    plan_of[compiled.sql] = q
+    assert len(compiled.measurements) == 1  # the whole epsilon is this one number's
+    d, d_prime = neighbours
+    without, with_ = samples(d, compiled, p, epsilon), samples(d_prime, compiled, p, epsilon)
+    assert with_ != without
+    audited = epsilon_lower_bound(without, with_, delta=p.delta or 0.0)
+    assert audited <= float(epsilon), (kind, mechanism, audited)
+    record(f"{kind}/{mechanism}", audited, float(epsilon))
+
+
+def test_the_audit_catches_an_under_declared_sensitivity(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+) -> None:
+    """The same count released as if one person could move it by 1 (it can by 10)."""
+    p = privacy("laplace")
+    q = plan("count")
+    compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
+    broken = replace(compiled, measurements=[replace(m, l1=1, l2=1) for m in compiled.measurements])
+    plan_of[broken.sql] = q
+    d, d_prime = neighbours
+    without = samples(d, broken, p, Fraction(1))
+    with_ = samples(d_prime, broken, p, Fraction(1))
+    audited = epsilon_lower_bound(without, with_)
+    assert audited > 1.0, audited
+    record("count/laplace, sensitivity under-declared (must fail)", audited, 1.0)
+
+
+def test_clopper_pearson_matches_known_values() -> None:
+    low, high = clopper_pearson(0, 100)
+    assert low == 0 and high == pytest.approx(0.0362, abs=1e-3)
+    low, high = clopper_pearson(50, 100)
+    assert low == pytest.approx(0.3983, abs=1e-3) and high == pytest.approx(0.6017, abs=1e-3)
+
+
+AUDIT: list[tuple[str, float, float]] = []
+
+
+def record(name: str, audited: float, claimed: float) -> None:
+    """Kept for SECURITY.md's table (printed with -s)."""
+    AUDIT.append((name, audited, claimed))
+    print(f"privacy audit: {name}: measured epsilon >= {audited:.3f}, claimed {claimed}")
+
+
+def test_noise_is_opendps() -> None:
+    r = dp.laplace_release([0], l1_sensitivity=1, epsilon=Fraction(1))
+    assert isinstance(r.values[0], int)

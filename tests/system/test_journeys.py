@@ -1,0 +1,413 @@
+"""Journey templates against references written independently of their SQL, and the truth.
+
+The reference reads the room's analysis tables (person, brand, time) into
+Python and applies each template's documented rule event by event; the
+templates' exact (pre-noise) counts must equal it. ``time_to_cross`` is also
+checked against the generator's ground truth (first event per brand per
+person), released answers at a generous epsilon must land within their
+bounds, and at the policy's epsilon the bounds must be honest over many
+releases of the same exact counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from cleanroom.room import dp
+from cleanroom.room.ingest import ingest
+from cleanroom.room.matching import live_generation, run_match
+from cleanroom.room.query.check import QueryRejected
+from cleanroom.room.query.engine import Engine, QueryRequest
+from cleanroom.room.query.release import noise
+from cleanroom.room.room import Room
+from cleanroom.room.templates import prepare_template
+from cleanroom.room.templates.journey import Journey
+from cleanroom.room.templates.retention import add_months
+from cleanroom.room.templates.time_to_cross import bin_labels
+from tests.system.world import World, build_world, open_room
+
+PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
+START, END = dt.datetime(2026, 1, 1), dt.datetime(2026, 7, 1)
+ACTIVITY = {  # brand -> (table, time column)
+    "filimo": ("filimo.views", "viewed_at"),
+    "ofogh": ("ofogh.purchases", "purchased_at"),
+    "okala": ("okala.orders", "ordered_at"),
+    "ozone": ("ozone.payments", "paid_at"),
+    "tapsi": ("tapsi.rides", "ride_at"),
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("journeys"), persons=3_000, seed=23)
+
+
+@pytest.fixture(scope="module")
+def room(world: World) -> Iterator[Room]:
+    room = open_room(world.room_dir)
+    for (party, _), bundle in sorted(world.bundles.items()):
+        ingest(room, bundle, room.users.get(f"{party}-admin"))
+    run_match(room, room.users.get("room-admin"))
+    yield room
+    room.close()
+
+
+def read(room: Room, table: str, columns: str) -> list[tuple[Any, ...]]:
+    generation = live_generation(room)
+    assert generation is not None
+    name = generation.tables[table]
+    rows: list[tuple[Any, ...]] = (
+        room.wh.cursor().execute(f'SELECT {columns} FROM wh."{name}"').fetchall()
+    )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def events(room: Room) -> dict[int, list[tuple[dt.datetime, str]]]:
+    """person -> time-ordered (t, brand) over the period: the reference's input."""
+    out: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for brand, (table, column) in ACTIVITY.items():
+        for person, t in read(room, table, f'person, CAST("{column}" AS TIMESTAMP)'):
+            if START <= t < END:
+                out[person].append((t, brand))
+    for seq in out.values():
+        seq.sort()
+    return out
+
+
+def exact(room: Room, name: str, params: dict[str, str]) -> dict[str, dict[Any, int]]:
+    prepared = prepare_template(name, params, policy=room.active_policy().policy, party="reporter")
+    assert isinstance(prepared, Journey)
+    generation = live_generation(room)
+    assert generation is not None
+    return prepared.exact(room.wh.cursor(), generation.tables)
+
+
+def test_transitions_match_the_reference(
+    room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    window, m = dt.timedelta(days=30), 10
+    expected: dict[tuple[str, str], int] = defaultdict(int)
+    kept = over = 0
+    for seq in events.values():
+        pairs = {
+            (a, b) for (ta, a), (tb, b) in itertools.pairwise(seq) if a != b and tb - ta <= window
+        }
+        for pair in pairs:
+            expected[pair] += 1
+        kept += min(len(pairs), m)
+        over += len(pairs) > m
+    got = exact(room, "transitions", {**PERIOD, "max_transitions": str(m)})["persons"]
+    # Persons with more than m pairs keep m of them at random: totals are exact, and each
+    # cell can only lose those persons.
+    assert sum(got.values()) == kept
+    for pair, count in expected.items():
+        assert count - over <= got.get(pair, 0) <= count, pair
+    assert set(got) <= set(expected)
+
+
+def test_transitions_keep_at_most_m_pairs_per_person(room: Room) -> None:
+    full = exact(room, "transitions", {**PERIOD, "max_transitions": "10"})["persons"]
+    one = exact(room, "transitions", {**PERIOD, "max_transitions": "1"})["persons"]
+    assert sum(one.values()) < sum(full.values())
+    assert all(one.get(k, 0) <= v for k, v in full.items())
+
+
+def _first(
+    seq: list[tuple[dt.datetime, str]], brand: str, after: dt.datetime | None, window: dt.timedelta
+) -> dt.datetime | None:
+    for t, b in seq:
+        if b != brand:
+            continue
+        if after is None or (after < t <= after + window):
+            return t
+    return None
+
+
+def test_funnel_matches_the_reference(
+    room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    steps, window = ["okala", "ofogh", "ozone"], dt.timedelta(days=30)
+    stopped: dict[tuple[int], int] = defaultdict(int)
+    for seq in events.values():
+        reached, at = 0, None
+        for i, brand in enumerate(steps):
+            t = _first(seq, brand, at, window) if i else _first(seq, brand, None, window)
+            if t is None:
+                break
+            reached, at = i + 1, t
+        if reached:
+            stopped[(reached,)] += 1
+    got = exact(room, "funnel", {"steps": ",".join(steps), "window_days": "30", **PERIOD})
+    assert got["stopped"] == dict(stopped)
+    assert stopped[(3,)] > 0  # the journey is not trivially empty
+
+
+def test_time_to_cross_matches_the_reference_and_the_ground_truth(
+    world: World, room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    edges = [0, 1, 7, 14, 30, 60, 90]
+
+    def bin_of(days: float) -> int:
+        return max(i for i, e in enumerate(edges) if e <= days)
+
+    expected: dict[tuple[int], int] = defaultdict(int)
+    for seq in events.values():
+        a = _first(seq, "okala", None, dt.timedelta())
+        b = _first(seq, "ofogh", None, dt.timedelta())
+        if a is not None and b is not None and b >= a:
+            expected[(bin_of((b - a).total_seconds() / 86400),)] += 1
+    got = exact(room, "time_to_cross", {"from": "okala", "to": "ofogh", **PERIOD})["persons"]
+    assert got == dict(expected)
+    # The generator's truth: first okala order and first ofogh purchase per room person.
+    truth = pq.read_table(
+        Path(world.data.truth["persons"]),
+        columns=["first_okala_orders", "first_ofogh_purchases"],
+    ).to_pylist()
+    from_truth: dict[tuple[int], int] = defaultdict(int)
+    for row in truth:
+        a, b = row["first_okala_orders"], row["first_ofogh_purchases"]
+        if a is not None and b is not None and b >= a:
+            from_truth[(bin_of((b - a).total_seconds() / 86400),)] += 1
+    assert got == dict(from_truth)
+    assert len(bin_labels(tuple(edges))) == len(edges)
+
+
+def test_retention_matches_the_reference(
+    room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    start = dt.date(2026, 1, 1)
+    sizes: dict[tuple[Any, ...], int] = defaultdict(int)
+    later: dict[tuple[Any, ...], int] = defaultdict(int)
+    for seq in events.values():
+        t0, brand = seq[0]
+        cohort = t0.date().replace(day=1)
+        sizes[(cohort, brand)] += 1
+        months = {t.date().replace(day=1) for t, _ in seq}
+        for m in months:
+            if m > cohort:
+                offset = (m.year - cohort.year) * 12 + m.month - cohort.month
+                later[(cohort, brand, offset)] += 1
+    got = exact(room, "retention", {"start": "2026-01", "months": "6"})
+    assert got["cohort"] == dict(sizes)
+    assert got["active"] == dict(later)
+    assert add_months(start, 13) == dt.date(2027, 2, 1)
+
+
+def test_segments_match_the_reference(
+    room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    as_of = dt.datetime(2026, 7, 1)
+    recent, risk = as_of - dt.timedelta(days=30), as_of - dt.timedelta(days=90)
+    expected: dict[tuple[str, str], int] = defaultdict(int)
+    for seq in events.values():
+        by_brand: dict[str, list[dt.datetime]] = defaultdict(list)
+        for t, b in seq:
+            by_brand[b].append(t)
+        for brand, times in by_brand.items():
+            first, last = min(times), max(times)
+            n_risk = sum(t >= risk for t in times)
+            if first >= recent:
+                segment = "new"
+            elif last >= recent and n_risk >= 6:
+                segment = "loyal"
+            elif last >= recent:
+                segment = "active"
+            elif last >= risk:
+                segment = "at_risk"
+            else:
+                segment = "lapsed"
+            expected[(brand, segment)] += 1
+    # A lookback that covers the whole period: the reference reads exactly the period.
+    got = exact(room, "segments", {"as_of": "2026-07-01", "lookback_days": "181"})
+    assert got["persons"] == dict(expected)
+
+
+def test_lift_matches_the_reference(
+    room: Room, events: dict[int, list[tuple[dt.datetime, str]]]
+) -> None:
+    arms: dict[int, tuple[dt.datetime, str]] = {}
+    for person, arm, exposed in read(room, "ozone.campaign", "person, arm, exposed_on"):
+        when = dt.datetime.combine(exposed, dt.time())
+        if START <= when < END and (person not in arms or when < arms[person][0]):
+            arms[person] = (when, arm)
+    spend_rows: dict[int, list[tuple[dt.datetime, float]]] = defaultdict(list)
+    for person, t, amount in read(room, "ofogh.purchases", "person, purchased_at, amount"):
+        spend_rows[person].append((t, amount))
+    n: dict[tuple[str], int] = defaultdict(int)
+    converted: dict[tuple[str], int] = defaultdict(int)
+    spend: dict[tuple[str], int] = defaultdict(int)
+    cap = 50_000_000
+    for person, (when, arm) in arms.items():
+        inside = [
+            a for t, a in spend_rows.get(person, []) if when <= t < when + dt.timedelta(days=28)
+        ]
+        n[(arm,)] += 1
+        converted[(arm,)] += bool(inside)
+        total = min(sum(min(max(a or 0, 0), 20_000_000) for a in inside), cap)
+        spend[(arm,)] += round(total)
+    got = exact(
+        room,
+        "lift",
+        {"outcome": "ofogh.purchases", "metric": "amount", "spend_cap": str(cap), **PERIOD},
+    )
+    assert got["persons"] == dict(n)
+    assert got["converted"] == dict(converted)
+    assert got["spend"] == pytest.approx(dict(spend), abs=len(arms))
+    assert sum(n.values()) > 50
+
+
+GENEROUS = {
+    "transitions": PERIOD,
+    "funnel": {"steps": "okala,ofogh", **PERIOD},
+    "time_to_cross": {"from": "okala", "to": "ofogh", **PERIOD},
+    "retention": {"start": "2026-01", "months": "6"},
+    "segments": {"as_of": "2026-07-01"},
+    "lift": {"outcome": "ofogh", **PERIOD},
+}
+
+
+def _cells(released: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for row in released["rows"]:
+        for value in row.values():
+            if isinstance(value, dict) and "value" in value and value["value"] is not None:
+                yield value
+
+
+@pytest.mark.parametrize("name", sorted(GENEROUS))
+def test_every_released_number_has_a_bound_and_lands_near_the_exact_answer(
+    room: Room, name: str
+) -> None:
+    """At epsilon 1 the reporter's answers carry bounds; counts are within them."""
+    prepared = prepare_template(
+        name, GENEROUS[name], policy=room.active_policy().policy, party="reporter"
+    )
+    assert isinstance(prepared, Journey)
+    generation = live_generation(room)
+    assert generation is not None
+    privacy = room.active_policy().policy.privacy
+    assert privacy is not None
+    released = prepared.execute(room.wh.cursor(), generation.tables, Fraction(1), privacy).as_dict()
+    cells = list(_cells(released))
+    assert cells, name
+    for cell in cells:
+        assert cell["error95"] is not None and cell["error95"] >= 0
+        if "low" in cell:
+            assert cell["low"] <= cell["value"] <= cell["high"]
+    assert released["epsilon_float"] <= 1
+
+
+def _numbers(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Each released number by (row key, column): rows are keyed by their text columns."""
+    out = {}
+    for row in rows:
+        key = tuple(v for v in row.values() if not isinstance(v, dict))
+        for column, value in row.items():
+            if isinstance(value, dict) and value.get("value") is not None:
+                out[(*key, column)] = value
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(GENEROUS))
+def test_bounds_are_honest_over_many_releases(room: Room, name: str) -> None:
+    """At the policy's epsilon, the 95% bounds of every released number (counts, sums of
+    cells, ratios) contain the noiseless answer at least 93% of the time, and direct
+    counts at most 97% (the bounds are not padded)."""
+    policy = room.active_policy().policy
+    privacy = policy.privacy
+    assert privacy is not None
+    generation = live_generation(room)
+    assert generation is not None
+    prepared = prepare_template(name, GENEROUS[name], policy=policy, party="reporter")
+    assert isinstance(prepared, Journey)
+    exact_cells = prepared.exact(room.wh.cursor(), generation.tables)
+    vectors = prepared.vectors()
+    exact_values = {
+        v.name: [exact_cells.get(v.name, {}).get(c, 0) for c in v.cells] for v in vectors
+    }
+    noiseless = {
+        v.name: dp.Release(exact_values[v.name], 0.0, 0.0, Fraction(0), 0.0) for v in vectors
+    }
+    lenient = privacy.model_copy(update={"min_noisy_persons": 0})
+    truth = _numbers(prepared.answer(noiseless, lenient)[1])
+    epsilon = dp.split(Fraction(str(privacy.default_epsilon)), len(vectors))
+    inside: dict[bool, int] = defaultdict(int)
+    total: dict[bool, int] = defaultdict(int)
+    for _ in range(300):
+        noisy = {
+            v.name: noise(
+                exact_values[v.name], l1=v.l1, l2=v.l2, epsilon=e, privacy=privacy, delta=0.0
+            )
+            for v, e in zip(vectors, epsilon, strict=True)
+        }
+        for key, cell in _numbers(prepared.answer(noisy, lenient)[1]).items():
+            direct = "low" not in cell and key[-1] in {"persons", "converted"}
+            low = cell.get("low", cell["value"] - cell["error95"])
+            high = cell.get("high", cell["value"] + cell["error95"])
+            # Counts are clamped at zero after the noise; the truth is never negative.
+            inside[direct] += low - 1e-9 <= truth[key]["value"] <= high + 1e-9 or (
+                truth[key]["value"] == 0 and cell["value"] == 0
+            )
+            total[direct] += 1
+    for direct, count in total.items():
+        share = inside[direct] / count
+        assert share >= 0.93, (name, direct, share)
+        if direct and name not in ("funnel",):
+            assert share <= 0.97, (name, share)
+
+
+def test_the_engine_runs_journeys_for_analysts_with_join_required(room: Room) -> None:
+    engine = Engine(room)
+    analyst = room.users.get("okala-analyst")
+    ok = engine.run(
+        QueryRequest(
+            template="funnel", params={"steps": "okala,ofogh", **PERIOD}, epsilon=Fraction(1, 10)
+        ),
+        analyst,
+    )
+    assert ok["rows"] and ok["template"] == "funnel"
+    with pytest.raises(QueryRejected) as refused:
+        engine.run(
+            QueryRequest(template="funnel", params={"steps": "ozone,ofogh", **PERIOD}),
+            analyst,
+        )
+    assert refused.value.rule == "join_required"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "fragment"),
+    [
+        ("transitions", {"window_days": "0"}, "between 1 and 365"),
+        ("transitions", {"window_days": "1; DROP TABLE x"}, "whole number"),
+        ("transitions", {"brands": "okala,nobody"}, "no brand 'nobody'"),
+        ("transitions", {"brands": "okala"}, "at least two"),
+        ("funnel", {"steps": "okala"}, "2 to 6 steps"),
+        ("funnel", {"steps": "okala.orders:city=Atlantis,ofogh"}, "no declared value"),
+        ("funnel", {"steps": "okala.orders:amount=1,ofogh"}, "dimension"),
+        ("funnel", {"steps": "okala,ofogh' OR 1=1 --"}, "invalid entry"),
+        ("time_to_cross", {"from": "okala"}, "required"),
+        ("time_to_cross", {"from": "okala", "to": "ofogh", "bins": "0,7,3"}, "ascending"),
+        ("retention", {"start": "2026-13"}, "month"),
+        ("segments", {"recent_days": "90", "risk_days": "30"}, "longer"),
+        ("lift", {"outcome": "ofogh", "treatment": "everyone"}, "not a declared value"),
+        ("lift", {"outcome": "ofogh.purchases", "metric": "store_id"}, "not a metric"),
+        ("overlap", {"colour": "red"}, "no parameter"),
+        ("segments", {"as_of": "2026-07-01", "unknown": "1"}, "no parameter"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_parameter_named(
+    room: Room, name: str, params: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(QueryRejected) as refused:
+        prepare_template(name, params, policy=room.active_policy().policy, party="reporter")
+    assert fragment in str(refused.value)
+    assert "DROP TABLE" not in str(refused.value)

@@ -1,0 +1,49 @@
+"""Due slots: each cron slot once, only the latest after a stop, none before activation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cleanroom.room.reports.schedule import due_slot, latest_slot
+
+WEEKLY = "0 6 * * mon"
+MONDAY = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_latest_slot_includes_the_current_instant() -> None:
+    assert latest_slot(WEEKLY, MONDAY) == MONDAY
+    assert latest_slot(WEEKLY, MONDAY - timedelta(seconds=1)) == MONDAY - timedelta(days=7)
+    assert latest_slot("* * * * *", at("2026-11-23T06:00:59.999")) == at("2026-11-23T06:00:00")
+
+
+def test_times_are_utc_whatever_the_clock_says() -> None:
+    tehran = MONDAY.astimezone(datetime.now(UTC).astimezone().tzinfo)
+    assert latest_slot(WEEKLY, tehran) == MONDAY
+    assert latest_slot(WEEKLY, MONDAY).tzinfo is not None
+
+
+def test_a_slot_runs_once() -> None:
+    since = MONDAY - timedelta(days=30)
+    assert due_slot(WEEKLY, now=MONDAY, last_slot=None, since=since) == MONDAY
+    later = MONDAY + timedelta(hours=3)
+    assert due_slot(WEEKLY, now=later, last_slot=MONDAY, since=since) is None
+
+
+def test_after_a_stop_only_the_latest_missed_slot_runs() -> None:
+    last = MONDAY - timedelta(days=21)
+    now = MONDAY + timedelta(days=2)
+    assert due_slot(WEEKLY, now=now, last_slot=last, since=last) == MONDAY
+
+
+def test_a_new_report_does_not_run_slots_from_before_its_policy() -> None:
+    activated = MONDAY + timedelta(days=2)  # approved on a Wednesday
+    assert (
+        due_slot(WEEKLY, now=activated + timedelta(hours=1), last_slot=None, since=activated)
+        is None
+    )
+    next_monday = MONDAY + timedelta(days=7)
+    assert due_slot(WEEKLY, now=next_monday, last_slot=None, since=activated) == next_monday
