@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +20,42 @@ from cleanroom.keys import load_verify_key
 from cleanroom.scenario import Group, LiveServer, build_group, open_room
 
 MARKER = ".cleanroom-demo"
+PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}  # the generator's half year
+REPORT = "group-journeys"
+# The overlap report and every journey template, approved in the demo's policy; 1.8 of
+# the reporters' monthly share of 2.0, charged once per run.
+DEMO_REPORTS = {
+    REPORT: {
+        "title": "Cross-brand journeys of the group's customers",
+        "schedule": "0 6 1 * *",
+        "recipients": ["reviewers", "okala"],
+        "sections": [
+            {"template": "overlap", "params": {}, "epsilon": 0.3},
+            {"template": "transitions", "params": PERIOD, "epsilon": 0.25},
+            {
+                "template": "funnel",
+                "params": {"steps": "okala,ofogh,ozone", **PERIOD},
+                "epsilon": 0.2,
+            },
+            {
+                "template": "time_to_cross",
+                "params": {"from": "okala", "to": "ofogh", **PERIOD},
+                "epsilon": 0.2,
+            },
+            {
+                "template": "retention",
+                "params": {"start": "2026-01", "months": "6"},
+                "epsilon": 0.3,
+            },
+            {"template": "segments", "params": {"as_of": "2026-07-01"}, "epsilon": 0.25},
+            {
+                "template": "lift",
+                "params": {"outcome": "ofogh.purchases", "metric": "amount", **PERIOD},
+                "epsilon": 0.3,
+            },
+        ],
+    }
+}
 DEMO_SQL = (
     "SELECT city, COUNT(*) AS orders, COUNT(DISTINCT person) AS buyers, AVG(amount) AS basket "
     "FROM okala.orders GROUP BY city"
@@ -65,6 +102,54 @@ def _seal_table(group: Group) -> Table:
     return table
 
 
+def _run_report(server: LiveServer, token: str, into: Path) -> Path:
+    """Run the report over the API and download every file of the run, as a recipient would."""
+    run = _api(server, token, "POST", f"/api/v1/reports/{REPORT}/run")
+    if run["status"] != "done":
+        raise UserError(f"report run {run['status']}: {run.get('error') or 'no reason given'}")
+    into.mkdir(parents=True, exist_ok=True)
+    for name in run["files"]:
+        response = httpx.get(
+            f"{server.url}/api/v1/reports/{REPORT}/runs/{run['run_id']}/files/{name}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        response.raise_for_status()
+        (into / name).write_bytes(response.content)
+    return into
+
+
+def _headline(result: dict[str, Any]) -> str:
+    """The first released number of a section, with its bound."""
+    for row in result.get("rows", []):
+        for column in result.get("columns", []):
+            cell = row.get(column)
+            if isinstance(cell, dict) and cell.get("value") is not None:
+                label = " ".join(
+                    str(row[c])
+                    for c in result["columns"]
+                    if row.get(c) is not None and not isinstance(row.get(c), dict)
+                )
+                bound = cell.get("error95")
+                return f"{label}: {cell['value']:,} ± {bound:,}"
+    return "(every group under the minimum)"
+
+
+def _report_table(report_dir: Path) -> Table:
+    results = json.loads((report_dir / "results.json").read_text())
+    table = Table("template", "epsilon", "rows", "withheld", "first number (±95%)", title=REPORT)
+    for section in results["sections"]:
+        r = section["result"]
+        table.add_row(
+            section["template"],
+            str(section["epsilon"]),
+            str(len(r.get("rows", []))),
+            str(r.get("suppressed_groups", 0)),
+            _headline(r),
+        )
+    return table
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option(
@@ -72,7 +157,7 @@ def _seal_table(group: Group) -> Table:
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(out: Path, persons: int, seed: int) -> None:
-    """Generate five parties, seal their data, and run a room that ingests and matches it."""
+    """Generate five parties, seal their data, run a room, and publish its journeys report."""
     start = time.perf_counter()
     _fresh(out)
     steps = iter(range(1, 100))
@@ -81,6 +166,7 @@ def demo(out: Path, persons: int, seed: int) -> None:
         persons=persons,
         seed=seed,
         step=lambda s: console.print(f"[bold]{next(steps)}.[/] {s}"),
+        reports=DEMO_REPORTS,
     )
     console.print(_seal_table(group))
     room = open_room(group.room_dir)
@@ -121,6 +207,11 @@ def demo(out: Path, persons: int, seed: int) -> None:
                 f"of {budget['share']:g}, left {budget['left']:g}",
                 highlight=False,
             )
+            console.print(
+                f"[bold]{next(steps)}.[/] the reporter runs the approved report "
+                f"'{REPORT}': overlap and every journey template, one charge for the run"
+            )
+            report_dir = _run_report(server, group.tokens["reporter"], out / "report")
             verified = _api(server, group.tokens["reviewer"], "GET", "/api/v1/audit/verify")
     finally:
         room.close()
@@ -136,6 +227,8 @@ def demo(out: Path, persons: int, seed: int) -> None:
         f"({verified['entries']} entries)",
         highlight=False,
     )
+    console.print(_report_table(report_dir))
+    console.print(f"report: {report_dir / 'report.html'} (charts as PNG, numbers as CSV/JSON)")
     console.print(
         f"done in {time.perf_counter() - start:.0f}s. Room: {group.room_dir}; bundles: "
         f"{out / 'bundles'}; ground truth: {out / 'data' / 'truth'}.\n"

@@ -161,7 +161,10 @@ def test_overlap_template_matches_ground_truth_within_bounds(
         assert "ofogh" in combo.split("+")  # join required: only ofogh's own persons
         expected = truth.get("+".join(sorted(combo.split("+"))), 0)
         assert abs(row["persons"]["value"] - expected) <= 3 * row["persons"]["error95"] + 1
-    assert result["pairwise"] and all(0 <= p["rate"] <= 1.5 for p in result["pairwise"])
+    assert result["pairwise"] and all(
+        0 <= p["rate"]["low"] <= p["rate"]["value"] <= p["rate"]["high"] <= 1
+        for p in result["pairwise"]
+    )
 
 
 def test_template_parameters_are_checked(world: World, live: tuple[LiveServer, Room]) -> None:

@@ -19,7 +19,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.release import Released
+from cleanroom.room.query.release import Released, ratio
 from cleanroom.room.warehouse import quote
 
 
@@ -117,16 +117,15 @@ class Overlap:
             if not both:
                 continue
             n_both = max(0, sum(noisy.values[i] for i in both))
-            n_a = max(1, sum(noisy.values[i] for i in only_a))
-            n_b = max(1, sum(noisy.values[i] for i in only_b))
+            e_both = 1.96 * sigma * math.sqrt(len(both))
+            smaller = min((only_a, only_b), key=lambda cells: sum(noisy.values[i] for i in cells))
+            n_small = sum(noisy.values[i] for i in smaller)
+            e_small = 1.96 * sigma * math.sqrt(len(smaller))
             out.append(
                 {
                     "pair": f"{a}+{b}",
-                    "both": {
-                        "value": n_both,
-                        "error95": round(1.96 * sigma * math.sqrt(len(both)), 2),
-                    },
-                    "rate": round(n_both / min(n_a, n_b), 4),
+                    "both": {"value": n_both, "error95": round(e_both, 2)},
+                    "rate": ratio(n_both, e_both, n_small, e_small, 0, 1),
                 }
             )
         return out
