@@ -200,6 +200,17 @@ def test_retention_matches_the_reference(
     got = exact(room, "retention", {"start": "2026-01", "months": "6"})
     assert got["cohort"] == dict(sizes)
     assert got["active"] == dict(later)
+    # Active at one brand only: cohorts unchanged, actives are months with an ofogh event.
+    at_ofogh: dict[tuple[Any, ...], int] = defaultdict(int)
+    for seq in events.values():
+        t0, brand = seq[0]
+        cohort = t0.date().replace(day=1)
+        for m in {t.date().replace(day=1) for t, b in seq if b == "ofogh"}:
+            if m > cohort:
+                at_ofogh[(cohort, brand, (m.year - cohort.year) * 12 + m.month - cohort.month)] += 1
+    got = exact(room, "retention", {"start": "2026-01", "months": "6", "active_at": "ofogh"})
+    assert got["cohort"] == dict(sizes)
+    assert got["active"] == dict(at_ofogh)
     assert add_months(start, 13) == dt.date(2027, 2, 1)
 
 

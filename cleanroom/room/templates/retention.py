@@ -85,23 +85,27 @@ class Retention(Journey):
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         end = add_months(self.start, self.months)
         events = events_sql(sources, tables, self.start, end, params)
-        active_sources = [s for s in sources if self.active_at in (None, s.party)]
-        active_events = events_sql(active_sources, tables, self.start, end, params)
+        # One pass over the events: per person and month, the first event (and its brand)
+        # and whether the month counts as active; cohorts and actives both come from it.
+        active = "true" if self.active_at is None else "bool_or(brand = ?)"
+        if self.active_at is not None:
+            params.insert(0, self.active_at)
         sql = f"""
-            WITH firsts AS MATERIALIZED (
-                SELECT person, arg_min(brand, t) AS brand,
-                       CAST(date_trunc('month', min(t)) AS DATE) AS cohort
-                FROM ({events}) GROUP BY person
+            WITH months AS MATERIALIZED (
+                SELECT person, CAST(date_trunc('month', t) AS DATE) AS m,
+                       min(t) AS first_t, arg_min(brand, t) AS first_brand,
+                       {active} AS active
+                FROM ({events}) GROUP BY ALL
             ),
-            months AS (
-                SELECT DISTINCT person, CAST(date_trunc('month', t) AS DATE) AS m
-                FROM ({active_events})
+            firsts AS (
+                SELECT person, arg_min(first_brand, first_t) AS brand, min(m) AS cohort
+                FROM months GROUP BY person
             )
             SELECT cohort, brand, 0 AS o, count(*) FROM firsts GROUP BY ALL
             UNION ALL
             SELECT f.cohort, f.brand, datediff('month', f.cohort, a.m) AS o, count(*)
             FROM firsts f JOIN months a ON a.person = f.person
-            WHERE a.m > f.cohort GROUP BY ALL
+            WHERE a.m > f.cohort AND a.active GROUP BY ALL
         """
         found = cells_of(cursor, sql, params, 3)
         sizes = {(c, b): n for (c, b, o), n in found.items() if o == 0}
