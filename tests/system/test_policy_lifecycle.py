@@ -271,3 +271,33 @@ def test_rollback_over_http_is_a_proposal_reviewed_like_any(
     assert closed.status_code == 200 and closed.json()["status"] == "rejected"
     again = call(server, "POST", f"/api/v1/policies/{version}/approve", t["cat"])
     assert again.status_code == 409
+
+
+def test_switching_to_the_gaussian_mechanism_answers_with_delta_over_http(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    """Reviewers move the collaboration to Gaussian noise under zCDP; the next query over
+    HTTP is released with it: a positive delta, within the policy's, and 95% bounds."""
+    server, _, t = live
+    doc = yaml.safe_load(
+        call(server, "GET", "/api/v1/policies/active", t["analyst"]).json()["yaml"]
+    )
+    doc["privacy"]["mechanism"] = "gaussian"
+    doc["privacy"]["delta"] = 1e-7
+    proposed = call(
+        server, "POST", "/api/v1/policies", t["ana"],
+        json={"yaml": yaml.safe_dump(doc, sort_keys=False), "comment": "gaussian"},
+    )  # fmt: skip
+    assert proposed.status_code == 201, proposed.text
+    version = proposed.json()["version"]
+    for reviewer in ("bob", "cat"):
+        r = call(server, "POST", f"/api/v1/policies/{version}/approve", t[reviewer], json={})
+        assert r.status_code == 200, r.text
+    answer = call(
+        server, "POST", "/api/v1/queries", t["analyst"], json={"sql": SQL, "epsilon": 0.3}
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["mechanism"] == "gaussian" and result["policy_version"] == version
+    assert 0 < result["delta"] <= 1e-7
+    assert all(row["buyers"]["error95"] > 0 for row in result["rows"])
