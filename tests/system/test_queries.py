@@ -76,7 +76,11 @@ def test_grouped_query_releases_every_declared_key_with_error_bounds(
     assert len(released) + result["suppressed_groups"] == len(domain)
     for row in result["rows"]:
         assert row["orders"]["error95"] > 0 and row["buyers"]["error95"] > 0
-        assert row["avg_amount"]["low"] <= row["avg_amount"]["value"] <= row["avg_amount"]["high"]
+        avg = row["avg_amount"]
+        if avg["value"] is None:  # the noisy count of values came out <= 0: only the bounds
+            assert (avg["low"], avg["high"]) == (0, 20_000_000)
+        else:
+            assert avg["low"] <= avg["value"] <= avg["high"]
     assert budget_left(server, token) == pytest.approx(before - 0.5)
 
 

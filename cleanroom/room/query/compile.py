@@ -199,31 +199,38 @@ def compile_plan(
             f"person, ?)) <= {int(g)})"
         )
         kept = "groups_kept"
-    aggregates = []
+    # Per row: what each measurement adds up. A person count is the number of distinct
+    # (person, group) pairs, so when one is measured the rows are first summed per pair
+    # and the pairs counted: DuckDB does that two-level aggregation several times faster
+    # than count(DISTINCT person), with the same result.
+    per_row: dict[str, str] = {}
     for m in ms:
         if m.kind == "count":
-            aggregates.append(f"count(*) AS {_ident(m.name)}")
-        elif m.kind == "count_persons":
-            aggregates.append(f"count(DISTINCT person) AS {_ident(m.name)}")
+            per_row[m.name] = "count(*)"
         elif m.kind == "count_values":
             assert m.column is not None
-            aggregates.append(
-                f"count({_ident(f'v__{m.column.table}__{m.column.column}')}) AS {_ident(m.name)}"
-            )
-        else:
+            per_row[m.name] = f"count({_ident(f'v__{m.column.table}__{m.column.column}')})"
+        elif m.kind == "sum":
             assert m.column is not None and m.bounds is not None
             value = _ident(f"v__{m.column.table}__{m.column.column}")
             lo, hi = m.bounds
-            aggregates.append(
-                f"coalesce(sum(round(least(greatest({value}, {lo}), {hi}))), 0)::BIGINT"
-                f" AS {_ident(m.name)}"
-            )
+            per_row[m.name] = f"sum(round(least(greatest({value}, {lo}), {hi})))"
     group_cols = ", ".join(_ident(c) for c in keys)
-    sql = (
-        f"WITH {', '.join(ctes)} "
-        f"SELECT {group_cols + ', ' if keys else ''}{', '.join(aggregates)} FROM {kept}"
-        + (f" GROUP BY {group_cols}" if keys else "")
+    lead = group_cols + ", " if keys else ""
+    by = f" GROUP BY {group_cols}" if keys else ""
+    if counts_persons:
+        pair_cols = ", ".join(["person", *(_ident(c) for c in keys)])
+        pairs = ", ".join([pair_cols, *(f"{e} AS {_ident(n)}" for n, e in per_row.items())])
+        ctes.append(f"pairs AS (SELECT {pairs} FROM {kept} GROUP BY {pair_cols})")
+        kept = "pairs"
+        outer = {n: f"sum({_ident(n)})" for n in per_row}
+    else:
+        outer = per_row
+    aggregates = ["count(*)" if m.kind == "count_persons" else outer[m.name] for m in ms]
+    columns = ", ".join(
+        f"coalesce({e}, 0)::BIGINT AS {_ident(m.name)}" for e, m in zip(aggregates, ms, strict=True)
     )
+    sql = f"WITH {', '.join(ctes)} SELECT {lead}{columns} FROM {kept}{by}"
     return Compiled(sql, params, keys, ms)
 
 
