@@ -129,6 +129,19 @@ class Journey(ABC):
         )
 
 
+def person_rows(
+    labels: list[dict[str, Any]], r: dp.Release, privacy: PrivacyPolicy
+) -> tuple[list[dict[str, Any]], int]:
+    """One row per cell (its labels and its noisy persons); cells under the minimum withheld."""
+    rows, suppressed = [], 0
+    for label, value in zip(labels, r.values, strict=True):
+        if value < privacy.min_noisy_persons:
+            suppressed += 1
+            continue
+        rows.append({**label, "persons": count(value, r.error95)})
+    return rows, suppressed
+
+
 def cells_of(cursor: Any, sql: str, params: list[object], keys: int) -> dict[Cell, int]:
     """Run a ``SELECT key1, …, keyN, count`` and index its counts by key tuple."""
     return {tuple(r[:keys]): int(r[keys]) for r in cursor.execute(sql, params).fetchall()}

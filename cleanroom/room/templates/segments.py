@@ -27,7 +27,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params
 
 SEGMENTS = ("new", "active", "loyal", "at_risk", "lapsed")
@@ -97,13 +97,8 @@ class Segments(Journey):
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
     ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
         """See :class:`Journey`."""
-        r = noisy["persons"]
-        rows, suppressed = [], 0
-        for (brand, segment), value in zip(self.cells, r.values, strict=True):
-            if value < privacy.min_noisy_persons:
-                suppressed += 1
-                continue
-            rows.append({"brand": brand, "segment": segment, "persons": count(value, r.error95)})
+        labels = [{"brand": b, "segment": s} for b, s in self.cells]
+        rows, suppressed = person_rows(labels, noisy["persons"], privacy)
         extra = {
             "as_of": str(self.as_of),
             "rules": {

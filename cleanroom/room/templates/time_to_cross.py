@@ -20,7 +20,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params, period
 
 DEFAULT_BINS = "0,1,7,14,30,60,90"
@@ -77,13 +77,8 @@ class TimeToCross(Journey):
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
     ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
         """See :class:`Journey`."""
-        r = noisy["persons"]
-        rows, suppressed = [], 0
-        for label, value in zip(bin_labels(self.edges), r.values, strict=True):
-            if value < privacy.min_noisy_persons:
-                suppressed += 1
-                continue
-            rows.append({"bin": label, "persons": count(value, r.error95)})
+        labels = [{"bin": label} for label in bin_labels(self.edges)]
+        rows, suppressed = person_rows(labels, noisy["persons"], privacy)
         extra = {"from": self.labels[0], "to": self.labels[1], "edges": list(self.edges)}
         return ["bin", "persons"], rows, suppressed, extra
 

@@ -21,7 +21,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count, salt
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows, salt
 from cleanroom.room.templates.params import Params, period
 
 
@@ -86,13 +86,8 @@ class Transitions(Journey):
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy
     ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
         """See :class:`Journey`."""
-        r = noisy["persons"]
-        rows, suppressed = [], 0
-        for (a, b), value in zip(self.pairs, r.values, strict=True):
-            if value < privacy.min_noisy_persons:
-                suppressed += 1
-                continue
-            rows.append({"from": a, "to": b, "persons": count(value, r.error95)})
+        labels = [{"from": a, "to": b} for a, b in self.pairs]
+        rows, suppressed = person_rows(labels, noisy["persons"], privacy)
         extra = {"brands": list(self.brands), "window_days": self.window_days}
         return ["from", "to", "persons"], rows, suppressed, extra
 
