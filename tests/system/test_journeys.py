@@ -293,7 +293,7 @@ def test_every_released_number_has_a_bound_and_lands_near_the_exact_answer(
 ) -> None:
     """At epsilon 1 every released number carries a bound, every count lands within three
     times its 95% bound of the noiseless answer, and nine in ten intervals of derived
-    figures (shares, rates, conversions) contain theirs."""
+    figures (shares, rates, conversions) contain theirs (one miss allowed among few)."""
     policy = room.active_policy().policy
     privacy = policy.privacy
     assert privacy is not None
@@ -325,7 +325,7 @@ def test_every_released_number_has_a_bound_and_lands_near_the_exact_answer(
             inside += cell["low"] - 1e-9 <= truth[key]["value"] <= cell["high"] + 1e-9
         else:
             assert abs(cell["value"] - truth[key]["value"]) <= 3 * cell["error95"] + 1e-9, key
-    assert inside >= 0.9 * derived, (inside, derived)
+    assert derived - inside <= max(1, derived // 10), (inside, derived)  # ~95% intervals
 
 
 def _numbers(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
