@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -36,6 +36,21 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="DuckDB worker threads."
     )
     memory_limit: str = Field("16GB", description="DuckDB memory limit (e.g. '16GB').")
+    backend: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Engine computing queries' exact bounded aggregates: the embedded DuckDB "
+        "warehouse, or Apache Spark over encrypted Parquet (needs the spark extra and Java 17).",
+    )
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master when backend is spark: local[N], spark://host:7077, yarn, "
+        "k8s://….",
+    )
+    spark_data: Path | None = Field(
+        None,
+        description="Directory of the encrypted Parquet analysis tables Spark reads (default "
+        "<room>/spark); on a cluster, mounted at the same path on the room and every worker.",
+    )
     log_format: Literal["json", "text"] = Field("json", description="Service log format.")
     environment: Literal["production", "development"] = Field(
         "production",
@@ -47,6 +62,39 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(
         30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
     )
+    web_secure_cookies: bool = Field(
+        True,
+        description="Send the web UI's cookies over HTTPS only (Secure). 'false' is for a "
+        "browser on plain http://127.0.0.1 in development and tests; production refuses it.",
+    )
+    store_busy_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds a metadata write waits for another process's lock on the store "
+        "before the request fails with 503 store_busy (and changes nothing).",
+    )
+    fault_pause: str | None = Field(
+        None,
+        pattern=r"^[a-z_]+\.[a-z_]+(#[1-9][0-9]?)?$",
+        description="Development only, for crash tests: pause at the named fault point "
+        "('query.release', 'policy.activate', 'report.section'; '#N': its N-th passage) so a "
+        "test can kill the process there (cleanroom.room.faults). Production refuses it.",
+    )
+
+    @model_validator(mode="after")
+    def _secure_cookies_outside_development(self) -> Settings:
+        """Fail closed: a session cookie sent over plain HTTP can be stolen on the wire."""
+        if not self.web_secure_cookies and self.environment != "development":
+            raise ValueError("web_secure_cookies may be false only with environment: development")
+        return self
+
+    @model_validator(mode="after")
+    def _fault_pause_only_in_development(self) -> Settings:
+        """Fail closed: a production service never stops on purpose."""
+        if self.fault_pause is not None and self.environment != "development":
+            raise ValueError("fault_pause may be set only with environment: development")
+        return self
 
 
 def load_settings(room: str | Path | None = None, **overrides: Any) -> Settings:

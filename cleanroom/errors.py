@@ -113,3 +113,30 @@ class InternalError(CleanroomError):
     """Something that should not happen did: a bug, not the caller's fault."""
 
     code = "internal"
+
+
+class UnavailableError(CleanroomError):
+    """The room cannot do this right now, and changed nothing: retry later.
+
+    Neither the caller's mistake nor our bug: the environment refused (another
+    process holds the metadata store's lock, the disk is full). The message is
+    safe to show and says what to do; ``retry_after`` is a hint in seconds.
+    """
+
+    code = "unavailable"
+    status = 503
+    retry_after = 5
+
+
+class StoreBusyError(UnavailableError):
+    """The metadata store stayed locked by another process past the busy timeout."""
+
+    code = "store_busy"
+
+
+class DiskFullError(UnavailableError):
+    """A write failed for lack of space (or over the process's file-size limit)."""
+
+    code = "disk_full"
+    status = 507
+    retry_after = 60

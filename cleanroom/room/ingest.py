@@ -28,6 +28,7 @@ from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
 from cleanroom.keyed_hash import KeyedHash
 from cleanroom.room.auth import Role, User
+from cleanroom.room.faults import unavailable
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import quote
@@ -143,13 +144,19 @@ class Ingest:
         try:
             version = self._run(info, party, dataset)
         except Exception as err:
+            refusal = unavailable(err)  # a full disk or a locked store, said as such
             self.room.audit.record(
                 actor=self.user.name,
                 action="dataset.upload",
                 target=f"{party}.{dataset}",
                 outcome="rejected",
-                details={"bundle_id": info.bundle_id, "reason": getattr(err, "code", "internal")},
+                details={
+                    "bundle_id": info.bundle_id,
+                    "reason": getattr(refusal or err, "code", "internal"),
+                },
             )
+            if refusal is not None and refusal is not err:
+                raise refusal from None
             raise
         return version
 
@@ -267,9 +274,9 @@ class Ingest:
         wh = self.room.wh
         cur = wh.cursor()
         cur.execute(f'ALTER TABLE {quote(stage)} RENAME TO "{table}"')
-        wh.checkpoint()
         columns = {**{c: str(t) for c, t in spec.identifiers.items()}, **spec.columns}
         try:
+            wh.checkpoint()  # inside: a full disk here must not leave the renamed table behind
             with self.room.store.transaction() as tx:
                 old = tx.execute(
                     "SELECT table_name FROM datasets WHERE party = ? AND dataset = ? "

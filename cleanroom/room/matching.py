@@ -5,13 +5,22 @@ live datasets: the token→person map and, per dataset, the analysis table
 ``<party>.<dataset>`` with a ``person`` column and no token at all. A generation
 goes live in one metadata transaction, so a query always reads tables of a
 single generation and never a mix of old and new.
+
+A query (or report run) reads its generation through :func:`reading`, which
+pins it: the match that replaces a generation drops its tables at once when no
+one reads them, or else when its last reader finishes — a re-match under load
+never pulls tables from under a running query.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +33,12 @@ from cleanroom.room.store import now
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()
+log = logging.getLogger("cleanroom.matching")
+
+# Pinned generations, per room directory and generation number (one process serves a room).
+_pins_lock = threading.Lock()
+_readers: Counter[tuple[str, int]] = Counter()
+_retiring: dict[tuple[str, int], Callable[[], None]] = {}
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,57 @@ def live_generation(room: Room) -> Generation | None:
     )
 
 
+@contextmanager
+def reading(room: Room) -> Iterator[Generation | None]:
+    """The live generation, pinned until the block ends (None before the first match).
+
+    Reading the live generation and pinning it happen under one lock, and a
+    match decides to drop a replaced generation under the same lock after its
+    swap committed: a reader either pinned the old generation before that
+    decision (and the drop waits for it) or reads the new one.
+    """
+    with _pins_lock:
+        generation = live_generation(room)
+        key = (str(room.paths.root), generation.generation) if generation else None
+        if key is not None:
+            _readers[key] += 1
+    try:
+        yield generation
+    finally:
+        if key is not None:
+            _release(key)
+
+
+def _release(key: tuple[str, int]) -> None:
+    with _pins_lock:
+        _readers[key] -= 1
+        if _readers[key] > 0:
+            return
+        del _readers[key]
+        retire = _retiring.pop(key, None)
+    if retire is not None:
+        _retire_now(key, retire)
+
+
+def _retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) -> None:
+    key = (str(room.paths.root), generation)
+    with _pins_lock:
+        if _readers.get(key):
+            _retiring[key] = retire  # the last reader drops it
+            return
+    _retire_now(key, retire)
+
+
+def _retire_now(key: tuple[str, int], retire: Callable[[], None]) -> None:
+    try:
+        retire()
+    except Exception as err:  # a leftover table is dropped by reconcile at the next start
+        log.warning(
+            "replaced generation not dropped",
+            extra={"generation": key[1], "error": type(err).__name__},
+        )
+
+
 def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
     if not _running.acquire(blocking=False):
@@ -85,6 +151,7 @@ def _run(room: Room, user: User) -> Generation:
     wh = room.wh
     con = wh.cursor()
     tables: dict[str, str] = {"_persons": f"g{generation}__persons"}
+    published: dict[str, str] = {}  # what the backend was asked to publish
     try:
         policy = room.active_policy().policy
         sources = []
@@ -105,14 +172,20 @@ def _run(room: Room, user: User) -> Generation:
             )
             tables[f"{d.party}.{d.dataset}"] = name
         wh.checkpoint()
+        # The query backend reads them too before they go live (Spark: encrypted Parquet);
+        # the token -> person map stays in the warehouse.
+        published = {k: v for k, v in tables.items() if k != "_persons"}
+        room.backend.publish(published)
     except Exception:
         for name in tables.values():
             wh.drop(name)
+        if published:
+            room.backend.retire(published.values())
         with room.store.transaction() as tx:
             tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
         raise
     with room.store.transaction() as tx:
-        old = tx.execute("SELECT tables FROM matches WHERE status = 'live'").fetchone()
+        old = tx.execute("SELECT generation, tables FROM matches WHERE status = 'live'").fetchone()
         tx.execute("UPDATE matches SET status = 'replaced' WHERE status = 'live'")
         tx.execute(
             "UPDATE matches SET status = 'live', finished_at = ?, tables = ? WHERE generation = ?",
@@ -130,8 +203,14 @@ def _run(room: Room, user: User) -> Generation:
             },
         )
     if old is not None:
-        for name in json.loads(old["tables"]).values():
-            wh.drop(name)
+        old_tables = list(json.loads(old["tables"]).values())
+
+        def retire() -> None:
+            for name in old_tables:
+                wh.drop(name)
+            room.backend.retire(old_tables)
+
+        _retire_when_unread(room, int(old["generation"]), retire)
     generation_now = live_generation(room)
     assert generation_now is not None
     return generation_now

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,10 @@ from cleanroom.keys import (
     passphrase_from_env,
     public_key_id,
 )
+from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
+from cleanroom.room.backends import Backend, open_backend
 from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
 from cleanroom.room.policy.lifecycle import PolicyVersions
 from cleanroom.room.store import MetaStore, now
@@ -124,10 +127,14 @@ class Room:
             self.paths.keys / "room.secret", "room-secret", passphrase=passphrase
         )
         self.rekey_secret = secret.secret
-        self.store = MetaStore(self.paths.meta)
+        self.store = MetaStore(self.paths.meta, busy_timeout=settings.store_busy_timeout)
+        faults.arm(settings)  # only a development room's fault_pause arms anything
         self.audit = AuditLog(self.store, derive_key(secret.secret, "audit"))
         self.users = Users(self.store, self.audit)
         self.policies = PolicyVersions(self.store, self.audit)
+        self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()
+        self._parsed: tuple[tuple[int, str], ActivePolicy] | None = None  # see active_policy
         self.warehouse: Warehouse | None = None
         if warehouse:
             self.warehouse = Warehouse(
@@ -155,24 +162,46 @@ class Room:
             raise UserError("this command opened the room without its warehouse")
         return self.warehouse
 
+    @property
+    def backend(self) -> Backend:
+        """The engine computing queries' exact aggregates (setting ``backend``), opened once."""
+        with self._backend_lock:
+            if self._backend is None:
+                self._backend = open_backend(
+                    self.settings, self.wh, self.rekey_secret, self.paths.tmp / "backend"
+                )
+            return self._backend
+
     def active_policy(self) -> ActivePolicy:
-        """The approved policy in force now."""
+        """The approved policy in force now.
+
+        Parsed once per version: a stored version never changes (its sha256 is
+        checked too), and parsing the YAML cost ~17 ms of CPU on every request
+        (bench/load.py found it).
+        """
         row = (
             self.store.connection()
             .execute(
-                "SELECT version, body FROM policy_versions WHERE status = 'active' "
+                "SELECT version, sha256, body FROM policy_versions WHERE status = 'active' "
                 "ORDER BY version DESC LIMIT 1"
             )
             .fetchone()
         )
         if row is None:
             raise UserError("the room has no active policy")
-        return ActivePolicy(
-            row["version"], parse_policy(yaml.safe_load(row["body"]), "stored policy")
-        )
+        key = (int(row["version"]), str(row["sha256"]))
+        parsed = self._parsed
+        if parsed is None or parsed[0] != key:
+            active = ActivePolicy(
+                row["version"], parse_policy(yaml.safe_load(row["body"]), "stored policy")
+            )
+            self._parsed = parsed = (key, active)
+        return parsed[1]
 
     def close(self) -> None:
         """Release the stores."""
+        if self._backend is not None:
+            self._backend.close()
         if self.warehouse is not None:
             self.warehouse.close()
         self.store.close()

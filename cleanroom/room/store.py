@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cleanroom.errors import InternalError
+from cleanroom.errors import InternalError, StoreBusyError
 
 # Append-only: a released schema step is never edited, only followed by another.
 MIGRATIONS: list[str] = [
@@ -155,6 +155,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX report_runs_by_report ON report_runs (report, started_at);
     CREATE UNIQUE INDEX one_running_report ON report_runs (report) WHERE status = 'running';
     """,
+    # Web UI sessions (cleanroom.room.web.session): only SHA-256 of the cookie's random
+    # id is stored, like user tokens, so a copy of this file cannot sign anyone in.
+    """
+    CREATE TABLE web_sessions (
+        id_hash     BLOB PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users (id),
+        created_at  TEXT NOT NULL,
+        seen_at     TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at);
+    """,
 ]
 
 
@@ -166,8 +178,9 @@ def now() -> str:
 class MetaStore:
     """One SQLite database; a connection per thread; explicit transactions."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout  # seconds a writer waits for another's lock
         self._local = threading.local()
         with self.transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -186,7 +199,7 @@ class MetaStore:
         """Return the calling thread's connection (SQLite connections must not cross threads)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
@@ -196,17 +209,32 @@ class MetaStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``: writers never interleave, a failure rolls back."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT``: writers never interleave, a failure rolls back.
+
+        A lock held by another process past ``busy_timeout`` is a
+        :class:`~cleanroom.errors.StoreBusyError` (503: nothing was written). A
+        failed ``COMMIT`` (a full disk) is rolled back too, so the thread's
+        connection is never left inside a transaction.
+        """
         db = self.connection()
         if db.in_transaction:
             raise InternalError("nested metadata transaction")
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if is_locked(err):
+                raise StoreBusyError(
+                    f"the metadata store stayed locked by another process for "
+                    f"{self.busy_timeout:g} s; nothing was changed, retry shortly"
+                ) from None
+            raise
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -214,6 +242,12 @@ class MetaStore:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def is_locked(err: sqlite3.Error) -> bool:
+    """SQLite's "database is locked" / "busy": another connection holds the write lock."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _statements(script: str) -> list[str]:

@@ -97,8 +97,13 @@ class Warehouse:
         self.cursor().execute(f"DROP TABLE IF EXISTS {quote(name)}")
 
     def checkpoint(self) -> None:
-        """Flush the WAL into the encrypted file."""
-        self.con.execute(f"CHECKPOINT {SCHEMA}")
+        """Flush the WAL into the encrypted file, once the queries in flight have finished.
+
+        ``FORCE``: a plain CHECKPOINT refuses while any other transaction is
+        open after a catalog change (an ingest or a match under query load);
+        in DuckDB 1.5 the forced one waits for them instead (none is aborted).
+        """
+        self.con.execute(f"FORCE CHECKPOINT {SCHEMA}")
 
     def close(self) -> None:
         """Checkpoint and close."""

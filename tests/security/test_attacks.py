@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -243,6 +244,19 @@ TAILS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def smuggled() -> Iterator[Counter[str]]:
+    """How the generated smuggling attempts ended, printed for SECURITY.md (-s)."""
+    tally: Counter[str] = Counter()
+    yield tally
+    rules = sorted(k.removeprefix("rule ") for k in tally if k.startswith("rule "))
+    print(
+        f"smuggling: {tally['refused'] + tally['aggregated']} generated queries -> "
+        f"{tally['refused']} refused by a named rule ({', '.join(rules)}), "
+        f"{tally['aggregated']} checked into noisy aggregates only"
+    )
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     inject=st.sampled_from(DANGEROUS),
@@ -251,7 +265,7 @@ TAILS = [
     noise=st.text(max_size=20),
 )
 def test_smuggled_sql_is_refused_or_only_aggregated(
-    room: Room, inject: str, where: str, tail: str, noise: str
+    room: Room, smuggled: Counter[str], inject: str, where: str, tail: str, noise: str
 ) -> None:
     """Generated queries with subqueries, CTEs, lateral joins, table functions, read_csv,
     COPY, ATTACH, pragmas, comments and string escapes: each is refused by a named rule,
@@ -267,9 +281,11 @@ def test_smuggled_sql_is_refused_or_only_aggregated(
         plan = check_sql(sql, policy=policy, party="okala")
     except QueryRejected as err:
         assert err.rule and "Traceback" not in str(err)
+        smuggled.update(["refused", f"rule {err.rule}"])
         return
     assert plan.aggregates, sql
     assert all(a.kind in ("count", "count_persons", "sum", "avg") for a in plan.aggregates)
+    smuggled["aggregated"] += 1
 
 
 def test_other_parties_resources_are_out_of_reach(world: World, room: Room) -> None:

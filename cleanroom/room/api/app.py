@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import duckdb
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cleanroom
-from cleanroom.errors import CleanroomError
+from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
 from cleanroom.room.api.routes import (
     audit,
@@ -26,13 +29,18 @@ from cleanroom.room.api.routes import (
     queries,
     reports,
 )
+from cleanroom.room.faults import unavailable
 from cleanroom.room.ingest import reconcile
 from cleanroom.room.query.engine import Engine
+from cleanroom.room.recovery import recover_queries
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
+from cleanroom.room.web import routes as web
+from cleanroom.room.web.errors import error_page, is_web
 
 log = logging.getLogger("cleanroom.api")
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def _error(status: int, code: str, message: str, request_id: str) -> JSONResponse:
@@ -43,6 +51,13 @@ def _error(status: int, code: str, message: str, request_id: str) -> JSONRespons
     )
 
 
+def _respond(request: Request, status: int, code: str, message: str) -> Response:
+    """An error as JSON for the API, as a page for the web UI (one handler for both)."""
+    if is_web(request):
+        return error_page(request, status, code, message)
+    return _error(status, code, message, getattr(request.state, "request_id", "-"))
+
+
 def create_app(room: Room) -> FastAPI:
     """The service for one open room."""
 
@@ -50,6 +65,7 @@ def create_app(room: Room) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dropped = reconcile(room)
         log.info("room ready", extra={"room_key_id": room.key_id, "orphans_dropped": len(dropped)})
+        recover_queries(room)  # queries a previous stop cut off: failed, charge refunded
         app.state.reports.recover()  # runs a previous stop cut off: marked failed
         scheduler = None
         if room.settings.scheduler:
@@ -73,6 +89,8 @@ def create_app(room: Room) -> FastAPI:
     app.state.reports = ReportRunner(app.state.engine)
     for module in (health, datasets, matches, queries, budget, policies, reports, audit, me):
         app.include_router(module.router)
+    app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
+    app.include_router(web.root)
 
     @app.middleware("http")
     async def observe(
@@ -100,24 +118,48 @@ def create_app(room: Room) -> FastAPI:
         return response
 
     @app.exception_handler(CleanroomError)
-    async def domain_error(request: Request, err: CleanroomError) -> JSONResponse:
+    async def domain_error(request: Request, err: CleanroomError) -> Response:
         request_id = getattr(request.state, "request_id", "-")
+        if isinstance(err, UnavailableError):  # the environment refused; nothing was changed
+            log.warning("unavailable", extra={"code": err.code, "request_id": request_id})
+            response = _respond(request, err.status, err.code, str(err))
+            response.headers["Retry-After"] = str(err.retry_after)
+            return response
         if err.status >= 500:
             log.error("internal error", extra={"code": err.code, "request_id": request_id})
-            return _error(500, err.code, "internal error; see the service log", request_id)
-        return _error(err.status, err.code, str(err), request_id)
+            return _respond(request, 500, err.code, "internal error; see the service log")
+        return _respond(request, err.status, err.code, str(err))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, err: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
         )
-        return _error(422, "invalid_request", problems, getattr(request.state, "request_id", "-"))
+        return _respond(request, 422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
+        """The framework's refusals (unknown path, wrong method, unparsable body), same shape."""
+        code = _HTTP_CODES.get(err.status_code, "http_error")
+        response = _respond(request, err.status_code, code, str(err.detail))
+        for name, value in (err.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+    async def unexpected(request: Request, err: Exception) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         log.error("unhandled error", extra={"error": type(err).__name__, "request_id": request_id})
-        return _error(500, "internal", "internal error; see the service log", request_id)
+        return _respond(request, 500, "internal", "internal error; see the service log")
+
+    async def environment(request: Request, err: Exception) -> Response:
+        """A locked store or a full disk: 503/507 saying so (cleanroom.room.faults)."""
+        mapped = unavailable(err)
+        if mapped is None:
+            raise err  # a bug after all: on to the 500 handler, and the traceback to the log
+        return await domain_error(request, mapped)
+
+    for kind in (sqlite3.Error, OSError, duckdb.Error):
+        app.add_exception_handler(kind, environment)
 
     return app

@@ -54,6 +54,12 @@ def current_user(
 UserDep = Annotated[User, Depends(current_user)]
 
 
+# Each role check made by ``roles()``, with the roles it admits: the web UI reads them
+# (``admitted``) so that it shows a page or a button to exactly the roles the matching
+# API route admits, from one set of rules.
+_ADMITTED: dict[object, frozenset[Role]] = {}
+
+
 def roles(*allowed: Role) -> Callable[..., User]:
     """A dependency admitting only ``allowed`` roles."""
 
@@ -64,4 +70,10 @@ def roles(*allowed: Role) -> Callable[..., User]:
             _deny(room, request, user.name, "role", err)
         return user
 
+    _ADMITTED[check] = frozenset(allowed)
     return check
+
+
+def admitted(dependency: Callable[..., object]) -> frozenset[Role] | None:
+    """The roles a dependency made by :func:`roles` admits (None for any other dependency)."""
+    return _ADMITTED.get(dependency)

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from cleanroom.errors import ConflictError, ForbiddenError, NotFoundError, UserError
+from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, User, require
 from cleanroom.room.policy.diff import LOOSENS, PolicyChange, diff_policies
@@ -285,6 +286,7 @@ class PolicyVersions:
             "UPDATE policy_versions SET status = ?, activated_at = ? WHERE version = ?",
             (ACTIVE, now(), version),
         )
+        faults.pause("policy.activate")  # crash tests: mid-transaction, nothing committed yet
         self._audit.append(
             tx,
             actor=user.name,
@@ -357,6 +359,8 @@ def _active_number(db: sqlite3.Connection) -> int:
 
 
 def _get(db: sqlite3.Connection, version: int) -> PolicyVersion:
+    if not 0 < version < 2**63:  # past SQLite's integers: no such version (not a crash)
+        raise NotFoundError(f"there is no policy version {str(version)[:30]}")
     row = db.execute(
         f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
     ).fetchone()

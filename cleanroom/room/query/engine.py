@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -20,9 +21,10 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
+from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded, Ledger
-from cleanroom.room.matching import Generation, live_generation
+from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
@@ -30,6 +32,8 @@ from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
 from cleanroom.room.templates import prepare_template
+
+log = logging.getLogger("cleanroom.query")
 
 
 @dataclass(frozen=True)
@@ -144,11 +148,26 @@ class Engine:
                 details={"rule": err.rule, "policy_version": active.version},
             )
             raise
-        generation = live_generation(self.room)
         if request.dry_run:  # priced from the query and the policy alone: no data is read
             return {"dry_run": True, **query.preview(epsilon, privacy)}
-        if generation is None:
-            raise UserError("no match has run yet; a room admin runs one after the uploads")
+        with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
+            if generation is None:
+                raise UserError("no match has run yet; a room admin runs one after the uploads")
+            return self._answer(request, user, party, active, query, epsilon, generation)
+
+    def _answer(
+        self,
+        request: QueryRequest,
+        user: User,
+        party: str,
+        active: ActivePolicy,
+        query: Prepared,
+        epsilon: Fraction,
+        generation: Generation,
+    ) -> dict[str, Any]:
+        """A checked, priced query on a pinned generation: from the cache, or charged and run."""
+        privacy = active.policy.privacy
+        assert privacy is not None  # run() refused the query otherwise
         key = hashlib.sha256(
             json.dumps(
                 [party, query.canonical, str(epsilon), active.version, generation.generation],
@@ -189,7 +208,9 @@ class Engine:
             raise
         started = time.perf_counter()
         try:
-            released = query.execute(self.room.wh.cursor(), generation.tables, epsilon, privacy)
+            released = query.execute(
+                self.room.backend.cursor(), generation.tables, epsilon, privacy
+            )
         except Exception as err:
             self.ledger.refund(charge, actor=user.name, reason=type(err).__name__)
             db.execute(
@@ -197,6 +218,7 @@ class Engine:
                 (now(), query_id),
             )
             raise
+        faults.pause("query.release")  # crash tests: charged and computed, not yet stored
         result = {
             "query_id": query_id,
             **released.as_dict(),
@@ -208,28 +230,51 @@ class Engine:
         }
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
-        with self.room.store.transaction() as tx:
-            tx.execute(
-                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
-                " WHERE id = ?",
-                (body, digest, now(), query_id),
-            )
-            self.room.audit.append(
-                tx,
-                actor=user.name,
-                action="query.run",
-                target=party,
-                details={
-                    "query_id": query_id,
-                    "kind": "template" if request.template else "sql",
-                    "template": request.template,
-                    "policy_version": active.version,
-                    "generation": generation.generation,
-                    "epsilon": str(epsilon),
-                    "result_sha256": digest,
-                },
-            )
+        try:
+            with self.room.store.transaction() as tx:
+                tx.execute(
+                    "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?,"
+                    " finished_at = ? WHERE id = ?",
+                    (body, digest, now(), query_id),
+                )
+                self.room.audit.append(
+                    tx,
+                    actor=user.name,
+                    action="query.run",
+                    target=party,
+                    details={
+                        "query_id": query_id,
+                        "kind": "template" if request.template else "sql",
+                        "template": request.template,
+                        "policy_version": active.version,
+                        "generation": generation.generation,
+                        "epsilon": str(epsilon),
+                        "result_sha256": digest,
+                    },
+                )
+        except Exception as err:  # not stored, so never returned: the charge goes back
+            self._abandon(charge, query_id, user.name, err)
+            raise
         return result
+
+    def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
+        """Refund and fail a query whose result could not be stored (a locked store, a full disk).
+
+        Best effort: when the store still refuses, the query stays ``running``
+        and :func:`cleanroom.room.recovery.recover_queries` settles it at the
+        next start, by the same rule.
+        """
+        try:
+            self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
+            self.room.store.connection().execute(
+                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
+                (now(), query_id),
+            )
+        except Exception as again:
+            log.warning(
+                "query left for start-up recovery",
+                extra={"query_id": query_id, "error": type(again).__name__},
+            )
 
     def _cached(self, key: str) -> dict[str, Any] | None:
         row = (
@@ -345,7 +390,9 @@ class Engine:
         )
         started = time.perf_counter()
         try:
-            released = query.execute(self.room.wh.cursor(), generation.tables, epsilon, privacy)
+            released = query.execute(
+                self.room.backend.cursor(), generation.tables, epsilon, privacy
+            )
         except Exception:
             db.execute(
                 "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",

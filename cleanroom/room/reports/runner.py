@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import CleanroomError, ConflictError, NotFoundError
+from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
-from cleanroom.room.matching import Generation, live_generation
+from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy.reports import ReportPolicy, exact
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
@@ -100,8 +101,19 @@ class ReportRunner:
         if not report.enabled:
             raise ConflictError(f"report '{name}' is disabled in the active policy")
         identity = reporter_identity(user)
+        with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
+            return self._claim_and_run(name, slot, active, report, identity, generation)
+
+    def _claim_and_run(
+        self,
+        name: str,
+        slot: datetime | None,
+        active: ActivePolicy,
+        report: ReportPolicy,
+        identity: User,
+        generation: Generation | None,
+    ) -> ReportRun:
         run_id = secrets.token_hex(8)
-        generation = live_generation(self.room)
         when = slot_text(slot) if slot is not None else f"manual:{run_id}"
         run = self.runs.claim(
             run_id,
@@ -128,10 +140,35 @@ class ReportRunner:
         return self.runs.get(name, run_id)
 
     def recover(self) -> list[str]:
-        """Close runs a stopped service left running (their charge stands: noise may be drawn)."""
+        """Close runs a stopped service left running, by the refund rule above.
+
+        A section's result is stored with its ``query.run`` audit entry (naming
+        the run in ``paid_by``) in one transaction, so the trail says exactly
+        which sections were released before the stop: none, and the charge is
+        refunded; any, and it stands.
+        """
         closed = []
+        db = self.room.store.connection()
         for run in self.runs.interrupted():
-            self._close(run, "failed", error="interrupted: the service stopped during the run")
+            (stored,) = db.execute(
+                "SELECT count(*) FROM audit WHERE action = 'query.run' "
+                "AND json_extract(details, '$.paid_by') LIKE ?",
+                (f"report run {run.id} %",),
+            ).fetchone()
+            charges = [  # by query id: the stop may have come before set_charge
+                int(row[0])
+                for row in db.execute(
+                    "SELECT id FROM budget_charges WHERE query_id = ?",
+                    (f"report:{run.report}:{run.id}",),
+                )
+            ]
+            refund = not stored and bool(charges)
+            reason = "interrupted: the service stopped during the run"
+            for charge in charges if refund else []:
+                self.engine.ledger.refund(charge, actor="recovery", reason=reason)
+            self._close(
+                run, "failed", error=reason, refunded=refund, details={"sections_released": stored}
+            )
             shutil.rmtree(self._staging(run), ignore_errors=True)
             closed.append(run.id)
         return closed
@@ -170,6 +207,7 @@ class ReportRunner:
         sections: list[SectionResult] = []
         try:
             for section, (request, query) in zip(report.sections, prepared, strict=True):
+                faults.pause("report.section")  # crash tests: charged, before this section
                 result = self.engine.run_prepaid(
                     request,
                     identity,

@@ -21,7 +21,7 @@ def entries(
     actor: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Entries in order, filtered; page with ``after`` = the last ``seq`` seen."""

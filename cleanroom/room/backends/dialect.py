@@ -1,0 +1,275 @@
+"""DuckDB SQL → Spark SQL: the checked query is compiled once, this is the per-dialect step.
+
+The compiler (``query/compile.py``) and the templates emit DuckDB SQL with
+``?`` parameters. For Spark the text is parsed once with sqlglot and then
+changed only as a tree:
+
+1. every ``?`` is bound to its value as a *typed literal node* (a date is
+   ``CAST('2026-01-01' AS DATE)``, a float ``CAST('0.5' AS DOUBLE)``, a list an
+   ``ARRAY(…)``), so no value is ever spliced into SQL text. The tokenizer
+   tells parameters from question marks inside strings and comments; each
+   parameter token is renumbered (``$1``, ``$2`` …, no value involved) so the
+   binding follows text order whatever shape the tree has;
+2. the room's tables ``wh."g<gen>__<party>__<dataset>"`` become Spark views
+   over the generation's Parquet; any other qualified table is refused;
+3. the constructs Spark lacks or spells with other semantics are rewritten
+   (below); sqlglot writes the rest, with unsupported constructs raising.
+
+Rewrites, each with DuckDB's meaning kept exactly:
+
+* ``QUALIFY`` → a subquery with the window under a fresh alias (sqlglot's own
+  rewrite reuses one alias, which clashes when two QUALIFY CTEs stack);
+* ``to_days(n)`` → ``make_dt_interval(n)``;
+* ``epoch(a - b)`` (seconds of an interval, a DOUBLE) →
+  ``CAST(timestampdiff(MICROSECOND, b, a) AS DOUBLE) / 1000000.0``; ``epoch``
+  of anything else is refused (sqlglot's ``unix_timestamp`` truncates);
+* ``len(list)`` → ``size(list)`` (Spark's ``length`` is for strings);
+* ``datediff('month'|'year'|'day', a, b)`` → DuckDB's boundary counting
+  (``(year(b) - year(a)) * 12 + month(b) - month(a)``; whole dates for days),
+  where Spark's three-argument ``datediff`` counts elapsed units;
+* ``WITH x AS MATERIALIZED`` → a plain CTE (Spark decides by itself).
+
+Translated by sqlglot as is: ``arg_min`` → ``min_by``, ``list_filter`` with a
+lambda → ``filter``, ``count(*) FILTER (WHERE …)``, ``GROUP BY ALL``,
+``date_trunc``, ``CAST(… AS INTEGER[])`` → ``ARRAY<INT>``, ``random()`` →
+``rand()``, DuckDB's ``NULLS LAST`` default made explicit, and ``TIMESTAMP`` →
+``TIMESTAMP_NTZ`` (the Spark session runs in UTC with NTZ timestamps, so
+times compare and truncate as DuckDB's naive timestamps do). ``hash()`` and
+``random()`` only choose which rows a person keeps; Spark's differ from
+DuckDB's, so results agree where bounds do not bind (see
+``tests/system/test_backends.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.tokenizer_core import TokenType
+
+from cleanroom.errors import InternalError
+from cleanroom.room.warehouse import SCHEMA
+
+_DUCKDB = sqlglot.Dialect.get_or_raise("duckdb")
+
+
+def _type(name: str) -> exp.DataType:
+    return exp.DataType.build(name, dialect="duckdb")
+
+
+def number_parameters(sql: str) -> tuple[str, int]:
+    """``?`` → ``$1``, ``$2``, … in text order; the text holds no value, only markers."""
+    try:
+        tokens = _DUCKDB.tokenize(sql)
+    except SqlglotError as err:
+        raise InternalError(f"cannot tokenize the query for Spark: {err}") from None
+    if any(t.token_type == TokenType.PARAMETER for t in tokens):
+        raise InternalError("numbered parameters are not supported; the engine emits '?'")
+    marks = [t for t in tokens if t.token_type == TokenType.PLACEHOLDER]
+    out = sql
+    for number, token in reversed(list(enumerate(marks, start=1))):
+        if sql[token.start : token.end + 1] != "?":
+            raise InternalError("unexpected placeholder form; the engine emits '?'")
+        out = f"{out[: token.start]}${number}{out[token.end + 1 :]}"
+    return out, len(marks)
+
+
+def _number(value: int | float) -> exp.Expr:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InternalError("a non-finite number cannot be a query parameter")
+        return exp.cast(exp.Literal.string(repr(value)), _type("DOUBLE"))
+    node: exp.Expr = exp.Literal.number(abs(value))
+    return exp.paren(exp.Neg(this=node), copy=False) if value < 0 else node
+
+
+def _moment(value: dt.date) -> exp.Expr:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), _type("TIMESTAMP"))
+    return exp.cast(exp.Literal.string(value.isoformat()), _type("DATE"))
+
+
+def literal(value: object) -> exp.Expr:
+    """A parameter value as a typed literal node (never as text)."""
+    if value is None:
+        node: exp.Expr = exp.null()
+    elif isinstance(value, bool):
+        node = exp.true() if value else exp.false()
+    elif isinstance(value, int | float):
+        node = _number(value)
+    elif isinstance(value, str):
+        node = exp.Literal.string(value)
+    elif isinstance(value, dt.date):
+        node = _moment(value)
+    elif isinstance(value, list | tuple):
+        node = exp.Array(expressions=[literal(v) for v in value])
+    else:
+        raise InternalError(f"no Spark literal for a parameter of type {type(value).__name__}")
+    return node
+
+
+def bind(tree: exp.Expr, params: Sequence[object], count: int) -> None:
+    """Replace ``$n`` with the n-th parameter's literal, in place."""
+    if count != len(params):
+        raise InternalError(f"the query has {count} parameters but {len(params)} were given")
+    used: set[int] = set()
+    for node in list(tree.find_all(exp.Placeholder)):
+        index = int(node.name) - 1
+        if not 0 <= index < len(params):
+            raise InternalError(f"parameter ${index + 1} is out of range")
+        used.add(index)
+        node.replace(literal(params[index]))
+    if len(used) != count:
+        raise InternalError("some parameters were not found in the parsed query")
+
+
+def map_tables(tree: exp.Expr, view: Callable[[str], str]) -> None:
+    """``wh."g…"`` → the view ``view(name)``; CTE names stay; anything else is refused."""
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        if table.db == SCHEMA and not table.catalog:
+            table.set("db", None)
+            table.set("this", exp.to_identifier(view(table.name), quoted=True))
+        elif table.db or table.catalog or table.name not in ctes:
+            raise InternalError(f"the query names a table outside the room: {table.sql()}")
+
+
+def _fresh(prefix: str, counter: itertools.count[int]) -> str:
+    return f"_{prefix}{next(counter)}"
+
+
+def eliminate_qualify(tree: exp.Expr) -> exp.Expr:
+    """``SELECT … QUALIFY cond`` → ``SELECT … FROM (SELECT …, window AS _qN) WHERE cond``."""
+    counter = itertools.count(1)
+    selects = [s for s in tree.find_all(exp.Select) if s.args.get("qualify")]
+    for select in reversed(selects):  # innermost first
+        condition = select.args["qualify"].this.copy()
+        inner = select.copy()
+        inner.set("qualify", None)
+        if any(isinstance(e, exp.Star) for e in inner.expressions):
+            outputs: list[exp.Expr] = [exp.Star()]
+        else:  # outputs keep their names (a CTE's readers use them); unnamed ones get one
+            for projection in list(inner.expressions):
+                if not projection.alias_or_name:
+                    projection.replace(exp.alias_(projection.copy(), _fresh("c", counter)))
+            outputs = [exp.column(e.alias_or_name) for e in inner.expressions]
+        for window in list(condition.find_all(exp.Window)):
+            name = _fresh("q", counter)
+            inner.select(exp.alias_(window.copy(), name), copy=False)
+            window.replace(exp.column(name))
+        outer = (
+            exp.select(*outputs)
+            .from_(inner.subquery(_fresh("qt", counter), copy=False), copy=False)
+            .where(condition, copy=False)
+        )
+        if select is tree:
+            tree = outer
+        else:
+            select.replace(outer)
+    return tree
+
+
+def _is_list(node: exp.Expr) -> bool:
+    if isinstance(node, exp.ArrayFilter | exp.Array):
+        return True
+    return isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.ARRAY)
+
+
+def _year_month_diff(node: exp.DateDiff, unit: str) -> exp.Expr:
+    end, start = node.this, node.expression
+    years = exp.Sub(this=exp.Year(this=end.copy()), expression=exp.Year(this=start.copy()))
+    if unit == "YEAR":
+        return exp.paren(years, copy=False)
+    months = exp.Sub(this=exp.Month(this=end.copy()), expression=exp.Month(this=start.copy()))
+    total = exp.Add(
+        this=exp.Mul(this=exp.paren(years, copy=False), expression=exp.Literal.number(12)),
+        expression=months,
+    )
+    return exp.paren(total, copy=False)
+
+
+def _materialized(node: exp.CTE) -> exp.Expr:
+    node.set("materialized", None)
+    return node
+
+
+def _to_days(node: exp.ToDays) -> exp.Expr:
+    return exp.Anonymous(this="make_dt_interval", expressions=[node.this])
+
+
+def _epoch(node: exp.TimeToUnix) -> exp.Expr:
+    interval = node.this
+    if not isinstance(interval, exp.Sub):
+        raise InternalError("epoch() of a timestamp has no exact Spark form; use epoch(a - b)")
+    micros = exp.TimestampDiff(
+        this=interval.this, expression=interval.expression, unit=exp.var("MICROSECOND")
+    )
+    seconds = exp.Div(this=exp.cast(micros, _type("DOUBLE")), expression=exp.Literal.number("1e6"))
+    return exp.paren(seconds, copy=False)
+
+
+def _length(node: exp.Length) -> exp.Expr:
+    return exp.ArraySize(this=node.this) if _is_list(node.this) else node
+
+
+def _datediff(node: exp.DateDiff) -> exp.Expr:
+    unit = (node.unit.name if node.unit else "DAY").upper()
+    if unit in ("MONTH", "YEAR"):
+        return _year_month_diff(node, unit)
+    if unit == "DAY":  # whole dates: elapsed days are the day boundaries crossed
+        return exp.DateDiff(
+            this=exp.cast(node.this, _type("DATE")),
+            expression=exp.cast(node.expression, _type("DATE")),
+            unit=exp.var("DAY"),
+        )
+    raise InternalError(f"datediff('{unit.lower()}', …) has no Spark rewrite yet")
+
+
+_REWRITES: dict[type[exp.Expr], Callable[[Any], exp.Expr]] = {
+    exp.CTE: _materialized,
+    exp.ToDays: _to_days,
+    exp.TimeToUnix: _epoch,
+    exp.Length: _length,
+    exp.DateDiff: _datediff,
+}
+
+
+def _rewrite(node: exp.Expr) -> exp.Expr:
+    rewrite = _REWRITES.get(type(node))
+    return rewrite(node) if rewrite is not None else node
+
+
+def translate(
+    sql: str, params: Sequence[object], view: Callable[[str], str], *, dialect: str = "spark"
+) -> str:
+    """``sql`` with ``params`` bound, tables mapped and rewritten, written in ``dialect``.
+
+    Spark is what the backend runs; writing the same tree back as DuckDB is how the
+    tests check that binding and rewrites keep the query's meaning.
+    """
+    numbered, count = number_parameters(sql)
+    try:
+        tree = sqlglot.parse_one(numbered, read="duckdb")
+    except SqlglotError as err:
+        raise InternalError(f"cannot parse the query for Spark: {err}") from None
+    bind(tree, params, count)
+    map_tables(tree, view)
+    tree = eliminate_qualify(tree)
+    tree = tree.transform(_rewrite, copy=False)
+    try:
+        return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as err:
+        raise InternalError(f"no {dialect} form for part of the query: {err}") from None
+
+
+def to_spark(sql: str, params: Sequence[object], view: Callable[[str], str]) -> str:
+    """Spark SQL computing exactly what ``sql`` with ``params`` computes in DuckDB."""
+    return translate(sql, params, view, dialect="spark")

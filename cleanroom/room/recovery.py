@@ -1,0 +1,238 @@
+"""After a crash: close the queries a dead process left running, and check the ledger agrees.
+
+The rule. A query's epsilon is charged before its data is read; its noisy
+result is stored (status ``done``, with its ``query.run`` audit entry) in one
+transaction, and only then returned. So a query still ``running`` when the
+service starts was cut off before that transaction: its answer existed only in
+the memory of the dead process and reached no one, and an answer nobody saw
+costs no privacy. :func:`recover_queries` marks it ``failed`` and refunds its
+charge, audited (``budget.refund``, then ``query.recovered``). Report runs
+follow the runner's rule (:meth:`~cleanroom.room.reports.runner.ReportRunner.recover`):
+refunded when no section's result was stored, charged in full otherwise.
+
+:func:`check_ledger` states what these rules keep true, for the crash tests, the
+load benchmark and an operator after an incident: every charge is either
+refunded (its query failed or was refused, nothing stored) or paid for exactly
+one stored result — a fresh query answer, or a report run that is done or
+stored at least one section — and no party is over its share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from cleanroom.room.budget import Ledger, period_bounds
+from cleanroom.room.room import Room
+from cleanroom.room.store import now
+
+log = logging.getLogger("cleanroom.recovery")
+
+RECOVERY = "recovery"  # the actor of recovery's audit entries
+REPORT_CHARGE = "report:"  # query_id prefix of a report run's charge: report:<name>:<run id>
+
+
+def recover_queries(room: Room) -> list[str]:
+    """At start-up: fail and refund every query a stopped service left ``running``; their ids.
+
+    Only for a room no other process is answering queries from (the service
+    runs one process per room): a ``running`` row is then certainly orphaned.
+    """
+    db = room.store.connection()
+    orphans = [str(r[0]) for r in db.execute("SELECT id FROM queries WHERE status = 'running'")]
+    ledger = Ledger(room.store, room.audit)
+    reason = "interrupted: the service stopped before the result was stored"
+    for query_id in orphans:
+        charges = [
+            int(r[0])
+            for r in db.execute(
+                "SELECT id FROM budget_charges WHERE query_id = ? AND refunded_at IS NULL",
+                (query_id,),
+            )
+        ]
+        for charge in charges:  # refunding is idempotent: a crash here is recovered next time
+            ledger.refund(charge, actor=RECOVERY, reason=reason)
+        with room.store.transaction() as tx:
+            closed = tx.execute(
+                "UPDATE queries SET status = 'failed', finished_at = ? "
+                "WHERE id = ? AND status = 'running'",
+                (now(), query_id),
+            ).rowcount
+            if closed:
+                room.audit.append(
+                    tx,
+                    actor=RECOVERY,
+                    action="query.recovered",
+                    target=query_id,
+                    outcome="failed",
+                    details={"query_id": query_id, "refunded_charges": charges, "reason": reason},
+                )
+    if orphans:
+        log.warning("queries cut off by a stop marked failed", extra={"queries": len(orphans)})
+    return orphans
+
+
+@dataclass
+class LedgerCheck:
+    """The verdict of :func:`check_ledger`: problems (none when consistent) and the figures."""
+
+    problems: list[str] = field(default_factory=list)
+    charges: int = 0
+    refunded: int = 0
+    charged: Fraction = Fraction(0)  # epsilon of every standing charge
+    fresh_answers: int = 0  # stored, charged query results (cached copies excluded)
+    fresh_epsilon: Fraction = Fraction(0)
+    cached_answers: int = 0
+    report_runs_charged: int = 0
+    spent: dict[str, Fraction] = field(default_factory=dict)  # party -> this period, standing
+
+    @property
+    def ok(self) -> bool:
+        """True when every rule holds."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (epsilons as exact strings)."""
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "charges": self.charges,
+            "refunded": self.refunded,
+            "charged": str(self.charged),
+            "fresh_answers": self.fresh_answers,
+            "fresh_epsilon": str(self.fresh_epsilon),
+            "cached_answers": self.cached_answers,
+            "report_runs_charged": self.report_runs_charged,
+            "spent": {party: str(eps) for party, eps in sorted(self.spent.items())},
+        }
+
+
+def check_ledger(room: Room, *, idle: bool = True) -> LedgerCheck:
+    """Check the budget ledger against the stored results (``idle``: nothing may be running)."""
+    db = room.store.connection()
+    check = LedgerCheck()
+    problem = check.problems.append
+    queries = {str(r["id"]): r for r in db.execute("SELECT * FROM queries")}
+    prepaid: dict[str, str] = {}  # query id -> the report charge that paid for it
+    for (details,) in db.execute(
+        "SELECT details FROM audit WHERE action = 'query.run' "
+        "AND json_extract(details, '$.paid_by') IS NOT NULL"
+    ):
+        entry = json.loads(details)
+        prepaid[str(entry["query_id"])] = str(entry["paid_by"])
+    runs = {str(r["id"]): r for r in db.execute("SELECT * FROM report_runs")}
+    charged_for: dict[str, list[Any]] = defaultdict(list)
+    for charge in db.execute("SELECT * FROM budget_charges ORDER BY id"):
+        check.charges += 1
+        charged_for[str(charge["query_id"])].append(charge)
+        epsilon = Fraction(charge["epsilon_num"], charge["epsilon_den"])
+        if charge["refunded_at"] is not None:
+            check.refunded += 1
+        else:
+            check.charged += epsilon
+        if str(charge["query_id"]).startswith(REPORT_CHARGE):
+            _check_report_charge(charge, runs, prepaid, check, idle=idle)
+            continue
+        query = queries.get(str(charge["query_id"]))
+        if query is None:
+            problem(f"charge {charge['id']}: no query {charge['query_id']}")
+        elif charge["refunded_at"] is not None:
+            if query["status"] not in ("failed", "refused") or query["result"] is not None:
+                problem(f"charge {charge['id']}: refunded, but query {query['id']} has a result")
+        elif query["status"] != "done" and (idle or query["status"] != "running"):
+            problem(
+                f"charge {charge['id']}: standing, but query {query['id']} is {query['status']}"
+            )
+        elif query["status"] == "done" and Fraction(query["epsilon"]) != epsilon:
+            problem(f"charge {charge['id']}: epsilon differs from query {query['id']}'s")
+    for query_id, query in queries.items():
+        _check_query(query_id, query, charged_for.get(query_id, []), prepaid, check, idle=idle)
+    _check_shares(room, check)
+    verification = room.audit.verify()
+    if not verification.ok:
+        check.problems += [f"audit: {p}" for p in verification.problems]
+    return check
+
+
+def _check_query(
+    query_id: str,
+    query: Any,
+    charges: list[Any],
+    prepaid: dict[str, str],
+    check: LedgerCheck,
+    *,
+    idle: bool,
+) -> None:
+    standing = [c for c in charges if c["refunded_at"] is None]
+    status = query["status"]
+    if status == "running" and idle:
+        check.problems.append(f"query {query_id}: still running")
+    if status != "done":
+        return
+    if query["result"] is None or (
+        hashlib.sha256(query["result"].encode()).hexdigest() != query["result_sha256"]
+    ):
+        check.problems.append(f"query {query_id}: done without an intact stored result")
+    if query["cached_from"] is not None:
+        check.cached_answers += 1
+        if charges:
+            check.problems.append(f"query {query_id}: a cached copy was charged")
+    elif query_id in prepaid:
+        if charges:
+            check.problems.append(f"query {query_id}: a report section charged on its own")
+    elif len(standing) != 1:
+        check.problems.append(f"query {query_id}: answered with {len(standing)} standing charges")
+    else:
+        check.fresh_answers += 1
+        check.fresh_epsilon += Fraction(query["epsilon"])
+
+
+def _check_report_charge(
+    charge: Any, runs: dict[str, Any], prepaid: dict[str, str], check: LedgerCheck, *, idle: bool
+) -> None:
+    run_id = str(charge["query_id"]).rsplit(":", 1)[-1]
+    run = runs.get(run_id)
+    if run is None:
+        check.problems.append(f"charge {charge['id']}: no report run {run_id}")
+        return
+    stored = sum(1 for paid_by in prepaid.values() if paid_by.startswith(f"report run {run_id} "))
+    if charge["refunded_at"] is not None:
+        if stored or run["status"] == "done":
+            check.problems.append(f"charge {charge['id']}: refunded, but run {run_id} released")
+        return
+    check.report_runs_charged += 1
+    if run["status"] == "running" and not idle:
+        return
+    if run["status"] != "done" and not (run["status"] == "failed" and stored):
+        check.problems.append(
+            f"charge {charge['id']}: standing, but run {run_id} is {run['status']} "
+            f"with {stored} stored sections"
+        )
+
+
+def _check_shares(room: Room, check: LedgerCheck) -> None:
+    privacy = room.active_policy().policy.privacy
+    if privacy is None:
+        return
+    ledger = Ledger(room.store, room.audit)
+    start, _, label = period_bounds(privacy.budget.period, datetime.now(UTC))
+    parties = {
+        str(r[0])
+        for r in room.store.connection().execute(
+            "SELECT DISTINCT party FROM budget_charges WHERE charged_at >= ?",
+            (start.isoformat(timespec="seconds"),),
+        )
+    }
+    for party in sorted(parties):
+        status = ledger.status(party, privacy.budget)
+        check.spent[party] = status.spent
+        if status.spent > status.share:
+            check.problems.append(f"{party}: spent {status.spent} of a {status.share} share")
+        if status.spent_total > status.cap:
+            check.problems.append(f"{label}: spent {status.spent_total} of the {status.cap} cap")

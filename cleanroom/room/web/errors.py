@@ -1,0 +1,57 @@
+"""Errors under ``/ui`` as pages: the app's one error handler asks here for the web's form.
+
+The API answers errors as JSON; a person in a browser gets the same message
+on a page with a way back, and a page asked for without a session sends the
+browser to sign in (and back to that page afterwards).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from cleanroom.room.web.render import HEADERS, PREFIX, page
+
+
+def is_web(request: Request) -> bool:
+    """Whether a request is for the web UI (its errors are pages, not JSON)."""
+    path = request.url.path
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site UI path to return to after sign-in; anything else goes to the dashboard."""
+    if target and target.startswith(PREFIX + "/") and "\\" not in target and "://" not in target:
+        return target
+    return PREFIX + "/"
+
+
+def error_page(request: Request, status: int, code: str, message: str) -> Response:
+    """The page for an error: sign-in for a GET without a session, else the message."""
+    if status == 401 and request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(
+            f"{PREFIX}/signin?next={quote(safe_next(target), safe='/')}",
+            status_code=303,
+            headers=HEADERS,
+        )
+    return page(
+        request,
+        "error.html",
+        {"status": status, "code": code, "message": message, "title": _title(status)},
+        status=status,
+    )
+
+
+def _title(status: int) -> str:
+    return {
+        400: "That request cannot be done",
+        401: "Sign in first",
+        403: "Not for your role",
+        404: "Not found",
+        409: "That clashes with the current state",
+        413: "Too large",
+        429: "Budget exhausted",
+    }.get(status, "Something went wrong on our side")

@@ -1,0 +1,101 @@
+"""The dashboard: the collaboration, its parties and datasets with their freshness, the budget.
+
+Freshness is what an analyst needs before trusting a number: when each
+dataset was last uploaded, and whether the live match already includes that
+upload (queries read the match, not the upload). Budgets come from the same
+code as ``GET /api/v1/budget``, so each role sees the parties it sees there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from cleanroom.errors import UserError
+from cleanroom.room.api.deps import RoomDep
+from cleanroom.room.api.routes import budget as budget_api
+from cleanroom.room.api.routes.queries import EngineDep
+from cleanroom.room.auth import User
+from cleanroom.room.ingest import live_datasets
+from cleanroom.room.matching import live_generation
+from cleanroom.room.query.engine import Engine
+from cleanroom.room.room import Room
+from cleanroom.room.web.deps import page
+from cleanroom.room.web.render import page as render
+from cleanroom.room.web.session import Session
+
+router = APIRouter()
+Viewer = Annotated[Session, Depends(page("dashboard"))]
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    """One dataset of the policy and where it stands."""
+
+    party: str
+    dataset: str
+    time: str | None
+    columns: int
+    version: int | None
+    rows: int | None
+    uploaded_at: str | None
+    uploaded_by: str | None
+    in_match: bool
+
+
+def datasets(room: Room) -> dict[str, list[DatasetRow]]:
+    """Every dataset the active policy names, by party, with its live version if any."""
+    policy = room.active_policy().policy
+    live = {(d.party, d.dataset): d for d in live_datasets(room)}
+    generation = live_generation(room)
+    matched = generation.inputs if generation else {}
+    out: dict[str, list[DatasetRow]] = {}
+    for party, spec in sorted(policy.parties.items()):
+        for name, contract in sorted(spec.datasets.items()):
+            version = live.get((party, name))
+            out.setdefault(party, []).append(
+                DatasetRow(
+                    party=party,
+                    dataset=name,
+                    time=contract.time,
+                    columns=len(contract.columns),
+                    version=version.version if version else None,
+                    rows=version.rows if version else None,
+                    uploaded_at=version.uploaded_at if version else None,
+                    uploaded_by=version.uploaded_by if version else None,
+                    in_match=version is not None
+                    and matched.get(f"{party}.{name}") == version.version,
+                )
+            )
+    return out
+
+
+def budgets(room: Room, user: User, engine: Engine) -> tuple[list[dict[str, Any]], str | None]:
+    """The budget rows the API would return to this user, or why there are none."""
+    try:
+        return budget_api.budget(room, user, engine)["parties"], None
+    except UserError as err:
+        return [], str(err)
+
+
+@router.get("/")
+def dashboard(request: Request, room: RoomDep, engine: EngineDep, session: Viewer) -> Response:
+    """The collaboration at a glance."""
+    active = room.active_policy()
+    rows, budget_note = budgets(room, session.user, engine)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "title": "Dashboard",
+            "policy": active.policy,
+            "policy_version": active.version,
+            "datasets": datasets(room),
+            "generation": live_generation(room),
+            "budgets": rows,
+            "budget_note": budget_note,
+        },
+    )

@@ -1,0 +1,241 @@
+"""DuckDB and Spark compute the same exact (pre-noise) bounded aggregates.
+
+One generated group is matched once with ``backend: spark`` (so the match
+publishes the analysis tables as encrypted Parquet); then every query below
+runs through the engine's own ``Prepared.execute`` on both backends, with a
+cursor that records what each backend returned before any noise: those rows
+must be identical. The noise after them is shared code and is not seeded.
+
+Which rows a person keeps is random, and the engines' randomness differs
+(``random()``, ``hash()``), so each case is chosen where the selection is
+either not random or does not bind:
+
+* single-table SQL without a filter bounds rows with the stored ``_rank``
+  (drawn once at match time, exported with the table): the row bound binds
+  (k = 10) and both engines keep the same rows; g is above every domain, so
+  no per-query group selection runs;
+* SQL with a filter or a join ranks rows afresh with ``random()``: run with
+  k = 10,000 and g = 1,000, above what any person has here (checked);
+* ``transitions`` keeps ``max_transitions`` pairs per person by ``hash()``:
+  three brands make at most six pairs, under the ten kept;
+* the other templates bound persons deterministically (one cell per person).
+
+One Spark session serves the whole test run (local[2], 4 shuffle partitions,
+no UI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("pyspark")
+
+from cleanroom.config import load_settings
+from cleanroom.room.backends import Backend
+from cleanroom.room.backends.duckdb import DuckDBBackend
+from cleanroom.room.backends.spark import SparkBackend, spark_session
+from cleanroom.room.ingest import ingest
+from cleanroom.room.matching import Generation, live_generation, run_match
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.check import check_sql
+from cleanroom.room.query.prepared import Prepared, SqlQuery
+from cleanroom.room.room import Room
+from cleanroom.room.templates import prepare_template
+from tests.system.world import World, build_world
+
+PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
+RANKED = "ranked"  # k binds through the stored _rank
+LOOSE = "loose"  # nothing binds
+
+SQL = {
+    "count_sum_avg_by_city": (
+        RANKED,
+        "SELECT city, COUNT(*), SUM(amount), AVG(amount) FROM okala.orders GROUP BY city",
+    ),
+    "persons_by_channel": (
+        RANKED,
+        "SELECT channel, COUNT(DISTINCT person) FROM okala.orders GROUP BY channel",
+    ),
+    "all_of_one_table": (
+        RANKED,
+        "SELECT COUNT(*), COUNT(DISTINCT person), SUM(amount) FROM okala.orders",
+    ),
+    "filtered_time_range": (
+        LOOSE,
+        "SELECT category, COUNT(*), COUNT(DISTINCT person), SUM(amount) FROM okala.orders "
+        "WHERE ordered_at >= '2026-02-01' AND ordered_at < TIMESTAMP '2026-05-01 12:00:00' "
+        "AND (channel = 'app' OR amount > 250000.5) AND city NOT IN ('Tehran') GROUP BY category",
+    ),
+    "join_on_person": (
+        LOOSE,
+        "SELECT o.city, COUNT(DISTINCT o.person), SUM(p.amount) FROM okala.orders o "
+        "JOIN ofogh.purchases p ON o.person = p.person GROUP BY o.city",
+    ),
+}
+TEMPLATES = {
+    "overlap": {},
+    "transitions": {"brands": "okala,ofogh,ozone", "max_transitions": "10", **PERIOD},
+    "funnel": {"steps": "okala,ofogh.purchases:city=Tehran,ozone", "window_days": "45", **PERIOD},
+    "time_to_cross": {"from": "okala", "to": "ofogh", **PERIOD},
+    "retention": {"start": "2026-01", "months": "6"},
+    "segments": {"as_of": "2026-07-01"},
+    "lift": {"outcome": "ofogh.purchases", "metric": "amount", **PERIOD},
+}
+
+
+class Recording:
+    """A backend cursor that keeps every result it hands to the engine (the exact numbers)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.results: list[list[tuple[Any, ...]]] = []
+
+    def execute(self, sql: str, parameters: list[object] | None = None) -> Recording:
+        self.cursor.execute(sql, parameters or [])
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows = [tuple(r) for r in self.cursor.fetchall()]
+        self.results.append(sorted(rows, key=repr))
+        return rows
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("backends"), persons=800, seed=29)
+
+
+@pytest.fixture(scope="module")
+def room(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    spark_session(
+        "local[2]",
+        tmp_path_factory.mktemp("spark-work"),
+        {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
+    )
+    settings = load_settings(
+        world.room_dir, environment="development", backend="spark", spark_master="local[2]"
+    )
+    room = Room(settings)
+    for (party, _), bundle in sorted(world.bundles.items()):
+        ingest(room, bundle, room.users.get(f"{party}-admin"))
+    run_match(room, room.users.get("room-admin"))
+    yield room
+    room.close()
+
+
+@pytest.fixture(scope="module")
+def generation(room: Room) -> Generation:
+    found = live_generation(room)
+    assert found is not None
+    return found
+
+
+def privacy(room: Room, mode: str) -> PrivacyPolicy:
+    base = room.active_policy().policy.privacy
+    assert base is not None
+    k, g = (10, 1_000) if mode == RANKED else (10_000, 1_000)
+    return base.model_copy(update={"max_rows_per_person": k, "max_groups_per_person": g})
+
+
+def exact(
+    backend: Backend, query: Prepared, generation: Generation, policy: PrivacyPolicy
+) -> tuple[list[list[tuple[Any, ...]]], dict[str, Any]]:
+    cursor = Recording(backend.cursor())
+    released = query.execute(cursor, generation.tables, Fraction(1), policy).as_dict()
+    return cursor.results, released
+
+
+def both(room: Room, generation: Generation, query: Prepared, policy: PrivacyPolicy) -> None:
+    duck, duck_released = exact(DuckDBBackend(room.wh), query, generation, policy)
+    spark, spark_released = exact(room.backend, query, generation, policy)
+    assert duck and any(duck), "the case computes something"
+    assert spark == duck
+    assert spark_released["columns"] == duck_released["columns"]
+
+
+def test_the_match_published_encrypted_parquet(room: Room, generation: Generation) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    names = {v for k, v in generation.tables.items() if k != "_persons"}
+    published = {p.name for p in backend.data.iterdir()}
+    assert names <= published
+    assert generation.tables["_persons"] not in published  # the token -> person map stays home
+    for name in names:
+        for part in (backend.data / name).glob("*.parquet"):
+            data = part.read_bytes()
+            assert data[-4:] == b"PARE"  # Parquet with an encrypted footer
+            assert b"Tehran" not in data and b"person" not in data
+            with pytest.raises(Exception):  # noqa: B017 - any reader without the key fails
+                pq.read_table(part)
+
+
+@pytest.mark.parametrize("case", sorted(SQL))
+def test_restricted_sql_gives_the_same_exact_aggregates(
+    room: Room, generation: Generation, case: str
+) -> None:
+    mode, sql = SQL[case]
+    policy = room.active_policy().policy
+    query = SqlQuery(check_sql(sql, policy=policy, party="okala"))
+    if mode == LOOSE:  # the precondition of the docstring: no bound binds
+        orders, purchases = generation.tables["okala.orders"], generation.tables["ofogh.purchases"]
+        most = room.wh.cursor().execute(
+            f'SELECT max(n) FROM (SELECT count(*) AS n FROM wh."{orders}" o '
+            f'JOIN wh."{purchases}" p USING (person) GROUP BY person)'
+        )
+        assert most.fetchall()[0][0] < 10_000
+    both(room, generation, query, privacy(room, mode))
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_gives_the_same_exact_aggregates(
+    room: Room, generation: Generation, name: str
+) -> None:
+    policy = room.active_policy().policy
+    query = prepare_template(name, TEMPLATES[name], policy=policy, party="reporter")
+    assert policy.privacy is not None
+    both(room, generation, query, policy.privacy)
+
+
+def test_a_replaced_generation_is_retired_and_queries_read_the_new_one(
+    room: Room, generation: Generation
+) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    run_match(room, room.users.get("room-admin"))
+    new = live_generation(room)
+    assert new is not None and new.generation == generation.generation + 1
+    old = {v for k, v in generation.tables.items() if k != "_persons"}
+    assert not old & {p.name for p in backend.data.iterdir()}
+    assert not old & set(backend.views)
+    query = prepare_template("overlap", {}, policy=room.active_policy().policy, party="reporter")
+    privacy_policy = room.active_policy().policy.privacy
+    assert privacy_policy is not None
+    both(room, new, query, privacy_policy)
+
+
+def test_values_bound_into_spark_come_back_unchanged(room: Room) -> None:
+    values: list[object] = [
+        "it's a \\ 'quote'\n",
+        -(2**62),
+        0.1,
+        True,
+        None,
+        dt.date(2026, 2, 28),
+        dt.datetime(2026, 2, 28, 23, 59, 59, 123456),
+    ]
+    sql = "SELECT " + ", ".join("?" for _ in values)
+    got = room.backend.cursor().execute(sql, values).fetchall()
+    assert got == [tuple(values)]
+
+
+def test_settings_pick_the_backend(world: World, tmp_path: Path) -> None:
+    settings = load_settings(world.room_dir, environment="development")
+    assert settings.backend == "duckdb" and settings.spark_master == "local[*]"
+    assert load_settings(world.room_dir, backend="spark").backend == "spark"

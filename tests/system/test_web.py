@@ -1,0 +1,396 @@
+"""The web UI over real HTTP, without a browser: sessions, cookies, CSRF, roles and escaping.
+
+The room runs with production cookie settings (``__Host-``, ``Secure``); the
+client here sends the cookie by hand, since an HTTP library (rightly) keeps
+a Secure cookie off a plain-http connection. The browser tests
+(``tests/browser``) cover the same pages as people use them.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+
+from cleanroom.room.auth import Role
+from cleanroom.room.room import Room
+from cleanroom.room.web import routes as web_routes
+from cleanroom.room.web.access import CAPABILITIES, roles_for
+from cleanroom.room.web.render import PREFIX
+from tests.system.world import LiveServer, World, build_group, open_room
+
+REPORTS = {
+    "overlap-weekly": {
+        "title": "Weekly overlap",
+        "recipients": ["okala", "reviewers"],
+        "sections": [{"template": "overlap", "epsilon": 0.2}],
+    }
+}
+SCRIPT = "<script>alert('pwned')</script>"
+ROLES = {
+    "okala_admin": Role.party_admin,
+    "okala_analyst": Role.analyst,
+    "reviewer": Role.reviewer,
+    "room_admin": Role.room_admin,
+    "reporter": Role.reporter,
+}
+# Every page, with the capability (the API route's role rule) it follows.
+PAGES = {
+    "/ui/": "dashboard",
+    "/ui/console": "console",
+    "/ui/policies": "policy.active",
+    "/ui/policies/new": "policy.propose",
+    "/ui/policies/1": "policy.history",
+    "/ui/policies/diff?to=1": "policy.history",
+    "/ui/audit": "audit",
+    "/ui/reports": "reports",
+    "/ui/reports/overlap-weekly": "reports",
+}
+# What each capability shows, so its absence can be checked too.
+MARKERS = {
+    "console": 'href="/ui/console"',
+    "audit": 'href="/ui/audit"',
+    "reports": 'href="/ui/reports"',
+    "policy.propose": 'href="/ui/policies/new"',
+}
+
+
+class Visitor:
+    """A browser's cookie handling, by hand (so Secure cookies travel over test http)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.cookies: dict[str, str] = {}
+        self.set_cookies: list[str] = []
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = httpx.request(
+            method, self.url + path, headers=headers, follow_redirects=False, timeout=60, **kw
+        )
+        for raw in response.headers.get_list("set-cookie"):
+            self.set_cookies.append(raw)
+            name, _, rest = raw.partition("=")
+            if "Max-Age=0" in raw:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = rest.split(";")[0]
+        return response
+
+    def get(self, path: str) -> httpx.Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        return self.request("POST", path, data=data)
+
+    def sign_in(self, token: str) -> httpx.Response:
+        form = self.get("/ui/signin")
+        return self.post("/ui/signin", {"csrf": csrf_of(form.text), "token": token, "next": "/ui/"})
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_group(tmp_path_factory.mktemp("web"), persons=500, seed=29, reports=REPORTS)
+
+
+@pytest.fixture(scope="module")
+def live(world: World) -> Iterator[tuple[LiveServer, Room, dict[str, str]]]:
+    room = open_room(world.room_dir)
+    tokens = {
+        **world.tokens,
+        "bob": room.users.add("reviewer-bob", Role.reviewer)[1],
+        "cat": room.users.add("reviewer-cat", Role.reviewer)[1],
+    }
+    try:
+        with LiveServer(room) as server:
+            yield server, room, tokens
+    finally:
+        room.close()
+
+
+def visitor(live: tuple[LiveServer, Room, dict[str, str]], who: str) -> Visitor:
+    server, _, tokens = live
+    v = Visitor(server.url)
+    assert v.sign_in(tokens[who]).status_code == 303
+    return v
+
+
+def test_sign_in_sets_a_hardened_session_cookie_and_is_audited(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, room, tokens = live
+    v = Visitor(server.url)
+    page = v.get("/ui/signin")
+    assert "__Host-cleanroom_signin" in v.cookies
+    bad = v.post("/ui/signin", {"csrf": csrf_of(page.text), "token": "cr_" + "A" * 43})
+    assert bad.status_code == 401 and "unknown or revoked token" in bad.text
+    denied = room.audit.entries(action="auth.denied", actor="anonymous", limit=1000)
+    assert any(e.target == "POST /ui/signin" for e in denied)
+
+    ok = v.sign_in(tokens["okala_analyst"])
+    assert ok.status_code == 303 and ok.headers["location"] == "/ui/"
+    cookie = next(c for c in v.set_cookies if c.startswith("__Host-cleanroom_session="))
+    attributes = {a.strip().split("=")[0].lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite", "path", "max-age"} <= attributes
+    assert "samesite=strict" in cookie.lower() and "path=/" in cookie.lower()
+    assert "domain" not in attributes
+    assert tokens["okala_analyst"] not in cookie  # the token never sits in a cookie
+    assert room.audit.entries(action="web.signin", actor="okala-analyst")
+    # The sign-in form's own token is spent: the browser forgets it.
+    assert "__Host-cleanroom_signin" not in v.cookies
+
+
+def test_a_page_without_a_session_sends_the_browser_to_sign_in(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, _, _ = live
+    v = Visitor(server.url)
+    r = v.get("/ui/console")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/signin?next=/ui/console"
+    assert v.get("/").headers["location"] == "/ui/"
+    # A post without a session is refused outright (nothing to come back to).
+    r = v.post("/ui/console", {"sql": "SELECT 1"})
+    assert r.status_code == 401 and "<h1>Sign in first</h1>" in r.text
+    # ``next`` never leads off the site.
+    page = v.get("/ui/signin?next=//evil.example/ui/")
+    assert 'name="next" value="/ui/"' in page.text
+
+
+def test_sign_out_ends_the_session_on_the_server(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    v = visitor(live, "okala_analyst")
+    stolen = dict(v.cookies)
+    page = v.get("/ui/")
+    assert v.post("/ui/signout", {"csrf": csrf_of(page.text)}).status_code == 303
+    assert not v.cookies.get("__Host-cleanroom_session")
+    v.cookies = stolen  # the old cookie, replayed: worthless now
+    assert v.get("/ui/").status_code == 303
+
+
+def test_revocation_and_idleness_end_sessions(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, room, _ = live
+    _, token = room.users.add("temp-web", Role.analyst, "okala")
+    v = Visitor(server.url)
+    v.sign_in(token)
+    assert v.get("/ui/").status_code == 200
+    room.users.revoke("temp-web")
+    assert v.get("/ui/").status_code == 303
+
+    idle = visitor(live, "okala_analyst")
+    assert idle.get("/ui/").status_code == 200
+    with sqlite3.connect(room.paths.meta) as db:  # an hour without a request
+        db.execute("UPDATE web_sessions SET seen_at = '2000-01-01T00:00:00+00:00'")
+    assert idle.get("/ui/").status_code == 303
+
+
+@pytest.mark.parametrize("who", sorted(ROLES))
+def test_each_role_sees_only_its_pages_and_buttons(
+    live: tuple[LiveServer, Room, dict[str, str]], who: str
+) -> None:
+    role = ROLES[who]
+    v = visitor(live, who)
+    for path, capability in PAGES.items():
+        status = v.get(path).status_code
+        assert status == (200 if role in roles_for(capability) else 403), (path, status)
+    dashboard = v.get("/ui/").text
+    policy = v.get("/ui/policies").text
+    for capability, marker in MARKERS.items():
+        shown = marker in dashboard or marker in policy
+        assert shown == (role in roles_for(capability)), (capability, shown)
+
+
+def test_the_web_follows_the_api_role_rules() -> None:
+    assert roles_for("console") == {Role.analyst, Role.reporter}
+    assert roles_for("policy.approve") == {Role.reviewer}
+    assert roles_for("audit") == {Role.reviewer, Role.room_admin}
+    assert roles_for("dashboard") == set(Role)
+    assert set(CAPABILITIES) >= set(PAGES.values())
+
+
+def _posts() -> list[str]:
+    paths = []
+    for module in web_routes.PAGES:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and "POST" in route.methods:
+                paths.append(PREFIX + route.path)
+    return sorted(paths)
+
+
+def test_every_form_is_listed() -> None:
+    assert _posts() == [
+        "/ui/console",
+        "/ui/policies",
+        "/ui/policies/{number}/approve",
+        "/ui/policies/{number}/reject",
+        "/ui/policies/{number}/rollback",
+        "/ui/reports/{name}/run",
+        "/ui/signin",
+        "/ui/signout",
+    ]
+
+
+@pytest.mark.parametrize("path", _posts())
+@pytest.mark.parametrize("token", ["missing", "wrong"])
+def test_every_form_refuses_a_missing_or_wrong_csrf_token(
+    live: tuple[LiveServer, Room, dict[str, str]], path: str, token: str
+) -> None:
+    _, room, _ = live
+    who = {"/ui/console": "okala_analyst", "/ui/reports/{name}/run": "reporter"}.get(path, "bob")
+    v = visitor(live, who)
+    before = len(room.policies.history())
+    data = {"comment": "x", "yaml": "collaboration: x", "sql": "SELECT 1", "token": "t"}
+    if token == "wrong":
+        data["csrf"] = "0" * 64
+    concrete = path.replace("{number}", "1").replace("{name}", "overlap-weekly")
+    r = v.post(concrete, data)
+    assert r.status_code == 403, (path, r.status_code)
+    assert "missing or wrong" in r.text or "did not come from this site" in r.text
+    assert len(room.policies.history()) == before
+    if path != "/ui/signin":
+        assert v.get("/ui/").status_code == 200  # still signed in: nothing happened
+
+
+def test_script_in_a_comment_or_a_description_is_shown_as_text(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    _, room, _ = live
+    v = visitor(live, "reviewer")
+    form = v.get("/ui/policies/new")
+    doc = yaml.safe_load(room.policies.active().body)
+    doc["description"] = f"Description {SCRIPT}"
+    text = yaml.safe_dump(doc, sort_keys=False)
+    r = v.post(
+        "/ui/policies", {"csrf": csrf_of(form.text), "yaml": text, "comment": f"why {SCRIPT}"}
+    )
+    assert r.status_code == 303, r.text
+    version = r.headers["location"].split("?")[0]
+    pages = [v.get(version).text, v.get("/ui/policies").text]
+    for reviewer in ("bob", "cat"):
+        other = visitor(live, reviewer)
+        page = other.get(version)
+        assert other.post(version + "/approve", {"csrf": csrf_of(page.text)}).status_code == 303
+    assert room.policies.active().version == int(version.rsplit("/", 1)[1])
+    pages += [v.get("/ui/").text, v.get("/ui/policies").text, v.get("/ui/audit").text]
+    for html in pages:
+        assert "<script>alert" not in html
+        assert "&lt;script&gt;alert(" in html
+    assert "Description &lt;script&gt;" in pages[2]  # the dashboard shows the description
+
+
+def test_pages_carry_security_headers_and_stay_out_of_openapi(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, _, _ = live
+    v = visitor(live, "okala_analyst")
+    r = v.get("/ui/console")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+    assert v.get("/ui/static/app.css").headers["content-type"].startswith("text/css")
+    assert v.get("/ui/static/..%2Froutes.py").status_code == 404
+    spec = httpx.get(server.url + "/openapi.json", timeout=30).json()
+    assert not [p for p in spec["paths"] if p == "/" or p.startswith("/ui")]
+
+
+def test_role_refusals_are_audited(live: tuple[LiveServer, Room, dict[str, str]]) -> None:
+    _, room, _ = live
+    v = visitor(live, "okala_analyst")
+    assert v.get("/ui/audit").status_code == 403
+    denied = room.audit.entries(action="auth.denied", actor="okala-analyst", limit=1000)
+    assert any(e.target == "GET /ui/audit" and e.details["reason"] == "role" for e in denied)
+
+
+def test_a_template_form_offers_what_the_template_declares(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    v = visitor(live, "okala_analyst")
+    html = v.get("/ui/console").text
+    assert 'name="p.window_days" type="number" value="" dir="ltr" placeholder="30" min="1"' in html
+    assert 'name="p.steps"' in html and "required" in html
+    assert 'type="checkbox" name="p.brands" value="ofogh"' in html
+    # A refused template parameter comes back as the rule and the parameter's name.
+    r = v.post(
+        "/ui/console",
+        {"csrf": csrf_of(html), "template": "segments", "p.recent_days": "0", "epsilon": "0.1"},
+    )
+    assert r.status_code == 400
+    assert 'class="rule">bad_parameter<' in r.text
+    assert "parameter &#39;recent_days&#39; must be between 1 and 365" in r.text
+
+
+def test_a_reviewer_rolls_back_from_the_version_page(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    _, room, _ = live
+    superseded = [v.version for v in room.policies.history() if v.status == "superseded"]
+    assert superseded, "runs after a version was activated above"
+    v = visitor(live, "bob")
+    page = v.get(f"/ui/policies/{superseded[0]}")
+    assert "Propose a rollback" in page.text
+    r = v.post(f"/ui/policies/{superseded[0]}/rollback", {"csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=proposed")
+    proposal = room.policies.history()[-1]
+    assert proposal.status == "proposed" and proposal.author == "reviewer-bob"
+    # A room admin reads the proposal but is offered no decision.
+    admin = visitor(live, "room_admin").get(f"/ui/policies/{proposal.version}").text
+    assert 'id="review"' not in admin and "/approve" not in admin
+
+
+def test_an_unknown_page_is_a_page(live: tuple[LiveServer, Room, dict[str, str]]) -> None:
+    server, _, _ = live
+    assert Visitor(server.url).get("/ui/nowhere").status_code == 303  # sign in first
+    r = visitor(live, "reviewer").get("/ui/nowhere")
+    assert r.status_code == 404 and "there is no page /ui/nowhere" in r.text
+
+
+def test_pricing_and_bad_epsilons_answer_on_the_console(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    v = visitor(live, "okala_analyst")
+    csrf = csrf_of(v.get("/ui/console").text)
+    sql = "SELECT city, COUNT(DISTINCT person) AS buyers FROM okala.orders GROUP BY city"
+    priced = v.post("/ui/console", {"csrf": csrf, "sql": sql, "action": "price"})
+    assert priced.status_code == 200 and "Price (dry run)" in priced.text
+    assert "threshold_error95" in priced.text and "nothing was charged" in priced.text
+    bad = v.post("/ui/console", {"csrf": csrf, "template": "overlap", "epsilon": "lots"})
+    assert bad.status_code == 400 and "epsilon must be a number" in bad.text
+    assert 'id="template-overlap" open' in bad.text  # the form comes back as it was sent
+    over = v.post("/ui/console", {"csrf": csrf, "sql": sql, "epsilon": "5"})
+    assert over.status_code == 400 and 'class="rule">epsilon_over_cap<' in over.text
+    assert "okala.orders GROUP BY city</textarea>" in over.text
+
+
+def test_the_trail_opens_on_its_latest_entries_and_verifies(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    _, room, _ = live
+    for i in range(120):  # more than a page
+        room.audit.record(actor="test", action="test.filler", target=str(i))
+    v = visitor(live, "reviewer")
+    html = v.get("/ui/audit").text
+    total = room.audit.verify().entries
+    seqs = [int(s) for s in re.findall(r'<td class="num">(\d+)</td>', html)]
+    assert seqs[0] >= total - 1 and seqs == sorted(seqs, reverse=True)  # the latest first
+    assert "Chain verified" in html and "earlier entries" in html
+    first = v.get("/ui/audit?after=0").text
+    assert "Entries #1–#100, newest first" in first and "later entries" in first
+    only = v.get("/ui/audit?action=web.signin&actor=reviewer").text
+    assert "that match" in only and "<code>web.signin</code>" in only
+    assert "user.add</code>" not in only and "test.filler" not in only
