@@ -26,7 +26,6 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.room import ActivePolicy, Room
@@ -91,8 +90,13 @@ def _party_of(user: User) -> str:
     raise ForbiddenError(f"'{user.name}' is a {user.role}; queries are for analysts and reporters")
 
 
-def _epsilon(request: QueryRequest, privacy: PrivacyPolicy) -> Fraction:
-    epsilon = request.epsilon or Fraction(str(privacy.default_epsilon))
+def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
+    """The request's epsilon, else the template's approved one, else the policy default."""
+    privacy = policy.privacy
+    assert privacy is not None
+    approved = policy.templates.get(request.template or "")
+    default = approved.epsilon if approved is not None and approved.epsilon else None
+    epsilon = request.epsilon or Fraction(str(default or privacy.default_epsilon))
     cap = Fraction(str(privacy.max_epsilon_per_query))
     if epsilon <= 0:
         raise QueryRejected("epsilon_invalid", "epsilon must be positive")
@@ -138,7 +142,7 @@ class Engine:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
         try:
             query = self.prepare(request, party, active.policy)
-            epsilon = _epsilon(request, privacy)
+            epsilon = _epsilon(request, active.policy)
         except QueryRejected as err:
             self.room.audit.record(
                 actor=user.name,
@@ -367,7 +371,7 @@ class Engine:
         privacy = active.policy.privacy
         if privacy is None:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
-        epsilon = _epsilon(request, privacy)
+        epsilon = _epsilon(request, active.policy)
         key = hashlib.sha256(
             json.dumps(
                 [party, query.canonical, str(epsilon), active.version, generation.generation],
