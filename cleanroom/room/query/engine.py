@@ -28,6 +28,7 @@ from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
+from cleanroom.room.query.release import Released
 from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
 from cleanroom.room.templates import prepare_template
@@ -223,39 +224,10 @@ class Engine:
             )
             raise
         faults.pause("query.release")  # crash tests: charged and computed, not yet stored
-        result = {
-            "query_id": query_id,
-            **released.as_dict(),
-            "mechanism": privacy.mechanism,
-            "cached": False,
-            "policy_version": active.version,
-            "generation": generation.generation,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        body = json.dumps(result, sort_keys=True)
-        digest = hashlib.sha256(body.encode()).hexdigest()
         try:
-            with self.room.store.transaction() as tx:
-                tx.execute(
-                    "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?,"
-                    " finished_at = ? WHERE id = ?",
-                    (body, digest, now(), query_id),
-                )
-                self.room.audit.append(
-                    tx,
-                    actor=user.name,
-                    action="query.run",
-                    target=party,
-                    details={
-                        "query_id": query_id,
-                        "kind": "template" if request.template else "sql",
-                        "template": request.template,
-                        "policy_version": active.version,
-                        "generation": generation.generation,
-                        "epsilon": str(epsilon),
-                        "result_sha256": digest,
-                    },
-                )
+            result = self._store(
+                query_id, released, request, user, party, active, generation, epsilon, started
+            )
         except Exception as err:  # not stored, so never returned: the charge goes back
             self._abandon(charge, query_id, user.name, err)
             raise
@@ -279,6 +251,57 @@ class Engine:
                 "query left for start-up recovery",
                 extra={"query_id": query_id, "error": type(again).__name__},
             )
+
+    def _store(
+        self,
+        query_id: str,
+        released: Released,
+        request: QueryRequest,
+        user: User,
+        party: str,
+        active: ActivePolicy,
+        generation: Generation,
+        epsilon: Fraction,
+        started: float,
+        **details: object,
+    ) -> dict[str, Any]:
+        """The released answer, stored with its hash and audited in one transaction."""
+        privacy = active.policy.privacy
+        assert privacy is not None
+        result = {
+            "query_id": query_id,
+            **released.as_dict(),
+            "mechanism": privacy.mechanism,
+            "cached": False,
+            "policy_version": active.version,
+            "generation": generation.generation,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        body = json.dumps(result, sort_keys=True)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        with self.room.store.transaction() as tx:
+            tx.execute(
+                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
+                " WHERE id = ?",
+                (body, digest, now(), query_id),
+            )
+            self.room.audit.append(
+                tx,
+                actor=user.name,
+                action="query.run",
+                target=party,
+                details={
+                    "query_id": query_id,
+                    "kind": "template" if request.template else "sql",
+                    "template": request.template,
+                    "policy_version": active.version,
+                    "generation": generation.generation,
+                    "epsilon": str(epsilon),
+                    "result_sha256": digest,
+                    **details,
+                },
+            )
+        return result
 
     def _cached(self, key: str) -> dict[str, Any] | None:
         row = (
@@ -403,37 +426,15 @@ class Engine:
                 (now(), query_id),
             )
             raise
-        result = {
-            "query_id": query_id,
-            **released.as_dict(),
-            "mechanism": privacy.mechanism,
-            "cached": False,
-            "policy_version": active.version,
-            "generation": generation.generation,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        body = json.dumps(result, sort_keys=True)
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        with self.room.store.transaction() as tx:
-            tx.execute(
-                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
-                " WHERE id = ?",
-                (body, digest, now(), query_id),
-            )
-            self.room.audit.append(
-                tx,
-                actor=user.name,
-                action="query.run",
-                target=party,
-                details={
-                    "query_id": query_id,
-                    "kind": "template" if request.template else "sql",
-                    "template": request.template,
-                    "policy_version": active.version,
-                    "generation": generation.generation,
-                    "epsilon": str(epsilon),
-                    "result_sha256": digest,
-                    "paid_by": paid_by,
-                },
-            )
-        return result
+        return self._store(
+            query_id,
+            released,
+            request,
+            user,
+            party,
+            active,
+            generation,
+            epsilon,
+            started,
+            paid_by=paid_by,
+        )

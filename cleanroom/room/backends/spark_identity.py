@@ -1,0 +1,147 @@
+"""Identity resolution on Spark: the warehouse's algorithm, statement for statement.
+
+:func:`cleanroom.room.identity.resolve` and ``person_table`` drive an
+:class:`~cleanroom.room.identity.Engine`; this is the Spark one. Each
+statement is the same DuckDB SQL the warehouse runs, transpiled by
+``dialect.py`` (``arg_min`` → ``min_by``, ``random()`` → ``rand()``, ``?`` bound
+as literals), and each result is checkpointed and registered as a temporary
+view that the next round reads, so a round's plan never grows with the rounds
+before it.
+
+Two differences, neither touching which tokens end up together: token ids
+are ``monotonically_increasing_id()`` (unique, not dense; Spark's
+``row_number()`` needs a global order), computed once because the result is
+checkpointed before anything reads it; and Spark's ``hash`` is 32-bit
+Murmur3, not DuckDB's 64-bit hash, so ties are likelier. A tie only keeps a
+vertex where it is for one round: every vertex still maps inside its own
+closed neighbourhood, which is all correctness needs.
+
+Tables are named as in the warehouse (``wh.<name>``); the caller says which
+temporary view holds each source, and :meth:`SparkEngine.view_of` gives the
+view of each table a call created. ``localCheckpoint`` keeps the rounds'
+results on the executors (not fault tolerant: losing an executor fails the
+match, which is then rerun).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import BinaryType
+
+from cleanroom.errors import InternalError
+from cleanroom.room.backends.dialect import to_spark
+from cleanroom.room.identity import quote_table
+from cleanroom.room.warehouse import SCHEMA
+
+
+def _bare(table: str) -> str:
+    """``wh.name`` → ``name``; any other form is refused."""
+    quote_table(table)
+    schema, _, name = table.partition(".")
+    if schema != SCHEMA or not name or "." in name:
+        raise InternalError(f"Spark identity tables are {SCHEMA}.<name>, not {table!r}")
+    return name
+
+
+class SparkEngine:
+    """Resolution statements as Spark SQL; every result a checkpointed temporary view."""
+
+    row_id = "monotonically_increasing_id()"
+
+    def __init__(self, session: SparkSession, sources: Mapping[str, str]) -> None:
+        """``sources``: room table name (``wh.<name>``) → the temporary view holding it."""
+        self.session = session
+        self.prefix = f"_idr_{secrets.token_hex(6)}_"
+        self.views: dict[str, str] = {_bare(name): view for name, view in sources.items()}
+        self.scratch: dict[str, str] = {}  # quoted scratch name → bare name
+        self.frames: dict[str, DataFrame] = {}
+
+    def _name(self, table: str) -> str:
+        return self.scratch.get(table) or _bare(table)
+
+    def _view(self, name: str) -> str:
+        view = self.views.get(name)
+        if view is None:
+            raise InternalError(f"no Spark view for table {name!r}")
+        return view
+
+    def _frame(self, select: str, params: Sequence[object]) -> DataFrame:
+        return self.session.sql(to_spark(select, list(params), self._view))
+
+    def view_of(self, table: str) -> str:
+        """The temporary view holding room table ``table`` (a source or a result)."""
+        return self._view(_bare(table))
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        schema = self.session.table(self._view(_bare(table))).schema
+        return {
+            field.name.lower(): (
+                "BLOB"
+                if isinstance(field.dataType, BinaryType)
+                else field.dataType.simpleString().upper()
+            )
+            for field in schema.fields
+        }
+
+    def exists(self, table: str) -> bool:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        return _bare(table) in self.views
+
+    def scratch_name(self, stem: str) -> str:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        name = f"{self.prefix}{stem}"
+        quoted = f'{SCHEMA}."{name}"'
+        self.scratch[quoted] = name
+        return quoted
+
+    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        name = self._name(table)
+        view = name if table in self.scratch else f"{self.prefix}{name}"
+        frame = self._frame(select, params).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(view)
+        self.views[name] = view
+        self.frames[name] = frame
+
+    def create(
+        self,
+        table: str,
+        select: str,
+        params: Sequence[object] = (),
+        *,
+        schema: str | None = None,
+        not_null: str | None = None,
+    ) -> None:
+        """See :class:`~cleanroom.room.identity.Engine` (``schema`` is DuckDB's storage hint)."""
+        self.materialize(table, select, params)
+        if not_null is not None:
+            column = f"`{not_null}`"
+            view = self._view(self._name(table))
+            row = self.session.sql(f"SELECT count(*) FROM `{view}` WHERE {column} IS NULL").first()
+            if row is None or row[0]:
+                raise InternalError(f"{table}.{not_null} holds NULL")
+
+    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        row = self._frame(select, params).first()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    def drop(self, table: str) -> None:
+        """See :class:`~cleanroom.room.identity.Engine`."""
+        name = self._name(table)
+        self.scratch.pop(table, None)
+        frame = self.frames.pop(name, None)
+        if frame is None:  # never drop a view this engine did not create (a source)
+            return
+        self.session.catalog.dropTempView(self.views.pop(name))
+        frame.unpersist()
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """See :class:`~cleanroom.room.identity.Engine`; Spark needs no setting changed."""
+        yield
