@@ -100,7 +100,8 @@ def retention(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
         )
         ax.set_xlabel("months after the cohort's first month")
         ax.set_ylabel("cohort")
-        ax.set_title(f"Retention at {brand}: share active [95% interval]")
+        where = result.get("active_at") or "any brand"
+        ax.set_title(f"First seen at {brand}: share active at {where} [95% interval]")
     return [("heatmap", "Retention by monthly cohort, shares with 95% intervals", fig)]
 
 
