@@ -85,29 +85,34 @@ class Retention(Journey):
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         end = add_months(self.start, self.months)
         events = events_sql(sources, tables, self.start, end, params)
-        # One pass over the events: per person and month, the first event (and its brand)
-        # and whether the month counts as active; cohorts and actives both come from it.
-        active = "true" if self.active_at is None else "bool_or(brand = ?)"
-        if self.active_at is not None:
-            params.insert(0, self.active_at)
+        # One aggregation per person over the events: their first event (month and brand)
+        # and a bit per month of the window in which they were active; cohorts and actives
+        # both come from it, without materializing person-months.
+        active = "" if self.active_at is None else "brand = ? AND "
+        base = self.start.year * 12 + self.start.month  # month index: year * 12 + month - base
+        params = [*([self.active_at] if self.active_at is not None else []), base, *params]
+        params += [base]
+        offsets = ", ".join(f"({o})" for o in range(1, self.months))
         sql = f"""
-            WITH months AS MATERIALIZED (
-                SELECT person, CAST(date_trunc('month', t) AS DATE) AS m,
-                       min(t) AS first_t, arg_min(brand, t) AS first_brand,
-                       {active} AS active
-                FROM ({events}) GROUP BY ALL
+            WITH per AS (
+                SELECT person, arg_min(brand, t) AS brand, min(t) AS first_t,
+                       bit_or(CASE WHEN {active}true
+                                   THEN CAST(1 AS BIGINT) << (year(t) * 12 + month(t) - ?)
+                                   ELSE CAST(0 AS BIGINT) END) AS mask
+                FROM ({events}) GROUP BY person
             ),
             firsts AS (
-                SELECT person, arg_min(first_brand, first_t) AS brand, min(m) AS cohort
-                FROM months GROUP BY person
+                SELECT brand, year(first_t) * 12 + month(first_t) - ? AS c, mask FROM per
             )
-            SELECT cohort, brand, 0 AS o, count(*) FROM firsts GROUP BY ALL
+            SELECT c, brand, 0 AS o, count(*) FROM firsts GROUP BY ALL
             UNION ALL
-            SELECT f.cohort, f.brand, datediff('month', f.cohort, a.m) AS o, count(*)
-            FROM firsts f JOIN months a ON a.person = f.person
-            WHERE a.m > f.cohort AND a.active GROUP BY ALL
+            SELECT c, brand, o, count(*) FROM firsts CROSS JOIN (VALUES {offsets}) AS r(o)
+            WHERE c + o < {int(self.months)} AND (mask >> (c + o)) & 1 = 1 GROUP BY ALL
         """
-        found = cells_of(cursor, sql, params, 3)
+        found = {
+            (add_months(self.start, int(c)), b, int(o)): n
+            for (c, b, o), n in cells_of(cursor, sql, params, 3).items()
+        }
         sizes = {(c, b): n for (c, b, o), n in found.items() if o == 0}
         later = {cell: n for cell, n in found.items() if cell[2] > 0}
         return {"cohort": sizes, "active": later}
