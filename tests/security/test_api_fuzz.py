@@ -31,11 +31,10 @@ from schemathesis import GenerationMode
 
 from cleanroom.keys import load_symmetric_key
 from cleanroom.room.api.app import create_app
-from cleanroom.room.ingest import ingest, live_datasets
-from cleanroom.room.matching import run_match
+from cleanroom.room.ingest import live_datasets
 from cleanroom.room.room import Room
 from cleanroom.spec import load_spec
-from tests.system.world import LiveServer, World, build_world, open_room
+from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 # Per operation and generation mode; CLEANROOM_FUZZ_EXAMPLES=200 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("CLEANROOM_FUZZ_EXAMPLES", "5"))
@@ -56,9 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="module")
 def live(world: World) -> Iterator[tuple[LiveServer, Room]]:
     room = open_room(world.room_dir)
-    for (party, _), bundle in sorted(world.bundles.items()):
-        ingest(room, bundle, room.users.get(f"{party}-admin"))
-    run_match(room, room.users.get("room-admin"))
+    load_and_match(room, world)
     with LiveServer(room) as server:
         yield server, room
     room.close()

@@ -20,12 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleanroom.room.budget import BudgetExceeded
-from cleanroom.room.ingest import ingest
-from cleanroom.room.matching import run_match
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.room import Room
-from tests.system.world import LiveServer, World, build_world, open_room
+from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 BASE = "SELECT city, COUNT(*) AS n FROM okala.orders WHERE channel = 'app' GROUP BY city"
 
@@ -38,9 +36,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="module")
 def room(world: World) -> Iterator[Room]:
     room = open_room(world.room_dir)
-    for (party, _), bundle in sorted(world.bundles.items()):
-        ingest(room, bundle, room.users.get(f"{party}-admin"))
-    run_match(room, room.users.get("room-admin"))
+    load_and_match(room, world)
     yield room
     room.close()
 

@@ -21,12 +21,11 @@ import httpx
 import pytest
 
 from cleanroom.room.api.app import create_app
-from cleanroom.room.ingest import ingest
-from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
 from cleanroom.scenario import Group, LiveServer, build_group, open_room
+from tests.system.world import load_and_match
 
 PARTY_ADMIN, ANALYST, REVIEWER, ROOM_ADMIN, REPORTER = (
     "party_admin",
@@ -96,9 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Group:
 def live(world: Group) -> Iterator[tuple[LiveServer, Room, dict[str, str]]]:
     room = open_room(world.room_dir)
     room.settings = room.settings.model_copy(update={"scheduler": False})
-    for (party, _), bundle in sorted(world.bundles.items()):
-        ingest(room, bundle, room.users.get(f"{party}-admin"))
-    run_match(room, room.users.get("room-admin"))
+    load_and_match(room, world)
     engine = Engine(room)
     theirs = engine.run(
         QueryRequest(sql="SELECT COUNT(*) AS n FROM tapsi.rides"), room.users.get("tapsi-analyst")

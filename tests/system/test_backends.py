@@ -41,14 +41,13 @@ from cleanroom.config import load_settings
 from cleanroom.room.backends import Backend
 from cleanroom.room.backends.duckdb import DuckDBBackend
 from cleanroom.room.backends.spark import SparkBackend, spark_session
-from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import Generation, live_generation, run_match
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.room import Room
 from cleanroom.room.templates import prepare_template
-from tests.system.world import World, build_world
+from tests.system.world import World, build_world, load_and_match
 
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
 RANKED = "ranked"  # k binds through the stored _rank
@@ -123,9 +122,7 @@ def room(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roo
         world.room_dir, environment="development", backend="spark", spark_master="local[2]"
     )
     room = Room(settings)
-    for (party, _), bundle in sorted(world.bundles.items()):
-        ingest(room, bundle, room.users.get(f"{party}-admin"))
-    run_match(room, room.users.get("room-admin"))
+    load_and_match(room, world)
     yield room
     room.close()
 

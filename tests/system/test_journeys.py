@@ -23,8 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cleanroom.room import dp
-from cleanroom.room.ingest import ingest
-from cleanroom.room.matching import live_generation, run_match
+from cleanroom.room.matching import live_generation
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.release import noise
@@ -33,7 +32,7 @@ from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.journey import Journey
 from cleanroom.room.templates.retention import add_months
 from cleanroom.room.templates.time_to_cross import bin_labels
-from tests.system.world import World, build_world, open_room
+from tests.system.world import World, build_world, load_and_match, open_room
 
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
 START, END = dt.datetime(2026, 1, 1), dt.datetime(2026, 7, 1)
@@ -54,9 +53,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="module")
 def room(world: World) -> Iterator[Room]:
     room = open_room(world.room_dir)
-    for (party, _), bundle in sorted(world.bundles.items()):
-        ingest(room, bundle, room.users.get(f"{party}-admin"))
-    run_match(room, room.users.get("room-admin"))
+    load_and_match(room, world)
     yield room
     room.close()
 

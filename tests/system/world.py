@@ -7,15 +7,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cleanroom.room.ingest import ingest
+from cleanroom.room.matching import run_match
+from cleanroom.room.room import Room
 from cleanroom.scenario import Group, LiveServer, build_group, free_port, open_room
 
 World = Group
 
-__all__ = ["LiveServer", "World", "build_world", "free_port", "open_room", "run_cli"]
+__all__ = [
+    "LiveServer",
+    "World",
+    "build_world",
+    "free_port",
+    "load_and_match",
+    "open_room",
+    "run_cli",
+]
 
 
 def build_world(root: Path, *, persons: int = 2_000, seed: int = 11) -> Group:
     return build_group(root, persons=persons, seed=seed)
+
+
+def load_and_match(room: Room, world: Group) -> None:
+    """In process, as each party's admin and the room admin would: every bundle, then a match."""
+    for (party, _), bundle in sorted(world.bundles.items()):
+        ingest(room, bundle, room.users.get(f"{party}-admin"))
+    run_match(room, room.users.get("room-admin"))
 
 
 def run_cli(

@@ -110,6 +110,18 @@ def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
     return epsilon
 
 
+def _cache_key(
+    party: str, query: Prepared, epsilon: Fraction, active: ActivePolicy, generation: Generation
+) -> str:
+    """The same question: same party, checked query, epsilon, policy version and data."""
+    return hashlib.sha256(
+        json.dumps(
+            [party, query.canonical, str(epsilon), active.version, generation.generation],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+
+
 class Engine:
     """Queries against one room."""
 
@@ -173,12 +185,7 @@ class Engine:
         """A checked, priced query on a pinned generation: from the cache, or charged and run."""
         privacy = active.policy.privacy
         assert privacy is not None  # run() refused the query otherwise
-        key = hashlib.sha256(
-            json.dumps(
-                [party, query.canonical, str(epsilon), active.version, generation.generation],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        key = _cache_key(party, query, epsilon, active, generation)
         cached = self._cached(key)
         query_id = secrets.token_hex(8)
         if cached is not None:
@@ -395,12 +402,7 @@ class Engine:
         if privacy is None:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
         epsilon = _epsilon(request, active.policy)
-        key = hashlib.sha256(
-            json.dumps(
-                [party, query.canonical, str(epsilon), active.version, generation.generation],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        key = _cache_key(party, query, epsilon, active, generation)
         query_id = secrets.token_hex(8)
         db = self.room.store.connection()
         _insert_query(
