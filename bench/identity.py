@@ -43,6 +43,13 @@ TABLES: list[tuple[str, str, str]] = [
 
 def generate(path: Path, rows: int) -> None:
     con = duckdb.connect(str(path))
+    generate_tables(con, rows)
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def generate_tables(con: duckdb.DuckDBPyConnection, rows: int, schema: str = "") -> None:
+    """The five token tables, ``rows`` each, created as ``<schema><name>``."""
     con.execute("SET preserve_insertion_order = false")
     universe = int(rows * 1.5)
     for index, (name, first, second) in enumerate(TABLES):
@@ -51,7 +58,7 @@ def generate(path: Path, rows: int) -> None:
         # 3 = second only (so ~50% of rows have two tokens).
         con.execute(
             f"""
-            CREATE TABLE {name} AS
+            CREATE TABLE {schema}{name} AS
             WITH r AS (
                 SELECT i,
                        (hash(i, {index}) % {universe})::BIGINT AS person,
@@ -82,8 +89,6 @@ def generate(path: Path, rows: int) -> None:
             """
         )
         print(f"generated {name}: {rows:,} rows in {time.perf_counter() - started:.1f} s")
-    con.execute("CHECKPOINT")
-    con.close()
 
 
 def sources() -> list[TokenSource]:

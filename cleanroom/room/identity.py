@@ -190,12 +190,13 @@ class DuckDBEngine:
         schema: str | None = None,
         not_null: str | None = None,
     ) -> None:
-        """See :class:`Engine`."""
+        """See :class:`Engine`; a ``temp.`` name makes a table private to the connection."""
         target = quote_table(table)
+        kind = "TEMP TABLE" if table.startswith("temp.") else "TABLE"
         if schema is None:
-            self.con.execute(f"CREATE TABLE {target} AS {select}", list(params))
+            self.con.execute(f"CREATE {kind} {target} AS {select}", list(params))
         else:
-            self.con.execute(f"CREATE TABLE {target} ({schema})")
+            self.con.execute(f"CREATE {kind} {target} ({schema})")
             self.con.execute(f"INSERT INTO {target} {select}", list(params))
         if not_null is not None:
             self.con.execute(f"ALTER TABLE {target} ALTER COLUMN {not_null} SET NOT NULL")

@@ -1,10 +1,12 @@
 """Match runs: resolve persons across every live dataset and publish analysis tables.
 
 A match *generation* is a set of tables built together from one snapshot of the
-live datasets: the token→person map and, per dataset, the analysis table
-``<party>.<dataset>`` with a ``person`` column and no token at all. A generation
-goes live in one metadata transaction, so a query always reads tables of a
-single generation and never a mix of old and new.
+live datasets: per dataset, the analysis table ``<party>.<dataset>`` with a
+``person`` column and no token at all, built by the room's backend (the
+warehouse, or Spark) where its queries read them; the token → person map
+behind them is dropped once they exist. A generation goes live in one
+metadata transaction, so a query always reads tables of a single generation
+and never a mix of old and new.
 
 A query (or report run) reads its generation through :func:`reading`, which
 pins it: the match that replaces a generation drops its tables at once when no
@@ -26,7 +28,8 @@ from typing import Any
 
 from cleanroom.errors import ConflictError, UserError
 from cleanroom.room.auth import User
-from cleanroom.room.identity import TokenSource, person_table, resolve
+from cleanroom.room.backends import MatchInput
+from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
@@ -48,7 +51,8 @@ class Generation:
     generation: int
     finished_at: str | None
     inputs: dict[str, int]  # "party.dataset" -> dataset version
-    tables: dict[str, str]  # "party.dataset" -> warehouse table (and "_persons")
+    tables: dict[str, str]  # "party.dataset" -> analysis table
+    backend: str = "duckdb"  # where the tables were built
 
     def public(self) -> dict[str, Any]:
         """What the API shows: which dataset versions, never counts of persons."""
@@ -64,14 +68,19 @@ def live_generation(room: Room) -> Generation | None:
     row = (
         room.store.connection()
         .execute(
-            "SELECT generation, finished_at, inputs, tables FROM matches WHERE status = 'live'"
+            "SELECT generation, finished_at, inputs, tables, backend FROM matches "
+            "WHERE status = 'live'"
         )
         .fetchone()
     )
     if row is None:
         return None
     return Generation(
-        row["generation"], row["finished_at"], json.loads(row["inputs"]), json.loads(row["tables"])
+        row["generation"],
+        row["finished_at"],
+        json.loads(row["inputs"]),
+        json.loads(row["tables"]),
+        row["backend"],
     )
 
 
@@ -86,6 +95,11 @@ def reading(room: Room) -> Iterator[Generation | None]:
     """
     with _pins_lock:
         generation = live_generation(room)
+        if generation and generation.backend == "spark" and room.settings.backend != "spark":
+            raise ConflictError(
+                f"match generation {generation.generation} was built on Spark and exists only "
+                "as Spark's Parquet; with backend 'duckdb' run a match again before querying"
+            )
         key = (str(room.paths.root), generation.generation) if generation else None
         if key is not None:
             _readers[key] += 1
@@ -140,47 +154,33 @@ def _run(room: Room, user: User) -> Generation:
     datasets = live_datasets(room)
     if not datasets:
         raise UserError("no dataset has been uploaded yet; nothing to match")
-    inputs = {f"{d.party}.{d.dataset}": d.version for d in datasets}
+    versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
     with room.store.transaction() as tx:
         generation = tx.execute(
-            "INSERT INTO matches (started_at, status, inputs) VALUES (?, 'running', ?) "
-            "RETURNING generation",
-            (now(), json.dumps(inputs)),
+            "INSERT INTO matches (started_at, status, inputs, backend) "
+            "VALUES (?, 'running', ?, ?) RETURNING generation",
+            (now(), json.dumps(versions), room.backend.name),
         ).fetchone()[0]
     started = time.perf_counter()
-    wh = room.wh
-    con = wh.cursor()
-    tables: dict[str, str] = {"_persons": f"g{generation}__persons"}
-    published: dict[str, str] = {}  # what the backend was asked to publish
+    tables: dict[str, str] = {}
     try:
         policy = room.active_policy().policy
-        sources = []
+        inputs = []
         for d in datasets:
             contract = policy.contract(d.party, d.dataset)
             token_columns = list(contract.identifiers) if contract else []
-            sources.append((d, TokenSource(f"{SCHEMA}.{d.table_name}", token_columns)))
-        stats = resolve(con, [s for _, s in sources], person_map=f"{SCHEMA}.{tables['_persons']}")
-        for d, source in sources:
             name = f"g{generation}__{d.party}__{d.dataset}"
-            keep = [c for c in d.columns if c not in source.token_columns]
-            person_table(
-                con,
-                source,
-                person_map=f"{SCHEMA}.{tables['_persons']}",
-                keep_columns=keep,
-                out=f"{SCHEMA}.{name}",
+            inputs.append(
+                MatchInput(
+                    TokenSource(f"{SCHEMA}.{d.table_name}", token_columns),
+                    [c for c in d.columns if c not in token_columns],
+                    name,
+                )
             )
             tables[f"{d.party}.{d.dataset}"] = name
-        wh.checkpoint()
-        # The query backend reads them too before they go live (Spark: encrypted Parquet);
-        # the token -> person map stays in the warehouse.
-        published = {k: v for k, v in tables.items() if k != "_persons"}
-        room.backend.publish(published)
+        stats = room.backend.match(inputs)
     except Exception:
-        for name in tables.values():
-            wh.drop(name)
-        if published:
-            room.backend.retire(published.values())
+        room.backend.retire(tables.values())
         with room.store.transaction() as tx:
             tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
         raise
@@ -197,20 +197,14 @@ def _run(room: Room, user: User) -> Generation:
             action="match.run",
             target=f"generation {generation}",
             details={
-                "inputs": inputs,
+                "inputs": versions,
                 "seconds": round(time.perf_counter() - started, 3),
                 "iterations": stats.iterations,
             },
         )
     if old is not None:
         old_tables = list(json.loads(old["tables"]).values())
-
-        def retire() -> None:
-            for name in old_tables:
-                wh.drop(name)
-            room.backend.retire(old_tables)
-
-        _retire_when_unread(room, int(old["generation"]), retire)
+        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
     generation_now = live_generation(room)
     assert generation_now is not None
     return generation_now

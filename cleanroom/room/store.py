@@ -167,6 +167,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at);
     """,
+    # Where a match built its analysis tables: a generation matched on Spark exists
+    # only as Parquet, so a room switched back to DuckDB must match again.
+    """
+    ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
+    """,
 ]
 
 

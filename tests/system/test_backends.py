@@ -1,10 +1,14 @@
-"""DuckDB and Spark compute the same exact (pre-noise) bounded aggregates.
+"""DuckDB and Spark resolve the same persons and compute the same exact aggregates.
 
-One generated group is matched once with ``backend: spark`` (so the match
-publishes the analysis tables as encrypted Parquet); then every query below
-runs through the engine's own ``Prepared.execute`` on both backends, with a
-cursor that records what each backend returned before any noise: those rows
-must be identical. The noise after them is shared code and is not seeded.
+One generated group is loaded into two rooms, one matched on Spark and one in
+DuckDB: the two matches must group the same rows into persons (person ids
+are random labels, so each person is compared by the rows it owns). Then
+the Spark room's analysis tables (encrypted Parquet written by Spark) are
+read back into its own warehouse, and every query below runs through the
+engine's own ``Prepared.execute`` on both backends over those identical
+tables, with a cursor that records what each backend returned before any
+noise: those rows must be identical. The noise after them is shared code and
+is not seeded.
 
 Which rows a person keeps is random, and the engines' randomness differs
 (``random()``, ``hash()``), so each case is chosen where the selection is
@@ -27,21 +31,27 @@ no UI).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("pyspark")
 
+from pyspark.sql import SparkSession
+
 from cleanroom.config import load_settings
+from cleanroom.errors import ConflictError
 from cleanroom.room.backends import Backend
 from cleanroom.room.backends.duckdb import DuckDBBackend
+from cleanroom.room.backends.kms import ParquetKey
 from cleanroom.room.backends.spark import SparkBackend, spark_session
-from cleanroom.room.matching import Generation, live_generation, run_match
+from cleanroom.room.matching import Generation, live_generation, reading, run_match
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
@@ -106,18 +116,26 @@ class Recording:
         return rows
 
 
+PERSONS, SEED = 800, 29
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory.mktemp("backends"), persons=800, seed=29)
+    return build_world(tmp_path_factory.mktemp("backends"), persons=PERSONS, seed=SEED)
 
 
 @pytest.fixture(scope="module")
-def room(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
-    spark_session(
+def session(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    return spark_session(
         "local[2]",
         tmp_path_factory.mktemp("spark-work"),
         {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
     )
+
+
+@pytest.fixture(scope="module")
+def room(world: World, session: SparkSession) -> Iterator[Room]:
+    """The group matched on Spark."""
     settings = load_settings(
         world.room_dir, environment="development", backend="spark", spark_master="local[2]"
     )
@@ -128,10 +146,51 @@ def room(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roo
 
 
 @pytest.fixture(scope="module")
+def duck_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    """The same group (same seed: same rows, other keys) matched in DuckDB."""
+    world = build_world(tmp_path_factory.mktemp("backends-duck"), persons=PERSONS, seed=SEED)
+    room = Room(load_settings(world.room_dir, environment="development"))
+    load_and_match(room, world)
+    yield room
+    room.close()
+
+
+@pytest.fixture(scope="module")
 def generation(room: Room) -> Generation:
+    """The Spark-matched generation, its tables also read into the room's warehouse."""
     found = live_generation(room)
     assert found is not None
-    return found
+    return into_warehouse(room, found)
+
+
+def into_warehouse(room: Room, generation: Generation) -> Generation:
+    """Copy a Spark-matched generation's tables into the room's warehouse for DuckDB to read."""
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    for name in generation.tables.values():
+        cursor = room.wh.cursor()
+        cursor.register("spark_rows", read_parquet(backend, name))
+        cursor.execute(f'CREATE TABLE wh."{name}" AS SELECT * FROM spark_rows')
+        cursor.close()
+    return generation
+
+
+def read_parquet(backend: SparkBackend, name: str) -> pa.Table:
+    """A Spark-written table, decrypted by Arrow with the room's key."""
+    return pq.read_table(
+        backend.data / name, decryption_properties=backend.key.decryption_properties()
+    )
+
+
+def persons(tables: dict[str, pa.Table]) -> Counter[tuple[tuple[str, tuple[Any, ...]], ...]]:
+    """Each person as the sorted rows it owns across tables (ids and _rank left out)."""
+    owned: dict[int, list[tuple[str, tuple[Any, ...]]]] = {}
+    for key, table in tables.items():
+        columns = [c for c in table.column_names if c not in ("person", "_rank")]
+        for row in table.to_pylist():
+            values = tuple(row[c] for c in columns)
+            owned.setdefault(row["person"], []).append((key, values))
+    return Counter(tuple(sorted(rows, key=repr)) for rows in owned.values())
 
 
 def privacy(room: Room, mode: str) -> PrivacyPolicy:
@@ -157,14 +216,38 @@ def both(room: Room, generation: Generation, query: Prepared, policy: PrivacyPol
     assert spark_released["columns"] == duck_released["columns"]
 
 
-def test_the_match_published_encrypted_parquet(room: Room, generation: Generation) -> None:
+def test_spark_and_duckdb_matches_form_the_same_persons(
+    room: Room, generation: Generation, duck_room: Room
+) -> None:
     backend = room.backend
     assert isinstance(backend, SparkBackend)
-    names = {v for k, v in generation.tables.items() if k != "_persons"}
-    published = {p.name for p in backend.data.iterdir()}
-    assert names <= published
-    assert generation.tables["_persons"] not in published  # the token -> person map stays home
+    duck = live_generation(duck_room)
+    assert duck is not None and duck.tables.keys() == generation.tables.keys()
+    on_spark = {k: read_parquet(backend, v) for k, v in generation.tables.items()}
+    in_duckdb = {
+        k: duck_room.wh.cursor().execute(f'SELECT * FROM wh."{v}"').to_arrow_table()
+        for k, v in duck.tables.items()
+    }
+    assert {k: t.num_rows for k, t in on_spark.items()} == {
+        k: t.num_rows for k, t in in_duckdb.items()
+    }
+    spark_persons = persons(on_spark)
+    assert spark_persons == persons(in_duckdb)
+    assert sum(spark_persons.values()) > PERSONS // 2  # persons were found, most multi-row
+    for table in on_spark.values():  # _rank numbers each person's rows 1..n
+        ranks: dict[int, list[int]] = {}
+        for row in table.select(["person", "_rank"]).to_pylist():
+            ranks.setdefault(row["person"], []).append(row["_rank"])
+        assert all(sorted(r) == list(range(1, len(r) + 1)) for r in ranks.values())
+
+
+def test_the_match_left_only_encrypted_analysis_tables(room: Room, generation: Generation) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    names = set(generation.tables.values())
+    assert {p.name for p in backend.data.iterdir()} == names  # no party table, no person map
     for name in names:
+        assert (backend.data / name / "_SUCCESS").exists()
         for part in (backend.data / name).glob("*.parquet"):
             data = part.read_bytes()
             assert data[-4:] == b"PARE"  # Parquet with an encrypted footer
@@ -208,13 +291,63 @@ def test_a_replaced_generation_is_retired_and_queries_read_the_new_one(
     run_match(room, room.users.get("room-admin"))
     new = live_generation(room)
     assert new is not None and new.generation == generation.generation + 1
-    old = {v for k, v in generation.tables.items() if k != "_persons"}
+    into_warehouse(room, new)
+    old = set(generation.tables.values())
     assert not old & {p.name for p in backend.data.iterdir()}
     assert not old & set(backend.views)
     query = prepare_template("overlap", {}, policy=room.active_policy().policy, party="reporter")
     privacy_policy = room.active_policy().policy.privacy
     assert privacy_policy is not None
     both(room, new, query, privacy_policy)
+
+
+def test_a_failed_spark_match_leaves_nothing_behind(
+    room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    live = live_generation(room)
+    before = {p.name for p in backend.data.iterdir()}
+    views = {t.name for t in backend.session.catalog.listTables()}
+
+    def fail(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("executor lost")  # after the export and the resolution
+
+    monkeypatch.setattr("cleanroom.room.backends.spark.person_table", fail)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        run_match(room, room.users.get("room-admin"))
+    assert live_generation(room) == live  # the old generation still serves
+    assert {p.name for p in backend.data.iterdir()} == before  # no exported party table
+    assert {t.name for t in backend.session.catalog.listTables()} == views
+
+
+def test_a_generation_matched_in_duckdb_is_exported_on_first_spark_query(
+    duck_room: Room, session: SparkSession, tmp_path: Path
+) -> None:
+    generation = live_generation(duck_room)
+    assert generation is not None
+    spark = SparkBackend(
+        duck_room.wh, ParquetKey.from_secret(duck_room.rekey_secret), tmp_path, session
+    )
+    try:
+        policy = duck_room.active_policy().policy
+        assert policy.privacy is not None
+        query = prepare_template("overlap", {}, policy=policy, party="reporter")
+        duck, _ = exact(duck_room.backend, query, generation, policy.privacy)
+        exported, _ = exact(spark, query, generation, policy.privacy)
+        assert exported == duck and any(duck)
+        assert {p.name for p in tmp_path.iterdir()} == set(generation.tables.values())
+    finally:
+        spark.close()
+
+
+def test_a_spark_generation_is_refused_by_a_room_switched_back_to_duckdb(
+    room: Room, generation: Generation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert generation.backend == "spark"
+    monkeypatch.setattr(room, "settings", room.settings.model_copy(update={"backend": "duckdb"}))
+    with pytest.raises(ConflictError, match="run a match again"), reading(room):
+        pass
 
 
 def test_values_bound_into_spark_come_back_unchanged(room: Room) -> None:

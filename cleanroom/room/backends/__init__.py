@@ -1,23 +1,37 @@
-"""Execution backends: the engines that compute a checked query's exact bounded aggregates.
+"""Execution backends: the engines that resolve identities and compute exact aggregates.
 
-The DP engine (``cleanroom.room.query``) checks a query, charges the budget,
-compiles the bounded plan to SQL once, hands it to a backend's cursor, and
-adds the noise to whatever exact numbers come back; a backend only computes.
-``duckdb`` is the embedded warehouse (the default); ``spark`` runs the same
-SQL, transpiled (``dialect.py``), on Apache Spark over the generation's
-analysis tables exported as encrypted Parquet (``spark.py``). Budget, cache,
-audit and policy stay in the room's metadata store whatever the backend.
+A match hands a backend the stored party tables; the backend resolves persons
+(``cleanroom.room.identity``, the same SQL on both engines) and builds the
+generation's analysis tables where its queries will read them. The DP engine
+(``cleanroom.room.query``) checks a query, charges the budget, compiles the
+bounded plan to SQL once, hands it to a backend's cursor, and adds the noise
+to whatever exact numbers come back; a backend only computes. ``duckdb`` is
+the embedded warehouse (the default); ``spark`` runs the same SQL, transpiled
+(``dialect.py``), on Apache Spark over encrypted Parquet (``spark.py``).
+Budget, cache, audit, policy and the uploaded datasets stay in the room's
+metadata store and warehouse whatever the backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from cleanroom.config import Settings
 from cleanroom.errors import UserError
+from cleanroom.room.identity import IdentityStats, TokenSource
 from cleanroom.room.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class MatchInput:
+    """One live dataset in a match: its stored table, what to keep, where the result goes."""
+
+    source: TokenSource  # the warehouse table (``wh.<name>``) and its token columns
+    keep_columns: list[str]  # every non-token column, in the dataset's order
+    out: str  # the analysis table's bare name (``g<N>__<party>__<dataset>``)
 
 
 class Cursor(Protocol):
@@ -41,10 +55,12 @@ class Backend(Protocol):
         """A cursor for the calling thread."""
         ...
 
-    def publish(self, tables: Mapping[str, str]) -> None:
-        """Make a new generation's analysis tables (``party.dataset`` → table) readable.
+    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+        """Resolve persons over the inputs and build each analysis table ``out``.
 
-        Called by the match before the generation goes live; a failure fails the match.
+        Called before the generation goes live; a failure fails the match, and
+        the caller then retires every ``out``. The token → person map is the
+        match's own scratch: it never outlives the call.
         """
         ...
 

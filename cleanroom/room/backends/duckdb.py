@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 
 import duckdb
 
-from cleanroom.room.warehouse import Warehouse
+from cleanroom.room.backends import MatchInput
+from cleanroom.room.identity import IdentityStats, person_table, quote_table, resolve
+from cleanroom.room.warehouse import SCHEMA, Warehouse
 
 
 class DuckDBBackend:
-    """Queries run where the match wrote the analysis tables; nothing to publish."""
+    """Matches and queries in the warehouse that holds the uploaded datasets."""
 
     name = "duckdb"
 
@@ -21,11 +23,30 @@ class DuckDBBackend:
         """A warehouse cursor (DuckDB SQL, ``?`` parameters: the compiler's own dialect)."""
         return self.warehouse.cursor()
 
-    def publish(self, tables: Mapping[str, str]) -> None:
-        """The match's tables already live in the warehouse."""
+    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+        """See :class:`~cleanroom.room.backends.Backend`; the person map is a TEMP table."""
+        con = self.warehouse.cursor()
+        person_map = "temp.main.match_persons"  # TEMP tables are per cursor
+        try:
+            stats = resolve(con, [i.source for i in inputs], person_map=person_map)
+            for item in inputs:
+                person_table(
+                    con,
+                    item.source,
+                    person_map=person_map,
+                    keep_columns=item.keep_columns,
+                    out=f"{SCHEMA}.{item.out}",
+                )
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {quote_table(person_map)}")
+            con.close()
+        self.warehouse.checkpoint()
+        return stats
 
     def retire(self, tables: Iterable[str]) -> None:
-        """The match drops replaced tables from the warehouse itself."""
+        """Drop a replaced or failed generation's tables."""
+        for name in tables:
+            self.warehouse.drop(name)
 
     def close(self) -> None:
         """The room closes the warehouse."""

@@ -1,14 +1,23 @@
-"""Apache Spark as the backend: the same checked SQL, on the group's own cluster.
+"""Apache Spark as the backend: the same match and checked SQL, on the group's own cluster.
 
-After a match, each analysis table of the new generation is exported from the
-warehouse to Parquet for Spark (``publish``): DuckDB streams it as Arrow
-record batches, and the Spark session itself writes them with Parquet modular
-encryption under the room's key (``kms.py``), so the files are unreadable
-without the room secret and the writer is the reader's own library. Queries
-(``SparkCursor``) take the DuckDB SQL the compiler and templates emit,
-translate it (``dialect.py``) with the room's tables mapped to temporary views
-over that Parquet, and return plain tuples, as a DuckDB cursor does. The
-token → person map is never exported: Spark only ever sees analysis tables.
+Everything Spark reads or writes is Parquet with modular encryption under the
+room's key (``kms.py``), so the files are unreadable without the room secret.
+
+A match (``match``) exports the live party tables from the warehouse —
+room-keyed tokens included, as the warehouse stores them — into a directory
+of its own, resolves persons on Spark with the warehouse's own statements
+(``spark_identity.py``), has Spark write each analysis table, and deletes the
+exported party tables and the token → person map before it returns, whether
+it succeeded or not. So room-keyed tokens exist outside the warehouse only
+while a match runs, encrypted as the warehouse is, and only on the room's own
+Spark; no token is ever in an analysis table. Tokens are HMACs under the room
+secret (a party cannot link them to its own), and Spark's shuffle files,
+spills and cached blocks are encrypted too (``spark.io.encryption.enabled``).
+
+Queries (``SparkCursor``) take the DuckDB SQL the compiler and templates
+emit, translate it (``dialect.py``) with the room's tables mapped to
+temporary views over that Parquet, and return plain tuples, as a DuckDB
+cursor does.
 
 The session runs in UTC with NTZ timestamps (DuckDB's naive ``TIMESTAMP``).
 ``spark_master`` picks local mode or a cluster; on a cluster ``spark_data``
@@ -28,12 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import SparkSession
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
 
 from cleanroom.config import Settings
+from cleanroom.room.backends import MatchInput
 from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
-from cleanroom.room.warehouse import Warehouse, quote
+from cleanroom.room.backends.spark_identity import SparkEngine
+from cleanroom.room.identity import IdentityStats, person_table, resolve
+from cleanroom.room.warehouse import SCHEMA, Warehouse, quote
 
 SESSION_CONF = {
     "spark.app.name": "cleanroom",
@@ -42,8 +55,11 @@ SESSION_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",  # no authentication on it; enable in spark-defaults.conf
     "spark.ui.showConsoleProgress": "false",
+    # Shuffle files, spills and blocks on local disks: match tokens and analysis rows.
+    "spark.io.encryption.enabled": "true",
 }
-BATCH_ROWS = 1_000_000
+BATCH_ROWS = 1_000_000  # rows per Arrow batch and Parquet row group
+FILE_ROWS = 16_000_000  # rows per exported file (files are Spark's unit of parallel reading)
 
 
 def spark_session(master: str, work: Path, conf: Mapping[str, str] | None = None) -> SparkSession:
@@ -115,36 +131,95 @@ class SparkBackend:
         """See :class:`~cleanroom.room.backends.Backend`."""
         return SparkCursor(self)
 
-    def publish(self, tables: Mapping[str, str]) -> None:
-        """Export every analysis table of the generation (never the token → person map)."""
-        for name in tables.values():
-            self.export(name)
+    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+        """See :class:`~cleanroom.room.backends.Backend` and the module docstring."""
+        run = self.data / f".match-{secrets.token_hex(6)}"
+        sources: dict[str, str] = {}
+        engine: SparkEngine | None = None
+        try:
+            for item in inputs:
+                name = item.source.table.removeprefix(f"{SCHEMA}.")
+                frame = self._read(self.export(name, into=run))
+                view = f"{self.prefix}match_{name}"
+                frame.createOrReplaceTempView(view)
+                sources[item.source.table] = view
+            engine = SparkEngine(self.session, sources)
+            person_map = f"{SCHEMA}.{self.prefix}persons"
+            stats = resolve(engine, [i.source for i in inputs], person_map=person_map)
+            for item in inputs:
+                out = f"{SCHEMA}.{item.out}"
+                person_table(
+                    engine,
+                    item.source,
+                    person_map=person_map,
+                    keep_columns=item.keep_columns,
+                    out=out,
+                )
+                self._save(self.session.table(engine.view_of(out)), item.out)
+                engine.drop(out)
+        finally:
+            if engine is not None:
+                engine.close()
+            for view in sources.values():
+                self.session.catalog.dropTempView(view)
+            shutil.rmtree(run, ignore_errors=True)
+        return stats
 
-    def export(self, name: str) -> Path:
-        """One warehouse table → encrypted Parquet, in bounded batches, then renamed into place."""
-        table = quote(name)  # validates the name too
-        target = self.data / name
-        staging = self.data / f".{name}.partial"
+    def _save(self, frame: DataFrame, name: str) -> None:
+        """A Spark result → the table's encrypted Parquet, written aside then renamed."""
+        target, staging = self._paths(self.data, name)
+        shutil.rmtree(staging, ignore_errors=True)
+        frame.write.options(**self.key.write_options()).parquet(str(staging))
+        self._swap(staging, target)
+
+    def _swap(self, staging: Path, target: Path) -> None:
         with self.lock:
-            shutil.rmtree(staging, ignore_errors=True)
-            reader = (
-                self.warehouse.cursor()
-                .execute(f"SELECT * FROM {table}")
-                .to_arrow_reader(self.batch_rows)
-            )
-            mode = "overwrite"
-            for batch in reader:
-                self._write(pa.Table.from_batches([batch]), staging, mode)
-                mode = "append"
-            if mode == "overwrite":  # no rows: still a readable, typed, empty table
-                self._write(reader.schema.empty_table(), staging, mode)
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
+
+    def export(self, name: str, into: Path | None = None) -> Path:
+        """A warehouse table → encrypted Parquet written by Arrow, aside and then renamed.
+
+        DuckDB streams the table in batches of ``batch_rows`` (memory stays
+        bounded); each batch is one row group, ``FILE_ROWS`` rows a file.
+        """
+        table = quote(name)  # validates the name too
+        target, staging = self._paths(into or self.data, name)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        cursor = self.warehouse.cursor()
+        reader = cursor.execute(f"SELECT * FROM {table}").to_arrow_reader(self.batch_rows)
+        writer: pq.ParquetWriter | None = None
+        files = rows = 0
+        try:
+            for batch in reader:
+                if writer is None or rows >= FILE_ROWS:
+                    if writer is not None:
+                        writer.close()
+                    writer = self._writer(staging / f"part-{files:05d}.parquet", batch.schema)
+                    files, rows = files + 1, 0
+                writer.write_batch(batch, row_group_size=self.batch_rows)
+                rows += batch.num_rows
+            if writer is None:  # no rows: still a readable, typed, empty table
+                writer = self._writer(staging / "part-00000.parquet", reader.schema)
+        finally:
+            if writer is not None:
+                writer.close()
+        self._swap(staging, target)
         return target
 
-    def _write(self, table: pa.Table, path: Path, mode: str) -> None:
-        frame = self.session.createDataFrame(table)
-        frame.write.options(**self.key.write_options()).mode(mode).parquet(str(path))
+    def _writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+        return pq.ParquetWriter(
+            str(path), schema, encryption_properties=self.key.encryption_properties()
+        )
+
+    @staticmethod
+    def _paths(directory: Path, name: str) -> tuple[Path, Path]:
+        quote(name)
+        return directory / name, directory / f".{name}.partial"
+
+    def _read(self, path: Path) -> DataFrame:
+        return self.session.read.options(**self.key.read_options()).parquet(str(path))
 
     def view(self, name: str) -> str:
         """The temporary view over a table's Parquet, exported now if it never was."""
@@ -154,21 +229,25 @@ class SparkBackend:
                 if not path.exists():  # e.g. matched while the backend was duckdb
                     self.export(name)
                 view = f"{self.prefix}{name}"
-                frame = self.session.read.options(**self.key.read_options()).parquet(str(path))
-                frame.createOrReplaceTempView(view)
+                self._read(path).createOrReplaceTempView(view)
                 self.views[name] = view
             return self.views[name]
 
     def retire(self, tables: Iterable[str]) -> None:
-        """Drop the views and the Parquet of a replaced or failed generation."""
+        """Drop the views and the Parquet of a replaced or failed generation.
+
+        Also any warehouse copy: a generation matched while the backend was
+        ``duckdb`` keeps its tables there.
+        """
         with self.lock:
             for name in tables:
-                quote(name)
+                target, staging = self._paths(self.data, name)
                 view = self.views.pop(name, None)
                 if view is not None:
                     self.session.catalog.dropTempView(view)
-                shutil.rmtree(self.data / name, ignore_errors=True)
-                shutil.rmtree(self.data / f".{name}.partial", ignore_errors=True)
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.rmtree(staging, ignore_errors=True)
+                self.warehouse.drop(name)
 
     def close(self) -> None:
         """Drop this backend's views; the session is the process's and outlives it."""

@@ -141,6 +141,12 @@ class SparkEngine:
         self.session.catalog.dropTempView(self.views.pop(name))
         frame.unpersist()
 
+    def close(self) -> None:
+        """Drop every view this engine created (never a source's)."""
+        for name in list(self.frames):
+            self.session.catalog.dropTempView(self.views.pop(name))
+            self.frames.pop(name).unpersist()
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """See :class:`~cleanroom.room.identity.Engine`; Spark needs no setting changed."""

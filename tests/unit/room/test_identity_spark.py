@@ -8,7 +8,9 @@ serves the whole test run, as in ``tests/system/test_backends.py``.
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -37,13 +39,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
 def on_spark(
     spark: SparkSession, con: duckdb.DuckDBPyConnection, sources: list[TokenSource]
 ) -> SparkEngine:
-    """An engine whose ``wh.<table>`` views hold the DuckDB tables' rows."""
+    """An engine whose ``wh.<table>`` views hold the DuckDB tables' rows (via Parquet)."""
     views = {}
+    files = Path(tempfile.mkdtemp(prefix="spark-src-"))
     for source in sources:
         view = f"src_{secrets.token_hex(4)}"
-        spark.createDataFrame(con.table(source.table).to_arrow_table()).createOrReplaceTempView(
-            view
-        )
+        path = files / f"{view}.parquet"
+        con.table(source.table).write_parquet(str(path))
+        spark.read.parquet(str(path)).createOrReplaceTempView(view)
         views[f"wh.{source.table}"] = view
     return SparkEngine(spark, views)
 
