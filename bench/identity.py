@@ -43,6 +43,7 @@ TABLES: list[tuple[str, str, str]] = [
 
 def generate(path: Path, rows: int) -> None:
     con = duckdb.connect(str(path))
+    con.execute("SET preserve_insertion_order = false")
     generate_tables(con, rows)
     con.execute("CHECKPOINT")
     con.close()
@@ -50,7 +51,6 @@ def generate(path: Path, rows: int) -> None:
 
 def generate_tables(con: duckdb.DuckDBPyConnection, rows: int, schema: str = "") -> None:
     """The five token tables, ``rows`` each, created as ``<schema><name>``."""
-    con.execute("SET preserve_insertion_order = false")
     universe = int(rows * 1.5)
     for index, (name, first, second) in enumerate(TABLES):
         started = time.perf_counter()

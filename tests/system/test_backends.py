@@ -321,6 +321,21 @@ def test_a_failed_spark_match_leaves_nothing_behind(
     assert {t.name for t in backend.session.catalog.listTables()} == views
 
 
+def test_what_a_killed_match_left_is_removed_when_the_backend_opens(
+    room: Room, session: SparkSession, tmp_path: Path
+) -> None:
+    data = tmp_path / "spark"
+    leftovers = [data / ".match-0badc0ffee00" / "p__orders", data / ".g3__p__orders.partial"]
+    for path in leftovers:
+        path.mkdir(parents=True)
+        (path / "part-00000.parquet").write_bytes(b"PAR1")
+    (data / "g2__p__orders").mkdir()
+    settings = room.settings.model_copy(update={"spark_data": data})
+    backend = SparkBackend.open(settings, room.wh, room.rekey_secret, tmp_path / "work")
+    assert {p.name for p in data.iterdir()} == {"g2__p__orders"}
+    backend.close()
+
+
 def test_a_generation_matched_in_duckdb_is_exported_on_first_spark_query(
     duck_room: Room, session: SparkSession, tmp_path: Path
 ) -> None:

@@ -124,6 +124,9 @@ class SparkBackend:
     ) -> SparkBackend:
         """From the room's settings: master, Parquet directory, key from the room secret."""
         data = settings.spark_data or settings.room / "spark"
+        # What a match killed mid-way left: exported party tables, half-written tables.
+        for leftover in [*data.glob(".match-*"), *data.glob(".*.partial")]:
+            shutil.rmtree(leftover, ignore_errors=True)
         session = spark_session(settings.spark_master, work)
         return cls(warehouse, ParquetKey.from_secret(secret), data, session)
 
@@ -205,6 +208,7 @@ class SparkBackend:
         finally:
             if writer is not None:
                 writer.close()
+            cursor.close()
         self._swap(staging, target)
         return target
 
