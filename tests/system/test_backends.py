@@ -365,6 +365,13 @@ def test_a_spark_generation_is_refused_by_a_room_switched_back_to_duckdb(
         pass
 
 
+def test_a_table_missing_everywhere_is_a_clear_error(room: Room) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    with pytest.raises(ConflictError, match="run a match again"):
+        backend.cursor().execute('SELECT count(*) FROM wh."g99__okala__orders"')
+
+
 def test_values_bound_into_spark_come_back_unchanged(room: Room) -> None:
     values: list[object] = [
         "it's a \\ 'quote'\n",

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from cleanroom.config import Settings
+from cleanroom.errors import ConflictError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
@@ -231,6 +232,11 @@ class SparkBackend:
             if name not in self.views:
                 path = self.data / name
                 if not path.exists():  # e.g. matched while the backend was duckdb
+                    if name not in self.warehouse.tables():
+                        raise ConflictError(
+                            f"analysis table {name} is neither in {self.data} nor in the "
+                            "warehouse (deleted by hand?); run a match again"
+                        )
                     self.export(name)
                 view = f"{self.prefix}{name}"
                 self._read(path).createOrReplaceTempView(view)
