@@ -319,8 +319,8 @@ class Ingest:
         except Exception:
             wh.drop(table)
             raise
-        if old is not None:
-            wh.drop(old["table_name"])
+        if old is not None:  # a match reading it keeps it until it has finished
+            wh.drop_unpinned(old["table_name"])
         row = db.execute(
             "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
             (party, spec.dataset, version),

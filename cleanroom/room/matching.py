@@ -30,7 +30,7 @@ from cleanroom.errors import ConflictError, UserError
 from cleanroom.room.auth import User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
-from cleanroom.room.ingest import live_datasets
+from cleanroom.room.ingest import DatasetVersion, live_datasets
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import SCHEMA
@@ -151,7 +151,18 @@ def run_match(room: Room, user: User) -> Generation:
 
 
 def _run(room: Room, user: User) -> Generation:
-    datasets = live_datasets(room)
+    # The snapshot's tables stay readable until the match ends, whatever is uploaded meanwhile.
+    with room.wh.pin_lock:
+        datasets = live_datasets(room)
+        pinned = [d.table_name for d in datasets]
+        room.wh.pin(pinned)
+    try:
+        return _match(room, user, datasets)
+    finally:
+        room.wh.unpin(pinned)
+
+
+def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation:
     if not datasets:
         raise UserError("no dataset has been uploaded yet; nothing to match")
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
