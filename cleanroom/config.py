@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     )
     spark_data: Path | None = Field(
         None,
-        description="Directory of the encrypted Parquet analysis tables Spark reads (default "
-        "<room>/spark); on a cluster, mounted at the same path on the room and every worker.",
+        description="Directory of the encrypted Parquet Spark reads (analysis tables; party "
+        "tables only while a match runs; default <room>/spark); on a cluster, mounted at the "
+        "same path on the room and every worker.",
     )
     log_format: Literal["json", "text"] = Field("json", description="Service log format.")
     environment: Literal["production", "development"] = Field(
