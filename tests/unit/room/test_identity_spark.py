@@ -8,7 +8,6 @@ serves the whole test run, as in ``tests/system/test_backends.py``.
 from __future__ import annotations
 
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,9 +25,12 @@ from cleanroom.room.backends.spark_identity import SparkEngine
 from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
 from tests.unit.room.test_identity import Row, make_table, partition, reference, table_shapes
 
+SOURCES: list[Path] = []  # where source tables are written for Spark to read
+
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    SOURCES.append(tmp_path_factory.mktemp("spark-sources"))  # pytest prunes old ones
     return spark_session(
         "local[2]",
         tmp_path_factory.mktemp("spark-work"),
@@ -41,7 +43,7 @@ def on_spark(
 ) -> SparkEngine:
     """An engine whose ``wh.<table>`` views hold the DuckDB tables' rows (via Parquet)."""
     views = {}
-    files = Path(tempfile.mkdtemp(prefix="spark-src-"))
+    files = SOURCES[-1]
     for source in sources:
         view = f"src_{secrets.token_hex(4)}"
         path = files / f"{view}.parquet"
