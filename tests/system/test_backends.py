@@ -365,6 +365,23 @@ def test_a_spark_generation_is_refused_by_a_room_switched_back_to_duckdb(
         pass
 
 
+def test_an_empty_table_exports_as_a_typed_empty_table(room: Room) -> None:
+    backend = room.backend
+    assert isinstance(backend, SparkBackend)
+    room.wh.cursor().execute(
+        'CREATE TABLE wh."g98__p__empty" '
+        "(person BIGINT, city VARCHAR, seen TIMESTAMP, _rank BIGINT)"
+    )
+    try:
+        got = backend.cursor().execute('SELECT count(*), max(seen) FROM wh."g98__p__empty"')
+        assert got.fetchall() == [(0, None)]
+        schema = backend.session.table(backend.view("g98__p__empty")).schema
+        assert [f.name for f in schema.fields] == ["person", "city", "seen", "_rank"]
+    finally:
+        backend.retire(["g98__p__empty"])
+    assert "g98__p__empty" not in room.wh.tables()
+
+
 def test_a_table_missing_everywhere_is_a_clear_error(room: Room) -> None:
     backend = room.backend
     assert isinstance(backend, SparkBackend)
