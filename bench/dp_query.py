@@ -210,7 +210,7 @@ def seal(parquet: Path, room_dir: Path, keys: Path, match_key, out: Path) -> Non
         reader = con.execute(
             f"SELECT unhex(sha256('p:' || person::VARCHAR)) AS mobile, city, channel, amount"
             f" FROM read_parquet('{parquet}')"
-        ).fetch_record_batch(1 << 20)
+        ).to_arrow_reader(1 << 20)
         rows = 0
         for batch in reader:
             writer.write_table(pa.Table.from_batches([batch]).cast(schema))

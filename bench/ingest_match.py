@@ -94,7 +94,7 @@ def seal_party(
         signing_key=load_signing_key(keys / party / f"{party}.key"),
     ) as bundle:
         writer = pq.ParquetWriter(pa.PythonFile(bundle, mode="w"), schema, compression="zstd")
-        reader = con.execute(query).fetch_record_batch(1 << 20)
+        reader = con.execute(query).to_arrow_reader(1 << 20)
         for batch in reader:
             t = pa.Table.from_batches([batch]).cast(schema)
             writer.write_table(t)
