@@ -26,15 +26,25 @@ def get_room(request: Request) -> Room:
 RoomDep = Annotated[Room, Depends(get_room)]
 
 
-def _deny(room: Room, request: Request, actor: str, reason: str, err: Exception) -> None:
+def client_of(request: Request) -> str | None:
+    """The caller's address, for the trail."""
+    return request.client.host if request.client else None
+
+
+def record_denied(room: Room, request: Request, actor: str, reason: str, **extra: str) -> None:
+    """Count and audit a refused request: who, why, from where — never its credentials."""
     metrics.AUTH_DENIED.labels(reason).inc()
     room.audit.record(
         actor=actor,
         action="auth.denied",
         target=scrub(f"{request.method} {request.url.path}")[:200],
         outcome="denied",
-        details={"reason": reason, "client": request.client.host if request.client else None},
+        details={"reason": reason, "client": client_of(request), **extra},
     )
+
+
+def _deny(room: Room, request: Request, actor: str, reason: str, err: Exception) -> None:
+    record_denied(room, request, actor, reason)
     raise err
 
 

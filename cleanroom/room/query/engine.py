@@ -36,6 +36,30 @@ from cleanroom.room.templates import prepare_template
 log = logging.getLogger("cleanroom.query")
 
 
+# Keys of a query result the engine itself sets (released, cached, fetched, previewed);
+# every other key is a figure a template derived (pairwise overlaps, lift, rules…).
+RESULT_ENVELOPE = frozenset(
+    {
+        "query_id",
+        "status",
+        "columns",
+        "rows",
+        "suppressed_groups",
+        "epsilon",
+        "epsilon_float",
+        "delta",
+        "mechanism",
+        "cached",
+        "cached_from",
+        "policy_version",
+        "generation",
+        "seconds",
+        "template",
+        "dry_run",
+    }
+)
+
+
 @dataclass(frozen=True)
 class QueryRequest:
     """What an analyst asks: restricted SQL or a template with parameters."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.room.query.engine import RESULT_ENVELOPE
 from cleanroom.room.reports.cells import (
     flatten,
     is_cell,
@@ -19,26 +20,6 @@ from cleanroom.room.reports.cells import (
     number,
     rate_interval,
     show,
-)
-
-# Keys of a released result that are not template extras.
-META = frozenset(
-    {
-        "columns",
-        "rows",
-        "suppressed_groups",
-        "epsilon",
-        "epsilon_float",
-        "delta",
-        "query_id",
-        "mechanism",
-        "cached",
-        "cached_from",
-        "policy_version",
-        "generation",
-        "seconds",
-        "status",
-    }
 )
 
 
@@ -93,7 +74,7 @@ def tables_for(template: str, result: dict[str, Any]) -> list[Table]:
     columns = [str(c) for c in result.get("columns", [])]
     tables = [Table("", f"{template}: released groups", columns, list(result.get("rows", [])))]
     for key, extra in result.items():
-        if key in META:
+        if key in RESULT_ENVELOPE:
             continue
         shaped = (
             _pairwise(extra, result) if key == "pairwise" and isinstance(extra, list) else extra

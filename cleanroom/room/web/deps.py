@@ -16,9 +16,7 @@ from fastapi import Depends, Request
 
 from cleanroom.config import Settings
 from cleanroom.errors import AuthError, ForbiddenError
-from cleanroom.room import metrics
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.logs import scrub
+from cleanroom.room.api.deps import RoomDep, record_denied
 from cleanroom.room.room import Room
 from cleanroom.room.web.access import capabilities, may
 from cleanroom.room.web.forms import Form, read_form
@@ -41,21 +39,9 @@ def sessions(room: Room) -> Sessions:
     return Sessions(room.store, room.audit, room.users)
 
 
-def client_of(request: Request) -> str | None:
-    """The caller's address, for the trail."""
-    return request.client.host if request.client else None
-
-
 def refuse(room: Room, request: Request, actor: str, reason: str, message: str) -> ForbiddenError:
     """Audit a refusal and return the error to raise."""
-    metrics.AUTH_DENIED.labels(reason).inc()
-    room.audit.record(
-        actor=actor,
-        action="auth.denied",
-        target=scrub(f"{request.method} {request.url.path}")[:200],
-        outcome="denied",
-        details={"reason": reason, "client": client_of(request), "via": "web"},
-    )
+    record_denied(room, request, actor, reason, via="web")
     return ForbiddenError(message)
 
 

@@ -34,7 +34,7 @@ from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.engine import Engine, QueryRequest
+from cleanroom.room.query.engine import RESULT_ENVELOPE, Engine, QueryRequest
 from cleanroom.room.room import Room
 from cleanroom.room.templates import TEMPLATES
 from cleanroom.room.templates.activity import activity_sources
@@ -50,27 +50,6 @@ router = APIRouter()
 Asker = Annotated[Session, Depends(page("console"))]
 Submitted = Annotated[Form, Depends(posted("console"))]
 
-# Keys of a result shown in its header (or not at all); every other key is a derived
-# figure of the template (pairwise overlaps, lift, rules…), shown under the table.
-HEADER_KEYS = frozenset(
-    {
-        "query_id",
-        "columns",
-        "rows",
-        "suppressed_groups",
-        "epsilon",
-        "epsilon_float",
-        "delta",
-        "mechanism",
-        "cached",
-        "cached_from",
-        "policy_version",
-        "generation",
-        "seconds",
-        "template",
-        "dry_run",
-    }
-)
 SHOWN_DOMAIN_VALUES = 8
 NOTHING_SENT: dict[str, Any] = {
     "sql": None,
@@ -320,6 +299,6 @@ async def run(
     if result.get("dry_run"):
         extras = {k: v for k, v in result.items() if k != "dry_run"}
     else:
-        extras = {k: v for k, v in result.items() if k not in HEADER_KEYS}
+        extras = {k: v for k, v in result.items() if k not in RESULT_ENVELOPE}
     context = _context(room, engine, user, sent=sent, result=result, chart=chart, extras=extras)
     return render(request, "console.html", context)

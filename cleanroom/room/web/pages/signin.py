@@ -16,12 +16,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import AuthError
-from cleanroom.room import metrics
-from cleanroom.room.api.deps import RoomDep
+from cleanroom.room.api.deps import RoomDep, client_of, record_denied
 from cleanroom.room.room import Room
 from cleanroom.room.web.deps import (
     SessionDep,
-    client_of,
     cookie_name,
     posted,
     refuse,
@@ -98,14 +96,7 @@ async def signin(request: Request, room: RoomDep) -> Response:
     try:
         user = room.users.authenticate(form.get("token").strip() or None)
     except AuthError as err:
-        metrics.AUTH_DENIED.labels(err.code).inc()
-        room.audit.record(
-            actor="anonymous",
-            action="auth.denied",
-            target=f"POST {PREFIX}/signin",
-            outcome="denied",
-            details={"reason": err.code, "client": client_of(request), "via": "web"},
-        )
+        record_denied(room, request, "anonymous", err.code, via="web")
         return _form(request, room, error=str(err), next_=target, status=401)
     session_id, _ = sessions(room).start(user, client=client_of(request))
     response = RedirectResponse(target, status_code=303, headers=HEADERS)
