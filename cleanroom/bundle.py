@@ -31,7 +31,6 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from cleanroom import clock
 from cleanroom.errors import BundleError, SignatureError
 from cleanroom.keys import public_key_id
 
@@ -108,7 +108,7 @@ class BundleWriter:
             "bundle_id": secrets.token_hex(16),
             "party": party,
             "dataset": dataset,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created_at": clock.stamp(),
             "room_key_id": public_key_id(room_key),
             "signer_key_id": public_key_id(signing_key.public_key()),
             "signer_public_key": base64.b64encode(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
+from cleanroom import clock
 from cleanroom.errors import ConflictError, InternalError, NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.policy.privacy import BudgetPolicy, Period
@@ -201,7 +202,7 @@ class Ledger:
                 return
             db.execute(
                 "UPDATE budget_charges SET refunded_at = ? WHERE id = ?",
-                (_stamp(datetime.now(UTC)), charge_id),
+                (clock.stamp(), charge_id),
             )
             self._audit.append(
                 db,
@@ -313,7 +314,7 @@ def _exact(value: Fraction | float, what: str, *, allow_zero: bool) -> Fraction:
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return clock.now()
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("budget times must be timezone-aware (naive times are ambiguous)")
     return now.astimezone(UTC)

@@ -24,10 +24,10 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+from cleanroom import clock
 from cleanroom.room.budget import Ledger, period_bounds
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
@@ -221,7 +221,7 @@ def _check_shares(room: Room, check: LedgerCheck) -> None:
     if privacy is None:
         return
     ledger = Ledger(room.store, room.audit)
-    start, _, label = period_bounds(privacy.budget.period, datetime.now(UTC))
+    start, _, label = period_bounds(privacy.budget.period, clock.now())
     parties = {
         str(r[0])
         for r in room.store.connection().execute(

@@ -13,9 +13,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
+from cleanroom import clock
 from cleanroom.errors import InternalError, StoreBusyError
 
 # Append-only: a released schema step is never edited, only followed by another.
@@ -176,8 +176,8 @@ MIGRATIONS: list[str] = [
 
 
 def now() -> str:
-    """Timestamps are UTC ISO-8601 with seconds, everywhere in the store."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Timestamps are UTC ISO-8601 with seconds, everywhere in the store (the room's clock)."""
+    return clock.stamp()
 
 
 class MetaStore:

@@ -1,14 +1,18 @@
 """The in-service scheduler: runs each enabled report once per due cron slot (UTC).
 
+The time comes from the room's clock (:mod:`cleanroom.clock`), so tests set it.
+
 Rules, chosen so that a report is never run twice for one slot and never
 floods the budget after a stop:
 
 - a slot is *due* once its time has passed; each slot runs at most once
   (``UNIQUE (report, slot)`` in the run log decides between racing ticks);
-- after the service was down, only the latest missed slot runs, not every one;
-- a report that never ran starts with the first slot at or after the
-  activation of the policy version in force: approving a weekly report on a
-  Wednesday does not run last Monday's report at once;
+- a slot earlier than the activation of the policy version in force is never
+  run by the schedule, whether or not earlier slots of that report ran:
+  approving a weekly report on a Wednesday does not run last Monday's report
+  at once, and re-approving a policy does not replay the slots it missed;
+- after the service was down, only the latest missed slot at or after that
+  activation runs, not every one;
 - a slot whose run was refused or failed is not retried by the scheduler (a
   reporter or room admin can run the report by hand).
 """
@@ -22,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
+from cleanroom.clock import now as clock_now
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 
@@ -43,9 +48,11 @@ def due_slot(
 ) -> datetime | None:
     """The slot to run now, if any (see the module's rules)."""
     slot = latest_slot(schedule, now)
-    if last_slot is not None:
-        return slot if slot > last_slot else None
-    return slot if slot >= since else None
+    if slot < since:
+        return None
+    if last_slot is not None and slot <= last_slot:
+        return None
+    return slot
 
 
 class Scheduler:
@@ -56,7 +63,7 @@ class Scheduler:
         runner: ReportRunner,
         *,
         interval: float,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = clock_now,
     ) -> None:
         self.runner = runner
         self.interval = interval

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 
+from cleanroom import clock
 from cleanroom.errors import InternalError
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates.schema import Kind, Param, schema
@@ -123,7 +124,7 @@ def period(params: Params, *, today: dt.date | None = None) -> tuple[dt.date, dt
 
     The default comes from the calendar, never from the data, so it reveals nothing.
     """
-    end = params.date("end", today or dt.datetime.now(dt.UTC).date())
+    end = params.date("end", today or clock.now().date())
     start = params.date("start", end - dt.timedelta(days=365))
     if not start < end:
         raise params.reject("start", "must be before 'end'")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom import clock
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -168,7 +169,7 @@ def prepare_retention(
     active_at = p.text("active_at")
     if active_at is not None and active_at not in chosen:
         raise p.reject("active_at", "must be one of the chosen brands")
-    today = dt.datetime.now(dt.UTC).date()
+    today = clock.now().date()
     start = p.month("start", add_months(today.replace(day=1), -12))
     months = p.integer("months", 6, 2, 12)
     p.done()

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom import clock
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -119,7 +120,7 @@ def prepare_segments(
     """Check the parameters (see the module docstring)."""
     p = Params("segments", params)
     chosen = brands(p, "brands", policy, party)
-    as_of = p.date("as_of", dt.datetime.now(dt.UTC).date())
+    as_of = p.date("as_of", clock.now().date())
     recent = p.integer("recent_days", 30, 1, 365)
     risk = p.integer("risk_days", 90, 2, 730)
     if risk <= recent:

@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from cleanroom import clock
 from cleanroom.room.web.charts import is_number
 
 HERE = Path(__file__).parent
@@ -57,7 +58,7 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
         return stamp
     if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)
-    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
+    seconds = int(((now or clock.now()) - then).total_seconds())
     if seconds < 0:
         return "just now"
     for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):

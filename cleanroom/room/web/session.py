@@ -28,8 +28,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from cleanroom import clock
 from cleanroom.errors import NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import User, Users
@@ -80,7 +81,7 @@ class Sessions:
     def start(self, user: User, *, client: str | None) -> tuple[str, Session]:
         """A new session for ``user``: its secret id (for the cookie) and the session."""
         session_id = secrets.token_urlsafe(ID_BYTES)
-        at = datetime.now(UTC)
+        at = clock.now()
         expires = _stamp(at + LIFETIME)
         with self._store.transaction() as db:
             db.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (_stamp(at),))
@@ -102,7 +103,7 @@ class Sessions:
         """The live session behind a cookie value, or None (unknown, expired, idle, revoked)."""
         if not session_id or len(session_id) > 100:
             return None
-        at = datetime.now(UTC)
+        at = clock.now()
         db = self._store.connection()
         row = db.execute(
             "SELECT u.name, s.seen_at, s.expires_at FROM web_sessions s "

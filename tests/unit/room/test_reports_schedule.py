@@ -47,3 +47,25 @@ def test_a_new_report_does_not_run_slots_from_before_its_policy() -> None:
     )
     next_monday = MONDAY + timedelta(days=7)
     assert due_slot(WEEKLY, now=next_monday, last_slot=None, since=activated) == next_monday
+
+
+def test_a_slot_before_the_activation_never_runs_even_after_earlier_runs() -> None:
+    # An earlier slot ran (by hand or under the previous policy); the policy in force
+    # was activated after the latest slot: that slot predates it and is not run.
+    activated = MONDAY + timedelta(days=2)
+    earlier = MONDAY - timedelta(days=7)
+    now = activated + timedelta(days=3)  # Saturday: the latest slot is still MONDAY
+    assert due_slot(WEEKLY, now=now, last_slot=earlier, since=activated) is None
+    # the first slot at or after the activation runs, once
+    next_monday = MONDAY + timedelta(days=7)
+    assert due_slot(WEEKLY, now=next_monday, last_slot=earlier, since=activated) == next_monday
+    assert due_slot(WEEKLY, now=next_monday, last_slot=next_monday, since=activated) is None
+
+
+def test_after_downtime_only_the_latest_slot_at_or_after_the_activation_runs() -> None:
+    activated = MONDAY - timedelta(days=30)
+    down_since = MONDAY - timedelta(days=21)
+    now = MONDAY + timedelta(days=16)  # three Mondays missed
+    assert due_slot(WEEKLY, now=now, last_slot=down_since, since=activated) == MONDAY + timedelta(
+        days=14
+    )
