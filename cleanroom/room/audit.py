@@ -221,6 +221,32 @@ class AuditLog:
                 db, actor=actor, action=action, outcome=outcome, target=target, details=details
             )
 
+    def record_refusal(
+        self,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        target: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry | None:
+        """Record a refused request, unless the chain is broken: then log it instead.
+
+        A refusal changes nothing, and its caller deserves the real answer (401,
+        403, the rule a query broke) rather than the chain's 503; so while the
+        chain is broken refusals are answered as usual and only logged.
+        """
+        try:
+            return self.record(
+                actor=actor, action=action, outcome=outcome, target=target, details=details
+            )
+        except AuditChainBroken as err:
+            log.warning(
+                "refusal not recorded: the audit chain is broken",
+                extra={"action": action, "outcome": outcome, "entry": err.entry},
+            )
+            return None
+
     def _tip(self, db: sqlite3.Connection) -> tuple[int, str]:
         """The (seq, hash) to chain to, or :class:`AuditChainBroken` (see the module doc)."""
         head = db.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
@@ -305,6 +331,11 @@ class AuditLog:
                 "audit chain broken: nothing more is recorded until an operator investigates",
                 extra={"entry": entry, "problems": len(verification.open_problems)},
             )
+
+    def recording(self) -> bool:
+        """Whether appends are allowed as far as this process knows (no database read)."""
+        with self._lock:
+            return self._broken is None
 
     def check(self) -> Verification:
         """Verify the whole chain now and remember the verdict (start-up; periodic re-checks)."""
