@@ -509,6 +509,16 @@ class AuditLog:
             return any(r.seq > position and position in at for r, at in reanchors)
 
         still_open = [(p, sentence) for p, sentence in found if not acknowledged(p)]
+        # What a re-anchor acknowledged stays a problem forever, even once the head it was
+        # about has moved on: the trail of a break is never allowed to look clean.
+        current = {sentence for _, sentence in found}
+        for anchor, _ in reanchors:
+            found.extend(
+                (anchor.seq, f"{sentence} (acknowledged by re-anchor entry {anchor.seq})")
+                for sentence in anchor.acknowledged
+                if sentence not in current
+            )
+        found.sort(key=lambda p: p[0])
         problems = _capped([sentence for _, sentence in found])
         verification = Verification(
             ok=not problems,
