@@ -45,7 +45,7 @@ def tamper(path: Path, *statements: str) -> None:
         db.close()
 
 
-EDIT_MIDDLE = "UPDATE audit SET details = '{\"epsilon\":\"1/400\",\"i\":14}' WHERE seq = 15"
+EDIT_MIDDLE = 'UPDATE audit SET details = \'{"epsilon":"1/400","i":14}\' WHERE seq = 15'
 DAMAGE: dict[str, tuple[str, int]] = {  # what an operator does -> the entry the break is named at
     "newest-row-deleted": (f"DELETE FROM audit WHERE seq = {ENTRIES}", ENTRIES),
     "middle-row-edited": (EDIT_MIDDLE, 15),
@@ -112,9 +112,7 @@ def test_a_cut_off_entry_stays_a_gap_after_the_reanchor(store: MetaStore, full: 
     assert f"entry {ENTRIES} is missing" in log.verify().problems
 
 
-def test_a_new_break_after_a_reanchor_stops_appends_again(
-    store: MetaStore, full: AuditLog
-) -> None:
+def test_a_new_break_after_a_reanchor_stops_appends_again(store: MetaStore, full: AuditLog) -> None:
     tamper(store.path, EDIT_MIDDLE)
     log = AuditLog(store, KEY)
     log.reanchor(by=["rita"], reason="edited row found and documented")
