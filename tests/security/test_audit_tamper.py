@@ -26,9 +26,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cleanroom.errors import AuditChainBroken
+from cleanroom.room import faults
 from cleanroom.room.auth import Role
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
+from cleanroom.room.query.engine import Engine, QueryRequest
+from cleanroom.room.recovery import check_ledger, recover
+from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.scenario import Group, build_group, open_room
 from tests.security.test_faults import REPORT, REPORTS, SQL, Service, consistent, meta, standing
 from tests.system.test_web import Visitor
@@ -275,3 +280,53 @@ def test_a_query_killed_before_the_tampering_is_left_for_the_operator(
     assert len(recovered) == 1
     svc.stop()
     consistent(group)
+
+
+# -- the chain breaking in the middle of an action: closed like any other failure ------
+
+
+def test_a_break_between_the_check_and_the_charge_leaves_no_running_query(
+    group: Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = open_room(group.room_dir)
+    try:
+        analyst = room.users.get("okala-analyst")
+        engine = Engine(room)
+        before = standing(group, "okala")
+        tamper(group, delete_newest)
+        monkeypatch.setattr(room.audit, "require_intact", lambda: None)  # the race, forced
+        with pytest.raises(AuditChainBroken):
+            engine.run(QueryRequest(sql=FRESH_SQL), analyst)
+        assert running_rows(group)["queries"] == 0
+        with meta(group) as db:
+            assert db.execute("SELECT status FROM queries").fetchall()[-1][0] == "failed"
+        assert standing(group, "okala") == before  # the charge rolled back with its entry
+    finally:
+        room.close()
+
+
+def test_a_break_after_the_charge_fails_the_query_and_keeps_the_charge_until_reanchored(
+    group: Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Computed but not stored: failed at once; the refund waits until it can be recorded."""
+    room = open_room(group.room_dir)
+    try:
+        analyst = room.users.get("okala-analyst")
+        before = standing(group, "okala")
+
+        def break_the_chain(point: str) -> None:
+            if point == "query.release":
+                tamper(group, delete_head)
+
+        monkeypatch.setattr(faults, "pause", break_the_chain)
+        with pytest.raises(AuditChainBroken):
+            Engine(room).run(QueryRequest(sql=FRESH_SQL), analyst)
+        assert running_rows(group)["queries"] == 0
+        assert standing(group, "okala") > before  # the safe side: never less accounted
+        room.audit.reanchor(by=["reviewer"], reason="head deleted during a query")
+        recovered = recover(room, ReportRunner(Engine(room)))
+        assert len(recovered.refunds) == 1 and recovered.reason is None
+        assert standing(group, "okala") == before
+        assert check_ledger(room).ok
+    finally:
+        room.close()
