@@ -25,10 +25,9 @@ entry written since the verified tip (normally one or two: O(1) per append).
 Whatever looks wrong there (or a head that moved back) triggers a full
 verification that names the break, and the break is remembered until the head
 changes (a re-anchor from another process). An edit of an entry *below* the
-verified tip while the room runs is found by the next full verification: at
-the next start, by any ``audit verify`` (API, web UI, or the CLI when the
-service next reads the head), and by the service's periodic re-verification
-(setting ``audit_verify_interval``).
+verified tip while the room runs is found by the next full verification in
+the service: at the next start, on any ``audit verify`` through it (API, web
+UI), and by its periodic re-verification (setting ``audit_verify_interval``).
 
 A re-anchor is an entry of its own (``audit.reanchor``, who and why, the
 problems it acknowledged and where they are). It never rewrites or fills the

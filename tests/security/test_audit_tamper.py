@@ -231,6 +231,11 @@ def test_a_tampered_chain_stops_writes_and_never_bricks_the_room(
     assert again.status_code == 200, again.text
     uploaded = svc.call("POST", "/api/v1/datasets", "ozone_admin", content=bundle.read_bytes())
     assert uploaded.status_code == 201, uploaded.text
+    reviewer = Visitor(svc.url)
+    assert reviewer.sign_in(group.tokens["reviewer"]).status_code == 303  # recorded again
+    trail = reviewer.get("/ui/audit").text
+    assert "re-anchored by an operator" in trail and "by reviewer and reviewer-2" in trail
+    assert f"entry {entry}" in trail
     verified = cli("audit", "verify", *room_arg)
     assert verified.returncode == 0, verified.stderr
     assert verdict["open_problems"][0] in verified.stdout  # the break, named forever
