@@ -181,7 +181,7 @@ class Engine:
             query = self.prepare(request, party, active.policy)
             epsilon = _epsilon(request, active.policy)
         except QueryRejected as err:
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=user.name,
                 action="query.refused",
                 target=party,
@@ -191,6 +191,7 @@ class Engine:
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
             return {"dry_run": True, **query.preview(epsilon, privacy)}
+        self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
@@ -242,17 +243,16 @@ class Engine:
                 (now(), query_id),
             )
             raise
+        except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
+            _fail(db, query_id)
+            raise
         started = time.perf_counter()
         try:
             released = query.execute(
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
         except Exception as err:
-            self.ledger.refund(charge, actor=user.name, reason=type(err).__name__)
-            db.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
-            )
+            self._abandon(charge, query_id, user.name, err)
             raise
         faults.pause("query.release")  # crash tests: charged and computed, not yet stored
         try:
@@ -267,16 +267,23 @@ class Engine:
     def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
         """Refund and fail a query whose result could not be stored (a locked store, a full disk).
 
-        Best effort: when the store still refuses, the query stays ``running``
-        and :func:`cleanroom.room.recovery.recover_queries` settles it at the
-        next start, by the same rule.
+        Best effort, in two steps. A refund that cannot be made or recorded (a
+        locked store, a broken audit chain) leaves the charge standing — never
+        less privacy accounted than was spent — and the query is still marked
+        ``failed``; start-up recovery refunds the failed query's charge once it
+        can be recorded. When even the status cannot be written, the query
+        stays ``running`` and :func:`cleanroom.room.recovery.recover_queries`
+        settles it at the next start, by the same rule.
         """
         try:
             self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
-            self.room.store.connection().execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
+        except Exception as again:
+            log.warning(
+                "refund left for start-up recovery",
+                extra={"query_id": query_id, "error": type(again).__name__},
             )
+        try:
+            _fail(self.room.store.connection(), query_id)
         except Exception as again:
             log.warning(
                 "query left for start-up recovery",
@@ -446,21 +453,26 @@ class Engine:
             released = query.execute(
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
-        except Exception:
-            db.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
+            return self._store(
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                paid_by=paid_by,
             )
+        except Exception:  # the run's own rule settles its charge
+            _fail(db, query_id)
             raise
-        return self._store(
-            query_id,
-            released,
-            request,
-            user,
-            party,
-            active,
-            generation,
-            epsilon,
-            started,
-            paid_by=paid_by,
-        )
+
+
+def _fail(db: sqlite3.Connection, query_id: str) -> None:
+    """Close a query that produced no stored result (its charge is settled by the caller)."""
+    db.execute(
+        "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ? AND status = 'running'",
+        (now(), query_id),
+    )
