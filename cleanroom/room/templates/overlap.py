@@ -69,10 +69,8 @@ class Overlap:
             "min_noisy_persons": privacy.min_noisy_persons,
         }
 
-    def execute(
-        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
-    ) -> Released:
-        """Exact cell counts in SQL, then one noisy vector."""
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[tuple[str, ...], int]:
+        """Exact persons per combination of brands (every declared cell, zeros included)."""
         parts = []
         for i, party in enumerate(self.parties):
             for name, table in tables.items():
@@ -84,9 +82,16 @@ class Overlap:
             f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "
             f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
         )
-        exact = dict(cursor.execute(sql).fetchall())
+        found = dict(cursor.execute(sql).fetchall())
+        return {c: int(found.get(self._mask(c), 0)) for c in self.cells}
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Exact cell counts in SQL, then one noisy vector."""
         cells = self.cells
-        vector = [int(exact.get(self._mask(c), 0)) for c in cells]
+        exact = self.exact(cursor, tables)
+        vector = [exact.get(c, 0) for c in cells]
         c = self.contribution
         noisy = noise(
             vector, l1=c.l1, l2=c.l2, epsilon=epsilon, privacy=privacy, delta=privacy.delta or 0.0
