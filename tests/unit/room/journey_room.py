@@ -37,8 +37,13 @@ def _pem() -> str:
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-def policy(mechanism: str = "laplace", max_epsilon: float = 10) -> CollaborationPolicy:
-    """Every template approved; the reporter (no party) may read every brand."""
+def policy(
+    mechanism: str = "laplace", max_epsilon: float = 10, k: int = 10, g: int = 5
+) -> CollaborationPolicy:
+    """Every template approved; the reporter (no party) may read every brand.
+
+    ``k`` and ``g`` are the rows and groups per person SQL queries are bounded to.
+    """
     parties: dict[str, Any] = {}
     for brand in BRANDS:
         bounds = list(POSITIVE if brand == "gamma" else REFUNDS)
@@ -63,7 +68,12 @@ def policy(mechanism: str = "laplace", max_epsilon: float = 10) -> Collaboration
                 "time": "exposed_at",
                 "activity": False,
             }
-        parties[brand] = {"name": brand.title(), "public_key": _pem(), "datasets": datasets}
+        parties[brand] = {
+            "name": brand.title(),
+            "public_key": _pem(),
+            "datasets": datasets,
+            "analysts": {"join_required": False},  # SQL tests query any brand alone
+        }
     gaussian = mechanism == "gaussian"
     return CollaborationPolicy.model_validate(
         {
@@ -77,6 +87,8 @@ def policy(mechanism: str = "laplace", max_epsilon: float = 10) -> Collaboration
                 "max_epsilon_per_query": max_epsilon,
                 "default_epsilon": 1,
                 "min_noisy_persons": 0,
+                "max_rows_per_person": k,
+                "max_groups_per_person": g,
             },
             "templates": {
                 name: {}
@@ -117,6 +129,10 @@ class Exposure:
 TABLES = {f"{b}.events": f"t__{b}__events" for b in BRANDS} | {"alpha.campaign": "t__alpha__camp"}
 
 
+# As the match publishes a table: each person's rows in a random order (``_rank``).
+RANKED = "*, row_number() OVER (PARTITION BY person ORDER BY random()) AS _rank"
+
+
 def load(events: Iterable[Event], exposures: Iterable[Exposure]) -> duckdb.DuckDBPyConnection:
     """An in-memory warehouse (schema ``wh``) holding the events and the campaign."""
     con = duckdb.connect()
@@ -133,7 +149,7 @@ def load(events: Iterable[Event], exposures: Iterable[Exposure]) -> duckdb.DuckD
             }
         )
         con.register("data", data)
-        con.execute(f'CREATE TABLE wh."{TABLES[f"{brand}.events"]}" AS SELECT * FROM data')
+        con.execute(f'CREATE TABLE wh."{TABLES[f"{brand}.events"]}" AS SELECT {RANKED} FROM data')
         con.unregister("data")
     shown = list(exposures)
     data = pa.table(
@@ -144,13 +160,13 @@ def load(events: Iterable[Event], exposures: Iterable[Exposure]) -> duckdb.DuckD
         }
     )
     con.register("data", data)
-    con.execute(f'CREATE TABLE wh."{TABLES["alpha.campaign"]}" AS SELECT * FROM data')
+    con.execute(f'CREATE TABLE wh."{TABLES["alpha.campaign"]}" AS SELECT {RANKED} FROM data')
     con.unregister("data")
     return con
 
 
-def ordinary(seed: int, persons: int = 80) -> tuple[list[Event], list[Exposure]]:
-    """Ordinary persons: a few events each, within the bounds, at distinct instants."""
+def ordinary(seed: int, persons: int = 80, most: int = 12) -> tuple[list[Event], list[Exposure]]:
+    """Ordinary persons: 1 to ``most`` events each, within the bounds, at distinct instants."""
     rng = random.Random(seed)
     used: set[dt.datetime] = set()
     span = int((END - START).total_seconds())
@@ -164,7 +180,7 @@ def ordinary(seed: int, persons: int = 80) -> tuple[list[Event], list[Exposure]]
 
     events, exposures = [], []
     for person in range(persons):
-        for _ in range(rng.randint(1, 12)):
+        for _ in range(rng.randint(1, most)):
             brand = rng.choice(BRANDS)
             lo, hi = POSITIVE if brand == "gamma" else REFUNDS
             amount = None if rng.random() < 0.1 else round(rng.uniform(lo, hi), 2)
