@@ -112,8 +112,16 @@ class Journey(ABC):
         self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
     ) -> Released:
         """Exact counts on the declared cells, one noisy vector each, then the answer."""
+        return self.release(self.exact(cursor, tables), epsilon, privacy)
+
+    def release(
+        self, exact: dict[str, dict[Cell, int]], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Noise each declared vector of ``exact`` to its sensitivity; the rest is post-processing.
+
+        Apart from :meth:`execute` so that an audit can release one exact answer many times.
+        """
         vectors = self.vectors()
-        exact = self.exact(cursor, tables)
         parts = dp.split(epsilon, len(vectors))
         delta = (privacy.delta or 0.0) / len(vectors)
         noisy = {}
