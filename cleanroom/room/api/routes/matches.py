@@ -27,13 +27,17 @@ async def match(
         metrics.MATCHES.labels("failed").inc()
         raise
     metrics.MATCHES.labels("ok").inc()
-    return generation.public()
+    return generation.public(user)
 
 
 @router.get("/latest")
 def latest(room: RoomDep, user: UserDep) -> dict[str, Any]:
-    """Which dataset versions the live generation was built from."""
+    """Which dataset versions the live generation was built from, and what it withheld.
+
+    ``withheld`` (counts only): in full for reviewers and room admins; a
+    party's users see how many of their own party's links were withheld.
+    """
     generation = live_generation(room)
     if generation is None:
         raise NotFoundError("no match has run yet")
-    return generation.public()
+    return generation.public(user)
