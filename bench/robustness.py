@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,14 +29,11 @@ from pathlib import Path
 
 import httpx
 import opendp.prelude as opendp
+from load import Service
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from load import Service  # noqa: E402  (bench/ is a folder of scripts)
-
-from cleanroom.room import dp  # noqa: E402
-from cleanroom.scenario import build_group, open_room  # noqa: E402
-from tests.system.world import load_and_match  # noqa: E402
+from cleanroom.room import dp
+from cleanroom.scenario import build_group, open_room
+from tests.system.world import load_and_match
 
 SQL = "SELECT COUNT(*) AS n FROM okala.orders"
 
