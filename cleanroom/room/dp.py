@@ -32,14 +32,14 @@ from typing import Any, Literal
 import opendp.prelude as dp
 
 from cleanroom.errors import InternalError, UserError
+from cleanroom.room.policy.privacy import MIN_QUERY_EPSILON
 
 dp.enable_features("contrib")
 
 ALPHA = 0.05
-# The smallest epsilon a query may spend. Below it the noise swamps any count
-# (scale 10^6 at sensitivity 1), and exact fractions such as 1e-30 or 5e-324
-# have denominators the ledger cannot store: refused at the edge instead.
-MIN_EPSILON = Fraction(1, 10**6)
+# The smallest epsilon a query may spend (see the policy module, which refuses
+# less in a policy too): refused at the edge and in the engine.
+MIN_EPSILON = Fraction(str(MIN_QUERY_EPSILON))
 # The largest noise scale a release may use: past 2^52 floats no longer hold
 # every integer, and noise that size makes any aggregate meaningless.
 MAX_SCALE = float(2**52)
