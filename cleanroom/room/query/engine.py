@@ -167,7 +167,7 @@ class Engine:
         self.room = room
         self.ledger = Ledger(room.store, room.audit)
         # Cache keys of queries being computed now, each with the event its waiters
-        # wait on. One service process holds the room (its stores are locked to it),
+        # wait on. One service process holds the room (DuckDB locks its warehouse file),
         # so an in-process table sees every query in flight.
         self._flights: dict[str, threading.Event] = {}
         self._flights_lock = threading.Lock()
