@@ -321,18 +321,20 @@ class Engine:
     def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
         """Refund and fail a query that was charged but released nothing.
 
-        Its computation or its storing failed. Best effort, each step on its
-        own: when the store still refuses, the query stays ``running`` and
-        :func:`cleanroom.room.recovery.recover_queries` settles it at the next
-        start, by the same rule.
+        Its computation or its storing failed. Best effort: when the store
+        refuses the refund, the query stays ``running`` (a failed query with a
+        standing charge would break the ledger's rule) and
+        :func:`cleanroom.room.recovery.recover_queries` refunds and settles it
+        at the next start.
         """
         try:
             self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
         except Exception as again:
             log.warning(
-                "refund left for start-up recovery",
+                "query left for start-up recovery",
                 extra={"query_id": query_id, "error": type(again).__name__},
             )
+            return
         self._settle(query_id, "failed")
 
     def _settle(self, query_id: str, status: str) -> None:
@@ -512,20 +514,21 @@ class Engine:
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
         except Exception:
-            db.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
-            )
+            self._settle(query_id, "failed")
             raise
-        return self._store(
-            query_id,
-            released,
-            request,
-            user,
-            party,
-            active,
-            generation,
-            epsilon,
-            started,
-            paid_by=paid_by,
-        )
+        try:
+            return self._store(
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                paid_by=paid_by,
+            )
+        except Exception:  # not stored, never returned; the run's charge is its own rule
+            self._settle(query_id, "failed")
+            raise
