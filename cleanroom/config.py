@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(
         30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
     )
+    audit_verify_interval: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="Seconds between the service's full re-verifications of the audit chain "
+        "(0: only at start-up and on request); appends check only new entries.",
+    )
     web_secure_cookies: bool = Field(
         True,
         description="Send the web UI's cookies over HTTPS only (Secure). 'false' is for a "

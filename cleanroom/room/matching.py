@@ -142,6 +142,7 @@ def _retire_now(key: tuple[str, int], retire: Callable[[], None]) -> None:
 
 def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
+    room.audit.require_intact()  # a generation must be recorded: refuse before any work
     if not _running.acquire(blocking=False):
         raise ConflictError("a match is already running")
     try:
@@ -191,10 +192,37 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             tables[f"{d.party}.{d.dataset}"] = name
         stats = room.backend.match(inputs)
     except Exception:
-        room.backend.retire(tables.values())
-        with room.store.transaction() as tx:
-            tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
+        _abandon(room, generation, tables)
         raise
+    try:
+        old = _publish(room, user, generation, tables, versions, started, stats.iterations)
+    except Exception:  # not published (e.g. the audit chain broke meanwhile): never `running`
+        _abandon(room, generation, tables)
+        raise
+    if old is not None:
+        old_tables = list(json.loads(old["tables"]).values())
+        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
+    generation_now = live_generation(room)
+    assert generation_now is not None
+    return generation_now
+
+
+def _abandon(room: Room, generation: int, tables: dict[str, str]) -> None:
+    room.backend.retire(tables.values())
+    with room.store.transaction() as tx:
+        tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
+
+
+def _publish(
+    room: Room,
+    user: User,
+    generation: int,
+    tables: dict[str, str],
+    versions: dict[str, int],
+    started: float,
+    iterations: int,
+) -> Any:
+    """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
         old = tx.execute("SELECT generation, tables FROM matches WHERE status = 'live'").fetchone()
         tx.execute("UPDATE matches SET status = 'replaced' WHERE status = 'live'")
@@ -210,12 +238,7 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             details={
                 "inputs": versions,
                 "seconds": round(time.perf_counter() - started, 3),
-                "iterations": stats.iterations,
+                "iterations": iterations,
             },
         )
-    if old is not None:
-        old_tables = list(json.loads(old["tables"]).values())
-        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
-    generation_now = live_generation(room)
-    assert generation_now is not None
-    return generation_now
+    return old

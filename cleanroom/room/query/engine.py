@@ -200,7 +200,7 @@ class Engine:
             query = self.prepare(request, party, active.policy)
             epsilon = _epsilon(request, active.policy)
         except QueryRejected as err:
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=user.name,
                 action="query.refused",
                 target=party,
@@ -210,6 +210,7 @@ class Engine:
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
             return {"dry_run": True, **query.preview(epsilon, privacy)}
+        self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
@@ -295,10 +296,13 @@ class Engine:
                 delta=privacy.delta or 0.0,
             )
         except BudgetExceeded:
-            self._settle(query_id, "refused")
+            db.execute(
+                "UPDATE queries SET status = 'refused', finished_at = ? WHERE id = ?",
+                (now(), query_id),
+            )
             raise
-        except Exception:  # nothing was charged: the row is settled, never left running
-            self._settle(query_id, "failed")
+        except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
+            _fail(db, query_id)
             raise
         started = time.perf_counter()
         try:
@@ -319,31 +323,25 @@ class Engine:
         return result
 
     def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
-        """Refund and fail a query that was charged but released nothing.
+        """Refund and fail a query whose result could not be stored (a locked store, a full disk).
 
-        Its computation or its storing failed. Best effort: when the store
-        refuses the refund, the query stays ``running`` (a failed query with a
-        standing charge would break the ledger's rule) and
-        :func:`cleanroom.room.recovery.recover_queries` refunds and settles it
-        at the next start.
+        Best effort, in two steps. A refund that cannot be made or recorded (a
+        locked store, a broken audit chain) leaves the charge standing — never
+        less privacy accounted than was spent — and the query is still marked
+        ``failed``; start-up recovery refunds the failed query's charge once it
+        can be recorded. When even the status cannot be written, the query
+        stays ``running`` and :func:`cleanroom.room.recovery.recover_queries`
+        settles it at the next start, by the same rule.
         """
         try:
             self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
         except Exception as again:
             log.warning(
-                "query left for start-up recovery",
+                "refund left for start-up recovery",
                 extra={"query_id": query_id, "error": type(again).__name__},
             )
-            return
-        self._settle(query_id, "failed")
-
-    def _settle(self, query_id: str, status: str) -> None:
-        """Mark a query that released nothing as finished (``failed`` or ``refused``)."""
         try:
-            self.room.store.connection().execute(
-                "UPDATE queries SET status = ?, finished_at = ? WHERE id = ?",
-                (status, now(), query_id),
-            )
+            _fail(self.room.store.connection(), query_id)
         except Exception as again:
             log.warning(
                 "query left for start-up recovery",
@@ -513,10 +511,6 @@ class Engine:
             released = query.execute(
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
-        except Exception:
-            self._settle(query_id, "failed")
-            raise
-        try:
             return self._store(
                 query_id,
                 released,
@@ -529,6 +523,14 @@ class Engine:
                 started,
                 paid_by=paid_by,
             )
-        except Exception:  # not stored, never returned; the run's charge is its own rule
-            self._settle(query_id, "failed")
+        except Exception:  # the run's own rule settles its charge
+            _fail(db, query_id)
             raise
+
+
+def _fail(db: sqlite3.Connection, query_id: str) -> None:
+    """Close a query that produced no stored result (its charge is settled by the caller)."""
+    db.execute(
+        "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ? AND status = 'running'",
+        (now(), query_id),
+    )

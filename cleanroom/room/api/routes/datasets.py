@@ -31,6 +31,7 @@ async def upload(
     if declared is not None and declared.isdigit() and int(declared) > limit:
         metrics.UPLOADS.labels("too_large").inc()
         raise TooLargeError(f"upload of {declared} bytes is over the {limit}-byte limit")
+    room.audit.require_intact()  # refused before a byte is received when it cannot be recorded
     room.paths.uploads.mkdir(parents=True, exist_ok=True)
     path = room.paths.uploads / f"{secrets.token_hex(8)}.bundle"
     received = 0
