@@ -11,6 +11,7 @@ from cleanroom.errors import NotFoundError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.auth import Role, User
+from cleanroom.room.disclosure import match_inputs_for
 from cleanroom.room.matching import live_generation, run_match
 
 router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
@@ -40,4 +41,5 @@ def latest(room: RoomDep, user: UserDep) -> dict[str, Any]:
     generation = live_generation(room)
     if generation is None:
         raise NotFoundError("no match has run yet")
-    return generation.public(user)
+    # Other parties' version numbers would count their uploads: withheld.
+    return {**generation.public(user), "inputs": match_inputs_for(user, generation.inputs)}
