@@ -267,9 +267,18 @@ def upload(bundle: Path, url: str, token: str) -> None:
 @click.command("match")
 @_url
 @_token
-def match(url: str, token: str) -> None:
-    """Resolve persons across all live datasets (room admins)."""
-    result = api_call("POST", url, token, "/api/v1/matches")
+@click.option(
+    "--latest",
+    is_flag=True,
+    help="show the live match instead of running one (any user): its inputs and the links"
+    " the identity limits withheld (in full for reviewers, your party's own count otherwise)",
+)
+def match(url: str, token: str, latest: bool) -> None:
+    """Resolve persons across all live datasets (room admins), or show the live match."""
+    if latest:
+        result = api_call("GET", url, token, "/api/v1/matches/latest")
+    else:
+        result = api_call("POST", url, token, "/api/v1/matches")
     click.echo(json.dumps(result, indent=2))
 
 

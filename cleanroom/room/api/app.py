@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import cleanroom
 from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
+from cleanroom.room.api.limits import BodyLimit
 from cleanroom.room.api.routes import (
     audit,
     budget,
@@ -40,6 +41,8 @@ from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
 
 log = logging.getLogger("cleanroom.api")
+# Routes streaming a body under a limit of their own (``max_upload_bytes``).
+UPLOAD_ROUTES = frozenset({("POST", "/api/v1/datasets")})
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -111,6 +114,12 @@ def create_app(room: Room) -> FastAPI:
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
+    app.add_middleware(
+        BodyLimit,
+        limit=room.settings.max_request_bytes,
+        exempt=UPLOAD_ROUTES,
+        refuse=lambda request, message: _respond(request, 413, "too_large", message),
+    )  # added before ``observe``, so it runs inside it: a refusal is logged and counted
 
     @app.middleware("http")
     async def observe(
