@@ -19,7 +19,7 @@ Rules (each is unit-tested; DESIGN.md §4):
 * **Card.** Digits only after removing spaces and dashes, 8–19 of them.
 
 ``phonenumbers`` is the reference but parses ~80k numbers/s, so the hot path is
-a set-based DuckDB expression that recognises Iranian mobile numbers in every
+a vectorized Polars expression (Rust, every core) that recognises Iranian mobile numbers in every
 common spelling, with validity taken from ``phonenumbers``' own IR mobile
 pattern. Whatever the fast path does not accept falls back to the reference, so
 the result is always the reference's (the property tests prove the fast path
@@ -31,8 +31,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import duckdb
 import phonenumbers
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,7 +42,6 @@ PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
 _DIGIT_FOLD = str.maketrans(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2)
 INVISIBLE = "\u00a0\u200b\u200c\u200d\u200e\u200f\ufeff"
-_INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
 
 
 def _ir_mobile_pattern() -> str:
@@ -110,31 +109,58 @@ REFERENCE = {
 }
 
 # --- the vectorized path -------------------------------------------------------------
+# Polars string expressions (Rust, on every core); each mirrors a reference rule above.
 
-# translate() is slow (~1.5M/s), so only the rare non-ASCII cells pay for it.
-_FOLDED = (
-    "CASE WHEN regexp_matches(raw, '[^\\x01-\\x7f]') THEN regexp_replace(translate(raw, "
-    f"'{PERSIAN_DIGITS}{ARABIC_DIGITS}', '{'0123456789' * 2}'), '{_INVISIBLE_RE}', '', 'g') "
-    "ELSE raw END"
-)
-_SQL = {
-    # Only accepts; anything it leaves NULL goes to phone_reference.
-    IdType.phone: (
-        "WITH c AS (SELECT regexp_extract(regexp_replace("
-        f"{_FOLDED}, '[\\s\\-.()/]', '', 'g'), '^(?:\\+98|0098|98)?0?(9[0-9]{{9}})$', 1) AS nsn "
-        "FROM t) "
-        f"SELECT CASE WHEN regexp_full_match(nsn, '{_IR_MOBILE}') THEN '+98' || nsn END AS v FROM c"
-    ),
-    IdType.email: (
-        f"WITH c AS (SELECT regexp_replace({_FOLDED}, '^\\s+|\\s+$', '', 'g') AS s FROM t) "
-        f"SELECT CASE WHEN regexp_full_match(lower(s), '{_EMAIL.replace(chr(39), chr(39) * 2)}') "
-        "AND s NOT SIMILAR TO '.*[^\\x00-\\x7f].*' THEN lower(s) END AS v FROM c"
-    ),
-    IdType.card: (
-        f"WITH c AS (SELECT regexp_replace({_FOLDED}, '[\\s\\-]', '', 'g') AS s FROM t) "
-        "SELECT CASE WHEN regexp_full_match(s, '[0-9]{8,19}') THEN s END AS v FROM c"
-    ),
-}
+
+def _char_class(chars: str) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+# Python's ``\s`` on text (what card_reference removes), spelled out for Rust's regex.
+_PY_SPACE = _char_class("".join(chr(i) for i in range(0x3100) if chr(i).isspace()))
+_FOLD_FROM = list(PERSIAN_DIGITS + ARABIC_DIGITS + INVISIBLE)
+_FOLD_TO = list("0123456789" * 2) + [""] * len(INVISIBLE)
+_RE2_SPACE = "\t\n\f\r "  # the separators the fast phone rule removes (as it always has)
+
+
+def fold_expr(raw: pl.Expr) -> pl.Expr:
+    """:func:`fold` as an expression."""
+    return raw.str.replace_many(_FOLD_FROM, _FOLD_TO)
+
+
+def blank_expr(raw: pl.Expr) -> pl.Expr:
+    """True where a cell is missing or only white space and invisible marks."""
+    return raw.is_null() | (raw.str.strip_chars(_WS).str.len_bytes() == 0)
+
+
+def _phone_expr(folded: pl.Expr) -> pl.Expr:
+    # Only accepts Iranian mobiles; anything it leaves NULL goes to phone_reference.
+    compact = folded.str.replace_all(f"[{_RE2_SPACE}\\-.()/]", "")
+    nsn = compact.str.extract(r"^(?:\+98|0098|98)?0?(9[0-9]{9})$", 1)
+    return pl.when(nsn.str.contains(f"^(?:{_IR_MOBILE})$")).then(pl.lit("+98") + nsn)
+
+
+def _email_expr(folded: pl.Expr) -> pl.Expr:
+    text = folded.str.strip_chars(_WS)
+    lower = text.str.to_lowercase()
+    ok = text.str.contains(r"^[\x00-\x7f]*$") & lower.str.contains(_EMAIL)
+    return pl.when(ok).then(lower)
+
+
+def _card_expr(folded: pl.Expr) -> pl.Expr:
+    digits = folded.str.replace_all(f"{_PY_SPACE}|-", "")
+    return pl.when(digits.str.contains(r"^[0-9]{8,19}$")).then(digits)
+
+
+_FAST = {IdType.phone: _phone_expr, IdType.email: _email_expr, IdType.card: _card_expr}
+
+
+def normalized_expr(raw: pl.Expr, id_type: IdType) -> pl.Expr:
+    """The fast path for one identifier type: the reference's result, or NULL.
+
+    For phones NULL may also mean "not recognised here" (see :func:`normalize`).
+    """
+    return _FAST[id_type](fold_expr(raw))
 
 
 @dataclass(frozen=True)
@@ -147,23 +173,27 @@ class Normalized:
     fallback: int  # rows the fast path left to the reference parser (a speed figure)
 
 
-def normalize(con: duckdb.DuckDBPyConnection, raw: pa.Array, id_type: IdType) -> Normalized:
-    """Normalize one column of raw identifiers with the rules above."""
-    raw = raw.cast(pa.string())
-    t = pa.table({"raw": raw})  # noqa: F841 - read by DuckDB's replacement scan
-    result = con.sql(_SQL[id_type]).to_arrow_table()
-    values = result.column("v").combine_chunks()
-    blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim(raw, characters=_WS)), 0), True)
+def finish(raw: pa.Array, fast: pa.Array, blank: pa.Array, id_type: IdType) -> Normalized:
+    """Counts, and the reference parser for the phones the fast path did not accept."""
     fallback = 0
+    values = fast
     if id_type is IdType.phone:
-        values, fallback = _phone_fallback(raw, values, blank)
+        values, fallback = _phone_fallback(raw, fast, blank)
     empty = pc.sum(blank).as_py() or 0
     return Normalized(values, empty, values.null_count - empty, fallback)
 
 
-def _phone_fallback(
-    raw: pa.Array, fast: pa.Array, blank: pa.BooleanArray
-) -> tuple[pa.StringArray, int]:
+def normalize(raw: pa.Array, id_type: IdType) -> Normalized:
+    """Normalize one column of raw identifiers with the rules above."""
+    raw = raw.cast(pa.string())
+    out = pl.DataFrame({"raw": pl.from_arrow(raw)}).select(
+        v=normalized_expr(pl.col("raw"), id_type), blank=blank_expr(pl.col("raw"))
+    )
+    fast = out.get_column("v").to_arrow().cast(pa.string())
+    return finish(raw, fast, out.get_column("blank").to_arrow(), id_type)
+
+
+def _phone_fallback(raw: pa.Array, fast: pa.Array, blank: pa.Array) -> tuple[pa.StringArray, int]:
     """Send what the fast path did not accept through the reference parser."""
     todo = pc.and_(pc.is_null(fast), pc.invert(blank))
     idx = pc.indices_nonzero(todo)

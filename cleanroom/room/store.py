@@ -172,6 +172,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     """,
+    # Which token definition (cleanroom.keyed_hash.TOKEN_VERSION) a dataset's tokens follow:
+    # versions never join, so a match refuses to mix them.
+    """
+    ALTER TABLE datasets ADD COLUMN token_version INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 

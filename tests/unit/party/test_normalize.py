@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -19,11 +18,9 @@ from cleanroom.party.normalize import (
 )
 from cleanroom.spec import IdType
 
-CON = duckdb.connect()
-
 
 def fast(values: list[str | None], id_type: IdType) -> list[str | None]:
-    return normalize(CON, pa.array(values, pa.string()), id_type).values.to_pylist()
+    return normalize(pa.array(values, pa.string()), id_type).values.to_pylist()
 
 
 # --- the rules, one by one ---------------------------------------------------------------
@@ -77,7 +74,7 @@ def test_phone_rules(raw: str | None, expected: str | None) -> None:
 
 
 def test_counts_empty_and_invalid_separately() -> None:
-    result = normalize(CON, pa.array(["09123456789", "", None, "  ", "n/a", "12"]), IdType.phone)
+    result = normalize(pa.array(["09123456789", "", None, "  ", "n/a", "12"]), IdType.phone)
     assert (result.empty, result.invalid) == (3, 2)
     assert result.fallback == 2  # only the rows the fast path could not accept
 
