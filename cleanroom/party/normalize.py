@@ -29,6 +29,7 @@ never disagrees with it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -42,6 +43,7 @@ PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
 _DIGIT_FOLD = str.maketrans(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2)
 INVISIBLE = "\u00a0\u200b\u200c\u200d\u200e\u200f\ufeff"
+_INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
 
 
 def _ir_mobile_pattern() -> str:
@@ -110,22 +112,27 @@ REFERENCE = {
 
 # --- the vectorized path -------------------------------------------------------------
 # Polars string expressions (Rust, on every core); each mirrors a reference rule above.
+# A rule is a few steps, each materialized as a column before the next reads it, so
+# no step runs twice (an expression that reads a value twice would compute it twice).
+
+_FOLD = dict.fromkeys(INVISIBLE, "") | dict(
+    zip(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2, strict=True)
+)
+# The fast phone rule removes these separators (RE2's \s and - . ( ) /) in the same pass.
+_PHONE_DROP = _FOLD | dict.fromkeys("\t\n\f\r -.()/", "")
+# card_reference removes Python's \s (every str.isspace() character) and dashes.
+_CARD_DROP = _FOLD | dict.fromkeys([chr(i) for i in range(0x3100) if chr(i).isspace()], "")
+_CARD_DROP["-"] = ""
 
 
-def _char_class(chars: str) -> str:
-    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
-
-
-# Python's ``\s`` on text (what card_reference removes), spelled out for Rust's regex.
-_PY_SPACE = _char_class("".join(chr(i) for i in range(0x3100) if chr(i).isspace()))
-_FOLD_FROM = list(PERSIAN_DIGITS + ARABIC_DIGITS + INVISIBLE)
-_FOLD_TO = list("0123456789" * 2) + [""] * len(INVISIBLE)
-_RE2_SPACE = "\t\n\f\r "  # the separators the fast phone rule removes (as it always has)
+def _replace(raw: pl.Expr, table: dict[str, str]) -> pl.Expr:
+    """Single characters replaced in one pass (Aho-Corasick), like ``str.translate``."""
+    return raw.str.replace_many(list(table), list(table.values()))
 
 
 def fold_expr(raw: pl.Expr) -> pl.Expr:
     """:func:`fold` as an expression."""
-    return raw.str.replace_many(_FOLD_FROM, _FOLD_TO)
+    return _replace(raw, _FOLD)
 
 
 def blank_expr(raw: pl.Expr) -> pl.Expr:
@@ -133,34 +140,46 @@ def blank_expr(raw: pl.Expr) -> pl.Expr:
     return raw.is_null() | (raw.str.strip_chars(_WS).str.len_bytes() == 0)
 
 
-def _phone_expr(folded: pl.Expr) -> pl.Expr:
+Step = Callable[[pl.Expr], pl.Expr]
+
+_STEPS: dict[IdType, list[Step]] = {
     # Only accepts Iranian mobiles; anything it leaves NULL goes to phone_reference.
-    compact = folded.str.replace_all(f"[{_RE2_SPACE}\\-.()/]", "")
-    nsn = compact.str.extract(r"^(?:\+98|0098|98)?0?(9[0-9]{9})$", 1)
-    return pl.when(nsn.str.contains(f"^(?:{_IR_MOBILE})$")).then(pl.lit("+98") + nsn)
+    IdType.phone: [
+        lambda raw: _replace(raw, _PHONE_DROP),
+        lambda compact: compact.str.extract(r"^(?:\+98|0098|98)?0?(9[0-9]{9})$", 1),
+        lambda nsn: pl.when(nsn.str.contains(f"^(?:{_IR_MOBILE})$")).then(pl.lit("+98") + nsn),
+    ],
+    IdType.email: [
+        lambda raw: fold_expr(raw).str.strip_chars(_WS),
+        lambda text: pl.when(text.str.contains(r"^[\x00-\x7f]*$")).then(text.str.to_lowercase()),
+        lambda lower: pl.when(lower.str.contains(_EMAIL)).then(lower),
+    ],
+    IdType.card: [
+        lambda raw: _replace(raw, _CARD_DROP),
+        lambda digits: pl.when(digits.str.contains(r"^[0-9]{8,19}$")).then(digits),
+    ],
+}
 
 
-def _email_expr(folded: pl.Expr) -> pl.Expr:
-    text = folded.str.strip_chars(_WS)
-    lower = text.str.to_lowercase()
-    ok = text.str.contains(r"^[\x00-\x7f]*$") & lower.str.contains(_EMAIL)
-    return pl.when(ok).then(lower)
+def with_normalized(frame: pl.LazyFrame, identifiers: dict[str, IdType]) -> pl.LazyFrame:
+    """Add ``<name>__value`` (the fast path's result or NULL) and ``<name>__blank`` columns.
 
-
-def _card_expr(folded: pl.Expr) -> pl.Expr:
-    digits = folded.str.replace_all(f"{_PY_SPACE}|-", "")
-    return pl.when(digits.str.contains(r"^[0-9]{8,19}$")).then(digits)
-
-
-_FAST = {IdType.phone: _phone_expr, IdType.email: _email_expr, IdType.card: _card_expr}
-
-
-def normalized_expr(raw: pl.Expr, id_type: IdType) -> pl.Expr:
-    """The fast path for one identifier type: the reference's result, or NULL.
-
-    For phones NULL may also mean "not recognised here" (see :func:`normalize`).
+    For phones NULL may also mean "not recognised here" (see :func:`finish`).
     """
-    return _FAST[id_type](fold_expr(raw))
+    frame = frame.with_columns(
+        blank_expr(pl.col(name)).alias(f"{name}__blank") for name in identifiers
+    )
+    current = {name: name for name in identifiers}
+    for i in range(max(len(steps) for steps in _STEPS.values())):
+        stage = {}
+        for name, id_type in identifiers.items():
+            steps = _STEPS[id_type]
+            if i < len(steps):
+                out = f"{name}__value" if i == len(steps) - 1 else f"{name}__step{i}"
+                stage[out] = steps[i](pl.col(current[name]))
+                current[name] = out
+        frame = frame.with_columns(**stage)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -186,11 +205,10 @@ def finish(raw: pa.Array, fast: pa.Array, blank: pa.Array, id_type: IdType) -> N
 def normalize(raw: pa.Array, id_type: IdType) -> Normalized:
     """Normalize one column of raw identifiers with the rules above."""
     raw = raw.cast(pa.string())
-    out = pl.DataFrame({"raw": pl.from_arrow(raw)}).select(
-        v=normalized_expr(pl.col("raw"), id_type), blank=blank_expr(pl.col("raw"))
-    )
-    fast = out.get_column("v").to_arrow().cast(pa.string())
-    return finish(raw, fast, out.get_column("blank").to_arrow(), id_type)
+    frame = pl.LazyFrame({"raw": pl.from_arrow(raw)})
+    out = with_normalized(frame, {"raw": id_type}).collect()
+    fast = out.get_column("raw__value").to_arrow().cast(pa.string())
+    return finish(raw, fast, out.get_column("raw__blank").to_arrow(), id_type)
 
 
 def _phone_fallback(raw: pa.Array, fast: pa.Array, blank: pa.Array) -> tuple[pa.StringArray, int]:

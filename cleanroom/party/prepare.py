@@ -35,7 +35,7 @@ from cleanroom.bundle import BundleWriter
 from cleanroom.errors import InputError
 from cleanroom.keyed_hash import TOKEN_VERSION, to_tokens
 from cleanroom.keys import SymmetricKey
-from cleanroom.party.normalize import blank_expr, finish, normalized_expr
+from cleanroom.party.normalize import finish, with_normalized
 from cleanroom.party.source import Source
 from cleanroom.party.tokens import Tokenizer, token_expr
 from cleanroom.spec import ARROW_TYPES, SQL_TYPES, ColumnType, DatasetSpec, payload_schema
@@ -95,16 +95,16 @@ class Preparer:
         ids = self.spec.identifiers
         with self.timed("normalize and tokenize"):
             text = {n: raw.column(n).cast(pa.string()) for n in ids}
-            frame = pl.DataFrame(pa.table(text))
-            exprs = []
-            for name, id_type in ids.items():
-                value = normalized_expr(pl.col(name), id_type)
-                exprs += [
-                    value.alias(f"{name}__value"),
-                    blank_expr(pl.col(name)).alias(f"{name}__blank"),
-                    token_expr(self.match_key, id_type, value).alias(f"{name}__token"),
-                ]
-            out = frame.lazy().select(exprs).collect().to_arrow()
+            frame = with_normalized(pl.LazyFrame(pa.table(text)), ids)
+            out = (
+                frame.with_columns(
+                    token_expr(self.match_key, t, pl.col(f"{n}__value")).alias(f"{n}__token")
+                    for n, t in ids.items()
+                )
+                .select(f"{n}__{part}" for n in ids for part in ("value", "blank", "token"))
+                .collect()
+                .to_arrow()
+            )
         columns: dict[str, pa.Array] = {}
         for name, id_type in ids.items():
             fast = out.column(f"{name}__value").combine_chunks().cast(pa.string())
