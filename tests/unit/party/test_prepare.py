@@ -64,7 +64,8 @@ def test_tokens_types_and_counts(tmp_path: Path, keys: Keys) -> None:
     phone = token(keys.match, IdType.phone, "+989123456789")
     assert table.column("mobile").to_pylist()[:2] == [phone, phone]
     assert table.column("mail").to_pylist()[0] == token(keys.match, IdType.email, "ali@gmail.com")
-    assert table.column("city").to_pylist() == ["Tehran", "Mash\nhad", "Qom"]
+    # The quoted newline was read as part of the cell; category rules make it a space.
+    assert table.column("city").to_pylist() == ["Tehran", "Mash had", "Qom"]
     assert table.column("amount").to_pylist() == [120000.0, 5.5, None]
     assert str(table.schema.field("ordered_at").type) == "timestamp[us]"
     assert summary["rows_read"] == 5 and summary["rows_written"] == 3
