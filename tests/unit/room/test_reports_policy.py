@@ -34,6 +34,7 @@ def doc(tmp_path: Path) -> dict[str, Any]:
             p: {"name": p, "public_key_file": f"{p}.pub", "datasets": {"events": contract}}
             for p in ("okala", "ofogh")
         },
+        "templates": {"overlap": {}},
         "reports": {
             "overlap-weekly": {
                 "title": "Weekly overlap",
