@@ -151,7 +151,7 @@ class Engine:
 
     def __init__(self, room: Room) -> None:
         self.room = room
-        self.ledger = Ledger(room.store, room.audit)
+        self.ledger = Ledger(room.store, room.audit, room.settings.zone)
 
     def prepare(
         self, request: QueryRequest, party: str, policy: CollaborationPolicy | None = None
