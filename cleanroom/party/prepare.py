@@ -294,7 +294,7 @@ class Preparer:
 
 
 _DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
-_JALALI = f"^(?P<date>{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}})(?P<rest>([ T].*)?)$"
+_JALALI = f"^(?P<date>{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}})(?P<rest>(?:[ T].*)?)$"
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     """,
+    # Per dimension, how many uploaded rows hold a value outside the policy's domain
+    # (JSON {column: rows}); shown to the uploading party only.
+    """
+    ALTER TABLE datasets ADD COLUMN out_of_domain TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

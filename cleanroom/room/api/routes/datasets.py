@@ -54,13 +54,13 @@ async def upload(
         path.unlink(missing_ok=True)
     metrics.UPLOADS.labels("accepted").inc()
     metrics.UPLOAD_ROWS.inc(version.rows)
-    return version.public()
+    return version.public(user)
 
 
 @router.get("")
 def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
     """The live version of every dataset: who sent what, when, how many rows."""
-    return [d.public() for d in live_datasets(room)]
+    return [d.public(user) for d in live_datasets(room)]
 
 
 @router.get("/{party}/{dataset}")
@@ -75,5 +75,5 @@ def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, An
         "dataset": dataset,
         "in_policy": contract is not None,
         "status": "live" if any(v.status == "live" for v in versions) else "awaiting upload",
-        "versions": [v.public() for v in versions],
+        "versions": [v.public(user) for v in versions],
     }
