@@ -132,6 +132,8 @@ def _typing_sql(spec: DatasetSpec) -> str:
         cell = f'"{name}"::VARCHAR' if kind is ColumnType.category else _folded(name)
         text = f"NULLIF(trim({cell}), '')"
         value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
+        if kind is ColumnType.integer:  # a cast would round '1.5' to 2: whole numbers only
+            value = f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') THEN {value} END"
         parts.append(f'{value} AS "{name}"')
         parts.append(f'({text} IS NOT NULL AND {value} IS NULL) AS "{name}__bad"')
         if kind in (ColumnType.timestamp, ColumnType.date):
