@@ -124,12 +124,14 @@ def _folded(name: str) -> str:
     )
 
 
-def _typing_sql(spec: DatasetSpec) -> str:
+def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
     # Column names are validated by the spec ([a-z][a-z0-9_]*), so quoting them is safe.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.
+    # Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
+    # Persian digits and marks: most exports are ASCII in their number columns.
     parts = []
     for name, kind in spec.columns.items():
-        cell = f'"{name}"::VARCHAR' if kind is ColumnType.category else _folded(name)
+        cell = _folded(name) if name in folded else f'"{name}"::VARCHAR'
         text = f"NULLIF(trim({cell}), '')"
         value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
         if kind is ColumnType.integer:  # a cast would round '1.5' to 2: whole numbers only
@@ -159,7 +161,8 @@ class Preparer:
         self.summary = Summary(identifiers={c: Counter() for c in spec.identifiers})
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
         self.con.execute("SET enable_progress_bar = false")
-        self._typing = _typing_sql(spec) if spec.columns else None
+        self._typed = bool(spec.columns)
+        self._typing: dict[frozenset[str], str] = {}  # SQL by the batch's folded columns
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds per stage
 
     def __enter__(self) -> Preparer:
@@ -197,7 +200,7 @@ class Preparer:
             counts["tokens"] += len(norm.values) - norm.values.null_count
         has_token = functools.reduce(pc.or_, [pc.is_valid(c) for c in columns.values()])
         reason = pc.if_else(has_token, pa.scalar(None, pa.string()), NO_IDENTIFIER)
-        if self._typing is not None:
+        if self._typed:
             reason = self._type_columns(raw, columns, reason, first_row)
         keep = pc.is_null(reason)
         self.summary.note_rejected(reason, first_row)
@@ -221,8 +224,15 @@ class Preparer:
                     flagged[name] = (emptied, f"{name}: only marks (tatweel, vowel signs)")
                 elif self.spec.calendar(name) is Calendar.jalali:
                     cells[name] = self._jalali(name, cells[name], first_row)
+            folded = frozenset(
+                name
+                for name, kind in self.spec.columns.items()
+                if kind is not ColumnType.category and not _ascii(cells[name])
+            )
             t = pa.table(cells)  # noqa: F841 - read by DuckDB
-            typed = self.con.sql(self._typing).to_arrow_table()  # type: ignore[arg-type]
+            if folded not in self._typing:
+                self._typing[folded] = _typing_sql(self.spec, folded)
+            typed = self.con.sql(self._typing[folded]).to_arrow_table()
         for name, kind in self.spec.columns.items():
             columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
             bad = typed.column(f"{name}__bad").combine_chunks()
@@ -293,6 +303,12 @@ class Preparer:
         joined = pc.binary_join_element_wise(gregorian, rest, "")
         blank = pc.fill_null(pc.equal(text, ""), True)
         return pc.if_else(blank, None, pc.fill_null(joined, "not a date"))
+
+
+def _ascii(cells: pa.Array) -> bool:
+    """Whether every cell of a (text or binary) column is ASCII."""
+    text = cells.cast(pa.string())
+    return bool(pc.all(pc.string_is_ascii(text)).as_py() is not False)
 
 
 _DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
