@@ -13,7 +13,15 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from cleanroom.errors import SpecError
 from cleanroom.keyed_hash import TOKEN_TYPE
@@ -112,6 +120,14 @@ class DatasetSpec(BaseModel):
                     f"time column '{self.time}' must be declared under columns as timestamp or date"
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_calendars(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A spec without Solar Hijri columns dumps exactly as before calendars existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("calendars"):
+            data.pop("calendars", None)
+        return data
 
     def calendar(self, name: str) -> Calendar:
         """The calendar a column is written in (Gregorian unless declared)."""
