@@ -72,15 +72,13 @@ class DatasetVersion:
             out_of_domain=json.loads(row["out_of_domain"]),
         )
 
-    def public(self, viewer: User | None = None) -> dict[str, Any]:
-        """What the API shows: no internal table names.
+    def public(self) -> dict[str, Any]:
+        """What the API shows (to whom, :mod:`cleanroom.room.disclosure` decides).
 
-        The out-of-domain counts are exact counts of the party's own data, so
-        only its own users (and the room's admins, who run the uploads' room)
-        see them; other parties never do.
+        No internal table names. ``out_of_domain`` holds exact counts of the
+        party's own data: the disclosure rules show it, like the row count,
+        only to the party itself and to the room's overseers.
         """
-        own = viewer is not None and (viewer.party == self.party or viewer.role is Role.room_admin)
-        extra = {"out_of_domain": self.out_of_domain} if own else {}
         return {
             "party": self.party,
             "dataset": self.dataset,
@@ -91,7 +89,7 @@ class DatasetVersion:
             "uploaded_by": self.uploaded_by,
             "uploaded_at": self.uploaded_at,
             "status": self.status,
-            **extra,
+            "out_of_domain": self.out_of_domain,
         }
 
 
@@ -150,13 +148,14 @@ class Ingest:
 
     def run(self) -> DatasetVersion:
         """Check, load, swap in; refuse with a reason and change nothing on any failure."""
+        self.room.audit.require_intact()  # a new version must be recorded: refuse up front
         info = read_bundle(self.path, name=self.name)
         party, dataset = str(info.header.get("party")), str(info.header.get("dataset"))
         try:
             version = self._run(info, party, dataset)
         except Exception as err:
             refusal = unavailable(err)  # a full disk or a locked store, said as such
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=self.user.name,
                 action="dataset.upload",
                 target=f"{party}.{dataset}",
@@ -379,7 +378,6 @@ def reconcile(room: Room) -> list[str]:
     dropped = sorted(room.wh.tables() - keep)
     for name in dropped:
         room.wh.drop(name)
-    db.execute("UPDATE matches SET status = 'failed' WHERE status = 'running'")
     for leftover in room.paths.uploads.glob("*.bundle"):
         leftover.unlink()  # never acknowledged; the client retries
     return dropped
