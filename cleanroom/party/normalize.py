@@ -38,12 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanroom.spec import IdType
+from cleanroom.text import ARABIC_DIGITS, DIGIT_FOLD, PERSIAN_DIGITS
 
-PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
-ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
-_DIGIT_FOLD = str.maketrans(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2)
 INVISIBLE = "\u00a0\u200b\u200c\u200d\u200e\u200f\ufeff"
-_INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
+INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
 
 
 def _ir_mobile_pattern() -> str:
@@ -66,7 +64,7 @@ _WS = " \t\n\r\f\v" + INVISIBLE
 
 def fold(raw: str) -> str:
     """Digits to ASCII, invisible marks removed."""
-    return raw.translate(_DIGIT_FOLD).translate({ord(c): None for c in INVISIBLE})
+    return raw.translate(DIGIT_FOLD).translate({ord(c): None for c in INVISIBLE})
 
 
 def phone_reference(raw: str | None) -> str | None:

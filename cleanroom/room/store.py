@@ -176,6 +176,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN withheld TEXT NOT NULL DEFAULT '{}';
     """,
+    # Per dimension, how many uploaded rows hold a value outside the policy's domain
+    # (JSON {column: rows}); shown like the row count (cleanroom.room.disclosure).
+    """
+    ALTER TABLE datasets ADD COLUMN out_of_domain TEXT NOT NULL DEFAULT '{}';
+    """,
     # Which token definition (cleanroom.keyed_hash.TOKEN_VERSION) a dataset's tokens follow:
     # versions never join, so a match refuses to mix them.
     """
