@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -75,6 +76,17 @@ class Settings(BaseSettings):
         description="Seconds a metadata write waits for another process's lock on the store "
         "before the request fails with 503 store_busy (and changes nothing).",
     )
+    language: Literal["fa", "en"] = Field(
+        "en",
+        description="The room's default language for the web UI (each user may switch; the "
+        "choice is remembered) and for reports: 'fa' (Persian, right-to-left, Solar Hijri "
+        "dates, Persian digits) or 'en'.",
+    )
+    timezone: str = Field(
+        "Asia/Tehran",
+        description="The room's time zone (IANA name): times on pages and in reports are "
+        "shown in it.",
+    )
     fault_pause: str | None = Field(
         None,
         pattern=r"^[a-z_]+\.[a-z_]+(#[1-9][0-9]?)?$",
@@ -82,6 +94,18 @@ class Settings(BaseSettings):
         "('query.release', 'policy.activate', 'report.section'; '#N': its N-th passage) so a "
         "test can kill the process there (cleanroom.room.faults). Production refuses it.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        """A name the time zone database knows, so no page fails on it later."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value[:60]!r} (an IANA name, e.g. Asia/Tehran)"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _secure_cookies_outside_development(self) -> Settings:

@@ -172,6 +172,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     """,
+    # Each person's language for the web UI ('fa' | 'en'); NULL: the room's default.
+    """
+    ALTER TABLE users ADD COLUMN language TEXT;
+    """,
 ]
 
 

@@ -49,5 +49,5 @@ def sign_in(page: Page, url: str, token: str) -> None:
 
 def sign_out(page: Page) -> None:
     """Sign out with the header's button."""
-    page.click("header .who button")
+    page.click("#signout")
     page.wait_for_url(re.compile(r".*/ui/signin"))
