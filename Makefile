@@ -36,9 +36,9 @@ bench: $(STAMP)
 # The .po files are the source; they are compiled with Babel when the room starts.
 I18N := cleanroom/room/i18n/locale
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output \
 		--project cleanroom --omit-header -o $(I18N)/messages.pot .
-	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) -D messages \
+	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) -D messages \
 		--ignore-obsolete --no-fuzzy-matching
 
 clean:

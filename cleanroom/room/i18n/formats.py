@@ -93,19 +93,20 @@ def when(stamp: str | None, language: Language, timezone: str, *, gregorian: boo
     if at is None:
         return stamp or "—"
     there = local(at, timezone)
-    zone = there.tzname() or timezone
     if language != "fa":
-        return there.strftime(f"%Y-%m-%d %H:%M {zone}")
+        return there.strftime(f"%Y-%m-%d %H:%M {there.tzname() or timezone}")
     text = f"{jalali(there)} {there:%H:%M}"
     if gregorian:
         text += f" ({there:%Y-%m-%d})"
-    return digits(text, language) + f" {_zone(zone)}"
+    return digits(f"{text} {_offset(there)}", language)
 
 
-def _zone(zone: str) -> str:
-    # An abbreviation like "+0330" reads the same in both languages; keep its digits ASCII
-    # inside an LTR isolate so the sign stays in front.
-    return f"\u2066{zone}\u2069"
+def _offset(at: datetime) -> str:
+    """The UTC offset as ``+03:30`` in a left-to-right isolate (so its sign stays in front)."""
+    offset = at.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"\u2066{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}\u2069"
 
 
 def age(stamp: str | None, language: Language, now: datetime | None = None) -> str:

@@ -86,6 +86,7 @@ WORDS: dict[str, str] = {
     "measure": N_("measure"),
     "estimate": N_("estimate"),
     "both": N_("both"),
+    "pair": N_("pair"),
     "pairwise": N_("pairwise"),
     "lift": N_("lift"),
     "difference": N_("difference"),
@@ -94,6 +95,13 @@ WORDS: dict[str, str] = {
     "orders": N_("orders"),
     "treatment": N_("treatment"),
     "control": N_("control"),
+    # the templates, by name
+    "overlap": N_("overlap"),
+    "transitions": N_("transitions"),
+    "funnel": N_("funnel"),
+    "time_to_cross": N_("time to cross"),
+    "retention": N_("retention"),
+    "segments": N_("segments"),
     # segments
     "new": N_("new"),
     "loyal": N_("loyal"),

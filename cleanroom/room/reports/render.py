@@ -47,6 +47,7 @@ def _environment(language: Language) -> Environment:
     env.filters["digits"] = lambda value: formats.digits(str(value), language)
     env.filters["label"] = lambda word: labels.label(word, language)
     env.globals["lang"] = language
+    env.globals["words"] = frozenset(labels.WORDS)
     env.globals["dir"] = direction(language)
     env.globals["comma"] = "، " if language == "fa" else ", "
     return env
@@ -131,6 +132,7 @@ def _write(
             tables.append(
                 {
                     "caption": table.caption,
+                    "known": not table.name or table.name in labels.WORDS,
                     "csv": name,
                     "columns": table.columns,
                     "rows": table.shown(),
