@@ -46,7 +46,8 @@ JALALI = re.compile(r"۱[۳۴][۰-۹]{2}/[۰-۱][۰-۹]/[۰-۳][۰-۹]")
 # and messages the room marks as English (lang="en": server errors and rule texts).
 VISIBLE_TEXT = """
 () => {
-  const skip = (el) => el.closest('script, style, code, pre, textarea, bdi, .data, [lang="en"], datalist, option[value=""]');
+  const skip = (el) => el.closest(
+    'script, style, code, pre, textarea, bdi, .data, [lang="en"], datalist, option[value=""]');
   const out = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -67,7 +68,7 @@ VISIBLE_TEXT = """
 
 def kept_latin() -> set[str]:
     """Latin words the Persian catalog itself keeps (SQL, YAML, PNG, MAC…): not untranslated."""
-    catalog = translations("fa")._catalog  # noqa: SLF001 - the compiled msgstrs
+    catalog = translations("fa")._catalog
     words: set[str] = set()
     for text in catalog.values():
         words.update(re.findall(r"[A-Za-z][A-Za-z0-9_.]*", str(text)))

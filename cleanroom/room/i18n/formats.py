@@ -45,9 +45,12 @@ def number(value: Any, language: Language) -> str:
         text = f"{value:,.1f}"
     else:
         text = f"{value:.4g}"
-    if language == "en":
-        return text
-    return _separators(language)(text)
+    return localized(text, language)
+
+
+def localized(text: str, language: Language) -> str:
+    """A number written the English way (``1,234.5``) in a language's separators and digits."""
+    return text if language == "en" else _separators(language)(text)
 
 
 @cache

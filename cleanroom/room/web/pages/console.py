@@ -32,7 +32,7 @@ from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
-from cleanroom.room.i18n import N_
+from cleanroom.room.i18n import N_, current
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import RESULT_ENVELOPE, Engine, QueryRequest
@@ -43,6 +43,7 @@ from cleanroom.room.templates.schema import SCHEMAS, Param
 from cleanroom.room.web.charts import bar_chart, bars_from_result
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
+from cleanroom.room.web.render import language_for, party_names
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session
 
@@ -294,7 +295,9 @@ async def run(
         context = _context(room, engine, user, sent=sent, refusal=refusal)
         return render(request, "console.html", context, status=status)
     found = None if result.get("dry_run") else bars_from_result(result)
-    chart = bar_chart(found[0], found[1]) if found else None
+    language = language_for(request)
+    with current.use(language, party_names(request, language)):
+        chart = bar_chart(found[0], found[1]) if found else None
     if result.get("dry_run"):
         extras = {k: v for k, v in result.items() if k != "dry_run"}
     else:

@@ -65,7 +65,12 @@ def persian() -> Catalog:
 def test_the_source_marks_the_interface(source: Catalog) -> None:
     ids = {m.id if isinstance(m.id, str) else m.id[0] for m in source if m.id}
     # One string from each place that must go through the catalog.
-    for expected in ("Query console", "Chain verified", "persons reaching the step", "nothing released"):
+    for expected in (
+        "Query console",
+        "Chain verified",
+        "persons reaching the step",
+        "nothing released",
+    ):
         assert expected in ids
     assert len(ids) > 300
 
@@ -97,7 +102,7 @@ def test_translations_keep_every_placeholder(persian: Catalog) -> None:
 def test_persian_translations_are_persian(persian: Catalog) -> None:
     # A msgstr copied from the msgid (or left in English) is not a translation.
     arabic_script = re.compile(r"[\u0600-\u06FF]")
-    keep = {"SQL", "SQL"}  # the language's own name is not translated
+    keep = {"SQL"}  # the language's own name is not translated
     for message in persian:
         if not message.id or message.id in keep:
             continue
@@ -111,7 +116,9 @@ def test_english_is_the_source_language() -> None:
         assert po_path(language).exists()
     assert gettext("en", "Query console") == "Query console"
     assert gettext("fa", "Query console") == "میز پرسش"
-    assert translations("fa").ngettext("%(num)d day ago", "%(num)d days ago", 3) == "%(num)d روز پیش"
+    assert (
+        translations("fa").ngettext("%(num)d day ago", "%(num)d days ago", 3) == "%(num)d روز پیش"
+    )
 
 
 def test_template_summaries_and_parameter_help_are_in_the_catalog() -> None:

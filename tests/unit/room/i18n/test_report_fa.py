@@ -38,7 +38,7 @@ LATIN = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
 
 def kept_latin() -> set[str]:
     words: set[str] = set()
-    for text in translations("fa")._catalog.values():  # noqa: SLF001
+    for text in translations("fa")._catalog.values():
         words.update(LATIN.findall(str(text)))
     return words
 
