@@ -49,9 +49,13 @@ def brands_in(text: str) -> str:
     ``okala``, ``okala.orders``, ``okala+ofogh``: every party id in a label is
     replaced, for charts and tables read by people (CSV and JSON keep ids).
     """
-    names = _names.get()
-    if text in WORDS and _language.get() != "en":  # a declared word (segment, arm): translated
-        return translations(_language.get()).gettext(WORDS[text])
+    return display(text, _language.get(), _names.get())
+
+
+def display(text: str, language: Language, names: dict[str, str] | None) -> str:
+    """:func:`brands_in` for an explicit language and display names (web pages)."""
+    if text in WORDS and language != "en":  # a declared word (segment, arm): translated
+        return translations(language).gettext(WORDS[text])
     if not names:
         return text
     pattern = _pattern(tuple(sorted(names, key=len, reverse=True)))

@@ -87,6 +87,16 @@ def _fmt(value: float) -> str:
     return formats.localized(text, current.language())
 
 
+def _title(caption: str, left: int, right: int) -> str:
+    """The chart's title, starting at the plot's left edge, or its right edge in Persian."""
+    if current.language() == "fa":
+        return (
+            f'<text class="chart-title" x="{right}" y="18" direction="rtl" '
+            f'text-anchor="start">{escape(caption)}</text>'
+        )
+    return f'<text class="chart-title" x="{left}" y="18">{escape(caption)}</text>'
+
+
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
@@ -122,7 +132,7 @@ def bar_chart(title: str, bars: list[Bar]) -> Markup:
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" direction="ltr" '
         f'aria-label="{escape(caption)}">',
         f"<title>{escape(caption)}</title>",
-        f'<text class="chart-title" x="{LABEL_WIDTH}" y="18">{escape(caption)}</text>',
+        _title(caption, LABEL_WIDTH, LABEL_WIDTH + PLOT_WIDTH),
     ]
     for tick in (lo, lo + span / 2, hi):
         parts.append(

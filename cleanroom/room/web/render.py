@@ -37,6 +37,7 @@ from cleanroom.room.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
     Language,
+    current,
     direction,
     formats,
     labels,
@@ -103,8 +104,13 @@ def _environment(language: Language) -> Environment:
     def brand(context: Context, party: str) -> str:
         return str(context.get("party_names", {}).get(party, party))
 
+    @pass_context
+    def shown(context: Context, value: Any) -> str:
+        return current.display(str(value), language, context.get("party_names"))
+
     catalog = translations(language)
     env.filters["brand"] = brand
+    env.filters["shown"] = shown
     env.filters["tr"] = lambda message: catalog.gettext(str(message)) if message else ""
     env.filters["number"] = lambda value: formats.number(value, language)
     env.filters["digits"] = lambda value: formats.digits(str(value), language)
@@ -115,6 +121,7 @@ def _environment(language: Language) -> Environment:
     env.tests["released"] = is_number
     env.globals["prefix"] = PREFIX
     env.globals["lang"] = language
+    env.globals["words"] = frozenset(labels.WORDS)
     env.globals["dir"] = direction(language)
     env.globals["languages"] = LANGUAGES
     env.globals["comma"] = "، " if language == "fa" else ", "
