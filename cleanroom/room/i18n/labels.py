@@ -95,6 +95,8 @@ WORDS: dict[str, str] = {
     "orders": N_("orders"),
     "treatment": N_("treatment"),
     "control": N_("control"),
+    # report recipients that are not parties
+    "reviewers": N_("reviewers"),
     # the templates, by name
     "overlap": N_("overlap"),
     "transitions": N_("transitions"),

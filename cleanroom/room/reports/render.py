@@ -45,6 +45,7 @@ def _environment(language: Language) -> Environment:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["number"] = lambda value: formats.number(value, language)
     env.filters["digits"] = lambda value: formats.digits(str(value), language)
+    env.filters["decimal"] = lambda text: formats.localized(str(text), language)
     env.filters["label"] = lambda word: labels.label(word, language)
     env.globals["lang"] = language
     env.globals["words"] = frozenset(labels.WORDS)
@@ -171,8 +172,10 @@ def _write(
             sections=views,
             files=files,
             generated=formats.when(info.generated_at, language, timezone, gregorian=True),
-            slot=formats.when(info.slot, language, timezone) if info.slot else "",
-            recipients=[current.brand(p) for p in info.recipients],
+            slot=formats.when(info.slot, language, timezone)
+            if formats.parse_stamp(info.slot)
+            else current._("on demand"),
+            recipients=[current.brands_in(p) for p in info.recipients],
             font=_font_uri() if language == "fa" else "",
         )
     )
