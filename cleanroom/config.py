@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         16 * 1024**3, gt=0, description="Largest bundle accepted by an upload, in bytes."
     )
+    max_request_bytes: int = Field(
+        16 * 1024**2,
+        gt=0,
+        description="Largest body of any other request (JSON, forms), in bytes, refused with "
+        "413 before it is read; the largest legitimate one is a proposed policy.",
+    )
     threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="DuckDB worker threads."
     )
@@ -58,11 +64,23 @@ class Settings(BaseSettings):
         "production",
         description="'production' refuses unsafe set-ups (e.g. key files readable by others).",
     )
+    timezone: str = Field(
+        "Asia/Tehran",
+        description="The room's time zone (an IANA name, e.g. 'Asia/Tehran', 'UTC'): report "
+        "schedules run in it, and Solar Hijri budget periods start at its midnight.",
+    )
     scheduler: bool = Field(
         True, description="Run the policy's scheduled reports inside the service."
     )
     scheduler_interval: float = Field(
         30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
+    )
+    audit_verify_interval: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="Seconds between the service's full re-verifications of the audit chain "
+        "(0: only at start-up and on request); appends check only new entries.",
     )
     web_secure_cookies: bool = Field(
         True,
@@ -82,11 +100,6 @@ class Settings(BaseSettings):
         "choice is remembered) and for reports: 'fa' (Persian, right-to-left, Solar Hijri "
         "dates, Persian digits) or 'en'.",
     )
-    timezone: str = Field(
-        "Asia/Tehran",
-        description="The room's time zone (IANA name): times on pages and in reports are "
-        "shown in it.",
-    )
     fault_pause: str | None = Field(
         None,
         pattern=r"^[a-z_]+\.[a-z_]+(#[1-9][0-9]?)?$",
@@ -97,15 +110,20 @@ class Settings(BaseSettings):
 
     @field_validator("timezone")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        """A name the time zone database knows, so no page fails on it later."""
+    def _known_zone(cls, value: str) -> str:
+        """A zone the tz database knows (tzdata ships it), so schedules never guess."""
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"unknown time zone {value[:60]!r} (an IANA name, e.g. Asia/Tehran)"
+                f"'{value[:60]}' is not a time zone name (e.g. 'Asia/Tehran', 'UTC')"
             ) from None
         return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The room's time zone."""
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _secure_cookies_outside_development(self) -> Settings:

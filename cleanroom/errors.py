@@ -17,6 +17,11 @@ class CleanroomError(Exception):
     code = "error"
     status = 500
 
+    @property
+    def details(self) -> dict[str, object]:
+        """Structured facts about the error for scripts (rendered beside the message)."""
+        return {}
+
 
 class UserError(CleanroomError):
     """The caller's input is wrong; the message says what to change."""
@@ -132,6 +137,33 @@ class StoreBusyError(UnavailableError):
     """The metadata store stayed locked by another process past the busy timeout."""
 
     code = "store_busy"
+
+
+class AuditChainBroken(UnavailableError):
+    """The audit chain does not verify, so nothing that must be recorded can be done.
+
+    Appending after a break would re-seal a cut-off or edited trail and erase
+    the evidence, so every recorded action is refused (503) until an operator
+    investigates and re-anchors the chain (``cleanroom audit reanchor``). Reads
+    that need no record go on. ``entry`` is the first entry the verification
+    names; ``reason`` is its sentence (entry numbers only, never data).
+    """
+
+    code = "audit_chain_broken"
+    retry_after = 3600  # an operator has to act; retrying soon changes nothing
+
+    def __init__(self, entry: int, reason: str) -> None:
+        self.entry = entry
+        self.reason = reason
+        super().__init__(
+            f"audit chain broken at entry {entry}: nothing more is recorded until an "
+            f"operator investigates ({reason})"
+        )
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The entry where the chain breaks and why."""
+        return {"entry": self.entry, "reason": self.reason}
 
 
 class DiskFullError(UnavailableError):

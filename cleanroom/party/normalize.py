@@ -37,12 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanroom.spec import IdType
+from cleanroom.text import ARABIC_DIGITS, DIGIT_FOLD, PERSIAN_DIGITS
 
-PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
-ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
-_DIGIT_FOLD = str.maketrans(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2)
 INVISIBLE = "\u00a0\u200b\u200c\u200d\u200e\u200f\ufeff"
-_INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
+INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
 
 
 def _ir_mobile_pattern() -> str:
@@ -65,7 +63,7 @@ _WS = " \t\n\r\f\v" + INVISIBLE
 
 def fold(raw: str) -> str:
     """Digits to ASCII, invisible marks removed."""
-    return raw.translate(_DIGIT_FOLD).translate({ord(c): None for c in INVISIBLE})
+    return raw.translate(DIGIT_FOLD).translate({ord(c): None for c in INVISIBLE})
 
 
 def phone_reference(raw: str | None) -> str | None:
@@ -114,7 +112,7 @@ REFERENCE = {
 # translate() is slow (~1.5M/s), so only the rare non-ASCII cells pay for it.
 _FOLDED = (
     "CASE WHEN regexp_matches(raw, '[^\\x01-\\x7f]') THEN regexp_replace(translate(raw, "
-    f"'{PERSIAN_DIGITS}{ARABIC_DIGITS}', '{'0123456789' * 2}'), '{_INVISIBLE_RE}', '', 'g') "
+    f"'{PERSIAN_DIGITS}{ARABIC_DIGITS}', '{'0123456789' * 2}'), '{INVISIBLE_RE}', '', 'g') "
     "ELSE raw END"
 )
 _SQL = {

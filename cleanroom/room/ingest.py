@@ -29,6 +29,7 @@ from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoun
 from cleanroom.keyed_hash import KeyedHash
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
+from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import quote
@@ -52,6 +53,7 @@ class DatasetVersion:
     uploaded_at: str
     status: str
     table_name: str
+    out_of_domain: dict[str, int]  # per dimension: rows whose value is not in the domain
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetVersion:
@@ -67,10 +69,16 @@ class DatasetVersion:
             uploaded_at=row["uploaded_at"],
             status=row["status"],
             table_name=row["table_name"],
+            out_of_domain=json.loads(row["out_of_domain"]),
         )
 
     def public(self) -> dict[str, Any]:
-        """What the API shows: no internal table names."""
+        """What the API shows (to whom, :mod:`cleanroom.room.disclosure` decides).
+
+        No internal table names. ``out_of_domain`` holds exact counts of the
+        party's own data: the disclosure rules show it, like the row count,
+        only to the party itself and to the room's overseers.
+        """
         return {
             "party": self.party,
             "dataset": self.dataset,
@@ -81,6 +89,7 @@ class DatasetVersion:
             "uploaded_by": self.uploaded_by,
             "uploaded_at": self.uploaded_at,
             "status": self.status,
+            "out_of_domain": self.out_of_domain,
         }
 
 
@@ -139,13 +148,14 @@ class Ingest:
 
     def run(self) -> DatasetVersion:
         """Check, load, swap in; refuse with a reason and change nothing on any failure."""
+        self.room.audit.require_intact()  # a new version must be recorded: refuse up front
         info = read_bundle(self.path, name=self.name)
         party, dataset = str(info.header.get("party")), str(info.header.get("dataset"))
         try:
             version = self._run(info, party, dataset)
         except Exception as err:
             refusal = unavailable(err)  # a full disk or a locked store, said as such
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=self.user.name,
                 action="dataset.upload",
                 target=f"{party}.{dataset}",
@@ -188,6 +198,7 @@ class Ingest:
             )
         spec = contract.as_spec(dataset)
         _check_contract(info, spec)
+        self.contract = contract
         self._refuse_replay(info)
         key = (party, dataset)
         with _busy_lock:
@@ -251,7 +262,8 @@ class Ingest:
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
                 raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
-            return self._swap(info, spec, party, stage, rows, policy_version)
+            outside = out_of_domain(cur, stage, self.contract)
+            return self._swap(info, spec, party, stage, rows, policy_version, outside)
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
 
@@ -263,6 +275,7 @@ class Ingest:
         stage: str,
         rows: int,
         policy_version: int,
+        outside: dict[str, int],
     ) -> DatasetVersion:
         db = self.room.store.connection()
         last = db.execute(
@@ -290,7 +303,8 @@ class Ingest:
                 )
                 tx.execute(
                     "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
-                    " columns, uploaded_by, uploaded_at, status) VALUES (?,?,?,?,?,?,?,?,?,'live')",
+                    " columns, uploaded_by, uploaded_at, status, out_of_domain)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,'live',?)",
                     (
                         party,
                         spec.dataset,
@@ -301,6 +315,7 @@ class Ingest:
                         json.dumps({k: str(v) for k, v in columns.items()}),
                         self.user.name,
                         now(),
+                        json.dumps(outside, sort_keys=True),
                     ),
                 )
                 self.room.audit.append(
@@ -328,6 +343,27 @@ class Ingest:
         return DatasetVersion.from_row(row)
 
 
+def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, int]:
+    """Per dimension, the rows whose (non-null) value the policy's domain does not hold.
+
+    Queries release only declared domain values, so such rows can never be
+    counted in a group; saying how many there are at upload lets the party
+    fix its export or ask for the domain to change, instead of losing them
+    unseen. Category values were normalized by the party with the rule the
+    domain was normalized with, so only real differences count.
+    """
+    dimensions = {n: c.domain for n, c in contract.columns.items() if c.domain is not None}
+    if not dimensions:
+        return {}
+    parts, params = [], []
+    for name, domain in dimensions.items():
+        marks = ", ".join("?" for _ in domain)
+        parts.append(f'count(*) FILTER (WHERE "{name}" IS NOT NULL AND "{name}" NOT IN ({marks}))')
+        params.extend(domain)
+    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {quote(table)}", params).fetchall()[0]
+    return {name: int(n) for name, n in zip(dimensions, counts, strict=True)}
+
+
 def ingest(room: Room, path: Path, user: User, name: str | None = None) -> DatasetVersion:
     """Turn an uploaded bundle file into the live version of its dataset."""
     return Ingest(room, path, user, name).run()
@@ -342,7 +378,6 @@ def reconcile(room: Room) -> list[str]:
     dropped = sorted(room.wh.tables() - keep)
     for name in dropped:
         room.wh.drop(name)
-    db.execute("UPDATE matches SET status = 'failed' WHERE status = 'running'")
     for leftover in room.paths.uploads.glob("*.bundle"):
         leftover.unlink()  # never acknowledged; the client retries
     return dropped

@@ -172,6 +172,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     """,
+    # What the identity limits kept a match from merging (identity.Withheld, counts only).
+    """
+    ALTER TABLE matches ADD COLUMN withheld TEXT NOT NULL DEFAULT '{}';
+    """,
+    # Per dimension, how many uploaded rows hold a value outside the policy's domain
+    # (JSON {column: rows}); shown like the row count (cleanroom.room.disclosure).
+    """
+    ALTER TABLE datasets ADD COLUMN out_of_domain TEXT NOT NULL DEFAULT '{}';
+    """,
     # Each person's language for the web UI ('fa' | 'en'); NULL: the room's default.
     """
     ALTER TABLE users ADD COLUMN language TEXT;

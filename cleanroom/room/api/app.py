@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import cleanroom
 from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
+from cleanroom.room.api.limits import BodyLimit
 from cleanroom.room.api.routes import (
     audit,
     budget,
@@ -29,10 +30,10 @@ from cleanroom.room.api.routes import (
     queries,
     reports,
 )
+from cleanroom.room.audit_watch import AuditWatch
 from cleanroom.room.faults import unavailable
-from cleanroom.room.ingest import reconcile
 from cleanroom.room.query.engine import Engine
-from cleanroom.room.recovery import recover_queries
+from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
@@ -40,22 +41,32 @@ from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
 
 log = logging.getLogger("cleanroom.api")
+# Routes streaming a body under a limit of their own (``max_upload_bytes``).
+UPLOAD_ROUTES = frozenset({("POST", "/api/v1/datasets")})
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-def _error(status: int, code: str, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": request_id}},
-        status_code=status,
-        headers={"X-Request-Id": request_id},
-    )
+def _error(
+    status: int, code: str, message: str, request_id: str, details: dict[str, object]
+) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers={"X-Request-Id": request_id})
 
 
-def _respond(request: Request, status: int, code: str, message: str) -> Response:
+def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+) -> Response:
     """An error as JSON for the API, as a page for the web UI (one handler for both)."""
     if is_web(request):
         return error_page(request, status, code, message)
-    return _error(status, code, message, getattr(request.state, "request_id", "-"))
+    request_id = getattr(request.state, "request_id", "-")
+    return _error(status, code, message, request_id, details or {})
 
 
 def create_app(room: Room) -> FastAPI:
@@ -63,10 +74,20 @@ def create_app(room: Room) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dropped = reconcile(room)
-        log.info("room ready", extra={"room_key_id": room.key_id, "orphans_dropped": len(dropped)})
-        recover_queries(room)  # queries a previous stop cut off: failed, charge refunded
-        app.state.reports.recover()  # runs a previous stop cut off: marked failed
+        recovered = recover(room, app.state.reports)  # never raises: the room always starts
+        log.info(
+            "room ready",
+            extra={
+                "room_key_id": room.key_id,
+                "orphans_dropped": recovered.tables_dropped,
+                "recording": recovered.reason is None,
+            },
+        )
+        watch = None
+        if room.settings.audit_verify_interval > 0:
+            watch = AuditWatch(
+                room.audit, room.store, interval=room.settings.audit_verify_interval
+            ).start()
         scheduler = None
         if room.settings.scheduler:
             scheduler = Scheduler(app.state.reports, interval=room.settings.scheduler_interval)
@@ -76,6 +97,8 @@ def create_app(room: Room) -> FastAPI:
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if watch is not None:
+                watch.stop()
 
     app = FastAPI(
         title="cleanroom",
@@ -91,6 +114,12 @@ def create_app(room: Room) -> FastAPI:
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
+    app.add_middleware(
+        BodyLimit,
+        limit=room.settings.max_request_bytes,
+        exempt=UPLOAD_ROUTES,
+        refuse=lambda request, message: _respond(request, 413, "too_large", message),
+    )  # added before ``observe``, so it runs inside it: a refusal is logged and counted
 
     @app.middleware("http")
     async def observe(
@@ -121,14 +150,16 @@ def create_app(room: Room) -> FastAPI:
     async def domain_error(request: Request, err: CleanroomError) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         if isinstance(err, UnavailableError):  # the environment refused; nothing was changed
-            log.warning("unavailable", extra={"code": err.code, "request_id": request_id})
-            response = _respond(request, err.status, err.code, str(err))
+            log.warning(
+                "unavailable", extra={"code": err.code, "request_id": request_id, **err.details}
+            )
+            response = _respond(request, err.status, err.code, str(err), err.details)
             response.headers["Retry-After"] = str(err.retry_after)
             return response
         if err.status >= 500:
             log.error("internal error", extra={"code": err.code, "request_id": request_id})
             return _respond(request, 500, err.code, "internal error; see the service log")
-        return _respond(request, err.status, err.code, str(err))
+        return _respond(request, err.status, err.code, str(err), err.details)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> Response:

@@ -334,11 +334,16 @@ def _time(d: Difference, c: Context) -> tuple[Privacy, str]:
     return LOOSENS, f"the event time moves from '{d.old}' to '{d.new}': journeys follow another"
 
 
-_PERIODS = ["day", "week", "month", "quarter", "year"]
+_PERIODS = {"day": 0, "week": 1, "month": 2, "jalali_month": 2, "quarter": 3, "year": 4}
 
 
 def _period(d: Difference, c: Context) -> tuple[Privacy, str]:
-    if _PERIODS.index(d.new) < _PERIODS.index(d.old):
+    if _PERIODS[d.new] == _PERIODS[d.old]:  # a Gregorian month for a Solar Hijri one, or back
+        return LOOSENS, (
+            f"the budget period's boundaries move ({d.old} → {d.new}): spend before the new "
+            "period's start no longer counts against it"
+        )
+    if _PERIODS[d.new] < _PERIODS[d.old]:
         return LOOSENS, (
             f"the budget period shortens ({d.old} → {d.new}): the same cap renews more often, "
             "so more privacy loss per year"
@@ -477,6 +482,14 @@ RULES: dict[str, Rule] = {
         "the approvals a new version needs",
         looser_when="lower",
         consequence="fewer reviewers can change what the data may be used for",
+    ),
+    "identity.max_per_person.*": ordered(
+        "identifiers of one type a person may hold",
+        looser_when="higher",
+        consequence=(
+            "one party's rows may merge more identifiers, and so more of other parties'"
+            " persons, into one person"
+        ),
     ),
     _PARTY: presence(
         "party",

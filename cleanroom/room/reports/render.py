@@ -21,6 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from cleanroom.room.files import make_private
 from cleanroom.room.i18n import (
     LANGUAGES,
     Language,
@@ -180,7 +181,11 @@ def _write(
         )
     )
     (out / "report.html").write_text(page, encoding="utf-8")
-    return ["report.html", "results.json", *files]
+    written = ["report.html", "results.json", *files]
+    make_private(out)  # a report is for its recipients only, never other local accounts
+    for name in written:
+        make_private(out / name)
+    return written
 
 
 @cache

@@ -55,4 +55,6 @@ def _title(status: int) -> str:
         409: N_("That clashes with the current state"),
         413: N_("Too large"),
         429: N_("Budget exhausted"),
+        503: N_("Not possible right now"),
+        507: N_("The room's disk is full"),
     }.get(status, N_("Something went wrong on our side"))

@@ -19,6 +19,7 @@ from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep
 from cleanroom.room.auth import User
+from cleanroom.room.disclosure import WITHHELD, sees_exact
 from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
@@ -40,6 +41,8 @@ class DatasetRow:
     dataset: str
     time: str | None
     columns: int
+    uploaded: bool
+    exact: bool  # whether the viewer may see the version, rows and uploader below
     version: int | None
     rows: int | None
     uploaded_at: str | None
@@ -47,8 +50,12 @@ class DatasetRow:
     in_match: bool
 
 
-def datasets(room: Room) -> dict[str, list[DatasetRow]]:
-    """Every dataset the active policy names, by party, with its live version if any."""
+def datasets(room: Room, user: User) -> dict[str, list[DatasetRow]]:
+    """Every dataset the active policy names, by party, with its live version if any.
+
+    Exact rows, version and uploader only where ``user`` may see them
+    (``cleanroom.room.disclosure``); freshness and match status for all.
+    """
     policy = room.active_policy().policy
     live = {(d.party, d.dataset): d for d in live_datasets(room)}
     generation = live_generation(room)
@@ -57,16 +64,19 @@ def datasets(room: Room) -> dict[str, list[DatasetRow]]:
     for party, spec in sorted(policy.parties.items()):
         for name, contract in sorted(spec.datasets.items()):
             version = live.get((party, name))
+            exact = version is not None and sees_exact(user, party)
             out.setdefault(party, []).append(
                 DatasetRow(
                     party=party,
                     dataset=name,
                     time=contract.time,
                     columns=len(contract.columns),
-                    version=version.version if version else None,
-                    rows=version.rows if version else None,
+                    uploaded=version is not None,
+                    exact=exact,
+                    version=version.version if version and exact else None,
+                    rows=version.rows if version and exact else None,
                     uploaded_at=version.uploaded_at if version else None,
-                    uploaded_by=version.uploaded_by if version else None,
+                    uploaded_by=version.uploaded_by if version and exact else None,
                     in_match=version is not None
                     and matched.get(f"{party}.{name}") == version.version,
                 )
@@ -94,7 +104,8 @@ def dashboard(request: Request, room: RoomDep, engine: EngineDep, session: Viewe
             "title": N_("Dashboard"),
             "policy": active.policy,
             "policy_version": active.version,
-            "datasets": datasets(room),
+            "datasets": datasets(room, session.user),
+            "withheld": WITHHELD,
             "generation": live_generation(room),
             "budgets": rows,
             "budget_note": budget_note,
