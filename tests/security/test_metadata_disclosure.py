@@ -169,8 +169,35 @@ def walk(url: str, room: Room, world: Group, who: str | None) -> dict[str, str]:
     return pages
 
 
+NOISY = frozenset({"value", "low", "high", "error95"})
+
+
+def released(pages: dict[str, str]) -> set[int]:
+    """The DP-released numbers the walk read: a noisy value may equal a secret by chance."""
+    out: set[int] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in NOISY and isinstance(value, int | float):
+                    out.add(round(value))
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    for text in pages.values():
+        try:
+            visit(json.loads(text))
+        except ValueError:
+            continue
+    return out
+
+
 def leaks(pages: dict[str, str], secrets: set[int]) -> dict[str, set[int]]:
-    found = {path: numbers_in(text) & secrets for path, text in pages.items()}
+    """Secret counts found in what the walk read, apart from coincidences with noisy values."""
+    hidden = secrets - released(pages)
+    found = {path: numbers_in(text) & hidden for path, text in pages.items()}
     return {path: hit for path, hit in found.items() if hit}
 
 
