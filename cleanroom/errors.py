@@ -17,6 +17,14 @@ class CleanroomError(Exception):
     code = "error"
     status = 500
 
+    def details(self) -> dict[str, object]:
+        """Structured facts about the refusal for the API's ``details`` (never a raw value).
+
+        Subclasses add what a client can act on (the rule broken, the budget
+        left, when it resets); the message stays the sentence for humans.
+        """
+        return {}
+
 
 class UserError(CleanroomError):
     """The caller's input is wrong; the message says what to change."""
@@ -48,6 +56,10 @@ class InputError(UserError):
         if field is not None:
             where.append(f"column '{field}'")
         super().__init__(": ".join([*where, reason]))
+
+    def details(self) -> dict[str, object]:
+        """The file, row and column at fault."""
+        return {"file": self.path, "row": self.row, "field": self.field}
 
 
 class SpecError(UserError):
@@ -126,6 +138,10 @@ class UnavailableError(CleanroomError):
     code = "unavailable"
     status = 503
     retry_after = 5
+
+    def details(self) -> dict[str, object]:
+        """When to try again, in seconds."""
+        return {"retry_after": self.retry_after}
 
 
 class StoreBusyError(UnavailableError):

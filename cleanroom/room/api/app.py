@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -13,11 +14,14 @@ import duckdb
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cleanroom
+from cleanroom import clock
 from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
+from cleanroom.room.api.models import ERRORS, ErrorBody, ErrorDetails, ErrorInfo
 from cleanroom.room.api.routes import (
     audit,
     budget,
@@ -29,6 +33,7 @@ from cleanroom.room.api.routes import (
     queries,
     reports,
 )
+from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.faults import unavailable
 from cleanroom.room.ingest import reconcile
 from cleanroom.room.query.engine import Engine
@@ -43,19 +48,44 @@ log = logging.getLogger("cleanroom.api")
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-def _error(status: int, code: str, message: str, request_id: str) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, request_id: str, details: dict[str, object]
+) -> JSONResponse:
+    body = ErrorBody(
+        error=ErrorInfo(
+            code=code,
+            message=message,
+            request_id=request_id,
+            details=ErrorDetails.model_validate(details),
+        )
+    )
     return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": request_id}},
+        body.model_dump(mode="json", exclude_none=True),
         status_code=status,
         headers={"X-Request-Id": request_id},
     )
 
 
-def _respond(request: Request, status: int, code: str, message: str) -> Response:
+def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+) -> Response:
     """An error as JSON for the API, as a page for the web UI (one handler for both)."""
     if is_web(request):
         return error_page(request, status, code, message)
-    return _error(status, code, message, getattr(request.state, "request_id", "-"))
+    return _error(status, code, message, getattr(request.state, "request_id", "-"), details or {})
+
+
+def _retry_after(err: CleanroomError) -> int | None:
+    """Seconds a client should wait: a fixed hint when unavailable, the reset of a budget."""
+    if isinstance(err, UnavailableError):
+        return err.retry_after
+    if isinstance(err, BudgetExceeded):
+        return max(1, math.ceil((err.resets_at - clock.now()).total_seconds()))
+    return None
 
 
 def create_app(room: Room) -> FastAPI:
@@ -77,7 +107,7 @@ def create_app(room: Room) -> FastAPI:
             if scheduler is not None:
                 scheduler.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the package's own files, no CDN
         title="cleanroom",
         version=cleanroom.__version__,
         description="Privacy-preserving data clean room: upload sealed bundles, match, "
@@ -88,7 +118,7 @@ def create_app(room: Room) -> FastAPI:
     app.state.engine = Engine(room)
     app.state.reports = ReportRunner(app.state.engine)
     for module in (health, datasets, matches, queries, budget, policies, reports, audit, me):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERRORS)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
 
@@ -122,13 +152,17 @@ def create_app(room: Room) -> FastAPI:
         request_id = getattr(request.state, "request_id", "-")
         if isinstance(err, UnavailableError):  # the environment refused; nothing was changed
             log.warning("unavailable", extra={"code": err.code, "request_id": request_id})
-            response = _respond(request, err.status, err.code, str(err))
-            response.headers["Retry-After"] = str(err.retry_after)
-            return response
-        if err.status >= 500:
+        elif err.status >= 500:
             log.error("internal error", extra={"code": err.code, "request_id": request_id})
             return _respond(request, 500, err.code, "internal error; see the service log")
-        return _respond(request, err.status, err.code, str(err))
+        details = err.details()
+        retry = _retry_after(err)
+        if retry is not None:
+            details = {**details, "retry_after": retry}
+        response = _respond(request, err.status, err.code, str(err), details)
+        if retry is not None:
+            response.headers["Retry-After"] = str(retry)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> Response:

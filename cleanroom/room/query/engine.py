@@ -27,7 +27,9 @@ from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
+from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
+from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
 from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
@@ -190,7 +192,12 @@ class Engine:
             )
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
-            return {"dry_run": True, **query.preview(epsilon, privacy)}
+            status = self.ledger.status(party, privacy.budget)
+            return {
+                "dry_run": True,
+                **query.preview(epsilon, privacy),
+                "budget": outlook(party, epsilon, status),
+            }
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
@@ -398,6 +405,14 @@ class Engine:
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
         return {"status": "done", **json.loads(row["result"])}
+
+    def history(
+        self, user: User, *, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The caller's party's past queries, newest first (every party's for reviewers)."""
+        everyone = user.role in (Role.reviewer, Role.room_admin)
+        party = None if everyone else _party_of(user)
+        return history(self.room.store, user, party, limit=limit, before=before)
 
     def run_prepaid(
         self,

@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from cleanroom.errors import NotFoundError, TooLargeError, UserError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
+from cleanroom.room.api.models import DatasetOut, DatasetVersionOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.ingest import dataset_history, ingest, live_datasets
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=DatasetVersionOut)
 async def upload(
     request: Request,
     room: RoomDep,
@@ -57,13 +58,13 @@ async def upload(
     return version.public()
 
 
-@router.get("")
+@router.get("", response_model=list[DatasetVersionOut])
 def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
     """The live version of every dataset: who sent what, when, how many rows."""
     return [d.public() for d in live_datasets(room)]
 
 
-@router.get("/{party}/{dataset}")
+@router.get("/{party}/{dataset}", response_model=DatasetOut)
 def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, Any]:
     """One dataset: its contract status and every version, newest first."""
     versions = dataset_history(room, party, dataset)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.errors import NotFoundError
 from cleanroom.room.api.deps import roles
+from cleanroom.room.api.models import ReportOut, ReportRunOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.policy.reports import ReportPolicy
 from cleanroom.room.reports.access import may_read
@@ -67,7 +68,7 @@ def _describe(name: str, report: ReportPolicy, version: int) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=list[ReportOut])
 def list_reports(runner: RunnerDep, user: Reader) -> list[dict[str, Any]]:
     """The reports of the active policy the caller may read, each with its latest run."""
     active = runner.room.active_policy()
@@ -84,7 +85,7 @@ def list_reports(runner: RunnerDep, user: Reader) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/{name}/runs")
+@router.get("/{name}/runs", response_model=list[ReportRunOut])
 def list_runs(
     name: str, runner: RunnerDep, user: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[dict[str, Any]]:
@@ -93,7 +94,7 @@ def list_runs(
     return [run.as_dict() for run in runner.runs.recent(name, limit=limit)]
 
 
-@router.post("/{name}/run", status_code=201)
+@router.post("/{name}/run", status_code=201, response_model=ReportRunOut)
 async def run_now(name: str, runner: RunnerDep, user: Trigger) -> dict[str, Any]:
     """Run a report now, as the reporters; the recorded run (its ``status`` says how it went).
 
@@ -105,14 +106,27 @@ async def run_now(name: str, runner: RunnerDep, user: Trigger) -> dict[str, Any]
     return run.as_dict()
 
 
-@router.get("/{name}/runs/{run_id}")
+@router.get("/{name}/runs/{run_id}", response_model=ReportRunOut)
 def get_run(name: str, run_id: str, runner: RunnerDep, user: Reader) -> dict[str, Any]:
     """One run, with the names of its files."""
     _visible(runner, name, user)
     return runner.runs.get(name, run_id).as_dict()
 
 
-@router.get("/{name}/runs/{run_id}/files/{file}", response_class=FileResponse)
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file",
+        "content": {
+            m.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+            for m in MEDIA_TYPES.values()
+        },
+    }
+}
+
+
+@router.get(
+    "/{name}/runs/{run_id}/files/{file}", response_class=FileResponse, responses=FILE_RESPONSE
+)
 def download(name: str, run_id: str, file: str, runner: RunnerDep, user: Reader) -> FileResponse:
     """One file of a published run; only the names the run lists, nothing beside them."""
     _visible(runner, name, user)
