@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
-from cleanroom.cli.room import print_result
+from cleanroom.cli.query import print_result
 from cleanroom.errors import UserError
 from cleanroom.keys import load_verify_key
 from cleanroom.scenario import Group, LiveServer, build_group, open_room

@@ -21,7 +21,7 @@ MAX_LISTED = 500
 def history(
     store: MetaStore, user: User, party: str | None, *, limit: int = 50, before: str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest first; ``before`` (a ``created_at``) pages back. ``party`` None: every party."""
+    """Newest first; ``before`` (a query id) pages back. ``party`` None: every party."""
     if user.role not in (Role.reviewer, Role.room_admin) and party is None:
         return []
     where, args = [], []
@@ -29,7 +29,7 @@ def history(
         where.append("party = ?")
         args.append(party)
     if before is not None:
-        where.append("created_at < ?")
+        where.append("rowid < (SELECT rowid FROM queries WHERE id = ?)")
         args.append(before)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = (
@@ -37,7 +37,7 @@ def history(
         .execute(
             "SELECT id, kind, request, status, user_name, epsilon, cached_from, policy_version, "
             f"created_at, finished_at FROM queries {clause} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            "ORDER BY rowid DESC LIMIT ?",  # insertion order: timestamps tie within a second
             (*args, min(max(limit, 1), MAX_LISTED)),
         )
         .fetchall()

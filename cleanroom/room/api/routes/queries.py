@@ -44,7 +44,7 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-@router.post("", response_model=QueryResult | QueryPrice)
+@router.post("", response_model=QueryResult | QueryPrice, response_model_exclude_unset=True)
 async def submit(body: QueryBody, engine: EngineDep, user: Asker) -> dict[str, Any]:
     """Run a query (or price it with ``dry_run``); refused queries name the rule they broke."""
     request = QueryRequest(
@@ -63,7 +63,7 @@ def list_queries(
     user: Reader,
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
     before: Annotated[
-        str | None, Query(max_length=40, description="page back: a created_at seen")
+        str | None, Query(max_length=64, description="page back: the last query id seen")
     ] = None,
 ) -> list[dict[str, Any]]:
     """The caller's party's queries, newest first (every party's to reviewers and admins)."""
@@ -83,7 +83,12 @@ DOWNLOADS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/{query_id}", response_model=QueryResult, responses=DOWNLOADS)
+@router.get(
+    "/{query_id}",
+    response_model=QueryResult,
+    response_model_exclude_unset=True,  # a count has no low/high: none are invented
+    responses=DOWNLOADS,
+)
 def get(
     query_id: str,
     engine: EngineDep,
