@@ -34,6 +34,7 @@ from cleanroom.room.query.release import Released
 from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
 from cleanroom.room.templates import prepare_template
+from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
 
@@ -114,7 +115,7 @@ def _party_of(user: User) -> str:
         return user.party
     if user.role is Role.reporter:
         return user.party or "reporter"
-    raise ForbiddenError(f"'{user.name}' is a {user.role}; queries are for analysts and reporters")
+    raise ForbiddenError(f"'{user.name}' is {a(user.role)}; queries are for analysts and reporters")
 
 
 def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
