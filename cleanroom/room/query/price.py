@@ -24,13 +24,13 @@ def outlook(party: str, epsilon: Fraction, status: BudgetStatus) -> dict[str, An
     until = status.period_end[:10]
     if n == 0:
         sentence = (
-            f"this query costs epsilon {float(epsilon):.4g}, more than the "
+            f"This query costs epsilon {float(epsilon):.4g}, more than the "
             f"{float(status.left):.4g} left to {party} until {until}: it would be refused"
         )
     else:
         such = "query" if n == 1 else "queries"
         sentence = (
-            f"this query costs epsilon {float(epsilon):.4g} of the {float(status.left):.4g} "
+            f"This query costs epsilon {float(epsilon):.4g} of the {float(status.left):.4g} "
             f"left to {party} until {until} — about {n} such {such}"
         )
     return {

@@ -13,7 +13,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import NotFoundError
 from cleanroom.room.web.deps import SessionDep
-from cleanroom.room.web.pages import audit, console, dashboard, policies, reports, signin
+from cleanroom.room.web.pages import (
+    audit,
+    console,
+    dashboard,
+    history,
+    policies,
+    reports,
+    signin,
+)
 from cleanroom.room.web.render import HERE, PREFIX
 
 STATIC = {
@@ -22,7 +30,7 @@ STATIC = {
 }
 _STATIC_BODIES = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
 
-PAGES = (signin, dashboard, console, policies, audit, reports)
+PAGES = (signin, dashboard, console, history, policies, audit, reports)
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 for module in PAGES:
     router.include_router(module.router)

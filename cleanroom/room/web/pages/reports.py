@@ -10,6 +10,7 @@ sandboxed frame, and its charts as images.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +19,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from cleanroom.errors import NotFoundError, UserError
 from cleanroom.room.api.routes import reports as reports_api
 from cleanroom.room.api.routes.reports import RunnerDep
+from cleanroom.room.reports.runner import REPORTER_SHARE
 from cleanroom.room.web.access import may
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
@@ -59,6 +61,7 @@ def _report_page(
 ) -> Response:
     definition = _report(runner, name, session)
     runs = reports_api.list_runs(name, runner, session.user, limit=RUNS_SHOWN)
+    left = _reporter_left(runner)
     return render(
         request,
         "report.html",
@@ -68,9 +71,21 @@ def _report_page(
             "runs": runs,
             "error": error,
             "can_run": may(session.user, "reports.run") and definition["enabled"],
+            # "Run now" only when the reporter share can pay; else say how much is left.
+            "reporter_left": left,
+            "can_pay": left is None or left >= Fraction(definition["epsilon"]),
         },
         status=status,
     )
+
+
+def _reporter_left(runner: Any) -> Fraction | None:
+    """Epsilon left to the reporter share this period (None: the policy sets no budget)."""
+    privacy = runner.room.active_policy().policy.privacy
+    if privacy is None:
+        return None
+    left: Fraction = runner.engine.ledger.status(REPORTER_SHARE, privacy.budget).left
+    return left
 
 
 @router.post("/reports/{name}/run")
