@@ -62,13 +62,19 @@ def serve(room_dir: Path, host: str | None, port: int | None) -> None:
     """Run the service: HTTP API (OpenAPI at /docs) for one room."""
     import uvicorn
 
+    from cleanroom.cli.serving import check_port, refuse_if_locked
     from cleanroom.room import logs
     from cleanroom.room.api.app import create_app
     from cleanroom.room.room import Room
 
     settings = load_settings(room_dir, host=host, port=port)
+    check_port(settings.host, settings.port)
     logs.configure(settings.room / "logs" / "service.log", settings.log_format)
-    room = Room(settings)
+    try:
+        room = Room(settings)
+    except Exception as err:
+        refuse_if_locked(err, room_dir)
+        raise
     try:
         uvicorn.run(
             create_app(room), host=settings.host, port=settings.port, log_config=None, workers=1
