@@ -23,6 +23,13 @@ NO_ESTIMATE = "no_estimate"  # an average over no usable count: only the bounds 
 CACHED = "cached"  # the whole answer was served from the cache, at no cost
 
 
+def _readable(epsilon: object) -> float | None:
+    """0.2, not the 0.19999999999999998 a sum of split parts can print as."""
+    if not isinstance(epsilon, int | float) or isinstance(epsilon, bool):
+        return None
+    return float(f"{epsilon:.12g}")
+
+
 def _is_number(cell: object) -> bool:
     return isinstance(cell, Mapping) and "value" in cell
 
@@ -60,7 +67,7 @@ def tidy(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     cached = bool(result.get("cached"))
     answer = {
         "query_id": result.get("query_id"),
-        "epsilon": result.get("epsilon_float"),
+        "epsilon": _readable(result.get("epsilon_float")),
         "policy_version": result.get("policy_version"),
         "cached": cached,
     }

@@ -40,6 +40,13 @@ def checked_url(url: str) -> str:
     return url
 
 
+def readable(epsilon: object) -> float:
+    """An epsilon as people read it: the split parts' sum shown as 0.2, not 0.19999999999999998."""
+    if not isinstance(epsilon, int | float) or isinstance(epsilon, bool):
+        return 0.0
+    return float(f"{epsilon:.12g}")
+
+
 @dataclass(frozen=True)
 class Result:
     """A released answer: the API's JSON and the facts a reader must keep with the numbers."""
@@ -54,7 +61,7 @@ class Result:
     @property
     def epsilon(self) -> float:
         """Epsilon this answer cost (0 when it came from the cache)."""
-        return 0.0 if self.cached else float(self.raw.get("epsilon_float") or 0.0)
+        return 0.0 if self.cached else readable(self.raw.get("epsilon_float"))
 
     @property
     def cached(self) -> bool:
