@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cleanroom.bundle import BundleInfo, read_bundle
 from cleanroom.cli.console import console, progress_bar
-from cleanroom.errors import SpecError
+from cleanroom.errors import SpecError, UserError
 from cleanroom.keys import (
     load_room_public_key,
     load_signing_key,
@@ -90,6 +90,7 @@ def print_summary(result: PrepareResult) -> None:
 @click.option("--signing-key", type=_file, required=True, help="This party's private key.")
 @click.option("--out", type=_file, required=True, help="Bundle to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def prepare_cmd(
     party: str,
     dataset: str,
@@ -100,8 +101,14 @@ def prepare_cmd(
     signing_key: Path,
     out: Path,
     as_json: bool,
+    force: bool,
 ) -> None:
     """Normalize identifiers, tokenize them with the match key, and seal a bundle."""
+    if out.exists() and not force:
+        raise UserError(
+            f"{out}: a bundle is already there; choose another --out, or add --force to "
+            "replace it (a room refuses a replayed bundle anyway)"
+        )
     if not NAME.match(party):
         raise click.BadParameter("lower-case letters, digits and '_'", param_hint="--party")
     dataset_spec = load_spec(spec)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from cleanroom.cli.console import console, progress_bar
+from cleanroom.cli.console import console, err_console, progress_bar
 from cleanroom.config import load_settings
 from cleanroom.errors import UserError
 from cleanroom.keys import passphrase_from_env
@@ -99,8 +99,11 @@ def users_add(room_dir: Path, name: str, role: str, party: str | None) -> None:
     if party is not None and party not in room.active_policy().policy.parties:
         raise UserError(f"party '{party}' is not in the collaboration policy")
     user, token = room.users.add(name, Role(role), party)
-    console.print(
-        f"added {user.name} ({user.role}{', ' + party if party else ''})", highlight=False
+    # The token alone on stdout (TOKEN=$(cleanroom users add ...)); the message on stderr.
+    err_console.print(
+        f"added {user.name} ({user.role}{', ' + party if party else ''}); "
+        "its token follows, shown this once",
+        highlight=False,
     )
     click.echo(token)
 

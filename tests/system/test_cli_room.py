@@ -85,9 +85,10 @@ def test_room_init_refuses_bad_policy_and_used_directory(site: Path) -> None:
 
 
 def test_operator_and_party_flow(site: Path) -> None:
-    admin = ok(
-        cli("users", "add", "--room", "room", "ops", "--role", "room_admin", cwd=site)
-    ).splitlines()[-1]
+    added = cli("users", "add", "--room", "room", "ops", "--role", "room_admin", cwd=site)
+    admin = ok(added).strip()
+    assert "\n" not in admin and admin.startswith("cr_")  # the token alone on stdout
+    assert "added ops (room_admin)" in added.stderr and admin not in added.stderr
     uploader = ok(
         cli(
             "users",
