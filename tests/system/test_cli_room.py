@@ -132,13 +132,13 @@ def test_operator_and_party_flow(site: Path) -> None:
         uploaded = ok(cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site))
         assert "okala.orders v1 is live" in uploaded
         again = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
-        assert again.returncode == 1 and "room refused (409)" in again.stderr
+        assert again.returncode == 1 and "room refused (409 conflict)" in again.stderr
         assert '"generation": 1' in ok(
             cli("match", "--url", url, env={"CLEANROOM_TOKEN": admin}, cwd=site)
         )
         ok(cli("users", "revoke", "--room", "room", "eng", cwd=site))
         revoked = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
-        assert revoked.returncode == 1 and "room refused (401)" in revoked.stderr
+        assert revoked.returncode == 1 and "room refused (401 unauthorized)" in revoked.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
