@@ -15,6 +15,7 @@ and stay on ``time.monotonic``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,23 +41,32 @@ class SystemClock:
 
 @dataclass
 class SetClock:
-    """A clock that stands where it is put and moves only when told (tests)."""
+    """A clock put at an instant by a test; it moves only when told, or with real time.
+
+    ``ticking=False`` stands still (exact assertions on stored times);
+    ``ticking=True`` runs on from ``at`` at the machine's pace, for tests that
+    drive a live room whose threads wait for time to pass.
+    """
 
     at: datetime
+    ticking: bool = False
+    _mark: float = field(default_factory=time.monotonic, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.at = aware(self.at)
 
     def now(self) -> datetime:
-        """The instant this clock stands at."""
+        """The instant this clock shows."""
         with self._lock:
-            return self.at
+            if not self.ticking:
+                return self.at
+            return self.at + timedelta(seconds=time.monotonic() - self._mark)
 
     def set(self, at: datetime) -> None:
-        """Stand at ``at`` (timezone-aware)."""
+        """Show ``at`` (timezone-aware) from now on."""
         with self._lock:
-            self.at = aware(at)
+            self.at, self._mark = aware(at), time.monotonic()
 
     def advance(self, delta: timedelta) -> None:
         """Move forward (or back, with a negative delta)."""

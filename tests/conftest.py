@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import settings
 
+from cleanroom import clock
 from cleanroom.keys import SymmetricKey, new_symmetric_key
+
+# Hypothesis' per-example deadline measures the machine's load, not the code: CI
+# shares two cores, so examples are bounded by the suite's time instead.
+settings.register_profile("cleanroom", deadline=None)
+settings.load_profile("cleanroom")
+
+# The day the suite lives on, whatever day it runs: a Wednesday after the synthetic
+# group's half year (2026-01-01 .. 2026-07-01), so default windows ("the year up to
+# today") cover it. Time-dependent tests derive their dates from clock.now(), never
+# from the machine; processes the suite starts (the CLI, a served room) read the
+# machine's clock, and CI runs the time-dependent modules again under faketime.
+SUITE_TODAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def suite_clock() -> Iterator[clock.SetClock]:
+    """The room's clock for in-process code: put at SUITE_TODAY, running at real pace."""
+    with clock.use(clock.SetClock(SUITE_TODAY, ticking=True)) as set_clock:
+        assert isinstance(set_clock, clock.SetClock)
+        yield set_clock
 
 
 @dataclass(frozen=True)
