@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from cleanroom.bundle import BundleInfo, read_bundle
-from cleanroom.cli.console import console, progress_bar
+from cleanroom.cli.console import console, phased_bar, progress_bar
 from cleanroom.errors import SpecError, UserError
 from cleanroom.keys import (
     load_room_public_key,
@@ -118,7 +118,7 @@ def prepare_cmd(
     matching = load_symmetric_key(match_key, "match-key", passphrase=passphrase)
     room_public = load_room_public_key(room_key)
     signing = load_signing_key(signing_key, passphrase)
-    with progress_bar(f"sealing {input_path.name}", unit="bytes") as update:
+    with phased_bar(f"sealing {input_path.name}") as bar:
         result = prepare(
             input_path=input_path,
             spec=dataset_spec,
@@ -127,7 +127,8 @@ def prepare_cmd(
             room_key=room_public,
             signing_key=signing,
             out=out,
-            progress=update,
+            progress=bar.update,
+            phase=bar.phase,
         )
     if as_json:
         click.echo(

@@ -47,6 +47,7 @@ CONTRACT: dict[str, set[str]] = {
     "POST /api/v1/matches": {ROOM_ADMIN},
     "GET /api/v1/matches/latest": EVERYONE,
     "POST /api/v1/queries": {ANALYST, REPORTER},
+    "GET /api/v1/queries": READERS,
     "GET /api/v1/queries/{query_id}": READERS,
     "GET /api/v1/budget": EVERYONE,
     "GET /api/v1/policies": OVERSIGHT,
