@@ -465,3 +465,42 @@ def test_history_reopens_and_downloads_ones_own_results(
     assert stranger.sign_in(tokens["filimo_analyst"]).status_code == 303
     assert stranger.get(f"/ui/queries/{query_id}").status_code == 404
     assert stranger.get(f"/ui/queries/{query_id}/download?format=csv").status_code == 404
+
+
+def test_the_console_offers_only_the_templates_the_policy_approves(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    from cleanroom.room.web.pages.console import template_forms
+
+    _, room, _ = live
+    policy = room.active_policy().policy
+    offered = {f.name for f in template_forms(policy, "okala")}
+    assert "overlap" in offered and offered <= set(policy.templates)
+    without = policy.model_copy(
+        update={"templates": {k: v for k, v in policy.templates.items() if k != "overlap"}}
+    )
+    assert "overlap" not in {f.name for f in template_forms(without, "okala")}
+
+
+def test_run_now_is_not_offered_when_the_reporter_share_cannot_pay(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    from cleanroom.room.budget import Ledger
+
+    _, room, _ = live
+    v = visitor(live, "reporter")
+    assert 'id="run-now"' in v.get("/ui/reports/overlap-weekly").text
+    privacy = room.active_policy().policy.privacy
+    assert privacy is not None
+    ledger = Ledger(room.store, room.audit)
+    left = ledger.status("reporter", privacy.budget).left
+    charge = ledger.charge(
+        "reporter", left, policy=privacy.budget, query_id="test-spend", actor="test"
+    )
+    try:
+        page = v.get("/ui/reports/overlap-weekly").text
+        assert 'id="run-now"' not in page and 'id="cannot-pay"' in page
+        assert "less than the 0.2 a run costs" in page
+    finally:
+        ledger.refund(charge, actor="test", reason="test over")
+    assert 'id="run-now"' in v.get("/ui/reports/overlap-weekly").text
