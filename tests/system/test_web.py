@@ -376,6 +376,8 @@ def test_pricing_and_bad_epsilons_answer_on_the_console(
     assert "threshold_error95" not in priced.text and "error95" not in priced.text  # no raw keys
     assert "such queries" in priced.text and 'id="price-queries-left"' in priced.text
     assert "Expected error" in priced.text and "± " in priced.text
+    assert 'id="budget-queries-left"' in priced.text
+    assert "more queries at the default" in priced.text
     bad = v.post("/ui/console", {"csrf": csrf, "template": "overlap", "epsilon": "lots"})
     assert bad.status_code == 400 and "epsilon must be a number" in bad.text
     assert 'id="template-overlap" open' in bad.text  # the form comes back as it was sent
