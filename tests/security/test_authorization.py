@@ -63,6 +63,7 @@ CONTRACT: dict[str, set[str]] = {
     "POST /api/v1/reports/{name}/run": {REPORTER, ROOM_ADMIN},
     "GET /api/v1/reports/{name}/runs/{run_id}": READERS,
     "GET /api/v1/reports/{name}/runs/{run_id}/files/{file}": READERS,
+    "GET /api/v1/reports/{name}/runs/{run_id}/archive": READERS,
     "GET /api/v1/audit": OVERSIGHT,
     "GET /api/v1/audit/verify": OVERSIGHT,
     "GET /api/v1/me": EVERYONE,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -143,4 +145,36 @@ def download(name: str, run_id: str, file: str, runner: RunnerDep, user: Reader)
         path,
         media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
         headers=headers,
+    )
+
+
+ARCHIVE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "every file of the run in one zip",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get("/{name}/runs/{run_id}/archive", response_class=Response, responses=ARCHIVE_RESPONSE)
+def archive(name: str, run_id: str, runner: RunnerDep, user: Reader) -> Response:
+    """Every file of a published run (page, charts, CSV, JSON) as one zip."""
+    _visible(runner, name, user)
+    run = runner.runs.get(name, run_id)
+    if run.status != "done" or run.outputs is None:
+        raise NotFoundError(f"run '{run.id}' of report '{name}' published no files")
+    base = (runner.room.paths.root / run.outputs).resolve()
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file in run.files:
+            path = (base / file).resolve()
+            if path.parent == base and path.is_file():  # only the names the run lists
+                zf.write(path, arcname=f"{name}-{run.id}/{file}")
+    return Response(
+        sink.getvalue(),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-{run.id}.zip"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )

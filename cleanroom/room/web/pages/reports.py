@@ -128,3 +128,9 @@ def run_page(
 def run_file(runner: RunnerDep, session: Reader, name: str, run_id: str, file: str) -> FileResponse:
     """A file the run lists, served as the API serves it."""
     return reports_api.download(name, run_id, file, runner, session.user)
+
+
+@router.get("/reports/{name}/runs/{run_id}/archive")
+def run_archive(runner: RunnerDep, session: Reader, name: str, run_id: str) -> Response:
+    """The run's files in one zip, as the API serves them."""
+    return reports_api.archive(name, run_id, runner, session.user)
