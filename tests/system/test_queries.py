@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -410,7 +411,7 @@ def test_python_client_returns_frames_with_bounds_and_typed_refusals(
         assert client.me()["party"] == "ofogh"
         price = client.price(template="overlap", epsilon=0.2)
         left = client.budget()[0]["left"]
-        assert price["budget"]["queries_left"] == int(left // 0.2 + 1e-9)
+        assert price["budget"]["queries_left"] == Fraction(str(left)) // Fraction("0.2")
         result = client.query(template="overlap", epsilon=0.2)
         df = result.df
         assert list(df.columns[:1]) == ["combination"]

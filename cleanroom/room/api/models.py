@@ -186,7 +186,7 @@ class DecisionOut(BaseModel):
 
     reviewer: str
     decision: str
-    comment: str
+    comment: str | None
     at: str
 
 
@@ -196,13 +196,13 @@ class PolicyVersionOut(BaseModel):
     version: int
     status: str
     author: str
-    comment: str
+    comment: str | None
     created_at: str
     activated_at: str | None
     base_version: int | None
     sha256: str
-    approvals_required: int
-    approvals: int
+    approvals_required: int | None = Field(description="the bar set when it was proposed")
+    approvals: list[str] = Field(description="the reviewers who approved it, in order")
     decisions: list[DecisionOut]
 
 
