@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         16 * 1024**3, gt=0, description="Largest bundle accepted by an upload, in bytes."
     )
+    max_request_bytes: int = Field(
+        16 * 1024**2,
+        gt=0,
+        description="Largest body of any other request (JSON, forms), in bytes, refused with "
+        "413 before it is read; the largest legitimate one is a proposed policy.",
+    )
     threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="DuckDB worker threads."
     )
@@ -62,6 +68,13 @@ class Settings(BaseSettings):
     )
     scheduler_interval: float = Field(
         30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
+    )
+    audit_verify_interval: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="Seconds between the service's full re-verifications of the audit chain "
+        "(0: only at start-up and on request); appends check only new entries.",
     )
     web_secure_cookies: bool = Field(
         True,

@@ -17,12 +17,9 @@ class CleanroomError(Exception):
     code = "error"
     status = 500
 
+    @property
     def details(self) -> dict[str, object]:
-        """Structured facts about the refusal for the API's ``details`` (never a raw value).
-
-        Subclasses add what a client can act on (the rule broken, the budget
-        left, when it resets); the message stays the sentence for humans.
-        """
+        """Structured facts about the error for scripts (rendered beside the message)."""
         return {}
 
 
@@ -57,6 +54,7 @@ class InputError(UserError):
             where.append(f"column '{field}'")
         super().__init__(": ".join([*where, reason]))
 
+    @property
     def details(self) -> dict[str, object]:
         """The file, row and column at fault."""
         return {"file": self.path, "row": self.row, "field": self.field}
@@ -139,15 +137,38 @@ class UnavailableError(CleanroomError):
     status = 503
     retry_after = 5
 
-    def details(self) -> dict[str, object]:
-        """When to try again, in seconds."""
-        return {"retry_after": self.retry_after}
-
 
 class StoreBusyError(UnavailableError):
     """The metadata store stayed locked by another process past the busy timeout."""
 
     code = "store_busy"
+
+
+class AuditChainBroken(UnavailableError):
+    """The audit chain does not verify, so nothing that must be recorded can be done.
+
+    Appending after a break would re-seal a cut-off or edited trail and erase
+    the evidence, so every recorded action is refused (503) until an operator
+    investigates and re-anchors the chain (``cleanroom audit reanchor``). Reads
+    that need no record go on. ``entry`` is the first entry the verification
+    names; ``reason`` is its sentence (entry numbers only, never data).
+    """
+
+    code = "audit_chain_broken"
+    retry_after = 3600  # an operator has to act; retrying soon changes nothing
+
+    def __init__(self, entry: int, reason: str) -> None:
+        self.entry = entry
+        self.reason = reason
+        super().__init__(
+            f"audit chain broken at entry {entry}: nothing more is recorded until an "
+            f"operator investigates ({reason})"
+        )
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The entry where the chain breaks and why."""
+        return {"entry": self.entry, "reason": self.reason}
 
 
 class DiskFullError(UnavailableError):

@@ -7,6 +7,7 @@ its traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -54,6 +55,9 @@ cli.add_command(demo)
 
 def main() -> None:
     """Console-script entry point."""
+    # Log records of a command (not of `serve`, which installs its own handlers) stay out
+    # of the terminal: its one-line error says what went wrong.
+    logging.getLogger("cleanroom").addHandler(logging.NullHandler())
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

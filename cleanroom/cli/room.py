@@ -136,14 +136,67 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @_room
 def audit_verify(room_dir: Path) -> None:
-    """Recompute the hash chain; exit 1 naming every edited, deleted or reordered entry."""
+    """Recompute the hash chain; exit 1 naming every edited, deleted or reordered entry.
+
+    A break an operator re-anchored stays listed (with who resumed recording
+    and why); the exit status is 1 only while a break is not acknowledged.
+    """
     result = _open(room_dir).audit.verify()
     if result.ok:
         console.print(f"audit chain verifies: {result.entries} entries", highlight=False)
         return
     for problem in result.problems:
-        console.print(f"[red]✗[/] {problem}", highlight=False)
-    raise UserError(f"audit chain is broken ({len(result.problems)} problem(s))")
+        mark = "[red]✗[/]" if problem in result.open_problems else "[yellow]![/]"
+        console.print(f"{mark} {problem}", highlight=False, markup=True)
+    for anchor in result.reanchors:
+        console.print(
+            f"[yellow]![/] entry {anchor.seq}: re-anchored at {anchor.at} by "
+            f"{' and '.join(anchor.by)}: {anchor.reason}",
+            highlight=False,
+        )
+    if result.recording:
+        console.print(
+            f"audit chain: {len(result.problems)} acknowledged problem(s), recording resumed; "
+            f"{result.entries} entries",
+            highlight=False,
+        )
+        return
+    raise UserError(
+        f"audit chain broken at entry {result.broken_at} "
+        f"({len(result.open_problems)} problem(s)): nothing more is recorded until an "
+        "operator investigates and runs `cleanroom audit reanchor`"
+    )
+
+
+@audit_group.command("reanchor")
+@_room
+@click.option("--reason", required=True, help="What the investigation found (recorded).")
+@click.option("--by", "by", required=True, help="Room admin or reviewer who investigated.")
+@click.option(
+    "--second",
+    default=None,
+    help="A second room admin or reviewer (required when the policy asks for two approvals).",
+)
+def audit_reanchor(room_dir: Path, reason: str, by: str, second: str | None) -> None:
+    """Record an investigated break and resume recording; the break stays in `audit verify`."""
+    from cleanroom.room.reanchor import reanchor
+    from cleanroom.room.recovery import pending
+
+    room = _open(room_dir)
+    entry = reanchor(room, by=by, second=second, reason=reason)
+    console.print(
+        f"audit chain re-anchored at entry {entry.seq} (break at entry "
+        f"{entry.details['broken_at']}, by {' and '.join(entry.details['by'])}); "
+        "recording resumes",
+        highlight=False,
+    )
+    left = {kind: n for kind, n in pending(room).items() if n}
+    if left:
+        listed = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(left.items()))
+        console.print(
+            f"left for start-up recovery: {listed}; restart the service to settle them",
+            highlight=False,
+        )
 
 
 @audit_group.command("list")
@@ -209,7 +262,16 @@ def upload(bundle: Path, url: str, token: str) -> None:
 @click.command("match")
 @_url
 @_token
-def match(url: str, token: str) -> None:
-    """Resolve persons across all live datasets (room admins)."""
-    result = api_call("POST", url, token, "/api/v1/matches")
+@click.option(
+    "--latest",
+    is_flag=True,
+    help="show the live match instead of running one (any user): its inputs and the links"
+    " the identity limits withheld (in full for reviewers, your party's own count otherwise)",
+)
+def match(url: str, token: str, latest: bool) -> None:
+    """Resolve persons across all live datasets (room admins), or show the live match."""
+    if latest:
+        result = api_call("GET", url, token, "/api/v1/matches/latest")
+    else:
+        result = api_call("POST", url, token, "/api/v1/matches")
     click.echo(json.dumps(result, indent=2))

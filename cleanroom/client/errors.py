@@ -47,6 +47,7 @@ class RoomError(CleanroomError):
         why = f"{status} {code}" + (f", rule {rule}" if rule else "")
         super().__init__(f"room refused ({why}): {message}")
 
+    @property
     def details(self) -> dict[str, object]:
         """The answer's structured details, as the room sent them."""
         return dict(self.room_details)

@@ -13,6 +13,28 @@ append.
 What this does not catch: someone holding the key, and a wipe of every entry
 together with the head (an empty log is indistinguishable from a new one
 without an anchor outside the database).
+
+One rule for a chain that does not verify, wherever the break is: nothing more
+is appended (:class:`~cleanroom.errors.AuditChainBroken`, 503) until an
+operator re-anchors it (:meth:`AuditLog.reanchor`). Knowing the chain is
+broken must not cost a full verification per append, so the log keeps the tip
+it last verified: the first append (or :meth:`AuditLog.check` at start-up)
+verifies the whole chain once; every later append checks only the head's MAC,
+that the newest entry is the one the head records, and the MAC and link of each
+entry written since the verified tip (normally one or two: O(1) per append).
+Whatever looks wrong there (or a head that moved back) triggers a full
+verification that names the break, and the break is remembered until the head
+changes (a re-anchor from another process). An edit of an entry *below* the
+verified tip while the room runs is found by the next full verification in
+the service: at the next start, on any ``audit verify`` through it (API, web
+UI), and by its periodic re-verification (setting ``audit_verify_interval``).
+
+A re-anchor is an entry of its own (``audit.reanchor``, who and why, the
+problems it acknowledged and where they are). It never rewrites or fills the
+break: it takes the seq after the highest one ever used (so a cut-off stays a
+gap) and chains to the newest entry still present, so ``verify`` names the
+break forever; problems at the positions a valid re-anchor acknowledged no
+longer stop appends, while a new break anywhere stops them again.
 """
 
 from __future__ import annotations
@@ -20,16 +42,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom.bundle import canonical_json
-from cleanroom.errors import InternalError, UserError
+from cleanroom.errors import AuditChainBroken, ConflictError, InternalError, UserError
 from cleanroom.room.store import MetaStore, now
 
 GENESIS = "0" * 64
@@ -51,6 +75,10 @@ OUTCOME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _BEARER_TOKEN = re.compile(r"cr_[A-Za-z0-9_-]{43}")
 
 _COLUMNS = "seq, at, actor, action, target, outcome, details, prev_hash, hash"
+REANCHOR = "audit.reanchor"
+MAX_ACKNOWLEDGED = 200  # sentences a re-anchor entry keeps; its positions are kept as ranges
+
+log = logging.getLogger("cleanroom.audit")
 
 
 @dataclass(frozen=True)
@@ -69,12 +97,37 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class Reanchored:
+    """A valid ``audit.reanchor`` entry: who resumed recording after a break, and why."""
+
+    seq: int
+    at: str
+    by: list[str]
+    reason: str
+    acknowledged: list[str]
+
+
+@dataclass(frozen=True)
 class Verification:
-    """The verdict of :meth:`AuditLog.verify`, with one sentence per problem for humans."""
+    """The verdict of :meth:`AuditLog.verify`, with one sentence per problem for humans.
+
+    ``problems`` lists every break, acknowledged or not (a break stays visible
+    forever); ``open_problems`` are those no re-anchor acknowledged: while
+    there is one, nothing is appended. ``broken_at`` is the first open
+    problem's entry.
+    """
 
     ok: bool
     entries: int
     problems: list[str]
+    open_problems: list[str] = field(default_factory=list)
+    broken_at: int | None = None
+    reanchors: list[Reanchored] = field(default_factory=list)
+
+    @property
+    def recording(self) -> bool:
+        """True when appends are allowed: no break, or every break acknowledged."""
+        return not self.open_problems
 
 
 class AuditLog:
@@ -85,6 +138,11 @@ class AuditLog:
             raise ValueError(f"the audit key must be {KEY_BYTES} bytes, not {len(key)}")
         self._store = store
         self._key = key
+        self._lock = threading.Lock()
+        # The last (seq, hash) a verification found intact, and a known break with the
+        # head/tail it was found at (a break is re-examined only once those change).
+        self._verified: tuple[int, str] | None = None
+        self._broken: tuple[AuditChainBroken, tuple[Any, ...]] | None = None
 
     # -- writing -----------------------------------------------------------
 
@@ -162,25 +220,207 @@ class AuditLog:
                 db, actor=actor, action=action, outcome=outcome, target=target, details=details
             )
 
+    def record_refusal(
+        self,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        target: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry | None:
+        """Record a refused request, unless the chain is broken: then log it instead.
+
+        A refusal changes nothing, and its caller deserves the real answer (401,
+        403, the rule a query broke) rather than the chain's 503; so while the
+        chain is broken refusals are answered as usual and only logged.
+        """
+        try:
+            return self.record(
+                actor=actor, action=action, outcome=outcome, target=target, details=details
+            )
+        except AuditChainBroken as err:
+            log.warning(
+                "refusal not recorded: the audit chain is broken",
+                extra={"action": action, "outcome": outcome, "entry": err.entry},
+            )
+            return None
+
     def _tip(self, db: sqlite3.Connection) -> tuple[int, str]:
+        """The (seq, hash) to chain to, or :class:`AuditChainBroken` (see the module doc)."""
         head = db.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
         last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        where = _fingerprint(head, last)
+        with self._lock:
+            broken, verified = self._broken, self._verified
+        if broken is not None and broken[1] == where:
+            raise broken[0]
         if head is None and last is None:
             return 0, GENESIS
-        if head is None:
-            reason = "its head record is missing"
-        elif not hmac.compare_digest(
-            str(head["mac"]), self._head_mac(head["seq"], str(head["hash"]))
-        ):
-            reason = "its head record does not verify (edited, or the room key changed)"
-        elif last is None or last["seq"] != head["seq"] or last["hash"] != head["hash"]:
-            reason = "its newest entry is not the one the head records"
-        else:
+        if broken is None and verified is not None and self._extends(db, verified, head, last):
+            assert head is not None
+            tip = int(head["seq"]), str(head["hash"])
+            with self._lock:
+                self._verified = tip
+            return tip
+        verification = self._verify_on(db)  # the slow path: once, or when something changed
+        self._remember(verification, where, head)
+        if not verification.recording:
+            with self._lock:
+                assert self._broken is not None
+                raise self._broken[0]
+        return self._tip_after(head, last)
+
+    def _tip_after(self, head: sqlite3.Row | None, last: sqlite3.Row | None) -> tuple[int, str]:
+        """Chain to the head; after a re-anchor the head is the re-anchor entry itself."""
+        if head is not None:
             return int(head["seq"]), str(head["hash"])
-        raise InternalError(
-            f"the audit log has been tampered with: {reason}; nothing more can be recorded "
-            "until an operator investigates (run the audit verification)"
+        return (int(last["seq"]), str(last["hash"])) if last is not None else (0, GENESIS)
+
+    def _extends(
+        self,
+        db: sqlite3.Connection,
+        verified: tuple[int, str],
+        head: sqlite3.Row | None,
+        last: sqlite3.Row | None,
+    ) -> bool:
+        """The cheap check: the head verifies, ends the log, and links back to ``verified``."""
+        if head is None or last is None:
+            return False
+        seq, digest = int(head["seq"]), str(head["hash"])
+        if (
+            not hmac.compare_digest(str(head["mac"]), self._head_mac(seq, digest))
+            or int(last["seq"]) != seq
+            or str(last["hash"]) != digest
+            or seq < verified[0]
+        ):
+            return False
+        anchor = db.execute("SELECT hash FROM audit WHERE seq = ?", (verified[0],)).fetchone()
+        if verified[0] and (anchor is None or str(anchor["hash"]) != verified[1]):
+            return False
+        expected_prev = verified[1]
+        newer = db.execute(
+            f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq", (verified[0],)
         )
+        for row in newer:
+            if not self._row_verifies(row, int(row["seq"])):
+                return False
+            # Consecutive, except after a re-anchor, which may skip the seqs a cut took.
+            if row["prev_hash"] != expected_prev:
+                return False
+            expected_prev = str(row["hash"])
+        return expected_prev == digest
+
+    def _remember(
+        self, verification: Verification, where: tuple[Any, ...], head: sqlite3.Row | None
+    ) -> None:
+        """Keep a full verification's verdict for the cheap checks that follow."""
+        with self._lock:
+            if verification.recording:
+                self._broken = None
+                self._verified = (int(head["seq"]), str(head["hash"])) if head else None
+                return
+            first = next(iter(verification.open_problems))
+            entry = verification.broken_at or 0
+            known = self._broken
+            self._broken = (AuditChainBroken(entry, first), where)
+            self._verified = None
+        if known is None or known[0].entry != entry or known[0].reason != first:
+            log.error(
+                "audit chain broken: nothing more is recorded until an operator investigates",
+                extra={"entry": entry, "problems": len(verification.open_problems)},
+            )
+
+    def recording(self) -> bool:
+        """Whether appends are allowed as far as this process knows (no database read)."""
+        with self._lock:
+            return self._broken is None
+
+    def check(self) -> Verification:
+        """Verify the whole chain now and remember the verdict (start-up; periodic re-checks)."""
+        return self.verify()
+
+    def require_intact(self) -> None:
+        """Refuse, before any side effect, an action that will have to be recorded.
+
+        The same cheap check an append makes, without writing: a query or an
+        upload refused here has left nothing behind (no ``running`` row, no
+        charge, no spool file). The append itself still checks, under the
+        write lock, for a break that happens in between.
+        """
+        db = self._store.connection()
+        if db.in_transaction:
+            self._tip(db)
+            return
+        db.execute("BEGIN DEFERRED")
+        try:
+            self._tip(db)
+        finally:
+            db.execute("ROLLBACK")
+
+    def reanchor(self, *, by: list[str], reason: str) -> AuditEntry:
+        """Record an operator's finding and resume recording after a break.
+
+        Refused when nothing is broken (a re-anchor is evidence of an incident,
+        not a routine). The entry takes the seq after the highest the log or
+        its head ever reached, chains to the newest entry still present, and
+        lists what it acknowledges; the head moves to it. The break itself is
+        left exactly as found.
+        """
+        if not by or any(not name for name in by):
+            raise UserError("a re-anchor names who investigated (--by)")
+        if not reason.strip():
+            raise UserError("a re-anchor says what the investigation found (--reason)")
+        with self._store.transaction() as db:
+            verification, positions = self._assess(db)
+            if verification.recording:
+                raise ConflictError(
+                    "the audit chain has no unacknowledged break: nothing to re-anchor"
+                )
+            head = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+            last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq = max(int(head["seq"]) if head else 0, int(last["seq"]) if last else 0) + 1
+            prev_hash = str(last["hash"]) if last else GENESIS
+            details = _clean_details(
+                {
+                    "reason": reason.strip(),
+                    "by": list(by),
+                    "broken_at": verification.broken_at,
+                    "acknowledged": verification.open_problems[:MAX_ACKNOWLEDGED],
+                    "positions": _ranges(positions),
+                    "resumes_after": int(last["seq"]) if last else 0,
+                }
+            )
+            at = now()
+            actor = by[0]
+            digest = self._entry_mac(prev_hash, seq, at, actor, REANCHOR, "audit", "ok", details)
+            db.execute(
+                f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    at,
+                    actor,
+                    REANCHOR,
+                    "audit",
+                    "ok",
+                    canonical_json(details).decode(),
+                    prev_hash,
+                    digest,
+                ),
+            )
+            db.execute(
+                "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                "mac = excluded.mac",
+                (seq, digest, self._head_mac(seq, digest)),
+            )
+        with self._lock:
+            self._broken, self._verified = None, (seq, digest)
+        log.warning(
+            "audit chain re-anchored: recording resumes",
+            extra={"entry": seq, "broken_at": verification.broken_at, "by": len(by)},
+        )
+        return AuditEntry(seq, at, actor, REANCHOR, "audit", "ok", details, prev_hash, digest)
 
     # -- reading -----------------------------------------------------------
 
@@ -219,45 +459,75 @@ class AuditLog:
 
         Reads one consistent snapshot without taking the write lock, so the room
         keeps working while a long log is checked. Streams the rows: only those
-        that fail are held in memory.
+        that fail are held in memory. The verdict is remembered: a break found
+        here stops appends at once, as one found by an append would.
         """
+        with self._snapshot() as db:
+            verification, _ = self._assess(db)
+            head = db.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
+            last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        self._remember(verification, _fingerprint(head, last), head)
+        return verification
+
+    def _verify_on(self, db: sqlite3.Connection) -> Verification:
+        return self._assess(db)[0]
+
+    def _assess(self, db: sqlite3.Connection) -> tuple[Verification, list[int]]:
+        """The verification on ``db``'s snapshot, and the positions of its open problems."""
         found: list[tuple[int, str]] = []
         broken: list[sqlite3.Row] = []
+        reanchors: list[tuple[Reanchored, set[int]]] = []
         count = 0
-        with self._snapshot() as db:
-            expected_seq, expected_prev = 1, GENESIS
-            last_seq, last_hash = 0, GENESIS
-            previous_broken = False
-            for row in db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):
-                count += 1
-                seq = int(row["seq"])
-                intact = self._row_verifies(row, seq)
-                if seq > expected_seq:
-                    found.append((expected_seq, _missing(expected_seq, seq - 1)))
-                if not intact:
-                    broken.append(row)
-                elif (
-                    seq == expected_seq
-                    and row["prev_hash"] != expected_prev
-                    and not previous_broken
-                ):
-                    found.append((seq, f"entry {seq} does not follow entry {seq - 1}"))
-                previous_broken = not intact
-                expected_seq, expected_prev = max(seq + 1, expected_seq), str(row["hash"])
-                last_seq, last_hash = seq, str(row["hash"])
-            head = db.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
+        expected_seq, expected_prev = 1, GENESIS
+        last_seq, last_hash = 0, GENESIS
+        previous_broken = False
+        for row in db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):
+            count += 1
+            seq = int(row["seq"])
+            intact = self._row_verifies(row, seq)
+            if seq > expected_seq:
+                found.append((expected_seq, _missing(expected_seq, seq - 1)))
+            if not intact:
+                broken.append(row)
+            elif seq == expected_seq and row["prev_hash"] != expected_prev and not previous_broken:
+                found.append((seq, f"entry {seq} does not follow entry {seq - 1}"))
+            if intact and row["action"] == REANCHOR:
+                reanchors.append(_reanchored(row))
+            previous_broken = not intact
+            expected_seq, expected_prev = max(seq + 1, expected_seq), str(row["hash"])
+            last_seq, last_hash = seq, str(row["hash"])
+        head = db.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
 
         found.extend(self._describe_broken(broken))
-        problems = [sentence for _, sentence in sorted(found, key=lambda p: p[0])]
         if broken and len(broken) == count:
-            problems.insert(
-                0, "no entry verifies: the key is wrong, or the whole log was rewritten"
+            found.append((0, "no entry verifies: the key is wrong, or the whole log was rewritten"))
+        found.extend(self._check_head(head, count, last_seq, last_hash))
+        found.sort(key=lambda p: p[0])
+
+        def acknowledged(position: int) -> bool:
+            return any(r.seq > position and position in at for r, at in reanchors)
+
+        still_open = [(p, sentence) for p, sentence in found if not acknowledged(p)]
+        # What a re-anchor acknowledged stays a problem forever, even once the head it was
+        # about has moved on: the trail of a break is never allowed to look clean.
+        current = {sentence for _, sentence in found}
+        for anchor, _ in reanchors:
+            found.extend(
+                (anchor.seq, f"{sentence} (acknowledged by re-anchor entry {anchor.seq})")
+                for sentence in anchor.acknowledged
+                if sentence not in current
             )
-        problems.extend(self._check_head(head, count, last_seq, last_hash))
-        if len(problems) > MAX_PROBLEMS:
-            more = len(problems) - MAX_PROBLEMS
-            problems = [*problems[:MAX_PROBLEMS], f"… and {more} more problems"]
-        return Verification(ok=not problems, entries=count, problems=problems)
+        found.sort(key=lambda p: p[0])
+        problems = _capped([sentence for _, sentence in found])
+        verification = Verification(
+            ok=not problems,
+            entries=count,
+            problems=problems,
+            open_problems=_capped([sentence for _, sentence in still_open]),
+            broken_at=max(still_open[0][0], 1) if still_open else None,
+            reanchors=[r for r, _ in reanchors],
+        )
+        return verification, sorted({p for p, _ in still_open})
 
     def _describe_broken(self, broken: list[sqlite3.Row]) -> list[tuple[int, str]]:
         """Tell a moved entry from an edited one: a moved entry verifies under its old seq."""
@@ -302,14 +572,19 @@ class AuditLog:
 
     def _check_head(
         self, head: sqlite3.Row | None, count: int, last_seq: int, last_hash: str
-    ) -> list[str]:
+    ) -> list[tuple[int, str]]:
+        """Problems with the head, each at the entry it is about (the first one cut off)."""
         if head is None:
-            return [f"the head record is missing (the log has {count} entries)"] if count else []
+            missing = f"the head record is missing (the log has {count} entries)"
+            return [(last_seq, missing)] if count else []
         seq, digest = int(head["seq"]), str(head["hash"])
         if not hmac.compare_digest(str(head["mac"]), self._head_mac(seq, digest)):
             return [
-                f"the head record was altered (it says {seq}, the log ends at {last_seq}; "
-                "its MAC does not verify)"
+                (
+                    last_seq,
+                    f"the head record was altered (it says {seq}, the log ends at {last_seq}; "
+                    "its MAC does not verify)",
+                )
             ]
         if seq > last_seq:
             removed = seq - last_seq
@@ -317,12 +592,14 @@ class AuditLog:
                 which = f"the last entry ({seq}) was removed"
             else:
                 which = f"the last {removed} entries ({last_seq + 1}–{seq}) were removed"
-            return [f"{which} (head says {seq}, log ends at {last_seq})"]
+            return [(last_seq + 1, f"{which} (head says {seq}, log ends at {last_seq})")]
         if seq < last_seq:
             extra = f"entry {last_seq}" if seq + 1 == last_seq else f"entries {seq + 1}–{last_seq}"
-            return [f"{extra} came after the head (head says {seq}, log ends at {last_seq})"]
+            return [
+                (seq + 1, f"{extra} came after the head (head says {seq}, log ends at {last_seq})")
+            ]
         if digest != last_hash:
-            return [f"entry {seq} is not the entry the head records"]
+            return [(seq, f"entry {seq} is not the entry the head records")]
         return []
 
     # -- internals ---------------------------------------------------------
@@ -382,6 +659,48 @@ class AuditLog:
     def _head_mac(self, seq: int, digest: str) -> str:
         message = b"head\x00" + str(seq).encode() + b"\x00" + digest.encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more problems"]
+
+
+def _fingerprint(head: sqlite3.Row | None, last: sqlite3.Row | None) -> tuple[Any, ...]:
+    """What a known break was found at: re-examined only once the head or the tail moves."""
+    return (
+        tuple(head) if head is not None else None,
+        tuple(last) if last is not None else None,
+    )
+
+
+def _ranges(positions: list[int]) -> list[list[int]]:
+    """[1, 2, 3, 7] -> [[1, 3], [7, 7]]: a re-anchor's positions, compact."""
+    ranges: list[list[int]] = []
+    for position in sorted(set(positions)):
+        if ranges and position == ranges[-1][1] + 1:
+            ranges[-1][1] = position
+        else:
+            ranges.append([position, position])
+    return ranges[:MAX_LIMIT]
+
+
+def _reanchored(row: sqlite3.Row) -> tuple[Reanchored, set[int]]:
+    """A verified re-anchor entry and the positions it acknowledged."""
+    details = json.loads(row["details"])
+    at: set[int] = set()
+    for pair in details.get("positions", []):
+        first, last = int(pair[0]), int(pair[1])
+        at.update(range(first, last + 1))
+    entry = Reanchored(
+        seq=int(row["seq"]),
+        at=str(row["at"]),
+        by=[str(name) for name in details.get("by", [])],
+        reason=str(details.get("reason", "")),
+        acknowledged=[str(p) for p in details.get("acknowledged", [])],
+    )
+    return entry, at
 
 
 def _missing(first: int, last: int) -> str:

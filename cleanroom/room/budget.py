@@ -77,6 +77,7 @@ class BudgetExceeded(ConflictError):
             f"{resets_at.isoformat(timespec='seconds')}"
         )
 
+    @property
     def details(self) -> dict[str, object]:
         """What a client needs to wait or ask for less: the budget left and the reset time."""
         return {

@@ -26,15 +26,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from statistics import NormalDist
 from typing import Any, Literal
 
 import opendp.prelude as dp
 
-from cleanroom.errors import InternalError
+from cleanroom.errors import InternalError, UserError
+from cleanroom.room.policy.privacy import MIN_QUERY_EPSILON
 
 dp.enable_features("contrib")
 
 ALPHA = 0.05
+# The smallest epsilon a query may spend (see the policy module, which refuses
+# less in a policy too): refused at the edge and in the engine.
+MIN_EPSILON = Fraction(str(MIN_QUERY_EPSILON))
+# The largest noise scale a release may use: past 2^52 floats no longer hold
+# every integer, and noise that size makes any aggregate meaningless.
+MAX_SCALE = float(2**52)
+# OpenDP's discrete Gaussian accuracy sums the distribution term by term: its
+# cost grows with the scale (~1 s per 10^6, measured), so a release at L2
+# sensitivity 5e7 took minutes. Above this scale the bound is computed in
+# closed form (``_gaussian_tail_bound``), which is never below OpenDP's.
+EXACT_GAUSSIAN_ACCURACY_UP_TO = 1e4
 # Exact aggregates beyond this are refused rather than noised: OpenDP saturates
 # at the i64 limits, and a clamped (saturated) answer would be silently biased.
 MAX_ABS_VALUE = 2**62
@@ -42,6 +55,12 @@ _MAX_NUDGES = 64
 
 Mechanism = Literal["laplace", "gaussian"]
 Epsilon = Fraction | int | float
+
+
+class NoiseTooLarge(UserError):
+    """The epsilon asked for, at this query's sensitivity, needs noise past ``MAX_SCALE``."""
+
+    code = "noise_too_large"
 
 
 @dataclass(frozen=True)
@@ -250,8 +269,26 @@ def _laplace_error95(scale: float) -> float:
 def _gaussian_error95(scale: float) -> float:
     # OpenDP returns i + 1 for the smallest integer i with P[|noise| <= i] >= 1 - alpha,
     # i.e. a bound for |noise| < a. Reporting i keeps "<=" exact and the bound tight.
+    if scale > EXACT_GAUSSIAN_ACCURACY_UP_TO:
+        return _gaussian_tail_bound(scale)
     accuracy = dp.discrete_gaussian_scale_to_accuracy(scale, alpha=ALPHA)
     return float(max(0, math.ceil(accuracy) - 1))
+
+
+def _gaussian_tail_bound(scale: float) -> float:
+    """An integer i with P[|noise| <= i] >= 1 - ALPHA for the discrete Gaussian, in O(1).
+
+    For X ~ N_Z(0, s^2): the normalizer sum_k exp(-k^2/2s^2) is at least
+    s*sqrt(2*pi) (Poisson summation: the other terms are positive), and the
+    tail sum over k >= i+1 of a decreasing function is at most the integral
+    from i. So P[|X| >= i+1] <= erfc(i / (s*sqrt(2))) = 2*(1 - Phi(i/s)), at
+    most ALPHA once i >= s * Phi^-1(1 - ALPHA/2). A relative margin of 1e-12
+    covers float rounding; the result is then never below OpenDP's exact
+    figure and at most one or two above it (checked in the tests where both
+    are computable).
+    """
+    z = NormalDist().inv_cdf(1 - ALPHA / 2)
+    return float(math.ceil(scale * z * (1 + 1e-12)))
 
 
 # -- validation ---------------------------------------------------------------
@@ -307,6 +344,12 @@ def _finite_scale(scale: Fraction) -> float:
         value = math.inf
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"epsilon is too small or too large for a noise scale ({scale})")
+    if value > MAX_SCALE:
+        raise NoiseTooLarge(
+            f"this epsilon needs a noise scale of {value:.3g} at this query's sensitivity, "
+            f"over the room's limit of {MAX_SCALE:.3g}: the answer would be noise; "
+            "spend a larger epsilon or tighten the bounds"
+        )
     return value
 
 

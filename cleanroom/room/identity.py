@@ -28,6 +28,23 @@ connected component analysis", ICDE 2020):
    components, so ids are dense, collision-free, carry nothing derivable from
    tokens and change on every re-match.
 
+Identity poisoning: a party holds the match key, so it can tokenize anyone's
+phone and tie it to anything in its rows. With ``limits`` (the policy's
+maximum identifiers of each type one person may hold, SECURITY.md), two
+steps keep one party's rows from merging other parties' persons; both are
+decided by counts only, so the same input always gives the same persons:
+
+* *hubs*, before step 2: a token seen (by all parties together) with more
+  distinct identifiers of one type than a person may hold cannot belong to
+  one person with all of them, so none of its links is followed (the token
+  stays a person of its own);
+* *over-limit groups*, after step 3: a component that still holds more
+  identifiers of a type than the limit (a chain of modest links) is not
+  formed; each of its tokens stays a person of its own.
+
+A link not followed is *withheld*; how many, and per supplying party how
+many of its links, is returned (:class:`Withheld`, counts only).
+
 Every step is one SELECT whose result becomes the table the next step reads,
 written once in DuckDB SQL with ``?`` parameters and run by an :class:`Engine`:
 DuckDB here (temporary tables), or Spark (``backends/spark_identity.py``:
@@ -44,9 +61,9 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import duckdb
@@ -64,10 +81,45 @@ RANK = "_rank"  # per-person random row order in every analysis table (see perso
 
 @dataclass(frozen=True)
 class TokenSource:
-    """A stored party table and the columns of it that hold room tokens."""
+    """A stored party table and the columns of it that hold room tokens.
+
+    ``kinds`` gives a token column's identifier type (``phone``, ...), which
+    the per-type limits count; a column without one is never limited.
+    ``party`` names who supplied the rows, to count its withheld links.
+    """
 
     table: str
     token_columns: list[str]
+    kinds: dict[str, str] = field(default_factory=dict)
+    party: str = ""
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Links a match did not follow because of the limits: counts only, never tokens.
+
+    ``hubs``: tokens seen with more identifiers of one type than a person may
+    hold; ``split_groups`` / ``split_tokens``: components over a per-type
+    limit that were not formed, and the tokens in them; ``links``: distinct
+    token pairs seen in one row that did not end up in one person;
+    ``by_party``: the same, per party that supplied them in its rows.
+    """
+
+    hubs: int = 0
+    split_groups: int = 0
+    split_tokens: int = 0
+    links: int = 0
+    by_party: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON data, for the match record and the audit trail."""
+        return {
+            "hubs": self.hubs,
+            "split_groups": self.split_groups,
+            "split_tokens": self.split_tokens,
+            "links": self.links,
+            "by_party": dict(sorted(self.by_party.items())),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,6 +131,7 @@ class IdentityStats:
     persons: int
     iterations: int
     seconds: dict[str, float]
+    withheld: Withheld = field(default_factory=Withheld)
 
 
 def quote_table(name: str) -> str:
@@ -294,10 +347,18 @@ def _salt() -> int:
     return secrets.randbits(63)
 
 
+def _literal(name: str) -> str:
+    """A room-chosen name (identifier type, party) as an SQL string literal."""
+    if name and not _COLUMN.match(name):
+        raise InternalError(f"invalid name {name!r}")
+    return f"'{name}'"
+
+
 def _occurrences(source: TokenSource) -> list[str]:
     table = quote_table(source.table)
     return [
-        f"SELECT {quote_column(c)} AS tok FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+        f"SELECT {quote_column(c)} AS tok, {_literal(source.kinds.get(c, ''))} AS kind "
+        f"FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
 
@@ -310,14 +371,48 @@ def _star_pairs(source: TokenSource) -> list[str]:
     """
     table = quote_table(source.table)
     columns = [quote_column(c) for c in source.token_columns]
+    party = _literal(source.party)
     selects = []
     for j in range(1, len(columns)):
         anchor = f"coalesce({', '.join(columns[:j])})"
         selects.append(
-            f"SELECT {anchor} AS a, {columns[j]} AS b FROM {table} "
+            f"SELECT {anchor} AS a, {columns[j]} AS b, {party} AS party FROM {table} "
             f"WHERE {columns[j]} IS NOT NULL AND {anchor} IS NOT NULL"
         )
     return selects
+
+
+def _limit_of(kind: str, limits: Mapping[str, int]) -> str:
+    """SQL for the limit of the type in column ``kind``; NULL (no limit) for other types."""
+    arms = []
+    for name, most in sorted(limits.items()):
+        if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+            raise InternalError(f"invalid identifier limit {name}={most!r}")
+        arms.append(f"WHEN {_literal(name)} THEN {most}")
+    return f"CASE {kind} {' '.join(arms)} END"
+
+
+def hubs_sql(edges: str, tokens: str, limits: Mapping[str, int]) -> str:
+    """Tokens with more distinct neighbours of some type than a person may hold of it."""
+    return f"""
+        SELECT DISTINCT x AS id FROM (
+            SELECT a.x, t.kind, count(*) AS n
+            FROM (SELECT u AS x, v AS y FROM {edges} UNION ALL SELECT v AS x, u AS y FROM {edges}) a
+            JOIN {tokens} t ON t.id = a.y
+            GROUP BY a.x, t.kind
+        ) d
+        WHERE n > {_limit_of("kind", limits)}
+        """
+
+
+def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
+    """Component labels holding more tokens of some type than a person may hold."""
+    return f"""
+        SELECT DISTINCT label FROM (
+            SELECT label, kind, count(*) AS n FROM {labelled} WHERE NOT alone GROUP BY label, kind
+        ) c
+        WHERE n > {_limit_of("kind", limits)}
+        """
 
 
 def round_map_sql(edges: str) -> tuple[str, list[object]]:
@@ -401,15 +496,18 @@ def resolve(
     sources: Sequence[TokenSource],
     *,
     person_map: str,
+    limits: Mapping[str, int] | None = None,
 ) -> IdentityStats:
     """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
 
-    ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``token``
-    is unique by construction (it comes from a DISTINCT); no index is
-    declared because an ART index over 10^8 32-byte keys costs gigabytes and
-    the hash joins that read this table would not use it. The table is
-    filled by one statement at the end and dropped on any failure, so no
-    partial map survives an error.
+    ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``limits``
+    maps an identifier type to the most tokens of it one person may hold
+    (module docstring); without it every co-occurrence links. ``token`` is
+    unique by construction (it comes from a GROUP BY); no index is declared
+    because an ART index over 10^8 32-byte keys costs gigabytes and the hash
+    joins that read this table would not use it. The table is filled by one
+    statement at the end and dropped on any failure, so no partial map
+    survives an error.
     """
     engine = _engine(con)
     quote_table(person_map)
@@ -418,6 +516,8 @@ def resolve(
     for source in sources:
         _check_source(engine, source)
     _refuse_existing(engine, person_map)
+    limits = dict(limits or {})
+    _limit_of("kind", limits)  # validate before any work
     seconds: dict[str, float] = {}
     scratch = _Scratch(engine)
     created = False
@@ -426,22 +526,26 @@ def resolve(
             started = time.perf_counter()
             tokens = scratch.name("tokens")
             occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
+            # Tokens are domain-separated by type, so a token has one kind; min() only
+            # makes the choice explicit should a column be declared with another type.
             engine.materialize(
                 tokens,
-                f"SELECT tok, {engine.row_id} AS id "
-                f"FROM (SELECT DISTINCT tok FROM ({occurrences}) o) d",
+                f"SELECT tok, kind, {engine.row_id} AS id "
+                f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d",
             )
             token_count = _count(engine, tokens)
             seconds["tokens"] = time.perf_counter() - started
 
             started = time.perf_counter()
+            links = scratch.name("links")  # (u, v, party): who supplied which link
             edges = scratch.name("edges0")
             pairs = [q for s in sources for q in _star_pairs(s)]
             if pairs:
                 engine.materialize(
-                    edges,
+                    links,
                     f"""
-                    SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v
+                    SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
+                           p.party
                     FROM ({" UNION ALL ".join(pairs)}) p
                     JOIN {tokens} ta ON ta.tok = p.a
                     JOIN {tokens} tb ON tb.tok = p.b
@@ -449,7 +553,29 @@ def resolve(
                     """,
                 )
             else:
-                engine.materialize(edges, f"SELECT id AS u, id AS v FROM {tokens} WHERE id <> id")
+                engine.materialize(
+                    links, f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id"
+                )
+            hubs = 0
+            if limits:
+                seen = scratch.name("seen")
+                engine.materialize(seen, f"SELECT DISTINCT u, v FROM {links}")
+                hub_table = scratch.name("hubs")
+                engine.materialize(hub_table, hubs_sql(seen, tokens, limits))
+                hubs = _count(engine, hub_table)
+                engine.materialize(
+                    edges,
+                    f"""
+                    SELECT e.u, e.v FROM {seen} e
+                    LEFT JOIN {hub_table} hu ON hu.id = e.u
+                    LEFT JOIN {hub_table} hv ON hv.id = e.v
+                    WHERE hu.id IS NULL AND hv.id IS NULL
+                    """,
+                )
+                scratch.drop(seen)
+                scratch.drop(hub_table)
+            else:
+                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {links}")
             edge_count = _count(engine, edges)
             seconds["edges"] = time.perf_counter() - started
 
@@ -459,28 +585,61 @@ def resolve(
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
+            labelled = scratch.name("labelled")
             if resolved is None:
-                labelled = f"SELECT tok, id AS label, true AS alone FROM {tokens}"
-                linked = f"SELECT id AS label FROM {tokens} WHERE id <> id"
-            else:
-                labelled = (
-                    f"SELECT t.tok, coalesce(f.rep, t.id) AS label, f.v IS NULL AS alone "
-                    f"FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id"
+                engine.materialize(
+                    labelled, f"SELECT tok, id, kind, id AS label, true AS alone FROM {tokens}"
                 )
-                linked = f"SELECT DISTINCT rep AS label FROM {resolved}"
-            # A token without edges is its own component and its id is never some
-            # other component's representative, so only linked tokens need the
-            # DISTINCT. Ties on the salted hash fall back to the label: still a
+            else:
+                engine.materialize(
+                    labelled,
+                    f"SELECT t.tok, t.id, t.kind, coalesce(f.rep, t.id) AS label, "
+                    f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id",
+                )
+                scratch.drop(resolved)
+            scratch.drop(tokens)
+            split_groups = split_tokens = 0
+            if limits and resolved is not None:
+                over = scratch.name("over")
+                engine.materialize(over, over_limit_sql(labelled, limits))
+                split_groups = _count(engine, over)
+                if split_groups:
+                    split_tokens = engine.scalar(
+                        f"SELECT count(*) FROM {labelled} l JOIN {over} o ON o.label = l.label"
+                    )
+                    # A token of a group not formed is its own component; its id is
+                    # never another component's label (labels are members' ids).
+                    final = scratch.name("final")
+                    engine.materialize(
+                        final,
+                        f"""
+                        SELECT l.tok, l.id, l.kind,
+                               CASE WHEN o.label IS NULL THEN l.label ELSE l.id END AS label,
+                               (l.alone OR o.label IS NOT NULL) AS alone
+                        FROM {labelled} l LEFT JOIN {over} o ON o.label = l.label
+                        """,
+                    )
+                    scratch.drop(labelled)
+                    labelled = final
+                scratch.drop(over)
+            withheld = Withheld(hubs=hubs, split_groups=split_groups, split_tokens=split_tokens)
+            if hubs or split_groups:
+                withheld = _withheld_links(engine, scratch, links, labelled, sources, withheld)
+            scratch.drop(links)
+            seconds["limits"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            # Only linked tokens need the DISTINCT: a token standing alone is its own
+            # component. Ties on the salted hash fall back to the label: still a
             # permutation.
             created = True
             engine.create(
                 person_map,
                 f"""
-                WITH labelled AS ({labelled}),
-                components AS (
-                    {linked}
+                WITH components AS (
+                    SELECT DISTINCT label FROM {labelled} WHERE NOT alone
                     UNION ALL
-                    SELECT label FROM labelled WHERE alone
+                    SELECT label FROM {labelled} WHERE alone
                 ),
                 shuffled AS (
                     SELECT label,
@@ -488,7 +647,7 @@ def resolve(
                     FROM components
                 )
                 SELECT l.tok AS token, s.person
-                FROM labelled l JOIN shuffled s ON s.label = l.label
+                FROM {labelled} l JOIN shuffled s ON s.label = l.label
                 """,
                 [_salt()],
                 # Random blobs do not compress; DuckDB would still spend most of the
@@ -509,6 +668,42 @@ def resolve(
         persons=persons,
         iterations=rounds,
         seconds=seconds,
+        withheld=withheld,
+    )
+
+
+def _withheld_links(
+    engine: Engine,
+    scratch: _Scratch,
+    links: str,
+    labelled: str,
+    sources: Sequence[TokenSource],
+    found: Withheld,
+) -> Withheld:
+    """Count the links whose two tokens did not end up in one person, per supplier."""
+    cut = scratch.name("withheld")
+    engine.materialize(
+        cut,
+        f"""
+        SELECT k.u, k.v, k.party FROM {links} k
+        JOIN {labelled} a ON a.id = k.u
+        JOIN {labelled} b ON b.id = k.v
+        WHERE a.label <> b.label
+        """,
+    )
+    total = engine.scalar(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d")
+    by_party: dict[str, int] = {}
+    for party in sorted({s.party for s in sources}):
+        count = engine.scalar(f"SELECT count(*) FROM {cut} WHERE party = ?", [party])
+        if count:
+            by_party[party] = count
+    scratch.drop(cut)
+    return Withheld(
+        hubs=found.hubs,
+        split_groups=found.split_groups,
+        split_tokens=found.split_tokens,
+        links=total,
+        by_party=by_party,
     )
 
 
@@ -523,9 +718,10 @@ def person_table(
     """Create table ``out`` (person, *keep_columns*, ``_rank``); return its rows.
 
     This is what analysts see, so no token may reach it: token columns and
-    any BLOB column are refused as keep columns. All tokens of a row belong
-    to one person by construction, so the row's first token decides it; a row
-    with no token (or none in the map) has no person and is left out.
+    any BLOB column are refused as keep columns. The tokens of a row belong
+    to one person unless a limit withheld one of its links; either way the
+    row's first token decides its person; a row with no token (or none in
+    the map) has no person and is left out.
 
     ``_rank`` numbers each person's rows 1, 2, … in a random order drawn once
     here, so the query engine bounds rows per person with ``_rank <= k``, a

@@ -139,13 +139,14 @@ class Ingest:
 
     def run(self) -> DatasetVersion:
         """Check, load, swap in; refuse with a reason and change nothing on any failure."""
+        self.room.audit.require_intact()  # a new version must be recorded: refuse up front
         info = read_bundle(self.path, name=self.name)
         party, dataset = str(info.header.get("party")), str(info.header.get("dataset"))
         try:
             version = self._run(info, party, dataset)
         except Exception as err:
             refusal = unavailable(err)  # a full disk or a locked store, said as such
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=self.user.name,
                 action="dataset.upload",
                 target=f"{party}.{dataset}",
@@ -342,7 +343,6 @@ def reconcile(room: Room) -> list[str]:
     dropped = sorted(room.wh.tables() - keep)
     for name in dropped:
         room.wh.drop(name)
-    db.execute("UPDATE matches SET status = 'failed' WHERE status = 'running'")
     for leftover in room.paths.uploads.glob("*.bundle"):
         leftover.unlink()  # never acknowledged; the client retries
     return dropped

@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cleanroom.room.files import make_private
+
 _MASKS = [
     (re.compile(r"cr_[A-Za-z0-9_\-]{20,}"), "cr_***"),
     (re.compile(r"(?i)bearer\s+\S+"), "Bearer ***"),
@@ -67,6 +69,8 @@ def configure(log_file: Path | None, fmt: str = "json") -> None:
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        make_private(log_file.parent)  # the log names parties, users and queries
+        make_private(log_file)
     for handler in handlers:
         handler.setFormatter(formatter)
     for name in LOGGERS:

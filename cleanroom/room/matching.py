@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.errors import ConflictError, UserError
-from cleanroom.room.auth import User
+from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
@@ -53,14 +53,28 @@ class Generation:
     inputs: dict[str, int]  # "party.dataset" -> dataset version
     tables: dict[str, str]  # "party.dataset" -> analysis table
     backend: str = "duckdb"  # where the tables were built
+    withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
 
-    def public(self) -> dict[str, Any]:
-        """What the API shows: which dataset versions, never counts of persons."""
-        return {
+    def public(self, user: User | None = None) -> dict[str, Any]:
+        """What the API shows: which dataset versions, never counts of persons.
+
+        Links the identity limits withheld (counts only, never an identifier)
+        go to reviewers and room admins in full, and to a party's users as the
+        number of that party's own links; other parties' numbers stay hidden.
+        """
+        shown: dict[str, Any] = {
             "generation": self.generation,
             "finished_at": self.finished_at,
             "inputs": self.inputs,
         }
+        withheld = self.withheld or {}
+        if user is None or not withheld:
+            return shown
+        if user.role in (Role.room_admin, Role.reviewer):
+            shown["withheld"] = withheld
+        elif user.party is not None:
+            shown["withheld"] = {"links": int(withheld.get("by_party", {}).get(user.party, 0))}
+        return shown
 
 
 def live_generation(room: Room) -> Generation | None:
@@ -68,7 +82,7 @@ def live_generation(room: Room) -> Generation | None:
     row = (
         room.store.connection()
         .execute(
-            "SELECT generation, finished_at, inputs, tables, backend FROM matches "
+            "SELECT generation, finished_at, inputs, tables, backend, withheld FROM matches "
             "WHERE status = 'live'"
         )
         .fetchone()
@@ -81,6 +95,7 @@ def live_generation(room: Room) -> Generation | None:
         json.loads(row["inputs"]),
         json.loads(row["tables"]),
         row["backend"],
+        json.loads(row["withheld"]),
     )
 
 
@@ -142,6 +157,7 @@ def _retire_now(key: tuple[str, int], retire: Callable[[], None]) -> None:
 
 def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
+    room.audit.require_intact()  # a generation must be recorded: refuse before any work
     if not _running.acquire(blocking=False):
         raise ConflictError("a match is already running")
     try:
@@ -179,28 +195,66 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
         inputs = []
         for d in datasets:
             contract = policy.contract(d.party, d.dataset)
-            token_columns = list(contract.identifiers) if contract else []
+            kinds = {c: t.value for c, t in contract.identifiers.items()} if contract else {}
+            token_columns = list(kinds)
             name = f"g{generation}__{d.party}__{d.dataset}"
             inputs.append(
                 MatchInput(
-                    TokenSource(f"{SCHEMA}.{d.table_name}", token_columns),
+                    TokenSource(f"{SCHEMA}.{d.table_name}", token_columns, kinds, d.party),
                     [c for c in d.columns if c not in token_columns],
                     name,
                 )
             )
             tables[f"{d.party}.{d.dataset}"] = name
-        stats = room.backend.match(inputs)
+        stats = room.backend.match(inputs, policy.identity.max_per_person.by_type())
     except Exception:
-        room.backend.retire(tables.values())
-        with room.store.transaction() as tx:
-            tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
+        _abandon(room, generation, tables)
         raise
+    withheld = stats.withheld.as_dict()
+    if stats.withheld.links:
+        log.warning(
+            "identity limits withheld links",
+            extra={"generation": generation, "links": stats.withheld.links},
+        )
+    try:
+        old = _publish(
+            room, user, generation, tables, versions, started, stats.iterations, withheld
+        )
+    except Exception:  # not published (e.g. the audit chain broke meanwhile): never `running`
+        _abandon(room, generation, tables)
+        raise
+    if old is not None:
+        old_tables = list(json.loads(old["tables"]).values())
+        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
+    generation_now = live_generation(room)
+    assert generation_now is not None
+    return generation_now
+
+
+def _abandon(room: Room, generation: int, tables: dict[str, str]) -> None:
+    room.backend.retire(tables.values())
+    with room.store.transaction() as tx:
+        tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
+
+
+def _publish(
+    room: Room,
+    user: User,
+    generation: int,
+    tables: dict[str, str],
+    versions: dict[str, int],
+    started: float,
+    iterations: int,
+    withheld: dict[str, Any],
+) -> Any:
+    """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
         old = tx.execute("SELECT generation, tables FROM matches WHERE status = 'live'").fetchone()
         tx.execute("UPDATE matches SET status = 'replaced' WHERE status = 'live'")
         tx.execute(
-            "UPDATE matches SET status = 'live', finished_at = ?, tables = ? WHERE generation = ?",
-            (now(), json.dumps(tables), generation),
+            "UPDATE matches SET status = 'live', finished_at = ?, tables = ?, withheld = ? "
+            "WHERE generation = ?",
+            (now(), json.dumps(tables), json.dumps(withheld), generation),
         )
         room.audit.append(
             tx,
@@ -210,12 +264,8 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             details={
                 "inputs": versions,
                 "seconds": round(time.perf_counter() - started, 3),
-                "iterations": stats.iterations,
+                "iterations": iterations,
+                "withheld": withheld,
             },
         )
-    if old is not None:
-        old_tables = list(json.loads(old["tables"]).values())
-        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
-    generation_now = live_generation(room)
-    assert generation_now is not None
-    return generation_now
+    return old

@@ -1,4 +1,10 @@
-"""Prometheus metrics: request counts and latencies, uploads and matches by outcome."""
+"""Prometheus metrics: request counts and latencies, uploads and matches by outcome.
+
+``/metrics`` answers without authentication, so nothing here may be derived
+from the data: no row counts (two scrapes around an upload gave its exact row
+count, a whale's events included), no persons, no epsilon spent per party.
+Only how the service behaves: requests, latencies, outcomes.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +26,6 @@ LATENCY = Histogram(
 )
 UPLOADS = Counter(
     "cleanroom_uploads_total", "Bundle uploads by outcome.", ["outcome"], registry=REGISTRY
-)
-UPLOAD_ROWS = Counter(
-    "cleanroom_upload_rows_total", "Rows ingested from accepted bundles.", registry=REGISTRY
 )
 MATCHES = Counter(
     "cleanroom_matches_total", "Match runs by outcome.", ["outcome"], registry=REGISTRY

@@ -23,12 +23,15 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from cleanroom import clock
 from cleanroom.room.budget import Ledger, period_bounds
+from cleanroom.room.ingest import reconcile
+from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 
@@ -36,6 +39,127 @@ log = logging.getLogger("cleanroom.recovery")
 
 RECOVERY = "recovery"  # the actor of recovery's audit entries
 REPORT_CHARGE = "report:"  # query_id prefix of a report run's charge: report:<name>:<run id>
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What start-up recovery did, and what it left for an operator (and why)."""
+
+    tables_dropped: int = 0
+    queries: list[str] = field(default_factory=list)
+    refunds: list[int] = field(default_factory=list)
+    report_runs: list[str] = field(default_factory=list)
+    matches: list[int] = field(default_factory=list)
+    left: dict[str, int] = field(default_factory=dict)  # kind -> rows left as they were
+    reason: str | None = None  # why something was left
+
+
+def recover(room: Room, reports: ReportRunner) -> Recovery:
+    """At start-up: settle what a stopped service left behind; never stop the room starting.
+
+    Every settlement is audited and logged. Settling is recorded, so with a
+    broken audit chain none is made: the rows stay as they are (a standing
+    charge is never less privacy accounted than was spent), the log says what
+    was left and why, and the next start after ``cleanroom audit reanchor``
+    settles them. A step that fails for any other reason is logged and the
+    rest go on: a room that cannot start helps no one investigate.
+    """
+    dropped = len(reconcile(room))  # unreferenced tables and spool files: nothing to record
+    verification = room.audit.check()
+    if not verification.recording:
+        left = pending(room)
+        reason = (
+            f"audit chain broken at entry {verification.broken_at}: {verification.open_problems[0]}"
+        )
+        log.error(
+            "start-up recovery left for the operator: the audit chain is broken",
+            extra={"entry": verification.broken_at, **left},
+        )
+        return Recovery(tables_dropped=dropped, left=left, reason=reason)
+    done: dict[str, Any] = {}
+    steps: dict[str, Callable[[], Any]] = {
+        "matches": lambda: recover_matches(room),
+        "queries": lambda: recover_queries(room),
+        "refunds": lambda: refund_failed_queries(room),
+        "report_runs": reports.recover,
+    }
+    for name, step in steps.items():
+        try:
+            done[name] = step()
+        except Exception as err:  # logged, left for the next start: never unstartable
+            log.error(
+                "start-up recovery step failed; left for the operator",
+                extra={"step": name, "error": type(err).__name__},
+            )
+            done[name] = []
+    if done["report_runs"]:
+        log.warning(
+            "report runs cut off by a stop marked failed",
+            extra={"report_runs": len(done["report_runs"])},
+        )
+    return Recovery(tables_dropped=dropped, **done)
+
+
+def pending(room: Room) -> dict[str, int]:
+    """Rows a stopped service left unsettled, by kind (for the log and the operator)."""
+    db = room.store.connection()
+    counts = {
+        "queries": "SELECT count(*) FROM queries WHERE status = 'running'",
+        "report_runs": "SELECT count(*) FROM report_runs WHERE status = 'running'",
+        "matches": "SELECT count(*) FROM matches WHERE status = 'running'",
+        "refunds": _UNREFUNDED.replace("SELECT c.id", "SELECT count(*)"),
+    }
+    return {kind: int(db.execute(sql).fetchone()[0]) for kind, sql in counts.items()}
+
+
+def recover_matches(room: Room) -> list[int]:
+    """Fail every match a stopped service left ``running``, audited and logged; their generations.
+
+    A match publishes its generation in one transaction with its audit entry,
+    so one still ``running`` never went live; its half-built tables were
+    dropped by :func:`~cleanroom.room.ingest.reconcile`.
+    """
+    db = room.store.connection()
+    cut = [int(r[0]) for r in db.execute("SELECT generation FROM matches WHERE status = 'running'")]
+    reason = "interrupted: the service stopped before the generation was published"
+    for generation in cut:
+        with room.store.transaction() as tx:
+            closed = tx.execute(
+                "UPDATE matches SET status = 'failed', finished_at = ? "
+                "WHERE generation = ? AND status = 'running'",
+                (now(), generation),
+            ).rowcount
+            if closed:
+                room.audit.append(
+                    tx,
+                    actor=RECOVERY,
+                    action="match.recovered",
+                    target=f"generation {generation}",
+                    outcome="failed",
+                    details={"generation": generation, "reason": reason},
+                )
+    if cut:
+        log.warning("matches cut off by a stop marked failed", extra={"matches": len(cut)})
+    return cut
+
+
+# A query that failed or was refused has stored no result, so a charge still standing
+# for it is one whose refund could not be made or recorded at the time.
+_UNREFUNDED = (
+    "SELECT c.id FROM budget_charges c JOIN queries q ON q.id = c.query_id "
+    "WHERE c.refunded_at IS NULL AND q.status IN ('failed', 'refused') AND q.result IS NULL"
+)
+
+
+def refund_failed_queries(room: Room) -> list[int]:
+    """Refund the charges of failed queries whose refund was left for later; their ids."""
+    charges = [int(r[0]) for r in room.store.connection().execute(_UNREFUNDED)]
+    ledger = Ledger(room.store, room.audit)
+    for charge in charges:
+        ledger.refund(charge, actor=RECOVERY, reason="failed before release; refund left over")
+    if charges:
+        log.warning("refunds left over by failed queries made", extra={"refunds": len(charges)})
+    return charges
 
 
 def recover_queries(room: Room) -> list[str]:
@@ -155,8 +279,8 @@ def check_ledger(room: Room, *, idle: bool = True) -> LedgerCheck:
         _check_query(query_id, query, charged_for.get(query_id, []), prepaid, check, idle=idle)
     _check_shares(room, check)
     verification = room.audit.verify()
-    if not verification.ok:
-        check.problems += [f"audit: {p}" for p in verification.problems]
+    if not verification.recording:  # a re-anchored break is known and recorded; a new one is not
+        check.problems += [f"audit: {p}" for p in verification.open_problems]
     return check
 
 

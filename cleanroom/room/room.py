@@ -2,12 +2,15 @@
 
 Layout of a room directory::
 
-    keys/room.key, room.pub, room.secret   HPKE key pair and the re-keying secret (0600)
+    keys/room.key, room.pub, room.secret   HPKE key pair and the re-keying secret
     meta.sqlite                            metadata store (no party data, no secrets)
     warehouse.duckdb                       party data, encrypted at rest
     uploads/                               bundles being ingested (still sealed)
     tmp/                                   DuckDB spill files (encrypted)
     room.yaml                              optional settings
+    logs/service.log, reports/             the service log, published reports
+
+Every file is 0600 and every directory 0700 (``cleanroom.room.files``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
 from cleanroom.room.backends import Backend, open_backend
+from cleanroom.room.files import make_tree_private, private_umask
 from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
 from cleanroom.room.policy.lifecycle import PolicyVersions
 from cleanroom.room.store import MetaStore, now
@@ -81,6 +85,7 @@ def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None)
         raise UserError(
             f"{root}: already exists and is not empty; a room starts in a new directory"
         )
+    private_umask()
     paths = RoomPaths(root)
     for directory in (paths.root, paths.uploads, paths.tmp):
         directory.mkdir(parents=True, exist_ok=True)
@@ -103,6 +108,7 @@ def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None)
             details={"policy_version": 1, "parties": sorted(policy.parties), **written.key_ids},
         )
     store.close()
+    make_tree_private(root)
     return written.key_ids
 
 
@@ -120,6 +126,7 @@ class Room:
             raise UserError(f"{settings.room}: not a room (create one with `cleanroom room init`)")
         if settings.environment == "production":
             self._check_permissions()
+        private_umask()  # what the room creates from here on is the room user's alone
         passphrase = passphrase_from_env()
         self.private_key = load_room_private_key(self.paths.keys / "room.key", passphrase)
         self.key_id = public_key_id(self.private_key.public_key())
@@ -144,6 +151,7 @@ class Room:
                 threads=settings.threads,
                 memory_limit=settings.memory_limit,
             )
+        make_tree_private(self.paths.root)  # files an older version or another umask left
 
     def _check_permissions(self) -> None:
         """Fail closed: private key material readable by others means a broken install."""

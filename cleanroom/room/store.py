@@ -172,6 +172,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     """,
+    # What the identity limits kept a match from merging (identity.Withheld, counts only).
+    """
+    ALTER TABLE matches ADD COLUMN withheld TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -133,9 +134,14 @@ def test_operator_and_party_flow(site: Path) -> None:
         assert "okala.orders v1 is live" in uploaded
         again = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
         assert again.returncode == 1 and "room refused (409 conflict)" in again.stderr
-        assert '"generation": 1' in ok(
-            cli("match", "--url", url, env={"CLEANROOM_TOKEN": admin}, cwd=site)
+        matched = json.loads(
+            ok(cli("match", "--url", url, env={"CLEANROOM_TOKEN": admin}, cwd=site))
         )
+        assert matched["generation"] == 1 and matched["withheld"]["links"] == 0
+        latest = json.loads(
+            ok(cli("match", "--latest", "--url", url, "--token", uploader, cwd=site))
+        )
+        assert latest["generation"] == 1 and latest["withheld"] == {"links": 0}  # its own count
         ok(cli("users", "revoke", "--room", "room", "eng", cwd=site))
         revoked = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
         assert revoked.returncode == 1 and "room refused (401 unauthorized)" in revoked.stderr
@@ -151,4 +157,4 @@ def test_operator_and_party_flow(site: Path) -> None:
         db.execute("UPDATE audit SET actor = 'someone-else' WHERE action = 'dataset.upload'")
     broken = cli("audit", "verify", "--room", "room", cwd=site)
     assert broken.returncode == 1
-    assert "was altered" in broken.stdout and "audit chain is broken" in broken.stderr
+    assert "was altered" in broken.stdout and "audit chain broken at entry" in broken.stderr

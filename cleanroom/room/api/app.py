@@ -21,6 +21,7 @@ import cleanroom
 from cleanroom import clock
 from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
+from cleanroom.room.api.limits import BodyLimit
 from cleanroom.room.api.models import ERRORS, ErrorBody, ErrorDetails, ErrorInfo
 from cleanroom.room.api.routes import (
     audit,
@@ -33,11 +34,11 @@ from cleanroom.room.api.routes import (
     queries,
     reports,
 )
+from cleanroom.room.audit_watch import AuditWatch
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.faults import unavailable
-from cleanroom.room.ingest import reconcile
 from cleanroom.room.query.engine import Engine
-from cleanroom.room.recovery import recover_queries
+from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
@@ -45,6 +46,8 @@ from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
 
 log = logging.getLogger("cleanroom.api")
+# Routes streaming a body under a limit of their own (``max_upload_bytes``).
+UPLOAD_ROUTES = frozenset({("POST", "/api/v1/datasets")})
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -93,10 +96,20 @@ def create_app(room: Room) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dropped = reconcile(room)
-        log.info("room ready", extra={"room_key_id": room.key_id, "orphans_dropped": len(dropped)})
-        recover_queries(room)  # queries a previous stop cut off: failed, charge refunded
-        app.state.reports.recover()  # runs a previous stop cut off: marked failed
+        recovered = recover(room, app.state.reports)  # never raises: the room always starts
+        log.info(
+            "room ready",
+            extra={
+                "room_key_id": room.key_id,
+                "orphans_dropped": recovered.tables_dropped,
+                "recording": recovered.reason is None,
+            },
+        )
+        watch = None
+        if room.settings.audit_verify_interval > 0:
+            watch = AuditWatch(
+                room.audit, room.store, interval=room.settings.audit_verify_interval
+            ).start()
         scheduler = None
         if room.settings.scheduler:
             scheduler = Scheduler(app.state.reports, interval=room.settings.scheduler_interval)
@@ -106,6 +119,8 @@ def create_app(room: Room) -> FastAPI:
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if watch is not None:
+                watch.stop()
 
     app = FastAPIOffline(  # Swagger UI and ReDoc from the package's own files, no CDN
         title="cleanroom",
@@ -121,6 +136,12 @@ def create_app(room: Room) -> FastAPI:
         app.include_router(module.router, responses=ERRORS)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
+    app.add_middleware(
+        BodyLimit,
+        limit=room.settings.max_request_bytes,
+        exempt=UPLOAD_ROUTES,
+        refuse=lambda request, message: _respond(request, 413, "too_large", message),
+    )  # added before ``observe``, so it runs inside it: a refusal is logged and counted
 
     @app.middleware("http")
     async def observe(
@@ -151,11 +172,13 @@ def create_app(room: Room) -> FastAPI:
     async def domain_error(request: Request, err: CleanroomError) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         if isinstance(err, UnavailableError):  # the environment refused; nothing was changed
-            log.warning("unavailable", extra={"code": err.code, "request_id": request_id})
+            log.warning(
+                "unavailable", extra={"code": err.code, "request_id": request_id, **err.details}
+            )
         elif err.status >= 500:
             log.error("internal error", extra={"code": err.code, "request_id": request_id})
             return _respond(request, 500, err.code, "internal error; see the service log")
-        details = err.details()
+        details = err.details
         retry = _retry_after(err)
         if retry is not None:
             details = {**details, "retry_after": retry}

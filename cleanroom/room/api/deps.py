@@ -34,7 +34,7 @@ def client_of(request: Request) -> str | None:
 def record_denied(room: Room, request: Request, actor: str, reason: str, **extra: str) -> None:
     """Count and audit a refused request: who, why, from where — never its credentials."""
     metrics.AUTH_DENIED.labels(reason).inc()
-    room.audit.record(
+    room.audit.record_refusal(
         actor=actor,
         action="auth.denied",
         target=scrub(f"{request.method} {request.url.path}")[:200],

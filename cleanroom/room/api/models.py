@@ -119,7 +119,9 @@ class PartyBudget(BaseModel):
     spent: float
     left: float
     collaboration_cap: float
-    collaboration_spent: float
+    collaboration_spent: float | None = Field(
+        None, description="reviewers and room admins only: every party's spending together"
+    )
 
 
 class Budget(BaseModel):
@@ -129,35 +131,52 @@ class Budget(BaseModel):
 
 
 class DatasetVersionOut(BaseModel):
-    """One uploaded version of a dataset (metadata, never data)."""
+    """One uploaded version of a dataset (metadata, never data).
+
+    Rows, version, bundle and uploader go to the dataset's own party and to
+    reviewers and room admins; others see that it exists and how fresh it is
+    (``exact`` says so).
+    """
 
     party: str
     dataset: str
-    version: int
-    bundle_id: str
-    rows: int
+    version: int | None = None
+    bundle_id: str | None = None
+    rows: int | None = None
     columns: dict[str, str]
-    uploaded_by: str
+    uploaded_by: str | None = None
     uploaded_at: str
     status: str
+    exact: str | None = Field(None, description="why the exact figures are not shown")
 
 
 class DatasetOut(BaseModel):
-    """A dataset: its contract status and versions, newest first."""
+    """A dataset: its contract status, freshness, and versions newest first (to whom may see)."""
 
     party: str
     dataset: str
     in_policy: bool
     status: str
-    versions: list[DatasetVersionOut]
+    uploaded_at: str | None = None
+    versions: list[DatasetVersionOut] | None = None
+    exact: str | None = Field(None, description="why the versions are not shown")
+
+
+class Withheld(BaseModel):
+    """Links the identity limits withheld: counts only, never an identifier."""
+
+    model_config = ConfigDict(extra="allow")
+
+    links: int | None = None
 
 
 class GenerationOut(BaseModel):
-    """A published match: which dataset versions it was built from (never counts)."""
+    """A published match: which dataset versions it was built from (never counts of persons)."""
 
     generation: int
     finished_at: str | None
-    inputs: dict[str, int]
+    inputs: dict[str, int | None] = Field(description="other parties' version numbers withheld")
+    withheld: Withheld | None = None
 
 
 class Health(BaseModel):
@@ -167,10 +186,11 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness and what was checked."""
+    """Readiness and what was checked; whether recorded actions are accepted."""
 
     status: str
     checks: dict[str, bool]
+    recording: bool
 
 
 class Me(BaseModel):
@@ -298,12 +318,26 @@ class AuditEntryOut(BaseModel):
     hash: str
 
 
+class ReanchoredOut(BaseModel):
+    """Who resumed recording after a break, and why."""
+
+    seq: int
+    at: str
+    by: list[str]
+    reason: str
+    acknowledged: list[str]
+
+
 class VerificationOut(BaseModel):
-    """The chain's verdict, one sentence per problem."""
+    """The chain's verdict, one sentence per problem; whether the room records now."""
 
     ok: bool
     entries: int
-    problems: list[str]
+    problems: list[str] = Field(description="every break ever found, re-anchored ones included")
+    open_problems: list[str] = Field(default_factory=list)
+    broken_at: int | None = None
+    reanchors: list[ReanchoredOut] = Field(default_factory=list)
+    recording: bool = True
 
 
 class ErrorDetails(BaseModel):

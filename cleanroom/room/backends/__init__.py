@@ -14,7 +14,7 @@ metadata store and warehouse whatever the backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,8 +55,13 @@ class Backend(Protocol):
         """A cursor for the calling thread."""
         ...
 
-    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+    def match(
+        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+    ) -> IdentityStats:
         """Resolve persons over the inputs and build each analysis table ``out``.
+
+        ``limits``: the most identifiers of each type one person may hold
+        (the policy's ``identity.max_per_person``; ``identity.resolve``).
 
         Called before the generation goes live; a failure fails the match, and
         the caller then retires every ``out``. The token → person map is the

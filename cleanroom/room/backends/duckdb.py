@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
 
@@ -23,12 +23,14 @@ class DuckDBBackend:
         """A warehouse cursor (DuckDB SQL, ``?`` parameters: the compiler's own dialect)."""
         return self.warehouse.cursor()
 
-    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+    def match(
+        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+    ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend`; the person map is a TEMP table."""
         con = self.warehouse.cursor()
         person_map = "temp.main.match_persons"  # TEMP tables are per cursor
         try:
-            stats = resolve(con, [i.source for i in inputs], person_map=person_map)
+            stats = resolve(con, [i.source for i in inputs], person_map=person_map, limits=limits)
             for item in inputs:
                 person_table(
                     con,

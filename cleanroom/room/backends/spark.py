@@ -135,7 +135,9 @@ class SparkBackend:
         """See :class:`~cleanroom.room.backends.Backend`."""
         return SparkCursor(self)
 
-    def match(self, inputs: Sequence[MatchInput]) -> IdentityStats:
+    def match(
+        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+    ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend` and the module docstring."""
         run = self.data / f".match-{secrets.token_hex(6)}"
         sources: dict[str, str] = {}
@@ -149,7 +151,9 @@ class SparkBackend:
                 sources[item.source.table] = view
             engine = SparkEngine(self.session, sources)
             person_map = f"{SCHEMA}.{self.prefix}persons"
-            stats = resolve(engine, [i.source for i in inputs], person_map=person_map)
+            stats = resolve(
+                engine, [i.source for i in inputs], person_map=person_map, limits=limits
+            )
             for item in inputs:
                 out = f"{SCHEMA}.{item.out}"
                 person_table(

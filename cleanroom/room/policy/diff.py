@@ -478,6 +478,14 @@ RULES: dict[str, Rule] = {
         looser_when="lower",
         consequence="fewer reviewers can change what the data may be used for",
     ),
+    "identity.max_per_person.*": ordered(
+        "identifiers of one type a person may hold",
+        looser_when="higher",
+        consequence=(
+            "one party's rows may merge more identifiers, and so more of other parties'"
+            " persons, into one person"
+        ),
+    ),
     _PARTY: presence(
         "party",
         added="its data and its analysts enter the room",

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cleanroom.keys import public_key_id
+from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports
 from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
@@ -183,6 +184,10 @@ class CollaborationPolicy(BaseModel):
     )
     templates: dict[str, TemplatePolicy] = Field(default_factory=dict)
     governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="limits on what one person may gather (identity poisoning)",
+    )
     reports: dict[str, ReportPolicy] = Field(
         default_factory=dict, description="scheduled reports (cleanroom.room.reports)"
     )

@@ -11,6 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The smallest epsilon one query (or report section) may spend: below it the
+# noise swamps any count (scale 10^6 at sensitivity 1), and fractions such as
+# 1e-30 or 5e-324 have denominators the ledger cannot store. Policies, the API
+# and the engine all refuse less (``cleanroom.room.dp.MIN_EPSILON``).
+MIN_QUERY_EPSILON = 1e-6
+
 Period = Literal["day", "week", "month", "quarter", "year"]
 
 
@@ -47,7 +53,9 @@ class PrivacyPolicy(BaseModel):
     delta: float | None = Field(None, gt=0, le=1e-5, description="per query, Gaussian only")
     budget: BudgetPolicy
     max_epsilon_per_query: float = Field(gt=0, le=10)
-    default_epsilon: float = Field(0.5, gt=0, description="a query's epsilon when it names none")
+    default_epsilon: float = Field(
+        0.5, ge=MIN_QUERY_EPSILON, description="a query's epsilon when it names none"
+    )
     max_rows_per_person: int = Field(10, ge=1, le=10_000)
     max_groups_per_person: int = Field(5, ge=1, le=1_000)
     min_noisy_persons: int = Field(
@@ -100,4 +108,4 @@ class TemplatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    epsilon: float | None = Field(None, gt=0)
+    epsilon: float | None = Field(None, ge=MIN_QUERY_EPSILON)

@@ -19,7 +19,7 @@ from fractions import Fraction
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cleanroom.room.policy.privacy import PrivacyPolicy, TemplatePolicy
+from cleanroom.room.policy.privacy import MIN_QUERY_EPSILON, PrivacyPolicy, TemplatePolicy
 
 # Report names appear in URLs and directory names: keep them to a safe alphabet.
 REPORT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -39,7 +39,9 @@ class ReportSection(BaseModel):
 
     template: str = Field(pattern=TEMPLATE_NAME, description="an approved template, e.g. overlap")
     params: dict[str, str] = Field(default_factory=dict, max_length=20)
-    epsilon: float = Field(gt=0, le=10, description="this section's share of the run's epsilon")
+    epsilon: float = Field(
+        ge=MIN_QUERY_EPSILON, le=10, description="this section's share of the run's epsilon"
+    )
 
 
 class ReportPolicy(BaseModel):

@@ -5,17 +5,20 @@ any aggregate: the filter and the declared key set first (an undeclared value
 can never be counted), then at most ``k`` rows per person chosen at random,
 then — only where it lowers a sensitivity — at most ``g`` groups per person
 chosen at random among those, then every metric value clamped to its bounds
-and rounded to an integer unit. A person added to or removed from the data
-then changes
+on both sides (a missing value stays missing: SUM skips it, as AVG's count
+does) and rounded to an integer unit. A person added to or removed from the
+data then changes
 
 * COUNT(*) of all groups together by at most ``k``,
 * COUNT(DISTINCT person) by at most ``min(k, g, groups)`` (1 without GROUP BY;
   a query counting only persons bounds no rows, so ``min(g, groups)``),
 * SUM(metric) by at most ``k · max(|lower|, |upper|)``,
 
-which are the L1 sensitivities handed to the mechanism (L2: ``k``, ``√…``,
-``k · M``). The random rows come from the analysis table's ``_rank``, a random
-order of each person's rows drawn at match time: on one table without a
+and :mod:`cleanroom.room.sensitivity` turns these per-person bounds into the
+L1 and L2 sensitivities handed to the mechanism (L2: ``k``, ``√…``,
+``k · M``: rows and values can all land in one group). The random rows
+come from the analysis table's ``_rank``, a random order of each person's
+rows drawn at match time: on one table without a
 filter the row bound is the plain filter ``_rank <= k`` (no window over all
 rows per query); with a filter or a join the rows that survive are ranked
 afresh. Literals travel as bound parameters; names come from the plan, which
@@ -26,9 +29,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from cleanroom.room import sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.query.plan import Aggregate, BoolOp, ColumnRef, Comparison, Filter, QueryPlan
 from cleanroom.room.warehouse import quote
@@ -46,6 +50,7 @@ class Measurement:
     l2: float
     column: ColumnRef | None = None
     bounds: tuple[int, int] | None = None
+    contribution: sensitivity.Contribution | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Me
     not ask for it.
     """
     groups = person_groups(plan, k, g)
-    persons = Measurement("m_persons", "count_persons", groups, math.sqrt(groups))
+    persons = _measurement("m_persons", "count_persons", sensitivity.once_per_cell(groups))
     found: dict[str, Measurement] = {}
 
     def add(m: Measurement) -> None:
@@ -96,20 +101,33 @@ def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Me
 
     for agg in plan.aggregates:
         if agg.kind == "count":
-            add(Measurement("m_count", "count", k, k))
+            add(_measurement("m_count", "count", sensitivity.rows(k, plan.key_count)))
         elif agg.kind == "count_persons":
             add(persons)
         else:
             assert agg.column is not None and agg.bounds is not None
             lo, hi = integer_bounds(agg.bounds)
-            m = k * max(abs(lo), abs(hi))
+            total = sensitivity.metric_sum(k, lo, hi, plan.key_count)
             col = f"{agg.column.table}__{agg.column.column}"
-            add(Measurement(f"m_sum__{col}", "sum", m, m, agg.column, (lo, hi)))
+            add(_measurement(f"m_sum__{col}", "sum", total, agg.column, (lo, hi)))
             if agg.kind == "avg":
-                add(Measurement(f"m_n__{col}", "count_values", k, k, agg.column))
+                values = sensitivity.rows(k, plan.key_count)
+                add(_measurement(f"m_n__{col}", "count_values", values, agg.column))
     if threshold:
         add(persons)
     return list(found.values())
+
+
+def _measurement(
+    name: str,
+    kind: MeasureKind,
+    contribution: sensitivity.Contribution,
+    column: ColumnRef | None = None,
+    bounds: tuple[int, int] | None = None,
+) -> Measurement:
+    return Measurement(
+        name, kind, contribution.l1, contribution.l2, column, bounds, contribution=contribution
+    )
 
 
 def _ident(name: str) -> str:
@@ -213,8 +231,7 @@ def compile_plan(
         elif m.kind == "sum":
             assert m.column is not None and m.bounds is not None
             value = _ident(f"v__{m.column.table}__{m.column.column}")
-            lo, hi = m.bounds
-            per_row[m.name] = f"sum(round(least(greatest({value}, {lo}), {hi})))"
+            per_row[m.name] = f"sum(round({sensitivity.clamp_sql(value, *m.bounds)}))"
     group_cols = ", ".join(_ident(c) for c in keys)
     lead = group_cols + ", " if keys else ""
     by = f" GROUP BY {group_cols}" if keys else ""

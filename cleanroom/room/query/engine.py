@@ -4,7 +4,8 @@ The budget is charged in its own transaction *before* any data is touched, so
 concurrent queries can never overspend; a failure afterwards refunds it. The
 same question (same checked plan, epsilon, policy version, data generation and
 party) is answered from the cache with the stored noisy result, at no cost, so
-asking again and averaging gains nothing. Every query — answered, cached or
+asking again and averaging gains nothing — also while the first is still
+computing: the same question waits for it. Every query — answered, cached or
 refused — is audited with its policy version, epsilon and result hash.
 """
 
@@ -15,6 +16,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -24,6 +26,7 @@ from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded, Ledger
+from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
@@ -37,6 +40,7 @@ from cleanroom.room.templates import prepare_template
 from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
+_INT64_MAX = 2**63 - 1  # the ledger stores an epsilon as two INTEGER columns
 
 
 # Keys of a query result the engine itself sets (released, cached, fetched, previewed);
@@ -128,6 +132,16 @@ def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
     cap = Fraction(str(privacy.max_epsilon_per_query))
     if epsilon <= 0:
         raise QueryRejected("epsilon_invalid", "epsilon must be positive")
+    if epsilon < MIN_EPSILON:
+        raise QueryRejected(
+            "epsilon_too_small",
+            f"epsilon {float(epsilon):g} is under the room's floor of {float(MIN_EPSILON):g}: "
+            "the answer would be noise",
+        )
+    if max(epsilon.numerator, epsilon.denominator) > _INT64_MAX:
+        raise QueryRejected(
+            "epsilon_invalid", "epsilon has too many digits; write it with at most 15"
+        )
     if epsilon > cap:
         raise QueryRejected(
             "epsilon_over_cap",
@@ -155,6 +169,11 @@ class Engine:
     def __init__(self, room: Room) -> None:
         self.room = room
         self.ledger = Ledger(room.store, room.audit)
+        # Cache keys of queries being computed now, each with the event its waiters
+        # wait on. One service process holds the room (DuckDB locks its warehouse file),
+        # so an in-process table sees every query in flight.
+        self._flights: dict[str, threading.Event] = {}
+        self._flights_lock = threading.Lock()
 
     def prepare(
         self, request: QueryRequest, party: str, policy: CollaborationPolicy | None = None
@@ -184,7 +203,7 @@ class Engine:
             query = self.prepare(request, party, active.policy)
             epsilon = _epsilon(request, active.policy)
         except QueryRejected as err:
-            self.room.audit.record(
+            self.room.audit.record_refusal(
                 actor=user.name,
                 action="query.refused",
                 target=party,
@@ -199,6 +218,7 @@ class Engine:
                 **query.preview(epsilon, privacy),
                 "budget": outlook(party, epsilon, status),
             }
+        self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
@@ -214,14 +234,53 @@ class Engine:
         epsilon: Fraction,
         generation: Generation,
     ) -> dict[str, Any]:
-        """A checked, priced query on a pinned generation: from the cache, or charged and run."""
+        """A checked, priced query on a pinned generation: from the cache, or charged and run.
+
+        The cache holds queries in flight too: while one is computing, the same
+        question waits for its answer instead of being charged and noised a
+        second time (twelve identical queries sent at once were charged twelve
+        times and released twelve answers to average). If the first fails, the
+        next waiter runs it.
+        """
+        key = _cache_key(party, query, epsilon, active, generation)
+        while True:
+            with self._flights_lock:
+                cached = self._cached(key)
+                flight = None if cached is not None else self._flights.get(key)
+                leading = cached is None and flight is None
+                if leading:
+                    flight = self._flights[key] = threading.Event()
+            if cached is not None:
+                query_id = secrets.token_hex(8)
+                return self._answer_from_cache(query_id, cached, request, user, party, key)
+            assert flight is not None
+            if not leading:
+                flight.wait()
+                continue  # answered (now cached) or failed (then one of us runs it)
+            try:
+                return self._charge_and_run(
+                    request, user, party, active, query, epsilon, generation, key
+                )
+            finally:
+                with self._flights_lock:
+                    del self._flights[key]
+                flight.set()
+
+    def _charge_and_run(
+        self,
+        request: QueryRequest,
+        user: User,
+        party: str,
+        active: ActivePolicy,
+        query: Prepared,
+        epsilon: Fraction,
+        generation: Generation,
+        key: str,
+    ) -> dict[str, Any]:
+        """Charge, compute, release and store one fresh answer; any failure refunds."""
         privacy = active.policy.privacy
         assert privacy is not None  # run() refused the query otherwise
-        key = _cache_key(party, query, epsilon, active, generation)
-        cached = self._cached(key)
         query_id = secrets.token_hex(8)
-        if cached is not None:
-            return self._answer_from_cache(query_id, cached, request, user, party, key)
         db = self.room.store.connection()
         _insert_query(
             db,
@@ -250,17 +309,16 @@ class Engine:
                 (now(), query_id),
             )
             raise
+        except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
+            _fail(db, query_id)
+            raise
         started = time.perf_counter()
         try:
             released = query.execute(
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
         except Exception as err:
-            self.ledger.refund(charge, actor=user.name, reason=type(err).__name__)
-            db.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
-            )
+            self._abandon(charge, query_id, user.name, err)
             raise
         faults.pause("query.release")  # crash tests: charged and computed, not yet stored
         try:
@@ -275,16 +333,23 @@ class Engine:
     def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
         """Refund and fail a query whose result could not be stored (a locked store, a full disk).
 
-        Best effort: when the store still refuses, the query stays ``running``
-        and :func:`cleanroom.room.recovery.recover_queries` settles it at the
-        next start, by the same rule.
+        Best effort, in two steps. A refund that cannot be made or recorded (a
+        locked store, a broken audit chain) leaves the charge standing — never
+        less privacy accounted than was spent — and the query is still marked
+        ``failed``; start-up recovery refunds the failed query's charge once it
+        can be recorded. When even the status cannot be written, the query
+        stays ``running`` and :func:`cleanroom.room.recovery.recover_queries`
+        settles it at the next start, by the same rule.
         """
         try:
             self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
-            self.room.store.connection().execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
+        except Exception as again:
+            log.warning(
+                "refund left for start-up recovery",
+                extra={"query_id": query_id, "error": type(again).__name__},
             )
+        try:
+            _fail(self.room.store.connection(), query_id)
         except Exception as again:
             log.warning(
                 "query left for start-up recovery",
@@ -462,21 +527,26 @@ class Engine:
             released = query.execute(
                 self.room.backend.cursor(), generation.tables, epsilon, privacy
             )
-        except Exception:
-            db.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ?",
-                (now(), query_id),
+            return self._store(
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                paid_by=paid_by,
             )
+        except Exception:  # the run's own rule settles its charge
+            _fail(db, query_id)
             raise
-        return self._store(
-            query_id,
-            released,
-            request,
-            user,
-            party,
-            active,
-            generation,
-            epsilon,
-            started,
-            paid_by=paid_by,
-        )
+
+
+def _fail(db: sqlite3.Connection, query_id: str) -> None:
+    """Close a query that produced no stored result (its charge is settled by the caller)."""
+    db.execute(
+        "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ? AND status = 'running'",
+        (now(), query_id),
+    )

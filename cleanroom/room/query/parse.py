@@ -55,6 +55,7 @@ class QueryRejected(UserError):
         self.clause = clause if clause is not None else _clause_of(message)
         super().__init__(message)
 
+    @property
     def details(self) -> dict[str, object]:
         """The rule broken and the piece of the query at fault (the analyst's own text)."""
         return {"rule": self.rule, "clause": self.clause}

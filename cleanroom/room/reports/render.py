@@ -20,6 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from cleanroom.room.files import make_private
 from cleanroom.room.reports.tables import tables_for
 
 _env = Environment(
@@ -119,7 +120,11 @@ def write_outputs(out: Path, info: RunInfo, sections: list[SectionResult]) -> li
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True), "utf-8")
     page = _env.get_template("report.html.j2").render(info=info, sections=views, files=files)
     (out / "report.html").write_text(page, encoding="utf-8")
-    return ["report.html", "results.json", *files]
+    written = ["report.html", "results.json", *files]
+    make_private(out)  # a report is for its recipients only, never other local accounts
+    for name in written:
+        make_private(out / name)
+    return written
 
 
 def _csv(header: list[str], rows: list[dict[str, object]]) -> str:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cleanroom.errors import CleanroomError, ConflictError, NotFoundError
+from cleanroom.errors import AuditChainBroken, CleanroomError, ConflictError, NotFoundError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
@@ -101,6 +101,7 @@ class ReportRunner:
         if not report.enabled:
             raise ConflictError(f"report '{name}' is disabled in the active policy")
         identity = reporter_identity(user)
+        self.room.audit.require_intact()  # a run must be recorded: refuse before claiming
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             return self._claim_and_run(name, slot, active, report, identity, generation)
 
@@ -302,7 +303,34 @@ class ReportRunner:
         files: list[str] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Record how the run ended, with its audit entry, in one transaction."""
+        """Record how the run ended, with its audit entry, in one transaction.
+
+        When the audit chain broke meanwhile the entry cannot be written, but the
+        run must not stay ``running``: it is closed without one, and the log says so.
+        """
+        try:
+            self._close_audited(run, status, error, refunded, outputs, files, details)
+        except AuditChainBroken as err:
+            with self.room.store.transaction() as db:
+                closed = self.runs.finish(
+                    db, run.id, status, error=error, refunded=refunded, outputs=outputs, files=files
+                )
+            if closed:
+                log.warning(
+                    "report run closed without an audit entry: the audit chain is broken",
+                    extra={"report": run.report, "run": run.id, "entry": err.entry},
+                )
+
+    def _close_audited(
+        self,
+        run: ReportRun,
+        status: Status,
+        error: str | None,
+        refunded: bool,
+        outputs: str | None,
+        files: list[str] | None,
+        details: dict[str, Any] | None,
+    ) -> None:
         with self.room.store.transaction() as db:
             if not self.runs.finish(
                 db,

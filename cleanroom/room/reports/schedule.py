@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from croniter import croniter
 
 from cleanroom.clock import now as clock_now
+from cleanroom.errors import AuditChainBroken
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 
@@ -132,6 +133,8 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     self.tick()
+                except AuditChainBroken as err:  # nothing can be recorded: no slot runs
+                    log.warning("report scheduler paused", extra={"entry": err.entry})
                 except Exception:  # a bad tick must not end scheduling for good
                     log.exception("report scheduler tick failed")
                 self._stop.wait(self.interval)

@@ -22,6 +22,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
+from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
 from cleanroom.room.templates.journey import (
     Cell,
@@ -55,7 +56,9 @@ class Funnel(Journey):
 
     def vectors(self) -> list[Vector]:
         """See :class:`Journey`: persons by the last step they reached."""
-        return [Vector("stopped", tuple((i,) for i in range(1, len(self.steps) + 1)), 1)]
+        return [
+            Vector("stopped", tuple((i,) for i in range(1, len(self.steps) + 1)), once_per_cell(1))
+        ]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""

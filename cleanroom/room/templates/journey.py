@@ -4,9 +4,9 @@ A template names, from its parameters alone, the cells it releases (brand
 pairs, funnel steps, bins, cohorts…): a cell with no one in it is a noisy
 zero, so absence is not a signal. Its SQL bounds each person's contribution
 and computes exact per-cell counts; each vector is then released with the
-sensitivity the template derives from that bound (``l1``/``l2``: how much one
-person can move the whole vector), with the query's epsilon split evenly
-over its vectors. Everything after the noise is post-processing.
+sensitivity derived from that bound by :mod:`cleanroom.room.sensitivity`
+(``l1``/``l2``: how much one person can move the whole vector), with the
+query's epsilon split evenly over its vectors. Everything after the noise is post-processing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from cleanroom.room import dp
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import Released, noise
+from cleanroom.room.sensitivity import Contribution
 
 Cell = tuple[Any, ...]
 
@@ -31,12 +32,17 @@ class Vector:
 
     name: str
     cells: tuple[Cell, ...]
-    l1: float
+    contribution: Contribution
+
+    @property
+    def l1(self) -> float:
+        """See :mod:`cleanroom.room.sensitivity`."""
+        return self.contribution.l1
 
     @property
     def l2(self) -> float:
-        """Each person changes each cell by at most one here, so L2 = √L1."""
-        return math.sqrt(self.l1)
+        """See :mod:`cleanroom.room.sensitivity`: not √L1 unless each cell moves by one."""
+        return self.contribution.l2
 
 
 def salt() -> int:
@@ -106,8 +112,16 @@ class Journey(ABC):
         self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
     ) -> Released:
         """Exact counts on the declared cells, one noisy vector each, then the answer."""
+        return self.release(self.exact(cursor, tables), epsilon, privacy)
+
+    def release(
+        self, exact: dict[str, dict[Cell, int]], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Noise each declared vector of ``exact`` to its sensitivity; the rest is post-processing.
+
+        Apart from :meth:`execute` so that an audit can release one exact answer many times.
+        """
         vectors = self.vectors()
-        exact = self.exact(cursor, tables)
         parts = dp.split(epsilon, len(vectors))
         delta = (privacy.delta or 0.0) / len(vectors)
         noisy = {}

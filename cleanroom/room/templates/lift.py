@@ -6,12 +6,14 @@ column). A person's arm is that of their first exposure in the period, so
 each person is in one arm. Their outcome is measured at the ``outcome``
 brand (or dataset, or dataset:column=value) from the exposure day for
 ``window_days``: converted (any event) and, with ``metric``, their spend —
-each value clamped to the metric's bounds and the person's total to
-``spend_cap``. Per arm the engine releases persons, converted persons and
-total spend: one person moves each of these vectors by 1, 1 and
-``spend_cap``. Rates and the difference are post-processing; the
-difference's 95% interval combines the noise and the sampling error of a
-difference of two proportions. Parameters: ``campaign`` (party.dataset),
+each value clamped to the metric's bounds on both sides (a missing value
+adds nothing), and the person's total to ``[-spend_cap, spend_cap]`` (to
+``[0, spend_cap]`` when the metric cannot be negative). Per arm the engine
+releases persons, converted persons and total spend: one person is in one
+arm, so moves one cell of each by 1, 1 and ``spend_cap`` (L1 and L2
+alike). Rates and the difference are post-processing; the difference's 95%
+interval combines the noise and the sampling error of a difference of two
+proportions. Parameters: ``campaign`` (party.dataset),
 ``arm_column`` (default arm), ``treatment``/``control`` (default treatment /
 control), ``outcome``, ``metric``, ``spend_cap``, ``window_days`` (1–365,
 default 28), ``start``/``end`` (exposure dates).
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, sensitivity
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
@@ -71,12 +73,26 @@ class CampaignLift(Journey):
             f" cap={self.spend_cap} window={self.window_days} period={self.start}..{self.end}"
         )
 
+    @property
+    def spend_bounds(self) -> tuple[int, int]:
+        """What one person's spend is clamped to: ``±spend_cap`` on the metric's sides of zero.
+
+        A metric that can be negative (refunds) gives a negative total as
+        large as a positive one, so the total is clamped from below too.
+        """
+        if self.metric is None:
+            return (0, 0)
+        _, lo, hi = self.metric
+        return (-self.spend_cap if lo < 0 else 0, self.spend_cap if hi > 0 else 0)
+
     def vectors(self) -> list[Vector]:
-        """See :class:`Journey`."""
+        """See :class:`Journey`: each person is in one arm, so in one cell of each vector."""
         cells = tuple((a,) for a in self.arms)
-        vectors = [Vector("persons", cells, 1), Vector("converted", cells, 1)]
+        one = sensitivity.once_per_cell(1)
+        vectors = [Vector("persons", cells, one), Vector("converted", cells, one)]
         if self.metric is not None:
-            vectors.append(Vector("spend", cells, self.spend_cap))
+            spend = sensitivity.bounded_total(*self.spend_bounds)
+            vectors.append(Vector("spend", cells, spend))
         return vectors
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
@@ -94,10 +110,11 @@ class CampaignLift(Journey):
             params,
             value=self.metric[0] if self.metric else None,
         )
-        clamp = "0"
+        value = "CAST(NULL AS DOUBLE)"  # without a metric: no spend, never a bound
         if self.metric is not None:
             _, lo, hi = self.metric
-            clamp = f"least(greatest(e.v, {float(lo)!r}), {float(hi)!r})"
+            value = sensitivity.clamp_sql("e.v", lo, hi)
+        person_spend = sensitivity.clamp_sql("spend", *self.spend_bounds)
         params += [self.window_days]
         sql = f"""
             WITH arms AS (
@@ -110,14 +127,14 @@ class CampaignLift(Journey):
             ),
             outcomes AS (
                 SELECT a.person, a.arm, count(e.person) > 0 AS converted,
-                       least(coalesce(sum({clamp}), 0), {int(self.spend_cap)}) AS spend
+                       coalesce(sum({value}), 0) AS spend
                 FROM arms a LEFT JOIN ({outcome}) e
                   ON e.person = a.person AND e.t >= CAST(a.exposed AS DATE)
                  AND e.t < CAST(a.exposed AS DATE) + to_days(CAST(? AS INTEGER))
                 GROUP BY a.person, a.arm
             )
             SELECT arm, count(*), count(*) FILTER (WHERE converted),
-                   CAST(sum(round(spend)) AS BIGINT)
+                   CAST(sum(round({person_spend})) AS BIGINT)
             FROM outcomes GROUP BY arm
         """
         rows = cursor.execute(sql, params).fetchall()
@@ -145,7 +162,7 @@ class CampaignLift(Journey):
             }
             if spend is not None:
                 row["spend_per_person"] = ratio(
-                    spend.values[i], spend.error95, n.values[i], n.error95, 0, self.spend_cap
+                    spend.values[i], spend.error95, n.values[i], n.error95, *self.spend_bounds
                 )
             rows.append(row)
         return self.columns, rows, 0, {"lift": self._contrast(rows)}

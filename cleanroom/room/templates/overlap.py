@@ -19,7 +19,8 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.release import Released, ratio
+from cleanroom.room.query.release import Released, noise, ratio
+from cleanroom.room.sensitivity import Contribution, once_per_cell
 from cleanroom.room.warehouse import quote
 
 
@@ -45,12 +46,19 @@ class Overlap:
                     found.append(combo)
         return found
 
+    @property
+    def contribution(self) -> Contribution:
+        """Each person is in exactly one combination."""
+        return once_per_cell(1)
+
     def _mask(self, combo: tuple[str, ...]) -> int:
         return sum(1 << self.parties.index(p) for p in combo)
 
     def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
         """See :class:`~cleanroom.room.query.prepared.Prepared`."""
-        error = dp.expected_error95(privacy.mechanism, 1, epsilon, privacy.delta)
+        c = self.contribution
+        sensitivity = c.l2 if privacy.mechanism == "gaussian" else math.ceil(c.l1)
+        error = dp.expected_error95(privacy.mechanism, sensitivity, epsilon, privacy.delta)
         return {
             "epsilon": str(epsilon),
             "epsilon_float": float(epsilon),
@@ -61,10 +69,8 @@ class Overlap:
             "min_noisy_persons": privacy.min_noisy_persons,
         }
 
-    def execute(
-        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
-    ) -> Released:
-        """Exact cell counts in SQL, then one noisy vector."""
+    def exact(self, cursor: Any, tables: dict[str, str]) -> dict[tuple[str, ...], int]:
+        """Exact persons per combination of brands (every declared cell, zeros included)."""
         parts = []
         for i, party in enumerate(self.parties):
             for name, table in tables.items():
@@ -76,15 +82,20 @@ class Overlap:
             f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "
             f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
         )
-        exact = dict(cursor.execute(sql).fetchall())
+        found = dict(cursor.execute(sql).fetchall())
+        return {c: int(found.get(self._mask(c), 0)) for c in self.cells}
+
+    def execute(
+        self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """Exact cell counts in SQL, then one noisy vector."""
         cells = self.cells
-        vector = [int(exact.get(self._mask(c), 0)) for c in cells]
-        if privacy.mechanism == "gaussian":
-            noisy = dp.gaussian_release(
-                vector, l2_sensitivity=1.0, epsilon=epsilon, delta=privacy.delta or 0.0
-            )
-        else:
-            noisy = dp.laplace_release(vector, l1_sensitivity=1, epsilon=epsilon)
+        exact = self.exact(cursor, tables)
+        vector = [exact.get(c, 0) for c in cells]
+        c = self.contribution
+        noisy = noise(
+            vector, l1=c.l1, l2=c.l2, epsilon=epsilon, privacy=privacy, delta=privacy.delta or 0.0
+        )
         rows, suppressed = [], 0
         for combo, value in zip(cells, noisy.values, strict=True):
             if value < privacy.min_noisy_persons:

@@ -24,6 +24,7 @@ from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
+from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
 from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
 from cleanroom.room.templates.params import Params
@@ -76,8 +77,8 @@ class Retention(Journey):
     def vectors(self) -> list[Vector]:
         """See :class:`Journey`."""
         return [
-            Vector("cohort", self.cohorts, 1),
-            Vector("active", self.later, max(1, self.months - 1)),
+            Vector("cohort", self.cohorts, once_per_cell(1)),
+            Vector("active", self.later, once_per_cell(self.months - 1)),
         ]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:

@@ -27,6 +27,7 @@ from cleanroom import clock
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
 from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params
@@ -64,7 +65,7 @@ class Segments(Journey):
 
     def vectors(self) -> list[Vector]:
         """See :class:`Journey`."""
-        return [Vector("persons", self.cells, len(self.brands))]
+        return [Vector("persons", self.cells, once_per_cell(len(self.brands)))]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""

@@ -19,6 +19,7 @@ from typing import Any
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
 from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params, period
@@ -54,7 +55,7 @@ class TimeToCross(Journey):
 
     def vectors(self) -> list[Vector]:
         """See :class:`Journey`."""
-        return [Vector("persons", tuple((i,) for i in range(len(self.edges))), 1)]
+        return [Vector("persons", tuple((i,) for i in range(len(self.edges))), once_per_cell(1))]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""

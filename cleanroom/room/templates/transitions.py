@@ -20,6 +20,7 @@ from typing import Any
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
 from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows, salt
 from cleanroom.room.templates.params import Params, period
@@ -53,7 +54,9 @@ class Transitions(Journey):
 
     def vectors(self) -> list[Vector]:
         """See :class:`Journey`."""
-        return [Vector("persons", self.pairs, min(self.max_transitions, len(self.pairs)))]
+        return [
+            Vector("persons", self.pairs, once_per_cell(min(self.max_transitions, len(self.pairs))))
+        ]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""

@@ -54,4 +54,6 @@ def _title(status: int) -> str:
         409: "That clashes with the current state",
         413: "Too large",
         429: "Budget exhausted",
+        503: "Not possible right now",
+        507: "The room's disk is full",
     }.get(status, "Something went wrong on our side")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cleanroom.errors import InternalError, UserError
+from cleanroom.errors import AuditChainBroken, InternalError, UserError
 from cleanroom.room.audit import GENESIS, AuditLog
 from cleanroom.room.store import MetaStore
 from tests.unit.room.conftest import AUDIT_KEY as KEY
@@ -490,13 +490,13 @@ def test_append_refuses_to_reseal_a_tampered_log(
     store: MetaStore, full_log: AuditLog, damage: Callable[[MetaStore], None]
 ) -> None:
     damage(store)
-    with pytest.raises(InternalError, match="tampered"):
+    with pytest.raises(AuditChainBroken, match="audit chain broken at entry"):
         full_log.record(actor="cli", action="query.run")
     assert not full_log.verify().ok
 
 
 def test_append_refuses_under_the_wrong_key(store: MetaStore, full_log: AuditLog) -> None:
-    with pytest.raises(InternalError, match="tampered"):
+    with pytest.raises(AuditChainBroken, match="audit chain broken at entry 1"):
         AuditLog(store, OTHER_KEY).record(actor="cli", action="query.run")
     assert full_log.verify().ok
 
@@ -550,5 +550,5 @@ def test_damaged_rows_can_still_be_listed_and_verified(
     assert has(problems, "entry 3 was altered")
     assert has(problems, "entry 4 was altered")
     assert has(problems, "the head record was altered")
-    with pytest.raises(InternalError, match="tampered"):
+    with pytest.raises(AuditChainBroken, match="audit chain broken at entry 3"):
         full_log.record(actor="cli", action="query.run")

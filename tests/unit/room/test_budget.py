@@ -54,7 +54,7 @@ def test_charges_up_to_the_share_succeed_and_the_next_is_refused(ledger: Ledger)
     assert err.resets_at == datetime(2026, 12, 1, tzinfo=UTC)
     assert isinstance(err, ConflictError)
     assert (err.code, err.status) == ("budget_exhausted", 429)
-    assert err.details() == {
+    assert err.details == {
         "party": "acme",
         "asked_epsilon": 0.5,
         "budget_left": 0.2,

@@ -392,3 +392,47 @@ def test_invalid_inputs_are_refused() -> None:
         dp.expected_error95("laplace", 1, eps, 1e-6)
     with pytest.raises(ValueError, match="mechanism"):
         dp.expected_error95("exponential", 1, eps, None)  # type: ignore[arg-type]
+
+
+# -- bounded in time: large Gaussian scales, noise past the cap -----------------
+
+
+@given(st.floats(min_value=dp.EXACT_GAUSSIAN_ACCURACY_UP_TO / 100, max_value=2e5))
+@settings(max_examples=25, deadline=None)
+def test_the_closed_form_gaussian_bound_covers_opendps_and_is_at_most_two_wider(
+    scale: float,
+) -> None:
+    exact = max(0, math.ceil(opendp.discrete_gaussian_scale_to_accuracy(scale, alpha=0.05)) - 1)
+    bound = dp._gaussian_tail_bound(scale)
+    assert exact <= bound <= exact + 2, (scale, exact, bound)
+
+
+def test_a_gaussian_release_at_a_huge_sensitivity_never_sums_the_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audit's L2 = 5e7 release ran for minutes in OpenDP's term-by-term accuracy."""
+    summed: list[float] = []
+    real = opendp.discrete_gaussian_scale_to_accuracy
+
+    def counting(scale: float, alpha: float) -> float:
+        summed.append(scale)
+        return float(real(scale, alpha=alpha))
+
+    monkeypatch.setattr(dp.dp, "discrete_gaussian_scale_to_accuracy", counting)
+    release = dp.gaussian_release(
+        [1_000_000, 2_000_000], l2_sensitivity=5e7, epsilon=Fraction(1), delta=1e-6
+    )
+    assert release.scale > 5e7 and release.error95 == dp._gaussian_tail_bound(release.scale)
+    assert all(s <= dp.EXACT_GAUSSIAN_ACCURACY_UP_TO for s in summed)
+    expected = dp.expected_error95("gaussian", 5e7, Fraction(1), 1e-6)
+    assert expected == release.error95
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_noise_past_the_scale_cap_is_refused_as_the_callers_choice(mechanism: str) -> None:
+    delta = 1e-6 if mechanism == "gaussian" else None
+    with pytest.raises(dp.NoiseTooLarge) as refused:
+        dp.expected_error95(mechanism, 10**12, dp.MIN_EPSILON, delta)  # type: ignore[arg-type]
+    assert refused.value.status == 400 and "epsilon" in str(refused.value)
+    with pytest.raises(dp.NoiseTooLarge):
+        dp.laplace_release([5], l1_sensitivity=10**12, epsilon=dp.MIN_EPSILON)

@@ -24,6 +24,7 @@ from cleanroom.room.backends.spark import spark_session
 from cleanroom.room.backends.spark_identity import SparkEngine
 from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
 from tests.unit.room.test_identity import Row, make_table, partition, reference, table_shapes
+from tests.unit.room.test_identity_limits import LIMITS, Table, beta_persons, expected, load
 
 SOURCES: list[Path] = []  # where source tables are written for Spark to read
 
@@ -54,7 +55,7 @@ def on_spark(
 
 
 def spark_sources(sources: list[TokenSource]) -> list[TokenSource]:
-    return [TokenSource(f"wh.{s.table}", s.token_columns) for s in sources]
+    return [TokenSource(f"wh.{s.table}", s.token_columns, s.kinds, s.party) for s in sources]
 
 
 def spark_partition(engine: SparkEngine, person_map: str) -> set[frozenset[bytes]]:
@@ -79,12 +80,16 @@ def assert_dense(engine: SparkEngine, person_map: str, stats: IdentityStats) -> 
 
 
 def both(
-    spark: SparkSession, con: duckdb.DuckDBPyConnection, sources: list[TokenSource]
+    spark: SparkSession,
+    con: duckdb.DuckDBPyConnection,
+    sources: list[TokenSource],
+    limits: dict[str, int] | None = None,
 ) -> tuple[set[frozenset[bytes]], set[frozenset[bytes]], IdentityStats, SparkEngine]:
     """Resolve the same tables on DuckDB and on Spark; both partitions and Spark's run."""
-    resolve(con, sources, person_map="pm")
+    duck = resolve(con, sources, person_map="pm", limits=limits)
     engine = on_spark(spark, con, sources)
-    stats = resolve(engine, spark_sources(sources), person_map="wh.pm")
+    stats = resolve(engine, spark_sources(sources), person_map="wh.pm", limits=limits)
+    assert stats.withheld == duck.withheld
     assert_dense(engine, "wh.pm", stats)
     assert sorted(engine.views) == [*sorted(s.table for s in sources), "pm"]
     return partition(con, "pm"), spark_partition(engine, "wh.pm"), stats, engine
@@ -182,3 +187,22 @@ def _fresh_views(spark: SparkSession) -> Iterator[None]:
     for table in spark.catalog.listTables():
         if table.isTemporary:
             spark.catalog.dropTempView(table.name)
+
+
+def test_identity_limits_same_persons_and_counts_as_duckdb(spark: SparkSession) -> None:
+    """Hubs' links withheld and an over-limit chain not formed, on both engines alike."""
+    con = duckdb.connect()
+    tables = [
+        beta_persons(12),
+        Table("alpha", 2, [(3 * 5000 + 1, 3 * (10 + i)) for i in range(8)]),  # a hub
+        Table(
+            "gamma", 2, [(3 * (6000 + i) + 1, 3 * (20 + i + d)) for i in range(4) for d in (0, 1)]
+        ),
+        Table("delta", 3, [(0, 1, 2), (3, 1, 5)]),  # an honest two-phone, two-card person
+    ]
+    sources = [load(con, f"p{i}", t) for i, t in enumerate(tables)]
+    duck, on_spark_, stats, _ = both(spark, con, sources, LIMITS)
+    want, hubs = expected(tables, LIMITS)
+    assert duck == on_spark_ == want
+    assert stats.withheld.hubs == hubs == 1
+    assert stats.withheld.by_party["alpha"] == 8 and stats.withheld.split_groups == 1

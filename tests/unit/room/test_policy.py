@@ -136,3 +136,20 @@ def test_person_is_reserved(tmp_path: Path, good: dict) -> None:
     good["parties"]["okala"]["datasets"]["orders"]["columns"]["person"] = "category"
     with pytest.raises(SpecError, match="room's own column"):
         load_policy(write(tmp_path, good))
+
+
+@pytest.mark.parametrize("epsilon", [1e-30, 5e-324, 1e-7])
+def test_a_policy_epsilon_under_the_query_floor_is_refused(
+    tmp_path: Path, good: dict, epsilon: float
+) -> None:
+    """The audit's 1e-30 and 5e-324 cannot come in through a policy's defaults either."""
+    good["privacy"] = {
+        "budget": {"epsilon": 1.0, "period": "month", "shares": {"okala": 1.0}},
+        "max_epsilon_per_query": 1.0,
+        "default_epsilon": epsilon,
+    }
+    with pytest.raises(SpecError) as refused:
+        load_policy(write(tmp_path, good))
+    assert "default_epsilon" in str(refused.value)
+    good["privacy"]["default_epsilon"] = 0.5
+    load_policy(write(tmp_path, good))  # the same policy with a usable default loads

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel
 
+from cleanroom.errors import SpecError
 from cleanroom.room.policy import parse_policy
 from cleanroom.room.policy.diff import (
     Context,
@@ -708,3 +709,23 @@ def test_every_field_of_the_policy_model_has_a_rule() -> None:
     unknown = rule_for(("no", "such", "field"))
     missing = [".".join(p) for p in _field_paths(CollaborationPolicy, ()) if rule_for(p) is unknown]
     assert missing == [], f"add a rule in cleanroom/room/policy/diff.py for {missing}"
+
+
+@pytest.mark.parametrize("kind", ["phone", "email", "card"])
+def test_raising_an_identifier_limit_loosens_lowering_tightens(kind: str) -> None:
+    default = policy(base()).identity.max_per_person.by_type()[kind]
+    higher = base()
+    higher["identity"] = {"max_per_person": {kind: default + 5}}
+    up = diff_policies(policy(base()), policy(higher))
+    assert [(c.path, c.privacy) for c in up] == [(f"identity.max_per_person.{kind}", "loosens")]
+    assert "merge more" in up[0].reason
+    down = diff_policies(policy(higher), policy(base()))
+    assert [(c.path, c.privacy) for c in down] == [(f"identity.max_per_person.{kind}", "tightens")]
+
+
+def test_identifier_limits_are_validated() -> None:
+    for bad in (0, -1, 1_001, "many"):
+        doc = base()
+        doc["identity"] = {"max_per_person": {"phone": bad}}
+        with pytest.raises(SpecError, match="phone"):
+            policy(doc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sqlite3
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,14 @@ import pytest
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.budget import Ledger
 from cleanroom.room.policy.privacy import BudgetPolicy
-from cleanroom.room.recovery import check_ledger, recover_queries
+from cleanroom.room.recovery import (
+    check_ledger,
+    pending,
+    recover,
+    recover_matches,
+    recover_queries,
+    refund_failed_queries,
+)
 from cleanroom.room.store import MetaStore, now
 
 POLICY = BudgetPolicy(epsilon=3.0, period="month", shares={"acme": 1.0})
@@ -97,3 +106,105 @@ def test_the_check_names_every_broken_rule(room: Any) -> None:
     assert "query copy: a cached copy was charged" in problems
     assert "query tampered: done without an intact stored result" in problems
     assert "no query ghost" in problems
+
+
+# -- everything start-up recovery settles is audited and logged; a broken chain is left -----
+
+
+def match(room: Any, generation: int, status: str) -> None:
+    room.store.connection().execute(
+        "INSERT INTO matches (generation, started_at, status, inputs) VALUES (?, ?, ?, '{}')",
+        (generation, now(), status),
+    )
+
+
+class Reports:
+    """The report runner's recovery, as the orchestrator sees it."""
+
+    def __init__(self) -> None:
+        self.called = 0
+
+    def recover(self) -> list[str]:
+        self.called += 1
+        return []
+
+
+@pytest.fixture
+def no_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cleanroom.room.recovery.reconcile", lambda room: [])
+
+
+def test_a_match_cut_off_is_failed_audited_and_logged(
+    room: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    match(room, 1, "live")
+    match(room, 2, "running")
+    with caplog.at_level(logging.WARNING, logger="cleanroom.recovery"):
+        assert recover_matches(room) == [2]
+    db = room.store.connection()
+    statuses = dict(db.execute("SELECT generation, status FROM matches").fetchall())
+    assert statuses == {1: "live", 2: "failed"}
+    entries = room.audit.entries(action="match.recovered")
+    assert [(e.actor, e.target, e.outcome) for e in entries] == [
+        ("recovery", "generation 2", "failed")
+    ]
+    assert "matches cut off by a stop marked failed" in caplog.text
+    assert recover_matches(room) == []  # once
+
+
+def test_a_refund_left_over_by_a_failed_query_is_made_at_start_up(room: Any) -> None:
+    query(room, "q1", "running")
+    charge(room, "q1")
+    room.store.connection().execute("UPDATE queries SET status = 'failed' WHERE id = 'q1'")
+    assert not check_ledger(room).ok  # failed, but its charge stands
+    assert len(refund_failed_queries(room)) == 1
+    assert check_ledger(room).ok
+    assert refund_failed_queries(room) == []
+
+
+def test_start_up_recovery_settles_everything_when_the_chain_holds(
+    room: Any, no_warehouse: None
+) -> None:
+    query(room, "q1", "running")
+    charge(room, "q1")
+    match(room, 3, "running")
+    reports = Reports()
+    done = recover(room, reports)  # type: ignore[arg-type]
+    assert (done.queries, done.matches, done.reason, reports.called) == (["q1"], [3], None, 1)
+    assert pending(room) == {"queries": 0, "report_runs": 0, "matches": 0, "refunds": 0}
+    assert check_ledger(room).ok
+
+
+def test_start_up_recovery_with_a_broken_chain_leaves_everything_and_says_so(
+    room: Any, no_warehouse: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    query(room, "q1", "running")
+    charge(room, "q1")
+    match(room, 3, "running")
+    room.store.connection().execute("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+    reports = Reports()
+    with caplog.at_level(logging.ERROR, logger="cleanroom.recovery"):
+        done = recover(room, reports)  # type: ignore[arg-type]
+    assert done.reason is not None and done.reason.startswith("audit chain broken at entry 1")
+    assert done.left == {"queries": 1, "report_runs": 0, "matches": 1, "refunds": 0}
+    assert (done.queries, done.matches, reports.called) == ([], [], 0)
+    assert "start-up recovery left for the operator" in caplog.text
+    db = room.store.connection()
+    assert db.execute("SELECT status FROM queries WHERE id = 'q1'").fetchone()[0] == "running"
+    room.audit.reanchor(by=["rita"], reason="charge entry deleted; documented")
+    again = recover(room, reports)  # type: ignore[arg-type]
+    assert (again.queries, again.matches, again.reason) == (["q1"], [3], None)
+    assert check_ledger(room).ok
+
+
+def test_a_failing_step_does_not_stop_the_others(
+    room: Any, no_warehouse: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    match(room, 4, "running")
+
+    def broken(room: Any) -> list[str]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr("cleanroom.room.recovery.recover_queries", broken)
+    done = recover(room, Reports())  # type: ignore[arg-type]
+    assert (done.queries, done.matches) == ([], [4])

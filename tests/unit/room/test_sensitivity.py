@@ -3,14 +3,20 @@ aggregate vector by at most the sensitivity handed to the mechanism."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
+from unittest.mock import patch
 
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import (
     Aggregate,
@@ -20,6 +26,9 @@ from cleanroom.room.query.plan import (
     QueryPlan,
     TableRef,
 )
+from cleanroom.room.query.prepared import bounds
+from tests.unit.room import journey_room
+from tests.unit.room.test_templates_sensitivity import extreme_person
 
 CITIES = ("Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz")
 BOUNDS = (0.0, 1000.0)
@@ -136,3 +145,86 @@ def test_sensitivities_follow_the_bounds(k: int, g: int) -> None:
     alone = compiled_plan(k, g, persons_only=True).measurements
     assert [(m.kind, m.l1) for m in alone] == [("count_persons", g)]
     assert '"_rank"' not in compiled_plan(k, g, persons_only=True).sql
+
+
+SHAPES = [
+    "SELECT COUNT(*) FROM alpha.events",
+    "SELECT COUNT(DISTINCT person) FROM alpha.events",
+    "SELECT SUM(amount), AVG(amount) FROM beta.events",
+    "SELECT channel, COUNT(*), COUNT(DISTINCT person), SUM(amount), AVG(amount)"
+    " FROM alpha.events GROUP BY channel",
+    "SELECT channel, COUNT(DISTINCT person) FROM beta.events GROUP BY channel",
+    "SELECT channel, SUM(amount), AVG(amount) FROM beta.events WHERE channel = 'app'"
+    " GROUP BY channel",
+    "SELECT COUNT(*), AVG(amount) FROM gamma.events WHERE amount IS NULL OR channel IN ('web')",
+    "SELECT c.arm, e.channel, COUNT(*), COUNT(DISTINCT c.person), SUM(e.amount), AVG(e.amount)"
+    " FROM alpha.campaign AS c JOIN beta.events AS e ON c.person = e.person"
+    " GROUP BY c.arm, e.channel",
+    "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person), AVG(b.amount)"
+    " FROM alpha.events AS a JOIN gamma.events AS b ON a.person = b.person"
+    " GROUP BY a.channel, b.channel",
+]
+K, G = 40, 2  # ordinary persons have at most 12 events a brand: all their joined rows fit in K
+
+
+@pytest.fixture(scope="module")
+def sql_policy() -> CollaborationPolicy:
+    return journey_room.policy(k=K, g=G)
+
+
+def released_sql(
+    prepared: QueryPlan, privacy: PrivacyPolicy, con: duckdb.DuckDBPyConnection
+) -> tuple[Compiled, dict[str, dict[tuple[object, ...], int]]]:
+    """The engine's compiled SQL for the plan, run: per measurement, exact value per group."""
+    with patch("cleanroom.room.query.compile._salt", return_value=0x5EED):
+        compiled = compile_plan(prepared, journey_room.TABLES, **bounds(privacy))
+    out: dict[str, dict[tuple[object, ...], int]] = {m.name: {} for m in compiled.measurements}
+    n = len(compiled.keys)
+    for row in con.execute(compiled.sql, compiled.params).fetchall():
+        for j, m in enumerate(compiled.measurements):
+            out[m.name][tuple(row[:n])] = int(row[n + j])
+    return compiled, out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), extreme=extreme_person())
+def test_every_sql_shape_moves_by_at_most_its_l1_and_l2(
+    sql_policy: CollaborationPolicy,
+    seed: int,
+    extreme: tuple[list[journey_room.Event], list[journey_room.Exposure]],
+) -> None:
+    """Whales, refunds, values beyond the bounds, NULL and NaN amounts, undeclared groups."""
+    privacy = sql_policy.privacy
+    assert privacy is not None
+    events, exposures = journey_room.ordinary(seed, persons=60)
+    without = journey_room.load(events, exposures)
+    with_ = journey_room.load(events + extreme[0], exposures + extreme[1])
+    for sql in SHAPES:
+        plan = check_sql(sql, policy=sql_policy, party="alpha")
+        compiled, before = released_sql(plan, privacy, without)
+        _, after = released_sql(plan, privacy, with_)
+        grid = list(itertools.product(*(key.domain for key in plan.group_by)))
+        for m in compiled.measurements:
+            diffs = [abs(after[m.name].get(k, 0) - before[m.name].get(k, 0)) for k in grid]
+            assert sum(diffs) <= m.l1, (sql, m.name, sum(diffs), m.l1)
+            assert math.sqrt(sum(d * d for d in diffs)) <= m.l2 * (1 + 1e-12), (sql, m.name)
+
+
+def test_a_missing_metric_is_neither_summed_nor_counted(sql_policy: CollaborationPolicy) -> None:
+    """DuckDB's greatest(NULL, lower) is lower: a clamp must not turn a missing value into it."""
+    privacy = sql_policy.privacy
+    assert privacy is not None
+    at = journey_room.START
+    rows = [
+        journey_room.Event(1, "beta", at, "app", None),
+        journey_room.Event(2, "beta", at, "app", -1e9),
+        journey_room.Event(3, "beta", at, "app", 100.4),
+    ]
+    plan = check_sql(
+        "SELECT SUM(amount), AVG(amount) FROM beta.events", policy=sql_policy, party="alpha"
+    )
+    compiled, exact = released_sql(plan, privacy, journey_room.load(rows, []))
+    by_kind = {m.kind: exact[m.name] for m in compiled.measurements}
+    lo = journey_room.REFUNDS[0]
+    assert by_kind["sum"] == {(): int(lo) + 100}  # not 2 * lo + 100
+    assert by_kind["count_values"] == {(): 2}

@@ -34,5 +34,10 @@ def entries(
 
 @router.get("/verify", response_model=VerificationOut)
 def verify(room: RoomDep, user: Auditor) -> dict[str, Any]:
-    """Recompute the chain: edited, deleted or reordered entries are named."""
-    return asdict(room.audit.verify())
+    """Recompute the chain: edited, deleted or reordered entries are named.
+
+    ``problems`` lists every break ever found, re-anchored ones included;
+    ``open_problems`` and ``broken_at`` those that stop recording now.
+    """
+    verification = room.audit.verify()
+    return {**asdict(verification), "recording": verification.recording}

@@ -14,12 +14,15 @@ from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.api.models import DatasetOut, DatasetVersionOut
 from cleanroom.room.auth import Role, User
+from cleanroom.room.disclosure import dataset_for, history_for
 from cleanroom.room.ingest import dataset_history, ingest, live_datasets
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, response_model=DatasetVersionOut)
+@router.post(
+    "", status_code=201, response_model=DatasetVersionOut, response_model_exclude_unset=True
+)
 async def upload(
     request: Request,
     room: RoomDep,
@@ -31,6 +34,7 @@ async def upload(
     if declared is not None and declared.isdigit() and int(declared) > limit:
         metrics.UPLOADS.labels("too_large").inc()
         raise TooLargeError(f"upload of {declared} bytes is over the {limit}-byte limit")
+    room.audit.require_intact()  # refused before a byte is received when it cannot be recorded
     room.paths.uploads.mkdir(parents=True, exist_ok=True)
     path = room.paths.uploads / f"{secrets.token_hex(8)}.bundle"
     received = 0
@@ -54,27 +58,25 @@ async def upload(
     finally:
         path.unlink(missing_ok=True)
     metrics.UPLOADS.labels("accepted").inc()
-    metrics.UPLOAD_ROWS.inc(version.rows)
     return version.public()
 
 
-@router.get("", response_model=list[DatasetVersionOut])
+@router.get("", response_model=list[DatasetVersionOut], response_model_exclude_unset=True)
 def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
-    """The live version of every dataset: who sent what, when, how many rows."""
-    return [d.public() for d in live_datasets(room)]
+    """The live version of every dataset: who sent what, when, how many rows.
+
+    Rows, versions and uploader only for the dataset's own party and for
+    reviewers and room admins; others see that it exists and how fresh it is
+    (``cleanroom.room.disclosure``).
+    """
+    return [dataset_for(user, d) for d in live_datasets(room)]
 
 
-@router.get("/{party}/{dataset}", response_model=DatasetOut)
+@router.get("/{party}/{dataset}", response_model=DatasetOut, response_model_exclude_unset=True)
 def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, Any]:
-    """One dataset: its contract status and every version, newest first."""
+    """One dataset: its contract status and every version, newest first (to whom may see it)."""
     versions = dataset_history(room, party, dataset)
     contract = room.active_policy().policy.contract(party, dataset)
     if not versions and contract is None:
         raise NotFoundError(f"no dataset {party}.{dataset}")
-    return {
-        "party": party,
-        "dataset": dataset,
-        "in_policy": contract is not None,
-        "status": "live" if any(v.status == "live" for v in versions) else "awaiting upload",
-        "versions": [v.public() for v in versions],
-    }
+    return history_for(user, party, dataset, versions, in_policy=contract is not None)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from cleanroom.room.api.deps import roles
 from cleanroom.room.api.models import QueryPrice, QueryResult, QuerySummary
 from cleanroom.room.auth import Role, User
+from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.export import FORMATS, MEDIA_TYPES, export
 from cleanroom.room.query.history import MAX_LISTED
@@ -31,7 +32,13 @@ class QueryBody(BaseModel):
     sql: str | None = Field(None, max_length=20_000)
     template: str | None = Field(None, max_length=100)
     params: dict[str, str] = Field(default_factory=dict, max_length=20)
-    epsilon: float | None = Field(None, gt=0, le=100)
+    epsilon: float | None = Field(
+        None,
+        ge=float(MIN_EPSILON),
+        le=100,
+        allow_inf_nan=False,
+        description=f"at least {float(MIN_EPSILON):g}: smaller ones buy only noise",
+    )
     dry_run: bool = False
 
 

@@ -19,6 +19,7 @@ from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep
 from cleanroom.room.auth import User
+from cleanroom.room.disclosure import WITHHELD, sees_exact
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
 from cleanroom.room.query.engine import Engine
@@ -39,6 +40,8 @@ class DatasetRow:
     dataset: str
     time: str | None
     columns: int
+    uploaded: bool
+    exact: bool  # whether the viewer may see the version, rows and uploader below
     version: int | None
     rows: int | None
     uploaded_at: str | None
@@ -46,8 +49,12 @@ class DatasetRow:
     in_match: bool
 
 
-def datasets(room: Room) -> dict[str, list[DatasetRow]]:
-    """Every dataset the active policy names, by party, with its live version if any."""
+def datasets(room: Room, user: User) -> dict[str, list[DatasetRow]]:
+    """Every dataset the active policy names, by party, with its live version if any.
+
+    Exact rows, version and uploader only where ``user`` may see them
+    (``cleanroom.room.disclosure``); freshness and match status for all.
+    """
     policy = room.active_policy().policy
     live = {(d.party, d.dataset): d for d in live_datasets(room)}
     generation = live_generation(room)
@@ -56,16 +63,19 @@ def datasets(room: Room) -> dict[str, list[DatasetRow]]:
     for party, spec in sorted(policy.parties.items()):
         for name, contract in sorted(spec.datasets.items()):
             version = live.get((party, name))
+            exact = version is not None and sees_exact(user, party)
             out.setdefault(party, []).append(
                 DatasetRow(
                     party=party,
                     dataset=name,
                     time=contract.time,
                     columns=len(contract.columns),
-                    version=version.version if version else None,
-                    rows=version.rows if version else None,
+                    uploaded=version is not None,
+                    exact=exact,
+                    version=version.version if version and exact else None,
+                    rows=version.rows if version and exact else None,
                     uploaded_at=version.uploaded_at if version else None,
-                    uploaded_by=version.uploaded_by if version else None,
+                    uploaded_by=version.uploaded_by if version and exact else None,
                     in_match=version is not None
                     and matched.get(f"{party}.{name}") == version.version,
                 )
@@ -93,7 +103,8 @@ def dashboard(request: Request, room: RoomDep, engine: EngineDep, session: Viewe
             "title": "Dashboard",
             "policy": active.policy,
             "policy_version": active.version,
-            "datasets": datasets(room),
+            "datasets": datasets(room, session.user),
+            "withheld": WITHHELD,
             "generation": live_generation(room),
             "budgets": rows,
             "budget_note": budget_note,

@@ -1,0 +1,265 @@
+"""No route tells one party another party's exact row counts, versions or spending.
+
+The outside audit read every party's exact row counts and version history
+from ``GET /api/v1/datasets`` as any signed-in user, and the row total from
+the unauthenticated ``/metrics``: across two versions, the difference was one
+whale's exact event count. Here tapsi uploads its rides twice (the second time
+with fewer rows) and spends budget; then okala's analyst — and no one at all —
+asks every GET route the app serves (the OpenAPI document's, the web pages,
+the docs, ``/metrics``), with every other party's datasets filled in, and no
+answer may carry any of those exact counts or their differences. Tapsi's own
+analyst and a reviewer, asking the same routes, do see them: the check can
+fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cleanroom.room.api.app import create_app
+from cleanroom.room.ingest import ingest
+from cleanroom.room.matching import run_match
+from cleanroom.room.query.engine import Engine, QueryRequest
+from cleanroom.room.reports.runner import ReportRunner
+from cleanroom.room.room import Room
+from cleanroom.scenario import Group, LiveServer, build_group, open_room
+from tests.system.test_web import Visitor
+from tests.system.world import load_and_match
+
+ASKER = "okala"
+REPORT = "overlap-okala"
+REPORTS = {  # a report okala receives: its pages and files are walked too
+    REPORT: {
+        "title": "overlap for okala",
+        "recipients": [ASKER, "reviewers"],
+        "sections": [{"template": "overlap", "epsilon": 0.1}],
+    }
+}
+THEIR_SPEND = "0.37"
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+_GROUPING = re.compile(r"(?<=\d)[,٬\u066c\u202f\u00a0 ](?=\d{3}(?!\d))")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Group:
+    return build_group(tmp_path_factory.mktemp("metadata"), persons=1_500, seed=61, reports=REPORTS)
+
+
+@pytest.fixture(scope="module")
+def live(world: Group, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Room]]:
+    room = open_room(world.room_dir)
+    room.settings = room.settings.model_copy(update={"scheduler": False})
+    load_and_match(room, world)
+    fewer = _truncated(world.data.files[("tapsi", "rides")], tmp_path_factory.mktemp("v2"))
+    second = world.seal("tapsi", "rides", fewer.with_suffix(".bundle"), input_path=fewer)
+    ingest(room, second, room.users.get("tapsi-admin"))
+    run_match(room, room.users.get("room-admin"))
+    Engine(room).run(
+        QueryRequest(sql="SELECT COUNT(*) AS n FROM tapsi.rides", epsilon=Fraction(THEIR_SPEND)),
+        room.users.get("tapsi-analyst"),
+    )
+    run = ReportRunner(Engine(room)).run(REPORT, user=room.users.get("room-admin"))
+    assert run.status == "done", run.error
+    with LiveServer(room) as server:
+        yield server.url, room
+    room.close()
+
+
+def _truncated(source: Path, out: Path) -> Path:
+    """The same export with its last ~7% of rows gone: a second version with fewer rows."""
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lines[: len(lines) - max(1, len(lines) // 14)]
+    path = out / source.name
+    path.write_text("".join(kept), encoding="utf-8")
+    return path
+
+
+def version_counts(room: Room, party: str) -> dict[str, list[int]]:
+    """The exact row count of each version of each of ``party``'s datasets, oldest first."""
+    db = room.store.connection()
+    out: dict[str, list[int]] = {}
+    for row in db.execute(
+        "SELECT dataset, rows FROM datasets WHERE party = ? ORDER BY dataset, version", (party,)
+    ):
+        out.setdefault(str(row["dataset"]), []).append(int(row["rows"]))
+    return out
+
+
+def secret_counts(room: Room, party: str, *, differences: bool = True) -> set[int]:
+    """Every exact row count of ``party``'s versions, and each difference between versions.
+
+    Counts under 100 are left out: such small numbers appear in any page for
+    other reasons (a campaign table with a dozen rows would match a CSS size).
+    """
+    found: set[int] = set()
+    for rows in version_counts(room, party).values():
+        found |= set(rows)
+        if differences:
+            found |= {abs(a - b) for a, b in pairwise(rows)}
+    return {n for n in found if n >= 100}
+
+
+def numbers_in(text: str) -> set[int]:
+    """Every whole number a reader sees: Persian and Arabic digits folded, grouping dropped."""
+    plain = _GROUPING.sub("", text.translate(_DIGITS))
+    return {int(n) for n in re.findall(r"(?<![\d.])\d+(?![\d.])", plain)}
+
+
+def get_routes(room: Room) -> list[str]:
+    """Every GET path the app serves: the OpenAPI document's, the web pages, docs, metrics."""
+    app = create_app(room)
+    documented = {path for path, item in app.openapi()["paths"].items() if "get" in item}
+    served = set(_get_paths(app.routes, ""))
+    assert documented <= served
+    return sorted(served)
+
+
+def _get_paths(routes: list[Any], prefix: str) -> Iterator[str]:
+    """GET paths of routes, into included routers (FastAPI keeps each inclusion as a node)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _get_paths(included.routes, prefix + route.include_context.prefix)
+        elif "GET" in (getattr(route, "methods", None) or ()):
+            yield prefix + str(route.path)
+
+
+def filled(path: str, values: dict[str, str]) -> str:
+    out = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
+    return out + ("?to=1" if out.endswith("/diff") else "")
+
+
+def walk(url: str, room: Room, world: Group, who: str | None) -> dict[str, str]:
+    """Each GET route's answer to ``who`` (a user name, or None for no one), per asked path."""
+    db = room.store.connection()
+    query_id = str(db.execute("SELECT id FROM queries LIMIT 1").fetchone()["id"])
+    run = db.execute("SELECT id, files FROM report_runs WHERE status = 'done'").fetchone()
+    common = {"query_id": query_id, "version": "1", "number": "1", "name": REPORT}
+    common["run_id"] = str(run["id"])
+    pages: dict[str, str] = {}
+    visitor = Visitor(url)
+    headers: dict[str, str] = {}
+    if who is not None:
+        token = world.tokens[who]
+        assert visitor.sign_in(token).status_code == 303
+        headers = {"Authorization": f"Bearer {token}"}
+    targets = sorted(world.bundles)
+    for template in get_routes(room):
+        paths = {
+            filled(template, {**common, "party": party, "dataset": dataset, "file": file})
+            for party, dataset in targets
+            for file in json.loads(run["files"])
+        }
+        for path in sorted(paths):
+            if path.startswith("/ui"):
+                answer = visitor.get(path)
+            else:
+                answer = httpx.get(url + path, headers=headers, timeout=120)
+            assert answer.status_code < 500, (path, answer.status_code, answer.text[:200])
+            pages[path] = answer.text
+    return pages
+
+
+def leaks(pages: dict[str, str], secrets: set[int]) -> dict[str, set[int]]:
+    found = {path: numbers_in(text) & secrets for path, text in pages.items()}
+    return {path: hit for path, hit in found.items() if hit}
+
+
+def test_an_analyst_learns_no_other_partys_exact_row_count_from_any_route(
+    world: Group, live: tuple[str, Room]
+) -> None:
+    url, room = live
+    others = {p for p, _ in world.bundles if p != ASKER}
+    secrets = set().union(*(secret_counts(room, p) for p in others))
+    tapsi = secret_counts(room, "tapsi")
+    assert len(tapsi) >= 3  # two versions and their difference
+    pages = walk(url, room, world, f"{ASKER}_analyst")
+    assert len(pages) > 30
+    assert not leaks(pages, secrets), leaks(pages, secrets)
+    anonymous = walk(url, room, world, None)
+    assert not leaks(anonymous, secrets | secret_counts(room, ASKER))
+    # The same walk shows the counts to those entitled: the check above can fail.
+    shown = secret_counts(room, "tapsi", differences=False)
+    theirs = leaks(walk(url, room, world, "tapsi_analyst"), shown)
+    assert set().union(*theirs.values()) == shown, theirs
+    assert "/api/v1/datasets" in theirs and "/ui/" in theirs
+    every = set().union(*(secret_counts(room, p, differences=False) for p in others))
+    oversight = leaks(walk(url, room, world, "reviewer"), every)
+    assert set().union(*oversight.values()) == every
+    print(
+        f"metadata walk: {len(get_routes(room))} GET routes, {len(pages)} requests per identity; "
+        f"{len(secrets)} secret counts; leaks to {ASKER}'s analyst: 0, to no one: 0; "
+        f"tapsi's analyst saw its counts on {len(theirs)} pages, a reviewer on {len(oversight)}"
+    )
+
+
+def test_others_see_that_a_dataset_exists_and_how_fresh_it_is(
+    world: Group, live: tuple[str, Room]
+) -> None:
+    url, _ = live
+
+    def get(path: str, who: str) -> object:
+        headers = {"Authorization": f"Bearer {world.tokens[who]}"}
+        response = httpx.get(url + path, headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    listed = get("/api/v1/datasets", f"{ASKER}_analyst")
+    assert isinstance(listed, list)
+    rides = next(d for d in listed if (d["party"], d["dataset"]) == ("tapsi", "rides"))
+    assert rides["status"] == "live" and rides["uploaded_at"]
+    assert not {"rows", "version", "bundle_id", "uploaded_by"} & set(rides)
+    own = next(d for d in listed if d["party"] == ASKER)
+    assert isinstance(own["rows"], int) and own["version"] >= 1
+    shown = get("/api/v1/datasets/tapsi/rides", f"{ASKER}_analyst")
+    assert isinstance(shown, dict) and "versions" not in shown and shown["uploaded_at"]
+    history = get("/api/v1/datasets/tapsi/rides", "tapsi_analyst")
+    assert isinstance(history, dict)
+    assert [v["version"] for v in history["versions"]] == [2, 1]
+    latest = get("/api/v1/matches/latest", f"{ASKER}_analyst")
+    assert isinstance(latest, dict)
+    assert latest["inputs"]["tapsi.rides"] is None and latest["inputs"]["okala.orders"] >= 1
+
+
+def test_spending_is_shown_to_its_party_and_to_reviewers_only(
+    world: Group, live: tuple[str, Room]
+) -> None:
+    url, _ = live
+
+    def budget(who: str) -> list[dict[str, object]]:
+        headers = {"Authorization": f"Bearer {world.tokens[who]}"}
+        body = httpx.get(url + "/api/v1/budget", headers=headers, timeout=60).json()
+        parties: list[dict[str, object]] = body["parties"]
+        return parties
+
+    mine = budget(f"{ASKER}_analyst")
+    assert [b["party"] for b in mine] == [ASKER]
+    assert "collaboration_spent" not in mine[0] and mine[0]["spent"] == 0
+    theirs = budget("tapsi_analyst")
+    assert theirs[0]["spent"] == float(THEIR_SPEND) and "collaboration_spent" not in theirs[0]
+    overseen = {b["party"]: b for b in budget("reviewer")}
+    assert overseen["tapsi"]["spent"] == float(THEIR_SPEND)
+    assert overseen["tapsi"]["collaboration_spent"] >= float(THEIR_SPEND)  # + the report run
+
+
+def test_metrics_carry_no_count_derived_from_data(world: Group, live: tuple[str, Room]) -> None:
+    url, room = live
+    text = httpx.get(url + "/metrics", timeout=60).text
+    assert "cleanroom_http_requests_total" in text  # the service's behaviour is still there
+    assert "upload_rows" not in text
+    counted = {
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#") and "_bucket" not in line
+    }
+    every = set().union(*(secret_counts(room, p) for p, _ in world.bundles))
+    assert not {float(n) for n in every} & counted
