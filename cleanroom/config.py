@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -63,6 +64,11 @@ class Settings(BaseSettings):
         "production",
         description="'production' refuses unsafe set-ups (e.g. key files readable by others).",
     )
+    timezone: str = Field(
+        "Asia/Tehran",
+        description="The room's time zone (an IANA name, e.g. 'Asia/Tehran', 'UTC'): report "
+        "schedules run in it, and Solar Hijri budget periods start at its midnight.",
+    )
     scheduler: bool = Field(
         True, description="Run the policy's scheduled reports inside the service."
     )
@@ -88,6 +94,12 @@ class Settings(BaseSettings):
         description="Seconds a metadata write waits for another process's lock on the store "
         "before the request fails with 503 store_busy (and changes nothing).",
     )
+    language: Literal["fa", "en"] = Field(
+        "en",
+        description="The room's default language for the web UI (each user may switch; the "
+        "choice is remembered) and for reports: 'fa' (Persian, right-to-left, Solar Hijri "
+        "dates, Persian digits) or 'en'.",
+    )
     fault_pause: str | None = Field(
         None,
         pattern=r"^[a-z_]+\.[a-z_]+(#[1-9][0-9]?)?$",
@@ -95,6 +107,23 @@ class Settings(BaseSettings):
         "('query.release', 'policy.activate', 'report.section'; '#N': its N-th passage) so a "
         "test can kill the process there (cleanroom.room.faults). Production refuses it.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """A zone the tz database knows (tzdata ships it), so schedules never guess."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value[:60]}' is not a time zone name (e.g. 'Asia/Tehran', 'UTC')"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The room's time zone."""
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _secure_cookies_outside_development(self) -> Settings:

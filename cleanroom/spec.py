@@ -13,7 +13,15 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from cleanroom.errors import SpecError
 from cleanroom.keyed_hash import TOKEN_TYPE
@@ -40,15 +48,52 @@ class ColumnType(StrEnum):
     boolean = "boolean"
 
 
+class Calendar(StrEnum):
+    """The calendar a date or timestamp column is written in."""
+
+    gregorian = "gregorian"
+    jalali = "jalali"  # Solar Hijri, converted exactly to Gregorian by prepare
+
+
 class DatasetSpec(BaseModel):
-    """What a party's export looks like and what of it may leave the party."""
+    """What a party's export looks like and what of it may leave the party.
+
+    A column is ``name: type``, or ``name: {type: timestamp, calendar: jalali}``
+    for a date or timestamp written in the Solar Hijri calendar; the long form
+    is kept as ``calendars`` beside ``columns``, so the types stay one flat
+    mapping and a spec without calendars is exactly what it was.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(pattern=NAME.pattern)
     identifiers: dict[str, IdType] = Field(min_length=1)
     columns: dict[str, ColumnType] = Field(default_factory=dict)
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
     time: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _long_column_form(cls, data: Any) -> Any:
+        """``name: {type: ..., calendar: ...}`` under columns, split into columns + calendars."""
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
+            return data
+        columns: dict[str, Any] = {}
+        calendars: dict[str, Any] = dict(data.get("calendars") or {})
+        for name, value in data["columns"].items():
+            if isinstance(value, dict):
+                unknown = set(value) - {"type", "calendar"}
+                if unknown or "type" not in value:
+                    raise ValueError(
+                        f"column '{name}': the long form is {{type: ..., calendar: ...}}"
+                        + (f", not {sorted(unknown)}" if unknown else "")
+                    )
+                columns[name] = value["type"]
+                if "calendar" in value:
+                    calendars[name] = value["calendar"]
+            else:
+                columns[name] = value
+        return {**data, "columns": columns, "calendars": calendars}
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -61,6 +106,13 @@ class DatasetSpec(BaseModel):
         both = set(self.identifiers) & set(self.columns)
         if both:
             raise ValueError(f"column(s) {sorted(both)} are both an identifier and a column")
+        for name, calendar in self.calendars.items():
+            kind = self.columns.get(name)
+            if kind not in (ColumnType.timestamp, ColumnType.date):
+                raise ValueError(
+                    f"column '{name}' has calendar {calendar.value}; only a declared "
+                    "timestamp or date column has a calendar"
+                )
         if self.time is not None:
             kind = self.columns.get(self.time)
             if kind not in (ColumnType.timestamp, ColumnType.date):
@@ -68,6 +120,18 @@ class DatasetSpec(BaseModel):
                     f"time column '{self.time}' must be declared under columns as timestamp or date"
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_calendars(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A spec without Solar Hijri columns dumps exactly as before calendars existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("calendars"):
+            data.pop("calendars", None)
+        return data
+
+    def calendar(self, name: str) -> Calendar:
+        """The calendar a column is written in (Gregorian unless declared)."""
+        return self.calendars.get(name, Calendar.gregorian)
 
     @property
     def input_columns(self) -> list[str]:

@@ -17,9 +17,10 @@ from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
 from cleanroom.cli.query import print_result
 from cleanroom.cli.serving import check_port, write_tokens
-from cleanroom.config import load_settings
+from cleanroom.config import SETTINGS_FILE, load_settings
 from cleanroom.errors import UserError
 from cleanroom.keys import load_verify_key
+from cleanroom.room.i18n import LANGUAGES, Language
 from cleanroom.room.room import Room
 from cleanroom.scenario import Group, LiveServer, build_group
 
@@ -29,6 +30,11 @@ PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}  # the generator's half ye
 REPORT = "group-journeys"
 # The overlap report and every journey template, approved in the demo's policy; 1.8 of
 # the reporters' monthly share of 2.0, charged once per run.
+# The report's title is policy text (one language); the Persian demo gives it a Persian one.
+TITLES: dict[Language, str] = {
+    "en": "Cross-brand journeys of the group's customers",
+    "fa": "سفرهای مشتریان گروه میان برندها",
+}
 DEMO_REPORTS = {
     REPORT: {
         "title": "Cross-brand journeys of the group's customers",
@@ -170,7 +176,15 @@ def _report_table(report_dir: Path) -> Table:
 @click.option(
     "--port", type=click.IntRange(1, 65_535), default=8000, show_default=True, help="With --serve."
 )
-def demo(out: Path, persons: int, seed: int, serve: bool, port: int) -> None:
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="The room's language (setting `language`): the report and the web UI in Persian "
+    "(fa: right-to-left, Solar Hijri dates, Persian digits) or English.",
+)
+def demo(out: Path, persons: int, seed: int, serve: bool, port: int, language: Language) -> None:
     """Generate five parties, seal their data, run a room, and publish its journeys report."""
     start = time.perf_counter()
     if serve:
@@ -182,8 +196,10 @@ def demo(out: Path, persons: int, seed: int, serve: bool, port: int) -> None:
         persons=persons,
         seed=seed,
         step=lambda s: console.print(f"[bold]{next(steps)}.[/] {s}"),
-        reports=DEMO_REPORTS,
+        reports=demo_reports(language),
     )
+    # The room's settings file, as an operator would write it: the report follows it.
+    (group.room_dir / SETTINGS_FILE).write_text(f"language: {language}\n", encoding="utf-8")
     console.print(_seal_table(group))
     # Served on loopback to a browser over plain http: the development cookie setting.
     room = Room(
@@ -291,3 +307,8 @@ def _keep_serving(server: LiveServer, tokens: Path) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def demo_reports(language: Language) -> dict[str, Any]:
+    """The demo's report definitions, titled in the room's language."""
+    return {REPORT: {**DEMO_REPORTS[REPORT], "title": TITLES[language]}}

@@ -69,7 +69,11 @@ def print_summary(result: PrepareResult) -> None:
     table.add_row("written", f"{s.rows_written:,}")
     table.add_row("rejected", f"{s.rows_read - s.rows_written:,}")
     for reason, n in sorted(s.rejected.items()):
-        table.add_row(f"  {reason}", f"{n:,}")
+        rows = s.rejected_rows.get(reason, [])
+        more = f", … (+{n - len(rows):,})" if n > len(rows) else ""
+        table.add_row(f"  {reason}", f"{n:,} (rows {', '.join(map(str, rows))}{more})")
+    for column, (low, high) in sorted(s.time_ranges.items()):
+        table.add_row(f"time range {column}", f"{low} … {high}")
     for column, counts in s.identifiers.items():
         tokens, invalid, empty = counts["tokens"], counts["invalid"], counts["empty"]
         table.add_row(

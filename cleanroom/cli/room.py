@@ -257,6 +257,13 @@ def upload(bundle: Path, url: str, token: str) -> None:
         f"{result['rows']:,} rows (bundle {result['bundle_id']})",
         highlight=False,
     )
+    for column, rows in sorted((result.get("out_of_domain") or {}).items()):
+        if rows:
+            console.print(
+                f"  {column}: {rows:,} rows hold a value outside the policy's domain "
+                "(no query counts them in a group)",
+                highlight=False,
+            )
 
 
 @click.command("match")

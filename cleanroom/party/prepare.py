@@ -1,7 +1,9 @@
 """``cleanroom prepare``: export → normalized tokens + declared columns → sealed bundle.
 
-Streams the input in batches; per batch, DuckDB normalizes and tokenizes every
-identifier column and types the declared columns, and Arrow writes the result
+Streams the input in batches; per batch, one Polars pass (native, on every
+core) normalizes and tokenizes every identifier column — the few phones it
+does not recognise go through the reference parser — DuckDB types the
+declared columns, and Arrow writes the result
 as Parquet straight into the encrypting bundle writer, so neither raw
 identifiers nor plaintext tokens ever touch the disk. Rows that cannot be used
 are counted by reason (never shown), and nothing is left at the output path
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,13 +33,25 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 import cleanroom
 from cleanroom.bundle import BundleWriter
 from cleanroom.errors import InputError
+from cleanroom.jalali import SOLAR_HIJRI_YEARS, is_solar_hijri_year
+from cleanroom.jalali import parse_date as parse_jalali
+from cleanroom.keyed_hash import TOKEN_VERSION, to_tokens
 from cleanroom.keys import SymmetricKey
-from cleanroom.party.normalize import normalize
+from cleanroom.party.normalize import INVISIBLE_RE, finish, with_normalized
 from cleanroom.party.source import Source
-from cleanroom.party.tokens import Tokenizer
-from cleanroom.spec import ARROW_TYPES, SQL_TYPES, ColumnType, DatasetSpec, payload_schema
+from cleanroom.party.tokens import Tokenizer, token_expr
+from cleanroom.spec import (
+    ARROW_TYPES,
+    SQL_TYPES,
+    Calendar,
+    ColumnType,
+    DatasetSpec,
+    payload_schema,
+)
+from cleanroom.text import ARABIC_DIGITS, PERSIAN_DIGITS, fold_digits, normalize_categories
 
 NO_IDENTIFIER = "no usable identifier"
+ROWS_SHOWN = 10  # row numbers kept per rejection reason
 
 
 # What prepare is doing, for a progress display (user-facing: one place for the catalogs).
@@ -47,55 +62,163 @@ PHASE_SIGN = "signing the bundle"
 
 @dataclass
 class Summary:
-    """Counts only: what was read, written, and why rows or identifiers were dropped."""
+    """Counts only: what was read, written, and why rows or identifiers were dropped.
+
+    ``rejected_rows`` (the first row numbers per reason) and ``time_ranges``
+    are for the party's own eyes: printed by ``prepare``, never put in the
+    bundle's manifest.
+    """
 
     rows_read: int = 0
     rows_written: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    rejected_rows: dict[str, list[int]] = field(default_factory=dict)
     identifiers: dict[str, Counter[str]] = field(default_factory=dict)
     undeclared_columns: int = 0
+    time_ranges: dict[str, list[str]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the manifest and ``--json`` output."""
-        return {
+    def as_dict(self, *, local: bool = True) -> dict[str, Any]:
+        """JSON-ready: for ``--json`` output, or (``local=False``) for the manifest."""
+        out: dict[str, Any] = {
             "rows_read": self.rows_read,
             "rows_written": self.rows_written,
             "rows_rejected": dict(sorted(self.rejected.items())),
             "identifiers": {k: dict(sorted(v.items())) for k, v in self.identifiers.items()},
             "undeclared_columns_dropped": self.undeclared_columns,
         }
+        if local:
+            out["rejected_rows"] = dict(sorted(self.rejected_rows.items()))
+            out["time_ranges"] = dict(sorted(self.time_ranges.items()))
+        return out
+
+    def note_rejected(self, reasons: pa.Array, first_row: int) -> None:
+        """Count a batch's rejection reasons (null: kept) and keep their first row numbers."""
+        rejected = pc.drop_null(reasons)
+        if not len(rejected):
+            return
+        for item in pc.value_counts(rejected).to_pylist():
+            reason, count = item["values"], item["counts"]
+            self.rejected[reason] += count
+            rows = self.rejected_rows.setdefault(reason, [])
+            if len(rows) < ROWS_SHOWN:
+                where = pc.indices_nonzero(pc.fill_null(pc.equal(reasons, reason), False))
+                rows += [first_row + i for i in where[: ROWS_SHOWN - len(rows)].to_pylist()]
+
+    def note_range(self, name: str, values: pa.Array) -> None:
+        """Widen a time column's [min, max] by a batch's kept values."""
+        bounds = pc.min_max(values).as_py()
+        if bounds["min"] is None:
+            return
+        seen = self.time_ranges.get(name)
+        low, high = str(bounds["min"]), str(bounds["max"])
+        # Same type within a column, so ISO text orders as the values do.
+        self.time_ranges[name] = [min(seen[0], low), max(seen[1], high)] if seen else [low, high]
 
 
-def _typing_sql(spec: DatasetSpec) -> str:
+_NUMBER_MARKS = {"\u066b": ".", "\u2212": "-"}  # Arabic decimal separator, minus sign
+_GROUPED = "^[-+]?[0-9]{1,3}(\u066c[0-9]{3})+([.][0-9]+)?$"  # 1٬234٬567 (Arabic thousands)
+
+
+def _folded(name: str) -> str:
+    """SQL: a cell's text with Persian/Arabic digits and marks read (non-ASCII cells only)."""
+    cell = f'"{name}"::VARCHAR'
+    text = f"regexp_replace(translate({cell}, '{PERSIAN_DIGITS}{ARABIC_DIGITS}"
+    text += "".join(_NUMBER_MARKS) + "', '" + "0123456789" * 2 + "".join(_NUMBER_MARKS.values())
+    text += f"'), '{INVISIBLE_RE}', '', 'g')"
+    grouped = (
+        f"CASE WHEN regexp_full_match({text}, '{_GROUPED}') THEN replace({text}, '\u066c', '')"
+    )
+    return (
+        f"CASE WHEN regexp_matches({cell}, '[^\\x01-\\x7f]') "
+        f"THEN ({grouped} ELSE {text} END) ELSE {cell} END"
+    )
+
+
+def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
     # Column names are validated by the spec ([a-z][a-z0-9_]*), so quoting them is safe.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.
+    # Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
+    # Persian digits and marks: most exports are ASCII in their number columns.
     parts = []
     for name, kind in spec.columns.items():
-        text = f"NULLIF(trim(\"{name}\"::VARCHAR), '')"
+        cell = _folded(name) if name in folded else f'"{name}"::VARCHAR'
+        text = f"NULLIF(trim({cell}), '')"
         value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
+        if kind is ColumnType.integer:  # a cast would round '1.5' to 2: whole numbers only
+            value = f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') THEN {value} END"
         parts.append(f'{value} AS "{name}"')
         parts.append(f'({text} IS NOT NULL AND {value} IS NULL) AS "{name}__bad"')
+        if kind in (ColumnType.timestamp, ColumnType.date):
+            low, high = SOLAR_HIJRI_YEARS[0], SOLAR_HIJRI_YEARS[-1]
+            parts.append(f'coalesce(year({value}) BETWEEN {low} AND {high}, false) AS "{name}__sh"')
     return "SELECT " + ", ".join(parts) + " FROM t"
 
 
 class Preparer:
     """Turns batches of raw rows into batches of payload rows, keeping the counts."""
 
-    def __init__(self, spec: DatasetSpec, match_key: SymmetricKey, threads: int | None = None):
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        match_key: SymmetricKey,
+        threads: int | None = None,
+        source: str | Path = "<input>",
+    ):
         self.spec = spec
-        self.tokenizer = Tokenizer(match_key, workers=threads)
+        self.source = source
+        self.match_key = match_key
+        self.tokenizer = Tokenizer(match_key)
         self.schema = payload_schema(spec)
         self.summary = Summary(identifiers={c: Counter() for c in spec.identifiers})
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
         self.con.execute("SET enable_progress_bar = false")
-        self._typing = _typing_sql(spec) if spec.columns else None
+        self._typed = bool(spec.columns)
+        self._typing: dict[frozenset[str], str] = {}  # SQL by the batch's folded columns
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds per stage
+
+    def _tokens(self, raw: pa.Table) -> dict[str, pa.Array]:
+        """Normalize and tokenize every identifier column in one native, parallel pass."""
+        ids = self.spec.identifiers
+        with self.timed("normalize and tokenize"):
+            text = {n: raw.column(n).cast(pa.string()) for n in ids}
+            frame = with_normalized(pl.LazyFrame(pa.table(text)), ids)
+            out = (
+                frame.with_columns(
+                    token_expr(self.match_key, t, pl.col(f"{n}__value")).alias(f"{n}__token")
+                    for n, t in ids.items()
+                )
+                .select(f"{n}__{part}" for n in ids for part in ("value", "blank", "token"))
+                .collect()
+                .to_arrow()
+            )
+        columns: dict[str, pa.Array] = {}
+        for name, id_type in ids.items():
+            fast = out.column(f"{name}__value").combine_chunks().cast(pa.string())
+            tokens = to_tokens(out.column(f"{name}__token"))
+            with self.timed("reference parser"):
+                norm = finish(
+                    text[name].combine_chunks(),
+                    fast,
+                    out.column(f"{name}__blank").combine_chunks(),
+                    id_type,
+                )
+                if norm.fallback:  # the few the reference parser accepted get their tokens
+                    late = pc.and_(pc.is_null(fast), pc.is_valid(norm.values))
+                    if pc.any(late).as_py():
+                        extra = self.tokenizer(id_type, pc.filter(norm.values, late))
+                        tokens = pc.replace_with_mask(tokens, late, extra)
+            counts = self.summary.identifiers[name]
+            counts["empty"] += norm.empty
+            counts["invalid"] += norm.invalid
+            counts["reference_parser"] += norm.fallback
+            counts["tokens"] += len(norm.values) - norm.values.null_count
+            columns[name] = tokens
+        return columns
 
     def __enter__(self) -> Preparer:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.tokenizer.close()
         self.con.close()
 
     @contextmanager
@@ -107,40 +230,128 @@ class Preparer:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def transform(self, raw: pa.Table) -> pa.Table:
-        """One batch: tokens and typed columns, unusable rows removed and counted."""
+    def transform(self, raw: pa.Table, first_row: int = 1) -> pa.Table:
+        """One batch: tokens and typed columns, unusable rows removed and counted.
+
+        ``first_row`` is the batch's first data row number (for the rejection summary).
+        """
         self.summary.rows_read += raw.num_rows
-        columns: dict[str, pa.Array] = {}
-        for name, id_type in self.spec.identifiers.items():
-            with self.timed("normalize"):
-                norm = normalize(self.con, raw.column(name).combine_chunks(), id_type)
-            counts = self.summary.identifiers[name]
-            counts["empty"] += norm.empty
-            counts["invalid"] += norm.invalid
-            counts["reference_parser"] += norm.fallback
-            with self.timed("tokenize"):
-                columns[name] = self.tokenizer(id_type, norm.values)
-            counts["tokens"] += len(norm.values) - norm.values.null_count
+        columns = self._tokens(raw)
         has_token = functools.reduce(pc.or_, [pc.is_valid(c) for c in columns.values()])
         reason = pc.if_else(has_token, pa.scalar(None, pa.string()), NO_IDENTIFIER)
-        if self._typing is not None:
-            t = raw.select(list(self.spec.columns))  # noqa: F841 - read by DuckDB
-            with self.timed("type columns"):
-                typed = self.con.sql(self._typing).to_arrow_table()
-            for name, kind in self.spec.columns.items():
-                columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
-                bad = typed.column(f"{name}__bad").combine_chunks()
-                reason = pc.if_else(
-                    pc.and_(pc.is_null(reason), bad), f"{name}: not a valid {kind.value}", reason
-                )
+        if self._typed:
+            reason = self._type_columns(raw, columns, reason, first_row)
         keep = pc.is_null(reason)
-        rejected = pc.drop_null(reason)
-        if len(rejected):
-            for item in pc.value_counts(rejected).to_pylist():
-                self.summary.rejected[item["values"]] += item["counts"]
+        self.summary.note_rejected(reason, first_row)
         out = pa.table(columns, schema=self.schema).filter(keep)
+        for name, kind in self.spec.columns.items():
+            if kind in (ColumnType.timestamp, ColumnType.date):
+                self.summary.note_range(name, out.column(name))
         self.summary.rows_written += out.num_rows
         return out
+
+    def _type_columns(
+        self, raw: pa.Table, columns: dict[str, pa.Array], reason: pa.Array, first_row: int
+    ) -> pa.Array:
+        """Type the declared columns into ``columns``; the reasons, with bad cells added."""
+        with self.timed("type columns"):
+            cells = {name: raw.column(name).combine_chunks() for name in self.spec.columns}
+            flagged: dict[str, tuple[pa.Array, str]] = {}
+            for name, kind in self.spec.columns.items():
+                if kind is ColumnType.category:
+                    cells[name], emptied = normalize_categories(cells[name])
+                    flagged[name] = (emptied, f"{name}: only marks (tatweel, vowel signs)")
+                elif self.spec.calendar(name) is Calendar.jalali:
+                    cells[name] = self._jalali(name, cells[name], first_row)
+            folded = frozenset(
+                name
+                for name, kind in self.spec.columns.items()
+                if kind is not ColumnType.category and not _ascii(cells[name])
+            )
+            t = pa.table(cells)  # noqa: F841 - read by DuckDB
+            if folded not in self._typing:
+                self._typing[folded] = _typing_sql(self.spec, folded)
+            typed = self.con.sql(self._typing[folded]).to_arrow_table()
+        for name, kind in self.spec.columns.items():
+            columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
+            bad = typed.column(f"{name}__bad").combine_chunks()
+            what = (
+                f"{self.spec.calendar(name).value} {kind.value}"
+                if name in self.spec.calendars
+                else kind.value
+            )
+            reason = pc.if_else(
+                pc.and_(pc.is_null(reason), bad), f"{name}: not a valid {what}", reason
+            )
+            if name in flagged:
+                mask, text = flagged[name]
+                reason = pc.if_else(pc.and_(pc.is_null(reason), mask), text, reason)
+            if f"{name}__sh" in typed.column_names:
+                self._refuse_solar_hijri(name, typed, columns[name], first_row)
+        return reason
+
+    def _refuse_solar_hijri(
+        self, name: str, typed: pa.Table, values: pa.Array, first_row: int
+    ) -> None:
+        """A Gregorian column holding a 13xx/14xx year was written in the Solar Hijri calendar."""
+        hits = pc.indices_nonzero(typed.column(f"{name}__sh").combine_chunks())
+        if not len(hits):
+            return
+        at = hits[0].as_py()
+        year = values[at].as_py().year
+        raise InputError(
+            self.source,
+            f"year {year} looks like a Solar Hijri date; if the column is written in that "
+            f"calendar, declare it as {{type: {self.spec.columns[name].value}, calendar: jalali}}",
+            row=first_row + at,
+            field=name,
+        )
+
+    def _jalali(self, name: str, cells: pa.Array, first_row: int) -> pa.Array:
+        """Solar Hijri dates (``1405/01/15 10:00``, Persian digits too) as Gregorian text.
+
+        Each distinct date is converted once (by :mod:`cleanroom.jalali`); the
+        time of day is kept as written. A cell that is not a Solar Hijri date
+        becomes text that fails typing, so its row is rejected by reason; a year
+        outside 1300–1499 refuses the file (the column is not Solar Hijri).
+        """
+        text = pc.utf8_trim_whitespace(cells.cast(pa.string()))
+        parts = pc.extract_regex(text, _JALALI)
+        dates = pc.if_else(pc.is_valid(parts), pc.struct_field(parts, "date"), None)
+        distinct = pc.unique(dates).drop_null()
+        converted: list[str | None] = []
+        for value in distinct.to_pylist():
+            year = int(fold_digits(value)[:4])
+            if not is_solar_hijri_year(year):
+                at = pc.index(dates, value).as_py()
+                raise InputError(
+                    self.source,
+                    f"year {year} is not a Solar Hijri year (1300-1499), but the spec declares "
+                    "the column with calendar: jalali",
+                    row=first_row + at,
+                    field=name,
+                )
+            try:
+                converted.append(parse_jalali(value).isoformat())
+            except ValueError:
+                converted.append(None)  # no such day (e.g. 30 Esfand of a common year)
+        gregorian = pc.take(
+            pa.array(converted, pa.string()), pc.index_in(dates, value_set=distinct)
+        )
+        rest = pc.if_else(pc.is_valid(parts), pc.struct_field(parts, "rest"), "")
+        joined = pc.binary_join_element_wise(gregorian, rest, "")
+        blank = pc.fill_null(pc.equal(text, ""), True)
+        return pc.if_else(blank, None, pc.fill_null(joined, "not a date"))
+
+
+def _ascii(cells: pa.Array) -> bool:
+    """Whether every cell of a (text or binary) column is ASCII."""
+    text = cells.cast(pa.string())
+    return bool(pc.all(pc.string_is_ascii(text)).as_py() is not False)
+
+
+_DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
+_JALALI = f"^(?P<date>{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}})(?P<rest>(?:[ T].*)?)$"
 
 
 @dataclass(frozen=True)
@@ -173,7 +384,7 @@ def prepare(
     (its bar reaches 100% long before the last rows are tokenized and sealed).
     """
     source = Source(input_path, spec.input_columns)
-    with Preparer(spec, match_key, threads) as preparer:
+    with Preparer(spec, match_key, threads, source=source.path) as preparer:
         return _seal(
             source, preparer, spec, party, match_key, room_key, signing_key, out, progress,
             phase or (lambda _: None),
@@ -197,6 +408,7 @@ def _seal(
         "spec": spec.model_dump(mode="json"),
         "payload_schema": {f.name: str(f.type) for f in preparer.schema},
         "match_key_id": match_key.key_id,
+        "token_version": TOKEN_VERSION,
         "tool": f"cleanroom {cleanroom.__version__}",
     }
     with BundleWriter(
@@ -225,7 +437,7 @@ def _seal(
                 batch = next(batches, None)
             if batch is None:
                 break
-            table = preparer.transform(batch.table)
+            table = preparer.transform(batch.table, batch.first_row)
             with preparer.timed("write and encrypt"):
                 writer.write_table(table)
             if progress is not None:
@@ -240,5 +452,5 @@ def _seal(
         if summary.rows_written == 0:
             raise InputError(source.path, "no row has a usable identifier; nothing to seal")
         phase(PHASE_SIGN)
-        bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict()})
+        bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict(local=False)})
     return PrepareResult(Path(out), bundle.bundle_id, summary, dict(preparer.timings))

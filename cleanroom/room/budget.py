@@ -26,14 +26,16 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
-from cleanroom import clock
+from cleanroom import clock, jalali
 from cleanroom.errors import ConflictError, InternalError, NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.policy.privacy import BudgetPolicy, Period
 from cleanroom.room.store import MetaStore
 
 _INT64_MAX = 2**63 - 1
+TEHRAN = ZoneInfo("Asia/Tehran")  # the default room time zone (cleanroom.config)
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ class BudgetExceeded(ConflictError):
 class Ledger:
     """Charges, refunds and balances of the privacy budget, in the metadata store."""
 
-    def __init__(self, store: MetaStore, audit: AuditLog) -> None:
+    def __init__(self, store: MetaStore, audit: AuditLog, zone: ZoneInfo = TEHRAN) -> None:
         self._store = store
         self._audit = audit
+        self._zone = zone  # where a Solar Hijri month begins
 
     def charge(
         self,
@@ -119,7 +122,7 @@ class Ledger:
         if isinstance(delta, bool) or not (math.isfinite(delta) and 0 <= delta < 1):
             raise ValueError(f"delta must be in [0, 1), not {delta!r}")
         at = _utc(now)
-        start, end, label = period_bounds(policy.period, at)
+        start, end, label = period_bounds(policy.period, at, self._zone)
         cap, share = _cap_and_share(policy, party)
 
         refusal: BudgetExceeded | None = None
@@ -231,7 +234,7 @@ class Ledger:
 
     def status(self, party: str, policy: BudgetPolicy, now: datetime | None = None) -> BudgetStatus:
         """The party's balance in the period containing ``now``."""
-        start, end, label = period_bounds(policy.period, _utc(now))
+        start, end, label = period_bounds(policy.period, _utc(now), self._zone)
         cap, share = _cap_and_share(policy, party)
         db = self._store.connection()
         spent, spent_total = _spent(db, party, start, end)
@@ -248,15 +251,22 @@ class Ledger:
         )
 
 
-def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime, str]:
-    """``[start, end)`` of the UTC calendar period containing ``now``, and its label.
+def period_bounds(
+    period: Period, now: datetime, zone: ZoneInfo = TEHRAN
+) -> tuple[datetime, datetime, str]:
+    """``[start, end)`` (in UTC) of the calendar period containing ``now``, and its label.
 
     Calendar periods (not rolling windows) because that is how budgets are
-    agreed and reported ("1.0 per month"); UTC so that every party and the
-    room agree on when a period ends. Weeks are ISO weeks (Monday first, the
-    label's year is the ISO year: 2027-01-01 is in ``2026-W53``).
+    agreed and reported ("1.0 per month"). Gregorian periods are UTC, so that
+    every party and the room agree on when a period ends; weeks are ISO weeks
+    (Monday first, the label's year is the ISO year: 2027-01-01 is in
+    ``2026-W53``). A ``jalali_month`` is the group's own month: from 00:00 in
+    the room's time ``zone`` on the first of a Solar Hijri month to the same
+    instant of the next (label ``1405-01``).
     """
     at = _utc(now)
+    if period == "jalali_month":
+        return jalali.month_bounds(at, zone)
     day = datetime(at.year, at.month, at.day, tzinfo=UTC)
     if period == "day":
         return day, day + timedelta(days=1), day.strftime("%Y-%m-%d")

@@ -4,7 +4,8 @@ Order matters: structure and signature (against the key the policy registered
 for the party) before anything is decrypted; policy checks (party, dataset,
 uploader's party, match key, room key, schema) before any table is touched;
 the payload is decrypted chunk by chunk into memory (never to disk in the
-clear), every party token is re-keyed with the room secret as it is loaded
+clear), every party token is re-keyed with the room secret (the native keyed
+hash of ``cleanroom.keyed_hash``, whole columns at a time) as it is loaded
 into a staging table, and the party's tokens are discarded. The new version
 goes live in one metadata transaction, together with its audit entry and the
 bundle id that makes a replay impossible. A crash at any point leaves either
@@ -21,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
-from cleanroom.keyed_hash import KeyedHash
+from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
+from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import quote
@@ -52,6 +55,8 @@ class DatasetVersion:
     uploaded_at: str
     status: str
     table_name: str
+    out_of_domain: dict[str, int]  # per dimension: rows whose value is not in the domain
+    token_version: int
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetVersion:
@@ -67,10 +72,17 @@ class DatasetVersion:
             uploaded_at=row["uploaded_at"],
             status=row["status"],
             table_name=row["table_name"],
+            out_of_domain=json.loads(row["out_of_domain"]),
+            token_version=row["token_version"],
         )
 
     def public(self) -> dict[str, Any]:
-        """What the API shows: no internal table names."""
+        """What the API shows (to whom, :mod:`cleanroom.room.disclosure` decides).
+
+        No internal table names. ``out_of_domain`` holds exact counts of the
+        party's own data: the disclosure rules show it, like the row count,
+        only to the party itself and to the room's overseers.
+        """
         return {
             "party": self.party,
             "dataset": self.dataset,
@@ -81,6 +93,7 @@ class DatasetVersion:
             "uploaded_by": self.uploaded_by,
             "uploaded_at": self.uploaded_at,
             "status": self.status,
+            "out_of_domain": self.out_of_domain,
         }
 
 
@@ -128,6 +141,18 @@ def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
         return pq.ParquetFile(pa.BufferReader(buffer.getbuffer()))
     except (pa.ArrowInvalid, OSError):
         raise BundleError(f"{info.name}: payload is not a readable Parquet file") from None
+
+
+def _rekey(table: pa.Table, spec: DatasetSpec, secret: bytes) -> pa.Table:
+    """Every identifier column re-keyed with the room secret, in one native pass."""
+    ids = [n for n in table.column_names if n in spec.identifiers]
+    if not ids:
+        return table
+    frame = pl.DataFrame(table.select(ids))
+    out = frame.select([digest_expr(secret, pl.col(n)).alias(n) for n in ids]).to_arrow()
+    for name in ids:
+        table = table.set_column(table.column_names.index(name), name, to_tokens(out.column(name)))
+    return table
 
 
 class Ingest:
@@ -182,6 +207,12 @@ class Ingest:
                 f"{self.name}: made with another match key ({info.header.get('match_key_id')}; "
                 f"the collaboration uses {policy.match_key_id})"
             )
+        if info.header.get("token_version", 1) != TOKEN_VERSION:
+            raise BundleError(
+                f"{self.name}: its tokens follow token definition version "
+                f"{info.header.get('token_version', 1)}; this room reads version {TOKEN_VERSION} "
+                "only (prepare the export again with this release)"
+            )
         if info.header.get("room_key_id") != self.room.key_id:
             raise BundleError(
                 f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
@@ -189,6 +220,7 @@ class Ingest:
             )
         spec = contract.as_spec(dataset)
         _check_contract(info, spec)
+        self.contract = contract
         self._refuse_replay(info)
         key = (party, dataset)
         with _busy_lock:
@@ -228,6 +260,7 @@ class Ingest:
         if rows != info.manifest.get("rows"):
             raise BundleError(f"{self.name}: payload has {rows} rows, the manifest says otherwise")
         wh = self.room.wh
+        secret = self.room.rekey_secret
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
         columns = ", ".join(
@@ -237,22 +270,18 @@ class Ingest:
         cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
         cur.execute(f"CREATE TABLE {quote(stage)} ({columns})")
         try:
-            with KeyedHash(self.room.rekey_secret, workers=self.room.settings.threads) as rekey:
-                for batch in parquet.iter_batches(batch_size=1 << 20):
-                    # The party's tokens are replaced here and never stored.
-                    table = pa.Table.from_batches([batch]).select(expected.names)
-                    for i, name in enumerate(table.column_names):
-                        if name in spec.identifiers:
-                            rekeyed = rekey(table.column(name).combine_chunks())
-                            table = table.set_column(i, name, rekeyed)
-                    # External access is locked off, so the batch is registered explicitly.
-                    cur.register("incoming", table)
-                    cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
-                    cur.unregister("incoming")
+            for batch in parquet.iter_batches(batch_size=1 << 20):
+                # The party's tokens are replaced here and never stored.
+                table = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec, secret)
+                # External access is locked off, so the batch is registered explicitly.
+                cur.register("incoming", table)
+                cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
+                cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
                 raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
-            return self._swap(info, spec, party, stage, rows, policy_version)
+            outside = out_of_domain(cur, stage, self.contract)
+            return self._swap(info, spec, party, stage, rows, policy_version, outside)
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
 
@@ -264,6 +293,7 @@ class Ingest:
         stage: str,
         rows: int,
         policy_version: int,
+        outside: dict[str, int],
     ) -> DatasetVersion:
         db = self.room.store.connection()
         last = db.execute(
@@ -291,7 +321,8 @@ class Ingest:
                 )
                 tx.execute(
                     "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
-                    " columns, uploaded_by, uploaded_at, status) VALUES (?,?,?,?,?,?,?,?,?,'live')",
+                    " columns, uploaded_by, uploaded_at, status, out_of_domain, token_version)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,'live',?,?)",
                     (
                         party,
                         spec.dataset,
@@ -302,6 +333,8 @@ class Ingest:
                         json.dumps({k: str(v) for k, v in columns.items()}),
                         self.user.name,
                         now(),
+                        json.dumps(outside, sort_keys=True),
+                        TOKEN_VERSION,
                     ),
                 )
                 self.room.audit.append(
@@ -327,6 +360,27 @@ class Ingest:
             (party, spec.dataset, version),
         ).fetchone()
         return DatasetVersion.from_row(row)
+
+
+def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, int]:
+    """Per dimension, the rows whose (non-null) value the policy's domain does not hold.
+
+    Queries release only declared domain values, so such rows can never be
+    counted in a group; saying how many there are at upload lets the party
+    fix its export or ask for the domain to change, instead of losing them
+    unseen. Category values were normalized by the party with the rule the
+    domain was normalized with, so only real differences count.
+    """
+    dimensions = {n: c.domain for n, c in contract.columns.items() if c.domain is not None}
+    if not dimensions:
+        return {}
+    parts, params = [], []
+    for name, domain in dimensions.items():
+        marks = ", ".join("?" for _ in domain)
+        parts.append(f'count(*) FILTER (WHERE "{name}" IS NOT NULL AND "{name}" NOT IN ({marks}))')
+        params.extend(domain)
+    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {quote(table)}", params).fetchall()[0]
+    return {name: int(n) for name, n in zip(dimensions, counts, strict=True)}
 
 
 def ingest(room: Room, path: Path, user: User, name: str | None = None) -> DatasetVersion:

@@ -170,7 +170,7 @@ def recover_queries(room: Room) -> list[str]:
     """
     db = room.store.connection()
     orphans = [str(r[0]) for r in db.execute("SELECT id FROM queries WHERE status = 'running'")]
-    ledger = Ledger(room.store, room.audit)
+    ledger = Ledger(room.store, room.audit, room.settings.zone)
     reason = "interrupted: the service stopped before the result was stored"
     for query_id in orphans:
         charges = [
@@ -344,8 +344,8 @@ def _check_shares(room: Room, check: LedgerCheck) -> None:
     privacy = room.active_policy().policy.privacy
     if privacy is None:
         return
-    ledger = Ledger(room.store, room.audit)
-    start, _, label = period_bounds(privacy.budget.period, clock.now())
+    ledger = Ledger(room.store, room.audit, room.settings.zone)
+    start, _, label = period_bounds(privacy.budget.period, clock.now(), room.settings.zone)
     parties = {
         str(r[0])
         for r in room.store.connection().execute(

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom.errors import SpecError
-from cleanroom.spec import ColumnType, IdType, load_spec
+from cleanroom.spec import ColumnType, IdType, load_spec, parse_spec
 
 GOOD = """\
 dataset: orders
@@ -56,3 +56,34 @@ def test_bad_spec_names_file_and_field(tmp_path: Path, text: str, fragment: str)
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path / "nope.yaml")
+
+
+def test_a_solar_hijri_column_is_declared_in_the_long_form() -> None:
+    spec = parse_spec(
+        {
+            "dataset": "orders",
+            "identifiers": {"mobile": "phone"},
+            "columns": {"at": {"type": "timestamp", "calendar": "jalali"}, "city": "category"},
+            "time": "at",
+        }
+    )
+    assert spec.columns["at"].value == "timestamp" and spec.calendar("at").value == "jalali"
+    assert spec.calendar("city").value == "gregorian"
+    dumped = spec.model_dump(mode="json")
+    assert dumped["calendars"] == {"at": "jalali"} and parse_spec(dumped) == spec
+    # without Solar Hijri columns a spec dumps as it always did
+    plain = parse_spec({"dataset": "orders", "identifiers": {"m": "phone"}})
+    assert "calendars" not in plain.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("column", "fragment"),
+    [
+        ({"type": "category", "calendar": "jalali"}, "only a declared timestamp or date"),
+        ({"type": "date", "calendar": "hebrew"}, "calendars.x"),
+        ({"type": "date", "zone": "Asia/Tehran"}, "the long form is"),
+    ],
+)
+def test_bad_calendars_are_refused(column: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SpecError, match=fragment):
+        parse_spec({"dataset": "d", "identifiers": {"m": "phone"}, "columns": {"x": column}})

@@ -334,11 +334,16 @@ def _time(d: Difference, c: Context) -> tuple[Privacy, str]:
     return LOOSENS, f"the event time moves from '{d.old}' to '{d.new}': journeys follow another"
 
 
-_PERIODS = ["day", "week", "month", "quarter", "year"]
+_PERIODS = {"day": 0, "week": 1, "month": 2, "jalali_month": 2, "quarter": 3, "year": 4}
 
 
 def _period(d: Difference, c: Context) -> tuple[Privacy, str]:
-    if _PERIODS.index(d.new) < _PERIODS.index(d.old):
+    if _PERIODS[d.new] == _PERIODS[d.old]:  # a Gregorian month for a Solar Hijri one, or back
+        return LOOSENS, (
+            f"the budget period's boundaries move ({d.old} → {d.new}): spend before the new "
+            "period's start no longer counts against it"
+        )
+    if _PERIODS[d.new] < _PERIODS[d.old]:
         return LOOSENS, (
             f"the budget period shortens ({d.old} → {d.new}): the same cap renews more often, "
             "so more privacy loss per year"
@@ -492,6 +497,7 @@ RULES: dict[str, Rule] = {
         removed="its data and analysts leave",
     ),
     f"{_PARTY}.name": neutral("a party's display name"),
+    f"{_PARTY}.names.*": neutral("a party's display name in one interface language"),
     f"{_PARTY}.public_key": always_loosens(
         "a party's signing key changes: a different key may sign its uploads"
     ),

@@ -16,6 +16,7 @@ from cleanroom.spec import format_validation_error, read_yaml
 # cap on values bounds what YAML aliases can expand to (a few kilobytes of
 # nested anchors can otherwise stand for billions of values to validate).
 MAX_POLICY_CHARS = 2_000_000
+REPORTER = "reporter"  # the party a report's sections run as (budget share and access)
 MAX_POLICY_VALUES = 1_000_000
 
 
@@ -56,6 +57,7 @@ def load_policy(path: str | Path) -> tuple[CollaborationPolicy, str]:
     if isinstance(data, dict):
         inline_key_files(data, path.parent, str(path))
     policy = parse_policy(data, str(path))
+    check_report_sections(policy, str(path))
     return policy, dump_policy(policy)
 
 
@@ -86,7 +88,32 @@ def parse_policy_text(text: str, source: str = "<policy>") -> tuple[Collaboratio
                     "inlines key files)"
                 )
     policy = parse_policy(data, source)
+    check_report_sections(policy, source)
     return policy, dump_policy(policy)
+
+
+def check_report_sections(policy: CollaborationPolicy, source: str) -> None:
+    """Refuse a policy holding a report section its template would refuse at every run.
+
+    Each section's template and parameters are checked exactly as a run
+    checks them (as the reporters' query, under this policy), when the
+    policy is proposed or loaded — so reviewers never approve a report that
+    can only be refused later. Stored versions are not re-checked when read.
+    """
+    # Templates read the policy model, so they are imported here, not at the top.
+    from cleanroom.room.query.check import QueryRejected
+    from cleanroom.room.templates import prepare_template
+
+    for name, report in policy.reports.items():
+        for i, section in enumerate(report.sections):
+            try:
+                prepare_template(
+                    section.template, dict(section.params), policy=policy, party=REPORTER
+                )
+            except QueryRejected as err:
+                raise SpecError(
+                    f"{source}: reports.{name}.sections.{i}: {err.rule}: {err}"
+                ) from None
 
 
 def _check_size(data: Any, source: str) -> None:

@@ -7,6 +7,7 @@ party can check its spec against the policy before sealing anything.
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -17,6 +18,7 @@ from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports
 from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
+from cleanroom.text import EmptiedValue, normalize_category, quoted
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -40,6 +42,40 @@ class ColumnPolicy(BaseModel):
     type: ColumnType
     domain: list[Scalar] | None = Field(None, min_length=1, max_length=10_000)
     bounds: tuple[float, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normal_domain(cls, data: Any) -> Any:
+        """A category domain in the spelling the data has (cleanroom.text, as parties do).
+
+        So a policy may write ``شيراز`` or ``شیراز``: both are the one stored
+        value; two entries that are one value after normalization are refused.
+        """
+        if not isinstance(data, dict) or data.get("type") != ColumnType.category.value:
+            return data
+        domain = data.get("domain")
+        if not isinstance(domain, list):
+            return data
+        seen: dict[str, str] = {}
+        out: list[Any] = []
+        for value in domain:
+            if not isinstance(value, str):
+                out.append(value)
+                continue
+            try:
+                norm = normalize_category(value)
+            except EmptiedValue as err:
+                raise ValueError(f"domain value {err}") from None
+            if not norm:
+                raise ValueError("domain values must not be blank")
+            if norm in seen:
+                raise ValueError(
+                    f"domain values repeat: {quoted(seen[norm])} and {quoted(value)} are one "
+                    f"value ({quoted(norm)}) after normalization"
+                )
+            seen[norm] = value
+            out.append(norm)
+        return {**data, "domain": out}
 
     @model_validator(mode="after")
     def _role_fits_type(self) -> ColumnPolicy:
@@ -123,6 +159,11 @@ class PartyPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=100)
+    names: dict[Literal["fa", "en"], str] = Field(
+        default_factory=dict,
+        description="The brand's display name per interface language (e.g. fa: اکالا); "
+        "pages and reports in a language without one show `name`.",
+    )
     public_key: str = Field(description="Ed25519 public key, PEM (or public_key_file when loading)")
     datasets: dict[str, DatasetContract] = Field(min_length=1)
     analysts: PartyAccess = Field(default_factory=PartyAccess)

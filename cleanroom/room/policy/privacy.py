@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # and the engine all refuse less (``cleanroom.room.dp.MIN_EPSILON``).
 MIN_QUERY_EPSILON = 1e-6
 
-Period = Literal["day", "week", "month", "quarter", "year"]
+# Gregorian periods are UTC; ``jalali_month`` is a Solar Hijri month, from 00:00 of
+# its first day in the room's time zone (cleanroom.room.budget.period_bounds).
+Period = Literal["day", "week", "month", "quarter", "year", "jalali_month"]
 
 
 class BudgetPolicy(BaseModel):

@@ -45,7 +45,7 @@ class ReportSection(BaseModel):
 
 
 class ReportPolicy(BaseModel):
-    """A report: what it computes, when it runs (cron, UTC), and who may read it."""
+    """A report: what it computes, when it runs (cron, room time zone), who may read it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,7 +53,8 @@ class ReportPolicy(BaseModel):
     sections: list[ReportSection] = Field(min_length=1, max_length=20)
     schedule: str | None = Field(
         None,
-        description="five-field cron expression in UTC (minute hour day month weekday); "
+        description="five-field cron expression in the room's time zone (setting 'timezone', "
+        "default Asia/Tehran; minute hour day month weekday); "
         "without it the report runs only when a reporter or room admin asks",
     )
     recipients: list[str] = Field(

@@ -168,7 +168,7 @@ class Engine:
 
     def __init__(self, room: Room) -> None:
         self.room = room
-        self.ledger = Ledger(room.store, room.audit)
+        self.ledger = Ledger(room.store, room.audit, room.settings.zone)
         # Cache keys of queries being computed now, each with the event its waiters
         # wait on. One service process holds the room (DuckDB locks its warehouse file),
         # so an in-process table sees every query in flight.

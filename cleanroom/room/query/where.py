@@ -27,6 +27,7 @@ from cleanroom.room.query.parse import (
 from cleanroom.room.query.plan import BoolOp, Comparison, Filter, Scalar
 from cleanroom.room.query.scope import Column, Scope
 from cleanroom.spec import ColumnType
+from cleanroom.text import EmptiedValue, normalize_category, quoted
 
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]
 _COMPARE: dict[type[exp.Expr], CompareOp] = {
@@ -196,12 +197,18 @@ class Filters:
                 "literal_type", f"{shown}: {column.name} is {_a(policy.type)}; use {expected}"
             )
         assert policy.domain is not None
+        if isinstance(value, str):
+            # The rule parties stored the data with, so 'شيراز' finds 'شیراز'.
+            try:
+                value = normalize_category(value)
+            except EmptiedValue as err:
+                raise QueryRejected("bad_literal", f"{shown}: {err}") from None
         if _domain_key(value, policy.type) not in {
             _domain_key(d, policy.type) for d in policy.domain
         }:
             raise QueryRejected(
                 "domain_value_undeclared",
-                f"{shown}: {render_scalar(value)} is not a declared value of {column.name} "
+                f"{shown}: {_shown(value)} is not a declared value of {column.name} "
                 f"({_listing(policy.domain)})",
             )
         return value
@@ -274,8 +281,13 @@ def _domain_key(value: Scalar, column_type: ColumnType) -> tuple[str, Scalar]:
     return _kind(value), value
 
 
+def _shown(value: Scalar) -> str:
+    """A value in a refusal: strings whole and bidi-isolated, others as SQL."""
+    return quoted(value) if isinstance(value, str) else render_scalar(value)
+
+
 def _listing(values: list[Scalar], limit: int = 12) -> str:
-    shown = ", ".join(render_scalar(v) for v in values[:limit])
+    shown = ", ".join(_shown(v) for v in values[:limit])
     return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
 
 

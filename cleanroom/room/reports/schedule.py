@@ -1,5 +1,8 @@
-"""The in-service scheduler: runs each enabled report once per due cron slot (UTC).
+"""The in-service scheduler: runs each enabled report once per due cron slot.
 
+Cron expressions are read in the room's time zone (setting ``timezone``,
+default ``Asia/Tehran``): ``0 8 * * sat`` is 08:00 Saturday in Tehran, the
+start of the group's working week. Slots are stored and compared in UTC.
 The time comes from the room's clock (:mod:`cleanroom.clock`), so tests set it.
 
 Rules, chosen so that a report is never run twice for one slot and never
@@ -23,6 +26,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
@@ -34,21 +38,27 @@ from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 log = logging.getLogger("cleanroom.reports")
 
 Clock = Callable[[], datetime]
+UTC_ZONE = ZoneInfo("UTC")
 
 
-def latest_slot(schedule: str, now: datetime) -> datetime:
-    """The latest slot of a cron schedule at or before ``now`` (UTC)."""
+def latest_slot(schedule: str, now: datetime, zone: ZoneInfo = UTC_ZONE) -> datetime:
+    """The latest slot at or before ``now`` of a cron schedule read in ``zone``; in UTC."""
     # croniter's get_prev is strictly before its start: start one second after now.
-    start = now.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    start = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
     slot: datetime = croniter(schedule, start).get_prev(datetime)
     return slot.astimezone(UTC)
 
 
 def due_slot(
-    schedule: str, *, now: datetime, last_slot: datetime | None, since: datetime
+    schedule: str,
+    *,
+    now: datetime,
+    last_slot: datetime | None,
+    since: datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> datetime | None:
     """The slot to run now, if any (see the module's rules)."""
-    slot = latest_slot(schedule, now)
+    slot = latest_slot(schedule, now, zone)
     if slot < since:
         return None
     if last_slot is not None and slot <= last_slot:
@@ -65,10 +75,12 @@ class Scheduler:
         *,
         interval: float,
         clock: Clock = clock_now,
+        zone: ZoneInfo | None = None,
     ) -> None:
         self.runner = runner
         self.interval = interval
         self.clock = clock
+        self.zone = zone or runner.room.settings.zone  # the room's time zone by default
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="report-scheduler", daemon=True)
 
@@ -102,6 +114,7 @@ class Scheduler:
                 now=self.clock(),
                 last_slot=datetime.fromisoformat(last) if last else None,
                 since=since,
+                zone=self.zone,
             )
             if slot is None:
                 continue

@@ -14,6 +14,7 @@ from cleanroom.room.templates.retention import prepare_retention
 from cleanroom.room.templates.segments import prepare_segments
 from cleanroom.room.templates.time_to_cross import prepare_time_to_cross
 from cleanroom.room.templates.transitions import prepare_transitions
+from cleanroom.text import quoted
 
 TEMPLATES: dict[str, Callable[..., Prepared]] = {
     "overlap": prepare_overlap,
@@ -31,7 +32,7 @@ def prepare_template(
 ) -> Prepared:
     """Check that the template exists, is enabled and open to the party; check its parameters."""
     if name not in TEMPLATES:
-        raise QueryRejected("unknown_template", f"there is no template '{name[:40]}'")
+        raise QueryRejected("unknown_template", f"there is no template {quoted(name[:100])}")
     approved = policy.templates.get(name)
     if approved is None:  # fail closed: a template runs only once reviewers approved it
         raise QueryRejected("template_not_in_policy", f"the policy does not approve '{name}'")

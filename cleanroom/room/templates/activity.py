@@ -18,6 +18,7 @@ from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates.params import Params
 from cleanroom.room.warehouse import quote
+from cleanroom.text import quoted
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ def brands(params: Params, name: str, policy: CollaborationPolicy, party: str) -
     else:
         for b in wanted:
             if b not in policy.parties:
-                raise params.reject(name, f"names no brand '{b}' of this collaboration")
+                raise params.reject(name, f"names no brand {quoted(b)} of this collaboration")
             if b not in open_brands:
-                raise QueryRejected("table_not_allowed", f"{name}: '{b}' is not open to you")
+                raise QueryRejected("table_not_allowed", f"{name}: {quoted(b)} is not open to you")
         chosen = sorted(set(wanted))
     require_own(params, name, chosen, policy, party)
     return chosen
@@ -91,15 +92,17 @@ def step_source(
     brand, _, dataset = head.partition(".")
     sources = activity_sources(policy, party, brand)
     if not sources:
-        raise params.reject(name, f"names no brand with activity open to you: '{brand}'")
+        raise params.reject(name, f"names no brand with activity open to you: {quoted(brand)}")
     if dataset:
         sources = [s for s in sources if s.dataset == dataset]
         if not sources:
-            raise params.reject(name, f"names no activity dataset '{head}'")
+            raise params.reject(name, f"names no activity dataset {quoted(head)}")
     if not condition:
         return sources
     if len(sources) != 1:
-        raise params.reject(name, f"'{head}': name the dataset to filter on (brand.dataset:…)")
+        raise params.reject(
+            name, f"{quoted(head)}: name the dataset to filter on (brand.dataset:…)"
+        )
     column, _, value = condition.partition("=")
     contract = policy.contract(sources[0].party, sources[0].dataset)
     assert contract is not None
@@ -110,10 +113,12 @@ def step_source(
         or col.domain is None
         or (access is not None and not access.may_use(head, column))
     ):
-        raise params.reject(name, f"can only filter on a dimension open to you, not '{column}'")
+        raise params.reject(
+            name, f"can only filter on a dimension open to you, not {quoted(column)}"
+        )
     matches = [v for v in col.domain if str(v).lower() == value.lower()]
     if not matches:
-        raise params.reject(name, f"'{column}' has no declared value '{value}'")
+        raise params.reject(name, f"{quoted(column)} has no declared value {quoted(value)}")
     return [Source(sources[0].party, sources[0].dataset, sources[0].time, (column, matches[0]))]
 
 

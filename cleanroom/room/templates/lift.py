@@ -36,6 +36,7 @@ from cleanroom.room.templates.activity import Source, events_sql, require_own, s
 from cleanroom.room.templates.journey import Cell, Journey, Vector, count
 from cleanroom.room.templates.params import Params, period
 from cleanroom.room.warehouse import quote
+from cleanroom.text import quoted
 
 Z95 = 1.959963984540054
 
@@ -227,11 +228,13 @@ def prepare_lift(
     assert contract is not None
     column = contract.columns.get(arm_column)
     if column is None or column.domain is None:
-        raise p.reject("arm_column", f"must be a dimension of {campaign.table}")
+        raise p.reject(
+            "arm_column", f"{quoted(arm_column)} must be a dimension of {campaign.table}"
+        )
     arms = (p.text("treatment", "treatment") or "", p.text("control", "control") or "")
     for name, value in zip(("treatment", "control"), arms, strict=True):
         if value not in [str(v) for v in column.domain]:
-            raise p.reject(name, f"'{value}' is not a declared value of {arm_column}")
+            raise p.reject(name, f"{quoted(value)} is not a declared value of {arm_column}")
     if arms[0] == arms[1]:
         raise p.reject("control", "must differ from treatment")
     label = p.text("outcome")
@@ -248,7 +251,7 @@ def prepare_lift(
         assert out_contract is not None
         col = out_contract.columns.get(metric_name)
         if col is None or col.bounds is None:
-            raise p.reject("metric", f"'{metric_name}' is not a metric of {outcome[0].table}")
+            raise p.reject("metric", f"{quoted(metric_name)} is not a metric of {outcome[0].table}")
         metric = (metric_name, col.bounds[0], col.bounds[1])
     default_cap = math.ceil(metric[2]) if metric else 1
     cap = p.integer("spend_cap", default_cap, 1, 10**12)
@@ -274,7 +277,9 @@ def _campaign(p: Params, policy: CollaborationPolicy, party: str) -> Source:
     else:
         found = [c for c in candidates if c.table == name]
         if not found:
-            raise p.reject("campaign", f"'{name}' is not a campaign table of this collaboration")
+            raise p.reject(
+                "campaign", f"{quoted(name)} is not a campaign table of this collaboration"
+            )
         chosen = found[0]
     spec = policy.parties.get(party)
     if spec is not None and not spec.analysts.may_read(chosen.table):

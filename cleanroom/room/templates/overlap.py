@@ -22,6 +22,7 @@ from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import Released, noise, ratio
 from cleanroom.room.sensitivity import Contribution, once_per_cell
 from cleanroom.room.warehouse import quote
+from cleanroom.text import quoted
 
 
 @dataclass(frozen=True)
@@ -159,9 +160,9 @@ def prepare_overlap(
         wanted = [p.strip() for p in params["parties"].split(",") if p.strip()]
         for p in wanted:
             if p not in policy.parties:
-                raise QueryRejected("bad_parameter", f"parties: no brand '{p[:40]}' in the policy")
+                raise QueryRejected("bad_parameter", f"parties: no brand {quoted(p)} in the policy")
             if p not in open_to_me:
-                raise QueryRejected("table_not_allowed", f"parties: '{p}' is not open to you")
+                raise QueryRejected("table_not_allowed", f"parties: {quoted(p)} is not open to you")
     else:
         wanted = open_to_me
     chosen = tuple(sorted(set(wanted)))

@@ -1,9 +1,18 @@
 """Template parameters: strings from a form or an API call, checked before any SQL exists.
 
-Parameters arrive as text (``--param k=v``, a web form, a report definition).
+Parameters arrive as text (``--param k=v``, a web form, a report definition),
+in any script: every value goes through the category rule parties store their
+data with (:func:`cleanroom.text.normalize_category`), so a step naming
+``city=شيراز`` finds the data's ``شیراز``, and Persian digits read as digits.
 Each getter parses one, checks it against its documented range, and refuses
-with the parameter's name and the rule — never echoing more than a short,
-harmless prefix of what was sent, since a parameter is analyst-controlled text.
+with the parameter's name, the rule and the value sent — whole, with invisible
+characters shown and bidi-isolated (:func:`cleanroom.text.quoted`), so a
+Persian value renders right inside an English sentence. A value is at most
+:data:`MAX_CHARS` characters long.
+
+Dates are Gregorian (``2026-04-04``) or Solar Hijri (``1405-01-15``,
+``۱۴۰۵/۰۱/۱۵``): a year from 1300 to 1499 is Solar Hijri, never Gregorian
+(:mod:`cleanroom.jalali`), so no date can be read in both calendars.
 """
 
 from __future__ import annotations
@@ -12,16 +21,30 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 
-from cleanroom import clock
+from cleanroom import clock, jalali
 from cleanroom.errors import InternalError
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates.schema import Kind, Param, schema
+from cleanroom.text import EmptiedValue, fold_digits, normalize_category, quoted
 
-_SHORT = re.compile(r"^[A-Za-z0-9_.:=,\- ]{0,40}$")
+MAX_CHARS = 500
+_DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
+_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
 
 
 def _shown(value: str) -> str:
-    return value if _SHORT.match(value) else value[:12].encode("ascii", "replace").decode() + "…"
+    return quoted(value)
+
+
+def read_date(text: str) -> dt.date:
+    """A Gregorian or Solar Hijri date (the module's rule); ``ValueError`` if neither."""
+    found = _DATE.match(fold_digits(text.strip()))
+    if found is None:
+        raise ValueError(text)
+    year, month, day = (int(g) for g in found.groups())
+    if jalali.is_solar_hijri_year(year):
+        return jalali.to_gregorian(year, month, day)
+    return dt.date(year, month, day)
 
 
 class Params:
@@ -29,9 +52,18 @@ class Params:
 
     def __init__(self, template: str, raw: Mapping[str, str]) -> None:
         self.template = template
-        self.raw = {str(k): str(v) for k, v in raw.items()}
         self.used: set[str] = set()
         self.declared = schema(template)
+        self.raw = {str(k): self._normal(str(k), str(v)) for k, v in raw.items()}
+
+    def _normal(self, name: str, value: str) -> str:
+        """The value in the spelling the data is stored in (see the module docstring)."""
+        if len(value) > MAX_CHARS:
+            raise self.reject(name, f"is {len(value)} characters long; the limit is {MAX_CHARS}")
+        try:
+            return normalize_category(value)
+        except EmptiedValue as err:
+            raise self.reject(name, str(err)) from None
 
     def _declared(self, name: str, *kinds: Kind) -> Param:
         """The schema entry a getter reads; a getter the schema does not declare is our bug."""
@@ -67,22 +99,26 @@ class Params:
         try:
             number = int(value)
         except ValueError:
-            raise self.reject(name, f"must be a whole number, not '{_shown(value)}'") from None
+            raise self.reject(name, f"must be a whole number, not {_shown(value)}") from None
         if not low <= number <= high:
             raise self.reject(name, f"must be between {low} and {high}")
         return number
 
     def date(self, name: str, default: dt.date) -> dt.date:
-        """An ISO date (YYYY-MM-DD)."""
+        """A date: Gregorian ``YYYY-MM-DD`` or Solar Hijri (a year 1300-1499), ``-`` or ``/``."""
         self._declared(name, "date")
         self.used.add(name)
         value = self.raw.get(name, "").strip() or None
         if value is None:
             return default
         try:
-            return dt.date.fromisoformat(value)
+            return read_date(value)
         except ValueError:
-            raise self.reject(name, f"must be a date YYYY-MM-DD, not '{_shown(value)}'") from None
+            raise self.reject(
+                name,
+                f"must be a date YYYY-MM-DD (Gregorian, or Solar Hijri with a year 1300-1499), "
+                f"not {_shown(value)}",
+            ) from None
 
     def month(self, name: str, default: dt.date) -> dt.date:
         """A month (YYYY-MM), as its first day."""
@@ -91,21 +127,26 @@ class Params:
         value = self.raw.get(name, "").strip() or None
         if value is None:
             return default.replace(day=1)
+        found = _MONTH.match(value)
+        if found is not None and jalali.is_solar_hijri_year(int(found.group(1))):
+            raise self.reject(
+                name,
+                f"counts Gregorian months; {_shown(value)} is a Solar Hijri month "
+                "(give the Gregorian month, YYYY-MM)",
+            )
         try:
-            return dt.date.fromisoformat(value + "-01")
+            if found is None:
+                raise ValueError(value)
+            return dt.date(int(found.group(1)), int(found.group(2)), 1)
         except ValueError:
-            raise self.reject(name, f"must be a month YYYY-MM, not '{_shown(value)}'") from None
+            raise self.reject(name, f"must be a month YYYY-MM, not {_shown(value)}") from None
 
     def names(self, name: str) -> list[str] | None:
         """A comma-separated list of names, or None when absent."""
         value = self.text(name)
         if value is None:
             return None
-        items = [v.strip() for v in value.split(",") if v.strip()]
-        for item in items:
-            if not _SHORT.match(item):
-                raise self.reject(name, f"has an invalid entry '{_shown(item)}'")
-        return items
+        return [v.strip() for v in value.split(",") if v.strip()]
 
     def done(self) -> None:
         """Refuse parameters the template does not have."""

@@ -3,9 +3,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from cleanroom import clock
 from cleanroom.errors import ConflictError, NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.budget import BudgetExceeded, BudgetStatus, Ledger, period_bounds
@@ -367,3 +369,43 @@ def test_concurrent_charges_never_overspend(
     assert len(audit.entries(action="budget.charge", outcome="ok", limit=1000)) == 10
     assert len(audit.entries(action="budget.charge", outcome="refused", limit=1000)) == 40
     assert audit.verify().ok
+
+
+# -- Solar Hijri months -------------------------------------------------------------------
+
+JALALI = BudgetPolicy(epsilon=1.0, period="jalali_month", shares={"acme": 1.0})
+# 1405-02-01 begins at 00:00 Tehran time (UTC+3:30) on 2026-04-21: 2026-04-20 20:30 UTC.
+FARVARDIN_ENDS = datetime(2026, 4, 20, 20, 30, tzinfo=UTC)
+
+
+def test_a_solar_hijri_month_budget_resets_at_tehran_midnight_on_the_first(
+    store: MetaStore, audit: AuditLog
+) -> None:
+    ledger = Ledger(store, audit, ZoneInfo("Asia/Tehran"))
+    with clock.use(clock.SetClock(FARVARDIN_ENDS - timedelta(days=3))) as now:
+        ledger.charge("acme", Fraction(1), policy=JALALI, query_id="q1", actor="alice")
+        status = ledger.status("acme", JALALI)
+        assert (status.period, status.left) == ("1405-01", 0)
+        assert status.period_start == "2026-03-20T20:30:00+00:00"  # 1405-01-01 00:00 Tehran
+        assert status.period_end == "2026-04-20T20:30:00+00:00"
+        now.set(FARVARDIN_ENDS - timedelta(seconds=1))  # 23:59:59 on 31 Farvardin, Tehran
+        with pytest.raises(BudgetExceeded) as refused:
+            ledger.charge("acme", Fraction(1, 10), policy=JALALI, query_id="q2", actor="alice")
+        assert refused.value.resets_at == FARVARDIN_ENDS
+        assert "1405-01" in str(refused.value)
+        now.set(FARVARDIN_ENDS)  # 00:00 on 1 Ordibehesht: a fresh month
+        assert ledger.status("acme", JALALI).period == "1405-02"
+        assert ledger.status("acme", JALALI).left == 1
+        ledger.charge("acme", Fraction(1), policy=JALALI, query_id="q3", actor="alice")
+
+
+def test_solar_hijri_months_follow_the_room_zone_and_gregorian_ones_stay_utc() -> None:
+    at = datetime(2026, 4, 20, 21, 0, tzinfo=UTC)  # already 1 Ordibehesht in Tehran
+    assert period_bounds("jalali_month", at, ZoneInfo("Asia/Tehran"))[2] == "1405-02"
+    assert period_bounds("jalali_month", at, ZoneInfo("UTC"))[2] == "1405-01"
+    assert period_bounds("month", at, ZoneInfo("Asia/Tehran"))[2] == "2026-04"
+    # Esfand of a leap year has 30 days: 1403-12-30 is 2025-03-20.
+    start, end, label = period_bounds(
+        "jalali_month", datetime(2025, 3, 19, 12, tzinfo=UTC), ZoneInfo("Asia/Tehran")
+    )
+    assert label == "1403-12" and (end - start) == timedelta(days=30)

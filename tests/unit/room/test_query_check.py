@@ -33,6 +33,7 @@ from cleanroom.room.query.plan import (
     QueryPlan,
     TableRef,
 )
+from cleanroom.text import quoted
 
 CORPUS = Path(__file__).parents[2] / "fixtures" / "queries"
 POLICY_FILE = CORPUS / "policy.yaml"
@@ -346,7 +347,7 @@ def test_messages_name_the_offending_piece() -> None:
     assert "<" not in err.value.message  # no parser internals
     with pytest.raises(QueryRejected) as err:
         check("SELECT COUNT(*) FROM okala.orders WHERE city = 'karaj'")
-    assert "'karaj' is not a declared value of city" in err.value.message
+    assert f"{quoted('karaj')} is not a declared value of city" in err.value.message
     with pytest.raises(QueryRejected) as err:
         check(
             "SELECT o.channel, COUNT(*) FROM okala.orders o "

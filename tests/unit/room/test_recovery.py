@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -33,7 +34,11 @@ POLICY = BudgetPolicy(epsilon=3.0, period="month", shares={"acme": 1.0})
 def room(tmp_path: Path, store: MetaStore, audit: AuditLog) -> Any:
     active = SimpleNamespace(policy=SimpleNamespace(privacy=SimpleNamespace(budget=POLICY)))
     return SimpleNamespace(
-        paths=SimpleNamespace(root=tmp_path), store=store, audit=audit, active_policy=lambda: active
+        paths=SimpleNamespace(root=tmp_path),
+        store=store,
+        audit=audit,
+        active_policy=lambda: active,
+        settings=SimpleNamespace(zone=ZoneInfo("Asia/Tehran")),
     )
 
 

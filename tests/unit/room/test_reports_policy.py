@@ -12,6 +12,7 @@ import yaml
 from cleanroom.errors import SpecError
 from cleanroom.keys import generate_party_keys
 from cleanroom.room.policy import load_policy
+from cleanroom.room.policy.load import parse_policy_text
 from cleanroom.room.templates import prepare_template
 
 MATCH_ID = "0123456789abcdef0123456789abcdef"
@@ -34,6 +35,7 @@ def doc(tmp_path: Path) -> dict[str, Any]:
             p: {"name": p, "public_key_file": f"{p}.pub", "datasets": {"events": contract}}
             for p in ("okala", "ofogh")
         },
+        "templates": {"overlap": {}},
         "reports": {
             "overlap-weekly": {
                 "title": "Weekly overlap",
@@ -119,3 +121,51 @@ def test_every_section_of_the_example_reports_passes_the_template_checks(tmp_pat
             prepare_template(section.template, section.params, policy=policy, party="reporter")
             templates.add(section.template)
     assert {"overlap", "transitions", "funnel", "retention"} <= templates
+
+
+def _with_city(doc: dict[str, Any], steps: str) -> dict[str, Any]:
+    events = doc["parties"]["okala"]["datasets"]["events"]
+    events["columns"] = {**events["columns"], "city": {"type": "category", "domain": ["شیراز"]}}
+    doc["templates"]["funnel"] = {}
+    doc["reports"]["overlap-weekly"]["sections"] = [
+        {"template": "funnel", "params": {"steps": steps}, "epsilon": 0.1}
+    ]
+    return doc
+
+
+def test_a_report_section_may_name_a_persian_value_in_either_letter_form(
+    tmp_path: Path, doc: dict[str, Any]
+) -> None:
+    report = load(tmp_path, _with_city(doc, "okala.events:city=شيراز,ofogh")).reports
+    assert report["overlap-weekly"].sections[0].params["steps"] == "okala.events:city=شيراز,ofogh"
+
+
+@pytest.mark.parametrize(
+    ("steps", "fragment"),
+    [
+        ("okala.events:city=اصفهان,ofogh", "has no declared value '\u2068اصفهان\u2069'"),
+        ("okala,snapp", "names no brand with activity open to you: '\u2068snapp\u2069'"),
+    ],
+)
+def test_a_report_section_its_template_would_refuse_is_refused_at_proposal(
+    tmp_path: Path, doc: dict[str, Any], steps: str, fragment: str
+) -> None:
+    doc = _with_city(doc, steps)
+    with pytest.raises(
+        SpecError, match=r"reports\.overlap-weekly\.sections\.0: bad_parameter"
+    ) as err:
+        load(tmp_path, doc)
+    assert fragment in str(err.value)
+    # the same when the policy arrives as a proposal's text
+    inline = {
+        **doc,
+        "parties": {
+            p: {
+                **{k: v for k, v in spec.items() if k != "public_key_file"},
+                "public_key": (tmp_path / f"{p}.pub").read_text(),
+            }
+            for p, spec in doc["parties"].items()
+        },
+    }
+    with pytest.raises(SpecError, match=r"sections\.0: bad_parameter"):
+        parse_policy_text(yaml.safe_dump(inline, allow_unicode=True), "proposal")

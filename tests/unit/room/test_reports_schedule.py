@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from cleanroom.room.reports.schedule import due_slot, latest_slot
 
@@ -68,4 +69,28 @@ def test_after_downtime_only_the_latest_slot_at_or_after_the_activation_runs() -
     now = MONDAY + timedelta(days=16)  # three Mondays missed
     assert due_slot(WEEKLY, now=now, last_slot=down_since, since=activated) == MONDAY + timedelta(
         days=14
+    )
+
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+
+
+def test_schedules_run_in_the_room_time_zone() -> None:
+    # 06:00 on Monday in Tehran is 02:30 UTC (Iran keeps UTC+3:30 all year).
+    tehran_monday = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+    assert latest_slot(WEEKLY, MONDAY, TEHRAN) == tehran_monday
+    assert latest_slot(WEEKLY, tehran_monday - timedelta(seconds=1), TEHRAN) == (
+        tehran_monday - timedelta(days=7)
+    )
+    # the first of the month at midnight in Tehran is 20:30 UTC the evening before
+    assert latest_slot("0 0 1 * *", at("2026-11-23T05:00:00"), TEHRAN) == at("2026-10-31T20:30:00")
+
+
+def test_a_tehran_slot_before_the_activation_never_runs() -> None:
+    activated = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 06:30 Tehran, after the 06:00 slot
+    now = activated + timedelta(hours=1)
+    assert due_slot(WEEKLY, now=now, last_slot=None, since=activated, zone=TEHRAN) is None
+    next_slot = datetime(2026, 11, 30, 2, 30, tzinfo=UTC)
+    assert (
+        due_slot(WEEKLY, now=next_slot, last_slot=None, since=activated, zone=TEHRAN) == next_slot
     )

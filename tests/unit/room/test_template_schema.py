@@ -75,7 +75,9 @@ def test_every_declared_parameter_is_documented(name: str) -> None:
 def test_an_unknown_parameter_is_refused_naming_the_known_ones(
     policy: CollaborationPolicy,
 ) -> None:
-    with pytest.raises(QueryRejected, match=r"no parameter\(s\) colour \(it takes brands, "):
+    with pytest.raises(
+        QueryRejected, match=r"no parameter\(s\) '\u2068colour\u2069' \(it takes brands, "
+    ):
         prepare_template("segments", {"colour": "red"}, policy=policy, party="okala")
 
 

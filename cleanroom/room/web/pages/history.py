@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes.queries import EngineDep, Format
+from cleanroom.room.i18n import N_
 from cleanroom.room.query.engine import RESULT_ENVELOPE
 from cleanroom.room.query.export import export
 from cleanroom.room.web.charts import bar_chart, bars_from_result
@@ -41,7 +42,7 @@ def history(
         request,
         "history.html",
         {
-            "title": "Query history",
+            "title": N_("Query history"),
             "queries": found,
             "earlier": found[-1]["query_id"] if len(found) == 50 else None,
         },
