@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-clock lint typecheck unit bench clean messages
+.PHONY: demo demo-serve test test-clock lint typecheck unit bench clean messages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/cleanroom demo --out demo-out
+	@echo "To keep the room serving and sign in to its web UI: $(BIN)/cleanroom demo --out demo-out --serve"
+	@echo "(or: make demo-serve); tokens per role are then in demo-out/tokens.txt"
+
+demo-serve: $(STAMP)
+	$(BIN)/cleanroom demo --out demo-out --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check cleanroom tests bench

@@ -54,6 +54,11 @@ class InputError(UserError):
             where.append(f"column '{field}'")
         super().__init__(": ".join([*where, reason]))
 
+    @property
+    def details(self) -> dict[str, object]:
+        """The file, row and column at fault."""
+        return {"file": self.path, "row": self.row, "field": self.field}
+
 
 class SpecError(UserError):
     """A dataset spec or policy file does not validate."""

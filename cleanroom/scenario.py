@@ -199,6 +199,16 @@ def open_room(room_dir: Path, *, warehouse: bool = True) -> Room:
     return Room(load_settings(room_dir, environment="development"), warehouse=warehouse)
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (another room, another program)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def free_port() -> int:
     """A free TCP port on the loopback interface."""
     with socket.socket() as s:
@@ -209,9 +219,9 @@ def free_port() -> int:
 class LiveServer:
     """The real app on a real loopback socket, served from a thread of this process."""
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: Room, port: int | None = None) -> None:
         self.room = room
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(room), host="127.0.0.1", port=self.port, log_config=None, lifespan="on"

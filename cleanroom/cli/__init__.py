@@ -18,11 +18,11 @@ from cleanroom.cli.demo import demo
 from cleanroom.cli.keys import keys
 from cleanroom.cli.party import inspect_cmd, prepare_cmd, synth_cmd
 from cleanroom.cli.policy import policy_group
+from cleanroom.cli.query import query
 from cleanroom.cli.report import report_group
 from cleanroom.cli.room import (
     audit_group,
     match,
-    query,
     room_group,
     serve,
     upload,

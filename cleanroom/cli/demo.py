@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,17 @@ from rich.table import Table
 
 from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
-from cleanroom.cli.room import print_result
-from cleanroom.config import SETTINGS_FILE
+from cleanroom.cli.query import print_result
+from cleanroom.cli.serving import check_port, write_tokens
+from cleanroom.config import SETTINGS_FILE, load_settings
 from cleanroom.errors import UserError
 from cleanroom.keys import load_verify_key
 from cleanroom.room.i18n import LANGUAGES, Language
-from cleanroom.scenario import Group, LiveServer, build_group, open_room
+from cleanroom.room.room import Room
+from cleanroom.scenario import Group, LiveServer, build_group
 
 MARKER = ".cleanroom-demo"
+HOST = "127.0.0.1"  # a demo room is served on loopback only
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}  # the generator's half year
 REPORT = "group-journeys"
 # The overlap report and every journey template, approved in the demo's policy; 1.8 of
@@ -164,6 +168,15 @@ def _report_table(report_dir: Path) -> Table:
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the room serving on 127.0.0.1 afterwards (web UI and API) until Ctrl-C; "
+    "a token per role goes to OUT/tokens.txt (readable by you only).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65_535), default=8000, show_default=True, help="With --serve."
+)
+@click.option(
     "--language",
     type=click.Choice(LANGUAGES),
     default="en",
@@ -171,9 +184,11 @@ def _report_table(report_dir: Path) -> Table:
     help="The room's language (setting `language`): the report and the web UI in Persian "
     "(fa: right-to-left, Solar Hijri dates, Persian digits) or English.",
 )
-def demo(out: Path, persons: int, seed: int, language: Language) -> None:
+def demo(out: Path, persons: int, seed: int, serve: bool, port: int, language: Language) -> None:
     """Generate five parties, seal their data, run a room, and publish its journeys report."""
     start = time.perf_counter()
+    if serve:
+        check_port(HOST, port)  # before the work, not after it
     _fresh(out)
     steps = iter(range(1, 100))
     group = build_group(
@@ -186,9 +201,12 @@ def demo(out: Path, persons: int, seed: int, language: Language) -> None:
     # The room's settings file, as an operator would write it: the report follows it.
     (group.room_dir / SETTINGS_FILE).write_text(f"language: {language}\n", encoding="utf-8")
     console.print(_seal_table(group))
-    room = open_room(group.room_dir)
+    # Served on loopback to a browser over plain http: the development cookie setting.
+    room = Room(
+        load_settings(group.room_dir, environment="development", web_secure_cookies=not serve)
+    )
     try:
-        with LiveServer(room) as server:
+        with LiveServer(room, port=port if serve else None) as server:
             console.print(f"[bold]{next(steps)}.[/] room service on {server.url}; parties upload")
             for (party, _dataset), bundle in sorted(group.bundles.items()):
                 _api(
@@ -230,8 +248,22 @@ def demo(out: Path, persons: int, seed: int, language: Language) -> None:
             )
             report_dir = _run_report(server, group.tokens["reporter"], out / "report")
             verified = _api(server, group.tokens["reviewer"], "GET", "/api/v1/audit/verify")
+            _summary(out, group, datasets, generation, verified, report_dir, start)
+            if serve:
+                _keep_serving(server, write_tokens(out / "tokens.txt", group.tokens, server.url))
     finally:
         room.close()
+
+
+def _summary(
+    out: Path,
+    group: Group,
+    datasets: list[dict[str, Any]],
+    generation: dict[str, Any],
+    verified: dict[str, Any],
+    report_dir: Path,
+    start: float,
+) -> None:
     table = Table("dataset", "version", "rows in the room", "uploaded by", title="live datasets")
     for d in datasets:
         table.add_row(
@@ -252,6 +284,29 @@ def demo(out: Path, persons: int, seed: int, language: Language) -> None:
         "Every number above is a differentially private aggregate with its 95% error bound.",
         highlight=False,
     )
+
+
+def _keep_serving(server: LiveServer, tokens: Path) -> None:
+    """Serve until Ctrl-C (or SIGTERM), saying where and how to sign in."""
+    console.print(
+        f"\nThe room is serving at {server.url}/ui/ (API docs at {server.url}/docs).\n"
+        f"Sign in with a token from {tokens} (one per role, readable by you only), e.g. "
+        "okala_analyst for the query console, reviewer for policies and the audit trail.\n"
+        "Press Ctrl-C to stop.",
+        highlight=False,
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while server.thread.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping the room")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def demo_reports(language: Language) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import click
 from rich.table import Table
 
 from cleanroom.bundle import BundleInfo, read_bundle
-from cleanroom.cli.console import console, progress_bar
-from cleanroom.errors import SpecError
+from cleanroom.cli.console import console, phased_bar, progress_bar
+from cleanroom.errors import SpecError, UserError
 from cleanroom.keys import (
     load_room_public_key,
     load_signing_key,
@@ -94,6 +94,7 @@ def print_summary(result: PrepareResult) -> None:
 @click.option("--signing-key", type=_file, required=True, help="This party's private key.")
 @click.option("--out", type=_file, required=True, help="Bundle to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def prepare_cmd(
     party: str,
     dataset: str,
@@ -104,8 +105,14 @@ def prepare_cmd(
     signing_key: Path,
     out: Path,
     as_json: bool,
+    force: bool,
 ) -> None:
     """Normalize identifiers, tokenize them with the match key, and seal a bundle."""
+    if out.exists() and not force:
+        raise UserError(
+            f"{out}: a bundle is already there; choose another --out, or add --force to "
+            "replace it (a room refuses a replayed bundle anyway)"
+        )
     if not NAME.match(party):
         raise click.BadParameter("lower-case letters, digits and '_'", param_hint="--party")
     dataset_spec = load_spec(spec)
@@ -115,7 +122,7 @@ def prepare_cmd(
     matching = load_symmetric_key(match_key, "match-key", passphrase=passphrase)
     room_public = load_room_public_key(room_key)
     signing = load_signing_key(signing_key, passphrase)
-    with progress_bar(f"sealing {input_path.name}", unit="bytes") as update:
+    with phased_bar(f"sealing {input_path.name}") as bar:
         result = prepare(
             input_path=input_path,
             spec=dataset_spec,
@@ -124,7 +131,8 @@ def prepare_cmd(
             room_key=room_public,
             signing_key=signing,
             out=out,
-            progress=update,
+            progress=bar.update,
+            phase=bar.phase,
         )
     if as_json:
         click.echo(

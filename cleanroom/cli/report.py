@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 import click
-import httpx
 from rich.table import Table
 
 from cleanroom.cli.console import console
@@ -118,14 +117,7 @@ def _segment(text: str) -> str:
 
 
 def _download(url: str, token: str, path: str) -> bytes:
-    try:
-        response = httpx.get(
-            url.rstrip("/") + path,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(30, read=None),
-        )
-    except httpx.HTTPError as err:
-        raise UserError(f"cannot reach the room at {url} ({type(err).__name__})") from None
-    if response.status_code >= 400:
-        raise UserError(f"room refused ({response.status_code}) to send {path.rsplit('/', 1)[-1]}")
-    return response.content
+    from cleanroom.client import Client
+
+    with Client(url, token) as client:
+        return client.send("GET", path).content

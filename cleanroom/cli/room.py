@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.table import Table
 
-from cleanroom.cli.console import console, progress_bar
+from cleanroom.cli.console import console, err_console, progress_bar
 from cleanroom.config import load_settings
 from cleanroom.errors import UserError
 from cleanroom.keys import passphrase_from_env
@@ -63,13 +62,19 @@ def serve(room_dir: Path, host: str | None, port: int | None) -> None:
     """Run the service: HTTP API (OpenAPI at /docs) for one room."""
     import uvicorn
 
+    from cleanroom.cli.serving import check_port, refuse_if_locked
     from cleanroom.room import logs
     from cleanroom.room.api.app import create_app
     from cleanroom.room.room import Room
 
     settings = load_settings(room_dir, host=host, port=port)
+    check_port(settings.host, settings.port)
     logs.configure(settings.room / "logs" / "service.log", settings.log_format)
-    room = Room(settings)
+    try:
+        room = Room(settings)
+    except Exception as err:
+        refuse_if_locked(err, room_dir)
+        raise
     try:
         uvicorn.run(
             create_app(room), host=settings.host, port=settings.port, log_config=None, workers=1
@@ -94,8 +99,11 @@ def users_add(room_dir: Path, name: str, role: str, party: str | None) -> None:
     if party is not None and party not in room.active_policy().policy.parties:
         raise UserError(f"party '{party}' is not in the collaboration policy")
     user, token = room.users.add(name, Role(role), party)
-    console.print(
-        f"added {user.name} ({user.role}{', ' + party if party else ''})", highlight=False
+    # The token alone on stdout (TOKEN=$(cleanroom users add ...)); the message on stderr.
+    err_console.print(
+        f"added {user.name} ({user.role}{', ' + party if party else ''}); "
+        "its token follows, shown this once",
+        highlight=False,
     )
     click.echo(token)
 
@@ -210,24 +218,11 @@ def audit_list(room_dir: Path, action: str | None, limit: int) -> None:
 
 
 def api_call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
-    """One API request; an error response becomes a one-line UserError."""
-    try:
-        response = httpx.request(
-            method,
-            url.rstrip("/") + path,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(30, read=None),
-            **kwargs,
-        )
-    except httpx.HTTPError as err:
-        raise UserError(f"cannot reach the room at {url} ({type(err).__name__})") from None
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise UserError(f"room refused ({response.status_code}): {message}")
-    return response.json()
+    """One API request through the Python client; a refusal is its one-line error."""
+    from cleanroom.client import Client
+
+    with Client(url, token) as client:
+        return client.call(method, path, **kwargs)
 
 
 _token = click.option(
@@ -287,73 +282,3 @@ def match(url: str, token: str, latest: bool) -> None:
     else:
         result = api_call("POST", url, token, "/api/v1/matches")
     click.echo(json.dumps(result, indent=2))
-
-
-def print_result(result: dict[str, Any]) -> None:
-    """A released table: every number with its 95% error bound."""
-    if result.get("dry_run"):
-        console.print(
-            f"dry run: would spend epsilon {result['epsilon_float']:g} ({result['mechanism']}); "
-            f"{result['groups']} group(s)",
-            highlight=False,
-        )
-        for name, errors in result["aggregates"].items():
-            console.print(f"  {name}: ± {json.dumps(errors)} (95%)", highlight=False)
-        return
-    table = Table(*result["columns"], title=f"query {result['query_id']}")
-    for row in result["rows"]:
-        cells = []
-        for column in result["columns"]:
-            value = row[column]
-            if isinstance(value, dict):
-                shown = "—" if value.get("value") is None else f"{value['value']:,}"
-                if value.get("error95") is not None:
-                    shown += f" ± {value['error95']:,}"
-                cells.append(shown)
-            else:
-                cells.append(str(value))
-        table.add_row(*cells)
-    console.print(table)
-    console.print(
-        f"epsilon spent: {0 if result['cached'] else result['epsilon_float']:g}"
-        f"{' (cached answer)' if result['cached'] else ''}; "
-        f"groups withheld (under the minimum size): {result['suppressed_groups']}; "
-        f"policy v{result['policy_version']}, match generation {result['generation']}",
-        highlight=False,
-    )
-
-
-@click.command("query")
-@_url
-@_token
-@click.option("--sql", default=None, help="Restricted SQL (aggregates only).")
-@click.option("--template", default=None, help="A template approved in the policy (e.g. overlap).")
-@click.option("--param", "params", multiple=True, help="Template parameter k=v (repeatable).")
-@click.option("--epsilon", type=float, default=None, help="Privacy budget to spend.")
-@click.option("--dry-run", is_flag=True, help="Price the query; spend nothing, read nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
-def query(
-    url: str,
-    token: str,
-    sql: str | None,
-    template: str | None,
-    params: tuple[str, ...],
-    epsilon: float | None,
-    dry_run: bool,
-    as_json: bool,
-) -> None:
-    """Run a query and print the result table with error bounds."""
-    if (sql is None) == (template is None):
-        raise UserError("give --sql or --template")
-    parsed = {}
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--param {item!r}: expected key=value")
-        parsed[key] = value
-    body = {"sql": sql, "template": template, "params": parsed, "epsilon": epsilon}
-    result = api_call("POST", url, token, "/api/v1/queries", json={**body, "dry_run": dry_run})
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        print_result(result)

@@ -54,6 +54,12 @@ NO_IDENTIFIER = "no usable identifier"
 ROWS_SHOWN = 10  # row numbers kept per rejection reason
 
 
+# What prepare is doing, for a progress display (user-facing: one place for the catalogs).
+PHASE_ROWS = "normalizing, tokenizing and encrypting: {rows:,} rows read"
+PHASE_FINISH = "finishing the encrypted Parquet payload"
+PHASE_SIGN = "signing the bundle"
+
+
 @dataclass
 class Summary:
     """Counts only: what was read, written, and why rows or identifiers were dropped.
@@ -369,11 +375,20 @@ def prepare(
     out: str | Path,
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> PrepareResult:
-    """Normalize, tokenize and seal one dataset export into a bundle at ``out``."""
+    """Normalize, tokenize and seal one dataset export into a bundle at ``out``.
+
+    ``progress(done, total)`` follows the input as it is read; ``phase(text)``
+    says what the run is doing, because the reader runs ahead of the work
+    (its bar reaches 100% long before the last rows are tokenized and sealed).
+    """
     source = Source(input_path, spec.input_columns)
     with Preparer(spec, match_key, threads, source=source.path) as preparer:
-        return _seal(source, preparer, spec, party, match_key, room_key, signing_key, out, progress)
+        return _seal(
+            source, preparer, spec, party, match_key, room_key, signing_key, out, progress,
+            phase or (lambda _: None),
+        )  # fmt: skip
 
 
 def _seal(
@@ -386,6 +401,7 @@ def _seal(
     signing_key: Ed25519PrivateKey,
     out: str | Path,
     progress: Callable[[int, int], None] | None,
+    phase: Callable[[str], None],
 ) -> PrepareResult:
     preparer.summary.undeclared_columns = len(source.extra_columns)
     metadata = {
@@ -415,6 +431,7 @@ def _seal(
             write_statistics=[n for n in spec.columns],
         )
         batches = iter(source)
+        phase(PHASE_ROWS.format(rows=0))
         while True:
             with preparer.timed("read and parse"):
                 batch = next(batches, None)
@@ -425,6 +442,8 @@ def _seal(
                 writer.write_table(table)
             if progress is not None:
                 progress(*source.progress())
+            phase(PHASE_ROWS.format(rows=preparer.summary.rows_read))
+        phase(PHASE_FINISH)
         with preparer.timed("write and encrypt"):
             writer.close()
         summary = preparer.summary
@@ -432,5 +451,6 @@ def _seal(
             raise InputError(source.path, "has a header but no data rows")
         if summary.rows_written == 0:
             raise InputError(source.path, "no row has a usable identifier; nothing to seal")
+        phase(PHASE_SIGN)
         bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict(local=False)})
     return PrepareResult(Path(out), bundle.bundle_id, summary, dict(preparer.timings))

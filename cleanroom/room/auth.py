@@ -26,6 +26,7 @@ from cleanroom.errors import AuthError, ConflictError, ForbiddenError, NotFoundE
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.store import MetaStore, now
 from cleanroom.spec import NAME as PARTY_NAME
+from cleanroom.wording import a
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix that makes leaked tokens greppable, not a secret
 TOKEN_BYTES = 32
@@ -188,7 +189,7 @@ def require(user: User, *roles: Role, party: str | None = None) -> None:
         raise AuthError("unknown or revoked token")
     if user.role not in roles:
         needed = " or ".join(str(r) for r in roles)
-        raise ForbiddenError(f"this needs the role {needed}; '{user.name}' is a {user.role}")
+        raise ForbiddenError(f"this needs the role {needed}; '{user.name}' is {a(user.role)}")
     if party is not None and user.party is not None and user.party != party:
         raise ForbiddenError(
             f"'{user.name}' acts for party '{user.party}' and may not act for '{party}'"

@@ -79,6 +79,17 @@ class BudgetExceeded(ConflictError):
             f"{resets_at.isoformat(timespec='seconds')}"
         )
 
+    @property
+    def details(self) -> dict[str, object]:
+        """What a client needs to wait or ask for less: the budget left and the reset time."""
+        return {
+            "party": self.party,
+            "asked_epsilon": float(self.asked),
+            "budget_left": float(self.left),
+            "limit": self.which,
+            "resets_at": self.resets_at.isoformat(timespec="seconds"),
+        }
+
 
 class Ledger:
     """Charges, refunds and balances of the privacy budget, in the metadata store."""
@@ -341,7 +352,5 @@ def _add_months(start: datetime, months: int) -> datetime:
 
 
 def _show(value: Fraction) -> str:
-    """``1/10 (≈0.1)``: the exact value for the record, a decimal for people."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{value} (≈{float(value):.4g})"
+    """A decimal for people (``0.1``, ``0.3333``); the exact fraction stays in the ledger."""
+    return f"{float(value):.4g}"

@@ -8,15 +8,18 @@ cookies travel over plain http://127.0.0.1 (``web_secure_cookies: false``).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from cleanroom.config import load_settings
 from cleanroom.room.auth import Role
@@ -293,3 +296,78 @@ def test_e_pages_follow_the_role(
     page.click("form.row button[type=submit]")
     expect(page.locator("#entries tbody tr")).to_have_count(1)
     expect(page.locator("#entries")).to_contain_text("reviewer-cat")
+
+
+def test_f_a_console_result_downloads_as_csv_with_the_apis_numbers(
+    page: Page, live: tuple[str, dict[str, str]], shot: Screens
+) -> None:
+    url, tokens = live
+    sign_in(page, url, tokens["okala_analyst"])
+    page.goto(f"{url}/ui/console")
+    page.fill(
+        "#sql", "SELECT city, COUNT(*) AS orders, AVG(amount) FROM okala.orders GROUP BY city"
+    )
+    page.fill("#sql-epsilon", "0.3")
+    page.click("form:has(#sql) button[value=run]")
+    expect(page.locator("#downloads a[data-format=csv]")).to_be_visible()
+    shot(page, "result-with-downloads")
+    with page.expect_download() as pending:
+        page.click("#downloads a[data-format=csv]")
+    download = pending.value
+    assert download.suggested_filename.endswith(".csv")
+    lines = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    query_id = lines[0]["query_id"]
+    assert page.locator("#result code").first.inner_text() == query_id
+    api = httpx.get(
+        f"{url}/api/v1/queries/{query_id}",
+        headers={"Authorization": f"Bearer {tokens['okala_analyst']}"},
+        timeout=60,
+    ).json()
+    expected = {
+        (row["city"], name): row[name] for row in api["rows"] for name in ("orders", "avg_amount")
+    }
+    assert len(lines) == len(expected) > 0
+    for line in lines:
+        cell = expected[(line["city"], line["measure"])]
+        if cell["value"] is None:
+            assert line["value"] == "" and "no_estimate" in line["flags"]
+            continue
+        assert float(line["value"]) == pytest.approx(cell["value"])
+        assert float(line["error95"]) == pytest.approx(cell["error95"])
+        assert float(line["epsilon"]) == pytest.approx(api["epsilon_float"])
+
+    # The same answer is in the history, and re-opens without a new charge.
+    page.click("nav >> text=History")
+    opener = page.locator(f"a.open[href$='/queries/{query_id}']")
+    expect(opener).to_have_count(1)
+    opener.click()
+    expect(page.locator("#result-table td.num").first).to_be_visible()
+    shot(page, "history-reopened")
+
+
+def test_g_api_docs_render_with_the_network_off(
+    page: Page, live: tuple[str, dict[str, str]], shot: Screens
+) -> None:
+    url, _ = live
+    outside: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{url}/docs")
+    # A 1.5 MB script parsed on a shared 2-core machine: give it time, not the network.
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=90_000)
+    expect(page.locator(".swagger-ui")).to_contain_text("/api/v1/queries")
+    expect(page.locator(".swagger-ui")).to_contain_text("/api/v1/budget")
+    shot(page, "api-docs")
+    assert outside == [], outside  # Swagger UI asked nothing of another host
+    page.goto(f"{url}/redoc")
+    expect(page.locator(".api-content")).to_contain_text("/api/v1/queries", timeout=90_000)
+    # ReDoc's bundle links its own "powered by" logo from its CDN: blocked here, and
+    # the page renders without it. Nothing else may be asked of another host.
+    assert [u for u in outside if not u.endswith("/logo-mini.svg")] == [], outside

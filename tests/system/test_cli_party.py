@@ -187,3 +187,14 @@ def test_passphrase_protected_keys_via_environment(party_dir: Path) -> None:
         env=env,
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_prepare_never_overwrites_a_bundle_unless_told(party_dir: Path) -> None:
+    assert cleanroom(*prepare_args(), cwd=party_dir).returncode == 0
+    first = (party_dir / "orders.bundle").read_bytes()
+    again = cleanroom(*prepare_args(), cwd=party_dir)
+    assert again.returncode == 1 and "already there" in again.stderr and "--force" in again.stderr
+    assert (party_dir / "orders.bundle").read_bytes() == first
+    forced = cleanroom(*prepare_args(), "--force", cwd=party_dir)
+    assert forced.returncode == 0, forced.stderr
+    assert (party_dir / "orders.bundle").read_bytes() != first  # a new bundle, new id and key

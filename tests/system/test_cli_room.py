@@ -86,9 +86,10 @@ def test_room_init_refuses_bad_policy_and_used_directory(site: Path) -> None:
 
 
 def test_operator_and_party_flow(site: Path) -> None:
-    admin = ok(
-        cli("users", "add", "--room", "room", "ops", "--role", "room_admin", cwd=site)
-    ).splitlines()[-1]
+    added = cli("users", "add", "--room", "room", "ops", "--role", "room_admin", cwd=site)
+    admin = ok(added).strip()
+    assert "\n" not in admin and admin.startswith("cr_")  # the token alone on stdout
+    assert "added ops (room_admin)" in added.stderr and admin not in added.stderr
     uploader = ok(
         cli(
             "users",
@@ -132,7 +133,7 @@ def test_operator_and_party_flow(site: Path) -> None:
         uploaded = ok(cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site))
         assert "okala.orders v1 is live" in uploaded
         again = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
-        assert again.returncode == 1 and "room refused (409)" in again.stderr
+        assert again.returncode == 1 and "room refused (409 conflict)" in again.stderr
         matched = json.loads(
             ok(cli("match", "--url", url, env={"CLEANROOM_TOKEN": admin}, cwd=site))
         )
@@ -143,7 +144,7 @@ def test_operator_and_party_flow(site: Path) -> None:
         assert latest["generation"] == 1 and latest["withheld"] == {"links": 0}  # its own count
         ok(cli("users", "revoke", "--room", "room", "eng", cwd=site))
         revoked = cli("upload", "orders.bundle", "--url", url, "--token", uploader, cwd=site)
-        assert revoked.returncode == 1 and "room refused (401)" in revoked.stderr
+        assert revoked.returncode == 1 and "room refused (401 unauthorized)" in revoked.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)

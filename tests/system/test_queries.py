@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
 
 import httpx
 import pytest
 
+from cleanroom import clock
 from cleanroom.room.room import Room
-from tests.system.world import LiveServer, World, build_world, open_room
+from tests.system.world import LiveServer, World, build_world, open_room, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +144,17 @@ def test_refused_queries_name_the_rule_and_cost_nothing(
     before = budget_left(server, token)
     r = ask(server, token, sql=sql)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["code"] == "query_rejected"
+    error = r.json()["error"]
+    assert error["code"] == "query_rejected"
+    assert error["details"]["rule"] == rule
     assert budget_left(server, token) == before
-    assert room.audit.entries(action="query.refused", limit=1000)
+    refusals = room.audit.entries(action="query.refused", limit=1000)
+    assert refusals and refusals[-1].details["rule"] == rule
+    cli = run_cli("query", "--url", server.url, "--token", token, "--sql", sql, cwd=world.root)
+    assert cli.returncode == 1, cli.stdout
+    assert f"rule {rule}" in cli.stderr and "Traceback" not in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert budget_left(server, token) == before
 
 
 def test_epsilon_over_the_per_query_cap(world: World, live: tuple[LiveServer, Room]) -> None:
@@ -194,6 +206,7 @@ def test_budget_exhaustion_under_concurrency(world: World, live: tuple[LiveServe
     token = world.tokens["tapsi_analyst"]
     left = budget_left(server, token)
     sqls = [f"SELECT COUNT(*) FROM tapsi.rides WHERE fare >= {i}" for i in range(50)]
+    started = clock.now()
     with ThreadPoolExecutor(10) as pool:
         responses = list(pool.map(lambda s: ask(server, token, sql=s, epsilon=0.2), sqls))
     ok = [r for r in responses if r.status_code == 200]
@@ -201,7 +214,14 @@ def test_budget_exhaustion_under_concurrency(world: World, live: tuple[LiveServe
     assert len(ok) + len(refused) == 50, {r.status_code for r in responses}
     assert len(ok) == round(left / 0.2 + 1e-9)
     assert budget_left(server, token) == pytest.approx(left - 0.2 * len(ok))
-    assert "budget" in refused[0].json()["error"]["message"]
+    error = refused[0].json()["error"]
+    assert "budget" in error["message"]
+    assert error["details"]["budget_left"] < 0.2 and error["details"]["party"] == "tapsi"
+    resets = datetime.fromisoformat(error["details"]["resets_at"])
+    wait = int(refused[0].headers["Retry-After"])
+    assert wait == error["details"]["retry_after"]
+    assert (resets - clock.now()).total_seconds() - 1 <= wait  # until the reset, asked
+    assert wait <= (resets - started).total_seconds() + 1  # between these two instants
     charges = (
         room.store.connection()
         .execute(
@@ -272,3 +292,138 @@ def test_error_bounds_cover_the_truth_95_percent_of_the_time(
             total += 1
     assert total == 1_000 * len(query.cells)
     assert 0.93 <= inside / total <= 0.97, inside / total
+
+
+def _get(server: LiveServer, token: str, path: str, **params: object) -> httpx.Response:
+    return httpx.get(
+        server.url + path,
+        headers={"Authorization": f"Bearer {token}"},
+        params=params,  # type: ignore[arg-type]
+        timeout=60,
+    )
+
+
+def _flat(result: dict[str, object]) -> dict[tuple[str, str], tuple[object, object]]:
+    """(city, measure) -> (value, error95) from the API's rows."""
+    out = {}
+    for row in result["rows"]:  # type: ignore[attr-defined]
+        for name in ("orders", "buyers", "avg_amount"):
+            out[(row["city"], name)] = (row[name]["value"], row[name]["error95"])
+    return out
+
+
+def test_history_lists_only_ones_party_and_results_download_with_bounds(
+    world: World, live: tuple[LiveServer, Room], tmp_path: Path
+) -> None:
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+    from openpyxl import load_workbook
+
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    result = ask(server, token, sql=SQL, epsilon=0.3).json()
+    listed = _get(server, token, "/api/v1/queries").json()
+    assert listed[0]["query_id"] == result["query_id"] and listed[0]["sql"] == SQL
+    assert listed[0]["epsilon"] == pytest.approx(0.3)
+    others = _get(server, world.tokens["filimo_analyst"], "/api/v1/queries").json()
+    assert result["query_id"] not in {q["query_id"] for q in others}
+    path = f"/api/v1/queries/{result['query_id']}"
+    assert _get(server, token, path, format="json").json()["rows"] == result["rows"]
+    expected = _flat(result)
+
+    r = _get(server, token, path, format="csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    lines = list(csv.DictReader(io.StringIO(r.text)))
+    assert {k: v for k, v in lines[0].items() if k != "city"}.keys() >= {
+        "measure", "value", "error95", "low", "high", "flags", "epsilon", "policy_version"
+    }  # fmt: skip
+    assert len(lines) == len(expected)
+    for line in lines:
+        value, error = expected[(line["city"], line["measure"])]
+        if value is None:  # an average over no usable count: only its bounds are known
+            assert line["value"] == "" and "no_estimate" in line["flags"]
+            continue
+        assert float(line["value"]) == pytest.approx(value)
+        assert float(line["error95"]) == pytest.approx(error)
+        assert float(line["low"]) <= float(line["value"]) <= float(line["high"])
+        assert (
+            float(line["epsilon"]) == pytest.approx(0.3) and line["query_id"] == result["query_id"]
+        )
+
+    parquet = pq.read_table(io.BytesIO(_get(server, token, path, format="parquet").content))
+    rows = parquet.to_pylist()
+    assert len(rows) == len(expected)
+    assert all(expected[(x["city"], x["measure"])][0] == pytest.approx(x["value"]) for x in rows)
+    assert all((x["value"] is None) == ("no_estimate" in x["flags"]) for x in rows)
+
+    book = load_workbook(io.BytesIO(_get(server, token, path, format="xlsx").content))
+    sheet = list(book["result"].values)
+    header = sheet[0]
+    assert len(sheet) - 1 == len(expected)
+    for values in sheet[1:]:
+        line = dict(zip(header, values, strict=True))
+        assert expected[(line["city"], line["measure"])][0] == pytest.approx(line["value"])
+    assert _get(server, token, path, format="pdf").status_code == 422
+
+
+def test_cli_writes_results_and_lists_history(
+    world: World, live: tuple[LiveServer, Room], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    server, _ = live
+    token = world.tokens["okala_analyst"]
+    auth = ("--url", server.url, "--token", token)
+    out = tmp_path / "cities.parquet"
+    ran = run_cli("query", *auth, "--sql", SQL, "--epsilon", "0.25", "--out", out, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    table = pq.read_table(out).to_pylist()
+    assert table and {r["measure"] for r in table} == {"orders", "buyers", "avg_amount"}
+    query_id = table[0]["query_id"]
+    listed = run_cli("query", "history", *auth, "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert query_id in {q["query_id"] for q in json.loads(listed.stdout)}
+    shown = run_cli("query", "show", query_id, *auth, "--out", tmp_path / "again.csv", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "again.csv").read_text().count("\n") == len(table) + 1
+    bad = run_cli("query", *auth, "--sql", SQL, "--out", tmp_path / "x.pdf", cwd=tmp_path)
+    assert bad.returncode == 1 and ".csv, .parquet" in bad.stderr
+    no_scheme = run_cli(
+        "query", "--url", "room.example", "--token", token, "--sql", SQL, cwd=tmp_path
+    )
+    assert no_scheme.returncode == 1 and "https://room.example" in no_scheme.stderr
+    priced = run_cli("query", *auth, "--sql", SQL, "--epsilon", "0.1", "--dry-run", cwd=tmp_path)
+    assert priced.returncode == 0, priced.stderr
+    assert "such queries" in priced.stdout and "error95" not in priced.stdout
+
+
+def test_python_client_returns_frames_with_bounds_and_typed_refusals(
+    world: World, live: tuple[LiveServer, Room]
+) -> None:
+    from cleanroom.client import Client, QueryRefused
+    from cleanroom.errors import UserError
+
+    server, _ = live
+    with Client(server.url, world.tokens["ofogh_analyst"]) as client:
+        assert client.me()["party"] == "ofogh"
+        price = client.price(template="overlap", epsilon=0.2)
+        left = client.budget()[0]["left"]
+        assert price["budget"]["queries_left"] == Fraction(str(left)) // Fraction("0.2")
+        result = client.query(template="overlap", epsilon=0.2)
+        df = result.df
+        assert list(df.columns[:1]) == ["combination"]
+        assert {"value", "error95", "low", "high", "flags"} <= set(df.columns)
+        assert (df["low"] <= df["value"]).all() and (df["value"] <= df["high"]).all()
+        assert df.attrs["query_id"] == result.query_id and df.attrs["epsilon"] == pytest.approx(0.2)
+        assert df.attrs["policy_version"] == 1 and df.attrs["cached"] is False
+        assert "pairwise" in result.extras()
+        again = client.query(template="overlap", epsilon=0.2)
+        assert again.cached and again.epsilon == 0 and "cached" in set(again.df["flags"])
+        assert client.history(5)[0]["query_id"] == again.query_id
+        with pytest.raises(QueryRefused) as refused:
+            client.query("SELECT person FROM ofogh.purchases")
+        assert refused.value.rule == "person_in_output" and refused.value.status == 400
+        assert isinstance(refused.value, UserError)

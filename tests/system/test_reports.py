@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -220,6 +222,13 @@ def test_reports_over_http(world: World, live: tuple[LiveServer, Room]) -> None:
     assert chart.content.startswith(b"\x89PNG") and len(chart.content) > 5_000
     on_disk = room.paths.root / "reports" / "overlap-weekly" / run["run_id"] / "report.html"
     assert on_disk.read_text() == page.text
+    archive = call(server, "GET", f"{base}/archive", analyst)
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        names = {n.split("/", 1)[1]: n for n in zf.namelist()}
+        assert set(names) == set(run["files"])  # every file of the run, nothing beside them
+        assert zf.read(names["report.html"]).decode() == page.text
+        assert zf.read(names["01-overlap-upset.png"]) == chart.content
 
     for bad in (
         "..%2F..%2Fmeta.sqlite",
@@ -239,7 +248,12 @@ def test_reports_over_http(world: World, live: tuple[LiveServer, Room]) -> None:
     assert r.status_code == 404  # a run's files only under its own report
 
     outsider = world.tokens["ofogh_analyst"]  # ofogh is not a recipient
-    for path in ("/api/v1/reports/overlap-weekly/runs", base, f"{base}/files/report.html"):
+    for path in (
+        "/api/v1/reports/overlap-weekly/runs",
+        base,
+        f"{base}/files/report.html",
+        f"{base}/archive",
+    ):
         assert call(server, "GET", path, outsider).status_code == 404
     assert call(server, "GET", "/api/v1/reports", outsider).json() == []
     assert call(server, "GET", base, world.tokens["okala_admin"]).status_code == 403

@@ -8,6 +8,7 @@ a Secure cookie off a plain-http connection. The browser tests
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ ROLES = {
 PAGES = {
     "/ui/": "dashboard",
     "/ui/console": "console",
+    "/ui/queries": "history",
     "/ui/policies": "policy.active",
     "/ui/policies/new": "policy.propose",
     "/ui/policies/1": "policy.history",
@@ -55,6 +57,7 @@ PAGES = {
 # What each capability shows, so its absence can be checked too.
 MARKERS = {
     "console": 'href="/ui/console"',
+    "history": 'href="/ui/queries"',
     "audit": 'href="/ui/audit"',
     "reports": 'href="/ui/reports"',
     "policy.propose": 'href="/ui/policies/new"',
@@ -262,7 +265,8 @@ def test_every_form_refuses_a_missing_or_wrong_csrf_token(
     concrete = path.replace("{number}", "1").replace("{name}", "overlap-weekly")
     r = v.post(concrete, data)
     assert r.status_code == 403, (path, r.status_code)
-    assert "missing or wrong" in r.text or "did not come from this site" in r.text
+    said = ("missing or wrong", "did not come from this site", "sign-in needs HTTPS")
+    assert any(reason in r.text for reason in said), r.text
     assert len(room.policies.history()) == before
     if path != "/ui/signin":
         assert v.get("/ui/").status_code == 200  # still signed in: nothing happened
@@ -369,7 +373,12 @@ def test_pricing_and_bad_epsilons_answer_on_the_console(
     sql = "SELECT city, COUNT(DISTINCT person) AS buyers FROM okala.orders GROUP BY city"
     priced = v.post("/ui/console", {"csrf": csrf, "sql": sql, "action": "price"})
     assert priced.status_code == 200 and "Price (dry run)" in priced.text
-    assert "threshold_error95" in priced.text and "nothing was charged" in priced.text
+    assert "nothing was charged" in priced.text
+    assert "threshold_error95" not in priced.text and "error95" not in priced.text  # no raw keys
+    assert "such queries" in priced.text and 'id="price-queries-left"' in priced.text
+    assert "Expected error" in priced.text and "± " in priced.text
+    assert 'id="budget-queries-left"' in priced.text
+    assert "more queries at the default" in priced.text
     bad = v.post("/ui/console", {"csrf": csrf, "template": "overlap", "epsilon": "lots"})
     assert bad.status_code == 400 and "epsilon must be a number" in bad.text
     assert 'id="template-overlap" open' in bad.text  # the form comes back as it was sent
@@ -395,3 +404,106 @@ def test_the_trail_opens_on_its_latest_entries_and_verifies(
     only = v.get("/ui/audit?action=web.signin&actor=reviewer").text
     assert "that match" in only and "<code>web.signin</code>" in only
     assert "user.add</code>" not in only and "test.filler" not in only
+
+
+def test_sign_in_over_plain_http_says_the_cookie_needs_https(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, _, tokens = live
+    with httpx.Client(
+        base_url=server.url
+    ) as browser:  # keeps Secure cookies off http, as browsers do
+        form = browser.get("/ui/signin")
+        assert "__Host-cleanroom_signin" in form.headers["set-cookie"]
+        r = browser.post(
+            "/ui/signin", data={"csrf": csrf_of(form.text), "token": tokens["okala_analyst"]}
+        )
+    assert r.status_code == 403
+    assert "sign-in needs HTTPS" in r.text and "expired" not in r.text
+
+
+def test_history_reopens_and_downloads_ones_own_results(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    server, room, tokens = live
+    # This module's room has no data: a past answer is stored as the engine stores one.
+    query_id = "0123456789abcdef"
+    result = {
+        "query_id": query_id,
+        "columns": ["city", "orders"],
+        "rows": [{"city": "Tehran", "orders": {"value": 41, "error95": 6.2}}],
+        "suppressed_groups": 0,
+        "epsilon": "1/2",
+        "epsilon_float": 0.5,
+        "delta": 0.0,
+        "mechanism": "laplace",
+        "cached": False,
+        "policy_version": 1,
+        "generation": 1,
+        "seconds": 0.1,
+    }
+    room.store.connection().execute(
+        "INSERT INTO queries (id, party, user_name, kind, request, cache_key, policy_version, "
+        "generation, epsilon, status, result, created_at) VALUES "
+        "(?, 'okala', 'okala-analyst', 'sql', ?, 'k', 1, 1, '1/2', 'done', ?, ?)",
+        (
+            query_id,
+            json.dumps({"sql": "SELECT city, COUNT(*) AS orders"}),
+            json.dumps(result),
+            "2026-11-20T10:00:00+00:00",
+        ),
+    )
+    v = visitor(live, "okala_analyst")
+    listed = v.get("/ui/queries")
+    assert listed.status_code == 200 and f"/ui/queries/{query_id}" in listed.text
+    reopened = v.get(f"/ui/queries/{query_id}")
+    assert reopened.status_code == 200 and 'id="result-table"' in reopened.text
+    assert f"/ui/queries/{query_id}/download?format=csv" in reopened.text
+    csv_file = v.get(f"/ui/queries/{query_id}/download?format=csv")
+    assert csv_file.status_code == 200 and csv_file.text.startswith("city,measure,value,error95")
+    assert "Tehran,orders,41,6.2,34.8,47.2," in csv_file.text
+    other = visitor(live, "reviewer")
+    assert other.get(f"/ui/queries/{query_id}").status_code == 200  # reviewers see every party
+    stranger = Visitor(server.url)
+    assert stranger.sign_in(tokens["filimo_analyst"]).status_code == 303
+    assert stranger.get(f"/ui/queries/{query_id}").status_code == 404
+    assert stranger.get(f"/ui/queries/{query_id}/download?format=csv").status_code == 404
+
+
+def test_the_console_offers_only_the_templates_the_policy_approves(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    from cleanroom.room.web.pages.console import template_forms
+
+    _, room, _ = live
+    policy = room.active_policy().policy
+    offered = {f.name for f in template_forms(policy, "okala")}
+    assert "overlap" in offered and offered <= set(policy.templates)
+    without = policy.model_copy(
+        update={"templates": {k: v for k, v in policy.templates.items() if k != "overlap"}}
+    )
+    assert "overlap" not in {f.name for f in template_forms(without, "okala")}
+
+
+def test_run_now_is_not_offered_when_the_reporter_share_cannot_pay(
+    live: tuple[LiveServer, Room, dict[str, str]],
+) -> None:
+    from cleanroom.room.budget import Ledger
+
+    _, room, _ = live
+    v = visitor(live, "reporter")
+    assert 'id="run-now"' in v.get("/ui/reports/overlap-weekly").text
+    privacy = room.active_policy().policy.privacy
+    assert privacy is not None
+    ledger = Ledger(room.store, room.audit)
+    left = ledger.status("reporter", privacy.budget).left
+    charge = ledger.charge(
+        "reporter", left, policy=privacy.budget, query_id="test-spend", actor="test"
+    )
+    try:
+        page = v.get("/ui/reports/overlap-weekly").text
+        assert 'id="run-now"' not in page and 'id="cannot-pay"' in page
+        assert "less than the 0.2 a run costs" in page
+    finally:
+        ledger.refund(charge, actor="test", reason="test over")
+    assert 'id="run-now"' in v.get("/ui/reports/overlap-weekly").text

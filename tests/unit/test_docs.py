@@ -15,3 +15,10 @@ def test_readme_opens_with_the_two_commands() -> None:
 def test_every_setting_is_documented() -> None:
     for name in Settings.model_fields:
         assert f"| `{name}` |" in README, name
+
+
+def test_the_design_lives_in_the_repository_and_the_readme_links_it() -> None:
+    root = Path(__file__).resolve().parents[2]
+    design = root / "docs" / "design.md"
+    assert design.is_file() and "threat model" in design.read_text().lower()
+    assert "](docs/design.md)" in README and "../shared" not in README

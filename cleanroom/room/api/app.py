@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -13,12 +14,15 @@ import duckdb
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cleanroom
+from cleanroom import clock
 from cleanroom.errors import CleanroomError, UnavailableError
 from cleanroom.room import metrics
 from cleanroom.room.api.limits import BodyLimit
+from cleanroom.room.api.models import ERRORS, ErrorBody, ErrorDetails, ErrorInfo
 from cleanroom.room.api.routes import (
     audit,
     budget,
@@ -31,6 +35,7 @@ from cleanroom.room.api.routes import (
     reports,
 )
 from cleanroom.room.audit_watch import AuditWatch
+from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.faults import unavailable
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.recovery import recover
@@ -49,10 +54,19 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 def _error(
     status: int, code: str, message: str, request_id: str, details: dict[str, object]
 ) -> JSONResponse:
-    body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
-    if details:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers={"X-Request-Id": request_id})
+    body = ErrorBody(
+        error=ErrorInfo(
+            code=code,
+            message=message,
+            request_id=request_id,
+            details=ErrorDetails.model_validate(details),
+        )
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        headers={"X-Request-Id": request_id},
+    )
 
 
 def _respond(
@@ -65,8 +79,16 @@ def _respond(
     """An error as JSON for the API, as a page for the web UI (one handler for both)."""
     if is_web(request):
         return error_page(request, status, code, message)
-    request_id = getattr(request.state, "request_id", "-")
-    return _error(status, code, message, request_id, details or {})
+    return _error(status, code, message, getattr(request.state, "request_id", "-"), details or {})
+
+
+def _retry_after(err: CleanroomError) -> int | None:
+    """Seconds a client should wait: a fixed hint when unavailable, the reset of a budget."""
+    if isinstance(err, UnavailableError):
+        return err.retry_after
+    if isinstance(err, BudgetExceeded):
+        return max(1, math.ceil((err.resets_at - clock.now()).total_seconds()))
+    return None
 
 
 def create_app(room: Room) -> FastAPI:
@@ -100,7 +122,7 @@ def create_app(room: Room) -> FastAPI:
             if watch is not None:
                 watch.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the package's own files, no CDN
         title="cleanroom",
         version=cleanroom.__version__,
         description="Privacy-preserving data clean room: upload sealed bundles, match, "
@@ -111,7 +133,7 @@ def create_app(room: Room) -> FastAPI:
     app.state.engine = Engine(room)
     app.state.reports = ReportRunner(app.state.engine)
     for module in (health, datasets, matches, queries, budget, policies, reports, audit, me):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERRORS)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
     app.add_middleware(
@@ -153,13 +175,17 @@ def create_app(room: Room) -> FastAPI:
             log.warning(
                 "unavailable", extra={"code": err.code, "request_id": request_id, **err.details}
             )
-            response = _respond(request, err.status, err.code, str(err), err.details)
-            response.headers["Retry-After"] = str(err.retry_after)
-            return response
-        if err.status >= 500:
+        elif err.status >= 500:
             log.error("internal error", extra={"code": err.code, "request_id": request_id})
             return _respond(request, 500, err.code, "internal error; see the service log")
-        return _respond(request, err.status, err.code, str(err), err.details)
+        details = err.details
+        retry = _retry_after(err)
+        if retry is not None:
+            details = {**details, "retry_after": retry}
+        response = _respond(request, err.status, err.code, str(err), details)
+        if retry is not None:
+            response.headers["Retry-After"] = str(retry)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> Response:

@@ -30,11 +30,14 @@ from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
+from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
+from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
 from cleanroom.room.room import ActivePolicy, Room
 from cleanroom.room.store import now
 from cleanroom.room.templates import prepare_template
+from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
 _INT64_MAX = 2**63 - 1  # the ledger stores an epsilon as two INTEGER columns
@@ -116,7 +119,7 @@ def _party_of(user: User) -> str:
         return user.party
     if user.role is Role.reporter:
         return user.party or "reporter"
-    raise ForbiddenError(f"'{user.name}' is a {user.role}; queries are for analysts and reporters")
+    raise ForbiddenError(f"'{user.name}' is {a(user.role)}; queries are for analysts and reporters")
 
 
 def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
@@ -209,7 +212,12 @@ class Engine:
             )
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
-            return {"dry_run": True, **query.preview(epsilon, privacy)}
+            status = self.ledger.status(party, privacy.budget)
+            return {
+                "dry_run": True,
+                **query.preview(epsilon, privacy),
+                "budget": outlook(party, epsilon, status),
+            }
         self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
         with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
             if generation is None:
@@ -463,6 +471,14 @@ class Engine:
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
         return {"status": "done", **json.loads(row["result"])}
+
+    def history(
+        self, user: User, *, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The caller's party's past queries, newest first (every party's for reviewers)."""
+        everyone = user.role in (Role.reviewer, Role.room_admin)
+        party = None if everyone else _party_of(user)
+        return history(self.room.store, user, party, limit=limit, before=before)
 
     def run_prepaid(
         self,

@@ -25,6 +25,7 @@ from cleanroom.room.query.parse import (
 )
 from cleanroom.room.query.plan import AggKind, Aggregate, ColumnRef
 from cleanroom.room.query.scope import Column, Scope, candidates
+from cleanroom.wording import a
 
 _DEFAULT_NAMES: dict[AggKind, str] = {
     "count": "count",
@@ -84,7 +85,7 @@ def group_keys(select: exp.Select, scope: Scope) -> list[Column]:
         key = scope.resolve(node)
         if key.role != "dimension":
             dims = scope.usable(key.table, "dimension")
-            what = "identifies one person" if key.role == PERSON else f"is a {key.role}"
+            what = "identifies one person" if key.role == PERSON else f"is {a(key.role)}"
             raise QueryRejected(
                 "group_by_not_dimension",
                 f"GROUP BY {shown}: {key.name} {what}; group only by dimensions "
@@ -206,7 +207,7 @@ def _aggregate(node: exp.Expr, scope: Scope) -> tuple[AggKind, Column | None]:
                 metrics = scope.usable(column.table, "metric")
                 raise QueryRejected(
                     "aggregate_not_metric",
-                    f"{shown}: {column.name} is a {column.role}; {kind.upper()} takes a metric "
+                    f"{shown}: {column.name} is {a(column.role)}; {kind.upper()} takes a metric "
                     f"({', '.join(metrics) or f'{column.table.ref.name} has none'})",
                 )
             return kind, column
@@ -234,4 +235,4 @@ def _row_level(shown: str, column: Column) -> str:
         return f"SELECT {shown}: {column.name} is not grouped; release it as SUM or AVG"
     if column.role == "dimension":
         return f"SELECT {shown}: {column.name} is not grouped; add it to GROUP BY"
-    return f"SELECT {shown}: {column.name} is a {column.role} column; filter on it in WHERE"
+    return f"SELECT {shown}: {column.name} is {a(column.role)} column; filter on it in WHERE"

@@ -49,10 +49,22 @@ class QueryRejected(UserError):
     code = "query_rejected"
     status = 400
 
-    def __init__(self, rule: str, message: str) -> None:
+    def __init__(self, rule: str, message: str, *, clause: str | None = None) -> None:
         self.rule = rule
         self.message = message
+        self.clause = clause if clause is not None else _clause_of(message)
         super().__init__(message)
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The rule broken and the piece of the query at fault (the analyst's own text)."""
+        return {"rule": self.rule, "clause": self.clause}
+
+
+def _clause_of(message: str) -> str | None:
+    """The quoted piece that opens most messages (``SELECT *: ...``), if there is one."""
+    head, sep, _ = message.partition(": ")
+    return head if sep and head and len(head) <= 120 else None
 
 
 def fragment(node: exp.Expr, limit: int = 80) -> str:

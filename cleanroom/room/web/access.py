@@ -28,6 +28,7 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
     "dashboard": ("GET", "/api/v1/datasets"),
     "budget": ("GET", "/api/v1/budget"),
     "console": ("POST", "/api/v1/queries"),
+    "history": ("GET", "/api/v1/queries"),
     "policy.active": ("GET", "/api/v1/policies/active"),
     "policy.history": ("GET", "/api/v1/policies"),
     "policy.propose": ("POST", "/api/v1/policies"),

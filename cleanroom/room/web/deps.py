@@ -22,6 +22,7 @@ from cleanroom.room.web.access import capabilities, may
 from cleanroom.room.web.forms import Form, read_form
 from cleanroom.room.web.prefs import chosen_language
 from cleanroom.room.web.session import Session, Sessions, csrf_matches
+from cleanroom.wording import a
 
 
 class SignInRequired(AuthError):
@@ -67,7 +68,7 @@ def _admit(request: Request, room: Room, session: Session, capability: str) -> N
             request,
             session.user.name,
             "role",
-            f"'{session.user.name}' is a {session.user.role}, and this page is not for that role",
+            f"'{session.user.name}' is {a(session.user.role)}, and this page is not for that role",
         )
 
 

@@ -17,6 +17,7 @@ from cleanroom.room.web.pages import (
     audit,
     console,
     dashboard,
+    history,
     language,
     policies,
     reports,
@@ -32,7 +33,7 @@ STATIC = {
 }
 _STATIC_BODIES = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
 
-PAGES = (signin, language, dashboard, console, policies, audit, reports)
+PAGES = (signin, language, dashboard, console, history, policies, audit, reports)
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 for module in PAGES:
     router.include_router(module.router)

@@ -163,6 +163,30 @@ def test_existing_output_survives_a_failed_prepare(tmp_path: Path, keys: Keys) -
     assert out.read_bytes() == before
 
 
+def test_prepare_says_which_phase_it_is_in(tmp_path: Path, keys: Keys) -> None:
+    phases: list[str] = []
+    read: list[tuple[int, int]] = []
+    path = write_csv(tmp_path, HEADER + "".join(ROWS))
+    prepare(
+        input_path=path,
+        spec=SPEC,
+        party="okala",
+        match_key=keys.match,
+        room_key=keys.room.public_key(),
+        signing_key=keys.party,
+        out=tmp_path / "out.bundle",
+        progress=lambda done, total: read.append((done, total)),
+        phase=phases.append,
+    )
+    assert phases[0].endswith(": 0 rows read")
+    assert phases[-3:] == [
+        "normalizing, tokenizing and encrypting: 5 rows read",
+        "finishing the encrypted Parquet payload",
+        "signing the bundle",
+    ]
+    assert read and read[-1][0] == read[-1][1] == path.stat().st_size
+
+
 ID_SPEC = parse_spec({"dataset": "ids", "identifiers": {"mobile": "phone", "mail": "email"}})
 
 

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from cleanroom.room.api.deps import RoomDep, roles
+from cleanroom.room.api.models import AuditEntryOut, VerificationOut
 from cleanroom.room.auth import Role, User
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Auditor = Annotated[User, Depends(roles(Role.reviewer, Role.room_admin))]
 
 
-@router.get("")
+@router.get("", response_model=list[AuditEntryOut])
 def entries(
     room: RoomDep,
     user: Auditor,
@@ -31,7 +32,7 @@ def entries(
     return [asdict(e) for e in found]
 
 
-@router.get("/verify")
+@router.get("/verify", response_model=VerificationOut)
 def verify(room: RoomDep, user: Auditor) -> dict[str, Any]:
     """Recompute the chain: edited, deleted or reordered entries are named.
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from cleanroom.errors import UserError
 from cleanroom.room.api.deps import RoomDep, UserDep
+from cleanroom.room.api.models import Budget
 from cleanroom.room.api.routes.queries import EngineDep
 from cleanroom.room.auth import Role
 from cleanroom.room.disclosure import sees_every_party
@@ -15,7 +16,7 @@ from cleanroom.room.disclosure import sees_every_party
 router = APIRouter(prefix="/api/v1", tags=["budget"])
 
 
-@router.get("/budget")
+@router.get("/budget", response_model=Budget, response_model_exclude_unset=True)
 def budget(room: RoomDep, user: UserDep, engine: EngineDep) -> dict[str, Any]:
     """A party-bound user sees its party; reviewers and admins see every party.
 

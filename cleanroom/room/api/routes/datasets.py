@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from cleanroom.errors import NotFoundError, TooLargeError, UserError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
+from cleanroom.room.api.models import DatasetOut, DatasetVersionOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.disclosure import dataset_for, history_for
 from cleanroom.room.ingest import dataset_history, ingest, live_datasets
@@ -19,7 +20,9 @@ from cleanroom.room.ingest import dataset_history, ingest, live_datasets
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=DatasetVersionOut, response_model_exclude_unset=True
+)
 async def upload(
     request: Request,
     room: RoomDep,
@@ -58,7 +61,7 @@ async def upload(
     return version.public()
 
 
-@router.get("")
+@router.get("", response_model=list[DatasetVersionOut], response_model_exclude_unset=True)
 def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
     """The live version of every dataset: who sent what, when, how many rows.
 
@@ -69,7 +72,7 @@ def list_datasets(room: RoomDep, user: UserDep) -> list[dict[str, Any]]:
     return [dataset_for(user, d) for d in live_datasets(room)]
 
 
-@router.get("/{party}/{dataset}")
+@router.get("/{party}/{dataset}", response_model=DatasetOut, response_model_exclude_unset=True)
 def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, Any]:
     """One dataset: its contract status and every version, newest first (to whom may see it)."""
     versions = dataset_history(room, party, dataset)

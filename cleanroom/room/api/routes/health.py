@@ -7,17 +7,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep
+from cleanroom.room.api.models import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/v1/health")
+@router.get("/api/v1/health", response_model=Health)
 def health() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/api/v1/ready")
+@router.get("/api/v1/ready", response_model=Readiness)
 def ready(room: RoomDep, response: Response) -> dict[str, object]:
     """The stores answer and a policy is active."""
     checks: dict[str, bool] = {}

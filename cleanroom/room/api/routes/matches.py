@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from cleanroom.errors import NotFoundError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
+from cleanroom.room.api.models import GenerationOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.disclosure import match_inputs_for
 from cleanroom.room.matching import live_generation, run_match
@@ -17,7 +18,7 @@ from cleanroom.room.matching import live_generation, run_match
 router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=GenerationOut, response_model_exclude_unset=True)
 async def match(
     room: RoomDep, user: Annotated[User, Depends(roles(Role.room_admin))]
 ) -> dict[str, Any]:
@@ -31,7 +32,7 @@ async def match(
     return generation.public(user)
 
 
-@router.get("/latest")
+@router.get("/latest", response_model=GenerationOut, response_model_exclude_unset=True)
 def latest(room: RoomDep, user: UserDep) -> dict[str, Any]:
     """Which dataset versions the live generation was built from, and what it withheld.
 

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from cleanroom.room.api.deps import UserDep
+from cleanroom.room.api.models import Me
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 def me(user: UserDep) -> dict[str, Any]:
     """The calling user (never the token)."""
     return {"name": user.name, "role": str(user.role), "party": user.party}

@@ -16,6 +16,13 @@ from pydantic import BaseModel, Field
 
 from cleanroom.room.api.deps import RoomDep, UserDep
 from cleanroom.room.api.deps import roles as admit
+from cleanroom.room.api.models import (
+    PolicyActive,
+    PolicyDiff,
+    PolicyProposed,
+    PolicyShown,
+    PolicyVersionOut,
+)
 from cleanroom.room.auth import Role, User
 from cleanroom.room.policy.diff import PolicyChange, summarize
 from cleanroom.room.policy.lifecycle import MAX_COMMENT, PolicyVersion
@@ -47,27 +54,27 @@ def _shown(version: PolicyVersion) -> dict[str, Any]:
     return {**version.summary(), "yaml": version.body}
 
 
-@router.get("")
+@router.get("", response_model=list[PolicyVersionOut])
 def history(room: RoomDep, user: Reader) -> list[dict[str, Any]]:
     """Every version, oldest first: status, author, base version, approvals."""
     return [v.summary() for v in room.policies.history()]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=PolicyProposed)
 def propose(body: ProposalBody, room: RoomDep, user: Reviewer) -> dict[str, Any]:
     """Propose a new version; the answer lists its changes from the active one, classified."""
     version, changes = room.policies.propose(user, body.yaml, body.comment)
     return {**version.summary(), **_changes(changes)}
 
 
-@router.get("/active")
+@router.get("/active", response_model=PolicyActive)
 def active(room: RoomDep, user: UserDep) -> dict[str, Any]:
     """The policy in force now, to every role: the contract queries and uploads must fit."""
     version = room.policies.active()
     return {**_shown(version), "policy": version.policy().model_dump(mode="json")}
 
 
-@router.get("/diff")
+@router.get("/diff", response_model=PolicyDiff, response_model_by_alias=True)
 def diff(
     room: RoomDep,
     user: Reader,
@@ -84,7 +91,7 @@ def diff(
     return {"from": start, "to": to, **_changes(room.policies.compare(start, to))}
 
 
-@router.get("/{version}")
+@router.get("/{version}", response_model=PolicyShown)
 def show(version: int, room: RoomDep, user: Reader) -> dict[str, Any]:
     """One version: its YAML, status and every reviewer's decision."""
     return _shown(room.policies.get(version))
@@ -93,7 +100,7 @@ def show(version: int, room: RoomDep, user: Reader) -> dict[str, Any]:
 OptionalComment = Annotated[DecisionBody | None, Body()]
 
 
-@router.post("/{version}/approve")
+@router.post("/{version}/approve", response_model=PolicyVersionOut)
 def approve(
     version: int, room: RoomDep, user: Reviewer, body: OptionalComment = None
 ) -> dict[str, Any]:
@@ -101,13 +108,13 @@ def approve(
     return room.policies.approve(user, version, body.comment if body else "").summary()
 
 
-@router.post("/{version}/reject")
+@router.post("/{version}/reject", response_model=PolicyVersionOut)
 def reject(version: int, body: DecisionBody, room: RoomDep, user: Reviewer) -> dict[str, Any]:
     """Reject with a comment saying why; the proposal is closed."""
     return room.policies.reject(user, version, body.comment).summary()
 
 
-@router.post("/{version}/rollback", status_code=201)
+@router.post("/{version}/rollback", status_code=201, response_model=PolicyProposed)
 def rollback(
     version: int, room: RoomDep, user: Reviewer, body: OptionalComment = None
 ) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.errors import NotFoundError
 from cleanroom.room.api.deps import roles
+from cleanroom.room.api.models import ReportOut, ReportRunOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.policy.reports import ReportPolicy
 from cleanroom.room.reports.access import may_read
@@ -68,7 +71,7 @@ def _describe(name: str, report: ReportPolicy, version: int) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=list[ReportOut])
 def list_reports(runner: RunnerDep, user: Reader) -> list[dict[str, Any]]:
     """The reports of the active policy the caller may read, each with its latest run."""
     active = runner.room.active_policy()
@@ -85,7 +88,7 @@ def list_reports(runner: RunnerDep, user: Reader) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/{name}/runs")
+@router.get("/{name}/runs", response_model=list[ReportRunOut])
 def list_runs(
     name: str, runner: RunnerDep, user: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[dict[str, Any]]:
@@ -94,7 +97,7 @@ def list_runs(
     return [run.as_dict() for run in runner.runs.recent(name, limit=limit)]
 
 
-@router.post("/{name}/run", status_code=201)
+@router.post("/{name}/run", status_code=201, response_model=ReportRunOut)
 async def run_now(name: str, runner: RunnerDep, user: Trigger) -> dict[str, Any]:
     """Run a report now, as the reporters; the recorded run (its ``status`` says how it went).
 
@@ -106,14 +109,27 @@ async def run_now(name: str, runner: RunnerDep, user: Trigger) -> dict[str, Any]
     return run.as_dict()
 
 
-@router.get("/{name}/runs/{run_id}")
+@router.get("/{name}/runs/{run_id}", response_model=ReportRunOut)
 def get_run(name: str, run_id: str, runner: RunnerDep, user: Reader) -> dict[str, Any]:
     """One run, with the names of its files."""
     _visible(runner, name, user)
     return runner.runs.get(name, run_id).as_dict()
 
 
-@router.get("/{name}/runs/{run_id}/files/{file}", response_class=FileResponse)
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file",
+        "content": {
+            m.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+            for m in MEDIA_TYPES.values()
+        },
+    }
+}
+
+
+@router.get(
+    "/{name}/runs/{run_id}/files/{file}", response_class=FileResponse, responses=FILE_RESPONSE
+)
 def download(name: str, run_id: str, file: str, runner: RunnerDep, user: Reader) -> FileResponse:
     """One file of a published run; only the names the run lists, nothing beside them."""
     _visible(runner, name, user)
@@ -130,4 +146,36 @@ def download(name: str, run_id: str, file: str, runner: RunnerDep, user: Reader)
         path,
         media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
         headers=headers,
+    )
+
+
+ARCHIVE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "every file of the run in one zip",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get("/{name}/runs/{run_id}/archive", response_class=Response, responses=ARCHIVE_RESPONSE)
+def archive(name: str, run_id: str, runner: RunnerDep, user: Reader) -> Response:
+    """Every file of a published run (page, charts, CSV, JSON) as one zip."""
+    _visible(runner, name, user)
+    run = runner.runs.get(name, run_id)
+    if run.status != "done" or run.outputs is None:
+        raise NotFoundError(f"run '{run.id}' of report '{name}' published no files")
+    base = (runner.room.paths.root / run.outputs).resolve()
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file in run.files:
+            path = (base / file).resolve()
+            if path.parent == base and path.is_file():  # only the names the run lists
+                zf.write(path, arcname=f"{name}-{run.id}/{file}")
+    return Response(
+        sink.getvalue(),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-{run.id}.zip"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )

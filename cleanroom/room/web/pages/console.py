@@ -158,7 +158,7 @@ def template_forms(policy: CollaborationPolicy, party: str) -> list[TemplateForm
     forms = []
     for name, prepare in TEMPLATES.items():
         approved = policy.templates.get(name)
-        if approved is not None and not approved.enabled:
+        if approved is None or not approved.enabled:  # as the engine: approved ones only
             continue
         if access is not None and not access.may_run(name):
             continue
@@ -209,6 +209,8 @@ def _context(room: Room, engine: Engine, user: User, **extra: Any) -> dict[str, 
         "chart": None,
         "extras": {},
         "refusal": None,
+        "reopened": None,
+        "downloads": ("csv", "xlsx", "parquet", "json"),
         **extra,
         "sent": {**NOTHING_SENT, **extra.get("sent", {})},
     }

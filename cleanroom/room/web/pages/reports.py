@@ -10,6 +10,7 @@ sandboxed frame, and its charts as images.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,6 +20,7 @@ from cleanroom.errors import NotFoundError, UserError
 from cleanroom.room.api.routes import reports as reports_api
 from cleanroom.room.api.routes.reports import RunnerDep
 from cleanroom.room.i18n import N_
+from cleanroom.room.reports.runner import REPORTER_SHARE
 from cleanroom.room.web.access import may
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
@@ -60,6 +62,7 @@ def _report_page(
 ) -> Response:
     definition = _report(runner, name, session)
     runs = reports_api.list_runs(name, runner, session.user, limit=RUNS_SHOWN)
+    left = _reporter_left(runner)
     return render(
         request,
         "report.html",
@@ -69,9 +72,21 @@ def _report_page(
             "runs": runs,
             "error": error,
             "can_run": may(session.user, "reports.run") and definition["enabled"],
+            # "Run now" only when the reporter share can pay; else say how much is left.
+            "reporter_left": left,
+            "can_pay": left is None or left >= Fraction(definition["epsilon"]),
         },
         status=status,
     )
+
+
+def _reporter_left(runner: Any) -> Fraction | None:
+    """Epsilon left to the reporter share this period (None: the policy sets no budget)."""
+    privacy = runner.room.active_policy().policy.privacy
+    if privacy is None:
+        return None
+    left: Fraction = runner.engine.ledger.status(REPORTER_SHARE, privacy.budget).left
+    return left
 
 
 @router.post("/reports/{name}/run")
@@ -114,3 +129,9 @@ def run_page(
 def run_file(runner: RunnerDep, session: Reader, name: str, run_id: str, file: str) -> FileResponse:
     """A file the run lists, served as the API serves it."""
     return reports_api.download(name, run_id, file, runner, session.user)
+
+
+@router.get("/reports/{name}/runs/{run_id}/archive")
+def run_archive(runner: RunnerDep, session: Reader, name: str, run_id: str) -> Response:
+    """The run's files in one zip, as the API serves them."""
+    return reports_api.archive(name, run_id, runner, session.user)

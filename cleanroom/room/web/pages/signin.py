@@ -33,6 +33,13 @@ from cleanroom.room.web.session import LIFETIME, csrf_matches
 
 router = APIRouter()
 SIGNIN_SECONDS = 15 * 60
+# User-facing sentences of this page, in one place for the message catalogs.
+EXPIRED = "the sign-in form expired or did not come from this site; reload it and try again"
+NEEDS_HTTPS = (
+    "sign-in needs HTTPS: the room's session cookie is sent only over https://, and this "
+    "page was opened over plain http://; open the room's https:// address (on a test "
+    "machine, a development room may set web_secure_cookies: false)"
+)
 SignOutForm = Annotated[Form, Depends(posted("dashboard"))]
 
 
@@ -85,14 +92,11 @@ async def signin(request: Request, room: RoomDep) -> Response:
     """Check the token; on success a new session, its cookie, and the page asked for."""
     form = await read_form(request)
     expected = request.cookies.get(cookie_name(room.settings, "signin"))
+    if not expected and room.settings.web_secure_cookies and request.url.scheme == "http":
+        # The browser kept the HTTPS-only cookie to itself: not an expired form.
+        raise refuse(room, request, "anonymous", "csrf", NEEDS_HTTPS)
     if not expected or not csrf_matches(expected, form.get("csrf") or None):
-        raise refuse(
-            room,
-            request,
-            "anonymous",
-            "csrf",
-            "the sign-in form expired or did not come from this site; reload it and try again",
-        )
+        raise refuse(room, request, "anonymous", "csrf", EXPIRED)
     target = safe_next(form.get("next"))
     try:
         user = room.users.authenticate(form.get("token").strip() or None)

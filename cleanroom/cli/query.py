@@ -1,0 +1,211 @@
+"""``cleanroom query``: ask, price, list and re-open queries, and write results to files.
+
+Talks to a running room through :mod:`cleanroom.client`. Every number is shown
+with its 95% error bound; a dry run speaks in the analyst's terms (the cost,
+what is left, about how many such queries), never in raw keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from cleanroom.cli.console import console, err_console
+from cleanroom.cli.room import _token, _url
+from cleanroom.errors import UserError
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
+
+
+def _number(cell: dict[str, Any]) -> str:
+    value, error = cell.get("value"), cell.get("error95")
+    shown = "—" if value is None else f"{value:,}"
+    if cell.get("low") is not None and cell.get("high") is not None and value is not None:
+        return f"{shown} ({cell['low']:,} to {cell['high']:,})"
+    return shown + (f" ± {error:,}" if error is not None else "")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict) and "value" in value:
+        return _number(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_shown(v) for v in value)
+    return str(value)
+
+
+def print_price(price: dict[str, Any]) -> None:
+    """A dry run in the analyst's terms: the cost, the budget, and each number's accuracy."""
+    budget = price.get("budget")
+    if budget:
+        console.print(f"dry run: {budget['summary']}", highlight=False)
+    else:
+        console.print(f"dry run: this query costs epsilon {price['epsilon_float']:.4g}")
+    console.print(f"{price['groups']} group(s); each number would be within, 95% of the time:")
+    for name, errors in price["aggregates"].items():
+        if errors.get("error95") is not None:
+            console.print(f"  {name}: ± {errors['error95']:,}", highlight=False)
+        elif errors.get("sum_error95") is not None:
+            console.print(
+                f"  {name}: an average; its total ± {errors['sum_error95']:,} "
+                f"over a count ± {errors.get('count_error95', 0):,}",
+                highlight=False,
+            )
+    if price.get("threshold_error95") is not None and price.get("min_noisy_persons"):
+        console.print(
+            f"groups under about {price['min_noisy_persons']} persons are withheld "
+            f"(their noisy size is ± {price['threshold_error95']:,})",
+            highlight=False,
+        )
+
+
+def print_result(result: dict[str, Any]) -> None:
+    """A released table: every number with its 95% error bound, then the template's figures."""
+    if result.get("dry_run"):
+        print_price(result)
+        return
+    table = Table(*result["columns"], title=f"query {result['query_id']}")
+    for row in result["rows"]:
+        table.add_row(*(_shown(row.get(column)) for column in result["columns"]))
+    console.print(table)
+    from cleanroom.client import Result
+
+    for key, value in Result(result).extras().items():
+        console.print(f"{key}: {_shown(value)}", highlight=False)
+    console.print(
+        f"epsilon spent: {0 if result['cached'] else result['epsilon_float']:g}"
+        f"{' (cached answer)' if result['cached'] else ''}; "
+        f"groups withheld (under the minimum size): {result['suppressed_groups']}; "
+        f"policy v{result['policy_version']}, match generation {result['generation']}",
+        highlight=False,
+    )
+
+
+def _format_of(out: Path) -> str:
+    fmt = SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        raise UserError(f"--out {out.name}: name the file .csv, .parquet, .json or .xlsx")
+    return fmt
+
+
+def _write(url: str, token: str, query_id: str, out: Path) -> None:
+    from cleanroom.client import Client
+
+    fmt = _format_of(out)
+    with Client(url, token) as client:
+        data = client.download(query_id, fmt)
+    out.write_bytes(data)
+    err_console.print(f"query {query_id} written to {out} ({fmt})", highlight=False)
+
+
+_out = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the result to FILE (.csv, .parquet, .json, .xlsx): one line per "
+    "number with its bounds and flags.",
+)
+
+
+@click.group("query", invoke_without_command=True)
+@click.option("--url", envvar="CLEANROOM_URL", default=None, help="Room URL (or CLEANROOM_URL).")
+@click.option("--token", envvar="CLEANROOM_TOKEN", default=None, help="Bearer token.")
+@click.option("--sql", default=None, help="Restricted SQL (aggregates only).")
+@click.option("--template", default=None, help="A template approved in the policy (e.g. overlap).")
+@click.option("--param", "params", multiple=True, help="Template parameter k=v (repeatable).")
+@click.option("--epsilon", type=float, default=None, help="Privacy budget to spend.")
+@click.option("--dry-run", is_flag=True, help="Price the query; spend nothing, read nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@_out
+@click.pass_context
+def query(
+    ctx: click.Context,
+    url: str | None,
+    token: str | None,
+    sql: str | None,
+    template: str | None,
+    params: tuple[str, ...],
+    epsilon: float | None,
+    dry_run: bool,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Run a query and print the result table with error bounds (or: history, show)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if url is None or token is None:
+        raise UserError("give --url and --token (or CLEANROOM_URL and CLEANROOM_TOKEN)")
+    if (sql is None) == (template is None):
+        raise UserError("give --sql or --template")
+    if out is not None:
+        _format_of(out)  # a wrong suffix is refused before anything is spent
+        if dry_run:
+            raise UserError("--out writes a result; a dry run has none")
+    parsed = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--param {item!r}: expected key=value")
+        parsed[key] = value
+    from cleanroom.client import Client
+
+    with Client(url, token) as client:
+        body = {"sql": sql, "template": template, "params": parsed, "epsilon": epsilon}
+        result = client.call("POST", "/api/v1/queries", json={**body, "dry_run": dry_run})
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+    if out is not None:
+        _write(url, token, result["query_id"], out)
+
+
+@query.command("history")
+@_url
+@_token
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def history(url: str, token: str, limit: int, as_json: bool) -> None:
+    """Your party's queries, newest first."""
+    from cleanroom.client import Client
+
+    with Client(url, token) as client:
+        found = client.history(limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    table = Table("id", "when", "who", "what", "epsilon", "status")
+    for q in found:
+        what = q["template"] or (q["sql"] or "")[:60]
+        status = q["status"] + (" (cached)" if q["cached"] else "")
+        table.add_row(q["query_id"], q["created_at"], q["user"], what, f"{q['epsilon']:g}", status)
+    console.print(table)
+
+
+@query.command("show")
+@click.argument("query_id")
+@_url
+@_token
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@_out
+def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -> None:
+    """Re-open a past result of your party (nothing is spent)."""
+    from cleanroom.client import Client
+
+    if out is not None:
+        _format_of(out)
+    with Client(url, token) as client:
+        result = client.result(query_id).raw
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif result.get("status", "done") != "done":
+        console.print(f"query {query_id} is {result['status']}: no result", highlight=False)
+    else:
+        print_result(result)
+    if out is not None:
+        _write(url, token, query_id, out)
