@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from fractions import Fraction
@@ -409,12 +410,12 @@ def test_the_engine_runs_journeys_for_analysts_with_join_required(room: Room) ->
     [
         ("transitions", {"window_days": "0"}, "between 1 and 365"),
         ("transitions", {"window_days": "1; DROP TABLE x"}, "whole number"),
-        ("transitions", {"brands": "okala,nobody"}, "no brand 'nobody'"),
+        ("transitions", {"brands": "okala,nobody"}, "no brand '\u2068nobody\u2069'"),
         ("transitions", {"brands": "okala"}, "at least two"),
         ("funnel", {"steps": "okala"}, "2 to 6 steps"),
         ("funnel", {"steps": "okala.orders:city=Atlantis,ofogh"}, "no declared value"),
         ("funnel", {"steps": "okala.orders:amount=1,ofogh"}, "dimension"),
-        ("funnel", {"steps": "okala,ofogh' OR 1=1 --"}, "invalid entry"),
+        ("funnel", {"steps": "okala,ofogh' OR 1=1 --"}, "no brand with activity open to you"),
         ("time_to_cross", {"from": "okala"}, "required"),
         ("time_to_cross", {"from": "okala", "to": "ofogh", "bins": "0,7,3"}, "ascending"),
         ("retention", {"start": "2026-13"}, "month"),
@@ -430,5 +431,9 @@ def test_bad_parameters_are_refused_with_the_parameter_named(
 ) -> None:
     with pytest.raises(QueryRejected) as refused:
         prepare_template(name, params, policy=room.active_policy().policy, party="reporter")
-    assert fragment in str(refused.value)
-    assert "DROP TABLE" not in str(refused.value)
+    message = str(refused.value)
+    assert fragment in message
+    # A refused value is quoted whole, only inside bidi isolation marks (never as text
+    # of the message itself), so Persian and hostile values alike read as data.
+    outside = re.sub("\u2068[^\u2069]*\u2069", "", message)
+    assert "DROP TABLE" not in outside and "OR 1=1" not in outside
