@@ -141,6 +141,7 @@ def test_chained_emails_two_phones_each_stay_within_tolerance(world: World, room
     poisoned_upload(world, room, rows, "chain")
     after = victim_counts(room)
     print(f"chain attack: victim persons/bounded rows {before} -> {after}")
+    print(f"chain attack withheld: {live_generation(room).withheld}")  # type: ignore[union-attr]
     assert within(after, before), (before, after)
     withheld = live_generation(room).withheld  # type: ignore[union-attr]
     assert withheld is not None
@@ -157,6 +158,7 @@ def test_disjoint_pairs_stay_within_tolerance(world: World, room: Room) -> None:
     poisoned_upload(world, room, rows, "pairs")
     after = victim_counts(room)
     print(f"disjoint pairs: victim persons/bounded rows {before} -> {after}")
+    print(f"disjoint pairs withheld: {live_generation(room).withheld}")  # type: ignore[union-attr]
     assert within(after, before), (before, after)
     withheld = live_generation(room).withheld  # type: ignore[union-attr]
     assert withheld is not None
