@@ -42,6 +42,12 @@ decided by counts only, so the same input always gives the same persons:
   identifiers of a type than the limit (a chain of modest links) is not
   formed; each of its tokens stays a person of its own.
 
+With ``foreign`` (the policy's ``max_foreign_merges``), a step before both
+bounds how many of one party's *own persons* (components of its own rows'
+links) another party's rows may join; a party over it has none of its links
+that join them followed (:func:`_foreign_cut`). The per-type limits bound
+what one forged identifier can do; this bounds how many a party can forge.
+
 A link not followed is *withheld*; how many, and per supplying party how
 many of its links, is returned (:class:`Withheld`, counts only).
 

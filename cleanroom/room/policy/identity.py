@@ -5,7 +5,9 @@ tie them together in its rows; without a limit one upload could merge a
 thousand of another party's customers into one person (SECURITY.md,
 "Identity poisoning"). Identity resolution (``cleanroom.room.identity``)
 follows no link of a token seen with more identifiers of one type than a
-person may hold, and forms no person holding more than that.
+person may hold, and forms no person holding more than that; and it follows
+no link of a party whose rows join more of another party's own persons than
+``max_foreign_merges`` allows.
 """
 
 from __future__ import annotations
