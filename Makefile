@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-clock lint typecheck unit bench clean
+.PHONY: demo test test-clock lint typecheck unit bench clean messages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ test-clock: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/prepare.py
+
+# The interface's message catalogs (web UI and reports): extract every marked string into
+# the template, then merge it into each language's .po (translate the new entries there).
+# The .po files are the source; they are compiled with Babel when the room starts.
+I18N := cleanroom/room/i18n/locale
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project cleanroom --omit-header -o $(I18N)/messages.pot .
+	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) -D messages \
+		--ignore-obsolete --no-fuzzy-matching
 
 clean:
 	rm -rf $(VENV) demo-out bench/out .pytest_cache .hypothesis .ruff_cache .mypy_cache

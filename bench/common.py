@@ -20,6 +20,7 @@ class Run:
     seconds: float
     peak_rss_mb: float
     stdout: str
+    cpu_seconds: float = 0.0  # user + system, all threads: what the run cost, whatever the load
 
 
 def run_child(args: list[str], *, env: dict[str, str] | None = None) -> Run:
@@ -37,7 +38,8 @@ def run_child(args: list[str], *, env: dict[str, str] | None = None) -> Run:
         if process.returncode != 0:
             sys.stderr.write(err.read().decode(errors="replace"))
             raise SystemExit(f"failed: {' '.join(args)}")
-        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode())
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode(), cpu)
 
 
 def python(code: str, *args: str) -> list[str]:

@@ -30,6 +30,7 @@ from common import OUT, run_child, save, table
 
 from cleanroom.bundle import BundleWriter
 from cleanroom.config import load_settings
+from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.keys import (
     generate_party_keys,
     load_room_public_key,
@@ -83,6 +84,7 @@ def seal_party(
         "spec": spec.model_dump(mode="json"),
         "payload_schema": {f.name: str(f.type) for f in schema},
         "match_key_id": match_key.key_id,
+        "token_version": TOKEN_VERSION,
         "tool": "bench",
     }
     with BundleWriter(

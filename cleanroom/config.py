@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="Seconds a metadata write waits for another process's lock on the store "
         "before the request fails with 503 store_busy (and changes nothing).",
     )
+    language: Literal["fa", "en"] = Field(
+        "en",
+        description="The room's default language for the web UI (each user may switch; the "
+        "choice is remembered) and for reports: 'fa' (Persian, right-to-left, Solar Hijri "
+        "dates, Persian digits) or 'en'.",
+    )
     fault_pause: str | None = Field(
         None,
         pattern=r"^[a-z_]+\.[a-z_]+(#[1-9][0-9]?)?$",

@@ -75,6 +75,14 @@ NAMES = {
     "tapsi": "Tapsi rides",
     "ozone": "Ozone payments",
 }
+# The brands' names in Persian, for pages and reports in Persian (policy `names: {fa: …}`).
+NAMES_FA = {
+    "ofogh": "فروشگاه‌های افق",
+    "okala": "اکالا",
+    "filimo": "فیلیمو",
+    "tapsi": "تپسی",
+    "ozone": "اوزون",
+}
 
 
 @dataclass
@@ -150,6 +158,9 @@ def build_group(
         privacy=demo_privacy(parties),
         templates={name: {"enabled": True} for name in TEMPLATES},
     )
+    for party, spec in document["parties"].items():
+        if party in NAMES_FA:
+            spec["names"] = {"fa": NAMES_FA[party]}
     for party, dataset in NOT_ACTIVITY:  # an assignment table, not something customers do
         if dataset in document["parties"].get(party, {}).get("datasets", {}):
             document["parties"][party]["datasets"][dataset]["activity"] = False

@@ -15,8 +15,10 @@ from rich.table import Table
 from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
 from cleanroom.cli.room import print_result
+from cleanroom.config import SETTINGS_FILE
 from cleanroom.errors import UserError
 from cleanroom.keys import load_verify_key
+from cleanroom.room.i18n import LANGUAGES, Language
 from cleanroom.scenario import Group, LiveServer, build_group, open_room
 
 MARKER = ".cleanroom-demo"
@@ -24,6 +26,11 @@ PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}  # the generator's half ye
 REPORT = "group-journeys"
 # The overlap report and every journey template, approved in the demo's policy; 1.8 of
 # the reporters' monthly share of 2.0, charged once per run.
+# The report's title is policy text (one language); the Persian demo gives it a Persian one.
+TITLES: dict[Language, str] = {
+    "en": "Cross-brand journeys of the group's customers",
+    "fa": "سفرهای مشتریان گروه میان برندها",
+}
 DEMO_REPORTS = {
     REPORT: {
         "title": "Cross-brand journeys of the group's customers",
@@ -156,7 +163,15 @@ def _report_table(report_dir: Path) -> Table:
     "--persons", type=click.IntRange(1_000, 20_000_000), default=50_000, show_default=True
 )
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(out: Path, persons: int, seed: int) -> None:
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="The room's language (setting `language`): the report and the web UI in Persian "
+    "(fa: right-to-left, Solar Hijri dates, Persian digits) or English.",
+)
+def demo(out: Path, persons: int, seed: int, language: Language) -> None:
     """Generate five parties, seal their data, run a room, and publish its journeys report."""
     start = time.perf_counter()
     _fresh(out)
@@ -166,8 +181,10 @@ def demo(out: Path, persons: int, seed: int) -> None:
         persons=persons,
         seed=seed,
         step=lambda s: console.print(f"[bold]{next(steps)}.[/] {s}"),
-        reports=DEMO_REPORTS,
+        reports=demo_reports(language),
     )
+    # The room's settings file, as an operator would write it: the report follows it.
+    (group.room_dir / SETTINGS_FILE).write_text(f"language: {language}\n", encoding="utf-8")
     console.print(_seal_table(group))
     room = open_room(group.room_dir)
     try:
@@ -235,3 +252,8 @@ def demo(out: Path, persons: int, seed: int) -> None:
         "Every number above is a differentially private aggregate with its 95% error bound.",
         highlight=False,
     )
+
+
+def demo_reports(language: Language) -> dict[str, Any]:
+    """The demo's report definitions, titled in the room's language."""
+    return {REPORT: {**DEMO_REPORTS[REPORT], "title": TITLES[language]}}

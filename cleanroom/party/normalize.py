@@ -19,7 +19,7 @@ Rules (each is unit-tested; DESIGN.md §4):
 * **Card.** Digits only after removing spaces and dashes, 8–19 of them.
 
 ``phonenumbers`` is the reference but parses ~80k numbers/s, so the hot path is
-a set-based DuckDB expression that recognises Iranian mobile numbers in every
+a vectorized Polars expression (Rust, every core) that recognises Iranian mobile numbers in every
 common spelling, with validity taken from ``phonenumbers``' own IR mobile
 pattern. Whatever the fast path does not accept falls back to the reference, so
 the result is always the reference's (the property tests prove the fast path
@@ -29,10 +29,11 @@ never disagrees with it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
 import phonenumbers
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -108,31 +109,75 @@ REFERENCE = {
 }
 
 # --- the vectorized path -------------------------------------------------------------
+# Polars string expressions (Rust, on every core); each mirrors a reference rule above.
+# A rule is a few steps, each materialized as a column before the next reads it, so
+# no step runs twice (an expression that reads a value twice would compute it twice).
 
-# translate() is slow (~1.5M/s), so only the rare non-ASCII cells pay for it.
-_FOLDED = (
-    "CASE WHEN regexp_matches(raw, '[^\\x01-\\x7f]') THEN regexp_replace(translate(raw, "
-    f"'{PERSIAN_DIGITS}{ARABIC_DIGITS}', '{'0123456789' * 2}'), '{INVISIBLE_RE}', '', 'g') "
-    "ELSE raw END"
+_FOLD = dict.fromkeys(INVISIBLE, "") | dict(
+    zip(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2, strict=True)
 )
-_SQL = {
-    # Only accepts; anything it leaves NULL goes to phone_reference.
-    IdType.phone: (
-        "WITH c AS (SELECT regexp_extract(regexp_replace("
-        f"{_FOLDED}, '[\\s\\-.()/]', '', 'g'), '^(?:\\+98|0098|98)?0?(9[0-9]{{9}})$', 1) AS nsn "
-        "FROM t) "
-        f"SELECT CASE WHEN regexp_full_match(nsn, '{_IR_MOBILE}') THEN '+98' || nsn END AS v FROM c"
-    ),
-    IdType.email: (
-        f"WITH c AS (SELECT regexp_replace({_FOLDED}, '^\\s+|\\s+$', '', 'g') AS s FROM t) "
-        f"SELECT CASE WHEN regexp_full_match(lower(s), '{_EMAIL.replace(chr(39), chr(39) * 2)}') "
-        "AND s NOT SIMILAR TO '.*[^\\x00-\\x7f].*' THEN lower(s) END AS v FROM c"
-    ),
-    IdType.card: (
-        f"WITH c AS (SELECT regexp_replace({_FOLDED}, '[\\s\\-]', '', 'g') AS s FROM t) "
-        "SELECT CASE WHEN regexp_full_match(s, '[0-9]{8,19}') THEN s END AS v FROM c"
-    ),
+# The fast phone rule removes these separators (RE2's \s and - . ( ) /) in the same pass.
+_PHONE_DROP = _FOLD | dict.fromkeys("\t\n\f\r -.()/", "")
+# card_reference removes Python's \s (every str.isspace() character) and dashes.
+_CARD_DROP = _FOLD | dict.fromkeys([chr(i) for i in range(0x3100) if chr(i).isspace()], "")
+_CARD_DROP["-"] = ""
+
+
+def _replace(raw: pl.Expr, table: dict[str, str]) -> pl.Expr:
+    """Single characters replaced in one pass (Aho-Corasick), like ``str.translate``."""
+    return raw.str.replace_many(list(table), list(table.values()))
+
+
+def fold_expr(raw: pl.Expr) -> pl.Expr:
+    """:func:`fold` as an expression."""
+    return _replace(raw, _FOLD)
+
+
+def blank_expr(raw: pl.Expr) -> pl.Expr:
+    """True where a cell is missing or only white space and invisible marks."""
+    return raw.is_null() | (raw.str.strip_chars(_WS).str.len_bytes() == 0)
+
+
+Step = Callable[[pl.Expr], pl.Expr]
+
+_STEPS: dict[IdType, list[Step]] = {
+    # Only accepts Iranian mobiles; anything it leaves NULL goes to phone_reference.
+    IdType.phone: [
+        lambda raw: _replace(raw, _PHONE_DROP),
+        lambda compact: compact.str.extract(r"^(?:\+98|0098|98)?0?(9[0-9]{9})$", 1),
+        lambda nsn: pl.when(nsn.str.contains(f"^(?:{_IR_MOBILE})$")).then(pl.lit("+98") + nsn),
+    ],
+    IdType.email: [
+        lambda raw: fold_expr(raw).str.strip_chars(_WS),
+        lambda text: pl.when(text.str.contains(r"^[\x00-\x7f]*$")).then(text.str.to_lowercase()),
+        lambda lower: pl.when(lower.str.contains(_EMAIL)).then(lower),
+    ],
+    IdType.card: [
+        lambda raw: _replace(raw, _CARD_DROP),
+        lambda digits: pl.when(digits.str.contains(r"^[0-9]{8,19}$")).then(digits),
+    ],
 }
+
+
+def with_normalized(frame: pl.LazyFrame, identifiers: dict[str, IdType]) -> pl.LazyFrame:
+    """Add ``<name>__value`` (the fast path's result or NULL) and ``<name>__blank`` columns.
+
+    For phones NULL may also mean "not recognised here" (see :func:`finish`).
+    """
+    frame = frame.with_columns(
+        blank_expr(pl.col(name)).alias(f"{name}__blank") for name in identifiers
+    )
+    current = {name: name for name in identifiers}
+    for i in range(max(len(steps) for steps in _STEPS.values())):
+        stage = {}
+        for name, id_type in identifiers.items():
+            steps = _STEPS[id_type]
+            if i < len(steps):
+                out = f"{name}__value" if i == len(steps) - 1 else f"{name}__step{i}"
+                stage[out] = steps[i](pl.col(current[name]))
+                current[name] = out
+        frame = frame.with_columns(**stage)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -145,23 +190,26 @@ class Normalized:
     fallback: int  # rows the fast path left to the reference parser (a speed figure)
 
 
-def normalize(con: duckdb.DuckDBPyConnection, raw: pa.Array, id_type: IdType) -> Normalized:
-    """Normalize one column of raw identifiers with the rules above."""
-    raw = raw.cast(pa.string())
-    t = pa.table({"raw": raw})  # noqa: F841 - read by DuckDB's replacement scan
-    result = con.sql(_SQL[id_type]).to_arrow_table()
-    values = result.column("v").combine_chunks()
-    blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim(raw, characters=_WS)), 0), True)
+def finish(raw: pa.Array, fast: pa.Array, blank: pa.Array, id_type: IdType) -> Normalized:
+    """Counts, and the reference parser for the phones the fast path did not accept."""
     fallback = 0
+    values = fast
     if id_type is IdType.phone:
-        values, fallback = _phone_fallback(raw, values, blank)
+        values, fallback = _phone_fallback(raw, fast, blank)
     empty = pc.sum(blank).as_py() or 0
     return Normalized(values, empty, values.null_count - empty, fallback)
 
 
-def _phone_fallback(
-    raw: pa.Array, fast: pa.Array, blank: pa.BooleanArray
-) -> tuple[pa.StringArray, int]:
+def normalize(raw: pa.Array, id_type: IdType) -> Normalized:
+    """Normalize one column of raw identifiers with the rules above."""
+    raw = raw.cast(pa.string())
+    frame = pl.LazyFrame({"raw": pl.from_arrow(raw)})
+    out = with_normalized(frame, {"raw": id_type}).collect()
+    fast = out.get_column("raw__value").to_arrow().cast(pa.string())
+    return finish(raw, fast, out.get_column("raw__blank").to_arrow(), id_type)
+
+
+def _phone_fallback(raw: pa.Array, fast: pa.Array, blank: pa.Array) -> tuple[pa.StringArray, int]:
     """Send what the fast path did not accept through the reference parser."""
     todo = pc.and_(pc.is_null(fast), pc.invert(blank))
     idx = pc.indices_nonzero(todo)

@@ -1,6 +1,7 @@
 """Tokens: keyed hashes of normalized identifiers.
 
-``token = HMAC-SHA256(match key, id_type ‖ 0x00 ‖ normalized id)``. The key
+``token = HMAC-SHA256(hex(match key), id_type ‖ 0x00 ‖ normalized id)``, with
+the HMAC key spelled as ``cleanroom.keyed_hash`` defines it (token version 2). The key
 makes tokens impossible to brute-force without it (Iranian mobiles are only
 ~10^9 values, an unkeyed hash falls in minutes); the type prefix separates the
 domains, so a phone and an e-mail that happen to be equal strings never collide.
@@ -8,9 +9,10 @@ domains, so a phone and an e-mail that happen to be equal strings never collide.
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 
-from cleanroom.keyed_hash import KeyedHash, hmac_sha256
+from cleanroom.keyed_hash import KeyedHash, digest_expr, hmac_sha256
 from cleanroom.keys import SymmetricKey
 from cleanroom.spec import IdType
 
@@ -25,16 +27,17 @@ def token(match_key: SymmetricKey, id_type: IdType, normalized: str) -> bytes:
     return hmac_sha256(match_key.secret, domain(id_type) + normalized.encode())
 
 
-class Tokenizer:
-    """Tokens for whole columns of normalized identifiers, on every core."""
+def token_expr(match_key: SymmetricKey, id_type: IdType, normalized: pl.Expr) -> pl.Expr:
+    """Tokens of a column of normalized identifiers, as a native Polars expression."""
+    return digest_expr(match_key.secret, normalized, domain(id_type).decode("ascii"))
 
-    def __init__(self, match_key: SymmetricKey, *, workers: int | None = None) -> None:
-        self._hash = KeyedHash(match_key.secret, workers=workers)
+
+class Tokenizer:
+    """Tokens for whole columns of normalized identifiers, with the native kernel."""
+
+    def __init__(self, match_key: SymmetricKey) -> None:
+        self._hash = KeyedHash(match_key.secret)
 
     def __call__(self, id_type: IdType, values: pa.Array) -> pa.Array:
         """NULL (an unusable identifier) stays NULL."""
         return self._hash(values, domain(id_type))
-
-    def close(self) -> None:
-        """Stop worker processes."""
-        self._hash.close()

@@ -22,10 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from cleanroom.room.auth import Role, User
+from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import DatasetVersion
 
 OVERSIGHT = frozenset({Role.reviewer, Role.room_admin})
-WITHHELD = "shown only to its own party and to reviewers"
+WITHHELD = N_("shown only to its own party and to reviewers")  # translated where shown
 
 
 def sees_exact(user: User, party: str) -> bool:

@@ -4,7 +4,8 @@ Order matters: structure and signature (against the key the policy registered
 for the party) before anything is decrypted; policy checks (party, dataset,
 uploader's party, match key, room key, schema) before any table is touched;
 the payload is decrypted chunk by chunk into memory (never to disk in the
-clear), every party token is re-keyed with the room secret as it is loaded
+clear), every party token is re-keyed with the room secret (the native keyed
+hash of ``cleanroom.keyed_hash``, whole columns at a time) as it is loaded
 into a staging table, and the party's tokens are discarded. The new version
 goes live in one metadata transaction, together with its audit entry and the
 bundle id that makes a replay impossible. A crash at any point leaves either
@@ -21,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
-from cleanroom.keyed_hash import KeyedHash
+from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
 from cleanroom.room.policy.models import DatasetContract
@@ -54,6 +56,7 @@ class DatasetVersion:
     status: str
     table_name: str
     out_of_domain: dict[str, int]  # per dimension: rows whose value is not in the domain
+    token_version: int
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetVersion:
@@ -70,6 +73,7 @@ class DatasetVersion:
             status=row["status"],
             table_name=row["table_name"],
             out_of_domain=json.loads(row["out_of_domain"]),
+            token_version=row["token_version"],
         )
 
     def public(self) -> dict[str, Any]:
@@ -139,6 +143,18 @@ def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
         raise BundleError(f"{info.name}: payload is not a readable Parquet file") from None
 
 
+def _rekey(table: pa.Table, spec: DatasetSpec, secret: bytes) -> pa.Table:
+    """Every identifier column re-keyed with the room secret, in one native pass."""
+    ids = [n for n in table.column_names if n in spec.identifiers]
+    if not ids:
+        return table
+    frame = pl.DataFrame(table.select(ids))
+    out = frame.select([digest_expr(secret, pl.col(n)).alias(n) for n in ids]).to_arrow()
+    for name in ids:
+        table = table.set_column(table.column_names.index(name), name, to_tokens(out.column(name)))
+    return table
+
+
 class Ingest:
     """One upload being turned into a dataset version."""
 
@@ -191,6 +207,12 @@ class Ingest:
                 f"{self.name}: made with another match key ({info.header.get('match_key_id')}; "
                 f"the collaboration uses {policy.match_key_id})"
             )
+        if info.header.get("token_version", 1) != TOKEN_VERSION:
+            raise BundleError(
+                f"{self.name}: its tokens follow token definition version "
+                f"{info.header.get('token_version', 1)}; this room reads version {TOKEN_VERSION} "
+                "only (prepare the export again with this release)"
+            )
         if info.header.get("room_key_id") != self.room.key_id:
             raise BundleError(
                 f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
@@ -238,6 +260,7 @@ class Ingest:
         if rows != info.manifest.get("rows"):
             raise BundleError(f"{self.name}: payload has {rows} rows, the manifest says otherwise")
         wh = self.room.wh
+        secret = self.room.rekey_secret
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
         columns = ", ".join(
@@ -247,18 +270,13 @@ class Ingest:
         cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
         cur.execute(f"CREATE TABLE {quote(stage)} ({columns})")
         try:
-            with KeyedHash(self.room.rekey_secret, workers=self.room.settings.threads) as rekey:
-                for batch in parquet.iter_batches(batch_size=1 << 20):
-                    # The party's tokens are replaced here and never stored.
-                    table = pa.Table.from_batches([batch]).select(expected.names)
-                    for i, name in enumerate(table.column_names):
-                        if name in spec.identifiers:
-                            rekeyed = rekey(table.column(name).combine_chunks())
-                            table = table.set_column(i, name, rekeyed)
-                    # External access is locked off, so the batch is registered explicitly.
-                    cur.register("incoming", table)
-                    cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
-                    cur.unregister("incoming")
+            for batch in parquet.iter_batches(batch_size=1 << 20):
+                # The party's tokens are replaced here and never stored.
+                table = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec, secret)
+                # External access is locked off, so the batch is registered explicitly.
+                cur.register("incoming", table)
+                cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
+                cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
                 raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
@@ -303,8 +321,8 @@ class Ingest:
                 )
                 tx.execute(
                     "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
-                    " columns, uploaded_by, uploaded_at, status, out_of_domain)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,'live',?)",
+                    " columns, uploaded_by, uploaded_at, status, out_of_domain, token_version)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,'live',?,?)",
                     (
                         party,
                         spec.dataset,
@@ -316,6 +334,7 @@ class Ingest:
                         self.user.name,
                         now(),
                         json.dumps(outside, sort_keys=True),
+                        TOKEN_VERSION,
                     ),
                 )
                 self.room.audit.append(

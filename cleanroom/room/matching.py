@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.errors import ConflictError, UserError
+from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
@@ -181,6 +182,12 @@ def _run(room: Room, user: User) -> Generation:
 def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation:
     if not datasets:
         raise UserError("no dataset has been uploaded yet; nothing to match")
+    stale = sorted(f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION)
+    if stale:
+        raise ConflictError(
+            f"dataset(s) {', '.join(stale)} were uploaded with an older token definition, whose "
+            "tokens never join today's; prepare and upload them again, then match"
+        )
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
     with room.store.transaction() as tx:
         generation = tx.execute(

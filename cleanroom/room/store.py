@@ -181,6 +181,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN out_of_domain TEXT NOT NULL DEFAULT '{}';
     """,
+    # Each person's language for the web UI ('fa' | 'en'); NULL: the room's default.
+    """
+    ALTER TABLE users ADD COLUMN language TEXT;
+    """,
+    # Which token definition (cleanroom.keyed_hash.TOKEN_VERSION) a dataset's tokens follow:
+    # versions never join, so a match refuses to mix them.
+    """
+    ALTER TABLE datasets ADD COLUMN token_version INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 

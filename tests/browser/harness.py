@@ -35,8 +35,9 @@ class Screens:
         self.count += 1
         page.screenshot(path=ARTIFACTS / f"{self.test}-{self.count:02d}-{name}.png", full_page=True)
         if docs and self.update_docs:
-            DOCS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=DOCS / f"{docs}.png", full_page=False)
+            target = DOCS / f"{docs}.png"  # "fa/dashboard": the Persian set, beside the English
+            target.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=target, full_page=False)
 
 
 def sign_in(page: Page, url: str, token: str) -> None:
@@ -49,5 +50,5 @@ def sign_in(page: Page, url: str, token: str) -> None:
 
 def sign_out(page: Page) -> None:
     """Sign out with the header's button."""
-    page.click("header .who button")
+    page.click("#signout")
     page.wait_for_url(re.compile(r".*/ui/signin"))

@@ -222,7 +222,7 @@ def test_d_an_exhausted_budget_says_so_and_when_it_resets(
     form.locator("input[name=epsilon]").fill("1")
     form.locator("button[value=run]").click()
     refusal = page.locator("#refusal")
-    expect(refusal).to_contain_text("Privacy budget exhausted for tapsi")
+    expect(refusal).to_contain_text("Privacy budget exhausted for Tapsi rides")  # brand name
     expect(refusal).to_contain_text("The budget resets at")
     expect(refusal.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-01T"))
     shot(page, "budget-exhausted", docs="console-budget")

@@ -31,9 +31,14 @@ def test_demo_publishes_the_journeys_report_with_every_template(tmp_path: Path) 
         assert png.name in html
     for template in templates:
         assert template in done.stdout
-    # A second run starts from nothing, but only in a directory a demo made.
-    again = run_cli("demo", "--persons", "1000", "--out", out, cwd=tmp_path)
+    # A second run starts from nothing, but only in a directory a demo made; this one in
+    # Persian (the room's `language` setting): the report opens right-to-left, in Persian.
+    again = run_cli("demo", "--persons", "1000", "--out", out, "--language", "fa", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
+    persian = (report / "report.html").read_text()
+    assert '<html lang="fa" dir="rtl">' in persian
+    assert "سفرهای مشتریان گروه میان برندها" in persian and "اکالا" in persian
+    assert (out / "room" / "room.yaml").read_text() == "language: fa\n"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("not the demo's")
     refused = run_cli("demo", "--persons", "1000", "--out", tmp_path / "mine", cwd=tmp_path)

@@ -25,15 +25,15 @@ def start_server(room_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 180  # a start-up on two loaded cores can take a minute
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("server did not become ready")
+    raise RuntimeError(f"server did not become ready (exit code {process.poll()})")
 
 
 def post(port: int, token: str, bundle: Path) -> httpx.Response:

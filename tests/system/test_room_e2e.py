@@ -227,6 +227,44 @@ def test_sealed_to_another_room(
     assert "sealed to another room key" in response.json()["error"]["message"]
 
 
+def test_a_bundle_with_an_older_token_definition_is_refused(
+    world: World, matched: tuple[LiveServer, Room], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cleanroom.party import prepare as prepare_module
+
+    server, _ = matched
+    before = call(server, "GET", "/api/v1/datasets", world.tokens["reviewer"]).json()
+    monkeypatch.setattr(prepare_module, "TOKEN_VERSION", 1)  # as a release before version 2
+    old = world.seal("okala", "orders", tmp_path / "old.bundle")
+    response = upload(server, world.tokens["okala_admin"], old)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert "token definition version 1" in message
+    assert "prepare the export again" in message
+    assert call(server, "GET", "/api/v1/datasets", world.tokens["reviewer"]).json() == before
+
+
+def test_a_match_refuses_datasets_of_an_older_token_definition(
+    world: World, matched: tuple[LiveServer, Room]
+) -> None:
+    server, room = matched
+    db = room.store.connection()
+    generation = live_generation(room)
+    # A dataset uploaded before the upgrade carries the migration's default, version 1.
+    db.execute("UPDATE datasets SET token_version = 1 WHERE party = 'okala' AND status = 'live'")
+    try:
+        response = call(server, "POST", "/api/v1/matches", world.tokens["room_admin"])
+        assert response.status_code == 409, response.text
+        message = response.json()["error"]["message"]
+        assert "okala.orders" in message and "older token definition" in message
+        assert "ofogh" not in message and "tapsi" not in message
+    finally:
+        db.execute("UPDATE datasets SET token_version = 2 WHERE token_version = 1")
+    assert live_generation(room) == generation
+    running = db.execute("SELECT count(*) FROM matches WHERE status = 'running'").fetchone()[0]
+    assert running == 0
+
+
 def test_upload_over_the_limit(world: World, matched: tuple[LiveServer, Room]) -> None:
     server, room = matched
     settings = room.settings

@@ -236,6 +236,7 @@ def _posts() -> list[str]:
 def test_every_form_is_listed() -> None:
     assert _posts() == [
         "/ui/console",
+        "/ui/language",
         "/ui/policies",
         "/ui/policies/{number}/approve",
         "/ui/policies/{number}/reject",

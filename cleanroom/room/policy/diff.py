@@ -504,6 +504,7 @@ RULES: dict[str, Rule] = {
         removed="its data and analysts leave",
     ),
     f"{_PARTY}.name": neutral("a party's display name"),
+    f"{_PARTY}.names.*": neutral("a party's display name in one interface language"),
     f"{_PARTY}.public_key": always_loosens(
         "a party's signing key changes: a different key may sign its uploads"
     ),

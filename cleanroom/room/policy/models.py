@@ -7,7 +7,7 @@ party can check its spec against the policy before sealing anything.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -159,6 +159,11 @@ class PartyPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=100)
+    names: dict[Literal["fa", "en"], str] = Field(
+        default_factory=dict,
+        description="The brand's display name per interface language (e.g. fa: اکالا); "
+        "pages and reports in a language without one show `name`.",
+    )
     public_key: str = Field(description="Ed25519 public key, PEM (or public_key_file when loading)")
     datasets: dict[str, DatasetContract] = Field(min_length=1)
     analysts: PartyAccess = Field(default_factory=PartyAccess)

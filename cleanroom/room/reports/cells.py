@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cleanroom.room.i18n import N_, current, formats
+
 Cell = dict[str, Any]
 
-WITHHELD = "— (withheld)"
-NO_BOUND = "— (no error bound)"
+WITHHELD = N_("— (withheld)")
+NO_BOUND = N_("— (no error bound)")
 
 
 def is_cell(value: object) -> bool:
@@ -42,12 +44,8 @@ def interval(cell: Cell) -> tuple[float, float] | None:
 
 
 def fmt(value: float | int) -> str:
-    """Counts with thousands separators; ratios to four significant digits."""
-    if isinstance(value, int) or float(value).is_integer():
-        return f"{int(value):,}"
-    if abs(value) >= 100:
-        return f"{value:,.1f}"
-    return f"{value:.4g}"
+    """Counts with thousands separators; ratios to four significant digits (report's digits)."""
+    return formats.number(value, current.language())
 
 
 def show(cell: Cell) -> str:
@@ -56,14 +54,14 @@ def show(cell: Cell) -> str:
     low, high = number(cell.get("low")), number(cell.get("high"))
     if value is None:
         if low is not None and high is not None:
-            return f"{WITHHELD} [{fmt(low)}, {fmt(high)}]"
-        return WITHHELD
+            return f"{current._(WITHHELD)} [{fmt(low)}, {fmt(high)}]"
+        return current._(WITHHELD)
     if low is not None and high is not None:
         return f"{fmt(cell['value'])} [{fmt(low)}, {fmt(high)}]"
     error = number(cell.get("error95"))
     if error is not None:
         return f"{fmt(cell['value'])} ± {fmt(error)}"
-    return NO_BOUND
+    return current._(NO_BOUND)
 
 
 def label(value: object) -> str:
@@ -71,8 +69,8 @@ def label(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+        return current._("yes") if value else current._("no")
+    return current.brands_in(str(value))
 
 
 def flatten(column: str, value: object) -> dict[str, object]:

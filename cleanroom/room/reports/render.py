@@ -15,21 +15,47 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from cleanroom.room.files import make_private
+from cleanroom.room.i18n import (
+    LANGUAGES,
+    Language,
+    current,
+    direction,
+    formats,
+    labels,
+    translations,
+)
 from cleanroom.room.reports.tables import tables_for
 
-_env = Environment(
-    loader=PackageLoader("cleanroom.room.reports", "html"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+def _environment(language: Language) -> Environment:
+    env = Environment(
+        loader=PackageLoader("cleanroom.room.reports", "html"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["number"] = lambda value: formats.number(value, language)
+    env.filters["digits"] = lambda value: formats.digits(str(value), language)
+    env.filters["decimal"] = lambda text: formats.localized(str(text), language)
+    env.filters["label"] = lambda word: labels.label(word, language)
+    env.globals["lang"] = language
+    env.globals["words"] = frozenset(labels.WORDS)
+    env.globals["dir"] = direction(language)
+    env.globals["comma"] = "، " if language == "fa" else ", "
+    return env
+
+
+_envs = {language: _environment(language) for language in LANGUAGES}
 
 
 @dataclass(frozen=True)
@@ -57,8 +83,28 @@ class RunInfo:
     recipients: list[str] = field(default_factory=list)
 
 
-def write_outputs(out: Path, info: RunInfo, sections: list[SectionResult]) -> list[str]:
-    """Write every output file into ``out``; their names, page first."""
+def write_outputs(
+    out: Path,
+    info: RunInfo,
+    sections: list[SectionResult],
+    *,
+    language: Language = "en",
+    brand_names: dict[str, str] | None = None,
+    timezone: str = "UTC",
+) -> list[str]:
+    """Write every output file into ``out``; their names, page first.
+
+    The page and its charts are in ``language`` (Persian: right-to-left,
+    Persian digits, Solar Hijri dates in ``timezone``, brands by their display
+    names); CSV and JSON stay machine-readable (ids, ASCII numbers).
+    """
+    with current.use(language, brand_names):
+        return _write(out, info, sections, language, timezone)
+
+
+def _write(
+    out: Path, info: RunInfo, sections: list[SectionResult], language: Language, timezone: str
+) -> list[str]:
     # matplotlib takes most of a second to import: only processes that draw pay for it.
     from cleanroom.room.reports.charts import charts_for
 
@@ -88,6 +134,7 @@ def write_outputs(out: Path, info: RunInfo, sections: list[SectionResult]) -> li
             tables.append(
                 {
                     "caption": table.caption,
+                    "known": not table.name or table.name in labels.WORDS,
                     "csv": name,
                     "columns": table.columns,
                     "rows": table.shown(),
@@ -118,13 +165,34 @@ def write_outputs(out: Path, info: RunInfo, sections: list[SectionResult]) -> li
         ],
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True), "utf-8")
-    page = _env.get_template("report.html.j2").render(info=info, sections=views, files=files)
+    page = (
+        _envs[language]
+        .get_template("report.html.j2")
+        .render(
+            info=info,
+            sections=views,
+            files=files,
+            generated=formats.when(info.generated_at, language, timezone, gregorian=True),
+            slot=formats.when(info.slot, language, timezone)
+            if formats.parse_stamp(info.slot)
+            else current._("on demand"),
+            recipients=[current.brands_in(p) for p in info.recipients],
+            font=_font_uri() if language == "fa" else "",
+        )
+    )
     (out / "report.html").write_text(page, encoding="utf-8")
     written = ["report.html", "results.json", *files]
     make_private(out)  # a report is for its recipients only, never other local accounts
     for name in written:
         make_private(out / name)
     return written
+
+
+@cache
+def _font_uri() -> str:
+    """Vazirmatn as a data URI: the page stays one self-contained file (mailed, archived)."""
+    woff2 = Path(__file__).parents[1] / "web" / "static" / "fonts" / "Vazirmatn-Regular.woff2"
+    return "data:font/woff2;base64," + base64.b64encode(woff2.read_bytes()).decode()
 
 
 def _csv(header: list[str], rows: list[dict[str, object]]) -> str:

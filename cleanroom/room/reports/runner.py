@@ -274,7 +274,19 @@ class ReportRunner:
             recipients=list(report.recipients),
         )
         try:
-            files = write_outputs(staging, info, sections)
+            language = self.room.settings.language
+            names = {
+                party: spec.names.get(language, spec.name)
+                for party, spec in active.policy.parties.items()
+            }
+            files = write_outputs(
+                staging,
+                info,
+                sections,
+                language=language,
+                brand_names=names,
+                timezone=self.room.settings.timezone,
+            )
             staging.rename(final)  # one rename: the run is published whole or not at all
         except Exception as err:
             shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.room.i18n.current import _, brands_in
+from cleanroom.room.i18n.labels import WORDS
 from cleanroom.room.query.engine import RESULT_ENVELOPE
 from cleanroom.room.reports.cells import (
     flatten,
@@ -72,7 +74,8 @@ class Table:
 def tables_for(template: str, result: dict[str, Any]) -> list[Table]:
     """The main table, then one table per extra figure the template released."""
     columns = [str(c) for c in result.get("columns", [])]
-    tables = [Table("", f"{template}: released groups", columns, list(result.get("rows", [])))]
+    caption = _("released groups")
+    tables = [Table("", caption, columns, list(result.get("rows", [])))]
     for key, extra in result.items():
         if key in RESULT_ENVELOPE:
             continue
@@ -86,7 +89,7 @@ def tables_for(template: str, result: dict[str, Any]) -> list[Table]:
 
 
 def _extra_table(key: str, extra: object) -> Table | None:
-    caption = key.replace("_", " ")
+    caption = brands_in(key) if key in WORDS else key  # an unknown key is shown as data
     if isinstance(extra, dict) and any(is_cell(v) for v in extra.values()):
         # e.g. lift: {"difference": cell, "relative": cell or None when it has no meaning}
         rows = [

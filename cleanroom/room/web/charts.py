@@ -15,6 +15,9 @@ from typing import Any, TypeGuard
 
 from markupsafe import Markup, escape
 
+from cleanroom.room.i18n import current, formats
+from cleanroom.room.i18n.current import _
+
 MAX_BARS = 40
 LABEL_WIDTH = 210
 PLOT_WIDTH = 520
@@ -78,8 +81,20 @@ def bars_from_result(result: dict[str, Any]) -> tuple[str, list[Bar]] | None:
 def _fmt(value: float) -> str:
     value = float(value)
     if value.is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+        text = f"{int(value):,}"
+    else:
+        text = f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+    return formats.localized(text, current.language())
+
+
+def _title(caption: str, left: int, right: int) -> str:
+    """The chart's title, starting at the plot's left edge, or its right edge in Persian."""
+    if current.language() == "fa":
+        return (
+            f'<text class="chart-title" x="{right}" y="18" direction="rtl" '
+            f'text-anchor="start">{escape(caption)}</text>'
+        )
+    return f'<text class="chart-title" x="{left}" y="18">{escape(caption)}</text>'
 
 
 def _nice_max(value: float) -> float:
@@ -106,15 +121,18 @@ def bar_chart(title: str, bars: list[Bar]) -> Markup:
     def x(v: float) -> float:
         return round(LABEL_WIDTH + (v - lo) / span * PLOT_WIDTH, 1)
 
-    caption = f"{title} with 95% error bars" + (
-        f" (first {MAX_BARS} of {len(bars)})" if len(bars) > MAX_BARS else ""
-    )
+    caption = _("%(measure)s with 95%% error bars") % {"measure": current.brands_in(title)}
+    if len(bars) > MAX_BARS:
+        caption += " " + _("(first %(shown)s of %(all)s)") % {
+            "shown": _fmt(MAX_BARS),
+            "all": _fmt(len(bars)),
+        }
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" direction="ltr" '
         f'aria-label="{escape(caption)}">',
         f"<title>{escape(caption)}</title>",
-        f'<text class="chart-title" x="{LABEL_WIDTH}" y="18">{escape(caption)}</text>',
+        _title(caption, LABEL_WIDTH, LABEL_WIDTH + PLOT_WIDTH),
     ]
     for tick in (lo, lo + span / 2, hi):
         parts.append(
@@ -127,10 +145,14 @@ def bar_chart(title: str, bars: list[Bar]) -> Markup:
         top = TOP + i * BAR_HEIGHT
         mid = top + BAR_HEIGHT / 2
         start, end = sorted((x(0.0 if lo <= 0 else lo), x(bar.value)))
-        label = bar.label if len(bar.label) <= 32 else bar.label[:31] + "…"
+        name = current.brands_in(bar.label)
+        label = name if len(name) <= 32 else name[:31] + "…"
+        interval = _("95%% interval: %(low)s to %(high)s") % {
+            "low": _fmt(bar.low),
+            "high": _fmt(bar.high),
+        }
         parts.append(
-            f'<g class="bar"><title>{escape(bar.label)}: {_fmt(bar.value)} '
-            f"(95%: {_fmt(bar.low)} to {_fmt(bar.high)})</title>"
+            f'<g class="bar"><title>{escape(name)}: {_fmt(bar.value)} ({escape(interval)})</title>'
             f'<text class="label" x="{LABEL_WIDTH - 8}" y="{mid + 4}" text-anchor="end">'
             f"{escape(label)}</text>"
             f'<rect x="{start}" y="{top + 4}" width="{max(end - start, 1)}" '
@@ -141,7 +163,7 @@ def bar_chart(title: str, bars: list[Bar]) -> Markup:
             f'<line class="err" x1="{x(bar.high)}" x2="{x(bar.high)}" y1="{mid - 5}" '
             f'y2="{mid + 5}"/>'
             f'<text class="value" x="{LABEL_WIDTH + PLOT_WIDTH + 8}" y="{mid + 4}">'
-            f"{_fmt(bar.value)} [{_fmt(bar.low)}, {_fmt(bar.high)}]</text></g>"
+            f"{_fmt(bar.value)} [{_fmt(bar.low)}{_(', ')}{_fmt(bar.high)}]</text></g>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every caller-supplied string above is escaped

@@ -20,6 +20,7 @@ from cleanroom.room.api.deps import RoomDep, record_denied
 from cleanroom.room.room import Room
 from cleanroom.room.web.access import capabilities, may
 from cleanroom.room.web.forms import Form, read_form
+from cleanroom.room.web.prefs import chosen_language
 from cleanroom.room.web.session import Session, Sessions, csrf_matches
 
 
@@ -51,6 +52,7 @@ def web_session(request: Request, room: RoomDep) -> Session:
     if found is None:
         raise SignInRequired("sign in to continue (your session ended or never began)")
     request.state.web_session = found
+    request.state.language = chosen_language(room, found.user.id) or room.settings.language
     request.state.web_capabilities = capabilities(found.user)
     return found
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from cleanroom.room.i18n import N_
 from cleanroom.room.web.render import HEADERS, PREFIX, page
 
 
@@ -47,13 +48,13 @@ def error_page(request: Request, status: int, code: str, message: str) -> Respon
 
 def _title(status: int) -> str:
     return {
-        400: "That request cannot be done",
-        401: "Sign in first",
-        403: "Not for your role",
-        404: "Not found",
-        409: "That clashes with the current state",
-        413: "Too large",
-        429: "Budget exhausted",
-        503: "Not possible right now",
-        507: "The room's disk is full",
-    }.get(status, "Something went wrong on our side")
+        400: N_("That request cannot be done"),
+        401: N_("Sign in first"),
+        403: N_("Not for your role"),
+        404: N_("Not found"),
+        409: N_("That clashes with the current state"),
+        413: N_("Too large"),
+        429: N_("Budget exhausted"),
+        503: N_("Not possible right now"),
+        507: N_("The room's disk is full"),
+    }.get(status, N_("Something went wrong on our side"))

@@ -1,4 +1,9 @@
-"""Pages: Jinja2 with autoescaping, number formatting, and the headers every page carries.
+"""Pages: Jinja2 with autoescaping, the reader's language, and the headers every page carries.
+
+Every user-facing string in a template goes through gettext (Jinja's i18n
+extension, catalogs in :mod:`cleanroom.room.i18n`); numbers and times through
+the language's filters (Persian digits and Solar Hijri dates in ``fa``),
+times in the room's time zone.
 
 Everything a user or a party wrote (policy comments and descriptions, party
 names, SQL, audit details) reaches the page through autoescaping; nothing is
@@ -12,15 +17,33 @@ of shared caches and the back-button cache of a shared laptop.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
 
-from cleanroom import clock
+from cleanroom.errors import CleanroomError
+from cleanroom.room.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    Language,
+    current,
+    direction,
+    formats,
+    labels,
+    language_of,
+    translations,
+)
 from cleanroom.room.web.charts import is_number
 
 HERE = Path(__file__).parent
@@ -28,7 +51,8 @@ PREFIX = "/ui"
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
-    "img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "img-src 'self' data:; font-src 'self'; frame-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; "
     "base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -38,47 +62,18 @@ HEADERS = {
 
 
 def number(value: Any) -> str:
-    """A released or plain number, readable: thousands separators, a few significant digits."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    if abs(value) >= 100:
-        return f"{value:,.1f}"
-    return f"{value:.4g}"
+    """A number as an English reader reads it (also the CLI's and the charts' default)."""
+    return formats.number(value, "en")
 
 
 def age(stamp: str | None, now: datetime | None = None) -> str:
-    """How long ago an ISO-8601 UTC time was, in the largest whole unit."""
-    if not stamp:
-        return "never"
-    try:
-        then = datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    seconds = int(((now or clock.now()) - then).total_seconds())
-    if seconds < 0:
-        return "just now"
-    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
+    """How long ago a moment was, in English."""
+    return formats.age(stamp, "en", now)
 
 
 def when(stamp: str | None) -> str:
-    """An ISO-8601 time as ``2026-12-01 00:00 UTC`` (what a person reads; UTC everywhere)."""
-    if not stamp:
-        return "—"
-    try:
-        at = datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC)
-    return at.strftime("%Y-%m-%d %H:%M UTC")
+    """An ISO-8601 time as an English reader reads it, in UTC."""
+    return formats.when(stamp, "en", "UTC")
 
 
 def keys_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -89,24 +84,79 @@ def keys_of(rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _environment() -> Environment:
+def _environment(language: Language) -> Environment:
+    """One environment per language: its catalog installed, its number and date filters."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["number"] = number
-    env.filters["age"] = age
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+
+    @pass_context
+    def when_filter(context: Context, stamp: str | None, gregorian: bool = False) -> str:
+        return formats.when(stamp, language, context["timezone"], gregorian=gregorian)
+
+    @pass_context
+    def brand(context: Context, party: str) -> str:
+        return str(context.get("party_names", {}).get(party, party))
+
+    @pass_context
+    def shown(context: Context, value: Any) -> str:
+        return current.display(str(value), language, context.get("party_names"))
+
+    catalog = translations(language)
+    env.filters["brand"] = brand
+    env.filters["shown"] = shown
+    env.filters["tr"] = lambda message: catalog.gettext(str(message)) if message else ""
+    env.filters["number"] = lambda value: formats.number(value, language)
+    env.filters["digits"] = lambda value: formats.digits(str(value), language)
+    env.filters["age"] = lambda stamp: formats.age(stamp, language)
+    env.filters["label"] = lambda word: labels.label(word, language)
     env.filters["keys_of"] = keys_of
-    env.filters["when"] = when
+    env.filters["when"] = when_filter
     env.tests["released"] = is_number
     env.globals["prefix"] = PREFIX
+    env.globals["lang"] = language
+    env.globals["words"] = frozenset(labels.WORDS)
+    env.globals["dir"] = direction(language)
+    env.globals["languages"] = LANGUAGES
+    env.globals["comma"] = "، " if language == "fa" else ", "
     return env
 
 
-ENV = _environment()
+ENVS = {language: _environment(language) for language in LANGUAGES}
+
+
+def language_for(request: Request) -> Language:
+    """The page's language: the signed-in person's choice, else ``?lang=``, else the room's."""
+    chosen = getattr(request.state, "language", None)
+    if chosen is not None:
+        return language_of(chosen)
+    room = getattr(request.app.state, "room", None)
+    default = language_of(room.settings.language) if room is not None else DEFAULT_LANGUAGE
+    return language_of(request.query_params.get("lang"), default)
+
+
+def party_names(request: Request, language: Language) -> dict[str, str]:
+    """Each party's display name (the brand) from the policy in force, by party id."""
+    room = getattr(request.app.state, "room", None)
+    if room is None:
+        return {}
+    try:
+        parties = room.active_policy().policy.parties
+    except CleanroomError:  # no policy yet: ids are all there is
+        return {}
+    return {party: spec.names.get(language, spec.name) for party, spec in parties.items()}
+
+
+def timezone_for(request: Request) -> str:
+    """The room's time zone (what every time on a page is shown in)."""
+    room = getattr(request.app.state, "room", None)
+    return room.settings.timezone if room is not None else formats.DEFAULT_TIMEZONE
 
 
 def page(
@@ -114,14 +164,21 @@ def page(
 ) -> HTMLResponse:
     """Render a page with the signed-in user's navigation and the security headers."""
     session = getattr(request.state, "web_session", None)
-    body = ENV.get_template(template).render(
-        {
-            "session": session,
-            "user": session.user if session else None,
-            "can": getattr(request.state, "web_capabilities", frozenset()),
-            "path": request.url.path,
-            "title": "",
-            **context,
-        }
+    language = language_for(request)
+    body = (
+        ENVS[language]
+        .get_template(template)
+        .render(
+            {
+                "timezone": timezone_for(request),
+                "party_names": party_names(request, language),
+                "session": session,
+                "user": session.user if session else None,
+                "can": getattr(request.state, "web_capabilities", frozenset()),
+                "path": request.url.path,
+                "title": "",
+                **context,
+            }
+        )
     )
     return HTMLResponse(body, status_code=status, headers=HEADERS)

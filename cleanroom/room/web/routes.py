@@ -1,4 +1,4 @@
-"""The web UI's routes: every page under ``/ui``, its two static files, and ``/`` → ``/ui/``.
+"""The web UI's routes: every page under ``/ui``, its static files, and ``/`` → ``/ui/``.
 
 None of them is in the OpenAPI document (that is the programs' contract);
 their role rules are the API's (:mod:`.access`) and are tested on their own.
@@ -13,24 +13,34 @@ from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import NotFoundError
 from cleanroom.room.web.deps import SessionDep
-from cleanroom.room.web.pages import audit, console, dashboard, policies, reports, signin
+from cleanroom.room.web.pages import (
+    audit,
+    console,
+    dashboard,
+    language,
+    policies,
+    reports,
+    signin,
+)
 from cleanroom.room.web.render import HERE, PREFIX
 
 STATIC = {
     "app.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "fonts/Vazirmatn-Regular.woff2": "font/woff2",
+    "fonts/Vazirmatn-Bold.woff2": "font/woff2",
 }
 _STATIC_BODIES = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
 
-PAGES = (signin, dashboard, console, policies, audit, reports)
+PAGES = (signin, language, dashboard, console, policies, audit, reports)
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 for module in PAGES:
     router.include_router(module.router)
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name:path}")
 def static(name: str) -> Response:
-    """The stylesheet or the script."""
+    """The stylesheet, the script or the Persian font."""
     if name not in STATIC:
         raise NotFoundError(f"no static file '{name[:40]}'")
     return Response(

@@ -8,14 +8,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cleanroom.bundle import open_bundle
 from cleanroom.errors import InputError
 from cleanroom.party import source
+from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.party.prepare import prepare
 from cleanroom.party.tokens import token
 from cleanroom.spec import IdType, parse_spec
 from tests.conftest import Keys, leftovers
+from tests.unit.party.test_normalize import mixed_script_mobile, written
 
 SPEC = parse_spec(
     {
@@ -157,6 +161,71 @@ def test_existing_output_survives_a_failed_prepare(tmp_path: Path, keys: Keys) -
     with pytest.raises(InputError):
         run(keys, write_csv(tmp_path, HEADER + "x,y\n", "bad.csv"), out)
     assert out.read_bytes() == before
+
+
+ID_SPEC = parse_spec({"dataset": "ids", "identifiers": {"mobile": "phone", "mail": "email"}})
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(mixed_script_mobile(), written, st.none()),
+            st.one_of(st.emails(), written, st.none()),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_bundle_tokens_are_the_reference_tokens_of_every_row(
+    tmp_path: Path, keys: Keys, rows: list[tuple[str | None, str | None]]
+) -> None:
+    """The whole native pipeline against phonenumbers and Python's hmac, row by row."""
+    src = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"mobile": [r[0] for r in rows], "mail": [r[1] for r in rows]}), src)
+    expected = []
+    for phone, mail in rows:
+        p, m = phone_reference(phone), email_reference(mail)
+        if p is not None or m is not None:
+            expected.append(
+                (
+                    None if p is None else token(keys.match, IdType.phone, p),
+                    None if m is None else token(keys.match, IdType.email, m),
+                )
+            )
+    out = tmp_path / "ids.bundle"
+    out.unlink(missing_ok=True)
+    if not expected:
+        with pytest.raises(InputError, match="no row has a usable identifier"):
+            prepare(
+                input_path=src,
+                spec=ID_SPEC,
+                party="okala",
+                match_key=keys.match,
+                room_key=keys.room.public_key(),
+                signing_key=keys.party,
+                out=out,
+            )
+        return
+    result = prepare(
+        input_path=src,
+        spec=ID_SPEC,
+        party="okala",
+        match_key=keys.match,
+        room_key=keys.room.public_key(),
+        signing_key=keys.party,
+        out=out,
+    )
+    buf = io.BytesIO()
+    open_bundle(out, keys.room, buf, expected_signer=keys.party.public_key())
+    table = pq.read_table(io.BytesIO(buf.getvalue()))
+    got = zip(table.column("mobile").to_pylist(), table.column("mail").to_pylist(), strict=True)
+    assert list(got) == expected
+    counts = result.summary.identifiers
+    assert counts["mobile"]["tokens"] == sum(phone_reference(r[0]) is not None for r in rows)
+    assert counts["mail"]["tokens"] == sum(email_reference(r[1]) is not None for r in rows)
 
 
 # -- Persian data ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from cleanroom.party.tokens import Tokenizer, token
 from cleanroom.spec import IdType
 
 KEY = new_symmetric_key("match-key")
-TOKENIZER = Tokenizer(KEY, workers=1)
+TOKENIZER = Tokenizer(KEY)
 
 
 @settings(max_examples=100, deadline=None)

@@ -16,6 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cleanroom.room.i18n.current import _
 from cleanroom.room.reports.charts import bars, flows, grids
 from cleanroom.room.reports.charts.draw import nothing_released, png
 from cleanroom.room.reports.tables import tables_for
@@ -82,5 +83,11 @@ def charts_for(template: str, result: dict[str, Any]) -> list[Chart]:
                 log.warning("chart fell back to generic", extra={"template": template})
                 drawn = bars.generic(result)
         if not drawn:
-            drawn = [("empty", f"{template}: nothing to draw", nothing_released(template))]
+            drawn = [
+                (
+                    "empty",
+                    _("%(template)s: nothing to draw") % {"template": template},
+                    nothing_released(template),
+                )
+            ]
         return [Chart(slug, caption, png(fig)) for slug, caption, fig in drawn]

@@ -10,6 +10,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cleanroom.room.i18n.current import _
 from cleanroom.room.reports.cells import is_cell, label, number
 from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 
@@ -21,9 +22,9 @@ def funnel(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     ax = fig.add_subplot()
     names = [f"{label(r.get('step'))}. {label(r.get('label'))}" for r in rows]
     bars(ax, names, cells_of(rows, "persons"))
-    ax.set_ylabel("persons reaching the step")
-    ax.set_title(f"Funnel ({NOTE})")
-    return [("funnel", "Persons reaching each step of the funnel", fig)]
+    ax.set_ylabel(_("persons reaching the step"))
+    ax.set_title(_("Funnel") + f" ({_(NOTE)})")
+    return [("funnel", _("Persons reaching each step of the funnel"), fig)]
 
 
 def time_to_cross(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -32,10 +33,10 @@ def time_to_cross(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     fig = figure(8, 4.2)
     ax = fig.add_subplot()
     bars(ax, [label(r.get("bin")) for r in rows], cells_of(rows, "persons"), width=0.95)
-    ax.set_xlabel("days to cross")
-    ax.set_ylabel("persons")
-    ax.set_title(f"Time to cross-purchase ({NOTE})")
-    return [("histogram", "Days from the first event at one brand to the first at another", fig)]
+    ax.set_xlabel(_("days to cross"))
+    ax.set_ylabel(_("persons"))
+    ax.set_title(_("Time to cross-purchase") + f" ({_(NOTE)})")
+    return [("histogram", _("Days from the first event at one brand to the first at another"), fig)]
 
 
 def segments(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -63,10 +64,10 @@ def segments(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
             width=width,
             name=segment,
         )
-    ax.set_ylabel("persons")
-    ax.legend(title="segment", fontsize=8)
-    ax.set_title(f"Segments per brand ({NOTE})")
-    return [("segments", "Persons per recency/frequency segment and brand", fig)]
+    ax.set_ylabel(_("persons"))
+    ax.legend(title=_("segment"), fontsize=8)
+    ax.set_title(_("Segments per brand") + f" ({_(NOTE)})")
+    return [("segments", _("Persons per recency/frequency segment and brand"), fig)]
 
 
 def lift(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -80,17 +81,17 @@ def lift(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     fig = figure(9, 4.2)
     left, right = fig.subplots(1, 2, width_ratios=[2, max(len(figures), 1)])
     bars(left, [label(r.get("arm")) for r in rows], cells_of(rows, "rate"))
-    left.set_ylabel("conversion rate")
-    left.set_title("Rate per arm (95% intervals)")
+    left.set_ylabel(_("conversion rate"))
+    left.set_title(_("Rate per arm (95% intervals)"))
     for i, cell in enumerate(figures.values()):
         p = point(cell)
         assert p is not None
         right.errorbar([i], [p[0]], yerr=[[p[1]], [p[2]]], fmt="o", color=PALETTE[1], capsize=4)
     right.axhline(0, color="#888888", linewidth=1, linestyle="--")
-    right.set_xticks(range(len(figures)), list(figures))
+    right.set_xticks(range(len(figures)), [label(name) for name in figures])
     right.set_xlim(-0.6, max(len(figures), 1) - 0.4)
-    right.set_title("Lift (treatment − control)")
-    return [("lift", "Campaign arms and the lift between them, with 95% intervals", fig)]
+    right.set_title(_("Lift (treatment − control)"))
+    return [("lift", _("Campaign arms and the lift between them, with 95% intervals"), fig)]
 
 
 def generic(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -106,6 +107,7 @@ def generic(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     fig = figure(8, max(3.0, 0.3 * len(rows) + 1.2))
     ax = fig.add_subplot()
     bars(ax, names, cells_of(rows, measure), horizontal=True)
-    ax.set_xlabel(measure)
-    ax.set_title(f"{measure} ({NOTE})")
-    return [("bars", f"{measure} per group", fig)]
+    shown = label(measure)
+    ax.set_xlabel(shown)
+    ax.set_title(f"{shown} ({_(NOTE)})")
+    return [("bars", _("%(measure)s per group") % {"measure": shown}, fig)]

@@ -14,11 +14,14 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cleanroom.room.i18n import N_
+from cleanroom.room.i18n.current import _
+from cleanroom.room.i18n.shaping import fonts, localize
 from cleanroom.room.reports.cells import Cell, interval, is_cell, number
 
 PALETTE = ["#1f5f8b", "#e07b39", "#3a9d5d", "#c44e52", "#8172b2", "#937860", "#da8bc3"]
 ERROR_BAR = {"ecolor": "#333333", "capsize": 3, "elinewidth": 1}
-NOTE = "bars: noisy values; whiskers: 95% error bounds"
+NOTE = N_("bars: noisy values; whiskers: 95% error bounds")
 
 
 def figure(width: float = 8.0, height: float = 4.5) -> Figure:
@@ -30,8 +33,10 @@ def figure(width: float = 8.0, height: float = 4.5) -> Figure:
 
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes."""
+    localize(fig)
     out = io.BytesIO()
-    fig.savefig(out, format="png", facecolor="white")
+    with fonts():
+        fig.savefig(out, format="png", facecolor="white")
     return out.getvalue()
 
 
@@ -79,16 +84,23 @@ def bars(
     for pos, cell in zip(positions, cells, strict=True):
         if point(cell) is None:
             xy = (0.0, pos) if horizontal else (pos, 0.0)
-            ax.annotate("n/a", xy, ha="center", va="bottom", fontsize=7, color="#888888")
+            ax.annotate(_("n/a"), xy, ha="center", va="bottom", fontsize=7, color="#888888")
 
 
-def nothing_released(title: str, reason: str = "no group passed the minimum size") -> Figure:
+def nothing_released(title: str, reason: str = N_("no group passed the minimum size")) -> Figure:
     """A placeholder chart: the section ran, but released no group to draw."""
     fig = figure(6, 2.2)
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_title(title)
-    ax.text(0.5, 0.5, f"nothing to draw: {reason}", ha="center", va="center", color="#c44e52")
+    ax.text(
+        0.5,
+        0.5,
+        _("nothing to draw: %(reason)s") % {"reason": _(reason)},
+        ha="center",
+        va="center",
+        color="#c44e52",
+    )
     return fig
 
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 
+from cleanroom.room.i18n.current import _
 from cleanroom.room.reports.cells import label
 from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 
@@ -26,8 +27,8 @@ def upset(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     fig = figure(max(8, 0.45 * len(rows) + 2), 6)
     top, matrix = fig.subplots(2, 1, sharex=True, height_ratios=[3, max(1.2, 0.35 * len(brands))])
     bars(top, ["+".join(c) for c in combos], cells_of(rows, "persons"))
-    top.set_ylabel("persons")
-    top.set_title(f"Persons per brand combination ({NOTE})")
+    top.set_ylabel(_("persons"))
+    top.set_title(_("Persons per brand combination") + f" ({_(NOTE)})")
     top.tick_params(axis="x", labelbottom=False)
     for x, combo in enumerate(combos):
         ys = [brands.index(b) for b in combo]
@@ -41,7 +42,7 @@ def upset(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     matrix.set_ylim(-0.5, len(brands) - 0.5)
     for side in ("top", "right", "bottom"):
         matrix.spines[side].set_visible(False)
-    return [("upset", "Overlap of brands (UpSet chart), with 95% error bars", fig)]
+    return [("upset", _("Overlap of brands (UpSet chart), with 95% error bars"), fig)]
 
 
 def pairwise(result: dict[str, Any], pairs: list[dict[str, Any]]) -> list[tuple[str, str, Figure]]:
@@ -59,9 +60,9 @@ def pairwise(result: dict[str, Any], pairs: list[dict[str, Any]]) -> list[tuple[
         color=PALETTE[1],
     )
     ax.set_xlim(0, 1)
-    ax.set_xlabel("overlap rate: shared persons / the smaller brand")
-    ax.set_title("Pairwise overlap rates (95% intervals)")
-    return [("pairwise", "Pairwise overlap rates with 95% intervals", fig)]
+    ax.set_xlabel(_("overlap rate: shared persons / the smaller brand"))
+    ax.set_title(_("Pairwise overlap rates (95% intervals)"))
+    return [("pairwise", _("Pairwise overlap rates with 95% intervals"), fig)]
 
 
 def sankey(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -103,9 +104,13 @@ def sankey(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     ax.set_xlim(-0.25, 1.25)
     ax.set_ylim(-gap, max(_top(left_at, out_of), _top(right_at, into)) + gap)
     ax.invert_yaxis()
-    ax.set_title("Journeys: brand → next brand (band width = noisy persons)")
+    ax.set_title(_("Journeys: brand → next brand (band width = noisy persons)"))
     return [
-        ("sankey", "Journey Sankey: from each brand to the next (widths are noisy persons)", fig)
+        (
+            "sankey",
+            _("Journey Sankey: from each brand to the next (widths are noisy persons)"),
+            fig,
+        )
     ]
 
 

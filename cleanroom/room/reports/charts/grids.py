@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cleanroom.room.i18n.current import _
 from cleanroom.room.reports.cells import fmt, label, number
 from cleanroom.room.reports.charts.draw import figure, point
 
@@ -42,7 +43,7 @@ def _heatmap(
         for j, c in enumerate(columns):
             cell = grid.get((r, c))
             p = point(cell)
-            shown = text(p) if p is not None else "n/a"
+            shown = text(p) if p is not None else _("n/a")
             dark = p is not None and p[0] > middle
             ax.text(
                 j,
@@ -65,10 +66,10 @@ def transitions(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     fig = figure(1.3 * len(brands) + 3, 1.0 * len(brands) + 2)
     ax = fig.add_subplot()
     _heatmap(ax, grid, brands, brands, lambda p: f"{fmt(p[0])}\n± {fmt(p[1])}", "Blues")
-    ax.set_xlabel("next brand")
-    ax.set_ylabel("from brand")
-    ax.set_title("Transitions: persons (± 95% error bound)")
-    return [("heatmap", "Brand-to-brand transitions, each cell with its 95% error bound", fig)]
+    ax.set_xlabel(_("next brand"))
+    ax.set_ylabel(_("from brand"))
+    ax.set_title(_("Transitions: persons (± 95% error bound)"))
+    return [("heatmap", _("Brand-to-brand transitions, each cell with its 95% error bound"), fig)]
 
 
 def retention(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -98,11 +99,14 @@ def retention(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
             "Greens",
             scale=(0.0, 1.0),
         )
-        ax.set_xlabel("months after the cohort's first month")
-        ax.set_ylabel("cohort")
-        where = result.get("active_at") or "any brand"
-        ax.set_title(f"First seen at {brand}: share active at {where} [95% interval]")
-    return [("heatmap", "Retention by monthly cohort, shares with 95% intervals", fig)]
+        ax.set_xlabel(_("months after the cohort's first month"))
+        ax.set_ylabel(_("cohort"))
+        where = label(result["active_at"]) if result.get("active_at") else _("any brand")
+        ax.set_title(
+            _("First seen at %(brand)s: share active at %(where)s [95%% interval]")
+            % {"brand": brand, "where": where}
+        )
+    return [("heatmap", _("Retention by monthly cohort, shares with 95% intervals"), fig)]
 
 
 def _as_number(text: str) -> float | None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cleanroom.room.api.deps import RoomDep
+from cleanroom.room.i18n import N_
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session
@@ -48,7 +49,7 @@ def audit(
         request,
         "audit.html",
         {
-            "title": "Audit trail",
+            "title": N_("Audit trail"),
             "verification": verification,
             "entries": entries,
             "filters": {"action": action, "actor": actor, "outcome": outcome},

@@ -32,6 +32,7 @@ from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
+from cleanroom.room.i18n import N_, current
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import RESULT_ENVELOPE, Engine, QueryRequest
@@ -42,7 +43,7 @@ from cleanroom.room.templates.schema import SCHEMAS, Param
 from cleanroom.room.web.charts import bar_chart, bars_from_result
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
-from cleanroom.room.web.render import number
+from cleanroom.room.web.render import language_for, party_names
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session
 
@@ -68,6 +69,7 @@ class Column:
     type: str
     role: str
     detail: str
+    bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,19 +118,17 @@ def open_tables(policy: CollaborationPolicy, party: str) -> list[Table]:
             table = f"{owner}.{name}"
             if not access.may_read(table):
                 continue
-            columns = [Column("person", "person", "join key", "join on it; never in the output")]
+            columns = [Column("person", "person", "join key", "")]
             for column, rule in contract.columns.items():
                 if not access.may_use(table, column):
                     continue
-                if rule.domain is not None:
+                if rule.domain is not None:  # values as declared; bounds are shown by the page
                     values = ", ".join(str(v) for v in rule.domain[:SHOWN_DOMAIN_VALUES])
                     more = len(rule.domain) - SHOWN_DOMAIN_VALUES
                     detail = values + (f" … (+{more})" if more > 0 else "")
-                elif rule.bounds is not None:
-                    detail = f"clamped to [{number(rule.bounds[0])}, {number(rule.bounds[1])}]"
                 else:
                     detail = ""
-                columns.append(Column(column, str(rule.type), rule.role, detail))
+                columns.append(Column(column, str(rule.type), rule.role, detail, rule.bounds))
             tables.append(Table(table, owner == party, columns))
     return tables
 
@@ -197,7 +197,7 @@ def _context(room: Room, engine: Engine, user: User, **extra: Any) -> dict[str, 
     privacy = policy.privacy
     spec = policy.parties.get(party)
     return {
-        "title": "Query console",
+        "title": N_("Query console"),
         "party": party,
         "tables": open_tables(policy, party),
         "free_sql": spec is not None and spec.analysts.free_sql,
@@ -295,7 +295,9 @@ async def run(
         context = _context(room, engine, user, sent=sent, refusal=refusal)
         return render(request, "console.html", context, status=status)
     found = None if result.get("dry_run") else bars_from_result(result)
-    chart = bar_chart(found[0], found[1]) if found else None
+    language = language_for(request)
+    with current.use(language, party_names(request, language)):
+        chart = bar_chart(found[0], found[1]) if found else None
     if result.get("dry_run"):
         extras = {k: v for k, v in result.items() if k != "dry_run"}
     else:

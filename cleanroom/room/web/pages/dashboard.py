@@ -20,6 +20,7 @@ from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep
 from cleanroom.room.auth import User
 from cleanroom.room.disclosure import WITHHELD, sees_exact
+from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
 from cleanroom.room.query.engine import Engine
@@ -100,7 +101,7 @@ def dashboard(request: Request, room: RoomDep, engine: EngineDep, session: Viewe
         request,
         "dashboard.html",
         {
-            "title": "Dashboard",
+            "title": N_("Dashboard"),
             "policy": active.policy,
             "policy_version": active.version,
             "datasets": datasets(room, session.user),

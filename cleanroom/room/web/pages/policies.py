@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import UserError
 from cleanroom.room.api.deps import RoomDep
+from cleanroom.room.i18n import N_
 from cleanroom.room.policy.diff import LOOSENS, NEUTRAL, TIGHTENS, PolicyChange, summarize
 from cleanroom.room.policy.lifecycle import PROPOSED, SUPERSEDED, PolicyVersion
 from cleanroom.room.room import Room
@@ -42,10 +43,10 @@ Rollback = Annotated[Form, Depends(posted("policy.rollback"))]
 _ORDER = {LOOSENS: 0, TIGHTENS: 1, NEUTRAL: 2}
 # Outcomes named in a redirect's query string; the page shows fixed text, never caller text.
 DONE = {
-    "proposed": "Proposed. Other reviewers can now review and approve it.",
-    "approved": "Approved. More approvals are needed before it becomes active.",
-    "activated": "Approved, and with that approval this version is now active.",
-    "rejected": "Rejected. The proposal is closed.",
+    "proposed": N_("Proposed. Other reviewers can now review and approve it."),
+    "approved": N_("Approved. More approvals are needed before it becomes active."),
+    "activated": N_("Approved, and with that approval this version is now active."),
+    "rejected": N_("Rejected. The proposal is closed."),
 }
 MAX_SHOWN_VALUE = 300
 
@@ -86,7 +87,7 @@ def policies(request: Request, room: RoomDep, session: Anyone) -> Response:
         request,
         "policies.html",
         {
-            "title": "Policy",
+            "title": N_("Policy"),
             "active": active,
             "policy": active.policy(),
             "history": history,
@@ -109,7 +110,7 @@ def _new_form(
         request,
         "policy_new.html",
         {
-            "title": "Propose a policy version",
+            "title": N_("Propose a policy version"),
             "active": active,
             "text": active.body if text is None else text,
             "comment": comment,
@@ -151,7 +152,7 @@ def compare(
         request,
         "policy_diff.html",
         {
-            "title": f"Policy v{start} → v{to}",
+            "title": N_("Policy diff"),
             "start": start,
             "end": to,
             "changes": ordered(changes),
@@ -181,7 +182,7 @@ def _version_page(
         request,
         "policy_version.html",
         {
-            "title": f"Policy version {number}",
+            "title": N_("Policy version"),
             "version": version,
             "base": base,
             "changes": ordered(changes),

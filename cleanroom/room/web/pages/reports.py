@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from cleanroom.errors import NotFoundError, UserError
 from cleanroom.room.api.routes import reports as reports_api
 from cleanroom.room.api.routes.reports import RunnerDep
+from cleanroom.room.i18n import N_
 from cleanroom.room.web.access import may
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
@@ -37,7 +38,7 @@ def reports(request: Request, runner: RunnerDep, session: Reader) -> Response:
     return render(
         request,
         "reports.html",
-        {"title": "Reports", "reports": reports_api.list_reports(runner, session.user)},
+        {"title": N_("Reports"), "reports": reports_api.list_reports(runner, session.user)},
     )
 
 
@@ -99,7 +100,7 @@ def run_page(
         request,
         "report_run.html",
         {
-            "title": f"{definition['title']} — run {run_id}",
+            "title": definition["title"],
             "report": definition,
             "run": run,
             "html_files": [f for f in files if f.endswith(".html")],

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import AuthError
 from cleanroom.room.api.deps import RoomDep, client_of, record_denied
+from cleanroom.room.i18n import N_
 from cleanroom.room.room import Room
 from cleanroom.room.web.deps import (
     SessionDep,
@@ -63,7 +64,7 @@ def _form(request: Request, room: Room, *, error: str | None, next_: str, status
     response = page(
         request,
         "signin.html",
-        {"title": "Sign in", "signin_token": token, "error": error, "next": next_},
+        {"title": N_("Sign in"), "signin_token": token, "error": error, "next": next_},
         status=status,
     )
     _cookie(response, room, "signin", token, SIGNIN_SECONDS)
