@@ -42,6 +42,12 @@ decided by counts only, so the same input always gives the same persons:
   identifiers of a type than the limit (a chain of modest links) is not
   formed; each of its tokens stays a person of its own.
 
+With ``foreign`` (the policy's ``max_foreign_merges``), a step before both
+bounds how many of one party's *own persons* (components of its own rows'
+links) another party's rows may join; a party over it has none of its links
+that join them followed (:func:`_foreign_cut`). The per-type limits bound
+what one forged identifier can do; this bounds how many a party can forge.
+
 A link not followed is *withheld*; how many, and per supplying party how
 many of its links, is returned (:class:`Withheld`, counts only).
 
@@ -95,6 +101,23 @@ class TokenSource:
 
 
 @dataclass(frozen=True)
+class ForeignLimit:
+    """How many of party V's persons another party's rows may merge (SECURITY.md).
+
+    V's persons here are the components of V's own links. A party whose rows
+    join more than ``max(at_least, fraction × V's persons)`` of them has none
+    of its links that join V's persons followed.
+    """
+
+    fraction: float
+    at_least: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.fraction <= 1 or self.at_least < 0:
+            raise InternalError(f"invalid foreign-merge limit {self!r}")
+
+
+@dataclass(frozen=True)
 class Withheld:
     """Links a match did not follow because of the limits: counts only, never tokens.
 
@@ -102,7 +125,9 @@ class Withheld:
     hold; ``split_groups`` / ``split_tokens``: components over a per-type
     limit that were not formed, and the tokens in them; ``links``: distinct
     token pairs seen in one row that did not end up in one person;
-    ``by_party``: the same, per party that supplied them in its rows.
+    ``by_party``: the same, per party that supplied them in its rows;
+    ``foreign_merges``: merges of other parties' persons not made because
+    their supplier went over the foreign-merge limit for that party.
     """
 
     hubs: int = 0
@@ -110,6 +135,7 @@ class Withheld:
     split_tokens: int = 0
     links: int = 0
     by_party: dict[str, int] = field(default_factory=dict)
+    foreign_merges: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON data, for the match record and the audit trail."""
@@ -119,6 +145,7 @@ class Withheld:
             "split_tokens": self.split_tokens,
             "links": self.links,
             "by_party": dict(sorted(self.by_party.items())),
+            "foreign_merges": self.foreign_merges,
         }
 
 
@@ -356,9 +383,10 @@ def _literal(name: str) -> str:
 
 def _occurrences(source: TokenSource) -> list[str]:
     table = quote_table(source.table)
+    party = _literal(source.party)
     return [
-        f"SELECT {quote_column(c)} AS tok, {_literal(source.kinds.get(c, ''))} AS kind "
-        f"FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+        f"SELECT {quote_column(c)} AS tok, {_literal(source.kinds.get(c, ''))} AS kind, "
+        f"{party} AS party FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
 
@@ -497,12 +525,15 @@ def resolve(
     *,
     person_map: str,
     limits: Mapping[str, int] | None = None,
+    foreign: ForeignLimit | None = None,
 ) -> IdentityStats:
     """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
 
     ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``limits``
     maps an identifier type to the most tokens of it one person may hold
-    (module docstring); without it every co-occurrence links. ``token`` is
+    (module docstring); without it every co-occurrence links. ``foreign``
+    bounds how many of one party's persons another party's rows may merge
+    (:func:`_foreign_cut`); without it any party may merge any. ``token`` is
     unique by construction (it comes from a GROUP BY); no index is declared
     because an ART index over 10^8 32-byte keys costs gigabytes and the hash
     joins that read this table would not use it. The table is filled by one
@@ -556,7 +587,20 @@ def resolve(
                 engine.materialize(
                     links, f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id"
                 )
-            hubs = 0
+            hubs = foreign_merges = 0
+            kept = links
+            if foreign is not None:
+                cut, foreign_merges = _foreign_cut(engine, scratch, sources, tokens, links, foreign)
+                kept = scratch.name("kept")
+                engine.materialize(
+                    kept,
+                    f"""
+                    SELECT k.u, k.v, k.party FROM {links} k
+                    LEFT JOIN {cut} c ON c.u = k.u AND c.v = k.v AND c.party = k.party
+                    WHERE c.u IS NULL
+                    """,
+                )
+                scratch.drop(cut)
             if limits:
                 seen = scratch.name("seen")
                 engine.materialize(seen, f"SELECT DISTINCT u, v FROM {links}")
@@ -566,7 +610,7 @@ def resolve(
                 engine.materialize(
                     edges,
                     f"""
-                    SELECT e.u, e.v FROM {seen} e
+                    SELECT DISTINCT e.u, e.v FROM {kept} e
                     LEFT JOIN {hub_table} hu ON hu.id = e.u
                     LEFT JOIN {hub_table} hv ON hv.id = e.v
                     WHERE hu.id IS NULL AND hv.id IS NULL
@@ -575,7 +619,9 @@ def resolve(
                 scratch.drop(seen)
                 scratch.drop(hub_table)
             else:
-                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {links}")
+                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {kept}")
+            if kept != links:
+                scratch.drop(kept)
             edge_count = _count(engine, edges)
             seconds["edges"] = time.perf_counter() - started
 
@@ -622,8 +668,13 @@ def resolve(
                     scratch.drop(labelled)
                     labelled = final
                 scratch.drop(over)
-            withheld = Withheld(hubs=hubs, split_groups=split_groups, split_tokens=split_tokens)
-            if hubs or split_groups:
+            withheld = Withheld(
+                hubs=hubs,
+                split_groups=split_groups,
+                split_tokens=split_tokens,
+                foreign_merges=foreign_merges,
+            )
+            if hubs or split_groups or foreign_merges:
                 withheld = _withheld_links(engine, scratch, links, labelled, sources, withheld)
             scratch.drop(links)
             seconds["limits"] = time.perf_counter() - started
@@ -672,6 +723,112 @@ def resolve(
     )
 
 
+def _foreign_cut(
+    engine: Engine,
+    scratch: _Scratch,
+    sources: Sequence[TokenSource],
+    tokens: str,
+    links: str,
+    foreign: ForeignLimit,
+) -> tuple[str, int]:
+    """The links of parties that merge too many of another party's persons.
+
+    For each party, its *own persons* are the components over its own links
+    only (one contraction over (party, token) vertices, so parties never
+    mix). A component of party X's links that holds tokens of k > 1 of party
+    V's own persons merges k - 1 of them: a merge of V by X. When X's merges
+    of V exceed ``max(at_least, floor(fraction × V's own persons))``, every
+    link of X in a component that merges V's persons is cut. Returns the
+    table of cut links (u, v, party) and the merges they would have made.
+    """
+    occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
+    held = scratch.name("held")  # (party, id, pid): every token each party holds
+    engine.materialize(
+        held,
+        f"""
+        SELECT party, id, {engine.row_id} AS pid FROM (
+            SELECT DISTINCT o.party, t.id FROM ({occurrences}) o JOIN {tokens} t ON t.tok = o.tok
+        ) d
+        """,
+    )
+    own_edges = scratch.name("own_edges0")
+    engine.materialize(
+        own_edges,
+        f"""
+        SELECT DISTINCT least(ha.pid, hb.pid) AS u, greatest(ha.pid, hb.pid) AS v
+        FROM {links} k
+        JOIN {held} ha ON ha.party = k.party AND ha.id = k.u
+        JOIN {held} hb ON hb.party = k.party AND hb.id = k.v
+        """,
+    )
+    maps, _ = _contract(engine, scratch, own_edges)
+    resolved = _compose(engine, scratch, maps)
+    own = scratch.name("own")  # (party, id, label): each party's own person of each token
+    if resolved is None:
+        engine.materialize(own, f"SELECT party, id, pid AS label FROM {held}")
+    else:
+        engine.materialize(
+            own,
+            f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "
+            f"FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid",
+        )
+        scratch.drop(resolved)
+    scratch.drop(held)
+    merging = scratch.name("merging")  # (supplier, victim, grp, n): X's group joins n of V's
+    engine.materialize(
+        merging,
+        f"""
+        SELECT x.party AS supplier, v.party AS victim, x.label AS grp,
+               count(DISTINCT v.label) AS n
+        FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
+        GROUP BY x.party, v.party, x.label
+        HAVING count(DISTINCT v.label) > 1
+        """,
+    )
+    raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
+    engine.materialize(
+        raw,
+        f"""
+        SELECT m.supplier, m.victim, m.merges, p.persons FROM (
+            SELECT supplier, victim, sum(n - 1) AS merges FROM {merging} GROUP BY supplier, victim
+        ) m JOIN (
+            SELECT party, count(DISTINCT label) AS persons FROM {own} GROUP BY party
+        ) p ON p.party = m.victim
+        WHERE m.merges > greatest(?, CAST(floor(? * p.persons) AS BIGINT))
+        """,
+        [int(foreign.at_least), float(foreign.fraction)],
+    )
+    # X's forged rows also make V's honest rows look like merges of X's (forged)
+    # persons; of two parties over the limit for each other, only the one merging
+    # the larger share of the other's persons is cut (both on a tie).
+    over = scratch.name("foreign_over")
+    engine.materialize(
+        over,
+        f"""
+        SELECT a.supplier, a.victim, a.merges FROM {raw} a
+        LEFT JOIN {raw} b ON b.supplier = a.victim AND b.victim = a.supplier
+        WHERE b.supplier IS NULL OR b.merges * a.persons <= a.merges * b.persons
+        """,
+    )
+    scratch.drop(raw)
+    merges = engine.scalar(f"SELECT sum(merges) FROM {over}")
+    cut = scratch.name("foreign_cut")
+    engine.materialize(
+        cut,
+        f"""
+        SELECT DISTINCT k.u, k.v, k.party FROM {links} k
+        JOIN {own} x ON x.party = k.party AND x.id = k.u
+        JOIN (
+            SELECT DISTINCT g.supplier, g.grp FROM {merging} g
+            JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
+        ) c ON c.supplier = k.party AND c.grp = x.label
+        """,
+    )
+    for table in (over, merging, own):
+        scratch.drop(table)
+    return cut, merges
+
+
 def _withheld_links(
     engine: Engine,
     scratch: _Scratch,
@@ -704,6 +861,7 @@ def _withheld_links(
         split_tokens=found.split_tokens,
         links=total,
         by_party=by_party,
+        foreign_merges=found.foreign_merges,
     )
 
 

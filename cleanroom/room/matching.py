@@ -213,7 +213,11 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
                 )
             )
             tables[f"{d.party}.{d.dataset}"] = name
-        stats = room.backend.match(inputs, policy.identity.max_per_person.by_type())
+        stats = room.backend.match(
+            inputs,
+            policy.identity.max_per_person.by_type(),
+            policy.identity.max_foreign_merges.limit(),
+        )
     except Exception:
         _abandon(room, generation, tables)
         raise

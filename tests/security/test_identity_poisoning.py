@@ -6,8 +6,9 @@ numbers, each in a row with one e-mail of its own; the room re-matches. The
 victim's persons and bounded row count (rows kept at ``max_rows_per_person``)
 must stay within TOLERANCE of the unpoisoned match, the attack must be
 counted, and the attacker and reviewers must see the count (never a token).
-A chained variant (many e-mails, two phones each) is held to the same
-tolerance. Figures in SECURITY.md ("Identity poisoning") come from here.
+A chained variant (many e-mails, two phones each) and disjoint pairs (each
+forged e-mail tied to its own two phones, within every per-type limit) are
+held to the same tolerance. Figures in SECURITY.md ("Identity poisoning") come from here.
 """
 
 from __future__ import annotations
@@ -140,9 +141,31 @@ def test_chained_emails_two_phones_each_stay_within_tolerance(world: World, room
     poisoned_upload(world, room, rows, "chain")
     after = victim_counts(room)
     print(f"chain attack: victim persons/bounded rows {before} -> {after}")
+    print(f"chain attack withheld: {live_generation(room).withheld}")  # type: ignore[union-attr]
     assert within(after, before), (before, after)
     withheld = live_generation(room).withheld  # type: ignore[union-attr]
-    assert withheld is not None and withheld["split_groups"] >= 1
+    assert withheld is not None
+    # The foreign-merge limit cuts the chain's links before any group forms.
+    assert withheld["foreign_merges"] >= 390 and withheld["split_groups"] == 0
+    assert set(withheld["by_party"]) == {ATTACKER[0]}
+
+
+def test_disjoint_pairs_stay_within_tolerance(world: World, room: Room) -> None:
+    """500 forged e-mails, each tied to its own 2 victim phones: every group within limits."""
+    before = victim_counts(room)
+    phones = victim_phones(world, 1_000)
+    rows = [(f"pair{i}@poison.example", phones[2 * i + d]) for i in range(500) for d in (0, 1)]
+    poisoned_upload(world, room, rows, "pairs")
+    after = victim_counts(room)
+    print(f"disjoint pairs: victim persons/bounded rows {before} -> {after}")
+    print(f"disjoint pairs withheld: {live_generation(room).withheld}")  # type: ignore[union-attr]
+    assert within(after, before), (before, after)
+    withheld = live_generation(room).withheld  # type: ignore[union-attr]
+    assert withheld is not None
+    assert withheld["hubs"] == withheld["split_groups"] == 0  # the per-type limits miss it
+    assert withheld["foreign_merges"] >= 450  # each pair that held two of okala's persons
+    assert set(withheld["by_party"]) == {ATTACKER[0]}  # the victim's own links all kept
+    assert withheld["by_party"][ATTACKER[0]] >= 900
 
 
 def _latest(url: str, token: str) -> dict[str, object]:

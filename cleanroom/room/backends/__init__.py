@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from cleanroom.config import Settings
 from cleanroom.errors import UserError
-from cleanroom.room.identity import IdentityStats, TokenSource
+from cleanroom.room.identity import ForeignLimit, IdentityStats, TokenSource
 from cleanroom.room.warehouse import Warehouse
 
 
@@ -56,12 +56,17 @@ class Backend(Protocol):
         ...
 
     def match(
-        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+        self,
+        inputs: Sequence[MatchInput],
+        limits: Mapping[str, int] | None = None,
+        foreign: ForeignLimit | None = None,
     ) -> IdentityStats:
         """Resolve persons over the inputs and build each analysis table ``out``.
 
         ``limits``: the most identifiers of each type one person may hold
-        (the policy's ``identity.max_per_person``; ``identity.resolve``).
+        (the policy's ``identity.max_per_person``; ``identity.resolve``);
+        ``foreign``: how many of one party's persons another's rows may merge
+        (``identity.max_foreign_merges``).
 
         Called before the generation goes live; a failure fails the match, and
         the caller then retires every ``out``. The token → person map is the

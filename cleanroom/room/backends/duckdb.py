@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import duckdb
 
 from cleanroom.room.backends import MatchInput
-from cleanroom.room.identity import IdentityStats, person_table, quote_table, resolve
+from cleanroom.room.identity import (
+    ForeignLimit,
+    IdentityStats,
+    person_table,
+    quote_table,
+    resolve,
+)
 from cleanroom.room.warehouse import SCHEMA, Warehouse
 
 
@@ -24,13 +30,22 @@ class DuckDBBackend:
         return self.warehouse.cursor()
 
     def match(
-        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+        self,
+        inputs: Sequence[MatchInput],
+        limits: Mapping[str, int] | None = None,
+        foreign: ForeignLimit | None = None,
     ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend`; the person map is a TEMP table."""
         con = self.warehouse.cursor()
         person_map = "temp.main.match_persons"  # TEMP tables are per cursor
         try:
-            stats = resolve(con, [i.source for i in inputs], person_map=person_map, limits=limits)
+            stats = resolve(
+                con,
+                [i.source for i in inputs],
+                person_map=person_map,
+                limits=limits,
+                foreign=foreign,
+            )
             for item in inputs:
                 person_table(
                     con,

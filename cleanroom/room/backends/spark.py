@@ -46,7 +46,7 @@ from cleanroom.room.backends import MatchInput
 from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkEngine
-from cleanroom.room.identity import IdentityStats, person_table, resolve
+from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
 from cleanroom.room.warehouse import SCHEMA, Warehouse, quote
 
 SESSION_CONF = {
@@ -136,7 +136,10 @@ class SparkBackend:
         return SparkCursor(self)
 
     def match(
-        self, inputs: Sequence[MatchInput], limits: Mapping[str, int] | None = None
+        self,
+        inputs: Sequence[MatchInput],
+        limits: Mapping[str, int] | None = None,
+        foreign: ForeignLimit | None = None,
     ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend` and the module docstring."""
         run = self.data / f".match-{secrets.token_hex(6)}"
@@ -152,7 +155,11 @@ class SparkBackend:
             engine = SparkEngine(self.session, sources)
             person_map = f"{SCHEMA}.{self.prefix}persons"
             stats = resolve(
-                engine, [i.source for i in inputs], person_map=person_map, limits=limits
+                engine,
+                [i.source for i in inputs],
+                person_map=person_map,
+                limits=limits,
+                foreign=foreign,
             )
             for item in inputs:
                 out = f"{SCHEMA}.{item.out}"

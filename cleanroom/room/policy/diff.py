@@ -491,6 +491,13 @@ RULES: dict[str, Rule] = {
             " persons, into one person"
         ),
     ),
+    "identity.max_foreign_merges.*": ordered(
+        "how many of another party's persons one party's rows may merge",
+        looser_when="higher",
+        consequence=(
+            "one party's rows may merge more of another party's persons, forged links included"
+        ),
+    ),
     _PARTY: presence(
         "party",
         added="its data and its analysts enter the room",

@@ -22,7 +22,13 @@ from pyspark.sql import SparkSession
 from cleanroom.errors import InternalError
 from cleanroom.room.backends.spark import spark_session
 from cleanroom.room.backends.spark_identity import SparkEngine
-from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
+from cleanroom.room.identity import (
+    ForeignLimit,
+    IdentityStats,
+    TokenSource,
+    person_table,
+    resolve,
+)
 from tests.unit.room.test_identity import Row, make_table, partition, reference, table_shapes
 from tests.unit.room.test_identity_limits import LIMITS, Table, beta_persons, expected, load
 
@@ -84,11 +90,14 @@ def both(
     con: duckdb.DuckDBPyConnection,
     sources: list[TokenSource],
     limits: dict[str, int] | None = None,
+    foreign: ForeignLimit | None = None,
 ) -> tuple[set[frozenset[bytes]], set[frozenset[bytes]], IdentityStats, SparkEngine]:
     """Resolve the same tables on DuckDB and on Spark; both partitions and Spark's run."""
-    duck = resolve(con, sources, person_map="pm", limits=limits)
+    duck = resolve(con, sources, person_map="pm", limits=limits, foreign=foreign)
     engine = on_spark(spark, con, sources)
-    stats = resolve(engine, spark_sources(sources), person_map="wh.pm", limits=limits)
+    stats = resolve(
+        engine, spark_sources(sources), person_map="wh.pm", limits=limits, foreign=foreign
+    )
     assert stats.withheld == duck.withheld
     assert_dense(engine, "wh.pm", stats)
     assert sorted(engine.views) == [*sorted(s.table for s in sources), "pm"]
@@ -206,3 +215,25 @@ def test_identity_limits_same_persons_and_counts_as_duckdb(spark: SparkSession) 
     assert duck == on_spark_ == want
     assert stats.withheld.hubs == hubs == 1
     assert stats.withheld.by_party["alpha"] == 8 and stats.withheld.split_groups == 1
+
+
+def test_foreign_merge_limit_same_persons_and_counts_as_duckdb(spark: SparkSession) -> None:
+    """Disjoint pairs of beta's phones tied to forged e-mails, with a chain and a hub too."""
+    con = duckdb.connect()
+    tables = [
+        beta_persons(16),
+        Table(
+            "alpha",
+            2,
+            [(3 * (7000 + i) + 1, 3 * (10 + 2 * i + d)) for i in range(8) for d in (0, 1)],
+        ),
+        Table("alpha", 2, [(3 * 5000 + 1, 3 * (10 + i)) for i in range(5)]),  # a hub
+        Table("gamma", 2, [(3 * (10 + i), 3 * (10 + i) + 1) for i in range(16)]),  # honest
+    ]
+    sources = [load(con, f"p{i}", t) for i, t in enumerate(tables)]
+    foreign = ForeignLimit(fraction=0.1, at_least=1)
+    duck, on_spark_, stats, _ = both(spark, con, sources, LIMITS, foreign)
+    assert duck == on_spark_
+    assert stats.withheld.hubs == 1 and stats.withheld.foreign_merges > 8
+    assert set(stats.withheld.by_party) == {"alpha"}
+    assert all(len(group) <= 2 for group in duck)  # beta's persons: a phone and its e-mail

@@ -723,6 +723,29 @@ def test_raising_an_identifier_limit_loosens_lowering_tightens(kind: str) -> Non
     assert [(c.path, c.privacy) for c in down] == [(f"identity.max_per_person.{kind}", "tightens")]
 
 
+@pytest.mark.parametrize(("field", "more"), [("fraction", 0.05), ("at_least", 100)])
+def test_raising_the_foreign_merge_limit_loosens_lowering_tightens(field: str, more: float) -> None:
+    higher = base()
+    higher["identity"] = {"max_foreign_merges": {field: more}}
+    up = diff_policies(policy(base()), policy(higher))
+    assert [(c.path, c.privacy) for c in up] == [
+        (f"identity.max_foreign_merges.{field}", "loosens")
+    ]
+    assert "another party's persons" in up[0].reason
+    down = diff_policies(policy(higher), policy(base()))
+    assert [(c.path, c.privacy) for c in down] == [
+        (f"identity.max_foreign_merges.{field}", "tightens")
+    ]
+
+
+def test_foreign_merge_limits_are_validated() -> None:
+    for bad in ({"fraction": 1.5}, {"fraction": -0.1}, {"at_least": -1}, {"other": 1}):
+        doc = base()
+        doc["identity"] = {"max_foreign_merges": bad}
+        with pytest.raises(SpecError):
+            policy(doc)
+
+
 def test_identifier_limits_are_validated() -> None:
     for bad in (0, -1, 1_001, "many"):
         doc = base()
