@@ -34,15 +34,16 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 # The modules whose code reads the time (budget periods, report slots, sessions,
-# template windows, recovery, served rooms and the CLI), run again as whole
-# processes under Debian's faketime: a year ahead, and from one minute before
-# this year ends (the clock runs on across New Year). In-process code reads the
-# suite's set clock; whatever still read the machine's date would fail here.
+# template windows, recovery, served rooms, the CLI and the demo, which run as
+# processes of their own), run again under Debian's faketime: a year ahead, and
+# from one minute before this year ends (the clock runs on across New Year).
+# In-process code reads the suite's set clock; whatever still read the
+# machine's date would fail here.
 TIME_TESTS := tests/unit/test_clock.py tests/unit/room/test_budget.py \
 	tests/unit/room/test_reports_schedule.py tests/unit/room/test_reports_runs.py \
 	tests/unit/room/test_recovery.py tests/unit/room/test_template_schema.py \
 	tests/unit/room/test_web.py tests/unit/room/test_auth.py \
-	tests/system/test_reports.py tests/system/test_journeys.py tests/system/test_web.py \
+	tests/system/test_reports.py tests/system/test_web.py \
 	tests/system/test_room_crash.py tests/system/test_cli_room.py tests/system/test_demo.py
 YEAR_END := $(shell date -u +%Y)-12-31 23:59:00
 
