@@ -200,8 +200,13 @@ def open_room(room_dir: Path, *, warehouse: bool = True) -> Room:
 
 
 def port_taken(host: str, port: int) -> bool:
-    """Whether something already listens on ``host:port`` (another room, another program)."""
+    """Whether something already listens on ``host:port`` (another room, another program).
+
+    Binds as the server will (SO_REUSEADDR, as uvicorn sets it), so connections
+    of a stopped server still in TIME_WAIT do not count as a listener.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

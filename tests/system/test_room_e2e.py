@@ -415,6 +415,7 @@ ROLE_MATRIX = {
     ("GET", "/api/v1/audit/verify"): {"reviewer", "room_admin"},
     ("GET", "/api/v1/me"): EVERYONE,
     ("POST", "/api/v1/queries"): {"analyst", "reporter"},
+    ("GET", "/api/v1/queries"): {"analyst", "reporter", "reviewer", "room_admin"},
     ("GET", "/api/v1/queries/{query_id}"): {"analyst", "reporter", "reviewer", "room_admin"},
     ("GET", "/api/v1/budget"): EVERYONE,
     ("GET", "/api/v1/policies"): {"reviewer", "room_admin"},
@@ -435,6 +436,12 @@ ROLE_MATRIX = {
         "room_admin",
     },
     ("GET", "/api/v1/reports/{name}/runs/{run_id}/files/{file}"): {
+        "analyst",
+        "reporter",
+        "reviewer",
+        "room_admin",
+    },
+    ("GET", "/api/v1/reports/{name}/runs/{run_id}/archive"): {
         "analyst",
         "reporter",
         "reviewer",

@@ -147,6 +147,9 @@ class DatasetVersionOut(BaseModel):
     uploaded_by: str | None = None
     uploaded_at: str
     status: str
+    out_of_domain: dict[str, int] | None = Field(
+        None, description="per dimension, rows whose value is outside the policy's domain"
+    )
     exact: str | None = Field(None, description="why the exact figures are not shown")
 
 
