@@ -70,10 +70,22 @@ class Settings(BaseSettings):
         "schedules run in it, and Solar Hijri budget periods start at its midnight.",
     )
     scheduler: bool = Field(
-        True, description="Run the policy's scheduled reports inside the service."
+        True,
+        description="Run the policy's scheduled reports, and delete data past the policy's "
+        "retention, inside the service.",
     )
     scheduler_interval: float = Field(
-        30.0, gt=0, le=3600, description="Seconds between the scheduler's checks for due reports."
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the scheduler's checks for due reports "
+        "and for data past its retention.",
+    )
+    backup_key: Path | None = Field(
+        None,
+        description="The operator's backup public key (`cleanroom keys backup`) that "
+        "`cleanroom room backup` seals archives to; its private key is kept off the room. "
+        "Unset: the room writes no backup.",
     )
     audit_verify_interval: float = Field(
         600.0,

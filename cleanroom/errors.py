@@ -177,3 +177,30 @@ class DiskFullError(UnavailableError):
     code = "disk_full"
     status = 507
     retry_after = 60
+
+
+class DataExpired(UserError):
+    """The data a request needs was deleted under the policy's retention (410 Gone).
+
+    Not the caller's typo and not retryable: the match generation (or a dataset
+    version it was built from) outlived its retention and was deleted, or is due
+    to be. The message says since when and what brings data back (a new upload
+    and a match). ``details`` names the generation and the instant, never data.
+    """
+
+    code = "data_expired"
+    status = 410
+
+    def __init__(self, generation: int, expired_at: str, reason: str) -> None:
+        self.generation = generation
+        self.expired_at = expired_at
+        self.reason = reason
+        super().__init__(
+            f"match generation {generation} expired at {expired_at} ({reason}); its data is "
+            "deleted: the parties upload current data and a room admin runs a match"
+        )
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The expired generation, when, and the retention rule that expired it."""
+        return {"generation": self.generation, "expired_at": self.expired_at, "why": self.reason}

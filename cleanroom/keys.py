@@ -303,3 +303,36 @@ def generate_match_key(
     key = new_symmetric_key("match-key")
     save_symmetric_key(path, key, passphrase=passphrase, force=force)
     return WrittenKeys([path], {"match_key_id": key.key_id})
+
+
+def generate_backup_keys(
+    out: Path, *, passphrase: bytes | None = None, force: bool = False
+) -> WrittenKeys:
+    """The operator's backup key pair: the room gets ``backup.pub``; ``backup.key`` stays away.
+
+    Archives are sealed to the public key (HPKE), so a room that writes them
+    (even on a schedule) can never read one back, and a stolen archive is
+    useless without the private key, which the operator keeps off the room's
+    machine, and the room's own secret.
+    """
+    private = X25519PrivateKey.generate()
+    files = [out / "backup.key", out / "backup.pub"]
+    save_private_key(files[0], private, passphrase=passphrase, force=force)
+    save_public_key(files[1], private.public_key(), force=force)
+    return WrittenKeys(files, {"backup_key_id": public_key_id(private.public_key())})
+
+
+def load_backup_private_key(path: str | Path, passphrase: bytes | None = None) -> X25519PrivateKey:
+    """The operator's backup private key (``cleanroom keys backup``), for a restore."""
+    key = _load_private(Path(path), passphrase)
+    if not isinstance(key, X25519PrivateKey):
+        raise KeyFileError(f"{path}: is not a backup (X25519) private key")
+    return key
+
+
+def load_backup_public_key(path: str | Path) -> X25519PublicKey:
+    """The backup public key archives are sealed to (setting ``backup_key``)."""
+    key = _load_public(Path(path))
+    if not isinstance(key, X25519PublicKey):
+        raise KeyFileError(f"{path}: is not a backup (X25519) public key")
+    return key

@@ -126,10 +126,11 @@ def build_group(
     seed: int = 7,
     step: Callable[[str], None] = lambda _: None,
     reports: dict[str, Any] | None = None,
+    retention: dict[str, Any] | None = None,
 ) -> Group:
     """Generate, give every party its keys, write the policy, create the room, seal.
 
-    ``reports`` is the policy's ``reports`` section as it would be written in YAML.
+    ``reports`` and ``retention`` are the policy's sections as they would be written in YAML.
     """
     step(f"generating {persons:,} persons across five brands")
     data = generate(root / "data", persons=persons, seed=seed)
@@ -166,6 +167,8 @@ def build_group(
             document["parties"][party]["datasets"][dataset]["activity"] = False
     if reports:
         document["reports"] = reports
+    if retention:
+        document["retention"] = retention
     policy = write_policy(root / "policy.yaml", document)
     step("room: key pair, secret, encrypted stores, policy v1")
     room_dir = root / "room"

@@ -28,6 +28,7 @@ from cleanroom.cli.room import (
     upload,
     users_group,
 )
+from cleanroom.cli.upkeep import backup_cmd, expire_cmd, restore_cmd
 from cleanroom.errors import CleanroomError
 
 
@@ -42,6 +43,8 @@ cli.add_command(synth_cmd)
 cli.add_command(prepare_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(room_group)
+for upkeep in (expire_cmd, backup_cmd, restore_cmd):
+    room_group.add_command(upkeep)
 cli.add_command(serve)
 cli.add_command(users_group)
 cli.add_command(upload)

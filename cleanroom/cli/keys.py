@@ -9,6 +9,7 @@ import click
 from cleanroom.cli.console import console
 from cleanroom.keys import (
     WrittenKeys,
+    generate_backup_keys,
     generate_match_key,
     generate_party_keys,
     generate_room_keys,
@@ -70,3 +71,12 @@ def party_keys(party: str, out: Path, passphrase: bool, force: bool) -> None:
 def match_key(out: Path, passphrase: bool, force: bool) -> None:
     """A new group match key (32 random bytes), shared by the parties, never the room."""
     _report(generate_match_key(out, passphrase=_ask(passphrase), force=force))
+
+
+@keys.command("backup")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory.")
+@_passphrase
+@_force
+def backup_keys(out: Path, passphrase: bool, force: bool) -> None:
+    """The operator's backup key pair: backup.pub for the room, backup.key kept off it."""
+    _report(generate_backup_keys(out, passphrase=_ask(passphrase), force=force))

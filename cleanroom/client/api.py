@@ -141,6 +141,23 @@ class Client:
             raise from_answer(response.status_code, body)
         return response
 
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[bytes]:
+        """A binary answer piece by piece (a backup archive); an error answer raises."""
+        try:
+            with self._http.stream(method, path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        body: Any = response.json()
+                    except ValueError:
+                        body = None
+                    raise from_answer(response.status_code, body)
+                yield from response.iter_bytes(1024 * 1024)
+        except httpx.HTTPError as err:
+            raise UserError(
+                f"the room at {self.url} stopped answering ({type(err).__name__})"
+            ) from None
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One request whose answer is JSON."""
         return self.send(method, path, **kwargs).json()

@@ -41,6 +41,7 @@ POINTS = {
     "query.release": "a query's epsilon is charged and its noisy result computed, not yet stored",
     "policy.activate": "inside the transaction that activates an approved policy version",
     "report.section": "a report run is charged; before each section runs (#N: the N-th)",
+    "backup.stream": "a backup is being streamed; before each table (#N: the N-th)",
 }
 PAUSE_SECONDS = 300.0
 

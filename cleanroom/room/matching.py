@@ -32,6 +32,7 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.retention import refuse_expired
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import SCHEMA
@@ -111,6 +112,12 @@ def reading(room: Room) -> Iterator[Generation | None]:
     """
     with _pins_lock:
         generation = live_generation(room)
+        db = room.store.connection()
+        refuse_expired(  # past the policy's retention: refused even before it is deleted
+            db,
+            db.execute("SELECT * FROM matches WHERE status = 'live'").fetchone(),
+            room.active_policy().policy.retention,
+        )
         if generation and generation.backend == "spark" and room.settings.backend != "spark":
             raise ConflictError(
                 f"match generation {generation.generation} was built on Spark and exists only "
@@ -162,6 +169,9 @@ def run_match(room: Room, user: User) -> Generation:
     if not _running.acquire(blocking=False):
         raise ConflictError("a match is already running")
     try:
+        from cleanroom.room.expiry import expire  # it retires generations through this module
+
+        expire(room, actor=user.name)  # never match data whose retention has run out
         return _run(room, user)
     finally:
         _running.release()

@@ -190,6 +190,53 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN token_version INTEGER NOT NULL DEFAULT 1;
     """,
+    # Retention (cleanroom.room.expiry): a dataset version or match generation past the
+    # policy's retention is 'expired' (its data deleted, the row kept for the trail) at
+    # ``expired_at``. SQLite cannot widen a CHECK, so both tables are rebuilt as they are.
+    """
+    CREATE TABLE datasets_new (
+        party          TEXT NOT NULL,
+        dataset        TEXT NOT NULL,
+        version        INTEGER NOT NULL,
+        bundle_id      TEXT NOT NULL UNIQUE,
+        table_name     TEXT NOT NULL UNIQUE,
+        rows           INTEGER NOT NULL,
+        columns        TEXT NOT NULL,
+        uploaded_by    TEXT NOT NULL,
+        uploaded_at    TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('live', 'replaced', 'expired')),
+        out_of_domain  TEXT NOT NULL DEFAULT '{}',
+        token_version  INTEGER NOT NULL DEFAULT 1,
+        expired_at     TEXT,
+        PRIMARY KEY (party, dataset, version)
+    );
+    INSERT INTO datasets_new (party, dataset, version, bundle_id, table_name, rows, columns,
+        uploaded_by, uploaded_at, status, out_of_domain, token_version)
+        SELECT party, dataset, version, bundle_id, table_name, rows, columns, uploaded_by,
+        uploaded_at, status, out_of_domain, token_version FROM datasets;
+    DROP TABLE datasets;
+    ALTER TABLE datasets_new RENAME TO datasets;
+    CREATE UNIQUE INDEX one_live_version ON datasets (party, dataset) WHERE status = 'live';
+    CREATE TABLE matches_new (
+        generation   INTEGER PRIMARY KEY,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        status       TEXT NOT NULL
+                     CHECK (status IN ('running', 'live', 'replaced', 'failed', 'expired')),
+        inputs       TEXT NOT NULL,
+        tables       TEXT NOT NULL DEFAULT '{}',
+        backend      TEXT NOT NULL DEFAULT 'duckdb',
+        withheld     TEXT NOT NULL DEFAULT '{}',
+        expired_at   TEXT
+    );
+    INSERT INTO matches_new (generation, started_at, finished_at, status, inputs, tables,
+        backend, withheld)
+        SELECT generation, started_at, finished_at, status, inputs, tables, backend, withheld
+        FROM matches;
+    DROP TABLE matches;
+    ALTER TABLE matches_new RENAME TO matches;
+    CREATE UNIQUE INDEX one_live_match ON matches (status) WHERE status = 'live';
+    """,
 ]
 
 

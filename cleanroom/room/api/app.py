@@ -34,8 +34,10 @@ from cleanroom.room.api.routes import (
     queries,
     reports,
 )
+from cleanroom.room.api.routes import room as room_routes
 from cleanroom.room.audit_watch import AuditWatch
 from cleanroom.room.budget import BudgetExceeded
+from cleanroom.room.expiry import RetentionWatch
 from cleanroom.room.faults import unavailable
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.recovery import recover
@@ -110,13 +112,16 @@ def create_app(room: Room) -> FastAPI:
             watch = AuditWatch(
                 room.audit, room.store, interval=room.settings.audit_verify_interval
             ).start()
-        scheduler = None
+        scheduler = retention = None
         if room.settings.scheduler:
             scheduler = Scheduler(app.state.reports, interval=room.settings.scheduler_interval)
             app.state.scheduler = scheduler.start()
+            retention = RetentionWatch(room, interval=room.settings.scheduler_interval).start()
         try:
             yield
         finally:
+            if retention is not None:
+                retention.stop()
             if scheduler is not None:
                 scheduler.stop()
             if watch is not None:
@@ -132,7 +137,18 @@ def create_app(room: Room) -> FastAPI:
     app.state.room = room
     app.state.engine = Engine(room)
     app.state.reports = ReportRunner(app.state.engine)
-    for module in (health, datasets, matches, queries, budget, policies, reports, audit, me):
+    for module in (
+        health,
+        datasets,
+        matches,
+        queries,
+        budget,
+        policies,
+        reports,
+        audit,
+        me,
+        room_routes,
+    ):
         app.include_router(module.router, responses=ERRORS)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)

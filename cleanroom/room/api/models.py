@@ -182,6 +182,14 @@ class GenerationOut(BaseModel):
     withheld: Withheld | None = None
 
 
+class ExpiryOut(BaseModel):
+    """One retention pass: what expired now, and the tables it deleted (or will, once unread)."""
+
+    datasets: list[str] = Field(description="dataset versions expired now ('party.dataset vN')")
+    generations: list[int] = Field(description="match generations expired now")
+    deleted: int = Field(description="tables deleted, or deleted as their last reader ends")
+
+
 class Health(BaseModel):
     """Liveness."""
 
@@ -359,6 +367,8 @@ class ErrorDetails(BaseModel):
     file: str | None = None
     row: int | None = None
     field: str | None = None
+    generation: int | None = Field(None, description="data_expired: the expired generation")
+    expired_at: str | None = Field(None, description="data_expired: when it expired (UTC)")
 
 
 class ErrorInfo(BaseModel):
@@ -384,6 +394,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "the role may not do this"),
         (404, "not found, or not visible to the caller"),
         (409, "conflicts with the current state"),
+        (410, "data_expired: the data was deleted under the policy's retention"),
         (413, "over the size limit"),
         (422, "the request does not validate"),
         (429, "budget exhausted: details.resets_at, and a Retry-After header"),

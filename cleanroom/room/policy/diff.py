@@ -17,6 +17,7 @@ test also checks that every field of the model has a rule).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -177,6 +178,8 @@ def render_path(segments: tuple[str, ...]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value == math.inf:  # an unset limit (e.g. retention): no limit at all
+        return "unlimited"
     return json.dumps(_plain(value), ensure_ascii=False)
 
 
@@ -497,6 +500,12 @@ RULES: dict[str, Rule] = {
         consequence=(
             "one party's rows may merge more of another party's persons, forged links included"
         ),
+    ),
+    "retention.*": ordered(
+        "how many days data is kept",
+        looser_when="higher",
+        consequence="customer data, and what was matched from it, is kept longer",
+        absent=lambda c, new_side: math.inf,  # unset: kept until replaced
     ),
     _PARTY: presence(
         "party",

@@ -17,6 +17,7 @@ from cleanroom.keys import public_key_id
 from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports
+from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
 from cleanroom.text import EmptiedValue, normalize_category, quoted
 
@@ -231,6 +232,10 @@ class CollaborationPolicy(BaseModel):
     )
     reports: dict[str, ReportPolicy] = Field(
         default_factory=dict, description="scheduled reports (cleanroom.room.reports)"
+    )
+    retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="how long dataset versions and match generations live (unset: kept)",
     )
 
     @field_validator("match_key_id")

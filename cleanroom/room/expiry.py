@@ -1,0 +1,169 @@
+"""Deleting data whose retention has run out, wherever the room wrote it, and saying so.
+
+Where a dataset version or a match generation is written:
+
+- a dataset version: its table in the encrypted warehouse (``d_<party>__<dataset>__v<N>``);
+  while a match on Spark runs, an encrypted Parquet export under ``spark_data``
+  (``.match-*``, deleted by the match itself);
+- a generation: its analysis tables, in the warehouse (DuckDB backend) or as
+  encrypted Parquet under ``spark_data`` (Spark backend), plus the temporary
+  views Spark keeps over them;
+- DuckDB's spill files (``tmp/``) hold pieces of either only while a statement
+  runs, and DuckDB deletes them when it ends.
+
+:func:`expire` marks what is due ``expired`` and writes one ``data.expired``
+audit entry in the same transaction (so the trail never claims a deletion that
+did not happen, nor misses one), then deletes. Deleting honours readers: a
+dataset table a match is reading goes when the match ends, and a generation a
+query or report is reading goes when the last of them ends
+(``matching.reading``) — never under them. Whatever a crash left undeleted is
+deleted by the next pass (:func:`sweep`), which the service runs at start-up
+and every ``scheduler_interval`` seconds; ``cleanroom room expire`` runs one
+on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cleanroom import clock
+from cleanroom.room.matching import _retire_when_unread
+from cleanroom.room.retention import dataset_deadline, generation_deadline
+from cleanroom.room.room import Room
+
+log = logging.getLogger("cleanroom.expiry")
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """What one pass expired (names and numbers only) and what it deleted."""
+
+    datasets: list[str] = field(default_factory=list)  # "party.dataset vN"
+    generations: list[int] = field(default_factory=list)
+    deleted: int = 0  # tables (warehouse or Parquet) deleted by this pass, now or deferred
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the API and the CLI."""
+        return {
+            "datasets": self.datasets,
+            "generations": self.generations,
+            "deleted": self.deleted,
+        }
+
+
+def expire(room: Room, *, actor: str) -> Expiry:
+    """Expire everything past its retention now (room clock), audit it, delete its data."""
+    retention = room.active_policy().policy.retention
+    now = clock.now()
+    datasets: list[str] = []
+    generations: list[int] = []
+    if retention.active:
+        with room.store.transaction() as tx:
+            for row in tx.execute(
+                "SELECT * FROM datasets WHERE status IN ('live', 'replaced') "
+                "ORDER BY party, dataset, version"
+            ).fetchall():
+                deadline = dataset_deadline(row, retention)
+                if deadline is not None and deadline.at <= now:
+                    tx.execute(
+                        "UPDATE datasets SET status = 'expired', expired_at = ? "
+                        "WHERE party = ? AND dataset = ? AND version = ?",
+                        (clock.stamp(now), row["party"], row["dataset"], row["version"]),
+                    )
+                    datasets.append(f"{row['party']}.{row['dataset']} v{row['version']}")
+            for row in tx.execute(  # after the datasets: a generation goes with its inputs
+                "SELECT * FROM matches WHERE status IN ('live', 'replaced') ORDER BY generation"
+            ).fetchall():
+                deadline = generation_deadline(tx, row, retention)
+                if deadline is not None and deadline.at <= now:
+                    tx.execute(
+                        "UPDATE matches SET status = 'expired', expired_at = ? "
+                        "WHERE generation = ?",
+                        (clock.stamp(now), row["generation"]),
+                    )
+                    generations.append(int(row["generation"]))
+            if datasets or generations:
+                room.audit.append(
+                    tx,
+                    actor=actor,
+                    action="data.expired",
+                    target="retention",
+                    details={
+                        "datasets": datasets,
+                        "generations": generations,
+                        "dataset_days": retention.dataset_days,
+                        "generation_days": retention.generation_days,
+                    },
+                )
+    deleted = sweep(room)
+    if datasets or generations:
+        log.info(
+            "data expired",
+            extra={"datasets": len(datasets), "generations": generations, "deleted": deleted},
+        )
+    return Expiry(datasets, generations, deleted)
+
+
+def sweep(room: Room) -> int:
+    """Delete what is left of every expired dataset version and generation; how many tables.
+
+    Idempotent, so it also finishes a pass a crash interrupted. Tables in use
+    are deleted when their readers finish (counted here all the same).
+    """
+    db = room.store.connection()
+    present = room.wh.tables()
+    spark = room.settings.spark_data or room.settings.room / "spark"
+    deleted = 0
+    for row in db.execute("SELECT table_name FROM datasets WHERE status = 'expired'").fetchall():
+        if row["table_name"] in present:
+            room.wh.drop_unpinned(row["table_name"])  # a running match keeps it till it ends
+            deleted += 1
+    for row in db.execute(
+        "SELECT generation, tables FROM matches WHERE status = 'expired'"
+    ).fetchall():
+        tables = list(json.loads(row["tables"]).values())
+        left = [t for t in tables if t in present or (spark / t).exists()]
+        if left:
+            _retire_when_unread(room, int(row["generation"]), _retirement(room, left))
+            deleted += len(left)
+    return deleted
+
+
+def _retirement(room: Room, tables: list[str]) -> Callable[[], None]:
+    return lambda: room.backend.retire(tables)
+
+
+class RetentionWatch:
+    """The service's thread expiring data every ``interval`` seconds (first at start-up)."""
+
+    def __init__(self, room: Room, *, interval: float) -> None:
+        self.room, self.interval = room, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> RetentionWatch:
+        """Start the thread."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the pass in progress, if any."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    expire(self.room, actor="scheduler")
+                except Exception as err:  # e.g. a broken audit chain: retried next pass
+                    log.warning("retention pass failed", extra={"error": type(err).__name__})
+                self._stop.wait(self.interval)
+        finally:
+            self.room.store.close()  # this thread's SQLite connection

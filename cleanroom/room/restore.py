@@ -1,0 +1,210 @@
+"""Restoring a room from a backup archive, verified before it may serve.
+
+``cleanroom room restore`` rebuilds the room in a directory of its own next to
+the target (``.<name>.restoring``) and renames it into place only once
+
+1. the archive decrypted and authenticated to its last chunk (both keys: the
+   operator's backup private key and the room's own key files, from where the
+   operator keeps them apart from the archives);
+2. every table the snapshot named is back with the rows the manifest counted;
+3. the metadata store opened with this release, so an archive of an older
+   release's schema is migrated forward here;
+4. the audit chain verifies (a break a re-anchor acknowledged is fine; an open
+   one is refused) and the budget ledger agrees with the stored answers
+   (``recovery.check_ledger``; a query in flight at backup time is failed and
+   refunded by the service's start-up recovery, as after any stop).
+
+Any failure removes the half-built directory and names the reason; the target
+is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cleanroom.config import load_settings
+from cleanroom.errors import UserError
+from cleanroom.keys import (
+    load_backup_private_key,
+    load_room_private_key,
+    load_symmetric_key,
+    passphrase_from_env,
+    public_key_id,
+)
+from cleanroom.room.backup import (
+    FILE,
+    MANIFEST,
+    TABLE,
+    ArchiveError,
+    RestoreRefused,
+    open_archive,
+    read_ipc,
+)
+from cleanroom.room.files import make_tree_private, private_umask
+from cleanroom.room.warehouse import Warehouse, quote
+
+KEY_FILES = ("room.key", "room.pub", "room.secret")
+_PREFIXES = ("reports/", "spark/")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore brought back (counts of the room's own tables, for the operator)."""
+
+    room: Path
+    created_at: str
+    schema: int
+    tables: int
+    rows: int
+    files: int
+    audit_entries: int
+    generation: int | None
+
+
+def _safe_name(name: str) -> str:
+    parts = Path(name).parts
+    if (
+        (name not in ("meta.sqlite", "room.yaml") and not name.startswith(_PREFIXES))
+        or Path(name).is_absolute()
+        or ".." in parts
+    ):
+        raise ArchiveError(f"archive names an unexpected file {name[:80]!r}")
+    return name
+
+
+def restore(
+    archive: Path, into: Path, *, keys: Path, backup_key: Path, threads: int = 2
+) -> Restored:
+    """Rebuild the room in ``into`` from ``archive``; refuse (creating nothing) if unfit."""
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise UserError(f"{into}: exists and is not empty; restore into a new directory")
+    passphrase = passphrase_from_env()
+    room_key = load_room_private_key(keys / "room.key", passphrase)
+    secret = load_symmetric_key(keys / "room.secret", "room-secret", passphrase=passphrase)
+    private = load_backup_private_key(backup_key, passphrase)
+    private_umask()
+    staging = into.parent / f".{into.name}.restoring"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "keys").mkdir(parents=True)
+    try:
+        for name in KEY_FILES:
+            shutil.copyfile(keys / name, staging / "keys" / name)
+        (staging / "uploads").mkdir()
+        with archive.open("rb") as fh:
+            opened = open_archive(fh, private, secret.secret, public_key_id(room_key.public_key()))
+            manifest, rows = _unpack(opened.frames, staging, secret.secret, threads)
+        restored = _verify(staging, opened.header, manifest, rows)
+        make_tree_private(staging)
+        if into.exists():
+            into.rmdir()
+        staging.rename(into)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Restored(into, **restored)  # type: ignore[arg-type]
+
+
+def _unpack(
+    frames: Iterator[tuple[int, str, bytes]], staging: Path, secret: bytes, threads: int
+) -> tuple[dict[str, object], dict[str, int]]:
+    warehouse = Warehouse(
+        staging / "warehouse.duckdb",
+        secret,
+        temp_dir=staging / "tmp",
+        threads=threads,
+        memory_limit="2GB",
+    )
+    manifest: dict[str, object] | None = None
+    rows: dict[str, int] = {}
+    current: tuple[str, IO[bytes]] | None = None
+    cursor = warehouse.cursor()
+    try:
+        for kind, named, data in frames:
+            name = _safe_name(named) if kind == FILE else named
+            if kind == FILE:
+                if current is None or current[0] != name:
+                    if current is not None:
+                        raise ArchiveError(f"archive file {current[0]!r} is not closed")
+                    path = staging / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    current = (name, path.open("xb"))
+                if data:
+                    current[1].write(data)
+                else:
+                    current[1].close()
+                    current = None
+            elif kind == TABLE:
+                table = read_ipc(data)
+                target = quote(name)
+                cursor.register("incoming", table)
+                if name not in rows:
+                    cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming")
+                    rows[name] = 0
+                else:
+                    cursor.execute(f"INSERT INTO {target} SELECT * FROM incoming")
+                cursor.unregister("incoming")
+                rows[name] += table.num_rows
+            elif kind == MANIFEST:
+                manifest = json.loads(data)
+            else:
+                raise ArchiveError(f"archive has a frame of unknown kind {kind}")
+        if current is not None:
+            raise ArchiveError(f"archive file {current[0]!r} is not closed")
+        warehouse.checkpoint()
+    finally:
+        if current is not None:
+            current[1].close()
+        cursor.close()
+        warehouse.close()
+    if manifest is None:
+        raise ArchiveError("archive has no manifest")
+    return manifest, rows
+
+
+def _verify(
+    staging: Path, header: dict[str, object], manifest: dict[str, object], rows: dict[str, int]
+) -> dict[str, object]:
+    from cleanroom.room.recovery import check_ledger
+    from cleanroom.room.room import Room
+
+    counted = manifest.get("tables")
+    if counted != rows:
+        raise RestoreRefused(
+            "the tables restored differ from the archive's manifest "
+            f"({len(rows)} restored, {len(counted) if isinstance(counted, dict) else 0} listed)"
+        )
+    files: list[Any] = list(manifest.get("files") or [])  # type: ignore[call-overload]
+    missing = [f for f in files if not (staging / str(f)).is_file()]
+    if missing:
+        raise RestoreRefused(f"{len(missing)} file(s) of the manifest are missing")
+    room = Room(load_settings(staging))  # opens, and migrates an older schema forward
+    try:
+        chain = room.audit.verify()
+        if not chain.recording:
+            raise RestoreRefused(
+                f"the audit chain does not verify: broken at entry {chain.broken_at} "
+                f"({chain.open_problems[0]})"
+            )
+        ledger = check_ledger(room, idle=False)
+        if not ledger.ok:
+            raise RestoreRefused(
+                f"the budget ledger does not agree with the stored answers: {ledger.problems[0]}"
+                + (f" (and {len(ledger.problems) - 1} more)" if len(ledger.problems) > 1 else "")
+            )
+        entries = chain.entries
+    finally:
+        room.close()
+    return {
+        "created_at": str(header.get("created_at")),
+        "schema": int(str(header.get("schema"))),
+        "tables": len(rows),
+        "rows": sum(rows.values()),
+        "files": len(files),
+        "audit_entries": entries,
+        "generation": manifest.get("generation"),
+    }

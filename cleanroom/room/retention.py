@@ -1,0 +1,92 @@
+"""When a match generation's data expires, from the policy's retention and the room's clock.
+
+A generation's analysis tables hold the rows of every dataset version it was
+built from, so it lives no longer than the first of them (``dataset_days``
+after its upload), nor longer than ``generation_days`` after its match. This
+module only decides; :mod:`cleanroom.room.expiry` deletes. Queries, templates
+and reports ask :func:`refuse_expired` through ``matching.reading`` before they
+read a row, so a generation past its time is refused at once — before the
+scheduler's next pass has deleted it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from cleanroom import clock
+from cleanroom.errors import DataExpired
+from cleanroom.room.policy.retention import RetentionPolicy
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a generation (or dataset version) expires, and the rule that says so."""
+
+    at: datetime
+    reason: str
+
+
+def _parse(stamp: str) -> datetime:
+    return clock.aware(datetime.fromisoformat(stamp))
+
+
+def dataset_deadline(row: sqlite3.Row, retention: RetentionPolicy) -> Deadline | None:
+    """A ``datasets`` row's expiry: when it was expired, or when its retention ends."""
+    label = f"{row['party']}.{row['dataset']} v{row['version']}"
+    if row["status"] == "expired":
+        return Deadline(_parse(row["expired_at"]), f"{label} was deleted under the retention")
+    at = retention.dataset_expiry(_parse(row["uploaded_at"]))
+    if at is None:
+        return None
+    return Deadline(at, f"built from {label}, kept {retention.dataset_days} days after upload")
+
+
+def generation_deadline(
+    db: sqlite3.Connection, row: sqlite3.Row, retention: RetentionPolicy
+) -> Deadline | None:
+    """A ``matches`` row's expiry: the earliest of its own and its inputs' (None: never)."""
+    if row["status"] == "expired":
+        return Deadline(_parse(row["expired_at"]), "deleted under the policy's retention")
+    found: list[Deadline] = []
+    if row["finished_at"]:
+        at = retention.generation_expiry(_parse(row["finished_at"]))
+        if at is not None:
+            found.append(Deadline(at, f"kept {retention.generation_days} days after its match"))
+    for name, version in json.loads(row["inputs"]).items():
+        party, dataset = name.split(".", 1)
+        source = db.execute(
+            "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
+            (party, dataset, version),
+        ).fetchone()
+        if source is not None and (deadline := dataset_deadline(source, retention)) is not None:
+            found.append(deadline)
+    return min(found, key=lambda d: d.at) if found else None
+
+
+def refuse_expired(
+    db: sqlite3.Connection, live: sqlite3.Row | None, retention: RetentionPolicy
+) -> None:
+    """Raise :class:`DataExpired` when the data a query would read is past its retention.
+
+    ``live`` is the live generation's row (None when there is none: then the
+    newest generation, if the retention deleted it, is what the caller asked
+    for and the refusal says so).
+    """
+    if live is None:
+        newest = db.execute(
+            "SELECT generation, status, expired_at FROM matches "
+            "WHERE status IN ('live', 'replaced', 'expired') ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
+        if newest is not None and newest["status"] == "expired":
+            raise DataExpired(
+                int(newest["generation"]),
+                newest["expired_at"],
+                "deleted under the policy's retention",
+            )
+        return
+    deadline = generation_deadline(db, live, retention)
+    if deadline is not None and deadline.at <= clock.now():
+        raise DataExpired(int(live["generation"]), clock.stamp(deadline.at), deadline.reason)
