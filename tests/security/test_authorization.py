@@ -67,6 +67,8 @@ CONTRACT: dict[str, set[str]] = {
     "GET /api/v1/audit": OVERSIGHT,
     "GET /api/v1/audit/verify": OVERSIGHT,
     "GET /api/v1/me": EVERYONE,
+    "POST /api/v1/room/expire": {ROOM_ADMIN},
+    "GET /api/v1/room/backup": {ROOM_ADMIN},
 }
 IDENTITIES = {  # who asks: okala's users, the group-wide roles, and no one
     "anonymous": None,
