@@ -106,7 +106,7 @@ def backup_cmd(url: str | None, token: str | None, room_dir: Path | None, out: P
     """
     from cleanroom.room.backup import write_archive
 
-    if out.exists():
+    if out.exists():  # before asking the room for anything
         raise UserError(f"{out}: exists; an archive is never overwritten")
     if _served(url, token, room_dir):
         from cleanroom.client import Client

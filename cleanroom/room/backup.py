@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import sqlite3
 import struct
@@ -313,9 +314,12 @@ def _file_frames_bytes(name: str, data: bytes) -> Iterator[bytes]:
 def write_archive(chunks: Iterator[bytes], out: Path) -> int:
     """Stream an archive to ``out`` through a temporary name; renamed only when whole.
 
-    A process killed meanwhile leaves ``out`` absent (or the previous archive
-    there untouched) and a ``.partial`` file that the next backup removes.
+    A process killed meanwhile leaves ``out`` absent and a ``.partial`` file
+    that the next backup to that name removes. An existing archive is never
+    overwritten (the final step is a hard link, which refuses an existing name).
     """
+    if out.exists():
+        raise UserError(f"{out}: exists; an archive is never overwritten")
     partial = out.with_name(f".{out.name}.partial")
     partial.unlink(missing_ok=True)
     written = 0
@@ -325,18 +329,23 @@ def write_archive(chunks: Iterator[bytes], out: Path) -> int:
                 fh.write(chunk)
                 written += len(chunk)
             fh.flush()
-            _fsync(fh)
-        partial.replace(out)
+            os.fsync(fh.fileno())
+        os.link(partial, out)  # whole, under its name, at once; never over another file
+        partial.unlink()
+        _fsync_dir(out.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return written
 
 
-def _fsync(fh: BinaryIO) -> None:
-    import os
-
-    os.fsync(fh.fileno())
+def _fsync_dir(directory: Path) -> None:
+    """Make the new name durable (a crash after the link must not lose it)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- reading ------------------------------------------------------------------
