@@ -152,7 +152,7 @@ class Client:
                     except ValueError:
                         body = None
                     raise from_answer(response.status_code, body)
-                yield from response.iter_bytes(1024 * 1024)
+                yield from response.iter_bytes()  # as it arrives: a slow archive still moves
         except httpx.HTTPError as err:
             raise UserError(
                 f"the room at {self.url} stopped answering ({type(err).__name__})"

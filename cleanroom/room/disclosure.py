@@ -62,7 +62,13 @@ def history_for(
         "party": party,
         "dataset": dataset,
         "in_policy": in_policy,
-        "status": "live" if live is not None else "awaiting upload",
+        "status": (
+            "live"
+            if live is not None
+            else "expired"  # deleted under the policy's retention; an upload brings it back
+            if versions and versions[0].status == "expired"
+            else "awaiting upload"
+        ),
         "uploaded_at": live.uploaded_at if live is not None else None,
     }
     if sees_exact(user, party):
