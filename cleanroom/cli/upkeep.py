@@ -18,7 +18,8 @@ import click
 from cleanroom.cli.console import console
 from cleanroom.config import load_settings
 from cleanroom.errors import UserError
-from cleanroom.room.i18n import N_, gettext, language_of
+from cleanroom.room.i18n import N_, direction, gettext, language_of
+from cleanroom.text import isolate
 
 _url = click.option("--url", envvar="CLEANROOM_URL", default=None, help="Serving room's URL.")
 _token = click.option("--token", envvar="CLEANROOM_TOKEN", default=None, help="Room admin token.")
@@ -32,8 +33,14 @@ _room = click.option(
 
 
 def say(message: str, **values: object) -> None:
-    """One line in the operator's language (the catalogs; values are never translated)."""
+    """One line in the operator's language (the catalogs; values are never translated).
+
+    In a right-to-left language each value is bidi-isolated, so a path or a
+    date keeps its own direction inside the Persian sentence.
+    """
     language = language_of(os.environ.get("CLEANROOM_LANGUAGE"))
+    if direction(language) == "rtl":
+        values = {k: isolate(str(v)) for k, v in values.items()}
     console.print(gettext(language, message) % values, highlight=False, markup=False)
 
 

@@ -37,6 +37,7 @@ from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.recovery import check_ledger
 from cleanroom.room.room import Room
 from cleanroom.room.store import MIGRATIONS
+from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, World, build_world, free_port, open_room, run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rooms"
@@ -68,7 +69,7 @@ def expiring(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def test_expiry_deletes_refuses_and_is_audited(expiring: World) -> None:
     room = open_room(expiring.room_dir)
-    room.settings = room.settings.model_copy(update={"scheduler": False})
+    room.settings = room.settings.model_copy(update={"scheduler": False, "language": "fa"})
     load(room, expiring)
     analyst, admin = expiring.tokens["okala_analyst"], expiring.tokens["room_admin"]
     try:
@@ -112,6 +113,16 @@ def test_expiry_deletes_refuses_and_is_audited(expiring: World) -> None:
                 assert cli.returncode == 1
                 line = cli.stderr.strip()
                 assert "\n" not in line and "expired" in line and "generation 1" in line
+                # The web console, in the room's Persian: the refusal named, nothing charged.
+                browser = Visitor(server.url)
+                assert browser.sign_in(analyst).status_code == 303
+                page = browser.get("/ui/console")
+                shown = browser.post(
+                    "/ui/console", {"csrf": csrf_of(page.text), "template": "overlap"}
+                )
+                assert shown.status_code == 410
+                assert "مدت نگه‌داری دادهٔ نسل تطبیق" in shown.text  # "the data … has expired"
+                assert "هزینه‌ای کسر نشد" in shown.text  # "nothing was charged"
                 assert call(server.url, admin, "GET", "/api/v1/datasets").json() == []
                 orders = call(server.url, analyst, "GET", "/api/v1/datasets/okala/orders").json()
                 assert orders["status"] == "expired"

@@ -53,6 +53,7 @@ def _title(status: int) -> str:
         403: N_("Not for your role"),
         404: N_("Not found"),
         409: N_("That clashes with the current state"),
+        410: N_("That data has expired"),
         413: N_("Too large"),
         429: N_("Budget exhausted"),
         503: N_("Not possible right now"),

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import UserError
+from cleanroom.errors import DataExpired, UserError
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
@@ -271,6 +271,13 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
 def _refusal(err: UserError) -> tuple[dict[str, Any], int]:
     if isinstance(err, QueryRejected):
         return {"kind": "rejected", "rule": err.rule, "message": err.message}, err.status
+    if isinstance(err, DataExpired):
+        return {
+            "kind": "expired",
+            "generation": err.generation,
+            "expired_at": err.expired_at,
+            "message": str(err),
+        }, err.status
     if isinstance(err, BudgetExceeded):
         return {
             "kind": "budget",
