@@ -15,6 +15,7 @@ import pytest
 from cleanroom.config import Settings
 from cleanroom.errors import DiskFullError, StoreBusyError, UserError
 from cleanroom.room import faults, matching
+from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.store import MetaStore
 
 
@@ -101,7 +102,10 @@ def test_a_point_pauses_only_when_armed_and_at_its_passage(
 
 
 def fake_room(tmp_path: Path, store: MetaStore) -> Any:
-    return SimpleNamespace(paths=SimpleNamespace(root=tmp_path), store=store)
+    kept = SimpleNamespace(policy=SimpleNamespace(retention=RetentionPolicy()))  # no expiry
+    return SimpleNamespace(
+        paths=SimpleNamespace(root=tmp_path), store=store, active_policy=lambda: kept
+    )
 
 
 def go_live(store: MetaStore, generation: int) -> None:
