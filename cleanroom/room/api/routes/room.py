@@ -41,7 +41,14 @@ async def expire_now(room: RoomDep, user: Admin) -> dict[str, Any]:
 @router.get(
     "/backup",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "the sealed archive (cleanroom-backup/1), streamed",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
 )
 def backup(room: RoomDep, user: Admin) -> StreamingResponse:
     """A consistent archive of the room, sealed to the backup key (setting ``backup_key``).
