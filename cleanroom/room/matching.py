@@ -32,6 +32,7 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
@@ -102,8 +103,12 @@ def live_generation(room: Room) -> Generation | None:
 
 
 @contextmanager
-def reading(room: Room) -> Iterator[Generation | None]:
+def reading(room: Room, retention: RetentionPolicy | None = None) -> Iterator[Generation | None]:
     """The live generation, pinned until the block ends (None before the first match).
+
+    Refused (:class:`~cleanroom.errors.DataExpired`) when the policy's
+    retention has run out for it; ``retention`` is the caller's policy
+    snapshot (a query keeps the version it started with), else the active one.
 
     Reading the live generation and pinning it happen under one lock, and a
     match decides to drop a replaced generation under the same lock after its
@@ -116,7 +121,7 @@ def reading(room: Room) -> Iterator[Generation | None]:
         refuse_expired(  # past the policy's retention: refused even before it is deleted
             db,
             db.execute("SELECT * FROM matches WHERE status = 'live'").fetchone(),
-            room.active_policy().policy.retention,
+            retention if retention is not None else room.active_policy().policy.retention,
         )
         if generation and generation.backend == "spark" and room.settings.backend != "spark":
             raise ConflictError(

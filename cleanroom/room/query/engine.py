@@ -219,7 +219,8 @@ class Engine:
                 "budget": outlook(party, epsilon, status),
             }
         self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
-        with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
+        # Pinned: a re-match cannot drop its tables; refused if past the retention.
+        with reading(self.room, active.policy.retention) as generation:
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
             return self._answer(request, user, party, active, query, epsilon, generation)

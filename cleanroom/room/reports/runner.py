@@ -102,7 +102,8 @@ class ReportRunner:
             raise ConflictError(f"report '{name}' is disabled in the active policy")
         identity = reporter_identity(user)
         self.room.audit.require_intact()  # a run must be recorded: refuse before claiming
-        with reading(self.room) as generation:  # pinned: a re-match cannot drop its tables
+        # Pinned: a re-match cannot drop its tables; refused if past the retention.
+        with reading(self.room, active.policy.retention) as generation:
             return self._claim_and_run(name, slot, active, report, identity, generation)
 
     def _claim_and_run(
