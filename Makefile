@@ -44,7 +44,8 @@ TIME_TESTS := tests/unit/test_clock.py tests/unit/room/test_budget.py \
 	tests/unit/room/test_recovery.py tests/unit/room/test_template_schema.py \
 	tests/unit/room/test_web.py tests/unit/room/test_auth.py \
 	tests/system/test_reports.py tests/system/test_web.py \
-	tests/system/test_room_crash.py tests/system/test_cli_room.py tests/system/test_demo.py
+	tests/system/test_room_crash.py tests/system/test_cli_room.py tests/system/test_demo.py \
+	tests/system/test_data_life.py
 YEAR_END := $(shell date -u +%Y)-12-31 23:59:00
 
 test-clock: $(STAMP)

@@ -164,7 +164,7 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
     SQLite's online backup gives one consistent copy; the tables it names are
     read from that copy, and pinned before any drop can be decided.
     """
-    with room.wh.pin_lock, matching._pins_lock:
+    with room.wh.pin_lock, matching.pins_lock:
         memory = sqlite3.connect(":memory:")
         try:
             room.store.connection().backup(memory)
@@ -187,9 +187,7 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
         if live is not None:
             generation, backend = int(live["generation"]), str(live["backend"])
             tables = sorted(json.loads(live["tables"]).values())
-            key = (str(room.paths.root), generation)
-            matching._readers[key] += 1  # released like a query's pin
-            stack.callback(matching._release, key)
+            stack.callback(matching.pin_generation(room, generation))  # as a query's pin
     return Snapshot(meta, datasets, generation, tables, backend)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom import clock
-from cleanroom.room.matching import _retire_when_unread
+from cleanroom.room.matching import retire_when_unread
 from cleanroom.room.retention import dataset_deadline, generation_deadline
 from cleanroom.room.room import Room
 
@@ -129,7 +129,7 @@ def sweep(room: Room) -> int:
         tables = list(json.loads(row["tables"]).values())
         left = [t for t in tables if t in present or (spark / t).exists()]
         if left:
-            _retire_when_unread(room, int(row["generation"]), _retirement(room, left))
+            retire_when_unread(room, int(row["generation"]), _retirement(room, left))
             deleted += len(left)
     return deleted
 

@@ -149,6 +149,25 @@ def _release(key: tuple[str, int]) -> None:
         _retire_now(key, retire)
 
 
+def pin_generation(room: Room, generation: int) -> Callable[[], None]:
+    """Pin a generation as a reader does, returning its release; hold ``pins_lock``.
+
+    For a reader that decides what to read under that lock itself (a backup
+    takes its metadata snapshot and pins what it names in one step).
+    """
+    key = (str(room.paths.root), generation)
+    _readers[key] += 1
+    return lambda: _release(key)
+
+
+pins_lock = _pins_lock  # taken by every decision to drop a generation (see reading)
+
+
+def retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) -> None:
+    """Run ``retire`` now if no one reads the generation, else when its last reader ends."""
+    _retire_when_unread(room, generation, retire)
+
+
 def _retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) -> None:
     key = (str(room.paths.root), generation)
     with _pins_lock:
