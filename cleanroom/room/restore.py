@@ -98,7 +98,7 @@ def restore(
         with archive.open("rb") as fh:
             opened = open_archive(fh, private, secret.secret, public_key_id(room_key.public_key()))
             manifest, rows = _unpack(opened.frames, staging, secret.secret, threads)
-        restored = _verify(staging, opened.header, manifest, rows)
+        restored = _verify(staging, into, opened.header, manifest, rows)
         make_tree_private(staging)
         if into.exists():
             into.rmdir()
@@ -106,7 +106,7 @@ def restore(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Restored(into, **restored)  # type: ignore[arg-type]
+    return restored
 
 
 def _unpack(
@@ -167,8 +167,12 @@ def _unpack(
 
 
 def _verify(
-    staging: Path, header: dict[str, object], manifest: dict[str, object], rows: dict[str, int]
-) -> dict[str, object]:
+    staging: Path,
+    into: Path,
+    header: dict[str, object],
+    manifest: dict[str, object],
+    rows: dict[str, int],
+) -> Restored:
     from cleanroom.room.recovery import check_ledger
     from cleanroom.room.room import Room
 
@@ -199,12 +203,14 @@ def _verify(
         entries = chain.entries
     finally:
         room.close()
-    return {
-        "created_at": str(header.get("created_at")),
-        "schema": int(str(header.get("schema"))),
-        "tables": len(rows),
-        "rows": sum(rows.values()),
-        "files": len(files),
-        "audit_entries": entries,
-        "generation": manifest.get("generation"),
-    }
+    generation = manifest.get("generation")
+    return Restored(
+        room=into,
+        created_at=str(header.get("created_at")),
+        schema=int(str(header.get("schema"))),
+        tables=len(rows),
+        rows=sum(rows.values()),
+        files=len(files),
+        audit_entries=entries,
+        generation=int(generation) if isinstance(generation, int) else None,
+    )
