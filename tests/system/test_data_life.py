@@ -377,3 +377,43 @@ def test_a_room_of_the_previous_schema_opens_and_migrates(
         room.close()
     verified = run_cli("audit", "verify", "--room", path, cwd=path.parent)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_stopped_room_is_expired_and_backed_up_from_its_directory(
+    backed: World, tmp_path: Path
+) -> None:
+    copy = tmp_path / "room"
+    shutil.copytree(backed.room_dir, copy)
+    key = backed.root / "backup-keys" / "backup.pub"
+    (copy / "room.yaml").write_text(f"backup_key: {key}\n", encoding="utf-8")
+    expired = run_cli("room", "expire", "--room", copy, cwd=tmp_path)
+    assert expired.returncode == 0 and "nothing has outlived" in expired.stdout
+    persian = run_cli(
+        "room", "expire", "--room", copy, cwd=tmp_path, env={"CLEANROOM_LANGUAGE": "fa"}
+    )
+    assert "چیزی از مدت نگه‌داری نگذشته است" in persian.stdout
+    done = run_cli("room", "backup", "--room", copy, "--out", tmp_path / "a.backup", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    again = run_cli("room", "backup", "--room", copy, "--out", tmp_path / "a.backup", cwd=tmp_path)
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    both = run_cli("room", "backup", "--out", tmp_path / "b.backup", cwd=tmp_path)
+    assert both.returncode == 1 and "either --url" in both.stderr
+    restored = run_cli(
+        "room",
+        "restore",
+        tmp_path / "a.backup",
+        "--into",
+        tmp_path / "restored",
+        "--keys",
+        copy / "keys",
+        "--backup-key",
+        backed.root / "backup-keys" / "backup.key",
+        cwd=tmp_path,
+    )
+    assert restored.returncode == 0, restored.stderr
+    room = open_room(tmp_path / "restored")
+    try:
+        entries = [e.action for e in room.audit.entries(action="room.backup", limit=10)]
+        assert entries == ["room.backup"]  # the archive holds its own backup's entry
+    finally:
+        room.close()
