@@ -190,6 +190,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN token_version INTEGER NOT NULL DEFAULT 1;
     """,
+    # The per-person bounds a match chose from the data (cleanroom.room.bounds.ChosenBounds,
+    # JSON); NULL: the generation uses the policy's fixed bounds.
+    """
+    ALTER TABLE matches ADD COLUMN bounds TEXT;
+    """,
 ]
 
 

@@ -25,9 +25,10 @@ from typing import Any
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
+from cleanroom.room.bounds import applied, with_bounds
 from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.dp import MIN_EPSILON
-from cleanroom.room.matching import Generation, reading
+from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
@@ -63,6 +64,7 @@ RESULT_ENVELOPE = frozenset(
         "seconds",
         "template",
         "dry_run",
+        "bounds",
     }
 )
 
@@ -213,9 +215,12 @@ class Engine:
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
             status = self.ledger.status(party, privacy.budget)
+            live = live_generation(self.room)  # its recorded bounds: metadata, not data
+            chosen = applied(privacy, live.bounds if live else None)
             return {
                 "dry_run": True,
-                **query.preview(epsilon, privacy),
+                **query.preview(epsilon, with_bounds(privacy, chosen)),
+                "bounds": chosen.as_dict(),
                 "budget": outlook(party, epsilon, status),
             }
         self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
@@ -313,9 +318,13 @@ class Engine:
             _fail(db, query_id)
             raise
         started = time.perf_counter()
+        chosen = applied(privacy, generation.bounds)
         try:
             released = query.execute(
-                self.room.backend.cursor(), generation.tables, epsilon, privacy
+                self.room.backend.cursor(),
+                generation.tables,
+                epsilon,
+                with_bounds(privacy, chosen),
             )
         except Exception as err:
             self._abandon(charge, query_id, user.name, err)
@@ -323,7 +332,16 @@ class Engine:
         faults.pause("query.release")  # crash tests: charged and computed, not yet stored
         try:
             result = self._store(
-                query_id, released, request, user, party, active, generation, epsilon, started
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                bounds=chosen.as_dict(),
             )
         except Exception as err:  # not stored, so never returned: the charge goes back
             self._abandon(charge, query_id, user.name, err)
@@ -381,6 +399,8 @@ class Engine:
             "generation": generation.generation,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        if "bounds" in details:  # which per-person bounds applied, and whether chosen from data
+            result["bounds"] = details["bounds"]
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
@@ -523,9 +543,13 @@ class Engine:
             status="running",
         )
         started = time.perf_counter()
+        chosen = applied(privacy, generation.bounds)
         try:
             released = query.execute(
-                self.room.backend.cursor(), generation.tables, epsilon, privacy
+                self.room.backend.cursor(),
+                generation.tables,
+                epsilon,
+                with_bounds(privacy, chosen),
             )
             return self._store(
                 query_id,
@@ -538,6 +562,7 @@ class Engine:
                 epsilon,
                 started,
                 paid_by=paid_by,
+                bounds=chosen.as_dict(),
             )
         except Exception:  # the run's own rule settles its charge
             _fail(db, query_id)

@@ -1,0 +1,238 @@
+"""Per-person bounds that fit the data: chosen at match time with a DP quantile.
+
+Fixed per-person bounds cut every person above them, and the cut is bias, not
+noise: with ten rows per person a whale's thousands of events count as ten and
+a ``COUNT(*)`` comes out a third low. Bounds far above the data would instead
+add noise for nothing. When the policy has ``privacy.adaptive_bounds``, a
+match measures how many rows (and groups) each person has and picks, with
+OpenDP's private quantile (the exponential mechanism over a score of how far
+each candidate is from the aimed quantile), the bound that covers the policy's
+``quantile`` of persons.
+
+Why this is private, and stays so:
+
+- Each person adds one value per measure (their largest row count over the
+  live datasets, their largest number of groups), so adding or removing a
+  person moves each measure's input by one (symmetric distance 1) and each
+  quantile costs exactly the epsilon OpenDP maps it to.
+- The candidates are a grid fixed before any data is read (:func:`candidates`:
+  1, 2, 3, 5, 8, … up to the policy's hard maximum), so no candidate leaks a
+  data value.
+- The whole epsilon is charged to the share the policy names *before* any
+  count is read (:func:`choose_for_match` takes the charge as a callback it
+  runs first), and refunded only if the match fails before anything is
+  recorded.
+- The chosen numbers are stored in the generation and the audit chain; every
+  query on that generation compiles and noises with them, so the sensitivity
+  still follows from explicit bounds (:mod:`cleanroom.room.sensitivity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import opendp.prelude as dp
+
+from cleanroom.room.policy.models import CollaborationPolicy
+from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
+from cleanroom.room.warehouse import quote
+
+dp.enable_features("contrib")
+
+# The ledger's query id of a match's bounds charge: match-bounds:<generation>.
+BOUNDS_CHARGE = "match-bounds:"
+
+# The measures a match chooses: rows per person, groups per person.
+MEASURES = ("rows", "groups")
+
+
+def candidates(hard_max: int) -> tuple[int, ...]:
+    """The grid a bound is chosen from: 1, 2, 3, 5, 8, 13, … (Fibonacci), then ``hard_max``.
+
+    Fixed by the policy alone, never by the data. Fibonacci steps grow by
+    about 1.6x, so the chosen bound is never much more than 1.6x the one the
+    quantile aims at, and a grid up to 10,000 has only ~20 candidates.
+    """
+    if hard_max < 1:
+        raise ValueError(f"a hard maximum must be at least 1, not {hard_max}")
+    grid = [1, 2]
+    while grid[-1] + grid[-2] < hard_max:
+        grid.append(grid[-1] + grid[-2])
+    return tuple(sorted({c for c in grid if c < hard_max} | {hard_max}))
+
+
+def private_quantile(
+    values: Sequence[int], grid: Sequence[int], quantile: float, epsilon: float
+) -> int:
+    """OpenDP's private quantile of ``values`` over ``grid``, at most ``epsilon`` (pure DP).
+
+    One value per person (symmetric distance 1). The noise scale is the
+    smallest one OpenDP's own privacy map puts at or under ``epsilon``.
+    """
+    space = dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance()
+
+    def make(scale: float) -> dp.Measurement:
+        return dp.m.make_private_quantile(
+            *space, dp.max_divergence(), candidates=list(grid), alpha=quantile, scale=scale
+        )
+
+    measurement = dp.binary_search_chain(make, d_in=1, d_out=epsilon)
+    top = grid[-1] + 1  # values above the grid score alike: cap them, the answer is the same
+    return int(measurement([min(int(v), top) for v in values]))
+
+
+@dataclass(frozen=True)
+class ChosenBounds:
+    """The bounds one match chose (or the policy's fixed ones), as recorded and applied."""
+
+    rows: int
+    groups: int
+    adaptive: bool
+    quantile: float | None = None
+    epsilon: str | None = None  # exact, as a fraction's text
+    charged_to: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON data for the store, the audit chain and results."""
+        return {
+            "rows": self.rows,
+            "groups": self.groups,
+            "adaptive": self.adaptive,
+            "quantile": self.quantile,
+            "epsilon": self.epsilon,
+            "charged_to": self.charged_to,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChosenBounds:
+        """Read back what :meth:`as_dict` wrote."""
+        return cls(
+            rows=int(data["rows"]),
+            groups=int(data["groups"]),
+            adaptive=bool(data["adaptive"]),
+            quantile=data.get("quantile"),
+            epsilon=data.get("epsilon"),
+            charged_to=data.get("charged_to"),
+        )
+
+
+def fixed(privacy: PrivacyPolicy) -> ChosenBounds:
+    """The policy's own bounds (no adaptive section, or a generation that chose none)."""
+    return ChosenBounds(
+        rows=privacy.max_rows_per_person, groups=privacy.max_groups_per_person, adaptive=False
+    )
+
+
+def applied(privacy: PrivacyPolicy, recorded: dict[str, Any] | None) -> ChosenBounds:
+    """The bounds a query on a generation uses under the policy active now.
+
+    The generation's chosen bounds apply while the policy still asks for
+    adaptive bounds, never above its current hard maxima; a policy that has
+    dropped the option since the match gets its fixed bounds back.
+    """
+    adaptive = privacy.adaptive_bounds
+    if adaptive is None or not recorded or not recorded.get("adaptive"):
+        return fixed(privacy)
+    chosen = ChosenBounds.from_dict(recorded)
+    rows = min(chosen.rows, adaptive.max_rows_per_person)
+    groups = min(chosen.groups, adaptive.max_groups_per_person, rows)
+    return ChosenBounds(
+        rows=rows,
+        groups=groups,
+        adaptive=True,
+        quantile=chosen.quantile,
+        epsilon=chosen.epsilon,
+        charged_to=chosen.charged_to,
+    )
+
+
+def with_bounds(privacy: PrivacyPolicy, bounds: ChosenBounds) -> PrivacyPolicy:
+    """The privacy policy a query is compiled and noised under, with these bounds in it."""
+    return privacy.model_copy(
+        update={"max_rows_per_person": bounds.rows, "max_groups_per_person": bounds.groups}
+    )
+
+
+def per_person_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str:
+    """Each person's largest row count and largest group count over the analysis tables.
+
+    A person's groups in a table are their distinct combinations of all its
+    dimensions: a query grouping by fewer dimensions puts them in no more
+    groups than that.
+    """
+    parts = []
+    for name, table in sorted(tables.items()):
+        party, dataset = name.split(".", 1)
+        contract = policy.contract(party, dataset)
+        dims = (
+            [c for c, col in contract.columns.items() if col.role == "dimension"]
+            if contract
+            else []
+        )
+        if dims:
+            key = " || '|' || ".join(f"coalesce(CAST({_ident(d)} AS VARCHAR), '')" for d in dims)
+            groups = f"count(DISTINCT {key})"
+        else:
+            groups = "1"
+        parts.append(
+            f"SELECT person, count(*) AS r, {groups} AS g FROM {quote(table)} "
+            "WHERE person IS NOT NULL GROUP BY person"
+        )
+    union = " UNION ALL ".join(parts)
+    return f"SELECT max(r), max(g) FROM ({union}) GROUP BY person"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def choose(
+    rows: Sequence[tuple[int, int]], adaptive: AdaptiveBounds, epsilon: Fraction
+) -> ChosenBounds:
+    """The bounds for one generation from its per-person (rows, groups) counts.
+
+    ``epsilon`` is split evenly over the measures; the group bound never
+    exceeds the row bound (a person in more groups than rows cannot exist).
+    """
+    share = float(epsilon / len(MEASURES)) * (1 - 1e-9)  # never over the exact share
+    k = private_quantile(
+        [r for r, _ in rows], candidates(adaptive.max_rows_per_person), adaptive.quantile, share
+    )
+    g = private_quantile(
+        [g for _, g in rows],
+        candidates(adaptive.max_groups_per_person),
+        adaptive.quantile,
+        share,
+    )
+    return ChosenBounds(
+        rows=k,
+        groups=min(g, k),
+        adaptive=True,
+        quantile=adaptive.quantile,
+        epsilon=str(epsilon),
+        charged_to=adaptive.charged_to,
+    )
+
+
+def choose_for_match(
+    cursor: Any,
+    policy: CollaborationPolicy,
+    tables: dict[str, str],
+    charge: Callable[[Fraction], None],
+) -> ChosenBounds | None:
+    """Charge, then choose the generation's bounds (None when the policy fixes them).
+
+    ``charge`` runs before any count is read and raises if the budget refuses:
+    then no bound is chosen and the match fails, spending nothing.
+    """
+    privacy = policy.privacy
+    if privacy is None or privacy.adaptive_bounds is None or not tables:
+        return None
+    adaptive = privacy.adaptive_bounds
+    epsilon = Fraction(str(adaptive.epsilon))
+    charge(epsilon)
+    counts = cursor.execute(per_person_sql(policy, tables)).fetchall()
+    return choose([(int(r), int(g)) for r, g in counts], adaptive, epsilon)
