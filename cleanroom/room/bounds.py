@@ -64,13 +64,11 @@ def candidates(hard_max: int) -> tuple[int, ...]:
     return tuple(sorted({c for c in grid if c < hard_max} | {hard_max}))
 
 
-def private_quantile(
-    values: Sequence[int], grid: Sequence[int], quantile: float, epsilon: float
-) -> int:
-    """OpenDP's private quantile of ``values`` over ``grid``, at most ``epsilon`` (pure DP).
+def quantile_measurement(grid: Sequence[int], quantile: float, epsilon: float) -> dp.Measurement:
+    """OpenDP's private quantile over ``grid``, with the least noise that costs ≤ ``epsilon``.
 
-    One value per person (symmetric distance 1). The noise scale is the
-    smallest one OpenDP's own privacy map puts at or under ``epsilon``.
+    Its input is one integer per person (symmetric distance: one person added
+    or removed changes one element); OpenDP's own privacy map sets the scale.
     """
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance()
 
@@ -79,7 +77,18 @@ def private_quantile(
             *space, dp.max_divergence(), candidates=list(grid), alpha=quantile, scale=scale
         )
 
-    measurement = dp.binary_search_chain(make, d_in=1, d_out=epsilon)
+    return dp.binary_search_chain(make, d_in=1, d_out=epsilon)
+
+
+def private_quantile(
+    values: Sequence[int], grid: Sequence[int], quantile: float, epsilon: float
+) -> int:
+    """OpenDP's private quantile of ``values`` over ``grid``, at most ``epsilon`` (pure DP).
+
+    One value per person (symmetric distance 1). The noise scale is the
+    smallest one OpenDP's own privacy map puts at or under ``epsilon``.
+    """
+    measurement = quantile_measurement(grid, quantile, epsilon)
     top = grid[-1] + 1  # values above the grid score alike: cap them, the answer is the same
     return int(measurement([min(int(v), top) for v in values]))
 
