@@ -29,6 +29,7 @@ Why this is private, and stays so:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,11 +65,13 @@ def candidates(hard_max: int) -> tuple[int, ...]:
     return tuple(sorted({c for c in grid if c < hard_max} | {hard_max}))
 
 
-def quantile_measurement(grid: Sequence[int], quantile: float, epsilon: float) -> dp.Measurement:
+@functools.lru_cache(maxsize=64)
+def quantile_measurement(grid: tuple[int, ...], quantile: float, epsilon: float) -> dp.Measurement:
     """OpenDP's private quantile over ``grid``, with the least noise that costs ≤ ``epsilon``.
 
     Its input is one integer per person (symmetric distance: one person added
-    or removed changes one element); OpenDP's own privacy map sets the scale.
+    or removed changes one element); OpenDP's own privacy map sets the scale
+    (found by a binary search, so the measurement is kept for the next match).
     """
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance()
 
@@ -88,7 +91,7 @@ def private_quantile(
     One value per person (symmetric distance 1). The noise scale is the
     smallest one OpenDP's own privacy map puts at or under ``epsilon``.
     """
-    measurement = quantile_measurement(grid, quantile, epsilon)
+    measurement = quantile_measurement(tuple(grid), quantile, epsilon)
     top = grid[-1] + 1  # values above the grid score alike: cap them, the answer is the same
     return int(measurement([min(int(v), top) for v in values]))
 
