@@ -15,6 +15,7 @@ import yaml
 from cleanroom.room.auth import Role
 from cleanroom.room.recovery import check_ledger
 from cleanroom.room.room import Room
+from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, World, build_world, open_room
 
 SQL = "SELECT city, COUNT(*) AS orders FROM okala.orders GROUP BY city"
@@ -153,6 +154,18 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
         "SELECT details FROM audit WHERE action = 'query.run' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     assert json.loads(query_entry["details"])["bounds"] == chosen
+
+    # The web pages say it too: the policy page shows the option, the console the bounds used.
+    reviewer = Visitor(server.url)
+    assert reviewer.sign_in(t["bob"]).status_code == 303
+    page = reviewer.get("/ui/policies").text
+    assert 'id="adaptive-bounds"' in page and "to cover 95% of persons" in page
+    analyst = Visitor(server.url)
+    analyst.sign_in(t["analyst"])
+    form = analyst.get("/ui/console").text
+    shown_page = analyst.post("/ui/console", {"csrf": csrf_of(form), "sql": SQL}).text
+    assert 'id="result-bounds"' in shown_page
+    assert f"{chosen['rows']} / {chosen['groups']} · chosen from the data" in shown_page
 
 
 def test_a_match_whose_bounds_the_budget_refuses_publishes_nothing(

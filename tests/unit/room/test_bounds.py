@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from cleanroom.cli.query import bounds_line
 from cleanroom.room.bounds import (
     ChosenBounds,
     applied,
@@ -240,3 +241,15 @@ def test_sensitivity_follows_from_the_bounds_chosen(
             assert math.sqrt(sum(d * d for d in diffs)) <= m.l2 * (1 + 1e-12), (sql, m.name)
             if sql == "SELECT COUNT(*) FROM alpha.events" and m.kind == "count":
                 assert m.l1 == chosen.rows  # the sensitivity is the chosen bound itself
+
+
+def test_the_cli_says_which_bounds_applied() -> None:
+    adaptive = bounds_line(ChosenBounds(34, 8, True, 0.95, "1/5", "reporter").as_dict())
+    assert adaptive == (
+        "per-person bounds: 34 rows, 8 groups, chosen from the data at match time"
+        " (to cover 0.95 of persons)"
+    )
+    assert bounds_line(ChosenBounds(10, 5, False).as_dict()) == (
+        "per-person bounds: 10 rows, 5 groups, fixed by the policy"
+    )
+    assert bounds_line(None) is None  # an answer stored before bounds were recorded
