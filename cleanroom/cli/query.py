@@ -48,7 +48,8 @@ def bounds_line(bounds: dict[str, Any] | None) -> str | None:
         if bounds.get("adaptive")
         else "fixed by the policy"
     )
-    return f"per-person bounds: {bounds['rows']} rows, {bounds['groups']} groups, {how}"
+    pairs = f", {bounds['pairs']} transition pairs" if bounds.get("pairs") else ""
+    return f"per-person bounds: {bounds['rows']} rows, {bounds['groups']} groups{pairs}, {how}"
 
 
 def print_price(price: dict[str, Any]) -> None:

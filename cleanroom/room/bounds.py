@@ -46,8 +46,9 @@ dp.enable_features("contrib")
 # The ledger's query id of a match's bounds charge: match-bounds:<generation>.
 BOUNDS_CHARGE = "match-bounds:"
 
-# The measures a match chooses: rows per person, groups per person.
-MEASURES = ("rows", "groups")
+# The measures a match chooses: rows per person, groups per person, and transition pairs
+# per person (for ``transitions``); the epsilon is split evenly over all three.
+MEASURES = ("rows", "groups", "pairs")
 
 
 def candidates(hard_max: int) -> tuple[int, ...]:
@@ -106,6 +107,7 @@ class ChosenBounds:
     quantile: float | None = None
     epsilon: str | None = None  # exact, as a fraction's text
     charged_to: str | None = None
+    pairs: int | None = None  # transition pairs per person; None: the template's default
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON data for the store, the audit chain and results."""
@@ -116,6 +118,7 @@ class ChosenBounds:
             "quantile": self.quantile,
             "epsilon": self.epsilon,
             "charged_to": self.charged_to,
+            "pairs": self.pairs,
         }
 
     @classmethod
@@ -128,6 +131,7 @@ class ChosenBounds:
             quantile=data.get("quantile"),
             epsilon=data.get("epsilon"),
             charged_to=data.get("charged_to"),
+            pairs=int(data["pairs"]) if data.get("pairs") is not None else None,
         )
 
 
@@ -151,6 +155,7 @@ def applied(privacy: PrivacyPolicy, recorded: dict[str, Any] | None) -> ChosenBo
     chosen = ChosenBounds.from_dict(recorded)
     rows = min(chosen.rows, adaptive.max_rows_per_person)
     groups = min(chosen.groups, adaptive.max_groups_per_person, rows)
+    pairs = None if chosen.pairs is None else min(chosen.pairs, adaptive.max_transitions)
     return ChosenBounds(
         rows=rows,
         groups=groups,
@@ -158,6 +163,7 @@ def applied(privacy: PrivacyPolicy, recorded: dict[str, Any] | None) -> ChosenBo
         quantile=chosen.quantile,
         epsilon=chosen.epsilon,
         charged_to=chosen.charged_to,
+        pairs=pairs,
     )
 
 
@@ -197,17 +203,57 @@ def per_person_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str:
     return f"SELECT max(r), max(g) FROM ({union}) GROUP BY person"
 
 
+def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None:
+    """Each person's number of distinct brand-to-brand pairs (A then B, A ≠ B), if any.
+
+    Over every activity dataset with a time, with no window and no period: a
+    ``transitions`` query sees at most these pairs. Persons with no pair are
+    left out (one value per person who has one; the bound is about them).
+    None when fewer than two brands have timed activity.
+    """
+    parts = []
+    for name, table in sorted(tables.items()):
+        party, dataset = name.split(".", 1)
+        contract = policy.contract(party, dataset)
+        if contract is None or contract.time is None or not contract.activity:
+            continue
+        brand = sorted(policy.parties).index(party)
+        parts.append(
+            f"SELECT person, {brand} AS brand, {_ident(contract.time)} AS t "
+            f"FROM {quote(table)} WHERE person IS NOT NULL AND {_ident(contract.time)} IS NOT NULL"
+        )
+    if len({name.split(".", 1)[0] for name in tables if _timed(policy, name)}) < 2:
+        return None
+    events = " UNION ALL ".join(parts)
+    return (
+        f"WITH ev AS ({events}), seq AS (SELECT person, brand, lag(brand) OVER "
+        "(PARTITION BY person ORDER BY t, brand) AS prev FROM ev) "
+        "SELECT count(DISTINCT prev * 1000 + brand) FROM seq "
+        "WHERE prev IS NOT NULL AND prev <> brand GROUP BY person"
+    )
+
+
+def _timed(policy: CollaborationPolicy, name: str) -> bool:
+    contract = policy.contract(*name.split(".", 1))
+    return contract is not None and contract.time is not None and contract.activity
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def choose(
-    rows: Sequence[tuple[int, int]], adaptive: AdaptiveBounds, epsilon: Fraction
+    rows: Sequence[tuple[int, int]],
+    adaptive: AdaptiveBounds,
+    epsilon: Fraction,
+    pairs: Sequence[int] | None = None,
 ) -> ChosenBounds:
-    """The bounds for one generation from its per-person (rows, groups) counts.
+    """The bounds for one generation from its per-person (rows, groups) counts and pairs.
 
-    ``epsilon`` is split evenly over the measures; the group bound never
-    exceeds the row bound (a person in more groups than rows cannot exist).
+    ``epsilon`` is split evenly over the measures (a measure the policy's
+    datasets cannot have — pairs with fewer than two timed brands — is not
+    run, its share unspent); the group bound never exceeds the row bound (a
+    person in more groups than rows cannot exist).
     """
     share = float(epsilon / len(MEASURES)) * (1 - 1e-9)  # never over the exact share
     k = private_quantile(
@@ -219,6 +265,11 @@ def choose(
         adaptive.quantile,
         share,
     )
+    m = (
+        None
+        if pairs is None
+        else private_quantile(pairs, candidates(adaptive.max_transitions), adaptive.quantile, share)
+    )
     return ChosenBounds(
         rows=k,
         groups=min(g, k),
@@ -226,6 +277,7 @@ def choose(
         quantile=adaptive.quantile,
         epsilon=str(epsilon),
         charged_to=adaptive.charged_to,
+        pairs=m,
     )
 
 
@@ -247,4 +299,6 @@ def choose_for_match(
     epsilon = Fraction(str(adaptive.epsilon))
     charge(epsilon)
     counts = cursor.execute(per_person_sql(policy, tables)).fetchall()
-    return choose([(int(r), int(g)) for r, g in counts], adaptive, epsilon)
+    sql = pairs_sql(policy, tables)
+    pairs = None if sql is None else [int(n) for (n,) in cursor.execute(sql).fetchall()]
+    return choose([(int(r), int(g)) for r, g in counts], adaptive, epsilon, pairs)

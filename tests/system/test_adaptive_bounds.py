@@ -86,6 +86,7 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
         "quantile": None,
         "epsilon": None,
         "charged_to": None,
+        "pairs": None,
     }
 
     # A reviewer proposes the option; the diff flags it; two others approve.
@@ -121,6 +122,7 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
     assert chosen["adaptive"] is True and chosen["quantile"] == 0.95
     assert chosen["epsilon"] == "1/5" and chosen["charged_to"] == "reporter"
     assert 1 <= chosen["groups"] <= chosen["rows"] <= 200
+    assert 1 <= chosen["pairs"] <= 10  # five brands with timed activity: transitions have pairs
     db = room.store.connection()
     charges = db.execute(
         "SELECT party, epsilon_num, epsilon_den, refunded_at FROM budget_charges "
@@ -155,6 +157,20 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
     ).fetchone()
     assert json.loads(query_entry["details"])["bounds"] == chosen
 
+    # transitions without max_transitions: the chosen pairs bound, recorded with the request.
+    moved = call(
+        server,
+        "POST",
+        "/api/v1/queries",
+        t["analyst"],
+        json={"template": "transitions", "params": {}, "epsilon": 0.1},
+    )
+    assert moved.status_code == 200, moved.text
+    request = db.execute(
+        "SELECT request FROM queries WHERE id = ?", (moved.json()["query_id"],)
+    ).fetchone()
+    assert json.loads(request["request"])["params"] == {"max_transitions": str(chosen["pairs"])}
+
     # The web pages say it too: the policy page shows the option, the console the bounds used.
     reviewer = Visitor(server.url)
     assert reviewer.sign_in(t["bob"]).status_code == 303
@@ -165,7 +181,10 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
     form = analyst.get("/ui/console").text
     shown_page = analyst.post("/ui/console", {"csrf": csrf_of(form), "sql": SQL}).text
     assert 'id="result-bounds"' in shown_page
-    assert f"{chosen['rows']} / {chosen['groups']} · chosen from the data" in shown_page
+    assert (
+        f"{chosen['rows']} / {chosen['groups']} · {chosen['pairs']} transition pairs"
+        " · chosen from the data"
+    ) in shown_page
 
 
 def test_a_match_whose_bounds_the_budget_refuses_publishes_nothing(

@@ -42,6 +42,9 @@ class BoundsOut(BaseModel):
     quantile: float | None = Field(None, description="the quantile of persons' counts aimed at")
     epsilon: str | None = Field(None, description="what choosing them cost, exact (a fraction)")
     charged_to: str | None = Field(None, description="the budget share that paid for it")
+    pairs: int | None = Field(
+        None, description="transition pairs per person (transitions' default), when chosen"
+    )
 
 
 class QueryResult(BaseModel):

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -30,6 +30,7 @@ from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
@@ -201,6 +202,7 @@ class Engine:
         privacy = active.policy.privacy
         if privacy is None:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+        request = self._chosen_pairs(request, privacy)
         try:
             query = self.prepare(request, party, active.policy)
             epsilon = _epsilon(request, active.policy)
@@ -228,6 +230,21 @@ class Engine:
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
             return self._answer(request, user, party, active, query, epsilon, generation)
+
+    def _chosen_pairs(self, request: QueryRequest, privacy: PrivacyPolicy) -> QueryRequest:
+        """``transitions`` without ``max_transitions``: the pairs bound the live match chose.
+
+        Only a default: the template still checks it (1–10) and derives its
+        sensitivity from it, so the answer is private whichever generation it
+        then reads; the request as recorded names the bound it ran with.
+        """
+        if request.template != "transitions" or "max_transitions" in request.params:
+            return request
+        live = live_generation(self.room)
+        chosen = applied(privacy, live.bounds if live else None)
+        if not chosen.adaptive or chosen.pairs is None:
+            return request
+        return replace(request, params={**request.params, "max_transitions": str(chosen.pairs)})
 
     def _answer(
         self,

@@ -3,6 +3,7 @@ the charge before any count is read, and sensitivities that follow from whatever
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 from fractions import Fraction
@@ -20,6 +21,7 @@ from cleanroom.room.bounds import (
     applied,
     candidates,
     choose_for_match,
+    pairs_sql,
     private_quantile,
     quantile_measurement,
     with_bounds,
@@ -96,6 +98,8 @@ def test_the_quantile_lands_on_the_candidate_that_fits_the_data() -> None:
 
 
 class Cursor:
+    """Per-person (rows, groups) for the first statement, pair counts for the second."""
+
     def __init__(self, log: list[str], rows: list[tuple[int, int]]) -> None:
         self.log, self.rows = log, rows
 
@@ -103,8 +107,10 @@ class Cursor:
         self.log.append("read")
         return self
 
-    def fetchall(self) -> list[tuple[int, int]]:
-        return self.rows
+    def fetchall(self) -> list[tuple[int, ...]]:
+        if len(self.log) == 1 or self.log[-2] != "read":
+            return list(self.rows)
+        return [(1 + r % 4,) for r, _ in self.rows]
 
 
 def test_the_epsilon_is_charged_before_any_count_is_read() -> None:
@@ -117,10 +123,11 @@ def test_the_epsilon_is_charged_before_any_count_is_read() -> None:
 
     rows = [(1 + i % 30, 1 + i % 3) for i in range(5_000)]
     chosen = choose_for_match(Cursor(log, rows), adaptive_policy(), journey_room.TABLES, charge)
-    assert log == ["charge", "read"]
+    assert log == ["charge", "read", "read"]
     assert paid == [Fraction(1, 5)]
     assert chosen is not None and chosen.adaptive and chosen.epsilon == "1/5"
     assert chosen.groups <= chosen.rows <= 200
+    assert chosen.pairs is not None and 1 <= chosen.pairs <= 10
 
 
 def test_a_refused_charge_reads_nothing_and_chooses_nothing() -> None:
@@ -161,22 +168,37 @@ def test_a_whale_moves_the_chosen_bound_by_little() -> None:
     assert chosen.rows >= counts[len(counts) // 2]  # and above what most persons have
 
 
+def test_pairs_are_each_person_s_distinct_brand_changes() -> None:
+    """alpha → beta → alpha → gamma → gamma is three pairs; a person at one brand has none."""
+    at = journey_room.START
+    day = dt.timedelta(days=1)
+    trail = ["alpha", "beta", "alpha", "gamma", "gamma", "alpha", "beta"]
+    events = [journey_room.Event(1, b, at + i * day, "app", 1.0) for i, b in enumerate(trail)]
+    events += [journey_room.Event(2, "beta", at + i * day, "web", 1.0) for i in range(5)]
+    con = journey_room.load(events, [])
+    sql = pairs_sql(BASE, journey_room.TABLES)
+    assert sql is not None
+    assert con.execute(sql).fetchall() == [(4,)]  # ab, ba, ag, ga (ab again counts once)
+
+
 # -- applied to queries -----------------------------------------------------------------------
 
 
 def test_a_generation_s_bounds_apply_while_the_policy_asks_for_them() -> None:
     policy = adaptive_policy()
     assert policy.privacy is not None
-    recorded = ChosenBounds(34, 8, True, 0.9, "1/5", "reporter").as_dict()
+    recorded = ChosenBounds(34, 8, True, 0.9, "1/5", "reporter", pairs=8).as_dict()
     assert applied(policy.privacy, recorded) == ChosenBounds.from_dict(recorded)
     fixed_policy = journey_room.policy(k=10, g=5).privacy
     assert fixed_policy is not None
     assert applied(fixed_policy, recorded) == ChosenBounds(10, 5, False)  # option dropped
     assert applied(policy.privacy, None).adaptive is False  # generation from before
-    lowered = adaptive_policy(max_rows_per_person=21, max_groups_per_person=5).privacy
+    lowered = adaptive_policy(
+        max_rows_per_person=21, max_groups_per_person=5, max_transitions=5
+    ).privacy
     assert lowered is not None
     capped = applied(lowered, recorded)
-    assert (capped.rows, capped.groups) == (21, 5)
+    assert (capped.rows, capped.groups, capped.pairs) == (21, 5, 5)
 
 
 def test_the_policy_refuses_an_unknown_payer_and_the_diff_flags_the_option() -> None:
@@ -251,5 +273,9 @@ def test_the_cli_says_which_bounds_applied() -> None:
     )
     assert bounds_line(ChosenBounds(10, 5, False).as_dict()) == (
         "per-person bounds: 10 rows, 5 groups, fixed by the policy"
+    )
+    with_pairs = ChosenBounds(34, 8, True, 0.95, "1/5", "reporter", pairs=3).as_dict()
+    assert "34 rows, 8 groups, 3 transition pairs, chosen from the data" in str(
+        bounds_line(with_pairs)
     )
     assert bounds_line(None) is None  # an answer stored before bounds were recorded
