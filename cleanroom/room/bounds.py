@@ -200,7 +200,7 @@ def per_person_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str:
             "WHERE person IS NOT NULL GROUP BY person"
         )
     union = " UNION ALL ".join(parts)
-    return f"SELECT max(r), max(g) FROM ({union}) GROUP BY person"
+    return f"SELECT max(r), max(g) FROM ({union}) AS per GROUP BY person"
 
 
 def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None:
