@@ -1,4 +1,4 @@
-"""Per-person bounds that fit the data: chosen at match time with a DP quantile.
+"""Per-person bounds that fit the data: chosen at match time with a DP quantile (via dp.py).
 
 Fixed per-person bounds cut every person above them, and the cut is bias, not
 noise: with ten rows per person a whale's thousands of events count as ten and
@@ -29,19 +29,15 @@ Why this is private, and stays so:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import opendp.prelude as dp
-
+from cleanroom.room.dp import private_quantile
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
 from cleanroom.room.warehouse import quote
-
-dp.enable_features("contrib")
 
 # The ledger's query id of a match's bounds charge: match-bounds:<generation>.
 BOUNDS_CHARGE = "match-bounds:"
@@ -64,37 +60,6 @@ def candidates(hard_max: int) -> tuple[int, ...]:
     while grid[-1] + grid[-2] < hard_max:
         grid.append(grid[-1] + grid[-2])
     return tuple(sorted({c for c in grid if c < hard_max} | {hard_max}))
-
-
-@functools.lru_cache(maxsize=64)
-def quantile_measurement(grid: tuple[int, ...], quantile: float, epsilon: float) -> dp.Measurement:
-    """OpenDP's private quantile over ``grid``, with the least noise that costs ≤ ``epsilon``.
-
-    Its input is one integer per person (symmetric distance: one person added
-    or removed changes one element); OpenDP's own privacy map sets the scale
-    (found by a binary search, so the measurement is kept for the next match).
-    """
-    space = dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance()
-
-    def make(scale: float) -> dp.Measurement:
-        return dp.m.make_private_quantile(
-            *space, dp.max_divergence(), candidates=list(grid), alpha=quantile, scale=scale
-        )
-
-    return dp.binary_search_chain(make, d_in=1, d_out=epsilon)
-
-
-def private_quantile(
-    values: Sequence[int], grid: Sequence[int], quantile: float, epsilon: float
-) -> int:
-    """OpenDP's private quantile of ``values`` over ``grid``, at most ``epsilon`` (pure DP).
-
-    One value per person (symmetric distance 1). The noise scale is the
-    smallest one OpenDP's own privacy map puts at or under ``epsilon``.
-    """
-    measurement = quantile_measurement(tuple(grid), quantile, epsilon)
-    top = grid[-1] + 1  # values above the grid score alike: cap them, the answer is the same
-    return int(measurement([min(int(v), top) for v in values]))
 
 
 @dataclass(frozen=True)

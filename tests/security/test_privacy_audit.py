@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from cleanroom.room import dp
-from cleanroom.room.bounds import MEASURES, candidates, choose, quantile_measurement
+from cleanroom.room.bounds import MEASURES, candidates, choose
 from cleanroom.room.policy.privacy import AdaptiveBounds, BudgetPolicy, PrivacyPolicy
 from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
@@ -208,7 +208,7 @@ def test_the_bounds_quantile_stays_under_its_claim() -> None:
 
 def test_the_audit_catches_an_over_spent_quantile() -> None:
     """The same quantile run at four times the epsilon it is claimed at must be caught."""
-    m = quantile_measurement(QUANTILE_GRID, 0.95, 4.0)
+    m = dp.quantile_measurement(QUANTILE_GRID, 0.95, 4.0)
     without = [float(m(QUANTILE_D)) for _ in range(SAMPLES)]
     with_ = [float(m([*QUANTILE_D, QUANTILE_EXTRA])) for _ in range(SAMPLES)]
     audited = epsilon_lower_bound(without, with_)

@@ -22,10 +22,9 @@ from cleanroom.room.bounds import (
     candidates,
     choose_for_match,
     pairs_sql,
-    private_quantile,
-    quantile_measurement,
     with_bounds,
 )
+from cleanroom.room.dp import private_quantile, quantile_measurement
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.diff import LOOSENS, diff_policies
 from cleanroom.room.policy.privacy import AdaptiveBounds
