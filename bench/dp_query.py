@@ -2,6 +2,7 @@
 
     python bench/dp_query.py --rows 5000000
     python bench/dp_query.py --rows 50000000 --systems cleanroom
+    python bench/dp_query.py --rows 5000000 --systems cleanroom-fixed  # the peers' fixed bounds
 
 One party table of N events (person from a skewed pool of N/5, city, channel,
 amount) is generated once and written as Parquet (bench/out/dpq-N.parquet) for
@@ -10,6 +11,13 @@ room, a sealed bundle, ingest, match, then `Engine.run`. Every system answers
 the same three queries at epsilon 1.0 each with at most 10 rows per person;
 only the query step is timed (data loading is reported separately). The error
 is the mean absolute error over the groups against the exact, unbounded answer.
+
+System ``cleanroom`` (adaptive bounds) runs with a policy that has
+``privacy.adaptive_bounds``: the match chooses rows (and groups) per person
+with OpenDP's private quantile at the 0.9995 quantile of persons' counts,
+paying ADAPTIVE_EPSILON once per match (not per query); the peers keep their
+fixed 10 rows (5 groups) per person — a fixed bound is all they offer.
+``cleanroom-fixed`` is this engine with the peers' fixed bounds.
 
 Peers run from virtual environments of their own under bench/out/ (SmartNoise
 pins opendp<0.15 and pandas<3; opendp[polars] pins its polars), one child
@@ -33,6 +41,7 @@ from common import OUT, run_child, save, table
 
 from cleanroom.bundle import BundleWriter
 from cleanroom.config import load_settings
+from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.keys import (
     generate_party_keys,
     load_room_public_key,
@@ -54,6 +63,14 @@ CITIES = [
 CHANNELS = ["app", "web"]
 UPPER = 5_000_000
 K_ROWS, G_GROUPS, EPSILON = 10, 5, 1.0
+# Adaptive bounds: the match's quantile, its epsilon (once per match) and the hard maxima.
+ADAPTIVE = {
+    "epsilon": 0.1,
+    "charged_to": "bench",
+    "quantile": 0.9995,
+    "max_rows_per_person": 1000,
+    "max_groups_per_person": len(CITIES) * len(CHANNELS),
+}
 
 # name -> (group keys, aggregate kind); the SQL is written per system below.
 QUERIES = {
@@ -136,7 +153,7 @@ SPEC = DatasetSpec(
 )
 
 
-def build_room(parquet: Path, rows: int) -> tuple[Room, dict[str, float]]:
+def build_room(parquet: Path, rows: int, adaptive: bool = True) -> tuple[Room, dict[str, float]]:
     """A one-party room whose live match generation holds the Parquet's rows."""
     base = OUT / f"dpq-room-{rows}"
     subprocess.run(["rm", "-rf", str(base)], check=True)
@@ -164,6 +181,7 @@ def build_room(parquet: Path, rows: int) -> tuple[Room, dict[str, float]]:
             "max_rows_per_person": K_ROWS,
             "max_groups_per_person": G_GROUPS,
             "min_noisy_persons": 0,
+            **({"adaptive_bounds": ADAPTIVE} if adaptive else {}),
         },
     )
     room_dir = base / "room"
@@ -197,6 +215,7 @@ def seal(parquet: Path, room_dir: Path, keys: Path, match_key, out: Path) -> Non
         "payload_schema": {f.name: str(f.type) for f in schema},
         "match_key_id": match_key.key_id,
         "tool": "bench",
+        "token_version": TOKEN_VERSION,  # stand-in tokens, but the room checks the version
     }
     with BundleWriter(
         out,
@@ -219,9 +238,9 @@ def seal(parquet: Path, room_dir: Path, keys: Path, match_key, out: Path) -> Non
         bundle.finish({"rows": rows, "summary": {}})
 
 
-def run_cleanroom(parquet: Path, rows: int) -> dict:
+def run_cleanroom(parquet: Path, rows: int, adaptive: bool = True) -> dict:
     t = time.perf_counter()
-    room, stages = build_room(parquet, rows)
+    room, stages = build_room(parquet, rows, adaptive)
     load = time.perf_counter() - t
     analyst = room.users.get("bench-analyst")
     engine = Engine(room)
@@ -236,10 +255,14 @@ def run_cleanroom(parquet: Path, rows: int) -> dict:
             values = {
                 "|".join(str(r[k]) for k in keys): float(r["v"]["value"]) for r in answer["rows"]
             }
-            results[name] = {"seconds": seconds, "values": values}
+            results[name] = {"seconds": seconds, "values": values, "bounds": answer["bounds"]}
     finally:
         room.close()
     return {"load_seconds": load, "load_stages": stages, "queries": results}
+
+
+def run_cleanroom_fixed(parquet: Path, rows: int) -> dict:
+    return run_cleanroom(parquet, rows, adaptive=False)
 
 
 # --- SmartNoise SQL (pandas) ----------------------------------------------------------------
@@ -363,6 +386,7 @@ def venv(name: str, packages: list[str]) -> str:
 
 SYSTEMS = {
     "cleanroom": run_cleanroom,
+    "cleanroom-fixed": run_cleanroom_fixed,
     "smartnoise-sql": run_smartnoise,
     "opendp-polars": run_opendp,
 }
@@ -371,7 +395,12 @@ SYSTEMS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[5_000_000])
-    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        default=["cleanroom", "smartnoise-sql", "opendp-polars"],
+        choices=list(SYSTEMS),
+    )
     args = parser.parse_args()
     path = OUT / "dp_query.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -407,6 +436,7 @@ def report(results: dict) -> str:
         for system, result in systems.items():
             for name, q in result["queries"].items():
                 ratio = q["seconds"] / base[name]["seconds"] if name in base else float("nan")
+                error = q["mae"] / base[name]["mae"] if name in base else float("nan")
                 lines.append(
                     [
                         system,
@@ -415,6 +445,8 @@ def report(results: dict) -> str:
                         f"{q['seconds']:.2f}",
                         f"{q['mae']:,.1f}",
                         f"{ratio:.1f}x",
+                        f"{error:.1f}x",
+                        _bounds(q.get("bounds")),
                     ]
                 )
     loads = [
@@ -428,12 +460,35 @@ def report(results: dict) -> str:
         for system, r in systems.items()
     ]
     return (
-        table(["system", "rows", "query", "seconds", "MAE", "ratio to cleanroom"], lines)
+        table(
+            [
+                "system",
+                "rows",
+                "query",
+                "seconds",
+                "MAE",
+                "time / cleanroom's",
+                "MAE / cleanroom's",
+                "bounds",
+            ],
+            lines,
+        )
         + "\n\n"
         + table(
             ["system", "rows", "data loading s (not timed in queries)", "child peak RSS MB"], loads
         )
     )
+
+
+def _bounds(bounds: dict | None) -> str:
+    if not bounds:
+        return f"fixed {K_ROWS} rows, {G_GROUPS} groups"
+    how = (
+        f"adaptive (q {bounds['quantile']}, ε {bounds['epsilon']})"
+        if bounds["adaptive"]
+        else "fixed"
+    )
+    return f"{how} {bounds['rows']} rows, {bounds['groups']} groups"
 
 
 if __name__ == "__main__":

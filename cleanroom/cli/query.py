@@ -39,6 +39,19 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def bounds_line(bounds: dict[str, Any] | None) -> str | None:
+    """Which per-person bounds applied, and whether a match chose them from the data."""
+    if not bounds:
+        return None
+    how = (
+        f"chosen from the data at match time (to cover {bounds['quantile']:.4g} of persons)"
+        if bounds.get("adaptive")
+        else "fixed by the policy"
+    )
+    pairs = f", {bounds['pairs']} transition pairs" if bounds.get("pairs") else ""
+    return f"per-person bounds: {bounds['rows']} rows, {bounds['groups']} groups{pairs}, {how}"
+
+
 def print_price(price: dict[str, Any]) -> None:
     """A dry run in the analyst's terms: the cost, the budget, and each number's accuracy."""
     budget = price.get("budget")
@@ -47,6 +60,8 @@ def print_price(price: dict[str, Any]) -> None:
     else:
         console.print(f"dry run: this query costs epsilon {price['epsilon_float']:.4g}")
     console.print(f"{price['groups']} group(s); each number would be within, 95% of the time:")
+    if line := bounds_line(price.get("bounds")):
+        console.print(f"  ({line})", highlight=False)
     for name, errors in price["aggregates"].items():
         if errors.get("error95") is not None:
             console.print(f"  {name}: ± {errors['error95']:,}", highlight=False)
@@ -84,6 +99,8 @@ def print_result(result: dict[str, Any]) -> None:
         f"policy v{result['policy_version']}, match generation {result['generation']}",
         highlight=False,
     )
+    if line := bounds_line(result.get("bounds")):
+        console.print(line, highlight=False)
 
 
 def _format_of(out: Path) -> str:

@@ -355,3 +355,37 @@ def _finite_scale(scale: Fraction) -> float:
 
 def _as_ints(noisy: Any) -> list[int]:
     return [int(v) for v in noisy]
+
+
+# -- private quantiles (cleanroom.room.bounds: per-person bounds chosen at match time) ---
+
+
+@lru_cache(maxsize=64)
+def quantile_measurement(grid: tuple[int, ...], quantile: float, epsilon: float) -> dp.Measurement:
+    """OpenDP's private quantile over ``grid``, with the least noise that costs ≤ ``epsilon``.
+
+    Its input is one integer per person (symmetric distance: one person added
+    or removed changes one element); OpenDP's own privacy map sets the scale
+    (found by a binary search, so the measurement is kept for the next match).
+    """
+    space = dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance()
+
+    def make(scale: float) -> dp.Measurement:
+        return dp.m.make_private_quantile(
+            *space, dp.max_divergence(), candidates=list(grid), alpha=quantile, scale=scale
+        )
+
+    return dp.binary_search_chain(make, d_in=1, d_out=epsilon)
+
+
+def private_quantile(
+    values: Sequence[int], grid: Sequence[int], quantile: float, epsilon: float
+) -> int:
+    """OpenDP's private quantile of ``values`` over ``grid``, at most ``epsilon`` (pure DP).
+
+    One value per person (symmetric distance 1). The noise scale is the
+    smallest one OpenDP's own privacy map puts at or under ``epsilon``.
+    """
+    measurement = quantile_measurement(tuple(grid), quantile, epsilon)
+    top = grid[-1] + 1  # values above the grid score alike: cap them, the answer is the same
+    return int(measurement([min(int(v), top) for v in values]))

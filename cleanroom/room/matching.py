@@ -24,14 +24,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from cleanroom.errors import ConflictError, UserError
 from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
+from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match
+from cleanroom.room.budget import Ledger
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.room import Room
@@ -57,6 +61,7 @@ class Generation:
     tables: dict[str, str]  # "party.dataset" -> analysis table
     backend: str = "duckdb"  # where the tables were built
     withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
+    bounds: dict[str, Any] | None = None  # bounds.ChosenBounds.as_dict(), when chosen from data
 
     def public(self, user: User | None = None) -> dict[str, Any]:
         """What the API shows: which dataset versions, never counts of persons.
@@ -70,6 +75,8 @@ class Generation:
             "finished_at": self.finished_at,
             "inputs": self.inputs,
         }
+        if self.bounds:  # chosen with a DP quantile and paid for: the bounds are public
+            shown["bounds"] = self.bounds
         withheld = self.withheld or {}
         if user is None or not withheld:
             return shown
@@ -85,8 +92,8 @@ def live_generation(room: Room) -> Generation | None:
     row = (
         room.store.connection()
         .execute(
-            "SELECT generation, finished_at, inputs, tables, backend, withheld FROM matches "
-            "WHERE status = 'live'"
+            "SELECT generation, finished_at, inputs, tables, backend, withheld, bounds "
+            "FROM matches WHERE status = 'live'"
         )
         .fetchone()
     )
@@ -99,6 +106,7 @@ def live_generation(room: Room) -> Generation | None:
         json.loads(row["tables"]),
         row["backend"],
         json.loads(row["withheld"]),
+        json.loads(row["bounds"]) if row["bounds"] else None,
     )
 
 
@@ -261,11 +269,14 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             "identity limits withheld links",
             extra={"generation": generation, "links": stats.withheld.links},
         )
+    charges: list[int] = []
     try:
+        chosen = _choose_bounds(room, user, policy, generation, tables, charges)
         old = _publish(
-            room, user, generation, tables, versions, started, stats.iterations, withheld
+            room, user, generation, tables, versions, started, stats.iterations, withheld, chosen
         )
-    except Exception:  # not published (e.g. the audit chain broke meanwhile): never `running`
+    except Exception as err:  # not published (the audit chain broke meanwhile): never `running`
+        _refund(room, user, charges, err)
         _abandon(room, generation, tables)
         raise
     if old is not None:
@@ -274,6 +285,52 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
     generation_now = live_generation(room)
     assert generation_now is not None
     return generation_now
+
+
+def _choose_bounds(
+    room: Room,
+    user: User,
+    policy: CollaborationPolicy,
+    generation: int,
+    tables: dict[str, str],
+    charges: list[int],
+) -> dict[str, Any] | None:
+    """The generation's per-person bounds, when the policy has them chosen from the data.
+
+    The quantile's epsilon is charged to the share the policy names, in its own
+    transaction, before any count is read (``cleanroom.room.bounds``); the
+    charge's id goes into ``charges`` so a failure before publishing refunds it.
+    """
+    privacy = policy.privacy
+    if privacy is None or privacy.adaptive_bounds is None:
+        return None
+    adaptive = privacy.adaptive_bounds
+
+    def charge(epsilon: Fraction) -> None:
+        ledger = Ledger(room.store, room.audit, room.settings.zone)
+        charges.append(
+            ledger.charge(
+                adaptive.charged_to,
+                epsilon,
+                policy=privacy.budget,
+                query_id=f"{BOUNDS_CHARGE}{generation}",
+                actor=user.name,
+            )
+        )
+
+    chosen = choose_for_match(room.backend.cursor(), policy, tables, charge)
+    return chosen.as_dict() if chosen else None
+
+
+def _refund(room: Room, user: User, charges: list[int], err: Exception) -> None:
+    """Give back a bounds charge whose match failed before anything was recorded."""
+    for charge in charges:
+        try:
+            Ledger(room.store, room.audit, room.settings.zone).refund(
+                charge, actor=user.name, reason=type(err).__name__
+            )
+        except Exception as again:  # never less accounted than spent: the charge stands
+            log.warning("bounds charge not refunded", extra={"error": type(again).__name__})
 
 
 def _abandon(room: Room, generation: int, tables: dict[str, str]) -> None:
@@ -291,15 +348,22 @@ def _publish(
     started: float,
     iterations: int,
     withheld: dict[str, Any],
+    bounds: dict[str, Any] | None,
 ) -> Any:
     """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
         old = tx.execute("SELECT generation, tables FROM matches WHERE status = 'live'").fetchone()
         tx.execute("UPDATE matches SET status = 'replaced' WHERE status = 'live'")
         tx.execute(
-            "UPDATE matches SET status = 'live', finished_at = ?, tables = ?, withheld = ? "
-            "WHERE generation = ?",
-            (now(), json.dumps(tables), json.dumps(withheld), generation),
+            "UPDATE matches SET status = 'live', finished_at = ?, tables = ?, withheld = ?, "
+            "bounds = ? WHERE generation = ?",
+            (
+                now(),
+                json.dumps(tables),
+                json.dumps(withheld),
+                json.dumps(bounds) if bounds else None,
+                generation,
+            ),
         )
         room.audit.append(
             tx,
@@ -311,6 +375,7 @@ def _publish(
                 "seconds": round(time.perf_counter() - started, 3),
                 "iterations": iterations,
                 "withheld": withheld,
+                **({"bounds": bounds} if bounds else {}),
             },
         )
     return old

@@ -29,6 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.room.bounds import BOUNDS_CHARGE
 from cleanroom.room.budget import Ledger, period_bounds
 from cleanroom.room.ingest import reconcile
 from cleanroom.room.reports.runner import ReportRunner
@@ -263,6 +264,9 @@ def check_ledger(room: Room, *, idle: bool = True) -> LedgerCheck:
         if str(charge["query_id"]).startswith(REPORT_CHARGE):
             _check_report_charge(charge, runs, prepaid, check, idle=idle)
             continue
+        if str(charge["query_id"]).startswith(BOUNDS_CHARGE):
+            _check_bounds_charge(db, charge, check)
+            continue
         query = queries.get(str(charge["query_id"]))
         if query is None:
             problem(f"charge {charge['id']}: no query {charge['query_id']}")
@@ -315,6 +319,24 @@ def _check_query(
     else:
         check.fresh_answers += 1
         check.fresh_epsilon += Fraction(query["epsilon"])
+
+
+def _check_bounds_charge(db: Any, charge: Any, check: LedgerCheck) -> None:
+    """A match's bounds charge: refunded only if its generation never went live.
+
+    A standing charge of a failed match is allowed (a crash after the charge:
+    never less accounted than may have been spent).
+    """
+    generation = str(charge["query_id"]).removeprefix(BOUNDS_CHARGE)
+    row = db.execute(
+        "SELECT status FROM matches WHERE generation = ?", (int(generation),)
+    ).fetchone()
+    if row is None:
+        check.problems.append(f"charge {charge['id']}: no match generation {generation}")
+    elif charge["refunded_at"] is not None and row["status"] in ("live", "replaced"):
+        check.problems.append(
+            f"charge {charge['id']}: refunded, but generation {generation} chose its bounds"
+        )
 
 
 def _check_report_charge(

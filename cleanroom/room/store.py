@@ -237,6 +237,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE matches_new RENAME TO matches;
     CREATE UNIQUE INDEX one_live_match ON matches (status) WHERE status = 'live';
     """,
+    # The per-person bounds a match chose from the data (cleanroom.room.bounds.ChosenBounds,
+    # JSON); NULL: the generation uses the policy's fixed bounds.
+    """
+    ALTER TABLE matches ADD COLUMN bounds TEXT;
+    """,
 ]
 
 

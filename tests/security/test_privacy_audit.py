@@ -21,7 +21,8 @@ import pyarrow as pa
 import pytest
 
 from cleanroom.room import dp
-from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
+from cleanroom.room.bounds import MEASURES, candidates, choose
+from cleanroom.room.policy.privacy import AdaptiveBounds, BudgetPolicy, PrivacyPolicy
 from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
 from cleanroom.room.query.release import release
@@ -167,3 +168,49 @@ def record(name: str, audited: float, claimed: float) -> None:
 def test_noise_is_opendps() -> None:
     r = dp.laplace_release([0], l1_sensitivity=1, epsilon=Fraction(1))
     assert isinstance(r.values[0], int)
+
+
+# -- the DP quantile that chooses per-person bounds at match time (cleanroom.room.bounds) ------
+
+QUANTILE_GRID = candidates(8)  # 1, 2, 3, 5, 8
+# D: persons' row counts with the 0.95 quantile on the edge between two candidates; D' adds
+# one person above every candidate, the change that moves this quantile's score the most.
+QUANTILE_D = [2] * 38 + [5] * 2
+QUANTILE_EXTRA = 8
+
+
+def chosen_rows(values: list[int], adaptive: AdaptiveBounds) -> list[float]:
+    """The rows bound a match chooses from these counts, over many matches."""
+    per_person = [(v, 1) for v in values]
+    return [
+        float(choose(per_person, adaptive, Fraction(str(adaptive.epsilon))).rows)
+        for _ in range(SAMPLES)
+    ]
+
+
+def test_the_bounds_quantile_stays_under_its_claim() -> None:
+    """The match's whole choice costs epsilon; the row bound alone is claimed at its share."""
+    adaptive = AdaptiveBounds(
+        epsilon=3.0,  # one epsilon per measure: the row bound's share is 1.0
+        charged_to="okala",
+        quantile=0.95,
+        max_rows_per_person=8,
+        max_groups_per_person=8,
+    )
+    without = chosen_rows(QUANTILE_D, adaptive)
+    with_ = chosen_rows([*QUANTILE_D, QUANTILE_EXTRA], adaptive)
+    assert with_ != without and len(set(without)) > 1
+    audited = epsilon_lower_bound(without, with_)
+    claimed = adaptive.epsilon / len(MEASURES)
+    assert audited <= claimed, audited
+    record("bounds quantile (rows)/exponential", audited, claimed)
+
+
+def test_the_audit_catches_an_over_spent_quantile() -> None:
+    """The same quantile run at four times the epsilon it is claimed at must be caught."""
+    m = dp.quantile_measurement(QUANTILE_GRID, 0.95, 4.0)
+    without = [float(m(QUANTILE_D)) for _ in range(SAMPLES)]
+    with_ = [float(m([*QUANTILE_D, QUANTILE_EXTRA])) for _ in range(SAMPLES)]
+    audited = epsilon_lower_bound(without, with_)
+    assert audited > 1.0, audited
+    record("bounds quantile at 4x its claim (must fail)", audited, 1.0)

@@ -33,6 +33,20 @@ class Number(BaseModel):
 Cell = Number | str | int | float | bool | None
 
 
+class BoundsOut(BaseModel):
+    """The per-person bounds a query applied, and whether a match chose them from the data."""
+
+    rows: int = Field(description="rows per person counted at most")
+    groups: int = Field(description="groups per person counted at most")
+    adaptive: bool = Field(description="chosen at match time with a DP quantile")
+    quantile: float | None = Field(None, description="the quantile of persons' counts aimed at")
+    epsilon: str | None = Field(None, description="what choosing them cost, exact (a fraction)")
+    charged_to: str | None = Field(None, description="the budget share that paid for it")
+    pairs: int | None = Field(
+        None, description="transition pairs per person (transitions' default), when chosen"
+    )
+
+
 class QueryResult(BaseModel):
     """A released answer: rows of dimensions and numbers, what it cost, what it ran under."""
 
@@ -53,6 +67,7 @@ class QueryResult(BaseModel):
     generation: int | None = None
     seconds: float | None = None
     template: str | None = None
+    bounds: BoundsOut | None = Field(None, description="the per-person bounds applied")
 
 
 class ExpectedError(BaseModel):
@@ -89,6 +104,7 @@ class QueryPrice(BaseModel):
     aggregates: dict[str, ExpectedError]
     threshold_error95: float | None = None
     budget: BudgetOutlook | None = None
+    bounds: BoundsOut | None = Field(None, description="the per-person bounds it would apply")
 
 
 class QuerySummary(BaseModel):
@@ -180,6 +196,7 @@ class GenerationOut(BaseModel):
     finished_at: str | None
     inputs: dict[str, int | None] = Field(description="other parties' version numbers withheld")
     withheld: Withheld | None = None
+    bounds: BoundsOut | None = Field(None, description="per-person bounds chosen from the data")
 
 
 class ExpiryOut(BaseModel):

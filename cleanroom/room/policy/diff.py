@@ -295,6 +295,19 @@ def _column_allow_list(d: Difference, c: Context) -> tuple[Privacy, str]:
     return LOOSENS, f"{party}'s analysts may now use every column of {table} (the list is gone)"
 
 
+def _adaptive_bounds(d: Difference, c: Context) -> tuple[Privacy, str]:
+    """Bounds chosen from the data: a release about persons at every match, bounds that move."""
+    if d.kind == "added":
+        return LOOSENS, (
+            "per-person bounds are chosen from the data at every match (a DP quantile, "
+            f"{_fmt(getattr(d.new, 'epsilon', None))} ε per match): "
+            "they may rise up to the section's hard maxima, raising every query's sensitivity"
+        )
+    if d.kind == "removed":
+        return TIGHTENS, "per-person bounds are the policy's fixed ones again"
+    return LOOSENS, "the adaptive bounds change; review them as a loosening"
+
+
 def _mechanism(d: Difference, c: Context) -> tuple[Privacy, str]:
     if (d.old, d.new) == ("laplace", "gaussian"):
         why = "pure ε-DP becomes (ε, δ)-DP: with probability δ the ε bound does not hold"
@@ -465,6 +478,35 @@ RULES: dict[str, Rule] = {
         "groups per person",
         looser_when="higher",
         consequence="each person may appear in more groups, raising every query's sensitivity",
+    ),
+    "privacy.adaptive_bounds": _adaptive_bounds,
+    "privacy.adaptive_bounds.epsilon": ordered(
+        "the epsilon each match spends choosing bounds",
+        looser_when="higher",
+        consequence="the bounds chosen from the data say more about the persons at the top",
+    ),
+    "privacy.adaptive_bounds.charged_to": always_loosens(
+        "another budget share pays for choosing bounds from the data"
+    ),
+    "privacy.adaptive_bounds.quantile": ordered(
+        "the quantile of persons' counts the bounds cover",
+        looser_when="higher",
+        consequence="the chosen bounds are higher, raising every query's sensitivity",
+    ),
+    "privacy.adaptive_bounds.max_rows_per_person": ordered(
+        "the hard maximum of adaptive rows per person",
+        looser_when="higher",
+        consequence="the data may set a higher row bound, raising every query's sensitivity",
+    ),
+    "privacy.adaptive_bounds.max_groups_per_person": ordered(
+        "the hard maximum of adaptive groups per person",
+        looser_when="higher",
+        consequence="the data may set a higher group bound, raising every query's sensitivity",
+    ),
+    "privacy.adaptive_bounds.max_transitions": ordered(
+        "the hard maximum of adaptive transition pairs per person",
+        looser_when="higher",
+        consequence="the data may set a higher pair bound for transitions",
     ),
     "privacy.min_noisy_persons": ordered(
         "the minimum noisy group size",

@@ -46,6 +46,40 @@ class BudgetPolicy(BaseModel):
         return self
 
 
+class AdaptiveBounds(BaseModel):
+    """Per-person bounds chosen from the data at match time (``cleanroom.room.bounds``).
+
+    Fixed bounds cut every person above them (a whale's thousands of rows count
+    as ten) and the answers come out biased low; bounds far above the data add
+    noise for nothing. With this section a match measures, with a DP quantile,
+    the ``quantile`` of persons' row counts (groups, transition pairs) over a
+    grid of candidates fixed before any data is read, up to the hard maxima
+    here, and every query on that generation uses the bounds it chose. The
+    quantile's ``epsilon`` is charged to the share named by ``charged_to``
+    before any count is read: choosing bounds from the data is itself a
+    release about persons.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epsilon: float = Field(
+        gt=0, le=10, description="charged at every match, split over the bounds it chooses"
+    )
+    charged_to: str = Field(description="the budget share (a party, or 'reporter') that pays")
+    quantile: float = Field(0.95, ge=0.5, le=0.99999, description="of persons' counts to cover")
+    max_rows_per_person: int = Field(ge=1, le=10_000, description="hard maximum: the grid's top")
+    max_groups_per_person: int = Field(ge=1, le=1_000, description="hard maximum: the grid's top")
+    max_transitions: int = Field(10, ge=1, le=10, description="hard maximum: the grid's top")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AdaptiveBounds:
+        if self.max_groups_per_person > self.max_rows_per_person:
+            raise ValueError("adaptive max_groups_per_person cannot exceed max_rows_per_person")
+        if self.epsilon < MIN_QUERY_EPSILON:
+            raise ValueError(f"adaptive bounds need epsilon >= {MIN_QUERY_EPSILON:g}")
+        return self
+
+
 class PrivacyPolicy(BaseModel):
     """How every release is made private."""
 
@@ -63,6 +97,9 @@ class PrivacyPolicy(BaseModel):
     min_noisy_persons: int = Field(
         10, ge=0, description="groups below this noisy count are dropped"
     )
+    adaptive_bounds: AdaptiveBounds | None = Field(
+        None, description="choose the per-person bounds from the data at match time"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PrivacyPolicy:
@@ -74,6 +111,11 @@ class PrivacyPolicy(BaseModel):
             raise ValueError("default_epsilon is over max_epsilon_per_query")
         if self.max_groups_per_person > self.max_rows_per_person:
             raise ValueError("max_groups_per_person cannot exceed max_rows_per_person")
+        adaptive = self.adaptive_bounds
+        if adaptive is not None and adaptive.charged_to not in self.budget.shares:
+            raise ValueError(
+                f"adaptive_bounds.charged_to: '{adaptive.charged_to}' has no budget share"
+            )
         return self
 
 

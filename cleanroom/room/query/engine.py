@@ -18,17 +18,19 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
+from cleanroom.room.bounds import applied, with_bounds
 from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.dp import MIN_EPSILON
-from cleanroom.room.matching import Generation, reading
+from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
@@ -63,6 +65,7 @@ RESULT_ENVELOPE = frozenset(
         "seconds",
         "template",
         "dry_run",
+        "bounds",
     }
 )
 
@@ -199,6 +202,7 @@ class Engine:
         privacy = active.policy.privacy
         if privacy is None:
             raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+        request = self._chosen_pairs(request, privacy)
         try:
             query = self.prepare(request, party, active.policy)
             epsilon = _epsilon(request, active.policy)
@@ -213,9 +217,12 @@ class Engine:
             raise
         if request.dry_run:  # priced from the query and the policy alone: no data is read
             status = self.ledger.status(party, privacy.budget)
+            live = live_generation(self.room)  # its recorded bounds: metadata, not data
+            chosen = applied(privacy, live.bounds if live else None)
             return {
                 "dry_run": True,
-                **query.preview(epsilon, privacy),
+                **query.preview(epsilon, with_bounds(privacy, chosen)),
+                "bounds": chosen.as_dict(),
                 "budget": outlook(party, epsilon, status),
             }
         self.room.audit.require_intact()  # an answer must be recorded: refuse before any row
@@ -224,6 +231,21 @@ class Engine:
             if generation is None:
                 raise UserError("no match has run yet; a room admin runs one after the uploads")
             return self._answer(request, user, party, active, query, epsilon, generation)
+
+    def _chosen_pairs(self, request: QueryRequest, privacy: PrivacyPolicy) -> QueryRequest:
+        """``transitions`` without ``max_transitions``: the pairs bound the live match chose.
+
+        Only a default: the template still checks it (1–10) and derives its
+        sensitivity from it, so the answer is private whichever generation it
+        then reads; the request as recorded names the bound it ran with.
+        """
+        if request.template != "transitions" or "max_transitions" in request.params:
+            return request
+        live = live_generation(self.room)
+        chosen = applied(privacy, live.bounds if live else None)
+        if not chosen.adaptive or chosen.pairs is None:
+            return request
+        return replace(request, params={**request.params, "max_transitions": str(chosen.pairs)})
 
     def _answer(
         self,
@@ -314,9 +336,13 @@ class Engine:
             _fail(db, query_id)
             raise
         started = time.perf_counter()
+        chosen = applied(privacy, generation.bounds)
         try:
             released = query.execute(
-                self.room.backend.cursor(), generation.tables, epsilon, privacy
+                self.room.backend.cursor(),
+                generation.tables,
+                epsilon,
+                with_bounds(privacy, chosen),
             )
         except Exception as err:
             self._abandon(charge, query_id, user.name, err)
@@ -324,7 +350,16 @@ class Engine:
         faults.pause("query.release")  # crash tests: charged and computed, not yet stored
         try:
             result = self._store(
-                query_id, released, request, user, party, active, generation, epsilon, started
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                bounds=chosen.as_dict(),
             )
         except Exception as err:  # not stored, so never returned: the charge goes back
             self._abandon(charge, query_id, user.name, err)
@@ -382,6 +417,8 @@ class Engine:
             "generation": generation.generation,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        if "bounds" in details:  # which per-person bounds applied, and whether chosen from data
+            result["bounds"] = details["bounds"]
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
@@ -524,9 +561,13 @@ class Engine:
             status="running",
         )
         started = time.perf_counter()
+        chosen = applied(privacy, generation.bounds)
         try:
             released = query.execute(
-                self.room.backend.cursor(), generation.tables, epsilon, privacy
+                self.room.backend.cursor(),
+                generation.tables,
+                epsilon,
+                with_bounds(privacy, chosen),
             )
             return self._store(
                 query_id,
@@ -539,6 +580,7 @@ class Engine:
                 epsilon,
                 started,
                 paid_by=paid_by,
+                bounds=chosen.as_dict(),
             )
         except Exception:  # the run's own rule settles its charge
             _fail(db, query_id)
