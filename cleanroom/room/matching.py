@@ -32,8 +32,10 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
+from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()
@@ -55,6 +57,12 @@ class Generation:
     tables: dict[str, str]  # "party.dataset" -> analysis table
     backend: str = "duckdb"  # where the tables were built
     withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
+    suppression: dict[str, int] | None = None  # party -> suppression list version applied
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether opted-out customers were left out of this generation's tables."""
+        return bool(self.suppression)
 
     def public(self, user: User | None = None) -> dict[str, Any]:
         """What the API shows: which dataset versions, never counts of persons.
@@ -67,6 +75,7 @@ class Generation:
             "generation": self.generation,
             "finished_at": self.finished_at,
             "inputs": self.inputs,
+            "suppression_applied": self.suppressed,
         }
         withheld = self.withheld or {}
         if user is None or not withheld:
@@ -83,7 +92,8 @@ def live_generation(room: Room) -> Generation | None:
     row = (
         room.store.connection()
         .execute(
-            "SELECT generation, finished_at, inputs, tables, backend, withheld FROM matches "
+            "SELECT generation, finished_at, inputs, tables, backend, withheld, suppression "
+            "FROM matches "
             "WHERE status = 'live'"
         )
         .fetchone()
@@ -97,6 +107,7 @@ def live_generation(room: Room) -> Generation | None:
         json.loads(row["tables"]),
         row["backend"],
         json.loads(row["withheld"]),
+        json.loads(row["suppression"]),
     )
 
 
@@ -171,34 +182,46 @@ def _run(room: Room, user: User) -> Generation:
     # The snapshot's tables stay readable until the match ends, whatever is uploaded meanwhile.
     with room.wh.pin_lock:
         datasets = live_datasets(room)
-        pinned = [d.table_name for d in datasets]
+        lists = live_lists(room.store.connection())
+        pinned = [d.table_name for d in datasets] + [s.table_name for s in lists]
         room.wh.pin(pinned)
     try:
-        return _match(room, user, datasets)
+        return _match(room, user, datasets, lists)
     finally:
         room.wh.unpin(pinned)
 
 
-def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation:
+def _match(
+    room: Room, user: User, datasets: list[DatasetVersion], lists: list[SuppressionList]
+) -> Generation:
     if not datasets:
         raise UserError("no dataset has been uploaded yet; nothing to match")
-    stale = sorted(f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION)
+    policy = room.active_policy().policy
+    match_key = check_one_key(
+        [Holding(d.party, d.dataset, d.match_key_id or policy.match_key_id) for d in datasets]
+        + [Holding(s.party, "suppression list", s.match_key_id) for s in lists],
+        policy,
+    )
+    stale = sorted(
+        [f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION]
+        + [f"{s.party} (suppression list)" for s in lists if s.token_version != TOKEN_VERSION]
+    )
     if stale:
         raise ConflictError(
             f"dataset(s) {', '.join(stale)} were uploaded with an older token definition, whose "
             "tokens never join today's; prepare and upload them again, then match"
         )
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
+    suppression = {s.party: s.version for s in lists}
     with room.store.transaction() as tx:
         generation = tx.execute(
-            "INSERT INTO matches (started_at, status, inputs, backend) "
-            "VALUES (?, 'running', ?, ?) RETURNING generation",
-            (now(), json.dumps(versions), room.backend.name),
+            "INSERT INTO matches (started_at, status, inputs, backend, suppression, match_key_id) "
+            "VALUES (?, 'running', ?, ?, ?, ?) RETURNING generation",
+            (now(), json.dumps(versions), room.backend.name, json.dumps(suppression), match_key),
         ).fetchone()[0]
     started = time.perf_counter()
     tables: dict[str, str] = {}
     try:
-        policy = room.active_policy().policy
         inputs = []
         for d in datasets:
             contract = policy.contract(d.party, d.dataset)
@@ -217,6 +240,7 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             inputs,
             policy.identity.max_per_person.by_type(),
             policy.identity.max_foreign_merges.limit(),
+            suppressed=[s.table_name for s in lists],
         )
     except Exception:
         _abandon(room, generation, tables)
@@ -229,7 +253,15 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
         )
     try:
         old = _publish(
-            room, user, generation, tables, versions, started, stats.iterations, withheld
+            room,
+            user,
+            generation,
+            tables,
+            versions,
+            started,
+            stats.iterations,
+            withheld,
+            {"lists": suppression, "match_key_id": match_key},
         )
     except Exception:  # not published (e.g. the audit chain broke meanwhile): never `running`
         _abandon(room, generation, tables)
@@ -257,6 +289,7 @@ def _publish(
     started: float,
     iterations: int,
     withheld: dict[str, Any],
+    applied: dict[str, Any],
 ) -> Any:
     """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
@@ -277,6 +310,10 @@ def _publish(
                 "seconds": round(time.perf_counter() - started, 3),
                 "iterations": iterations,
                 "withheld": withheld,
+                # Which lists' versions applied (never how many persons they removed),
+                # and the match key the generation's tokens were made under.
+                "suppression": applied["lists"],
+                "match_key_id": applied["match_key_id"],
             },
         )
     return old

@@ -51,6 +51,11 @@ class QueryResult(BaseModel):
     cached_from: str | None = Field(None, description="the query first answered, if cached")
     policy_version: int | None = None
     generation: int | None = None
+    suppression_applied: bool = Field(
+        False,
+        description="customers who opted out (the parties' suppression lists) were left out "
+        "of every table this answer read; how many is never said",
+    )
     seconds: float | None = None
     template: str | None = None
 
@@ -138,6 +143,9 @@ class DatasetVersionOut(BaseModel):
     (``exact`` says so).
     """
 
+    kind: Literal["dataset", "suppression"] | None = Field(
+        None, description="'suppression': a list of opted-out customers (never its size)"
+    )
     party: str
     dataset: str
     version: int | None = None
@@ -179,6 +187,9 @@ class GenerationOut(BaseModel):
     generation: int
     finished_at: str | None
     inputs: dict[str, int | None] = Field(description="other parties' version numbers withheld")
+    suppression_applied: bool = Field(
+        False, description="opted-out customers were left out of its tables (never how many)"
+    )
     withheld: Withheld | None = None
 
 

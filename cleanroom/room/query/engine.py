@@ -379,6 +379,7 @@ class Engine:
             "cached": False,
             "policy_version": active.version,
             "generation": generation.generation,
+            "suppression_applied": generation.suppressed,
             "seconds": round(time.perf_counter() - started, 3),
         }
         body = json.dumps(result, sort_keys=True)
