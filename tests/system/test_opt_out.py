@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from cleanroom import clock
+from cleanroom.bundle import BundleWriter
+from cleanroom.errors import BundleError, ConflictError, ForbiddenError, MixedMatchKeysError
+from cleanroom.keyed_hash import TOKEN_TYPE, TOKEN_VERSION
 from cleanroom.keys import (
     generate_match_key,
     generate_party_keys,
@@ -38,6 +45,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import live_generation, run_match
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.room import Room, init_room
+from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.overlap import Overlap
 from cleanroom.spec import load_spec
@@ -370,3 +378,111 @@ def _activate(room: Room, doc: dict[str, Any]) -> None:
     for reviewer in approvers:
         room.policies.approve(reviewer, proposal.version)
     assert room.active_policy().policy.match_key_rotation is not None
+
+
+def crafted(site: Site, party: str, metadata: dict[str, Any], table: pa.Table) -> Path:
+    """A bundle sealed and signed properly by ``party`` but with a header of our choosing."""
+    payload = io.BytesIO()
+    pq.write_table(table, payload)
+    out = site.root / "bundles" / f"crafted-{secrets.token_hex(4)}.bundle"
+    with BundleWriter(
+        out,
+        party=party,
+        dataset="suppression",
+        metadata={
+            "match_key_id": load_symmetric_key(
+                site.root / "keys" / "match.key", "match-key"
+            ).key_id,
+            "token_version": TOKEN_VERSION,
+            **metadata,
+        },
+        room_key=load_room_public_key(site.root / "room" / "keys" / "room.pub"),
+        signing_key=load_signing_key(site.root / "keys" / party / f"{party}.key"),
+    ) as bundle:
+        bundle.write(payload.getvalue())
+        bundle.finish({"rows": table.num_rows})
+    return out
+
+
+def test_the_room_refuses_bad_suppression_uploads_and_changes_nothing(
+    tmp_path: Path, ordinary_people: tuple[list[Event], list[Exposure]]
+) -> None:
+    site = Site(tmp_path, *ordinary_people)
+    listed = site.root / "exports" / "beta.optout.csv"
+    listed.write_text(f"phone\n{LISTED}\n", encoding="utf-8")
+    bundle = site.cli_seal("beta", "suppression", listed)
+    room = open_room(site.root / "room")
+    try:
+        with pytest.raises(ForbiddenError):  # only beta's own admin uploads beta's list
+            ingest(room, bundle, room.users.get("alpha-admin"))
+        tokens = pa.table({"phone": pa.array([b"\x01" * 32], TOKEN_TYPE)})
+        spec = {"dataset": "x", "identifiers": {"phone": "phone"}, "columns": {"a": "number"}}
+        columns = crafted(
+            site,
+            "beta",
+            {"kind": "suppression", "spec": spec},
+            tokens.append_column("a", pa.array([1.0])),
+        )
+        with pytest.raises(BundleError, match="identifiers only"):
+            ingest(room, columns, room.users.get("beta-admin"))
+        unknown = crafted(site, "beta", {"kind": "erasure"}, tokens)
+        with pytest.raises(BundleError, match="unknown bundle kind"):
+            ingest(room, unknown, room.users.get("beta-admin"))
+        assert live_lists(room.store.connection()) == []
+        first = ingest(room, bundle, room.users.get("beta-admin"))
+        assert isinstance(first, SuppressionList)
+        with pytest.raises(ConflictError, match="replay"):
+            ingest(room, bundle, room.users.get("beta-admin"))
+        assert live_lists(room.store.connection()) == [first]
+        # What its uploader is told, and what everyone sees of a match: no count at all.
+        assert not {"rows", "tokens", "persons"} & set(first.public())
+        refusals = [
+            json.loads(r["details"])["reason"]
+            for r in _audit(site)
+            if r["action"] == "dataset.upload"
+        ]
+        assert refusals == ["forbidden", "bad_bundle", "bad_bundle", "conflict"]
+    finally:
+        room.close()
+
+
+def test_an_objection_under_the_old_key_keeps_the_rotation_open(
+    tmp_path: Path, ordinary_people: tuple[list[Event], list[Exposure]]
+) -> None:
+    """A party whose list is still under the old key is named; the old key stays until it moves."""
+    site = Site(tmp_path, *ordinary_people)
+    listed = site.root / "exports" / "beta.optout.csv"
+    listed.write_text(f"phone\n{LISTED}\n", encoding="utf-8")
+    room = open_room(site.root / "room")
+    try:
+        admin = room.users.get("room-admin")
+        for party, dataset in site.inputs():
+            ingest(room, site.seal(party, dataset), room.users.get(f"{party}-admin"))
+        ingest(room, site.cli_seal("beta", "suppression", listed), room.users.get("beta-admin"))
+        old_key = load_symmetric_key(site.root / "keys" / "match.key", "match-key").key_id
+        new_id = generate_match_key(site.root / "keys" / "match2.key").key_ids["match_key_id"]
+        doc = yaml.safe_load((site.root / "policy.yaml").read_text())
+        doc["match_key_rotation"] = {"to_key_id": new_id, "cutover": clock.now().isoformat()}
+        _activate(room, doc)
+        (site.root / "keys" / "match.key").rename(site.root / "keys" / "old.key")
+        (site.root / "keys" / "match2.key").rename(site.root / "keys" / "match.key")
+        for party, dataset in site.inputs():
+            ingest(room, site.seal(party, dataset), room.users.get(f"{party}-admin"))
+        with pytest.raises(MixedMatchKeysError, match=r"beta \(suppression list") as caught:
+            run_match(room, admin)
+        assert caught.value.details["parties"] == ["beta"]
+        assert room.store.connection().execute("SELECT * FROM retired_match_keys").fetchall() == []
+        ingest(room, site.cli_seal("beta", "suppression", listed), room.users.get("beta-admin"))
+        statuses = (
+            room.store.connection()
+            .execute("SELECT version, status, match_key_id FROM suppressions ORDER BY version")
+            .fetchall()
+        )
+        assert [tuple(r) for r in statuses] == [(1, "retired", old_key), (2, "live", new_id)]
+        assert not {t for t in room.wh.tables() if t.startswith("s_beta__v1")}
+        generation = run_match(room, admin)
+        assert generation.suppression == {"beta": 2}
+    finally:
+        room.close()
+    retired = [json.loads(r["details"]) for r in _audit(site) if r["action"] == "match_key.retired"]
+    assert retired and retired[0]["to_key_id"] == new_id
