@@ -84,6 +84,11 @@ def print_result(result: dict[str, Any]) -> None:
         f"policy v{result['policy_version']}, match generation {result['generation']}",
         highlight=False,
     )
+    if result.get("suppression_applied"):
+        console.print(
+            "customers who opted out were left out of these numbers at every brand",
+            highlight=False,
+        )
 
 
 def _format_of(out: Path) -> str:
