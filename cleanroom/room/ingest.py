@@ -31,13 +31,13 @@ from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoun
 from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
-from cleanroom.room.match_keys import Holding, check_bundle_key, retire_finished
+from cleanroom.room.match_keys import check_bundle_key, retire_quietly
 from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
-from cleanroom.room.suppression import SuppressionList, live_lists
+from cleanroom.room.suppression import SuppressionList
 from cleanroom.room.warehouse import quote
 from cleanroom.spec import SQL_TYPES, DatasetSpec, payload_schema
 
@@ -190,6 +190,7 @@ class Ingest:
             if refusal is not None and refusal is not err:
                 raise refusal from None
             raise
+        retire_quietly(self.room, self.user.name)
         return version
 
     def _run(self, info: BundleInfo, party: str, dataset: str) -> DatasetVersion | SuppressionList:
@@ -248,14 +249,6 @@ class Ingest:
         finally:
             with _busy_lock:
                 _busy.discard(key)
-        holdings = [
-            Holding(d.party, d.dataset, d.match_key_id or policy.match_key_id)
-            for d in live_datasets(self.room)
-        ] + [
-            Holding(s.party, "suppression list", s.match_key_id)
-            for s in live_lists(self.room.store.connection())
-        ]
-        retire_finished(self.room, self.user.name, holdings)
         return loaded
 
     def _refuse_replay(self, info: BundleInfo) -> None:

@@ -19,6 +19,7 @@ versions made unusable (their tables dropped, suppression lists marked
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,8 @@ from cleanroom.errors import BundleError, MixedMatchKeysError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
+
+log = logging.getLogger("cleanroom.match_keys")
 
 
 def retired_keys(db: sqlite3.Connection) -> set[str]:
@@ -112,6 +115,33 @@ def check_one_key(holdings: list[Holding], policy: CollaborationPolicy) -> str |
         key_id=target,
         parties=behind,
     )
+
+
+def live_holdings(room: Room) -> list[Holding]:
+    """Every live dataset and suppression list, with the key its tokens were made under."""
+    policy = room.active_policy().policy
+    db = room.store.connection()
+    rows = db.execute(
+        "SELECT party, dataset AS what, coalesce(match_key_id, ?) AS key_id FROM datasets "
+        "WHERE status = 'live' UNION ALL SELECT party, 'suppression list', match_key_id "
+        "FROM suppressions WHERE status = 'live'",
+        (policy.match_key_id,),
+    )
+    return [Holding(r["party"], r["what"], r["key_id"]) for r in rows]
+
+
+def retire_quietly(room: Room, actor: str) -> list[str]:
+    """:func:`retire_finished` after an upload that already succeeded: a failure waits.
+
+    The upload is live and answered; a retirement that fails now (a locked
+    store, a broken audit chain) is retried after the next upload, and until
+    then the old key is merely still accepted.
+    """
+    try:
+        return retire_finished(room, actor, live_holdings(room))
+    except Exception as err:
+        log.warning("match key retirement postponed", extra={"error": type(err).__name__})
+        return []
 
 
 def retire_finished(room: Room, actor: str, live: list[Holding]) -> list[str]:
