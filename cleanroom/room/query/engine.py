@@ -63,6 +63,7 @@ RESULT_ENVELOPE = frozenset(
         "seconds",
         "template",
         "dry_run",
+        "suppression_applied",  # shown as a notice, not as a template's figure
     }
 )
 

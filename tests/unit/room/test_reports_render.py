@@ -206,3 +206,4 @@ def test_a_section_says_when_opted_out_customers_were_left_out(
     html = (tmp_path / "report.html").read_text()
     assert html.count(notice) == 1  # the second section only
     assert html.index('id="section-1"') < html.index('id="section-2"') < html.index(notice)
+    assert "suppression_applied" not in html  # a notice, never shown as a figure of the template
