@@ -49,6 +49,7 @@ from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.overlap import Overlap
 from cleanroom.spec import load_spec
+from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, open_room, run_cli
 from tests.unit.room.journey_room import BRANDS, Event, Exposure, ordinary, policy
 from tests.unit.room.test_templates_sensitivity import CONFIGS, FIXED_SALT
@@ -145,6 +146,7 @@ class Site:
                 for brand in BRANDS
             }
             self.tokens["admin"] = room.users.add("room-admin", Role.room_admin)[1]
+            self.tokens["reporter"] = room.users.add("reporter", Role.reporter)[1]
         finally:
             room.close()
 
@@ -186,6 +188,21 @@ class Site:
             )
         )  # fmt: skip
         return out
+
+
+NOTICE = "Customers who opted out were left out of these numbers at every brand."
+
+
+def console_answer(url: str, token: str) -> str:
+    """A retention query through the web console, as a signed-in reporter; the page."""
+    v = Visitor(url)
+    assert v.sign_in(token).status_code == 303
+    form = v.get("/ui/console").text
+    params = {"p.start": "2026-01", "p.months": "6", "epsilon": "0.5"}
+    page = v.post("/ui/console", {"csrf": csrf_of(form), "template": "retention", **params})
+    assert page.status_code == 200, page.text[-500:]
+    assert "± " in page.text or "±" in page.text
+    return page.text
 
 
 def exact_counts(room: Room) -> dict[str, Any]:
@@ -256,6 +273,7 @@ def test_an_opted_out_customer_disappears_from_every_template(
             before = exact_counts(room)
             changed = [k for k in before if before[k] != without_objector[k]]
             assert changed == list(before), "the objector must count in every template first"
+            assert NOTICE not in console_answer(server.url, site.tokens["reporter"])
 
             listed = site.root / "exports" / "beta.optout.csv"
             listed.write_text(f"phone\n{LISTED}\n", encoding="utf-8")
@@ -273,6 +291,8 @@ def test_an_opted_out_customer_disappears_from_every_template(
             )
             assert latest["suppression_applied"] is True
             assert exact_counts(room) == without_objector
+            # The console says so beside the answer (and never how many).
+            assert NOTICE in console_answer(server.url, site.tokens["reporter"])
 
             # A new list replaces the old one: withdrawing the objection brings the customer back.
             empty = site.root / "exports" / "beta.none.csv"
@@ -281,6 +301,8 @@ def test_an_opted_out_customer_disappears_from_every_template(
             ok(run_cli("upload", bundle, *url, "--token", site.tokens["beta"], cwd=site.root))
             ok(run_cli("match", *url, "--token", site.tokens["admin"], cwd=site.root))
             assert exact_counts(room) == before
+            # Still a list applied (an empty one): saying otherwise would tell how many (none).
+            assert NOTICE in console_answer(server.url, site.tokens["reporter"])
     finally:
         room.close()
     trail = [json.loads(r["details"]) | {"action": r["action"]} for r in _audit(site)]
