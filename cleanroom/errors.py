@@ -112,6 +112,21 @@ class ConflictError(UserError):
     status = 409
 
 
+class MixedMatchKeysError(ConflictError):
+    """A match would join tokens made under two match keys (a rotation half done)."""
+
+    code = "mixed_match_keys"
+
+    def __init__(self, message: str, *, key_id: str, parties: list[str]) -> None:
+        super().__init__(message)
+        self.key_id, self.parties = key_id, parties
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The key the match moves to and the parties whose live data is not under it."""
+        return {"match_key_id": self.key_id, "parties": self.parties}
+
+
 class TooLargeError(UserError):
     """An upload or request over the configured size limit."""
 

@@ -19,9 +19,10 @@ from cleanroom.keys import (
     load_verify_key,
     passphrase_from_env,
 )
-from cleanroom.party.prepare import PrepareResult, prepare
+from cleanroom.party.prepare import BundleKind, PrepareResult, prepare
 from cleanroom.spec import NAME, load_spec
 
+SUPPRESSION = "suppression"  # the dataset name a suppression bundle carries
 _file = click.Path(exists=False, dir_okay=False, path_type=Path)
 
 
@@ -86,7 +87,16 @@ def print_summary(result: PrepareResult) -> None:
 
 @click.command("prepare")
 @click.option("--party", required=True, help="This party's id, as in the collaboration policy.")
-@click.option("--dataset", required=True, help="Dataset name; must match the spec.")
+@click.option(
+    "--kind",
+    type=click.Choice(["dataset", "suppression"]),
+    default="dataset",
+    show_default=True,
+    help="'suppression': the input lists customers who opted out (identifiers only); the "
+    "room leaves them out at every brand from the next match, replacing this party's "
+    "previous list (an empty list withdraws every objection).",
+)
+@click.option("--dataset", help="Dataset name; must match the spec (not for a suppression list).")
 @click.option("--input", "input_path", type=_file, required=True, help="CSV or Parquet export.")
 @click.option("--spec", type=_file, required=True, help="Dataset spec (YAML).")
 @click.option("--match-key", type=_file, required=True, help="Group match key file.")
@@ -97,7 +107,8 @@ def print_summary(result: PrepareResult) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def prepare_cmd(
     party: str,
-    dataset: str,
+    kind: BundleKind,
+    dataset: str | None,
     input_path: Path,
     spec: Path,
     match_key: Path,
@@ -116,7 +127,21 @@ def prepare_cmd(
     if not NAME.match(party):
         raise click.BadParameter("lower-case letters, digits and '_'", param_hint="--party")
     dataset_spec = load_spec(spec)
-    if dataset_spec.dataset != dataset:
+    if kind == "suppression":
+        if dataset not in (None, SUPPRESSION):
+            raise click.BadParameter(
+                "a suppression list has no dataset name; leave --dataset out",
+                param_hint="--dataset",
+            )
+        if dataset_spec.columns:
+            raise SpecError(
+                f"{spec}: a suppression list holds identifiers only; remove its columns "
+                f"({', '.join(sorted(dataset_spec.columns))})"
+            )
+        dataset_spec = dataset_spec.model_copy(update={"dataset": SUPPRESSION, "time": None})
+    elif dataset is None:
+        raise click.BadParameter("required for --kind dataset", param_hint="--dataset")
+    elif dataset_spec.dataset != dataset:
         raise SpecError(f"{spec}: describes dataset '{dataset_spec.dataset}', not '{dataset}'")
     passphrase = passphrase_from_env()
     matching = load_symmetric_key(match_key, "match-key", passphrase=passphrase)
@@ -133,6 +158,7 @@ def prepare_cmd(
             out=out,
             progress=bar.update,
             phase=bar.phase,
+            kind=kind,
         )
     if as_json:
         click.echo(
@@ -152,6 +178,7 @@ def describe(info: BundleInfo, *, signer_checked: bool) -> dict[str, Any]:
         "bundle_id": h["bundle_id"],
         "party": h["party"],
         "dataset": h["dataset"],
+        "kind": h.get("kind", "dataset"),
         "created_at": h["created_at"],
         "rows": m.get("rows"),
         "columns": h.get("payload_schema"),

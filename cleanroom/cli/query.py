@@ -101,6 +101,11 @@ def print_result(result: dict[str, Any]) -> None:
     )
     if line := bounds_line(result.get("bounds")):
         console.print(line, highlight=False)
+    if result.get("suppression_applied"):
+        console.print(
+            "customers who opted out were left out of these numbers at every brand",
+            highlight=False,
+        )
 
 
 def _format_of(out: Path) -> str:

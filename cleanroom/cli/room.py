@@ -252,6 +252,14 @@ def upload(bundle: Path, url: str, token: str) -> None:
                     yield chunk
 
         result = api_call("POST", url, token, "/api/v1/datasets", content=body())
+    if result.get("kind") == "suppression":
+        console.print(
+            f"{result['party']}'s suppression list v{result['version']} is live "
+            f"(bundle {result['bundle_id']}); it replaces the previous one and applies "
+            "from the next match",
+            highlight=False,
+        )
+        return
     console.print(
         f"{result['party']}.{result['dataset']} v{result['version']} is live: "
         f"{result['rows']:,} rows (bundle {result['bundle_id']})",

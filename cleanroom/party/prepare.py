@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import polars as pl
@@ -51,6 +51,7 @@ from cleanroom.spec import (
 from cleanroom.text import ARABIC_DIGITS, PERSIAN_DIGITS, fold_digits, normalize_categories
 
 NO_IDENTIFIER = "no usable identifier"
+BundleKind = Literal["dataset", "suppression"]
 ROWS_SHOWN = 10  # row numbers kept per rejection reason
 
 
@@ -376,8 +377,14 @@ def prepare(
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
     phase: Callable[[str], None] | None = None,
+    kind: BundleKind = "dataset",
 ) -> PrepareResult:
     """Normalize, tokenize and seal one dataset export into a bundle at ``out``.
+
+    ``kind="suppression"``: the export lists customers who objected (opt-out);
+    the spec declares identifiers only, and the bundle replaces the party's
+    previous list in the room. An empty list (a header, no rows) is allowed:
+    it withdraws every objection.
 
     ``progress(done, total)`` follows the input as it is read; ``phase(text)``
     says what the run is doing, because the reader runs ahead of the work
@@ -387,7 +394,7 @@ def prepare(
     with Preparer(spec, match_key, threads, source=source.path) as preparer:
         return _seal(
             source, preparer, spec, party, match_key, room_key, signing_key, out, progress,
-            phase or (lambda _: None),
+            phase or (lambda _: None), kind,
         )  # fmt: skip
 
 
@@ -402,9 +409,17 @@ def _seal(
     out: str | Path,
     progress: Callable[[int, int], None] | None,
     phase: Callable[[str], None],
+    kind: BundleKind,
 ) -> PrepareResult:
+    if kind == "suppression" and spec.columns:
+        raise InputError(
+            source.path,
+            "a suppression list holds identifiers only; its spec declares columns "
+            f"({', '.join(sorted(spec.columns))})",
+        )
     preparer.summary.undeclared_columns = len(source.extra_columns)
     metadata = {
+        "kind": kind,
         "spec": spec.model_dump(mode="json"),
         "payload_schema": {f.name: str(f.type) for f in preparer.schema},
         "match_key_id": match_key.key_id,
@@ -447,9 +462,9 @@ def _seal(
         with preparer.timed("write and encrypt"):
             writer.close()
         summary = preparer.summary
-        if summary.rows_read == 0:
+        if summary.rows_read == 0 and kind == "dataset":
             raise InputError(source.path, "has a header but no data rows")
-        if summary.rows_written == 0:
+        if summary.rows_written == 0 and summary.rows_read > 0:
             raise InputError(source.path, "no row has a usable identifier; nothing to seal")
         phase(PHASE_SIGN)
         bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict(local=False)})

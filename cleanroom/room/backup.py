@@ -172,7 +172,10 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
             datasets = [
                 str(r["table_name"])
                 for r in memory.execute(
-                    "SELECT table_name FROM datasets WHERE status = 'live' ORDER BY table_name"
+                    # Opt-out lists are live party data too: a restored room must keep
+                    # leaving those customers out.
+                    "SELECT table_name FROM datasets WHERE status = 'live' UNION "
+                    "SELECT table_name FROM suppressions WHERE status = 'live' ORDER BY 1"
                 )
             ]
             live = memory.execute(

@@ -872,8 +872,13 @@ def person_table(
     person_map: str,
     keep_columns: Sequence[str],
     out: str,
+    suppressed: str | None = None,
 ) -> int:
     """Create table ``out`` (person, *keep_columns*, ``_rank``); return its rows.
+
+    ``suppressed``: a table (token, person) of opted-out customers
+    (``cleanroom.room.suppression``); their persons' rows, and every row
+    holding one of their tokens, are left out.
 
     This is what analysts see, so no token may reach it: token columns and
     any BLOB column are refused as keep columns. The tokens of a row belong
@@ -914,6 +919,11 @@ def person_table(
             raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
     anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
     kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
+    excluded = ""
+    if suppressed is not None:
+        from cleanroom.room.suppression import exclusion_sql
+
+        excluded = exclusion_sql(suppressed, "s", "m.person", list(source.token_columns))
     created = False
     try:
         with engine.bulk():
@@ -924,6 +934,7 @@ def person_table(
                 SELECT m.person{kept},
                        row_number() OVER (PARTITION BY m.person ORDER BY random()) AS {RANK}
                 FROM {table} s JOIN {mapping} m ON m.token = {anchor}
+                {excluded}
                 """,
                 not_null="person",
             )

@@ -31,9 +31,13 @@ from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoun
 from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
+from cleanroom.room.match_keys import check_bundle_key, retire_quietly
 from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
+from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
+from cleanroom.room.suppression import KIND as SUPPRESSION
+from cleanroom.room.suppression import SuppressionList
 from cleanroom.room.warehouse import quote
 from cleanroom.spec import SQL_TYPES, DatasetSpec, payload_schema
 
@@ -57,6 +61,7 @@ class DatasetVersion:
     table_name: str
     out_of_domain: dict[str, int]  # per dimension: rows whose value is not in the domain
     token_version: int
+    match_key_id: str | None  # None: uploaded before rotations were recorded (the policy's key)
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetVersion:
@@ -74,6 +79,7 @@ class DatasetVersion:
             table_name=row["table_name"],
             out_of_domain=json.loads(row["out_of_domain"]),
             token_version=row["token_version"],
+            match_key_id=row["match_key_id"],
         )
 
     def public(self) -> dict[str, Any]:
@@ -162,7 +168,7 @@ class Ingest:
         self.room, self.path, self.user = room, path, user
         self.name = name or str(path)
 
-    def run(self) -> DatasetVersion:
+    def run(self) -> DatasetVersion | SuppressionList:
         """Check, load, swap in; refuse with a reason and change nothing on any failure."""
         self.room.audit.require_intact()  # a new version must be recorded: refuse up front
         info = read_bundle(self.path, name=self.name)
@@ -184,9 +190,10 @@ class Ingest:
             if refusal is not None and refusal is not err:
                 raise refusal from None
             raise
+        retire_quietly(self.room, self.user.name)
         return version
 
-    def _run(self, info: BundleInfo, party: str, dataset: str) -> DatasetVersion:
+    def _run(self, info: BundleInfo, party: str, dataset: str) -> DatasetVersion | SuppressionList:
         active = self.room.active_policy()
         policy = active.policy
         if party not in policy.parties:
@@ -196,17 +203,18 @@ class Ingest:
                 f"user '{self.user.name}' may not upload for party '{party}' "
                 "(needs the party_admin role of that party)"
             )
-        contract = policy.contract(party, dataset)
-        if contract is None:
+        kind = info.header.get("kind", "dataset")
+        if kind not in ("dataset", SUPPRESSION):
+            raise BundleError(f"{self.name}: unknown bundle kind {str(kind)[:40]!r}")
+        contract = policy.contract(party, dataset) if kind == "dataset" else None
+        if kind == "dataset" and contract is None:
             raise NotFoundError(
                 f"{self.name}: party '{party}' has no dataset '{dataset}' in the policy"
             )
         info.verify_signer(policy.parties[party].verify_key)
-        if info.header.get("match_key_id") != policy.match_key_id:
-            raise BundleError(
-                f"{self.name}: made with another match key ({info.header.get('match_key_id')}; "
-                f"the collaboration uses {policy.match_key_id})"
-            )
+        self.match_key_id = check_bundle_key(
+            self.name, info.header.get("match_key_id"), policy, self.room.store.connection()
+        )
         if info.header.get("token_version", 1) != TOKEN_VERSION:
             raise BundleError(
                 f"{self.name}: its tokens follow token definition version "
@@ -218,27 +226,38 @@ class Ingest:
                 f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
                 f"this room is {self.room.key_id})"
             )
-        spec = contract.as_spec(dataset)
-        _check_contract(info, spec)
-        self.contract = contract
+        if contract is None:
+            spec = suppression_spec(info)
+            key = (party, f"{SUPPRESSION} list")
+        else:
+            spec = contract.as_spec(dataset)
+            _check_contract(info, spec)
+            self.contract = contract
+            key = (party, dataset)
         self._refuse_replay(info)
-        key = (party, dataset)
         with _busy_lock:
             if key in _busy:
-                raise ConflictError(f"an upload of {party}.{dataset} is already in progress")
+                raise ConflictError(f"an upload of {party}'s {key[1]} is already in progress")
             _busy.add(key)
         try:
-            return self._load_and_swap(info, spec, party, active.version)
+            if contract is None:
+                loaded: DatasetVersion | SuppressionList = self._load_list(
+                    info, spec, party, active.version
+                )
+            else:
+                loaded = self._load_and_swap(info, spec, party, active.version)
         finally:
             with _busy_lock:
                 _busy.discard(key)
+        return loaded
 
     def _refuse_replay(self, info: BundleInfo) -> None:
         seen = (
             self.room.store.connection()
             .execute(
-                "SELECT party, dataset, version FROM datasets WHERE bundle_id = ?",
-                (info.bundle_id,),
+                "SELECT party, dataset, version FROM datasets WHERE bundle_id = ? UNION ALL "
+                "SELECT party, 'suppression', version FROM suppressions WHERE bundle_id = ?",
+                (info.bundle_id, info.bundle_id),
             )
             .fetchone()
         )
@@ -321,8 +340,8 @@ class Ingest:
                 )
                 tx.execute(
                     "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
-                    " columns, uploaded_by, uploaded_at, status, out_of_domain, token_version)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,'live',?,?)",
+                    " columns, uploaded_by, uploaded_at, status, out_of_domain, token_version,"
+                    " match_key_id) VALUES (?,?,?,?,?,?,?,?,?,'live',?,?,?)",
                     (
                         party,
                         spec.dataset,
@@ -335,6 +354,7 @@ class Ingest:
                         now(),
                         json.dumps(outside, sort_keys=True),
                         TOKEN_VERSION,
+                        self.match_key_id,
                     ),
                 )
                 self.room.audit.append(
@@ -348,6 +368,7 @@ class Ingest:
                         "bundle_id": info.bundle_id,
                         "policy_version": policy_version,
                         "signer_key_id": info.header.get("signer_key_id"),
+                        "match_key_id": self.match_key_id,
                     },
                 )
         except Exception:
@@ -360,6 +381,106 @@ class Ingest:
             (party, spec.dataset, version),
         ).fetchone()
         return DatasetVersion.from_row(row)
+
+    def _load_list(
+        self, info: BundleInfo, spec: DatasetSpec, party: str, policy_version: int
+    ) -> SuppressionList:
+        """A suppression list: re-keyed tokens in one column, then live in one transaction.
+
+        No count is kept or recorded: how many customers objected is the
+        party's own business, and no one else may learn it from the room.
+        """
+        parquet = _decrypt(info, self.room)
+        expected = payload_schema(spec)
+        if {f.name: f.type for f in parquet.schema_arrow} != {f.name: f.type for f in expected}:
+            raise BundleError(f"{self.name}: payload columns or types differ from its header")
+        if parquet.metadata.num_rows != info.manifest.get("rows"):
+            raise BundleError(f"{self.name}: payload rows differ from its manifest")
+        db = self.room.store.connection()
+        last = db.execute(
+            "SELECT coalesce(max(version), 0) FROM suppressions WHERE party = ?", (party,)
+        ).fetchone()[0]
+        version = last + 1
+        table = f"s_{party}__v{version}"
+        cur = self.room.wh.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+        cur.execute(f"CREATE TABLE {quote(table)} (token BLOB)")
+        try:
+            for batch in parquet.iter_batches(batch_size=1 << 20):
+                rekeyed = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec,
+                                 self.room.rekey_secret)  # fmt: skip
+                tokens = pa.concat_arrays(
+                    [c.combine_chunks().cast(pa.binary()) for c in rekeyed.columns]
+                ).drop_null()
+                cur.register("incoming", pa.table({"token": tokens}))
+                cur.execute(
+                    f"INSERT INTO {quote(table)} SELECT DISTINCT token FROM incoming "
+                    f"EXCEPT SELECT token FROM {quote(table)}"
+                )
+                cur.unregister("incoming")
+            self.room.wh.checkpoint()
+            with self.room.store.transaction() as tx:
+                old = tx.execute(
+                    "SELECT table_name FROM suppressions WHERE party = ? AND status = 'live'",
+                    (party,),
+                ).fetchone()
+                tx.execute(
+                    "UPDATE suppressions SET status = 'replaced' WHERE party = ? "
+                    "AND status = 'live'",
+                    (party,),
+                )
+                tx.execute(
+                    "INSERT INTO suppressions (party, version, bundle_id, table_name, "
+                    "match_key_id, token_version, uploaded_by, uploaded_at, status) "
+                    "VALUES (?,?,?,?,?,?,?,?,'live')",
+                    (
+                        party,
+                        version,
+                        info.bundle_id,
+                        table,
+                        self.match_key_id,
+                        TOKEN_VERSION,
+                        self.user.name,
+                        now(),
+                    ),
+                )
+                self.room.audit.append(
+                    tx,
+                    actor=self.user.name,
+                    action="suppression.upload",
+                    target=party,
+                    details={
+                        "version": version,
+                        "bundle_id": info.bundle_id,
+                        "policy_version": policy_version,
+                        "signer_key_id": info.header.get("signer_key_id"),
+                        "match_key_id": self.match_key_id,
+                    },
+                )
+        except Exception:
+            self.room.wh.drop(table)
+            raise
+        if old is not None:  # a match reading it keeps it until it has finished
+            self.room.wh.drop_unpinned(old["table_name"])
+        row = db.execute(
+            "SELECT * FROM suppressions WHERE party = ? AND version = ?", (party, version)
+        ).fetchone()
+        return SuppressionList.from_row(row)
+
+
+def suppression_spec(info: BundleInfo) -> DatasetSpec:
+    """The identifiers a suppression bundle declares: identifiers only, no other column."""
+    sent = info.header.get("spec") or {}
+    try:
+        spec = DatasetSpec.model_validate({**sent, "dataset": SUPPRESSION_DATASET})
+    except ValueError:
+        raise BundleError(f"{info.name}: its header does not describe a suppression list") from None
+    if spec.columns:
+        raise BundleError(
+            f"{info.name}: a suppression list holds identifiers only, not columns "
+            f"({', '.join(sorted(spec.columns))})"
+        )
+    return spec
 
 
 def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, int]:
@@ -383,8 +504,10 @@ def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, 
     return {name: int(n) for name, n in zip(dimensions, counts, strict=True)}
 
 
-def ingest(room: Room, path: Path, user: User, name: str | None = None) -> DatasetVersion:
-    """Turn an uploaded bundle file into the live version of its dataset."""
+def ingest(
+    room: Room, path: Path, user: User, name: str | None = None
+) -> DatasetVersion | SuppressionList:
+    """Turn an uploaded bundle file into the live version of its dataset (or suppression list)."""
     return Ingest(room, path, user, name).run()
 
 
@@ -392,6 +515,7 @@ def reconcile(room: Room) -> list[str]:
     """At start-up: drop every warehouse table no live dataset or match refers to."""
     db = room.store.connection()
     keep = {r[0] for r in db.execute("SELECT table_name FROM datasets WHERE status = 'live'")}
+    keep |= {r[0] for r in db.execute("SELECT table_name FROM suppressions WHERE status = 'live'")}
     for row in db.execute("SELECT tables FROM matches WHERE status = 'live'"):
         keep |= set(json.loads(row[0]).values())
     dropped = sorted(room.wh.tables() - keep)

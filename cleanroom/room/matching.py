@@ -35,11 +35,13 @@ from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match
 from cleanroom.room.budget import Ledger
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
+from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()
@@ -62,6 +64,12 @@ class Generation:
     backend: str = "duckdb"  # where the tables were built
     withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
     bounds: dict[str, Any] | None = None  # bounds.ChosenBounds.as_dict(), when chosen from data
+    suppression: dict[str, int] | None = None  # party -> suppression list version applied
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether opted-out customers were left out of this generation's tables."""
+        return bool(self.suppression)
 
     def public(self, user: User | None = None) -> dict[str, Any]:
         """What the API shows: which dataset versions, never counts of persons.
@@ -74,6 +82,7 @@ class Generation:
             "generation": self.generation,
             "finished_at": self.finished_at,
             "inputs": self.inputs,
+            "suppression_applied": self.suppressed,
         }
         if self.bounds:  # chosen with a DP quantile and paid for: the bounds are public
             shown["bounds"] = self.bounds
@@ -92,8 +101,8 @@ def live_generation(room: Room) -> Generation | None:
     row = (
         room.store.connection()
         .execute(
-            "SELECT generation, finished_at, inputs, tables, backend, withheld, bounds "
-            "FROM matches WHERE status = 'live'"
+            "SELECT generation, finished_at, inputs, tables, backend, withheld, bounds, "
+            "suppression FROM matches WHERE status = 'live'"
         )
         .fetchone()
     )
@@ -107,6 +116,7 @@ def live_generation(room: Room) -> Generation | None:
         row["backend"],
         json.loads(row["withheld"]),
         json.loads(row["bounds"]) if row["bounds"] else None,
+        json.loads(row["suppression"]),
     )
 
 
@@ -213,34 +223,46 @@ def _run(room: Room, user: User) -> Generation:
     # The snapshot's tables stay readable until the match ends, whatever is uploaded meanwhile.
     with room.wh.pin_lock:
         datasets = live_datasets(room)
-        pinned = [d.table_name for d in datasets]
+        lists = live_lists(room.store.connection())
+        pinned = [d.table_name for d in datasets] + [s.table_name for s in lists]
         room.wh.pin(pinned)
     try:
-        return _match(room, user, datasets)
+        return _match(room, user, datasets, lists)
     finally:
         room.wh.unpin(pinned)
 
 
-def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation:
+def _match(
+    room: Room, user: User, datasets: list[DatasetVersion], lists: list[SuppressionList]
+) -> Generation:
     if not datasets:
         raise UserError("no dataset has been uploaded yet; nothing to match")
-    stale = sorted(f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION)
+    policy = room.active_policy().policy
+    match_key = check_one_key(
+        [Holding(d.party, d.dataset, d.match_key_id or policy.match_key_id) for d in datasets]
+        + [Holding(s.party, "suppression list", s.match_key_id) for s in lists],
+        policy,
+    )
+    stale = sorted(
+        [f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION]
+        + [f"{s.party} (suppression list)" for s in lists if s.token_version != TOKEN_VERSION]
+    )
     if stale:
         raise ConflictError(
             f"dataset(s) {', '.join(stale)} were uploaded with an older token definition, whose "
             "tokens never join today's; prepare and upload them again, then match"
         )
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
+    suppression = {s.party: s.version for s in lists}
     with room.store.transaction() as tx:
         generation = tx.execute(
-            "INSERT INTO matches (started_at, status, inputs, backend) "
-            "VALUES (?, 'running', ?, ?) RETURNING generation",
-            (now(), json.dumps(versions), room.backend.name),
+            "INSERT INTO matches (started_at, status, inputs, backend, suppression, match_key_id) "
+            "VALUES (?, 'running', ?, ?, ?, ?) RETURNING generation",
+            (now(), json.dumps(versions), room.backend.name, json.dumps(suppression), match_key),
         ).fetchone()[0]
     started = time.perf_counter()
     tables: dict[str, str] = {}
     try:
-        policy = room.active_policy().policy
         inputs = []
         for d in datasets:
             contract = policy.contract(d.party, d.dataset)
@@ -259,6 +281,7 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             inputs,
             policy.identity.max_per_person.by_type(),
             policy.identity.max_foreign_merges.limit(),
+            suppressed=[s.table_name for s in lists],
         )
     except Exception:
         _abandon(room, generation, tables)
@@ -273,7 +296,16 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
     try:
         chosen = _choose_bounds(room, user, policy, generation, tables, charges)
         old = _publish(
-            room, user, generation, tables, versions, started, stats.iterations, withheld, chosen
+            room,
+            user,
+            generation,
+            tables,
+            versions,
+            started,
+            stats.iterations,
+            withheld,
+            chosen,
+            {"lists": suppression, "match_key_id": match_key},
         )
     except Exception as err:  # not published (the audit chain broke meanwhile): never `running`
         _refund(room, user, charges, err)
@@ -349,6 +381,7 @@ def _publish(
     iterations: int,
     withheld: dict[str, Any],
     bounds: dict[str, Any] | None,
+    applied: dict[str, Any],
 ) -> Any:
     """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
@@ -376,6 +409,10 @@ def _publish(
                 "iterations": iterations,
                 "withheld": withheld,
                 **({"bounds": bounds} if bounds else {}),
+                # Which lists' versions applied (never how many persons they removed),
+                # and the match key the generation's tokens were made under.
+                "suppression": applied["lists"],
+                "match_key_id": applied["match_key_id"],
             },
         )
     return old

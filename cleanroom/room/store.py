@@ -242,6 +242,33 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE matches ADD COLUMN bounds TEXT;
     """,
+    # Opt-out and match-key rotation (cleanroom.room.suppression, cleanroom.room.match_keys):
+    # the key id a version's tokens were made under (NULL: uploaded before rotation existed,
+    # i.e. under the policy's key), each party's suppression lists (one live per party), the
+    # keys retired once every party re-prepared, and what a match applied.
+    """
+    ALTER TABLE datasets ADD COLUMN match_key_id TEXT;
+    CREATE TABLE suppressions (
+        party         TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        bundle_id     TEXT NOT NULL UNIQUE,
+        table_name    TEXT NOT NULL UNIQUE,
+        match_key_id  TEXT NOT NULL,
+        token_version INTEGER NOT NULL,
+        uploaded_by   TEXT NOT NULL,
+        uploaded_at   TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('live', 'replaced', 'retired')),
+        PRIMARY KEY (party, version)
+    );
+    CREATE UNIQUE INDEX one_live_suppression ON suppressions (party) WHERE status = 'live';
+    CREATE TABLE retired_match_keys (
+        key_id      TEXT PRIMARY KEY,
+        retired_at  TEXT NOT NULL,
+        retired_by  TEXT NOT NULL
+    );
+    ALTER TABLE matches ADD COLUMN suppression TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE matches ADD COLUMN match_key_id TEXT;
+    """,
 ]
 
 

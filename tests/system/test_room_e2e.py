@@ -103,7 +103,14 @@ def test_datasets_listed_with_versions(world: World, matched: tuple[LiveServer, 
 def test_match_reveals_no_counts(world: World, matched: tuple[LiveServer, Room]) -> None:
     server, _ = matched
     latest = call(server, "GET", "/api/v1/matches/latest", world.tokens["okala_analyst"]).json()
-    assert set(latest) == {"generation", "finished_at", "inputs", "withheld"}
+    assert set(latest) == {
+        "generation",
+        "finished_at",
+        "inputs",
+        "withheld",
+        "suppression_applied",  # a flag: no party uploaded a suppression list here
+    }
+    assert latest["suppression_applied"] is False
     assert latest["withheld"] == {"links": 0}  # only its own party's withheld links, here none
 
 

@@ -65,6 +65,11 @@ class QueryResult(BaseModel):
     cached_from: str | None = Field(None, description="the query first answered, if cached")
     policy_version: int | None = None
     generation: int | None = None
+    suppression_applied: bool = Field(
+        False,
+        description="customers who opted out (the parties' suppression lists) were left out "
+        "of every table this answer read; how many is never said",
+    )
     seconds: float | None = None
     template: str | None = None
     bounds: BoundsOut | None = Field(None, description="the per-person bounds applied")
@@ -154,6 +159,9 @@ class DatasetVersionOut(BaseModel):
     (``exact`` says so).
     """
 
+    kind: Literal["dataset", "suppression"] | None = Field(
+        None, description="'suppression': a list of opted-out customers (never its size)"
+    )
     party: str
     dataset: str
     version: int | None = None
@@ -195,6 +203,9 @@ class GenerationOut(BaseModel):
     generation: int
     finished_at: str | None
     inputs: dict[str, int | None] = Field(description="other parties' version numbers withheld")
+    suppression_applied: bool = Field(
+        False, description="opted-out customers were left out of its tables (never how many)"
+    )
     withheld: Withheld | None = None
     bounds: BoundsOut | None = Field(None, description="per-person bounds chosen from the data")
 

@@ -60,8 +60,14 @@ class Backend(Protocol):
         inputs: Sequence[MatchInput],
         limits: Mapping[str, int] | None = None,
         foreign: ForeignLimit | None = None,
+        suppressed: Sequence[str] = (),
     ) -> IdentityStats:
         """Resolve persons over the inputs and build each analysis table ``out``.
+
+        ``suppressed``: the warehouse tables (bare names) of the live
+        suppression lists; every person holding one of their tokens, and
+        every row holding one, is left out of every ``out``
+        (``cleanroom.room.suppression``).
 
         ``limits``: the most identifiers of each type one person may hold
         (the policy's ``identity.max_per_person``; ``identity.resolve``);

@@ -8,12 +8,14 @@ import duckdb
 
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import (
+    DuckDBEngine,
     ForeignLimit,
     IdentityStats,
     person_table,
     quote_table,
     resolve,
 )
+from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import SCHEMA, Warehouse
 
 
@@ -34,10 +36,12 @@ class DuckDBBackend:
         inputs: Sequence[MatchInput],
         limits: Mapping[str, int] | None = None,
         foreign: ForeignLimit | None = None,
+        suppressed: Sequence[str] = (),
     ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend`; the person map is a TEMP table."""
         con = self.warehouse.cursor()
         person_map = "temp.main.match_persons"  # TEMP tables are per cursor
+        excluded = "temp.main.match_suppressed" if suppressed else None
         try:
             stats = resolve(
                 con,
@@ -46,6 +50,9 @@ class DuckDBBackend:
                 limits=limits,
                 foreign=foreign,
             )
+            if excluded is not None:
+                lists = [f"{SCHEMA}.{name}" for name in suppressed]
+                suppressed_tokens(DuckDBEngine(con), lists, person_map, excluded)
             for item in inputs:
                 person_table(
                     con,
@@ -53,9 +60,12 @@ class DuckDBBackend:
                     person_map=person_map,
                     keep_columns=item.keep_columns,
                     out=f"{SCHEMA}.{item.out}",
+                    suppressed=excluded,
                 )
         finally:
             con.execute(f"DROP TABLE IF EXISTS {quote_table(person_map)}")
+            if excluded is not None:
+                con.execute(f"DROP TABLE IF EXISTS {quote_table(excluded)}")
             con.close()
         self.warehouse.checkpoint()
         return stats

@@ -47,6 +47,7 @@ from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkEngine
 from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
+from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import SCHEMA, Warehouse, quote
 
 SESSION_CONF = {
@@ -140,18 +141,19 @@ class SparkBackend:
         inputs: Sequence[MatchInput],
         limits: Mapping[str, int] | None = None,
         foreign: ForeignLimit | None = None,
+        suppressed: Sequence[str] = (),
     ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend` and the module docstring."""
         run = self.data / f".match-{secrets.token_hex(6)}"
         sources: dict[str, str] = {}
         engine: SparkEngine | None = None
         try:
-            for item in inputs:
-                name = item.source.table.removeprefix(f"{SCHEMA}.")
+            names = [i.source.table.removeprefix(f"{SCHEMA}.") for i in inputs]
+            for name in [*names, *suppressed]:
                 frame = self._read(self.export(name, into=run))
                 view = f"{self.prefix}match_{name}"
                 frame.createOrReplaceTempView(view)
-                sources[item.source.table] = view
+                sources[f"{SCHEMA}.{name}"] = view
             engine = SparkEngine(self.session, sources)
             person_map = f"{SCHEMA}.{self.prefix}persons"
             stats = resolve(
@@ -161,6 +163,10 @@ class SparkBackend:
                 limits=limits,
                 foreign=foreign,
             )
+            excluded = f"{SCHEMA}.{self.prefix}suppressed" if suppressed else None
+            if excluded is not None:
+                lists = [f"{SCHEMA}.{name}" for name in suppressed]
+                suppressed_tokens(engine, lists, person_map, excluded)
             for item in inputs:
                 out = f"{SCHEMA}.{item.out}"
                 person_table(
@@ -169,6 +175,7 @@ class SparkBackend:
                     person_map=person_map,
                     keep_columns=item.keep_columns,
                     out=out,
+                    suppressed=excluded,
                 )
                 self._save(self.session.table(engine.view_of(out)), item.out)
                 engine.drop(out)

@@ -439,6 +439,15 @@ RULES: dict[str, Rule] = {
     "match_key_id": always_loosens(
         "the match key changes: bundles tokenized with another key are accepted"
     ),
+    "match_key_rotation": always_loosens(
+        "a match-key rotation starts, ends or changes: bundles under another key are accepted"
+    ),
+    "match_key_rotation.to_key_id": always_loosens(
+        "the rotation's new match key changes: bundles tokenized with another key are accepted"
+    ),
+    "match_key_rotation.cutover": always_loosens(
+        "the rotation's cut-over moves: bundles under the new key are accepted at another time"
+    ),
     "privacy": presence(
         "section",
         added="queries become possible (without it the room answers none)",

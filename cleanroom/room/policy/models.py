@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cleanroom.keys import public_key_id
 from cleanroom.room.policy.identity import IdentityPolicy
@@ -212,6 +212,28 @@ class GovernancePolicy(BaseModel):
     )
 
 
+class MatchKeyRotation(BaseModel):
+    """A change of the group match key in progress (SECURITY.md, "Match-key rotation").
+
+    From ``cutover`` on, the room accepts bundles under ``to_key_id`` beside
+    the policy's ``match_key_id``; a match never mixes the two, and once no
+    party's live data is left under the old key, the room retires it (its
+    bundles are refused from then on, its stored versions made unusable).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to_key_id: str = Field(description="id of the new match key (`cleanroom keys match-key`)")
+    cutover: AwareDatetime = Field(description="from when bundles under the new key are accepted")
+
+    @field_validator("to_key_id")
+    @classmethod
+    def _hex_id(cls, value: str) -> str:
+        if not HEX32.match(value):
+            raise ValueError("must be the 32-hex-digit id printed by `cleanroom keys match-key`")
+        return value
+
+
 class CollaborationPolicy(BaseModel):
     """One collaboration: its parties and the group match key they tokenize with."""
 
@@ -220,6 +242,9 @@ class CollaborationPolicy(BaseModel):
     collaboration: str = Field(min_length=1, max_length=100)
     description: str = ""
     match_key_id: str = Field(description="key id printed by `cleanroom keys match-key`")
+    match_key_rotation: MatchKeyRotation | None = Field(
+        None, description="a new match key the parties move to (SECURITY.md)"
+    )
     parties: dict[str, PartyPolicy] = Field(min_length=1)
     privacy: PrivacyPolicy | None = Field(
         None, description="without it the room answers no query at all (fail closed)"
@@ -247,6 +272,9 @@ class CollaborationPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _names(self) -> CollaborationPolicy:
+        rotation = self.match_key_rotation
+        if rotation is not None and rotation.to_key_id == self.match_key_id:
+            raise ValueError("match_key_rotation.to_key_id is the key already in use")
         for party, spec in self.parties.items():
             if not NAME.match(party):
                 raise ValueError(f"party id '{party}' must be lower-case letters, digits and '_'")

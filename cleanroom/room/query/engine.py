@@ -66,6 +66,7 @@ RESULT_ENVELOPE = frozenset(
         "template",
         "dry_run",
         "bounds",
+        "suppression_applied",  # shown as a notice, not as a template's figure
     }
 )
 
@@ -415,6 +416,7 @@ class Engine:
             "cached": False,
             "policy_version": active.version,
             "generation": generation.generation,
+            "suppression_applied": generation.suppressed,
             "seconds": round(time.perf_counter() - started, 3),
         }
         if "bounds" in details:  # which per-person bounds applied, and whether chosen from data

@@ -148,6 +148,7 @@ def _write(
                 "epsilon": section.epsilon,
                 "query_id": section.result.get("query_id", ""),
                 "suppressed": section.result.get("suppressed_groups", 0),
+                "opt_out": bool(section.result.get("suppression_applied")),
                 "charts": charts,
                 "tables": tables,
             }

@@ -355,3 +355,53 @@ def test_a_gregorian_year_in_a_jalali_column_is_refused(tmp_path: Path, keys: Ke
         run_spec(keys, write_csv(tmp_path, text), PERSIAN_SPEC)
     assert (err.value.row, err.value.field) == (1, "ordered_at")
     assert "2026 is not a Solar Hijri year" in err.value.reason
+
+
+LIST_SPEC = parse_spec(
+    {"dataset": "suppression", "identifiers": {"phone": "phone", "mail": "email"}}
+)
+
+
+def seal_list(keys: Keys, path: Path, spec: object = LIST_SPEC) -> tuple[pa.Table, dict, dict]:
+    out = path.with_suffix(".bundle")
+    prepare(
+        input_path=path,
+        spec=spec,  # type: ignore[arg-type]
+        party="okala",
+        match_key=keys.match,
+        room_key=keys.room.public_key(),
+        signing_key=keys.party,
+        out=out,
+        kind="suppression",
+    )
+    buf = io.BytesIO()
+    info = open_bundle(out, keys.room, buf, expected_signer=keys.party.public_key())
+    return pq.read_table(io.BytesIO(buf.getvalue())), info.header, info.manifest
+
+
+def test_a_suppression_list_carries_tokens_only_and_says_its_kind(
+    tmp_path: Path, keys: Keys
+) -> None:
+    path = write_csv(tmp_path, "phone,mail\n0912 345 6789,\n,Ali@Gmail.com\n")
+    table, header, manifest = seal_list(keys, path)
+    assert header["kind"] == "suppression"
+    assert table.column_names == ["phone", "mail"]
+    assert table.column("phone").to_pylist()[0] == token(keys.match, IdType.phone, "+989123456789")
+    assert table.column("mail").to_pylist()[1] == token(keys.match, IdType.email, "ali@gmail.com")
+    assert manifest["rows"] == 2
+
+
+def test_an_empty_suppression_list_withdraws_every_objection(tmp_path: Path, keys: Keys) -> None:
+    table, header, manifest = seal_list(keys, write_csv(tmp_path, "phone,mail\n"))
+    assert (table.num_rows, header["kind"], manifest["rows"]) == (0, "suppression", 0)
+    with pytest.raises(InputError, match="no data rows"):  # a dataset may not be empty
+        run(keys, write_csv(tmp_path, HEADER, "empty.csv"))
+
+
+def test_a_suppression_list_with_columns_is_refused(tmp_path: Path, keys: Keys) -> None:
+    spec = parse_spec(
+        {"dataset": "x", "identifiers": {"phone": "phone"}, "columns": {"a": "number"}}
+    )
+    with pytest.raises(InputError, match="identifiers only"):
+        seal_list(keys, write_csv(tmp_path, "phone,a\n09123456789,1\n"), spec)
+    assert not (tmp_path / "in.bundle").exists()

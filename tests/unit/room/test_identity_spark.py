@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -23,13 +24,22 @@ from cleanroom.errors import InternalError
 from cleanroom.room.backends.spark import spark_session
 from cleanroom.room.backends.spark_identity import SparkEngine
 from cleanroom.room.identity import (
+    DuckDBEngine,
     ForeignLimit,
     IdentityStats,
     TokenSource,
     person_table,
     resolve,
 )
-from tests.unit.room.test_identity import Row, make_table, partition, reference, table_shapes
+from cleanroom.room.suppression import suppressed_tokens
+from tests.unit.room.test_identity import (
+    Row,
+    make_table,
+    partition,
+    reference,
+    table_shapes,
+    tok,
+)
 from tests.unit.room.test_identity_limits import LIMITS, Table, beta_persons, expected, load
 
 SOURCES: list[Path] = []  # where source tables are written for Spark to read
@@ -237,3 +247,31 @@ def test_foreign_merge_limit_same_persons_and_counts_as_duckdb(spark: SparkSessi
     assert stats.withheld.hubs == 1 and stats.withheld.foreign_merges > 8
     assert set(stats.withheld.by_party) == {"alpha"}
     assert all(len(group) <= 2 for group in duck)  # beta's persons: a phone and its e-mail
+
+
+def test_suppression_leaves_out_the_same_rows_as_duckdb(spark: SparkSession) -> None:
+    con = duckdb.connect()
+    a = make_table(con, "a", 2, [(1, 2), (4, None), (5, 6)])
+    b = make_table(con, "b", 2, [(2, None), (7, 8), (None, 6)])
+    con.from_arrow(pa.table({"token": pa.array([tok(1), tok(8), tok(99)], pa.binary())})).create(
+        "l"
+    )
+    _, _, _, engine = both(spark, con, [a, b])
+    listed = TokenSource("l", ["token"])
+    views = on_spark(spark, con, [listed]).views  # the list as a Spark view too
+    engine.views["l"] = views["l"]
+    suppressed_tokens(engine, ["wh.l"], "wh.pm", "wh.sup")
+    suppressed_tokens(DuckDBEngine(con), ["l"], "pm", "temp.main.sup")
+    for source in (a, b):
+        person_table(con, source, person_map="pm", keep_columns=["n"], out=f"d_{source.table}",
+                     suppressed="temp.main.sup")  # fmt: skip
+        (on,) = spark_sources([source])
+        out = f"wh.s_{source.table}"
+        person_table(engine, on, person_map="wh.pm", keep_columns=["n"], out=out,
+                     suppressed="wh.sup")  # fmt: skip
+        duck = sorted(n for (n,) in con.execute(f"SELECT n FROM d_{source.table}").fetchall())
+        got = sorted(r["n"] for r in engine.session.table(engine.view_of(out)).collect())
+        assert got == duck
+    # Token 1 takes its person (tokens 1, 2) out at both parties; token 8 its own row.
+    assert sorted(n for (n,) in con.execute("SELECT n FROM d_a").fetchall()) == [1, 2]
+    assert sorted(n for (n,) in con.execute("SELECT n FROM d_b").fetchall()) == [2]

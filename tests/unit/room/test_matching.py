@@ -45,4 +45,6 @@ def test_others_and_old_records_show_no_counts() -> None:
     assert "withheld" not in generation().public(user(Role.reporter))
     assert "withheld" not in generation().public()
     assert "withheld" not in generation({}).public(user(Role.reviewer))
-    assert set(generation().public()) == {"generation", "finished_at", "inputs"}
+    shown = generation().public()
+    assert set(shown) == {"generation", "finished_at", "inputs", "suppression_applied"}
+    assert shown["suppression_applied"] is False  # a flag, never a count

@@ -184,3 +184,26 @@ def test_labels_that_look_like_formulas_are_quoted_in_csv(tmp_path: Path) -> Non
     risky = released(["label", "persons"], [{"label": "=HYPERLINK(1)", "persons": count(12)}])
     render(tmp_path, {"custom": lambda: risky})
     assert "'=HYPERLINK(1)" in (tmp_path / "01-custom.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    ("language", "notice"),
+    [
+        ("en", "Customers who opted out were left out of these numbers at every brand."),
+        ("fa", "مشتریانی که انصراف داده‌اند، در همهٔ برندها از این اعداد کنار گذاشته شده‌اند."),
+    ],
+)
+def test_a_section_says_when_opted_out_customers_were_left_out(
+    tmp_path: Path, language: str, notice: str
+) -> None:
+    plain = released(["city", "orders"], [{"city": "Qom", "orders": count(40, 3)}])
+    applied = {**plain, "suppression_applied": True}
+    sections = [
+        SectionResult("city_counts", {}, "0.2", plain),
+        SectionResult("city_counts", {}, "0.2", applied),
+    ]
+    write_outputs(tmp_path, INFO, sections, language=language)  # type: ignore[arg-type]
+    html = (tmp_path / "report.html").read_text()
+    assert html.count(notice) == 1  # the second section only
+    assert html.index('id="section-1"') < html.index('id="section-2"') < html.index(notice)
+    assert "suppression_applied" not in html  # a notice, never shown as a figure of the template

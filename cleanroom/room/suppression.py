@@ -1,0 +1,105 @@
+"""Opt-out across brands: each party's list of customers who objected, applied at every match.
+
+A party uploads a *suppression bundle* (``cleanroom prepare --kind
+suppression``): tokens of its customers who objected, sealed and signed like
+data. The room re-keys them like any token and keeps them in a table of one
+column (``token``), never in an analysis table. A party has at most one live
+list: a new one replaces the previous (a customer who withdraws the
+objection is simply left out of the next list; an empty list withdraws all).
+
+From the next match on, every person holding a listed token — through
+identity resolution, so at every brand — is left out of every analysis
+table, and so is any row that holds a listed token itself (a row whose link
+the identity limits withheld still carries the customer's identifier). A
+generation records *which* list versions it applied, never how many persons
+or rows they removed; results and reports say that suppression applied.
+
+What the room never shows: the tokens, how many a list holds, how many
+persons or rows it removed, or which party's list removed whom. Uploads are
+audited (``suppression.upload``) with the version and bundle id, and each
+match's audit entry names the list versions it applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room.identity import Engine, quote_column, quote_table
+
+KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
+DATASET = "suppression"  # the header's dataset name for a suppression bundle
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """One uploaded version of a party's suppression list (metadata only, no count)."""
+
+    party: str
+    version: int
+    bundle_id: str
+    table_name: str
+    match_key_id: str
+    token_version: int
+    uploaded_by: str
+    uploaded_at: str
+    status: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> SuppressionList:
+        """From a ``suppressions`` row."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    def public(self) -> dict[str, Any]:
+        """What its own party's uploader is told: that it is live; never how many it holds."""
+        return {
+            "kind": KIND,
+            "party": self.party,
+            "dataset": DATASET,
+            "version": self.version,
+            "bundle_id": self.bundle_id,
+            "columns": {},
+            "uploaded_by": self.uploaded_by,
+            "uploaded_at": self.uploaded_at,
+            "status": self.status,
+        }
+
+
+def live_lists(db: sqlite3.Connection) -> list[SuppressionList]:
+    """Every party's live suppression list."""
+    rows = db.execute("SELECT * FROM suppressions WHERE status = 'live' ORDER BY party")
+    return [SuppressionList.from_row(r) for r in rows]
+
+
+def suppressed_tokens(engine: Engine, tables: list[str], person_map: str, out: str) -> None:
+    """Create ``out`` (token, person): every listed token once, with its person if matched.
+
+    ``tables`` are the lists' warehouse tables (one ``token`` column each);
+    ``person`` is NULL for a token no dataset holds (it suppresses no one).
+    """
+    mapping = quote_table(person_map)
+    union = " UNION ".join(f"SELECT token FROM {quote_table(t)}" for t in tables)
+    engine.materialize(
+        out,
+        f"SELECT x.token, m.person FROM ({union}) x LEFT JOIN {mapping} m ON m.token = x.token",
+    )
+
+
+def exclusion_sql(suppressed: str, row: str, person: str, token_columns: list[str]) -> str:
+    """Joins and a WHERE condition keeping only rows no listed token touches.
+
+    ``row`` is the source table's alias, ``person`` the person column's
+    qualified name. A row goes when its person holds a listed token, or when
+    one of its own token columns is a listed token.
+    """
+    table = quote_table(suppressed)
+    joins = [
+        f"LEFT JOIN (SELECT DISTINCT person FROM {table} WHERE person IS NOT NULL) sp "
+        f"ON sp.person = {person}"
+    ]
+    conditions = ["sp.person IS NULL"]
+    for i, column in enumerate(token_columns):
+        joins.append(f"LEFT JOIN {table} st{i} ON st{i}.token = {row}.{quote_column(column)}")
+        conditions.append(f"st{i}.token IS NULL")
+    return " ".join(joins) + " WHERE " + " AND ".join(conditions)
