@@ -14,6 +14,7 @@ decimal number they were written as, so stored policies and the wire format
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -121,6 +122,6 @@ def _dump(value: Epsilon) -> float | int:
     return int(value) if value.denominator == 1 else float(value)
 
 
-def total(values: list[Epsilon]) -> Epsilon:
+def total(values: Sequence[Fraction]) -> Epsilon:
     """The exact sum of several losses (basic composition)."""
     return Epsilon(sum(values, Fraction(0)))

@@ -138,7 +138,10 @@ def test_the_audit_catches_an_under_declared_sensitivity(
     p = privacy("laplace")
     q = plan("count")
     compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
-    broken = replace(compiled, measurements=[replace(m, l1=1, l2=1) for m in compiled.measurements])
+    (m,) = compiled.measurements
+    weak = replace(m, l1=1, l2=1)
+    measures = replace(compiled.measures, all=[weak], per_aggregate=((weak,),))
+    broken = replace(compiled, measures=measures)
     plan_of[broken.sql] = q
     d, d_prime = neighbours
     without = samples(d, broken, p, Fraction(1))
