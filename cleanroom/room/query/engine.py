@@ -64,6 +64,7 @@ RESULT_ENVELOPE = frozenset(
         "seconds",
         "template",
         "dry_run",
+        "cut",  # what the per-person bounds removed (the release pipeline's disclosure)
     }
 )
 
