@@ -337,7 +337,7 @@ def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[str]:
     """
     if cut.unit == "groups":
         cols = ", ".join(["person", *(_ident(c) for c in keys)])
-        before, after = (f"(SELECT DISTINCT {cols} FROM {t})" for t in (before, after))
+        before, after = (f"(SELECT DISTINCT {cols} FROM {t}) AS u" for t in (before, after))
     return [
         f"cut_before AS (SELECT person, count(*) AS n FROM {before} GROUP BY person)",
         f"cut_after AS (SELECT person, count(*) AS n FROM {after} GROUP BY person)",
