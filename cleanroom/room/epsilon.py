@@ -55,6 +55,12 @@ class Epsilon(Fraction):
         """``Epsilon('1/10')``."""
         return f"Epsilon('{self}')"
 
+    def __format__(self, spec: str) -> str:
+        """In text: the decimal a policy author wrote (``0.1``), or a float format (``:g``)."""
+        if not spec:
+            return str(_dump(self))
+        return format(float(self), spec)
+
     def share(self, part: Fraction) -> Epsilon:
         """``part`` of this epsilon, exactly (a documented split of one query's loss)."""
         if not 0 <= part <= 1:

@@ -126,7 +126,7 @@ def test_audited_epsilon_stays_under_the_claim(
     q = plan(kind)
     compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
     plan_of[compiled.sql] = q
-    assert len(compiled.measurements) == 1  # the whole epsilon is this one number's
+    assert len(compiled.measurements) == 1  # this number spends 9/10 of it (1/10: the cut)
     d, d_prime = neighbours
     without, with_ = samples(d, compiled, p, epsilon), samples(d_prime, compiled, p, epsilon)
     assert with_ != without

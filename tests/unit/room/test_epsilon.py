@@ -59,3 +59,10 @@ def test_policy_bounds_apply() -> None:
         Model(epsilon=0)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Model(epsilon="11")  # type: ignore[arg-type]
+
+
+def test_text_shows_the_decimal_and_takes_float_formats() -> None:
+    assert (
+        f"{Epsilon('0.1')}" == "0.1" and f"{Epsilon(2)}" == "2" and f"{Epsilon('0.25'):g}" == "0.25"
+    )
+    assert str(Epsilon("0.1")) == "1/10"  # the API's exact text
