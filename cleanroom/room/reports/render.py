@@ -47,7 +47,7 @@ def _environment(language: Language) -> Environment:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["number"] = lambda value: formats.number(value, language)
     env.filters["digits"] = lambda value: formats.digits(str(value), language)
-    env.filters["decimal"] = lambda text: formats.localized(str(text), language)
+    env.filters["decimal"] = lambda text: formats.localized(format(text), language)
     env.filters["label"] = lambda word: labels.label(word, language)
     env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
     env.globals["lang"] = language
