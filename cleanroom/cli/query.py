@@ -17,6 +17,7 @@ from rich.table import Table
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
 from cleanroom.errors import UserError
+from cleanroom.room.i18n.cut import sentence
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
 
@@ -71,6 +72,13 @@ def print_price(price: dict[str, Any]) -> None:
                 f"over a count ± {errors.get('count_error95', 0):,}",
                 highlight=False,
             )
+    cut = price.get("cut") or {}
+    if cut.get("possible"):
+        console.print(
+            f"{cut['epsilon_share']} of the epsilon measures what the per-person bound of "
+            f"{cut['bound']} {cut['unit']} cuts (± {cut['cut_error95']:,})",
+            highlight=False,
+        )
     if price.get("threshold_error95") is not None and price.get("min_noisy_persons"):
         console.print(
             f"groups under about {price['min_noisy_persons']} persons are withheld "
@@ -92,6 +100,8 @@ def print_result(result: dict[str, Any]) -> None:
 
     for key, value in Result(result).extras().items():
         console.print(f"{key}: {_shown(value)}", highlight=False)
+    if result.get("cut"):
+        console.print(f"cut: {sentence(result['cut'], 'en')}", highlight=False)
     console.print(
         f"epsilon spent: {0 if result['cached'] else result['epsilon_float']:g}"
         f"{' (cached answer)' if result['cached'] else ''}; "

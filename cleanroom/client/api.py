@@ -95,6 +95,7 @@ class Result:
             "query_id", "status", "columns", "rows", "suppressed_groups", "epsilon",
             "epsilon_float", "delta", "mechanism", "cached", "cached_from", "policy_version",
             "generation", "seconds", "template", "dry_run", "suppression_applied",
+            "cut",
         }  # fmt: skip
         return {k: v for k, v in self.raw.items() if k not in envelope}
 

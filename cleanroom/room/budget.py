@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from cleanroom import clock, jalali
 from cleanroom.errors import ConflictError, InternalError, NotFoundError
 from cleanroom.room.audit import AuditLog
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import BudgetPolicy, Period
 from cleanroom.room.store import MetaStore
 
@@ -45,11 +46,11 @@ class BudgetStatus:
     period: str
     period_start: str
     period_end: str
-    cap: Fraction
-    spent_total: Fraction
-    share: Fraction
-    spent: Fraction
-    left: Fraction
+    cap: Epsilon
+    spent_total: Epsilon
+    share: Epsilon
+    spent: Epsilon
+    left: Epsilon
 
 
 class BudgetExceeded(ConflictError):
@@ -139,7 +140,7 @@ class Ledger:
                 refusal = BudgetExceeded(
                     party=party,
                     asked=eps,
-                    left=max(Fraction(0), min(left_share, left_cap)),
+                    left=max(Epsilon(0), min(left_share, left_cap)),
                     which=f"{which} for {label}",
                     resets_at=end,
                 )
@@ -226,7 +227,7 @@ class Ledger:
                 details={
                     "charge_id": charge_id,
                     "query_id": str(row["query_id"]),
-                    "epsilon": str(Fraction(row["epsilon_num"], row["epsilon_den"])),
+                    "epsilon": str(Epsilon(row["epsilon_num"], row["epsilon_den"])),
                     "period": str(row["period"]),
                     "reason": reason,
                 },
@@ -238,7 +239,7 @@ class Ledger:
         cap, share = _cap_and_share(policy, party)
         db = self._store.connection()
         spent, spent_total = _spent(db, party, start, end)
-        left = max(Fraction(0), min(share - spent, cap - spent_total))
+        left = max(Epsilon(0), min(share - spent, cap - spent_total))
         return BudgetStatus(
             period=label,
             period_start=_stamp(start),
@@ -292,24 +293,24 @@ def period_bounds(
 
 def _spent(
     db: sqlite3.Connection, party: str, start: datetime, end: datetime
-) -> tuple[Fraction, Fraction]:
+) -> tuple[Epsilon, Epsilon]:
     """(party's spend, everyone's spend) in ``[start, end)``, exactly."""
-    spent = Fraction(0)
-    total = Fraction(0)
+    spent = Epsilon(0)
+    total = Epsilon(0)
     rows = db.execute(
         "SELECT party, epsilon_num, epsilon_den FROM budget_charges "
         "WHERE charged_at >= ? AND charged_at < ? AND refunded_at IS NULL",
         (_stamp(start), _stamp(end)),
     )
     for row in rows:
-        eps = Fraction(row["epsilon_num"], row["epsilon_den"])
+        eps = Epsilon(row["epsilon_num"], row["epsilon_den"])
         total += eps
         if row["party"] == party:
             spent += eps
     return spent, total
 
 
-def _cap_and_share(policy: BudgetPolicy, party: str) -> tuple[Fraction, Fraction]:
+def _cap_and_share(policy: BudgetPolicy, party: str) -> tuple[Epsilon, Epsilon]:
     # A party the policy gives no share to gets zero, so every charge is refused:
     # forgetting a party in the policy must fail closed.
     cap = _exact(policy.epsilon, "budget cap", allow_zero=False)
@@ -317,19 +318,14 @@ def _cap_and_share(policy: BudgetPolicy, party: str) -> tuple[Fraction, Fraction
     return cap, share
 
 
-def _exact(value: Fraction | float, what: str, *, allow_zero: bool) -> Fraction:
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a number, not a boolean")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{what} must be finite, not {value}")
-        exact = Fraction(repr(value))  # the decimal the policy author wrote
-    elif isinstance(value, int | Fraction):
-        exact = Fraction(value)
-    else:
-        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
-    if exact < 0 or (exact == 0 and not allow_zero):
-        raise ValueError(f"{what} must be {'non-negative' if allow_zero else 'positive'}")
+def _exact(value: Fraction | float, what: str, *, allow_zero: bool) -> Epsilon:
+    """The ledger's exact value (:class:`Epsilon` reads a policy float as its decimal)."""
+    try:
+        exact = Epsilon.parse(value)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+    if exact == 0 and not allow_zero:
+        raise ValueError(f"{what} must be positive")
     return exact
 
 

@@ -96,6 +96,16 @@ def bounded_total(lower: float, upper: float, cells: int = 1) -> Contribution:
     return Contribution(cells=max(1, cells), per_cell=spread(lower, upper))
 
 
+def cut_volume(bound: int, cap: int) -> Contribution:
+    """``[kept, cut]`` of one person under a per-person bound (the cut disclosure).
+
+    They keep at most ``bound`` units and their excess over it is counted up
+    to ``cap``, so one person moves the pair by at most ``bound`` in one cell,
+    ``cap`` in the other, ``bound + cap`` together (L2: both cells full).
+    """
+    return Contribution(cells=2, per_cell=max(bound, cap), total=bound + cap)
+
+
 def clamp_sql(value: str, lower: float, upper: float) -> str:
     """``value`` clamped to ``[lower, upper]`` in SQL, NULL staying NULL.
 

@@ -2,7 +2,9 @@
 
 D is a small table of ordinary persons; D' adds one person with the most
 damaging contribution the bounds allow to matter (10,000 rows, all in one
-group, at the extreme metric value). The bounded exact aggregates are
+group, at the extreme metric value). The cut disclosure (rows over the bound
+and persons over it, paid from the query's epsilon) is audited the same way
+against its share. The bounded exact aggregates are
 computed by the engine's own compiled SQL, and each release goes through the
 engine's own release path (OpenDP noise, thresholds, post-processing). The
 audited lower bound must stay under the epsilon the engine claims for the
@@ -22,10 +24,12 @@ import pytest
 
 from cleanroom.room import dp
 from cleanroom.room.bounds import MEASURES, candidates, choose
+from cleanroom.room.pipeline import ANSWER_SHARE, Vector
 from cleanroom.room.policy.privacy import AdaptiveBounds, BudgetPolicy, PrivacyPolicy
 from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
 from cleanroom.room.query.release import release
+from cleanroom.room.sensitivity import Contribution
 from tests.security.audit import clopper_pearson, epsilon_lower_bound
 
 CITIES = ("Tehran", "Qom", "Rasht")
@@ -123,7 +127,7 @@ def test_audited_epsilon_stays_under_the_claim(
     q = plan(kind)
     compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
     plan_of[compiled.sql] = q
-    assert len(compiled.measurements) == 1  # the whole epsilon is this one number's
+    assert len(compiled.measurements) == 1  # this number spends 9/10 of it (1/10: the cut)
     d, d_prime = neighbours
     without, with_ = samples(d, compiled, p, epsilon), samples(d_prime, compiled, p, epsilon)
     assert with_ != without
@@ -139,7 +143,10 @@ def test_the_audit_catches_an_under_declared_sensitivity(
     p = privacy("laplace")
     q = plan("count")
     compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
-    broken = replace(compiled, measurements=[replace(m, l1=1, l2=1) for m in compiled.measurements])
+    (m,) = compiled.measurements
+    weak = replace(m, l1=1, l2=1)
+    measures = replace(compiled.measures, all=[weak], per_aggregate=((weak,),))
+    broken = replace(compiled, measures=measures)
     plan_of[broken.sql] = q
     d, d_prime = neighbours
     without = samples(d, broken, p, Fraction(1))
@@ -147,6 +154,61 @@ def test_the_audit_catches_an_under_declared_sensitivity(
     audited = epsilon_lower_bound(without, with_)
     assert audited > 1.0, audited
     record("count/laplace, sensitivity under-declared (must fail)", audited, 1.0)
+
+
+def cut_samples(
+    con: duckdb.DuckDBPyConnection, compiled: Compiled, figure: str, epsilon: Fraction
+) -> list[float]:
+    """The released cut figure (rows cut, or persons over the bound), over many releases."""
+    exact = con.execute(compiled.sql, compiled.params).fetchall()
+    p = privacy("laplace")
+    out = []
+    for _ in range(SAMPLES):
+        released = release(plan_of[compiled.sql], compiled, exact, epsilon=epsilon, privacy=p)
+        assert released.epsilon <= epsilon
+        out.append(float(released.cut[figure]["value"]))
+    return out
+
+
+# The cut is audited at a query epsilon of 10, so that its share (1/20 each figure) is a
+# claim of 0.5 the audit has the power to refute.
+CUT_EPSILON = Fraction(10)
+CUT_CLAIM = CUT_EPSILON * (1 - ANSWER_SHARE) / 2
+
+
+@pytest.mark.parametrize("figure", ["cut", "persons"])
+def test_the_cut_disclosure_audited_epsilon_stays_under_its_share(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], figure: str
+) -> None:
+    """D' adds a person 9,990 rows over the bound: rows cut move by the cap, persons by one."""
+    q = plan("count")
+    compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
+    assert compiled.measures.cut is not None
+    plan_of[compiled.sql] = q
+    d, d_prime = neighbours
+    without = cut_samples(d, compiled, figure, CUT_EPSILON)
+    with_ = cut_samples(d_prime, compiled, figure, CUT_EPSILON)
+    audited = epsilon_lower_bound(without, with_)
+    assert audited <= float(CUT_CLAIM), (figure, audited)
+    record(f"cut disclosure: {figure}/laplace", audited, float(CUT_CLAIM))
+
+
+def test_the_audit_catches_an_under_declared_cut_sensitivity(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+) -> None:
+    """The rows cut released as if one person could move them by 1 (they can by the cap)."""
+    q = plan("count")
+    compiled = compile_plan(q, TABLES, k=10, g=2, threshold=False)
+    cut = compiled.measures.cut
+    assert cut is not None
+    object.__setattr__(cut, "volume", Vector("cut", Contribution(cells=2, per_cell=1)))
+    plan_of[compiled.sql] = q
+    d, d_prime = neighbours
+    without = cut_samples(d, compiled, "cut", CUT_EPSILON)
+    with_ = cut_samples(d_prime, compiled, "cut", CUT_EPSILON)
+    audited = epsilon_lower_bound(without, with_)
+    assert audited > float(CUT_CLAIM), audited
+    record("cut disclosure: rows cut, sensitivity under-declared (must fail)", audited, 0.5)
 
 
 def test_clopper_pearson_matches_known_values() -> None:

@@ -27,7 +27,6 @@ from cleanroom.room import dp
 from cleanroom.room.matching import live_generation
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.query.release import noise
 from cleanroom.room.room import Room
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.journey import Journey
@@ -307,13 +306,9 @@ def test_every_released_number_has_a_bound_and_lands_near_the_exact_answer(
     truth = _numbers(prepared.answer(noiseless, lenient)[1])
     # The release step of Journey.execute, on the same exact counts (a second SQL run would
     # draw a new random selection of pairs per person for transitions).
-    parts = dp.split(Fraction(1), len(vectors))
-    noisy = {
-        v.name: noise(values[v.name], l1=v.l1, l2=v.l2, epsilon=e, privacy=lenient, delta=0.0)
-        for v, e in zip(vectors, parts, strict=True)
-    }
-    got = _numbers(prepared.answer(noisy, lenient)[1])
-    assert got and sum((r.epsilon for r in noisy.values()), Fraction(0)) <= 1
+    released = prepared.release(exact_cells, Fraction(1), lenient)
+    got = _numbers(released.rows)
+    assert got and released.epsilon <= 1
     inside = derived = 0
     for key, cell in got.items():
         assert cell["error95"] is not None and cell["error95"] >= 0, key
@@ -359,19 +354,13 @@ def test_bounds_are_honest_over_many_releases(room: Room, name: str) -> None:
     }
     lenient = privacy.model_copy(update={"min_noisy_persons": 0})
     truth = _numbers(prepared.answer(noiseless, lenient)[1])
-    epsilon = dp.split(Fraction(str(privacy.default_epsilon)), len(vectors))
     inside: dict[bool, int] = defaultdict(int)
     total: dict[bool, int] = defaultdict(int)
     # Enough runs for ~3,000 direct counts, so the 93-97% window is five standard errors wide.
     runs = min(1_500, max(300, 3_000 // max(1, sum(len(v.cells) for v in vectors))))
     for _ in range(runs):
-        noisy = {
-            v.name: noise(
-                exact_values[v.name], l1=v.l1, l2=v.l2, epsilon=e, privacy=privacy, delta=0.0
-            )
-            for v, e in zip(vectors, epsilon, strict=True)
-        }
-        for key, cell in _numbers(prepared.answer(noisy, lenient)[1]).items():
+        released = prepared.release(exact_cells, privacy.default_epsilon, lenient)
+        for key, cell in _numbers(released.rows).items():
             direct = "low" not in cell and key[-1] in {"persons", "converted"}
             low = cell.get("low", cell["value"] - cell["error95"])
             high = cell.get("high", cell["value"] + cell["error95"])

@@ -295,7 +295,7 @@ def test_group_by_city_gives_one_group_per_city_with_exact_noiseless_sums(
     by_city = {row[0]: row[1:] for row in exact}
     names = [m.name for m in compiled.measurements]
     for city, persons in world.truth.persons.items():
-        values = dict(zip(names, by_city[city], strict=True))
+        values = dict(zip(names, by_city[city][: len(names)], strict=True))  # then the cut
         counted = [v for k, v in values.items() if "person" in k]
         summed = [v for k, v in values.items() if k.startswith("m_sum")]
         assert counted and all(v == len(persons) for v in counted), (city, values)

@@ -86,6 +86,10 @@ def test_grouped_query_releases_every_declared_key_with_error_bounds(
         else:
             assert avg["low"] <= avg["value"] <= avg["high"]
     assert budget_left(server, token) == pytest.approx(before - 0.5)
+    cut = result["cut"]  # the row bound's cut, disclosed with its bounds
+    assert cut["possible"] and cut["unit"] == "rows" and cut["bound"] == cut["cap"] // 10
+    assert cut["cut"]["error95"] > 0 and cut["persons"]["error95"] > 0
+    assert 0 <= cut["share"]["low"] <= cut["share"]["high"] <= 1
 
 
 def test_same_question_is_answered_from_the_cache_for_free(
@@ -121,6 +125,7 @@ def test_dry_run_prices_without_spending(world: World, live: tuple[LiveServer, R
     preview = r.json()
     assert preview["dry_run"] is True and preview["epsilon_float"] == pytest.approx(0.4)
     assert preview["aggregates"]["orders"]["error95"] > 0
+    assert preview["cut"]["epsilon_share"] == "1/10" and preview["cut"]["cut_error95"] > 0
     assert budget_left(server, token) == before
 
 
@@ -177,6 +182,7 @@ def test_overlap_template_matches_ground_truth_within_bounds(
         assert "ofogh" in combo.split("+")  # join required: only ofogh's own persons
         expected = truth.get("+".join(sorted(combo.split("+"))), 0)
         assert abs(row["persons"]["value"] - expected) <= 3 * row["persons"]["error95"] + 1
+    assert result["cut"] == {"possible": False, "material": False}  # one cell a person
     assert result["pairwise"] and all(
         0 <= p["rate"]["low"] <= p["rate"]["value"] <= p["rate"]["high"] <= 1
         for p in result["pairwise"]
@@ -380,6 +386,7 @@ def test_cli_writes_results_and_lists_history(
     out = tmp_path / "cities.parquet"
     ran = run_cli("query", *auth, "--sql", SQL, "--epsilon", "0.25", "--out", out, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
+    assert "cut: " in ran.stdout and "per-person" in ran.stdout
     table = pq.read_table(out).to_pylist()
     assert table and {r["measure"] for r in table} == {"orders", "buyers", "avg_amount"}
     query_id = table[0]["query_id"]
@@ -398,6 +405,7 @@ def test_cli_writes_results_and_lists_history(
     priced = run_cli("query", *auth, "--sql", SQL, "--epsilon", "0.1", "--dry-run", cwd=tmp_path)
     assert priced.returncode == 0, priced.stderr
     assert "such queries" in priced.stdout and "error95" not in priced.stdout
+    assert "1/10 of the epsilon" in priced.stdout
 
 
 def test_python_client_returns_frames_with_bounds_and_typed_refusals(

@@ -379,6 +379,7 @@ def test_pricing_and_bad_epsilons_answer_on_the_console(
     assert "Expected error" in priced.text and "± " in priced.text
     assert 'id="budget-queries-left"' in priced.text
     assert "more queries at the default" in priced.text
+    assert 'id="cut-price"' in priced.text  # a person count by city: groups over the bound
     bad = v.post("/ui/console", {"csrf": csrf, "template": "overlap", "epsilon": "lots"})
     assert bad.status_code == 400 and "epsilon must be a number" in bad.text
     assert 'id="template-overlap" open' in bad.text  # the form comes back as it was sent
@@ -441,6 +442,17 @@ def test_history_reopens_and_downloads_ones_own_results(
         "policy_version": 1,
         "generation": 1,
         "seconds": 0.1,
+        "cut": {
+            "possible": True,
+            "unit": "rows",
+            "bound": 10,
+            "cap": 100,
+            "kept": {"value": 4100, "error95": 900.0},
+            "cut": {"value": 2300, "error95": 900.0, "at_least": True},
+            "persons": {"value": 120, "error95": 60.0},
+            "share": {"value": 0.3594, "low": 0.2, "high": 0.5},
+            "material": True,
+        },
     }
     room.store.connection().execute(
         "INSERT INTO queries (id, party, user_name, kind, request, cache_key, policy_version, "
@@ -458,6 +470,8 @@ def test_history_reopens_and_downloads_ones_own_results(
     assert listed.status_code == 200 and f"/ui/queries/{query_id}" in listed.text
     reopened = v.get(f"/ui/queries/{query_id}")
     assert reopened.status_code == 200 and 'id="result-table"' in reopened.text
+    assert 'id="cut-disclosure"' in reopened.text and "≈ 36% of rows" in reopened.text
+    assert "the true total is higher" in reopened.text
     assert f"/ui/queries/{query_id}/download?format=csv" in reopened.text
     csv_file = v.get(f"/ui/queries/{query_id}/download?format=csv")
     assert csv_file.status_code == 200 and csv_file.text.startswith("city,measure,value,error95")

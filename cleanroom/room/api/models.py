@@ -47,6 +47,60 @@ class BoundsOut(BaseModel):
     )
 
 
+class Bounded(BaseModel):
+    """A noisy count and the half-width of its 95% interval."""
+
+    value: int
+    error95: float
+
+
+class CutShare(BaseModel):
+    """The cut over kept + cut, with the range both numbers' 95% bounds allow."""
+
+    value: float | None
+    low: float
+    high: float
+
+
+class CutDisclosure(BaseModel):
+    """What the per-person bounds removed from this answer (noisy, paid from its epsilon).
+
+    ``possible`` false: each person counts at most once per cell, nothing can
+    be cut. Otherwise ``cut`` is each person's excess over ``bound`` counted up
+    to ``cap`` (so a lower bound of what was removed), ``persons`` the persons
+    over the bound, ``share`` the cut over kept + cut, and ``material`` whether
+    the cut is beyond its own noise; when it is, the true total is higher than
+    the answer.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    possible: bool
+    material: bool = False
+    unit: Literal["rows", "groups", "pairs", "amount"] | None = None
+    bound: int | None = Field(None, description="the per-person bound that cut")
+    cap: int | None = Field(None, description="each person's excess is counted up to this")
+    kept: Bounded | None = None
+    cut: Bounded | None = Field(None, description="at least this much was cut (95% bound)")
+    persons: Bounded | None = Field(None, description="persons over the bound")
+    share: CutShare | None = None
+
+
+class CutPrice(BaseModel):
+    """How a query would disclose its cut: the share of its epsilon and the expected bounds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    possible: bool
+    epsilon_share: str = Field(description="the share of the query's epsilon spent on the cut")
+    unit: str | None = None
+    bound: int | None = None
+    cap: int | None = None
+    epsilon: str | None = None
+    cut_error95: float | None = None
+    persons_error95: float | None = None
+
+
 class QueryResult(BaseModel):
     """A released answer: rows of dimensions and numbers, what it cost, what it ran under."""
 
@@ -73,6 +127,7 @@ class QueryResult(BaseModel):
     seconds: float | None = None
     template: str | None = None
     bounds: BoundsOut | None = Field(None, description="the per-person bounds applied")
+    cut: CutDisclosure | None = Field(None, description="what the per-person bounds removed")
 
 
 class ExpectedError(BaseModel):
@@ -110,6 +165,7 @@ class QueryPrice(BaseModel):
     threshold_error95: float | None = None
     budget: BudgetOutlook | None = None
     bounds: BoundsOut | None = Field(None, description="the per-person bounds it would apply")
+    cut: CutPrice | None = None
 
 
 class QuerySummary(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from fractions import Fraction
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +38,8 @@ def number(value: Any, language: Language) -> str:
     The shape is the same in every language (so a number reads the same in
     both); the separators are the locale's, from Babel's CLDR data.
     """
+    if isinstance(value, Fraction):  # an exact epsilon: shown as its decimal
+        value = int(value) if value.denominator == 1 else float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.models import CollaborationPolicy
 
 Kind = Literal["added", "removed", "changed"]
@@ -157,6 +158,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, Epsilon):
+        return int(value) if value.denominator == 1 else float(value)
     return value
 
 

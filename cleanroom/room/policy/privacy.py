@@ -1,8 +1,9 @@
 """The privacy part of a policy: mechanism, budget, per-person bounds, who may ask what.
 
-Epsilons are kept as decimals from the YAML and turned into exact fractions
-for the ledger (``cleanroom.room.budget``), so a budget never drifts by float
-rounding.
+Epsilons are read from the YAML's decimals into exact values
+(:class:`~cleanroom.room.epsilon.Epsilon`: ``0.1`` is ``1/10``) and stay exact
+through the engine, the ledger (``cleanroom.room.budget``) and the API, so a
+budget never drifts by float rounding.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cleanroom.room.epsilon import Epsilon
 
 # The smallest epsilon one query (or report section) may spend: below it the
 # noise swamps any count (scale 10^6 at sensitivity 1), and fractions such as
@@ -31,17 +34,20 @@ class BudgetPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epsilon: float = Field(gt=0, le=100, description="collaboration-wide epsilon per period")
+    epsilon: Epsilon = Field(gt=0, le=100, description="collaboration-wide epsilon per period")
     period: Period = "month"
-    shares: dict[str, float] = Field(description="party (or 'reporter') -> its epsilon per period")
+    shares: dict[str, Epsilon] = Field(
+        description="party (or 'reporter') -> its epsilon per period"
+    )
 
     @model_validator(mode="after")
     def _shares_fit(self) -> BudgetPolicy:
         if any(v < 0 for v in self.shares.values()):
             raise ValueError("budget shares must not be negative")
-        if sum(self.shares.values()) > self.epsilon + 1e-12:
+        if sum(self.shares.values(), Epsilon(0)) > self.epsilon:
             raise ValueError(
-                f"budget shares add up to {sum(self.shares.values())}, over the cap {self.epsilon}"
+                f"budget shares add up to {float(sum(self.shares.values(), Epsilon(0))):g}, "
+                f"over the cap {float(self.epsilon):g}"
             )
         return self
 
@@ -88,9 +94,9 @@ class PrivacyPolicy(BaseModel):
     mechanism: Literal["laplace", "gaussian"] = "laplace"
     delta: float | None = Field(None, gt=0, le=1e-5, description="per query, Gaussian only")
     budget: BudgetPolicy
-    max_epsilon_per_query: float = Field(gt=0, le=10)
-    default_epsilon: float = Field(
-        0.5, ge=MIN_QUERY_EPSILON, description="a query's epsilon when it names none"
+    max_epsilon_per_query: Epsilon = Field(gt=0, le=10)
+    default_epsilon: Epsilon = Field(
+        Epsilon("0.5"), ge=MIN_QUERY_EPSILON, description="a query's epsilon when it names none"
     )
     max_rows_per_person: int = Field(10, ge=1, le=10_000)
     max_groups_per_person: int = Field(5, ge=1, le=1_000)
@@ -152,4 +158,4 @@ class TemplatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    epsilon: float | None = Field(None, ge=MIN_QUERY_EPSILON)
+    epsilon: Epsilon | None = Field(None, ge=MIN_QUERY_EPSILON)

@@ -19,6 +19,7 @@ from fractions import Fraction
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import MIN_QUERY_EPSILON, PrivacyPolicy, TemplatePolicy
 
 # Report names appear in URLs and directory names: keep them to a safe alphabet.
@@ -27,9 +28,9 @@ TEMPLATE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 REVIEWERS = "reviewers"  # a recipient that is not a party: the compliance reviewers
 
 
-def exact(value: float) -> Fraction:
+def exact(value: float | Fraction) -> Epsilon:
     """A policy epsilon as the decimal its author wrote (what the ledger charges)."""
-    return Fraction(repr(value))
+    return Epsilon.parse(value)
 
 
 class ReportSection(BaseModel):
@@ -39,7 +40,7 @@ class ReportSection(BaseModel):
 
     template: str = Field(pattern=TEMPLATE_NAME, description="an approved template, e.g. overlap")
     params: dict[str, str] = Field(default_factory=dict, max_length=20)
-    epsilon: float = Field(
+    epsilon: Epsilon = Field(
         ge=MIN_QUERY_EPSILON, le=10, description="this section's share of the run's epsilon"
     )
 

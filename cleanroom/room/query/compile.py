@@ -23,6 +23,14 @@ filter the row bound is the plain filter ``_rank <= k`` (no window over all
 rows per query); with a filter or a join the rows that survive are ranked
 afresh. Literals travel as bound parameters; names come from the plan, which
 only holds vetted names, and are quoted anyway.
+
+The same SQL measures what the bounds removed (:class:`~cleanroom.room.pipeline.Cut`):
+per person, the rows (or, for a query counting only persons, the groups)
+before the bounds and after them; the result carries, after the
+measurements, the rows kept, each person's excess counted up to the cut's
+cap, and the persons with any excess. On the stored random order the rows
+before the bounds are read up to ``k + cap`` per person, which is all the
+cap counts.
 """
 
 from __future__ import annotations
@@ -34,15 +42,19 @@ from typing import Literal
 
 from cleanroom.room import sensitivity
 from cleanroom.room.identity import RANK
-from cleanroom.room.query.plan import Aggregate, BoolOp, ColumnRef, Comparison, Filter, QueryPlan
+from cleanroom.room.pipeline import Cut
+from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan
 from cleanroom.room.warehouse import quote
 
 MeasureKind = Literal["count", "count_persons", "sum", "count_values"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Measurement:
-    """One vector of exact values (a value per group) to be released with noise."""
+    """One vector of exact values (a value per group) to be released with noise.
+
+    Compared by identity: the aggregates that read it hold this very object.
+    """
 
     name: str  # SQL column of the exact result
     kind: MeasureKind
@@ -54,13 +66,32 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Measures:
+    """What a plan releases, and which of it each aggregate and the threshold read."""
+
+    all: list[Measurement]  # de-duplicated, in result-column order
+    per_aggregate: tuple[tuple[Measurement, ...], ...]  # aligned with the plan's aggregates
+    persons: Measurement | None  # the noisy person count the minimum group size applies to
+    cut: Cut | None  # what the bounds remove, when they can remove anything
+
+
+@dataclass(frozen=True)
 class Compiled:
-    """SQL, its parameters, and the measurements its result columns hold."""
+    """SQL, its parameters, and what its result columns hold.
+
+    A result row is the group keys, one column per measurement, then (with a
+    cut) the cut's three exact figures: kept, cut (capped), persons affected.
+    """
 
     sql: str
     params: list[object]
     keys: list[str]  # result columns holding the group keys, in plan order
-    measurements: list[Measurement]
+    measures: Measures
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        """Every measurement, in result-column order."""
+        return self.measures.all
 
 
 def integer_bounds(bounds: tuple[float, float]) -> tuple[int, int]:
@@ -85,8 +116,21 @@ def person_groups(plan: QueryPlan, k: int, g: int) -> int:
     return min(k if bounds_rows(plan) else g, g, plan.key_count)
 
 
-def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Measurement]:
-    """What the plan releases, de-duplicated.
+def cut_of(plan: QueryPlan, k: int, g: int) -> Cut | None:
+    """What the bounds can remove, or None when they cannot remove anything.
+
+    Rows over ``k`` (and the rows of groups over ``g``); for a query counting
+    only persons, groups over ``g``.
+    """
+    if bounds_rows(plan):
+        return Cut.of("rows", k)
+    if plan.group_by and person_groups(plan, k, g) < plan.key_count:
+        return Cut.of("groups", g)
+    return None
+
+
+def measure(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> Measures:
+    """What the plan releases, de-duplicated, each aggregate tied to its measurements.
 
     The noisy person count per group is what the minimum-group-size rule is
     applied to, so with a ``threshold`` it is measured even when the query did
@@ -94,28 +138,35 @@ def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Me
     """
     groups = person_groups(plan, k, g)
     persons = _measurement("m_persons", "count_persons", sensitivity.once_per_cell(groups))
-    found: dict[str, Measurement] = {}
+    found: dict[tuple[str, ColumnRef | None], Measurement] = {}
 
-    def add(m: Measurement) -> None:
-        found.setdefault(m.name, m)
+    def add(m: Measurement) -> Measurement:
+        return found.setdefault((m.kind, m.column), m)
 
+    per_aggregate: list[tuple[Measurement, ...]] = []
     for agg in plan.aggregates:
         if agg.kind == "count":
-            add(_measurement("m_count", "count", sensitivity.rows(k, plan.key_count)))
+            count = _measurement("m_count", "count", sensitivity.rows(k, plan.key_count))
+            per_aggregate.append((add(count),))
         elif agg.kind == "count_persons":
-            add(persons)
+            per_aggregate.append((add(persons),))
         else:
             assert agg.column is not None and agg.bounds is not None
             lo, hi = integer_bounds(agg.bounds)
             total = sensitivity.metric_sum(k, lo, hi, plan.key_count)
             col = f"{agg.column.table}__{agg.column.column}"
-            add(_measurement(f"m_sum__{col}", "sum", total, agg.column, (lo, hi)))
+            used = [add(_measurement(f"m_sum__{col}", "sum", total, agg.column, (lo, hi)))]
             if agg.kind == "avg":
                 values = sensitivity.rows(k, plan.key_count)
-                add(_measurement(f"m_n__{col}", "count_values", values, agg.column))
-    if threshold:
-        add(persons)
-    return list(found.values())
+                used.append(add(_measurement(f"m_n__{col}", "count_values", values, agg.column)))
+            per_aggregate.append(tuple(used))
+    threshold_count = add(persons) if threshold else found.get(("count_persons", None))
+    return Measures(list(found.values()), tuple(per_aggregate), threshold_count, cut_of(plan, k, g))
+
+
+def measurements(plan: QueryPlan, k: int, g: int, *, threshold: bool) -> list[Measurement]:
+    """Every measurement of the plan (see :func:`measure`)."""
+    return measure(plan, k, g, threshold=threshold).all
 
 
 def _measurement(
@@ -176,7 +227,8 @@ def compile_plan(
             f" JOIN {quote(tables[t.name])} AS {_ident(t.alias)}"
             f" ON {_ident(t.alias)}.person = {_ident(first.alias)}.person"
         )
-    ms = measurements(plan, k, g, threshold=threshold)
+    measures = measure(plan, k, g, threshold=threshold)
+    ms = measures.all
     needed: dict[str, ColumnRef] = {}
     for key in plan.group_by:
         needed[f"k__{key.column.table}__{key.column.column}"] = key.column
@@ -187,11 +239,13 @@ def compile_plan(
         f"{_col(ref)} AS {_ident(name)}" for name, ref in needed.items()
     ]
     conditions = []
+    first_param = len(params)
     if plan.where is not None:
         conditions.append(_filter(plan.where, params))
     for key in plan.group_by:  # only declared keys are ever counted
         params.extend(key.domain)
         conditions.append(f"({_col(key.column)} IN ({', '.join('?' for _ in key.domain)}))")
+    in_scope = (list(conditions), params[first_param:])  # the rows before any bound
     # One table, no filter: the stored random order bounds the rows (see the module docstring).
     ranked_at_match = not rest and plan.where is None
     if ranked_at_match and bounds_rows(plan):
@@ -235,6 +289,7 @@ def compile_plan(
     group_cols = ", ".join(_ident(c) for c in keys)
     lead = group_cols + ", " if keys else ""
     by = f" GROUP BY {group_cols}" if keys else ""
+    final = kept  # the rows that survive every bound (before per-pair sums)
     if counts_persons:
         pair_cols = ", ".join(["person", *(_ident(c) for c in keys)])
         pairs = ", ".join([pair_cols, *(f"{e} AS {_ident(n)}" for n, e in per_row.items())])
@@ -247,22 +302,53 @@ def compile_plan(
     columns = ", ".join(
         f"coalesce({e}, 0)::BIGINT AS {_ident(m.name)}" for e, m in zip(aggregates, ms, strict=True)
     )
-    sql = f"WITH {', '.join(ctes)} SELECT {lead}{columns} FROM {kept}{by}"
-    return Compiled(sql, params, keys, ms)
+    answer = f"SELECT {lead}{columns} FROM {kept}{by}"
+    if measures.cut is None:
+        return Compiled(f"WITH {', '.join(ctes)} {answer}", params, keys, measures)
+    if ranked_at_match and bounds_rows(plan):  # src holds k rows a person: read up to k + cap
+        conditions, scope_params = in_scope
+        rank = f"{_ident(first.alias)}.{_ident(RANK)}"
+        conditions = [*conditions, f"({rank} <= {int(k + measures.cut.cap)})"]
+        carried = "".join(
+            f", {_col(key.column)} AS {_ident(c)}"
+            for key, c in zip(plan.group_by, keys, strict=True)
+        )
+        ctes.append(
+            f"before AS (SELECT {_ident(first.alias)}.person AS person{carried}"
+            f" FROM {source} WHERE {' AND '.join(conditions)})"
+        )
+        params.extend(scope_params)
+        before = "before"
+    else:
+        before = "src"
+    ctes += _cut_ctes(measures.cut, before, final, keys)
+    ctes.append(f"answer AS ({answer})")
+    sql = (
+        f"WITH {', '.join(ctes)} SELECT answer.*, cut_totals.* "
+        "FROM cut_totals LEFT JOIN answer ON 1 = 1"
+    )
+    return Compiled(sql, params, keys, measures)
+
+
+def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[str]:
+    """Per person, the units before the bounds and after them; then the three totals.
+
+    A unit is a row, or (for a query counting only persons) a distinct group.
+    """
+    if cut.unit == "groups":
+        cols = ", ".join(["person", *(_ident(c) for c in keys)])
+        before, after = (f"(SELECT DISTINCT {cols} FROM {t}) AS u" for t in (before, after))
+    return [
+        f"cut_before AS (SELECT person, count(*) AS n FROM {before} GROUP BY person)",
+        f"cut_after AS (SELECT person, count(*) AS n FROM {after} GROUP BY person)",
+        "cut_totals AS (SELECT "
+        "coalesce(sum(coalesce(a.n, 0)), 0)::BIGINT AS c_kept, "
+        f"coalesce(sum(least(b.n - coalesce(a.n, 0), {int(cut.cap)})), 0)::BIGINT AS c_cut, "
+        "coalesce(sum(CASE WHEN b.n > coalesce(a.n, 0) THEN 1 ELSE 0 END), 0)::BIGINT AS c_persons"
+        " FROM cut_before AS b LEFT JOIN cut_after AS a ON a.person = b.person)",
+    ]
 
 
 def _salt() -> int:
     """A fresh secret per query: which groups a person keeps is not the analyst's to steer."""
     return secrets.randbits(62)
-
-
-def aggregate_measurements(agg: Aggregate, ms: list[Measurement]) -> list[Measurement]:
-    """The measurements one aggregate is computed from (AVG: a sum and a count)."""
-    if agg.kind == "count":
-        return [m for m in ms if m.kind == "count"]
-    if agg.kind == "count_persons":
-        return [m for m in ms if m.kind == "count_persons"]
-    assert agg.column is not None
-    col = f"{agg.column.table}__{agg.column.column}"
-    names = [f"m_sum__{col}"] + ([f"m_n__{col}"] if agg.kind == "avg" else [])
-    return [m for m in ms if m.name in names]

@@ -28,6 +28,7 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.bounds import applied, with_bounds
 from cleanroom.room.budget import BudgetExceeded, Ledger
 from cleanroom.room.dp import MIN_EPSILON
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -67,6 +68,7 @@ RESULT_ENVELOPE = frozenset(
         "dry_run",
         "bounds",
         "suppression_applied",  # shown as a notice, not as a template's figure
+        "cut",  # what the per-person bounds removed (the release pipeline's disclosure)
     }
 )
 
@@ -78,7 +80,7 @@ class QueryRequest:
     sql: str | None = None
     template: str | None = None
     params: dict[str, str] = field(default_factory=dict)
-    epsilon: Fraction | None = None
+    epsilon: Epsilon | None = None
     dry_run: bool = False
 
     def describe(self) -> dict[str, Any]:
@@ -126,14 +128,14 @@ def _party_of(user: User) -> str:
     raise ForbiddenError(f"'{user.name}' is {a(user.role)}; queries are for analysts and reporters")
 
 
-def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Fraction:
+def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Epsilon:
     """The request's epsilon, else the template's approved one, else the policy default."""
     privacy = policy.privacy
     assert privacy is not None
     approved = policy.templates.get(request.template or "")
     default = approved.epsilon if approved is not None and approved.epsilon else None
-    epsilon = request.epsilon or Fraction(str(default or privacy.default_epsilon))
-    cap = Fraction(str(privacy.max_epsilon_per_query))
+    epsilon = Epsilon.parse(request.epsilon or default or privacy.default_epsilon)
+    cap = privacy.max_epsilon_per_query
     if epsilon <= 0:
         raise QueryRejected("epsilon_invalid", "epsilon must be positive")
     if epsilon < MIN_EPSILON:

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 from cleanroom.room.policy.privacy import PrivacyPolicy
-from cleanroom.room.query.compile import compile_plan, measurements
+from cleanroom.room.query.compile import compile_plan, measure
 from cleanroom.room.query.plan import QueryPlan
 from cleanroom.room.query.release import Released, preview, release
 
@@ -57,8 +57,8 @@ class SqlQuery:
 
     def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
         """See :class:`Prepared`."""
-        ms = measurements(self.plan, **bounds(privacy))
-        return preview(self.plan, ms, epsilon=epsilon, privacy=privacy)
+        measures = measure(self.plan, **bounds(privacy))
+        return preview(self.plan, measures, epsilon=epsilon, privacy=privacy)
 
     def execute(
         self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy

@@ -1,23 +1,25 @@
-"""From exact bounded aggregates to the released table: noise, thresholds, error bounds.
+"""From exact bounded aggregates to the released table: the SQL side of the one pipeline.
 
-Everything here is post-processing of OpenDP releases (``cleanroom.room.dp``):
-every declared key gets a value (a key with no rows is a noisy zero, so the
-absence of a group is not a signal), groups whose noisy person count is under
-the policy's minimum are withheld, AVG is a noisy sum over a noisy count, and
-each number carries the 95% half-width of its noise.
+The noise itself is :mod:`cleanroom.room.pipeline`'s, as for every template;
+what is here is post-processing: every declared key gets a value (a key with
+no rows is a noisy zero, so the absence of a group is not a signal), groups
+whose noisy person count is under the policy's minimum are withheld, AVG is
+a noisy sum over a noisy count, and each number carries the 95% half-width of
+its noise. Each aggregate reads the measurements the compiler tied to it.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, pipeline
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import PrivacyPolicy
-from cleanroom.room.query.compile import Compiled, Measurement, integer_bounds
+from cleanroom.room.query.compile import Compiled, Measurement, Measures, integer_bounds
 from cleanroom.room.query.plan import Aggregate, QueryPlan
 
 
@@ -28,9 +30,10 @@ class Released:
     columns: list[str]
     rows: list[dict[str, Any]]
     suppressed: int
-    epsilon: Fraction
+    epsilon: Epsilon
     delta: float
     extra: dict[str, Any] = field(default_factory=dict)  # derived figures (post-processing)
+    cut: dict[str, Any] = field(default_factory=dict)  # what the bounds removed (pipeline)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -42,28 +45,8 @@ class Released:
             "epsilon_float": float(self.epsilon),
             "delta": self.delta,
             **self.extra,
+            "cut": self.cut,
         }
-
-
-def noise(
-    values: list[int],
-    *,
-    l1: float,
-    l2: float,
-    epsilon: Fraction,
-    privacy: PrivacyPolicy,
-    delta: float,
-) -> dp.Release:
-    """One vector through the policy's mechanism, calibrated to its L1 or L2 sensitivity."""
-    if privacy.mechanism == "gaussian":
-        return dp.gaussian_release(values, l2_sensitivity=l2, epsilon=epsilon, delta=delta)
-    return dp.laplace_release(values, l1_sensitivity=math.ceil(l1), epsilon=epsilon)
-
-
-def _mechanism(
-    m: Measurement, values: list[int], epsilon: Fraction, privacy: PrivacyPolicy, delta: float
-) -> dp.Release:
-    return noise(values, l1=m.l1, l2=m.l2, epsilon=epsilon, privacy=privacy, delta=delta)
 
 
 def ratio(
@@ -99,7 +82,7 @@ def ratio(
 def release(
     plan: QueryPlan,
     compiled: Compiled,
-    exact: list[tuple[Any, ...]],
+    exact: Sequence[tuple[Any, ...]],
     *,
     epsilon: Fraction,
     privacy: PrivacyPolicy,
@@ -108,20 +91,31 @@ def release(
     grid = list(itertools.product(*(key.domain for key in plan.group_by)))
     position = {key: i for i, key in enumerate(grid)}
     n_keys = len(compiled.keys)
-    vectors = {m.name: [0] * len(grid) for m in compiled.measurements}
+    ms = compiled.measurements
+    vectors: dict[Measurement, list[int]] = {m: [0] * len(grid) for m in ms}
+    counts = None
     for record in exact:
+        if compiled.measures.cut is not None:  # the cut's totals close every row
+            counts = pipeline.CutCounts(*(int(v or 0) for v in record[-3:]))
         i = position.get(tuple(record[:n_keys]))
-        if i is None:  # cannot happen: the SQL keeps declared keys only
+        if i is None:  # no group (only the cut's totals), or, impossibly, an undeclared key
             continue
-        for j, m in enumerate(compiled.measurements):
-            vectors[m.name][i] = int(record[n_keys + j] or 0)
-    parts = dp.split(epsilon, len(compiled.measurements))
-    delta_each = (privacy.delta or 0.0) / len(compiled.measurements)
-    noisy = {
-        m.name: _mechanism(m, vectors[m.name], part, privacy, delta_each)
-        for m, part in zip(compiled.measurements, parts, strict=True)
-    }
-    persons = noisy.get("m_persons")  # measured whenever the policy sets a minimum
+        for j, m in enumerate(ms):
+            vectors[m][i] = int(record[n_keys + j] or 0)
+    noisy = pipeline.release(
+        vectors, compiled.measures.cut, counts, epsilon=epsilon, privacy=privacy
+    )
+    return _answer(plan, grid, compiled.measures, noisy, privacy)
+
+
+def _answer(
+    plan: QueryPlan,
+    grid: list[tuple[Any, ...]],
+    measures: Measures,
+    noisy: pipeline.Noisy,
+    privacy: PrivacyPolicy,
+) -> Released:
+    persons = noisy[measures.persons] if measures.persons is not None else None
     columns = [key.output for key in plan.group_by] + [a.output for a in plan.aggregates]
     rows: list[dict[str, Any]] = []
     suppressed = 0
@@ -130,60 +124,50 @@ def release(
             suppressed += 1
             continue
         row: dict[str, Any] = {k.output: v for k, v in zip(plan.group_by, key, strict=True)}
-        for agg in plan.aggregates:
-            row[agg.output] = _value(agg, i, noisy)
+        for agg, used in zip(plan.aggregates, measures.per_aggregate, strict=True):
+            row[agg.output] = _value(agg, i, [noisy[m] for m in used])
         rows.append(row)
-    spent = sum((r.epsilon for r in noisy.values()), Fraction(0))
-    return Released(columns, rows, suppressed, spent, sum(r.delta for r in noisy.values()))
+    return Released(columns, rows, suppressed, noisy.epsilon, noisy.delta, cut=noisy.cut)
 
 
-def _value(agg: Aggregate, i: int, noisy: dict[str, dp.Release]) -> dict[str, Any]:
+def _value(agg: Aggregate, i: int, used: list[dp.Release]) -> dict[str, Any]:
     if agg.kind in ("count", "count_persons"):
-        r = noisy["m_count" if agg.kind == "count" else "m_persons"]
+        (r,) = used
         return {"value": max(0, r.values[i]), "error95": round(r.error95, 2)}
-    assert agg.column is not None and agg.bounds is not None
-    col = f"{agg.column.table}__{agg.column.column}"
-    s = noisy[f"m_sum__{col}"]
     if agg.kind == "sum":
+        (s,) = used
         return {"value": s.values[i], "error95": round(s.error95, 2)}
-    n = noisy[f"m_n__{col}"]
+    assert agg.bounds is not None
+    s, n = used
     lo, hi = integer_bounds(agg.bounds)
     return ratio(s.values[i], s.error95, n.values[i], n.error95, lo, hi)
 
 
 def preview(
-    plan: QueryPlan, ms: list[Measurement], *, epsilon: Fraction, privacy: PrivacyPolicy
+    plan: QueryPlan, measures: Measures, *, epsilon: Fraction, privacy: PrivacyPolicy
 ) -> dict[str, Any]:
     """A dry run: what the query would cost and how accurate each number would be."""
-    parts = dp.split(epsilon, len(ms))
-    delta_each = (privacy.delta or 0.0) / len(ms)
-    errors = {}
-    for m, part in zip(ms, parts, strict=True):
-        sensitivity = m.l2 if privacy.mechanism == "gaussian" else math.ceil(m.l1)
-        errors[m.name] = dp.expected_error95(privacy.mechanism, sensitivity, part, delta_each)
-    per_aggregate = {}
-    for agg in plan.aggregates:
-        if agg.kind == "count":
-            per_aggregate[agg.output] = {"error95": round(errors["m_count"], 2)}
-        elif agg.kind == "count_persons":
-            per_aggregate[agg.output] = {"error95": round(errors["m_persons"], 2)}
+    errors, cut = pipeline.preview(measures.all, measures.cut, epsilon=epsilon, privacy=privacy)
+    per_aggregate: dict[str, Any] = {}
+    for agg, used in zip(plan.aggregates, measures.per_aggregate, strict=True):
+        if agg.kind == "avg":
+            total, values = used
+            per_aggregate[agg.output] = {
+                "sum_error95": round(errors[total], 2),
+                "count_error95": round(errors[values], 2),
+            }
         else:
-            col = f"{agg.column.table}__{agg.column.column}" if agg.column else ""
-            entry = {"error95": round(errors[f"m_sum__{col}"], 2)}
-            if agg.kind == "avg":
-                entry = {
-                    "sum_error95": entry["error95"],
-                    "count_error95": round(errors[f"m_n__{col}"], 2),
-                }
-            per_aggregate[agg.output] = entry
+            per_aggregate[agg.output] = {"error95": round(errors[used[0]], 2)}
+    threshold = measures.persons
     return {
         "epsilon": str(epsilon),
         "epsilon_float": float(epsilon),
         "delta": privacy.delta or 0.0,
         "mechanism": privacy.mechanism,
         "groups": plan.key_count,
-        "measurements": len(ms),
+        "measurements": len(measures.all),
         "min_noisy_persons": privacy.min_noisy_persons,
-        "threshold_error95": round(errors["m_persons"], 2) if "m_persons" in errors else None,
+        "threshold_error95": round(errors[threshold], 2) if threshold is not None else None,
         "aggregates": per_aggregate,
+        "cut": cut,
     }

@@ -31,6 +31,7 @@ from cleanroom.room.i18n import (
     labels,
     translations,
 )
+from cleanroom.room.i18n import cut as cut_text
 from cleanroom.room.reports.tables import tables_for
 
 
@@ -46,8 +47,9 @@ def _environment(language: Language) -> Environment:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["number"] = lambda value: formats.number(value, language)
     env.filters["digits"] = lambda value: formats.digits(str(value), language)
-    env.filters["decimal"] = lambda text: formats.localized(str(text), language)
+    env.filters["decimal"] = lambda text: formats.localized(format(text), language)
     env.filters["label"] = lambda word: labels.label(word, language)
+    env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
     env.globals["lang"] = language
     env.globals["words"] = frozenset(labels.WORDS)
     env.globals["dir"] = direction(language)
@@ -149,6 +151,7 @@ def _write(
                 "query_id": section.result.get("query_id", ""),
                 "suppressed": section.result.get("suppressed_groups", 0),
                 "opt_out": bool(section.result.get("suppression_applied")),
+                "cut": section.result.get("cut"),
                 "charts": charts,
                 "tables": tables,
             }

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from cleanroom.errors import ConflictError, NotFoundError
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.store import MetaStore, now
 
 Status = Literal["running", "done", "refused", "failed"]
@@ -231,7 +232,7 @@ def _run(row: sqlite3.Row) -> ReportRun:
         status=row["status"],
         policy_version=int(row["policy_version"]),
         generation=row["generation"],
-        epsilon=Fraction(row["epsilon"]),
+        epsilon=Epsilon(row["epsilon"]),
         charge_id=row["charge_id"],
         refunded=bool(row["refunded"]),
         inputs=json.loads(row["inputs"]),

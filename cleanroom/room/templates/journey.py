@@ -5,8 +5,12 @@ pairs, funnel steps, bins, cohorts…): a cell with no one in it is a noisy
 zero, so absence is not a signal. Its SQL bounds each person's contribution
 and computes exact per-cell counts; each vector is then released with the
 sensitivity derived from that bound by :mod:`cleanroom.room.sensitivity`
-(``l1``/``l2``: how much one person can move the whole vector), with the
-query's epsilon split evenly over its vectors. Everything after the noise is post-processing.
+(``l1``/``l2``: how much one person can move the whole vector), through the
+one release pipeline (:mod:`cleanroom.room.pipeline`: the epsilon split, the
+noise, the cut disclosed). A template whose bound can remove something
+(``transitions``: pairs over ``max_transitions``) declares a :meth:`Journey.cut`
+and reports its exact figures under :data:`CUT`. Everything after the noise
+is post-processing.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, pipeline
 from cleanroom.room.policy.privacy import PrivacyPolicy
-from cleanroom.room.query.release import Released, noise
+from cleanroom.room.query.release import Released
 from cleanroom.room.sensitivity import Contribution
 
 Cell = tuple[Any, ...]
+# Where a template's exact answer carries its cut: cells ("kept",), ("cut",), ("persons",).
+CUT = "_cut"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Vector:
     """One released vector: its declared cells and one person's maximal effect on it."""
 
@@ -84,28 +90,26 @@ class Journey(ABC):
     ) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
         """Columns, rows, groups withheld under the minimum, derived extras."""
 
+    def cut(self) -> pipeline.Cut | None:
+        """What the template's per-person bound can remove (None: nothing, by construction)."""
+        return None
+
     def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
         """Cost and expected error per vector, from the parameters alone."""
         vectors = self.vectors()
-        parts = dp.split(epsilon, len(vectors))
-        delta = (privacy.delta or 0.0) / len(vectors)
-        errors = {}
-        for v, part in zip(vectors, parts, strict=True):
-            sensitivity = v.l2 if privacy.mechanism == "gaussian" else math.ceil(v.l1)
-            error = dp.expected_error95(privacy.mechanism, sensitivity, part, delta)
-            errors[v.name] = {
-                "error95": round(error, 2),
-                "cells": len(v.cells),
-                "sensitivity": v.l1,
-            }
+        errors, cut = pipeline.preview(vectors, self.cut(), epsilon=epsilon, privacy=privacy)
         return {
             "epsilon": str(epsilon),
             "epsilon_float": float(epsilon),
             "delta": privacy.delta or 0.0,
             "mechanism": privacy.mechanism,
             "groups": sum(len(v.cells) for v in vectors),
-            "aggregates": errors,
+            "aggregates": {
+                v.name: {"error95": round(errors[v], 2), "cells": len(v.cells), "sensitivity": v.l1}
+                for v in vectors
+            },
             "min_noisy_persons": privacy.min_noisy_persons,
+            "cut": cut,
         }
 
     def execute(
@@ -122,25 +126,27 @@ class Journey(ABC):
         Apart from :meth:`execute` so that an audit can release one exact answer many times.
         """
         vectors = self.vectors()
-        parts = dp.split(epsilon, len(vectors))
-        delta = (privacy.delta or 0.0) / len(vectors)
-        noisy = {}
-        for v, part in zip(vectors, parts, strict=True):
-            found = exact.get(v.name, {})
-            values = [int(found.get(c, 0)) for c in v.cells]
-            noisy[v.name] = noise(
-                values, l1=v.l1, l2=v.l2, epsilon=part, privacy=privacy, delta=delta
-            )
-        columns, rows, suppressed, extra = self.answer(noisy, privacy)
-        spent = sum((r.epsilon for r in noisy.values()), Fraction(0))
+        answer = {v: [int(exact.get(v.name, {}).get(c, 0)) for c in v.cells] for v in vectors}
+        cut = self.cut()
+        counts = cut_counts(exact.get(CUT, {})) if cut is not None else None
+        noisy = pipeline.release(answer, cut, counts, epsilon=epsilon, privacy=privacy)
+        columns, rows, suppressed, extra = self.answer({v.name: noisy[v] for v in vectors}, privacy)
         return Released(
             columns,
             rows,
             suppressed,
-            spent,
-            sum(r.delta for r in noisy.values()),
+            noisy.epsilon,
+            noisy.delta,
             {"template": self.name, **extra},
+            cut=noisy.cut,
         )
+
+
+def cut_counts(found: dict[Cell, int]) -> pipeline.CutCounts:
+    """A template's exact cut figures (see :data:`CUT`); absent ones are zero."""
+    return pipeline.CutCounts(
+        int(found.get(("kept",), 0)), int(found.get(("cut",), 0)), int(found.get(("persons",), 0))
+    )
 
 
 def person_rows(

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.room import dp, sensitivity
+from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import ratio
 from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import Cell, Journey, Vector, count
+from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector, count
 from cleanroom.room.templates.params import Params, period
 from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
@@ -116,6 +117,8 @@ class CampaignLift(Journey):
             _, lo, hi = self.metric
             value = sensitivity.clamp_sql("e.v", lo, hi)
         person_spend = sensitivity.clamp_sql("spend", *self.spend_bounds)
+        cut = self.cut()
+        cap = cut.cap if cut is not None else 0
         params += [self.window_days]
         sql = f"""
             WITH arms AS (
@@ -135,7 +138,10 @@ class CampaignLift(Journey):
                 GROUP BY a.person, a.arm
             )
             SELECT arm, count(*), count(*) FILTER (WHERE converted),
-                   CAST(sum(round({person_spend})) AS BIGINT)
+                   CAST(sum(round({person_spend})) AS BIGINT),
+                   CAST(sum(abs(round({person_spend}))) AS BIGINT),
+                   CAST(sum(round(least(abs(spend - {person_spend}), {cap}))) AS BIGINT),
+                   count(*) FILTER (WHERE spend <> {person_spend})
             FROM outcomes GROUP BY arm
         """
         rows = cursor.execute(sql, params).fetchall()
@@ -143,7 +149,17 @@ class CampaignLift(Journey):
             "persons": {(r[0],): int(r[1]) for r in rows},
             "converted": {(r[0],): int(r[2]) for r in rows},
             "spend": {(r[0],): int(r[3] or 0) for r in rows},
+            CUT: {
+                (name,): sum(int(r[i] or 0) for r in rows)
+                for i, name in ((4, "kept"), (5, "cut"), (6, "persons"))
+            },
         }
+
+    def cut(self) -> Cut | None:
+        """Spend over ``spend_cap`` a person (their total is clamped): disclosed as an amount."""
+        if self.metric is None or self.spend_cap < 1:
+            return None
+        return Cut.of("amount", self.spend_cap)
 
     def answer(
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy

@@ -11,16 +11,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, pipeline
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.release import Released, noise, ratio
+from cleanroom.room.query.release import Released, ratio
 from cleanroom.room.sensitivity import Contribution, once_per_cell
+from cleanroom.room.templates.journey import Vector
 from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
 
@@ -31,6 +32,7 @@ class Overlap:
 
     parties: tuple[str, ...]
     anchor: str | None  # join-required: only the asking party's persons are counted
+    vector: Vector = field(init=False, repr=False, compare=False)  # persons per combination
 
     @property
     def canonical(self) -> str:
@@ -55,19 +57,22 @@ class Overlap:
     def _mask(self, combo: tuple[str, ...]) -> int:
         return sum(1 << self.parties.index(p) for p in combo)
 
+    def __post_init__(self) -> None:
+        # One object per prepared query: the pipeline keys its release by it.
+        object.__setattr__(self, "vector", Vector("persons", tuple(self.cells), self.contribution))
+
     def preview(self, epsilon: Fraction, privacy: PrivacyPolicy) -> dict[str, Any]:
         """See :class:`~cleanroom.room.query.prepared.Prepared`."""
-        c = self.contribution
-        sensitivity = c.l2 if privacy.mechanism == "gaussian" else math.ceil(c.l1)
-        error = dp.expected_error95(privacy.mechanism, sensitivity, epsilon, privacy.delta)
+        errors, cut = pipeline.preview([self.vector], None, epsilon=epsilon, privacy=privacy)
         return {
             "epsilon": str(epsilon),
             "epsilon_float": float(epsilon),
             "delta": privacy.delta or 0.0,
             "mechanism": privacy.mechanism,
             "groups": len(self.cells),
-            "aggregates": {"persons": {"error95": round(error, 2)}},
+            "aggregates": {"persons": {"error95": round(errors[self.vector], 2)}},
             "min_noisy_persons": privacy.min_noisy_persons,
+            "cut": cut,
         }
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[tuple[str, ...], int]:
@@ -89,14 +94,17 @@ class Overlap:
     def execute(
         self, cursor: Any, tables: dict[str, str], epsilon: Fraction, privacy: PrivacyPolicy
     ) -> Released:
-        """Exact cell counts in SQL, then one noisy vector."""
+        """Exact cell counts in SQL, then the release."""
+        return self.release(self.exact(cursor, tables), epsilon, privacy)
+
+    def release(
+        self, exact: dict[tuple[str, ...], int], epsilon: Fraction, privacy: PrivacyPolicy
+    ) -> Released:
+        """One noisy vector through the pipeline (nothing is cut: one cell a person)."""
         cells = self.cells
-        exact = self.exact(cursor, tables)
-        vector = [exact.get(c, 0) for c in cells]
-        c = self.contribution
-        noisy = noise(
-            vector, l1=c.l1, l2=c.l2, epsilon=epsilon, privacy=privacy, delta=privacy.delta or 0.0
-        )
+        answer = {self.vector: [exact.get(c, 0) for c in cells]}
+        released = pipeline.release(answer, None, None, epsilon=epsilon, privacy=privacy)
+        noisy = released[self.vector]
         rows, suppressed = [], 0
         for combo, value in zip(cells, noisy.values, strict=True):
             if value < privacy.min_noisy_persons:
@@ -112,9 +120,10 @@ class Overlap:
             ["combination", "persons"],
             rows,
             suppressed,
-            noisy.epsilon,
-            noisy.delta,
+            released.epsilon,
+            released.delta,
             {"pairwise": self._pairwise(cells, noisy)},
+            cut=released.cut,
         )
 
     def _pairwise(self, cells: list[tuple[str, ...]], noisy: dp.Release) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ transition A→B is two consecutive events at different brands, B within
 ``window_days`` of A (so "next brand after A" skips repeat visits to A). A
 person counts once per pair they made, and at most ``max_transitions`` pairs,
 chosen at random per query, so one person moves the brand-by-brand matrix by
-at most that many (L1). Parameters: ``brands`` (default: every brand open to
+at most that many (L1). The pairs over that bound are counted and disclosed
+(:class:`~cleanroom.room.pipeline.Cut`). Parameters: ``brands`` (default: every brand open to
 you), ``window_days`` (1–365, default 30), ``max_transitions`` (1–10, default
 3), ``start``/``end`` (dates; default the year up to today).
 """
@@ -18,12 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.room import dp
+from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows, salt
+from cleanroom.room.templates.journey import (
+    CUT,
+    Cell,
+    Journey,
+    Vector,
+    cells_of,
+    person_rows,
+    salt,
+)
 from cleanroom.room.templates.params import Params, period
+
+CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class Transitions(Journey):
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
         events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
         params += [self.window_days, salt()]
+        m, cap = int(self.max_transitions), int(self.cut().cap)
         sql = f"""
             WITH ev AS ({events}),
             seq AS (
@@ -80,12 +93,26 @@ class Transitions(Journey):
             kept AS (
                 SELECT a, b FROM pairs
                 QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?))
-                        <= {int(self.max_transitions)}
-            )
+                        <= {m}
+            ),
+            per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)
             SELECT a, b, count(*) FROM kept GROUP BY a, b
+            UNION ALL SELECT -1, 0, coalesce(sum(least(n, {m})), 0) FROM per
+            UNION ALL SELECT -1, 1, coalesce(sum(least(n - {m}, {cap})), 0) FROM per WHERE n > {m}
+            UNION ALL SELECT -1, 2, count(*) FROM per WHERE n > {m}
         """
         found = cells_of(cursor, sql, params, 2)
-        return {"persons": {(self.brands[a], self.brands[b]): n for (a, b), n in found.items()}}
+        cut = {CUT_CELLS[b]: n for (a, b), n in found.items() if a < 0}
+        return {
+            "persons": {
+                (self.brands[a], self.brands[b]): n for (a, b), n in found.items() if a >= 0
+            },
+            CUT: cut,
+        }
+
+    def cut(self) -> Cut:
+        """Pairs over ``max_transitions`` a person (see :class:`~cleanroom.room.pipeline.Cut`)."""
+        return Cut.of("pairs", self.max_transitions)
 
     def answer(
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy

@@ -44,6 +44,7 @@ from cleanroom.room.i18n import (
     language_of,
     translations,
 )
+from cleanroom.room.i18n import cut as cut_text
 from cleanroom.room.web.charts import is_number
 
 HERE = Path(__file__).parent
@@ -118,6 +119,7 @@ def _environment(language: Language) -> Environment:
     env.filters["label"] = lambda word: labels.label(word, language)
     env.filters["keys_of"] = keys_of
     env.filters["when"] = when_filter
+    env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
     env.tests["released"] = is_number
     env.globals["prefix"] = PREFIX
     env.globals["lang"] = language

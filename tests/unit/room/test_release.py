@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
-from cleanroom.room.query.compile import Compiled, measurements
+from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.query.release import preview, release
@@ -23,6 +23,13 @@ PLAN = QueryPlan(
 )
 
 
+CUT = (500_000, 250_000, 40_000)  # the compiled SQL's last columns: kept, cut, persons over
+
+
+def compiled_plan(p: PrivacyPolicy) -> Compiled:
+    return compile_plan(PLAN, {"okala.orders": "t"}, **bounds(p))
+
+
 def privacy(mechanism: str) -> PrivacyPolicy:
     return PrivacyPolicy(
         mechanism=mechanism,  # type: ignore[arg-type]
@@ -36,8 +43,8 @@ def privacy(mechanism: str) -> PrivacyPolicy:
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
 def test_release_under_each_mechanism(mechanism: str) -> None:
     p = privacy(mechanism)
-    ms = measurements(PLAN, **bounds(p))
-    compiled = Compiled("", [], ["k__o__city"], ms)
+    compiled = compiled_plan(p)
+    ms = compiled.measurements
     values = {
         "m_count": 500_000,
         "m_sum__o__amount": 25_000_000,
@@ -45,8 +52,8 @@ def test_release_under_each_mechanism(mechanism: str) -> None:
         "m_persons": 100_000,
     }
     exact = [
-        ("Tehran", *[values[m.name] for m in ms]),
-        ("Qom", *[2 if m.kind != "sum" else 100 for m in ms]),
+        ("Tehran", *[values[m.name] for m in ms], *CUT),
+        ("Qom", *[2 if m.kind != "sum" else 100 for m in ms], *CUT),
     ]
     out = release(PLAN, compiled, exact, epsilon=Fraction(1), privacy=p)
     assert out.epsilon <= 1 and (out.delta > 0) == (mechanism == "gaussian")
@@ -58,17 +65,20 @@ def test_release_under_each_mechanism(mechanism: str) -> None:
     assert (
         0 <= tehran["basket"]["low"] <= tehran["basket"]["value"] <= tehran["basket"]["high"] <= 100
     )
-    priced = preview(PLAN, ms, epsilon=Fraction(1), privacy=p)
+    priced = preview(PLAN, compiled.measures, epsilon=Fraction(1), privacy=p)
     assert priced["mechanism"] == mechanism and priced["aggregates"]["orders"]["error95"] > 0
+    assert priced["cut"]["possible"] and priced["cut"]["epsilon_share"] == "1/10"
+    assert out.cut["unit"] == "rows" and out.cut["bound"] == p.max_rows_per_person
+    assert abs(out.cut["cut"]["value"] - CUT[1]) <= 5 * out.cut["cut"]["error95"]
 
 
 def test_average_interval_always_holds_its_estimate() -> None:
     """Even when the noisy sum is negative and the estimate is clamped to the bounds."""
     p = privacy("laplace")
-    ms = measurements(PLAN, **bounds(p))
-    compiled = Compiled("", [], ["k__o__city"], ms)
+    compiled = compiled_plan(p)
+    ms = compiled.measurements
     for _ in range(200):
-        exact = [("Tehran", *[100_000 if m.kind != "sum" else 0 for m in ms])]
+        exact = [("Tehran", *[100_000 if m.kind != "sum" else 0 for m in ms], *CUT)]
         out = release(PLAN, compiled, exact, epsilon=Fraction(1, 100), privacy=p)
         for row in out.rows:
             basket = row["basket"]

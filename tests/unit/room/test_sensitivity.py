@@ -28,7 +28,7 @@ from cleanroom.room.query.plan import (
 )
 from cleanroom.room.query.prepared import bounds
 from tests.unit.room import journey_room
-from tests.unit.room.test_templates_sensitivity import extreme_person
+from tests.unit.room.test_templates_sensitivity import assert_cut_moves_within, extreme_person
 
 CITIES = ("Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz")
 BOUNDS = (0.0, 1000.0)
@@ -95,6 +95,12 @@ def exact(
     return out
 
 
+def cut_totals(con: duckdb.DuckDBPyConnection, compiled: Compiled) -> tuple[int, int, int]:
+    """The cut's exact figures, the last three columns of every row: kept, cut, persons over."""
+    rows = con.execute(compiled.sql, compiled.params).fetchall()
+    return tuple(int(v) for v in rows[0][-3:])  # type: ignore[return-value]
+
+
 def l1(a: dict[str, int], b: dict[str, int]) -> int:
     return sum(abs(a.get(c, 0) - b.get(c, 0)) for c in CITIES)
 
@@ -124,6 +130,18 @@ def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
     with_heavy = exact(warehouse(base + heavy), k, g, filtered, persons_only)
     for m in compiled.measurements:
         assert l1(without[m.name], with_heavy[m.name]) <= m.l1, (m.name, m.l1)
+    cut = compiled.measures.cut
+    if persons_only and g >= len(CITIES):  # every group a person has fits the bound
+        assert cut is None
+        return
+    assert cut is not None and cut.unit == ("groups" if persons_only else "rows")
+    # The heavy person is over every bound: they add their bounded units, a capped cut, one person.
+    (kept0, cut0, persons0), (kept1, cut1, persons1) = (
+        cut_totals(c, compiled) for c in (warehouse(base), warehouse(base + heavy))
+    )
+    units = len(CITIES) if persons_only else len(heavy)  # 10,000 rows over 6 groups
+    assert persons1 - persons0 == 1 and 0 < kept1 - kept0 <= cut.bound
+    assert cut1 - cut0 == min(units - (kept1 - kept0), cut.cap)
 
 
 def test_undeclared_keys_are_never_counted() -> None:
@@ -175,12 +193,23 @@ def sql_policy() -> CollaborationPolicy:
 def released_sql(
     prepared: QueryPlan, privacy: PrivacyPolicy, con: duckdb.DuckDBPyConnection
 ) -> tuple[Compiled, dict[str, dict[tuple[object, ...], int]]]:
-    """The engine's compiled SQL for the plan, run: per measurement, exact value per group."""
+    """The engine's compiled SQL for the plan, run: per measurement, exact value per group.
+
+    The cut's three figures come under ``"_cut"`` as cells ``("kept",)``, ``("cut",)``,
+    ``("persons",)``.
+    """
     with patch("cleanroom.room.query.compile._salt", return_value=0x5EED):
         compiled = compile_plan(prepared, journey_room.TABLES, **bounds(privacy))
     out: dict[str, dict[tuple[object, ...], int]] = {m.name: {} for m in compiled.measurements}
+    out["_cut"] = {("kept",): 0, ("cut",): 0, ("persons",): 0}
     n = len(compiled.keys)
     for row in con.execute(compiled.sql, compiled.params).fetchall():
+        if compiled.measures.cut is not None:
+            out["_cut"] = {
+                (c,): int(v) for c, v in zip(("kept", "cut", "persons"), row[-3:], strict=True)
+            }
+        if any(key is None for key in row[:n]):  # only the cut's totals
+            continue
         for j, m in enumerate(compiled.measurements):
             out[m.name][tuple(row[:n])] = int(row[n + j])
     return compiled, out
@@ -208,6 +237,8 @@ def test_every_sql_shape_moves_by_at_most_its_l1_and_l2(
             diffs = [abs(after[m.name].get(k, 0) - before[m.name].get(k, 0)) for k in grid]
             assert sum(diffs) <= m.l1, (sql, m.name, sum(diffs), m.l1)
             assert math.sqrt(sum(d * d for d in diffs)) <= m.l2 * (1 + 1e-12), (sql, m.name)
+        if compiled.measures.cut is not None:
+            assert_cut_moves_within(compiled.measures.cut, before["_cut"], after["_cut"])
 
 
 def test_a_missing_metric_is_neither_summed_nor_counted(sql_policy: CollaborationPolicy) -> None:

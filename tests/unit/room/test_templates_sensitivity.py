@@ -23,10 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.sensitivity import Contribution
 from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.journey import Cell, Journey, Vector
+from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector
 from cleanroom.room.templates.lift import CampaignLift
 from cleanroom.room.templates.overlap import Overlap
 from tests.unit.room.journey_room import (
@@ -135,6 +136,18 @@ def test_one_extreme_person_moves_every_vector_by_at_most_its_sensitivity(
             l1, l2 = moved(v, before.get(v.name, {}), after.get(v.name, {}))
             assert l1 <= v.l1, (name, params, v.name, l1, v.l1)
             assert l2 <= v.l2 * (1 + 1e-12), (name, params, v.name, l2, v.l2)
+        cut = prepared.cut() if isinstance(prepared, Journey) else None
+        if cut is not None:
+            assert_cut_moves_within(cut, before[CUT], after[CUT])
+
+
+def assert_cut_moves_within(cut: Cut, before: dict[Cell, int], after: dict[Cell, int]) -> None:
+    """The cut's two vectors ([kept, cut] and [persons]) move by at most their sensitivities."""
+    kept, removed, persons = (abs(after[(c,)] - before[(c,)]) for c in ("kept", "cut", "persons"))
+    assert kept <= cut.bound and removed <= cut.cap and persons <= 1, (kept, removed, persons)
+    assert kept + removed <= cut.volume.l1, (kept, removed, cut.volume.l1)
+    assert math.hypot(kept, removed) <= cut.volume.l2 * (1 + 1e-12)
+    assert persons <= cut.persons.l1
 
 
 def lift(room_policy: CollaborationPolicy, **params: str) -> CampaignLift:

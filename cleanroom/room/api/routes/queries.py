@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,6 +12,7 @@ from cleanroom.room.api.deps import roles
 from cleanroom.room.api.models import QueryPrice, QueryResult, QuerySummary
 from cleanroom.room.auth import Role, User
 from cleanroom.room.dp import MIN_EPSILON
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.export import FORMATS, MEDIA_TYPES, export
 from cleanroom.room.query.history import MAX_LISTED
@@ -58,7 +58,7 @@ async def submit(body: QueryBody, engine: EngineDep, user: Asker) -> dict[str, A
         sql=body.sql,
         template=body.template,
         params=body.params,
-        epsilon=Fraction(str(body.epsilon)) if body.epsilon is not None else None,
+        epsilon=Epsilon.parse(body.epsilon) if body.epsilon is not None else None,
         dry_run=body.dry_run,
     )
     return await run_in_threadpool(engine.run, request, user)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +31,7 @@ from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.i18n import N_, current
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
@@ -263,7 +263,7 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
         sql=body.sql,
         template=body.template,
         params=body.params,
-        epsilon=Fraction(str(body.epsilon)) if body.epsilon is not None else None,
+        epsilon=Epsilon.parse(body.epsilon) if body.epsilon is not None else None,
         dry_run=body.dry_run,
     )
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cleanroom import clock
+from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.i18n import formats
 
 BACK = str.maketrans("۰۱۲۳۴۵۶۷۸۹٬٫", "0123456789,.")
@@ -70,3 +71,8 @@ def test_age_reads_the_room_clock_in_each_language() -> None:
         assert formats.age(three_days, "fa") == "۳ روز پیش"
         assert formats.age((at - timedelta(seconds=5)).isoformat(), "fa") == "همین حالا"
         assert formats.age(None, "fa") == "هرگز"
+
+
+def test_an_exact_epsilon_is_shown_as_its_decimal() -> None:
+    assert formats.number(Epsilon("0.5"), "en") == "0.5"
+    assert formats.number(Epsilon(2), "fa") == "۲"
