@@ -94,7 +94,7 @@ class Result:
         envelope = {
             "query_id", "status", "columns", "rows", "suppressed_groups", "epsilon",
             "epsilon_float", "delta", "mechanism", "cached", "cached_from", "policy_version",
-            "generation", "seconds", "template", "dry_run",
+            "generation", "seconds", "template", "dry_run", "rules",
         }  # fmt: skip
         return {k: v for k, v in self.raw.items() if k not in envelope}
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
@@ -63,6 +64,7 @@ RESULT_ENVELOPE = frozenset(
         "seconds",
         "template",
         "dry_run",
+        "rules",
     }
 )
 
@@ -381,6 +383,8 @@ class Engine:
             "generation": generation.generation,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        # Each number's mostly-noise flag and rounding, and the rules that withheld cells.
+        result = accuracy.annotate(result, min_noisy_persons=privacy.min_noisy_persons)
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
@@ -429,7 +433,8 @@ class Engine:
         key: str,
     ) -> dict[str, Any]:
         original = cached.pop("id")
-        result = {**cached, "query_id": query_id, "cached": True, "cached_from": original}
+        result = {**accuracy.annotate(cached), "query_id": query_id, "cached": True}
+        result["cached_from"] = original
         body = json.dumps(result, sort_keys=True)
         with self.room.store.transaction() as tx:
             _insert_query(
@@ -470,7 +475,8 @@ class Engine:
             raise NotFoundError(f"no query {query_id}")
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
-        return {"status": "done", **json.loads(row["result"])}
+        # Annotated again: an answer stored before the flags existed gains them on the way out.
+        return {"status": "done", **accuracy.annotate(json.loads(row["result"]))}
 
     def history(
         self, user: User, *, limit: int = 50, before: str | None = None
