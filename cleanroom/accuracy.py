@@ -109,8 +109,8 @@ class Reading:
     error: str | None
     low: str | None
     high: str | None
-    step: float
     approx: bool
+    step: float
     mostly_noise: bool
     percent: bool
     points: bool
@@ -133,43 +133,40 @@ def read(cell: Mapping[str, Any]) -> Reading:
     """How one released cell is read (see the module docstring)."""
     value, error = finite(cell.get("value")), finite(cell.get("error95"))
     low, high = finite(cell.get("low")), finite(cell.get("high"))
+    bounds = (low, high) if low is not None and high is not None else None
     unit = cell.get("unit")
     percent, points = unit == SHARE, unit == POINTS
     scale = 2 if percent or points else 0
-    has_interval = low is not None and high is not None
-    integer = isinstance(cell.get("value"), int) and not has_interval and not scale
-    if error is None and has_interval and value is not None:
-        error = max(value - low, high - value)  # type: ignore[operator]
-    if error is None and has_interval:
-        error = (high - low) / 2  # type: ignore[operator]
+    integer = isinstance(cell.get("value"), int) and bounds is None and not scale
+    if error is None and bounds is not None:
+        lo_, hi_ = bounds
+        error = (hi_ - lo_) / 2 if value is None else max(value - lo_, hi_ - value)
     e = exponent(error, integer=integer)
-    step = float(_q(e))
-    clamped = bool(cell.get("clamped"))
-    noise = mostly_noise(cell)
-    if value is None or clamped or cell.get("range_only"):
-        if not has_interval:
-            return Reading("none", None, None, None, None, step, False, noise, percent, points, clamped)
-        lo, hi = _round(low, e, ROUND_FLOOR), _round(high, e, ROUND_CEILING)  # type: ignore[arg-type]
-        return Reading(
-            "range", None, None, _text(lo, e, scale=scale), _text(hi, e, scale=scale),
-            step, True, noise, percent, points, clamped,
-        )  # fmt: skip
-    shown = _round(value, e, ROUND_HALF_EVEN)
-    approx = shown != Decimal(repr(value)) and not has_interval  # an interval says it already
-    if has_interval:
-        lo, hi = _round(low, e, ROUND_FLOOR), _round(high, e, ROUND_CEILING)  # type: ignore[arg-type]
-        return Reading(
-            "interval", _text(shown, e, scale=scale), None,
-            _text(lo, e, scale=scale), _text(hi, e, scale=scale),
-            step, approx, noise, percent, points, clamped,
-        )  # fmt: skip
+    marks: dict[str, Any] = {
+        "step": float(_q(e)),
+        "mostly_noise": mostly_noise(cell),
+        "percent": percent,
+        "points": points,
+        "clamped": bool(cell.get("clamped")),
+    }
+
+    def text(number: float, mode: str) -> str:
+        return _text(_round(number, e, mode), e, scale=scale)
+
+    nothing = Reading("none", None, None, None, None, approx=False, **marks)
+    if value is None or marks["clamped"] or cell.get("range_only"):
+        if bounds is None:
+            return nothing
+        lo, hi = text(bounds[0], ROUND_FLOOR), text(bounds[1], ROUND_CEILING)
+        return Reading("range", None, None, lo, hi, approx=True, **marks)
+    shown = text(value, ROUND_HALF_EVEN)
+    if bounds is not None:  # an interval says how approximate the value is: no ≈
+        lo, hi = text(bounds[0], ROUND_FLOOR), text(bounds[1], ROUND_CEILING)
+        return Reading("interval", shown, None, lo, hi, approx=False, **marks)
     if error is None:
-        return Reading("none", None, None, None, None, step, False, noise, percent, points, clamped)
-    bound = _round(error, e, ROUND_CEILING)
-    return Reading(
-        "estimate", _text(shown, e, scale=scale), _text(bound, e, scale=scale), None, None,
-        step, approx, noise, percent, points, clamped,
-    )  # fmt: skip
+        return nothing
+    approx = _round(value, e, ROUND_HALF_EVEN) != Decimal(repr(value))
+    return Reading("estimate", shown, text(error, ROUND_CEILING), None, None, approx, **marks)
 
 
 def annotate_cell(cell: dict[str, Any]) -> dict[str, Any]:

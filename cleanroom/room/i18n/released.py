@@ -149,7 +149,9 @@ def text(cell: Mapping[str, Any], language: Language) -> str:
     return shown(cell, language).text(language)
 
 
-def rule(entry: Mapping[str, Any], language: Language, names: Mapping[str, str] | None = None) -> str:
+def rule(
+    entry: Mapping[str, Any], language: Language, names: Mapping[str, str] | None = None
+) -> str:
     """One rule that withheld or narrowed cells, as a sentence (``names``: parties' names)."""
     t = translations(language)
     cells = formats.number(int(entry.get("cells") or 0), language)
