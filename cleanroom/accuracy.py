@@ -73,7 +73,7 @@ def exponent(error: float | None, *, integer: bool) -> int:
     """
     if error is None or error <= 0:
         return 0 if integer else -4
-    e = math.floor(math.log10(error)) - 1
+    e = Decimal(repr(error)).adjusted() - 1  # exact, where log10 rounds 999.9999… up to 3
     return max(e, 0) if integer else e
 
 

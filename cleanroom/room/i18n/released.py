@@ -39,7 +39,7 @@ LEGEND_RANGE = N_(
 BETWEEN = N_("between %(low)s and %(high)s")
 POINTS = N_("%(number)s pp")
 WITHHELD_CELL = N_("withheld (rule %(rule)s)")
-RESTRICTED_CELL = N_("restricted (rule %(rule)s)")
+RESTRICTED_CELL = N_("restricted by rule %(rule)s")
 RULE_MINIMUM = N_(
     "%(cells)s group(s) withheld: their noisy person count was under the policy's minimum "
     "of %(threshold)s (rule min_noisy_persons)."
