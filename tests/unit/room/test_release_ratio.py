@@ -56,8 +56,6 @@ def test_ratio_calls_a_proportion_a_share_and_an_average_a_mean() -> None:
     }  # fmt: skip
 
 
-
-
 def test_an_interval_over_most_of_the_range_is_only_a_range() -> None:
     wide = ratio(500, 400, 1_000, 5, 0, 1)  # 0.5 in [0.1, 0.9]: most of [0, 1]
     assert wide["range_only"] and accuracy.read(wide).kind == "range"
