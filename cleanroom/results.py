@@ -5,7 +5,10 @@ or for an average ``{"value", "low", "high", "error95"}``). Spreadsheets,
 Parquet files and DataFrames want flat columns, and a number without its error
 bound is easy to misread, so every export and the Python client use this one
 layout: the group's dimensions, then ``measure``, ``value``, ``error95``,
-``low``, ``high`` (the 95% interval) and ``flags``, then the facts of the whole
+``low``, ``high`` (the 95% interval), ``flags`` (``mostly_noise``,
+``no_estimate``, ``clamped``, ``range_only``, the rule that withheld or
+narrowed it…), ``display`` (the number rounded to what its bound allows) and
+``step`` (that rounding step), then the facts of the whole
 answer (query id, epsilon, policy version, cached). Pure data: shared by the
 room (downloads) and the client (DataFrames).
 """
@@ -15,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cleanroom.accuracy import mostly_noise
+from cleanroom.accuracy import mostly_noise, read
 
-NUMBER_COLUMNS = ("measure", "value", "error95", "low", "high", "flags")
+NUMBER_COLUMNS = ("measure", "value", "error95", "low", "high", "flags", "display", "step")
 ANSWER_COLUMNS = ("query_id", "epsilon", "policy_version", "cached")
 
 # Flags of one number; a reader filters on them instead of parsing prose.
@@ -95,6 +98,7 @@ def tidy(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
                 continue
             error, low, high = _bounds(cell)
             found = [*flags(cell), *([CACHED] if cached else [])]
+            reading = read(cell)
             records.append(
                 {
                     **{labels[d]: row.get(d) for d in dims},
@@ -104,6 +108,8 @@ def tidy(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
                     "low": low,
                     "high": high,
                     "flags": ";".join(found),
+                    "display": reading.english(),
+                    "step": reading.step,
                     **answer,
                 }
             )

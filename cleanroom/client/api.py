@@ -86,8 +86,14 @@ class Result:
             epsilon=self.epsilon,
             cached=self.cached,
             policy_version=self.policy_version,
+            rules=self.rules,
         )
         return frame
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        """The rules that withheld or narrowed cells of this answer (rule id, cells, sentence)."""
+        return [dict(r) for r in self.raw.get("rules") or []]
 
     def extras(self) -> dict[str, Any]:
         """A template's derived figures beside the table (pairwise rates, lift difference…)."""

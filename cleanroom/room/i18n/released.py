@@ -91,7 +91,7 @@ class Shown:
             body = t.gettext(BETWEEN) % {"low": self.low, "high": self.high}
         else:
             body = "—"
-        if self.mostly_noise:
+        if self.mostly_noise and self.kind != "range":  # a range says it already
             body += f" {MARK}"
         return f"{body} ({self.note})" if self.note and self.kind != "none" else self.note or body
 
@@ -189,7 +189,8 @@ def legend(language: Language, *, noise: bool = True, ranges: bool = False) -> l
 def marks(cells: list[Mapping[str, Any]]) -> tuple[bool, bool]:
     """Whether any of these cells is mostly noise, and whether any is shown as a range."""
     readings = [accuracy.read(c) for c in cells]
-    return any(r.mostly_noise for r in readings), any(r.kind == "range" for r in readings)
+    noise = any(r.mostly_noise and r.kind != "range" for r in readings)
+    return noise, any(r.kind == "range" for r in readings)
 
 
 def cells_in(value: Any) -> list[Mapping[str, Any]]:
