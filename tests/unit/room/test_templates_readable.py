@@ -79,3 +79,23 @@ def test_overlap_under_join_required_says_what_it_left_out(
     open_result = free.execute(con.cursor(), TABLES, Fraction(1), room_policy.privacy).as_dict()
     assert "rules" not in open_result
     assert all(p["rate"]["value"] is not None for p in open_result["pairwise"])
+
+
+def test_a_funnel_step_after_a_withheld_one_says_why_it_has_no_conversion(
+    room_policy: CollaborationPolicy,
+) -> None:
+    assert room_policy.privacy is not None
+    privacy = room_policy.privacy.model_copy(update={"min_noisy_persons": 10})
+    funnel = prepare_template(
+        "funnel", {"steps": "alpha,beta,gamma", **PERIOD}, policy=room_policy, party="reporter"
+    )
+    # Reaching step 2 is under the minimum (noise can do that), step 3 is not.
+    stopped = noisy([500, -105, 110], 12.0)
+    _, rows, suppressed, _ = funnel.answer({"stopped": stopped}, privacy)  # type: ignore[attr-defined]
+    assert suppressed == 1 and [r["step"] for r in rows] == [1, 3]
+    assert rows[0]["conversion"] is None  # the first step has nothing before it
+    assert rows[1]["conversion"] == {
+        "value": None,
+        "withheld": "min_noisy_persons",
+        "unit": "share",
+    }
