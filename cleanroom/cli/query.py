@@ -126,6 +126,17 @@ _out = click.option(
 )
 
 
+_lang = click.option(
+    "--lang",
+    "language",
+    type=click.Choice(LANGUAGES),
+    envvar="CLEANROOM_LANG",
+    default="en",
+    show_default=True,
+    help="Language of the printed table's numbers and notes (fa: Persian digits).",
+)
+
+
 @click.group("query", invoke_without_command=True)
 @click.option("--url", envvar="CLEANROOM_URL", default=None, help="Room URL (or CLEANROOM_URL).")
 @click.option("--token", envvar="CLEANROOM_TOKEN", default=None, help="Bearer token.")
@@ -136,15 +147,7 @@ _out = click.option(
 @click.option("--dry-run", is_flag=True, help="Price the query; spend nothing, read nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
 @_out
-@click.option(
-    "--lang",
-    "language",
-    type=click.Choice(LANGUAGES),
-    envvar="CLEANROOM_LANG",
-    default="en",
-    show_default=True,
-    help="Language of the printed table's numbers and notes (fa: Persian digits).",
-)
+@_lang
 @click.pass_context
 def query(
     ctx: click.Context,
@@ -217,7 +220,10 @@ def history(url: str, token: str, limit: int, as_json: bool) -> None:
 @_token
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
 @_out
-def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -> None:
+@_lang
+def show(
+    query_id: str, url: str, token: str, as_json: bool, out: Path | None, language: Language
+) -> None:
     """Re-open a past result of your party (nothing is spent)."""
     from cleanroom.client import Client
 
@@ -230,6 +236,6 @@ def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -
     elif result.get("status", "done") != "done":
         console.print(f"query {query_id} is {result['status']}: no result", highlight=False)
     else:
-        print_result(result)
+        print_result(result, language)
     if out is not None:
         _write(url, token, query_id, out)
