@@ -216,7 +216,7 @@ def annotate(result: Mapping[str, Any], *, min_noisy_persons: int | None = None)
     """
     out: dict[str, Any] = {}
     for key, value in result.items():
-        out[key] = _walk(value) if key in ("rows",) or key not in _ENVELOPE else value
+        out[key] = value if key in _ENVELOPE else _walk(value)
     rules = [dict(r) for r in result.get("rules") or [] if isinstance(r, Mapping)]
     suppressed = int(result.get("suppressed_groups") or 0)
     if suppressed and not any(r.get("rule") == MIN_NOISY_PERSONS for r in rules):
