@@ -5,7 +5,10 @@ or for an average ``{"value", "low", "high", "error95"}``). Spreadsheets,
 Parquet files and DataFrames want flat columns, and a number without its error
 bound is easy to misread, so every export and the Python client use this one
 layout: the group's dimensions, then ``measure``, ``value``, ``error95``,
-``low``, ``high`` (the 95% interval) and ``flags``, then the facts of the whole
+``low``, ``high`` (the 95% interval), ``flags`` (``mostly_noise``,
+``no_estimate``, ``clamped``, ``range_only``, the rule that withheld or
+narrowed it…), ``display`` (the number rounded to what its bound allows) and
+``step`` (that rounding step), then the facts of the whole
 answer (query id, epsilon, policy version, cached). Pure data: shared by the
 room (downloads) and the client (DataFrames).
 """
@@ -15,12 +18,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-NUMBER_COLUMNS = ("measure", "value", "error95", "low", "high", "flags")
+from cleanroom.accuracy import mostly_noise, read
+
+NUMBER_COLUMNS = ("measure", "value", "error95", "low", "high", "flags", "display", "step")
 ANSWER_COLUMNS = ("query_id", "epsilon", "policy_version", "cached")
 
 # Flags of one number; a reader filters on them instead of parsing prose.
 NO_ESTIMATE = "no_estimate"  # an average over no usable count: only the bounds are known
 CACHED = "cached"  # the whole answer was served from the cache, at no cost
+MOSTLY_NOISE = "mostly_noise"  # |value| <= error95: the bound reaches the value
+CLAMPED = "clamped"  # an AVG/ratio cut at the edge of its allowed range
+RANGE_ONLY = "range_only"  # the interval covers most of the allowed range: read the range
+INCLUDES_ZERO = "includes_zero"  # a difference whose interval includes 0: no evidence
+
+
+def flags(cell: Mapping[str, Any]) -> list[str]:
+    """The flags of one released number, and the rule that withheld or narrowed it."""
+    found = [NO_ESTIMATE] if cell.get("value") is None else []
+    if mostly_noise(cell):
+        found.append(MOSTLY_NOISE)
+    found += [f for f in (CLAMPED, RANGE_ONLY, INCLUDES_ZERO) if cell.get(f)]
+    found += [f"{k}:{cell[k]}" for k in ("withheld", "restricted") if isinstance(cell.get(k), str)]
+    return found
 
 
 def _readable(epsilon: object) -> float | None:
@@ -78,7 +97,8 @@ def tidy(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
             if not _is_number(cell):
                 continue
             error, low, high = _bounds(cell)
-            flags = [f for f, on in ((NO_ESTIMATE, cell["value"] is None), (CACHED, cached)) if on]
+            found = [*flags(cell), *([CACHED] if cached else [])]
+            reading = read(cell)
             records.append(
                 {
                     **{labels[d]: row.get(d) for d in dims},
@@ -87,7 +107,9 @@ def tidy(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
                     "error95": error,
                     "low": low,
                     "high": high,
-                    "flags": ";".join(flags),
+                    "flags": ";".join(found),
+                    "display": reading.english(),
+                    "step": reading.step,
                     **answer,
                 }
             )

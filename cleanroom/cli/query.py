@@ -17,26 +17,26 @@ from rich.table import Table
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
 from cleanroom.errors import UserError
+from cleanroom.room.i18n import LANGUAGES, Language, released
 from cleanroom.room.i18n.cut import sentence
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
 
 
-def _number(cell: dict[str, Any]) -> str:
-    value, error = cell.get("value"), cell.get("error95")
-    shown = "—" if value is None else f"{value:,}"
-    if cell.get("low") is not None and cell.get("high") is not None and value is not None:
-        return f"{shown} ({cell['low']:,} to {cell['high']:,})"
-    return shown + (f" ± {error:,}" if error is not None else "")
+def _number(cell: dict[str, Any], language: Language = "en") -> str:
+    """Rounded to its bound, shares as %, † if mostly noise; a range or the rule if that is all."""
+    return released.text(cell, language)
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, language: Language = "en") -> str:
     if isinstance(value, dict) and "value" in value:
-        return _number(value)
+        return _number(value, language)
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+        return ", ".join(
+            f"{k} {_shown(v, language)}" for k, v in value.items() if k not in ("evidence", "note")
+        )
     if isinstance(value, list):
-        return "; ".join(_shown(v) for v in value)
+        return "; ".join(_shown(v, language) for v in value)
     return str(value)
 
 
@@ -87,21 +87,35 @@ def print_price(price: dict[str, Any]) -> None:
         )
 
 
-def print_result(result: dict[str, Any]) -> None:
-    """A released table: every number with its 95% error bound, then the template's figures."""
+def print_result(result: dict[str, Any], language: Language = "en") -> None:
+    """A released table: every number with its 95% error bound, then the template's figures.
+
+    Under the table: what the marks mean (rounding, † mostly noise, ranges),
+    what a lift's interval says, and each rule that withheld or narrowed cells.
+    """
     if result.get("dry_run"):
         print_price(result)
         return
     table = Table(*result["columns"], title=f"query {result['query_id']}")
     for row in result["rows"]:
-        table.add_row(*(_shown(row.get(column)) for column in result["columns"]))
+        table.add_row(*(_shown(row.get(column), language) for column in result["columns"]))
     console.print(table)
     from cleanroom.client import Result
 
     for key, value in Result(result).extras().items():
-        console.print(f"{key}: {_shown(value)}", highlight=False)
+        console.print(f"{key}: {_shown(value, language)}", highlight=False)
+        said = (
+            released.evidence(value.get("evidence"), language) if isinstance(value, dict) else None
+        )
+        if said:
+            console.print(said, highlight=False)
+    noise, ranges = released.marks(released.cells_in(result))
+    for line in released.legend(language, noise=noise, ranges=ranges):
+        console.print(line, highlight=False, style="dim")
+    for entry in result.get("rules") or []:
+        console.print(f"! {released.rule(entry, language)}", highlight=False)
     if result.get("cut"):
-        console.print(f"cut: {sentence(result['cut'], 'en')}", highlight=False)
+        console.print(f"cut: {sentence(result['cut'], language)}", highlight=False)
     console.print(
         f"epsilon spent: {0 if result['cached'] else result['epsilon_float']:g}"
         f"{' (cached answer)' if result['cached'] else ''}; "
@@ -109,8 +123,8 @@ def print_result(result: dict[str, Any]) -> None:
         f"policy v{result['policy_version']}, match generation {result['generation']}",
         highlight=False,
     )
-    if line := bounds_line(result.get("bounds")):
-        console.print(line, highlight=False)
+    if said_bounds := bounds_line(result.get("bounds")):
+        console.print(said_bounds, highlight=False)
     if result.get("suppression_applied"):
         console.print(
             "customers who opted out were left out of these numbers at every brand",
@@ -144,6 +158,17 @@ _out = click.option(
 )
 
 
+_lang = click.option(
+    "--lang",
+    "language",
+    type=click.Choice(LANGUAGES),
+    envvar="CLEANROOM_LANG",
+    default="en",
+    show_default=True,
+    help="Language of the printed table's numbers and notes (fa: Persian digits).",
+)
+
+
 @click.group("query", invoke_without_command=True)
 @click.option("--url", envvar="CLEANROOM_URL", default=None, help="Room URL (or CLEANROOM_URL).")
 @click.option("--token", envvar="CLEANROOM_TOKEN", default=None, help="Bearer token.")
@@ -154,6 +179,7 @@ _out = click.option(
 @click.option("--dry-run", is_flag=True, help="Price the query; spend nothing, read nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
 @_out
+@_lang
 @click.pass_context
 def query(
     ctx: click.Context,
@@ -166,6 +192,7 @@ def query(
     dry_run: bool,
     as_json: bool,
     out: Path | None,
+    language: Language,
 ) -> None:
     """Run a query and print the result table with error bounds (or: history, show)."""
     if ctx.invoked_subcommand is not None:
@@ -192,7 +219,7 @@ def query(
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        print_result(result)
+        print_result(result, language)
     if out is not None:
         _write(url, token, result["query_id"], out)
 
@@ -225,7 +252,10 @@ def history(url: str, token: str, limit: int, as_json: bool) -> None:
 @_token
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
 @_out
-def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -> None:
+@_lang
+def show(
+    query_id: str, url: str, token: str, as_json: bool, out: Path | None, language: Language
+) -> None:
     """Re-open a past result of your party (nothing is spent)."""
     from cleanroom.client import Client
 
@@ -238,6 +268,6 @@ def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -
     elif result.get("status", "done") != "done":
         console.print(f"query {query_id} is {result['status']}: no result", highlight=False)
     else:
-        print_result(result)
+        print_result(result, language)
     if out is not None:
         _write(url, token, query_id, out)

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.client.errors import from_answer
 from cleanroom.errors import UserError
 from cleanroom.results import tidy
@@ -86,18 +87,18 @@ class Result:
             epsilon=self.epsilon,
             cached=self.cached,
             policy_version=self.policy_version,
+            rules=self.rules,
         )
         return frame
 
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        """The rules that withheld or narrowed cells of this answer (rule id, cells, sentence)."""
+        return [dict(r) for r in self.raw.get("rules") or []]
+
     def extras(self) -> dict[str, Any]:
         """A template's derived figures beside the table (pairwise rates, lift difference…)."""
-        envelope = {
-            "query_id", "status", "columns", "rows", "suppressed_groups", "epsilon",
-            "epsilon_float", "delta", "mechanism", "cached", "cached_from", "policy_version",
-            "generation", "seconds", "template", "dry_run", "suppression_applied",
-            "cut",
-        }  # fmt: skip
-        return {k: v for k, v in self.raw.items() if k not in envelope}
+        return {k: v for k, v in self.raw.items() if k not in RESULT_ENVELOPE}
 
     def _repr_html_(self) -> str:
         """Jupyter shows the table with its bounds."""

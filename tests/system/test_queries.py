@@ -183,10 +183,14 @@ def test_overlap_template_matches_ground_truth_within_bounds(
         expected = truth.get("+".join(sorted(combo.split("+"))), 0)
         assert abs(row["persons"]["value"] - expected) <= 3 * row["persons"]["error95"] + 1
     assert result["cut"] == {"possible": False, "material": False}  # one cell a person
+    # Under join_required only ofogh's persons are counted: no brand's own size, so no
+    # pairwise rate, and the answer says which rule left what out.
     assert result["pairwise"] and all(
-        0 <= p["rate"]["low"] <= p["rate"]["value"] <= p["rate"]["high"] <= 1
+        p["rate"]["value"] is None and p["rate"]["withheld"] == "join_required"
         for p in result["pairwise"]
     )
+    assert [r["rule"] for r in result["rules"]][-1] == "join_required"
+    assert result["rules"][-1]["party"] == "ofogh"
 
 
 def test_template_parameters_are_checked(world: World, live: tuple[LiveServer, Room]) -> None:

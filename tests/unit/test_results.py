@@ -85,3 +85,28 @@ def test_no_number_is_lost_or_separated_from_its_bound(
         assert record["value"] == b["value"] and record["error95"] == b["error95"]
         if b["value"] is not None:
             assert record["low"] <= record["value"] <= record["high"]
+
+
+def test_a_number_that_is_mostly_noise_or_withheld_says_so_in_its_flags() -> None:
+    result = {
+        "columns": ["pair", "both", "rate"],
+        "rows": [
+            {
+                "pair": "a+b",
+                "both": {"value": 4, "error95": 9.0, "restricted": "join_required"},
+                "rate": {"value": None, "withheld": "join_required", "unit": "share"},
+            },
+            {
+                "pair": "a+c",
+                "both": {"value": 400, "error95": 9.0},
+                "rate": {"value": 0, "low": 0, "high": 0.2, "error95": 0.2, "clamped": True},
+            },
+        ],
+    }
+    _, records = tidy(result)
+    assert [r["flags"] for r in records] == [
+        "mostly_noise;restricted:join_required",
+        "no_estimate;withheld:join_required",
+        "",
+        "mostly_noise;clamped",
+    ]

@@ -24,10 +24,45 @@ class Number(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    value: int | float | None = Field(description="the noisy value; None when unusable")
+    value: int | float | None = Field(description="the noisy value (raw); None when unusable")
     error95: float | None = Field(None, description="half-width of its 95% interval")
     low: float | None = Field(None, description="AVG: low end of the 95% interval")
     high: float | None = Field(None, description="AVG: high end of the 95% interval")
+    mostly_noise: bool | None = Field(
+        None, description="the 95% bound reaches the value (|value| <= error95): mostly noise"
+    )
+    step: float | None = Field(
+        None, description="the rounding step its bound allows (2 significant digits of error95)"
+    )
+    display: str | None = Field(
+        None, description="the number rounded to its step, as people read it (English digits)"
+    )
+    unit: Literal["share", "points", "mean"] | None = Field(
+        None, description="share: a proportion (read as %); points: a difference of shares"
+    )
+    clamped: bool | None = Field(
+        None, description="AVG/ratio: the estimate fell outside the allowed range and was cut"
+    )
+    range_only: bool | None = Field(
+        None, description="AVG/ratio: the interval covers most of the range; read only the range"
+    )
+    includes_zero: bool | None = Field(
+        None, description="a difference: its 95% interval includes 0 (no evidence of an effect)"
+    )
+    withheld: str | None = Field(None, description="the rule that withheld this number")
+    restricted: str | None = Field(None, description="the rule that narrowed what it counts")
+
+
+class RuleApplied(BaseModel):
+    """A rule that withheld cells of an answer or narrowed what they count."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: str = Field(description="a stable id: min_noisy_persons, join_required, …")
+    cells: int = Field(description="how many cells (groups, combinations) it withheld")
+    threshold: int | None = Field(None, description="min_noisy_persons: the policy's minimum")
+    party: str | None = Field(None, description="join_required: whose persons are counted")
+    message: str = Field(description="the same, in one English sentence")
 
 
 Cell = Number | str | int | float | bool | None
@@ -111,6 +146,9 @@ class QueryResult(BaseModel):
     columns: list[str] = Field(default_factory=list)
     rows: list[dict[str, Cell]] = Field(default_factory=list)
     suppressed_groups: int = Field(0, description="groups withheld under the noisy minimum")
+    rules: list[RuleApplied] = Field(
+        default_factory=list, description="the rules that withheld or narrowed cells, and how"
+    )
     epsilon: str | None = Field(None, description="epsilon spent, exact (a fraction)")
     epsilon_float: float | None = None
     delta: float | None = None

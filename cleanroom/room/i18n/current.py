@@ -67,6 +67,11 @@ def _pattern(parties: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"(?<![\w])(?:" + "|".join(map(re.escape, parties)) + r")(?![\w])")
 
 
+def names() -> dict[str, str]:
+    """The display names of the parties being written with (empty when none were given)."""
+    return dict(_names.get() or {})
+
+
 def brand(party: str) -> str:
     """A party's display name in the language being written (its id when it has none)."""
     return (_names.get() or {}).get(party, party)

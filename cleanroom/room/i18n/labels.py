@@ -91,6 +91,8 @@ WORDS: dict[str, str] = {
     "lift": N_("lift"),
     "difference": N_("difference"),
     "relative": N_("relative"),
+    "evidence": N_("evidence"),
+    "spend_difference": N_("spend difference"),
     "city": N_("city"),
     "orders": N_("orders"),
     "treatment": N_("treatment"),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.errors import ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
@@ -44,33 +45,6 @@ from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
 _INT64_MAX = 2**63 - 1  # the ledger stores an epsilon as two INTEGER columns
-
-
-# Keys of a query result the engine itself sets (released, cached, fetched, previewed);
-# every other key is a figure a template derived (pairwise overlaps, lift, rules…).
-RESULT_ENVELOPE = frozenset(
-    {
-        "query_id",
-        "status",
-        "columns",
-        "rows",
-        "suppressed_groups",
-        "epsilon",
-        "epsilon_float",
-        "delta",
-        "mechanism",
-        "cached",
-        "cached_from",
-        "policy_version",
-        "generation",
-        "seconds",
-        "template",
-        "dry_run",
-        "bounds",
-        "suppression_applied",  # shown as a notice, not as a template's figure
-        "cut",  # what the per-person bounds removed (the release pipeline's disclosure)
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -423,6 +397,8 @@ class Engine:
         }
         if "bounds" in details:  # which per-person bounds applied, and whether chosen from data
             result["bounds"] = details["bounds"]
+        # Each number's mostly-noise flag and rounding, and the rules that withheld cells.
+        result = accuracy.annotate(result, min_noisy_persons=privacy.min_noisy_persons)
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
@@ -471,7 +447,8 @@ class Engine:
         key: str,
     ) -> dict[str, Any]:
         original = cached.pop("id")
-        result = {**cached, "query_id": query_id, "cached": True, "cached_from": original}
+        result = {**accuracy.annotate(cached), "query_id": query_id, "cached": True}
+        result["cached_from"] = original
         body = json.dumps(result, sort_keys=True)
         with self.room.store.transaction() as tx:
             _insert_query(
@@ -512,7 +489,8 @@ class Engine:
             raise NotFoundError(f"no query {query_id}")
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
-        return {"status": "done", **json.loads(row["result"])}
+        # Annotated again: an answer stored before the flags existed gains them on the way out.
+        return {"status": "done", **accuracy.annotate(json.loads(row["result"]))}
 
     def history(
         self, user: User, *, limit: int = 50, before: str | None = None

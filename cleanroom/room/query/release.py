@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.room import dp, pipeline
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -50,17 +51,35 @@ class Released:
 
 
 def ratio(
-    total: float, total_error: float, count: float, count_error: float, lo: float, hi: float
+    total: float,
+    total_error: float,
+    count: float,
+    count_error: float,
+    lo: float,
+    hi: float,
+    *,
+    unit: str | None = None,
 ) -> dict[str, Any]:
     """A noisy total over a noisy count, with interval arithmetic on the two 95% intervals.
 
-    The estimate is clamped to [lo, hi]; with no usable count the answer is
-    only the bounds themselves (value None).
+    The estimate is clamped to [lo, hi], and a clamped estimate says so
+    (``clamped``): a negative noisy sum clamped to 0 is not an exact 0. When
+    the count's interval reaches zero, or the interval covers most (half or
+    more) of [lo, hi], the answer is only a range (``range_only``: shown as
+    the range, never as a point). With no usable count the answer is only
+    the bounds themselves (value None). ``unit``: ``share`` for a proportion
+    (the default when [lo, hi] is [0, 1]), else ``mean``.
     """
+    kind = unit or (accuracy.SHARE if (lo, hi) == (0, 1) else accuracy.MEAN)
     if count <= 0:
-        return {"value": None, "low": lo, "high": hi, "error95": None}
-    value = min(max(total / count, lo), hi)
-    if count - count_error > 0:
+        return {
+            "value": None, "low": lo, "high": hi, "error95": None, "unit": kind,
+            "range_only": True,
+        }  # fmt: skip
+    raw = total / count
+    value = min(max(raw, lo), hi)
+    usable = count - count_error > 0
+    if usable:
         ends = [
             (total + ds) / (count + dn)
             for ds in (-total_error, total_error)
@@ -71,12 +90,18 @@ def ratio(
         low, high = lo, hi
     # Clamping can push the point estimate outside a very noisy interval: widen it back.
     low, high = min(low, value), max(high, value)
-    return {
+    out: dict[str, Any] = {
         "value": round(value, 4),
         "low": round(low, 4),
         "high": round(high, 4),
         "error95": round(max(value - low, high - value), 4),
+        "unit": kind,
     }
+    if raw != value:
+        out["clamped"] = True
+    if not usable or (hi > lo and high - low >= (hi - lo) / 2):
+        out["range_only"] = True
+    return out
 
 
 def release(
@@ -140,7 +165,7 @@ def _value(agg: Aggregate, i: int, used: list[dp.Release]) -> dict[str, Any]:
     assert agg.bounds is not None
     s, n = used
     lo, hi = integer_bounds(agg.bounds)
-    return ratio(s.values[i], s.error95, n.values[i], n.error95, lo, hi)
+    return ratio(s.values[i], s.error95, n.values[i], n.error95, lo, hi, unit=accuracy.MEAN)
 
 
 def preview(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cleanroom.room.i18n import N_, current, formats
+from cleanroom.results import flags
+from cleanroom.room.i18n import N_, current, formats, released
 
 Cell = dict[str, Any]
 
@@ -49,19 +50,20 @@ def fmt(value: float | int) -> str:
 
 
 def show(cell: Cell) -> str:
-    """``1,234 ± 29.96`` or ``0.4213 [0.4012, 0.4421]``; never a number alone."""
+    """``1,234 ± 30``, ``42.1% [40.1%, 44.3%]``, ``between 0 and 120,000 †``: never a number alone.
+
+    Rounded to what the bound allows, shares as percentages, a mostly-noise
+    number marked (:mod:`cleanroom.room.i18n.released`); a cell that arrives
+    with neither a bound nor an interval is shown as without one.
+    """
     value = number(cell.get("value"))
     low, high = number(cell.get("low")), number(cell.get("high"))
-    if value is None:
-        if low is not None and high is not None:
-            return f"{current._(WITHHELD)} [{fmt(low)}, {fmt(high)}]"
+    has_bound = number(cell.get("error95")) is not None or (low is not None and high is not None)
+    if value is not None and not has_bound:
+        return current._(NO_BOUND)
+    if value is None and (low is None or high is None) and not cell.get("withheld"):
         return current._(WITHHELD)
-    if low is not None and high is not None:
-        return f"{fmt(cell['value'])} [{fmt(low)}, {fmt(high)}]"
-    error = number(cell.get("error95"))
-    if error is not None:
-        return f"{fmt(cell['value'])} ± {fmt(error)}"
-    return current._(NO_BOUND)
+    return released.text(cell, current.language())
 
 
 def label(value: object) -> str:
@@ -74,7 +76,7 @@ def label(value: object) -> str:
 
 
 def flatten(column: str, value: object) -> dict[str, object]:
-    """CSV columns for one cell: the value and its error95 / low / high, or the label."""
+    """CSV columns for one cell: value, error95 / low / high and its flags, or the label."""
     if not is_cell(value):
         return {column: value}
     assert isinstance(value, dict)
@@ -84,6 +86,7 @@ def flatten(column: str, value: object) -> dict[str, object]:
         f"{column}_error95": value.get("error95"),
         f"{column}_low": bounds[0] if bounds else None,
         f"{column}_high": bounds[1] if bounds else None,
+        f"{column}_flags": ";".join(flags(value)),
     }
 
 

@@ -29,6 +29,7 @@ from cleanroom.room.i18n import (
     direction,
     formats,
     labels,
+    released,
     translations,
 )
 from cleanroom.room.i18n import cut as cut_text
@@ -142,8 +143,18 @@ def _write(
                     "rows": table.shown(),
                 }
             )
+        noise, ranges = released.marks(released.cells_in(section.result))
+        lift = section.result.get("lift")
         views.append(
             {
+                "legend": released.legend(language, noise=noise, ranges=ranges),
+                "rules": [
+                    released.rule(entry, language, current.names())
+                    for entry in section.result.get("rules") or []
+                ],
+                "evidence": released.evidence(
+                    lift.get("evidence") if isinstance(lift, dict) else None, language
+                ),
                 "index": index,
                 "template": section.template,
                 "params": section.params,

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -102,12 +103,27 @@ class Funnel(Journey):
                 "step": i + 1,
                 "label": self.labels[i],
                 "persons": count(value, error),
-                "conversion": ratio(value, error, *previous, 0, 1) if previous else None,
+                "conversion": _conversion(i, value, error, previous),
             }
             rows.append(row)
             previous = (value, error)
         columns = ["step", "label", "persons", "conversion"]
         return columns, rows, suppressed, {"window_days": self.window_days}
+
+
+def _conversion(
+    i: int, value: int, error: float, previous: tuple[int, float] | None
+) -> dict[str, Any] | None:
+    """The share of the previous step that reached this one; None for the first step.
+
+    After a step withheld under the minimum there is nothing to divide by, and the
+    cell says which rule took its base away (never a silent blank).
+    """
+    if previous is not None:
+        return ratio(value, error, *previous, 0, 1)
+    if i == 0:
+        return None
+    return {"value": None, "withheld": accuracy.MIN_NOISY_PERSONS, "unit": accuracy.SHARE}
 
 
 def prepare_funnel(params: Mapping[str, str], *, policy: CollaborationPolicy, party: str) -> Funnel:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.room import dp, sensitivity
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
@@ -40,6 +41,17 @@ from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
 
 Z95 = 1.959963984540054
+
+
+def evidence(low: float, high: float) -> str:
+    """What the difference's 95% interval says: ``none`` when it includes 0, else its side.
+
+    An interval that includes 0 is no evidence of an effect either way; the
+    answer says so in words (``evidence``) and on the cell (``includes_zero``).
+    """
+    if low <= 0 <= high:
+        return "none"
+    return "treatment_higher" if low > 0 else "treatment_lower"
 
 
 def rate_variance(rate: float, n: int, rate_error: float) -> float:
@@ -194,7 +206,7 @@ class CampaignLift(Journey):
         treated, control = rows
         rates = [r["rate"]["value"] for r in rows]
         if None in rates:
-            return {"difference": None, "relative": None}
+            return {"difference": None, "relative": None, "evidence": None}
         variance = sum(
             rate_variance(r["rate"]["value"], r["persons"]["value"], r["rate"]["error95"])
             for r in rows
@@ -207,8 +219,11 @@ class CampaignLift(Journey):
                 "low": round(diff - half, 6),
                 "high": round(diff + half, 6),
                 "error95": round(half, 6),
+                "unit": accuracy.POINTS,
+                "includes_zero": diff - half <= 0 <= diff + half,
             },
             "relative": None,
+            "evidence": evidence(diff - half, diff + half),
         }
         if rates[1] > 0:
             out["relative"] = {
@@ -216,6 +231,8 @@ class CampaignLift(Journey):
                 "low": round((diff - half) / rates[1], 4),
                 "high": round((diff + half) / rates[1], 4),
                 "error95": round(half / rates[1], 4),
+                "unit": accuracy.SHARE,
+                "includes_zero": diff - half <= 0 <= diff + half,
                 "note": "the difference's interval over the control rate (its noise not included)",
             }
         if "spend_per_person" in treated and treated["spend_per_person"]["value"] is not None:
@@ -228,6 +245,7 @@ class CampaignLift(Journey):
                     "low": round(d - half_s, 2),
                     "high": round(d + half_s, 2),
                     "error95": round(half_s, 2),
+                    "includes_zero": d - half_s <= 0 <= d + half_s,
                     "note": "noise only: spend's sampling spread is not released",
                 }
         return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from cleanroom import accuracy
 from cleanroom.room import dp, pipeline
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -116,18 +117,30 @@ class Overlap:
                     "persons": {"value": value, "error95": round(noisy.error95, 2)},
                 }
             )
+        extra: dict[str, Any] = {"pairwise": self._pairwise(cells, noisy)}
+        if self.anchor is not None:  # said, not silent: what join_required left out
+            left_out = 2 ** len(self.parties) - 1 - len(cells)
+            extra["rules"] = [
+                accuracy.rule_entry(accuracy.JOIN_REQUIRED, left_out, party=self.anchor)
+            ]
         return Released(
             ["combination", "persons"],
             rows,
             suppressed,
             released.epsilon,
             released.delta,
-            {"pairwise": self._pairwise(cells, noisy)},
+            extra,
             cut=released.cut,
         )
 
     def _pairwise(self, cells: list[tuple[str, ...]], noisy: dp.Release) -> list[dict[str, Any]]:
-        """|A∩B| and |A∩B| / min(|A|, |B|) from the noisy cells (post-processing)."""
+        """|A∩B| and |A∩B| / min(|A|, |B|) from the noisy cells (post-processing).
+
+        Under ``join_required`` only the anchor's persons are counted: |A∩B| of a
+        pair without the anchor counts those of them who are also the anchor's
+        (marked ``restricted``), and no rate is released (a brand's size outside
+        the anchor is not counted, so min(|A|, |B|) is unknown; marked ``withheld``).
+        """
         # The sum of n cells' independent noise has n times one cell's variance.
         sigma = noisy.error95 / 1.96
         out = []
@@ -142,13 +155,17 @@ class Overlap:
             smaller = min((only_a, only_b), key=lambda cells: sum(noisy.values[i] for i in cells))
             n_small = sum(noisy.values[i] for i in smaller)
             e_small = 1.96 * sigma * math.sqrt(len(smaller))
-            out.append(
-                {
-                    "pair": f"{a}+{b}",
-                    "both": {"value": n_both, "error95": round(e_both, 2)},
-                    "rate": ratio(n_both, e_both, n_small, e_small, 0, 1),
-                }
-            )
+            pair: dict[str, Any] = {
+                "pair": f"{a}+{b}",
+                "both": {"value": n_both, "error95": round(e_both, 2)},
+                "rate": ratio(n_both, e_both, n_small, e_small, 0, 1),
+            }
+            if self.anchor is not None:
+                rule = accuracy.JOIN_REQUIRED
+                if self.anchor not in (a, b):
+                    pair["both"]["restricted"] = rule
+                pair["rate"] = {"value": None, "withheld": rule, "unit": accuracy.SHARE}
+            out.append(pair)
         return out
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeGuard
 
 from markupsafe import Markup, escape
 
-from cleanroom.room.i18n import current, formats
+from cleanroom.room.i18n import current, formats, released
 from cleanroom.room.i18n.current import _
 
 MAX_BARS = 40
@@ -35,6 +35,7 @@ class Bar:
     value: float
     low: float
     high: float
+    cell: dict[str, Any] | None = None  # the released cell: its text is rounded to its bound
 
 
 def is_number(cell: Any) -> TypeGuard[dict[str, Any]]:
@@ -74,7 +75,7 @@ def bars_from_result(result: dict[str, Any]) -> tuple[str, list[Bar]] | None:
             continue
         low, high = interval(cell)
         label = " · ".join(str(row.get(k)) for k in keys if row.get(k) is not None) or measure
-        bars.append(Bar(label, float(cell["value"]), low, high))
+        bars.append(Bar(label, float(cell["value"]), low, high, cell))
     return (measure, bars) if bars else None
 
 
@@ -85,6 +86,13 @@ def _fmt(value: float) -> str:
     else:
         text = f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
     return formats.localized(text, current.language())
+
+
+def _value_text(bar: Bar) -> str:
+    """The number beside a bar as the table shows it: rounded to its bound, † if mostly noise."""
+    if bar.cell is not None:
+        return released.text(bar.cell, current.language())
+    return f"{_fmt(bar.value)} [{_fmt(bar.low)}{_(', ')}{_fmt(bar.high)}]"
 
 
 def _title(caption: str, left: int, right: int) -> str:
@@ -163,7 +171,7 @@ def bar_chart(title: str, bars: list[Bar]) -> Markup:
             f'<line class="err" x1="{x(bar.high)}" x2="{x(bar.high)}" y1="{mid - 5}" '
             f'y2="{mid + 5}"/>'
             f'<text class="value" x="{LABEL_WIDTH + PLOT_WIDTH + 8}" y="{mid + 4}">'
-            f"{_fmt(bar.value)} [{_fmt(bar.low)}{_(', ')}{_fmt(bar.high)}]</text></g>"
+            f"{escape(_value_text(bar))}</text></g>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every caller-supplied string above is escaped

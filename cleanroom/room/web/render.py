@@ -32,6 +32,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from cleanroom import accuracy
 from cleanroom.errors import CleanroomError
 from cleanroom.room.i18n import (
     DEFAULT_LANGUAGE,
@@ -42,6 +43,7 @@ from cleanroom.room.i18n import (
     formats,
     labels,
     language_of,
+    released,
     translations,
 )
 from cleanroom.room.i18n import cut as cut_text
@@ -106,6 +108,10 @@ def _environment(language: Language) -> Environment:
         return str(context.get("party_names", {}).get(party, party))
 
     @pass_context
+    def rule(context: Context, entry: dict[str, Any]) -> str:
+        return released.rule(entry, language, context.get("party_names"))
+
+    @pass_context
     def shown(context: Context, value: Any) -> str:
         return current.display(str(value), language, context.get("party_names"))
 
@@ -121,6 +127,16 @@ def _environment(language: Language) -> Environment:
     env.filters["when"] = when_filter
     env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
     env.tests["released"] = is_number
+    env.tests["cell"] = accuracy.is_cell
+    env.filters["reading"] = lambda cell: released.shown(cell, language)
+    env.filters["rule"] = rule
+    env.filters["evidence"] = lambda value: released.evidence(value, language) or ""
+    env.globals["legend"] = lambda noise, ranges: released.legend(
+        language, noise=noise, ranges=ranges
+    )
+    env.globals["marks"] = lambda result: released.marks(
+        released.cells_in([result.get("rows"), *(v for k, v in result.items() if k != "rows")])
+    )
     env.globals["prefix"] = PREFIX
     env.globals["lang"] = language
     env.globals["words"] = frozenset(labels.WORDS)

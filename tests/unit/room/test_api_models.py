@@ -95,7 +95,18 @@ def test_query_answers_are_documented_with_their_bounds() -> None:
         }
     )
     dumped = result.model_dump(mode="json")
-    assert dumped["rows"][0]["orders"] == {"value": 12, "error95": 3.1, "low": None, "high": None}
+    orders = dumped["rows"][0]["orders"]
+    assert {k: orders[k] for k in ("value", "error95", "low", "high")} == {
+        "value": 12,
+        "error95": 3.1,
+        "low": None,
+        "high": None,
+    }
+    assert orders["mostly_noise"] is None  # never invented: the room sets it, the model keeps it
+    assert result.model_dump(exclude_unset=True)["rows"][0]["orders"] == {
+        "value": 12,
+        "error95": 3.1,
+    }
     assert dumped["pairwise"] == [{"a": "x"}]
     with pytest.raises(ValueError, match="dry_run"):
         QueryPrice.model_validate({"dry_run": False})

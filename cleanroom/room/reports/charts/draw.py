@@ -14,7 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cleanroom.room.i18n import N_
+from cleanroom.accuracy import mostly_noise
+from cleanroom.room.i18n import N_, released
 from cleanroom.room.i18n.current import _
 from cleanroom.room.i18n.shaping import fonts, localize
 from cleanroom.room.reports.cells import Cell, interval, is_cell, number
@@ -81,10 +82,22 @@ def bars(
         ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0)
         for tick in ax.get_xticklabels():
             tick.set_horizontalalignment("right" if len(labels) > 6 else "center")
+    noisy = False
     for pos, cell in zip(positions, cells, strict=True):
-        if point(cell) is None:
+        p = point(cell)
+        if p is None:
             xy = (0.0, pos) if horizontal else (pos, 0.0)
             ax.annotate(_("n/a"), xy, ha="center", va="bottom", fontsize=7, color="#888888")
+        elif isinstance(cell, dict) and mostly_noise(cell):  # the mark the page's legend explains
+            noisy = True
+            top = p[0] + p[2]
+            xy = (top, pos) if horizontal else (pos, top)
+            ax.annotate(released.MARK, xy, ha="center", va="bottom", fontsize=9, color="#a0460a")
+    if noisy:
+        ax.figure.text(
+            0.99, 0.005, f"{released.MARK} {_(released.MOSTLY_NOISE)}",
+            ha="right", va="bottom", fontsize=7, color="#a0460a",
+        )  # fmt: skip
 
 
 def nothing_released(title: str, reason: str = N_("no group passed the minimum size")) -> Figure:

@@ -12,8 +12,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cleanroom.room.i18n import current, released
 from cleanroom.room.i18n.current import _
-from cleanroom.room.reports.cells import fmt, label, number
+from cleanroom.room.reports.cells import label, number
 from cleanroom.room.reports.charts.draw import figure, point
 
 
@@ -43,7 +44,7 @@ def _heatmap(
         for j, c in enumerate(columns):
             cell = grid.get((r, c))
             p = point(cell)
-            shown = text(p) if p is not None else _("n/a")
+            shown = text(cell) if p is not None else _("n/a")
             dark = p is not None and p[0] > middle
             ax.text(
                 j,
@@ -65,7 +66,7 @@ def transitions(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     grid = {(label(r.get("from")), label(r.get("to"))): r.get("persons") for r in rows}
     fig = figure(1.3 * len(brands) + 3, 1.0 * len(brands) + 2)
     ax = fig.add_subplot()
-    _heatmap(ax, grid, brands, brands, lambda p: f"{fmt(p[0])}\n± {fmt(p[1])}", "Blues")
+    _heatmap(ax, grid, brands, brands, lambda c: _cell(c, " ± ", "\n± "), "Blues")
     ax.set_xlabel(_("next brand"))
     ax.set_ylabel(_("from brand"))
     ax.set_title(_("Transitions: persons (± 95% error bound)"))
@@ -95,7 +96,7 @@ def retention(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
             grid,
             cohorts,
             months,
-            lambda p: f"{p[0]:.0%}\n[{p[0] - p[1]:.0%}, {p[0] + p[2]:.0%}]",
+            lambda c: _cell(c, " [", "\n["),
             "Greens",
             scale=(0.0, 1.0),
         )
@@ -107,6 +108,11 @@ def retention(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
             % {"brand": brand, "where": where}
         )
     return [("heatmap", _("Retention by monthly cohort, shares with 95% intervals"), fig)]
+
+
+def _cell(cell: Any, split: str, into: str) -> str:
+    """A cell as the tables write it (rounded to its bound, shares in %, † if mostly noise)."""
+    return released.text(cell, current.language()).replace(split, into, 1)
 
 
 def _as_number(text: str) -> float | None:

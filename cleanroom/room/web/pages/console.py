@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.errors import DataExpired, UserError
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
@@ -35,7 +36,7 @@ from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.i18n import N_, current
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.engine import RESULT_ENVELOPE, Engine, QueryRequest
+from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.room import Room
 from cleanroom.room.templates import TEMPLATES
 from cleanroom.room.templates.activity import activity_sources
