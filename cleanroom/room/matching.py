@@ -33,6 +33,7 @@ from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
 from cleanroom.room.room import Room
+from cleanroom.room.selection import GenerationTables, generation_salt
 from cleanroom.room.store import now
 from cleanroom.room.warehouse import SCHEMA
 
@@ -52,7 +53,7 @@ class Generation:
     generation: int
     finished_at: str | None
     inputs: dict[str, int]  # "party.dataset" -> dataset version
-    tables: dict[str, str]  # "party.dataset" -> analysis table
+    tables: dict[str, str]  # "party.dataset" -> analysis table (GenerationTables when live)
     backend: str = "duckdb"  # where the tables were built
     withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
 
@@ -90,11 +91,13 @@ def live_generation(room: Room) -> Generation | None:
     )
     if row is None:
         return None
+    # The tables carry the generation's secret selection salt (cleanroom.room.selection).
+    salt = generation_salt(room.rekey_secret, int(row["generation"]))
     return Generation(
         row["generation"],
         row["finished_at"],
         json.loads(row["inputs"]),
-        json.loads(row["tables"]),
+        GenerationTables(json.loads(row["tables"]), salt),
         row["backend"],
         json.loads(row["withheld"]),
     )

@@ -25,7 +25,8 @@ import pytest
 
 from cleanroom.room import dp
 from cleanroom.room.matching import live_generation
-from cleanroom.room.query.check import QueryRejected
+from cleanroom.room.query.check import QueryRejected, check_sql
+from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.release import noise
 from cleanroom.room.room import Room
@@ -437,3 +438,30 @@ def test_bad_parameters_are_refused_with_the_parameter_named(
     # of the message itself), so Persian and hostile values alike read as data.
     outside = re.sub("\u2068[^\u2069]*\u2069", "", message)
     assert "DROP TABLE" not in outside and "OR 1=1" not in outside
+
+
+def test_the_live_generation_keeps_its_choices_across_queries(room: Room) -> None:
+    """Asking again on one generation changes only the noise (issue 15, part 2).
+
+    One pair per person and one group per person cut real choices here, and
+    each ``live_generation`` read is a fresh read of the metadata, as each
+    query's is.
+    """
+    params = {"max_transitions": "1", **PERIOD}
+    first = exact(room, "transitions", params)
+    assert sum(first["persons"].values()) > 0
+    assert exact(room, "transitions", params) == first
+    policy = room.active_policy().policy
+    assert policy.privacy is not None
+    plan = check_sql(
+        "SELECT city, COUNT(DISTINCT person) FROM okala.orders GROUP BY city",
+        policy=policy,
+        party="okala",
+    )
+    answers = []
+    for _ in range(2):
+        generation = live_generation(room)
+        assert generation is not None
+        compiled = compile_plan(plan, generation.tables, k=10, g=1, threshold=False)
+        answers.append(sorted(room.wh.cursor().execute(compiled.sql, compiled.params).fetchall()))
+    assert answers[0] == answers[1]

@@ -4,7 +4,8 @@ Each person's events across the chosen brands are put in time order; a
 transition A→B is two consecutive events at different brands, B within
 ``window_days`` of A (so "next brand after A" skips repeat visits to A). A
 person counts once per pair they made, and at most ``max_transitions`` pairs,
-chosen at random per query, so one person moves the brand-by-brand matrix by
+chosen by a hash salted with the match generation's secret (fixed per
+generation, so asking again changes only the noise), so one person moves the brand-by-brand matrix by
 at most that many (L1). Parameters: ``brands`` (default: every brand open to
 you), ``window_days`` (1–365, default 30), ``max_transitions`` (1–10, default
 3), ``start``/``end`` (dates; default the year up to today).
@@ -17,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, selection
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows, salt
+from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params, period
 
 
@@ -64,7 +65,7 @@ class Transitions(Journey):
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
         events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
-        params += [self.window_days, salt()]
+        params += [self.window_days, selection.salt_of(tables)]
         sql = f"""
             WITH ev AS ({events}),
             seq AS (
@@ -79,7 +80,7 @@ class Transitions(Journey):
             ),
             kept AS (
                 SELECT a, b FROM pairs
-                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?))
+                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?), a, b)
                         <= {int(self.max_transitions)}
             )
             SELECT a, b, count(*) FROM kept GROUP BY a, b

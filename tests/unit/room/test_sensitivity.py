@@ -27,6 +27,7 @@ from cleanroom.room.query.plan import (
     TableRef,
 )
 from cleanroom.room.query.prepared import bounds
+from cleanroom.room.selection import GenerationTables
 from tests.unit.room import journey_room
 from tests.unit.room.test_templates_sensitivity import extreme_person
 
@@ -176,8 +177,8 @@ def released_sql(
     prepared: QueryPlan, privacy: PrivacyPolicy, con: duckdb.DuckDBPyConnection
 ) -> tuple[Compiled, dict[str, dict[tuple[object, ...], int]]]:
     """The engine's compiled SQL for the plan, run: per measurement, exact value per group."""
-    with patch("cleanroom.room.query.compile._salt", return_value=0x5EED):
-        compiled = compile_plan(prepared, journey_room.TABLES, **bounds(privacy))
+    tables = GenerationTables(journey_room.TABLES, 0x5EED)  # one generation: one salt
+    compiled = compile_plan(prepared, tables, **bounds(privacy))
     out: dict[str, dict[tuple[object, ...], int]] = {m.name: {} for m in compiled.measurements}
     n = len(compiled.keys)
     for row in con.execute(compiled.sql, compiled.params).fetchall():

@@ -6,9 +6,9 @@ metric's lower bound, purchases far above its upper one, missing and NaN
 amounts, undeclared channel values, many campaign exposures in both arms.
 Each template's real SQL (the same ``exact`` its release runs) computes every
 released vector with and without that person; the change must be within the
-vector's declared sensitivities, in L1 and in L2. The per-query salt that
-picks which of a person's transitions are kept is held fixed across the two
-runs, as it is one random draw of the mechanism and not part of the data.
+vector's declared sensitivities, in L1 and in L2. The generation's salt that
+picks which of a person's transitions are kept is the same in both runs, as
+it is one random draw of the mechanism and not part of the data.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from typing import Any
-from unittest.mock import patch
 
 import duckdb
 import pytest
@@ -24,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.selection import GenerationTables
 from cleanroom.room.sensitivity import Contribution
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.journey import Cell, Journey, Vector
@@ -73,12 +73,12 @@ def released(
     prepared: Journey | Overlap, con: duckdb.DuckDBPyConnection
 ) -> tuple[list[Vector], dict[str, dict[Cell, int]]]:
     """The template's released vectors and their exact values, from its own SQL."""
-    with patch("cleanroom.room.templates.transitions.salt", return_value=FIXED_SALT):
-        if isinstance(prepared, Overlap):
-            cells = tuple(prepared.cells)
-            vectors = [Vector("persons", cells, prepared.contribution)]
-            return vectors, {"persons": dict(prepared.exact(con.cursor(), TABLES))}
-        return prepared.vectors(), prepared.exact(con.cursor(), TABLES)
+    tables = GenerationTables(TABLES, FIXED_SALT)
+    if isinstance(prepared, Overlap):
+        cells = tuple(prepared.cells)
+        vectors = [Vector("persons", cells, prepared.contribution)]
+        return vectors, {"persons": dict(prepared.exact(con.cursor(), tables))}
+    return prepared.vectors(), prepared.exact(con.cursor(), tables)
 
 
 def moved(v: Vector, a: dict[Cell, int], b: dict[Cell, int]) -> tuple[int, float]:
