@@ -45,7 +45,7 @@ class GenerationTables(dict[str, str]):
 
 
 def generation_salt(secret: bytes, generation: int) -> int:
-    """The selection salt of ``generation``: a keyed hash of its number (see the module docstring)."""
+    """The selection salt of ``generation``: a keyed hash of its number (see the module)."""
     key = derive_key(secret, "selection salt")
     digest = hmac.digest(key, generation.to_bytes(8, "big"), "sha256")
     return int.from_bytes(digest[:8], "big") >> (64 - SALT_BITS)

@@ -5,10 +5,11 @@ transition A→B is two consecutive events at different brands, B within
 ``window_days`` of A (so "next brand after A" skips repeat visits to A). A
 person counts once per pair they made, and at most ``max_transitions`` pairs,
 chosen by a hash salted with the match generation's secret (fixed per
-generation, so asking again changes only the noise), so one person moves the brand-by-brand matrix by
-at most that many (L1). Parameters: ``brands`` (default: every brand open to
-you), ``window_days`` (1–365, default 30), ``max_transitions`` (1–10, default
-3), ``start``/``end`` (dates; default the year up to today).
+generation, so asking again changes only the noise), so one person moves the
+brand-by-brand matrix by at most that many (L1). Parameters: ``brands``
+(default: every brand open to you), ``window_days`` (1–365, default 30),
+``max_transitions`` (1–10, default 3), ``start``/``end`` (dates; default the
+year up to today).
 """
 
 from __future__ import annotations

@@ -126,7 +126,11 @@ def test_transitions_keep_the_same_pairs_on_one_generation(
     for _ in range(5):
         assert transitions_exact(con, tables) == first
     others = {
-        tuple(sorted(transitions_exact(con, GenerationTables(journey_room.TABLES, s))["persons"].items()))
+        tuple(
+            sorted(
+                transitions_exact(con, GenerationTables(journey_room.TABLES, s))["persons"].items()
+            )
+        )
         for s in (generation_salt(SECRET, g) for g in range(2, 9))
     }
     assert len(others | {tuple(sorted(first["persons"].items()))}) > 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from unittest.mock import patch
 
 import duckdb
 import pyarrow as pa

@@ -59,6 +59,8 @@ CONFIGS: list[tuple[str, dict[str, str]]] = [
     ("lift", {"outcome": "alpha.events", "metric": "amount", "window_days": "90", **PERIOD}),
     ("lift", {"outcome": "gamma.events", "metric": "amount", **PERIOD}),
     ("lift", {"outcome": "gamma", "window_days": "365", **PERIOD}),
+    ("app_to_store", {"from": "alpha.events:channel=app", "to": "beta", **PERIOD}),
+    ("app_to_store", {"from": "gamma", "to": "alpha", "window_days": "365", **PERIOD}),
 ]
 EXTREME = 1_000_000  # the added person's id: not among the ordinary ones
 FIXED_SALT = 0x5EED
