@@ -38,7 +38,6 @@ from cleanroom.room.templates.journey import (
 )
 from cleanroom.room.templates.params import Params, period
 
-EVER = dt.date(1, 1, 1)  # "first-ever" reads all of B's history the room holds
 OTHER, FROM_ORIGIN = 0, 1  # the two cells: new at B without, and after, an event at A
 
 
@@ -70,7 +69,7 @@ class AppToStore(Journey):
         """See :class:`Journey`."""
         params: list[object] = []
         # B's events up to the period's end: a first event after it is not in the period anyway.
-        b = events_sql(list(self.target), tables, EVER, self.end, params)
+        b = events_sql(list(self.target), tables, None, self.end, params)  # all of B's history
         params += [self.start, self.end]
         # A's events that can precede a first B event in the period by at most the window.
         a = events_sql(

@@ -134,3 +134,42 @@ def test_transitions_keep_the_same_pairs_on_one_generation(
         for s in (generation_salt(SECRET, g) for g in range(2, 9))
     }
     assert len(others | {tuple(sorted(first["persons"].items()))}) > 1
+
+
+@pytest.mark.parametrize("g", [1, 2])
+def test_the_group_window_over_pairs_keeps_what_a_window_over_rows_kept(
+    con: duckdb.DuckDBPyConnection, g: int
+) -> None:
+    """The group bound runs over (person, group) pairs; the row-level window it replaced
+    (each row ranked by its group's salted hash) keeps the same groups and totals."""
+    policy = journey_room.policy(k=2, g=g)
+    salt = generation_salt(SECRET, 4)
+    sql = (
+        "SELECT a.channel, COUNT(*), COUNT(DISTINCT a.person) FROM alpha.events AS a"
+        " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel"
+    )
+    got = sql_exact(sql, policy, con, GenerationTables(journey_room.TABLES, salt))
+    rows = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
+    reference = f"""
+        WITH src AS (
+            SELECT a.person, a.channel AS k, a._rank AS ra, b._rank AS rb
+            FROM wh."{rows[0]}" a JOIN wh."{rows[1]}" b ON a.person = b.person
+            WHERE a.channel IN ('app', 'web')
+        ),
+        rows_kept AS (
+            SELECT * FROM src QUALIFY row_number() OVER
+            (PARTITION BY person ORDER BY hash(ra, rb, $salt), ra, rb) <= 2
+        ),
+        groups_kept AS (
+            SELECT * FROM rows_kept QUALIFY dense_rank() OVER
+            (PARTITION BY person ORDER BY hash(k, person, $salt), k) <= {g}
+        )
+        SELECT k, count(*), count(DISTINCT person) FROM groups_kept GROUP BY k
+    """
+    expected = sorted(con.execute(reference, {"salt": salt}).fetchall())
+    assert got == expected
+    if g == 1:  # the bound binds: some person lost a group
+        unbounded = sql_exact(
+            sql, journey_room.policy(k=2, g=2), con, GenerationTables(journey_room.TABLES, salt)
+        )
+        assert sum(r[2] for r in got) < sum(r[2] for r in unbounded)
