@@ -35,6 +35,7 @@ from cleanroom.room.ingest import DatasetVersion, live_datasets
 from cleanroom.room.room import Room
 from cleanroom.room.selection import GenerationTables, generation_salt
 from cleanroom.room.store import now
+from cleanroom.room.templates import sequence
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()
@@ -221,6 +222,8 @@ def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation
             policy.identity.max_per_person.by_type(),
             policy.identity.max_foreign_merges.limit(),
         )
+        if room.backend.name == "duckdb":  # journeys' event order, once per generation
+            tables.update(sequence.prepare(room.wh.cursor(), policy, tables, f"g{generation}"))
     except Exception:
         _abandon(room, generation, tables)
         raise

@@ -23,6 +23,7 @@ from cleanroom.room import dp, selection
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.room.templates import sequence
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
 from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params, period
@@ -64,16 +65,22 @@ class Transitions(Journey):
         """See :class:`Journey`."""
         params: list[object] = []
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
+        sources = [s for s in sources if s.table in tables]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
-        events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
-        params += [self.window_days, selection.salt_of(tables)]
-        sql = f"""
-            WITH ev AS ({events}),
-            seq AS (
+        prepared = sequence.prepared(cursor, tables)
+        if sources and prepared is not None and prepared.covers(sources):
+            # Each event's previous one, prepared at match time: no sort per query.
+            ordered = sequence.previous_sql(prepared, sources, ids, self.start, self.end, params)
+        else:
+            events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
+            ordered = f"""
                 SELECT person, brand, t,
                        lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
-                FROM ev WINDOW w AS (PARTITION BY person ORDER BY t, brand)
-            ),
+                FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+            """
+        params += [self.window_days, selection.salt_of(tables)]
+        sql = f"""
+            WITH seq AS ({ordered}),
             pairs AS (
                 SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
                 WHERE prev_brand IS NOT NULL AND prev_brand <> brand
