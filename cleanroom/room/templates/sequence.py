@@ -6,12 +6,12 @@ window over every event, partitioned by person and sorted by time: the most
 expensive step of the journeys at the group's scale (200M events). It is a
 property of the data, not of the question, so the match computes it once
 (:func:`prepare`, DuckDB backend) into the generation's table
-``g<N>___sequence``: every activity event (person, source, brand rank, time)
-with, per activity source ``c``, the time of the person's latest event at
-``c`` before this one in the order (time, brand) (column ``p<c>``). For any
-chosen subset of sources, the previous chosen event is then the latest of
-those columns — a scan with ``greatest``, no sort — and its brand the greatest
-brand among the sources at that time (the order's tie-break).
+``g<N>___sequence``: every activity event (person, source, ``code``) with, per
+activity source ``c``, the code of the person's latest event at ``c`` before
+this one (column ``p<c>``). A code (:func:`code_sql`) is an event's place in
+the order (time, brand) as one integer, so for any chosen subset of sources
+the previous chosen event, with the order's tie-break, is the greatest of
+those columns: a scan with ``greatest`` and integer arithmetic, no sort.
 
 A second table, ``g<N>___sequence_sources``, names the sources (``party.dataset``
 and time column) in the order of their ``src`` numbers. A query whose sources
@@ -31,6 +31,9 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.templates.activity import Source
 from cleanroom.room.warehouse import quote
 
+SLOTS = 16  # brands a code can tell apart
+EPOCH_OFFSET_US = 62_135_596_800_000_000  # 0001-01-01 to 1970-01-01, in microseconds
+FIRST, LAST = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59)
 EVENTS_KEY = "_sequence"  # reserved keys of a generation's tables (never "party.dataset")
 SOURCES_KEY = "_sequence_sources"
 
@@ -41,6 +44,7 @@ class Sequence:
 
     events: str
     sources: dict[tuple[str, str], int]  # (party.dataset, time column) -> src
+    brands: dict[str, int]  # party -> its brand slot in the codes (rank by name)
 
     def covers(self, sources: list[Source]) -> bool:
         """Whether every one of ``sources`` (unfiltered) is prepared."""
@@ -57,6 +61,17 @@ def activity(policy: CollaborationPolicy, tables: dict[str, str]) -> list[Source
     ]
 
 
+def code_sql(time: str, brand: int) -> str:
+    """An event's place in the order (time, brand) as one BIGINT: microseconds, then brand.
+
+    Comparing codes compares times and, at one instant, brands; the greatest
+    of several codes is the latest event with the order's tie-break. Times
+    count from 0001-01-01 so codes are never negative (``//`` and ``%`` then
+    floor); 16 brand slots keep year 9999 within a BIGINT.
+    """
+    return f"((epoch_us(CAST({time} AS TIMESTAMP)) + {EPOCH_OFFSET_US}) * {SLOTS} + {brand})"
+
+
 def prepare(
     cursor: Any, policy: CollaborationPolicy, tables: dict[str, str], prefix: str
 ) -> dict[str, str]:
@@ -64,34 +79,41 @@ def prepare(
 
     Brands rank by name, so the tie-break among events at one instant is the
     one the per-query window uses (its brand ids follow the sorted names).
+    Nothing is prepared (templates use the per-query window) beyond 16 brands
+    or for a time outside years 1–9999, which a code cannot hold.
     """
     sources = activity(policy, tables)
-    if not sources:
-        return {}
-    events, manifest = f"{prefix}___sequence", f"{prefix}___sequence_sources"
     brands = sorted({s.party for s in sources})
+    if not sources or len(brands) > SLOTS:
+        return {}
+    for s in sources:
+        low, high = cursor.execute(
+            f'SELECT min(CAST("{s.time}" AS TIMESTAMP)), max(CAST("{s.time}" AS TIMESTAMP)) '
+            f"FROM {quote(tables[s.table])}"
+        ).fetchone()
+        if low is not None and not (low >= FIRST and high <= LAST):
+            return {}
+    events, manifest = f"{prefix}___sequence", f"{prefix}___sequence_sources"
     parts = []
     for i, s in enumerate(sources):
         parts.append(
-            f"SELECT person, {i}::SMALLINT AS src, {brands.index(s.party)}::SMALLINT AS brand, "
-            f'CAST("{s.time}" AS TIMESTAMP) AS t FROM {quote(tables[s.table])} '
-            f'WHERE "{s.time}" IS NOT NULL'
+            f"SELECT person, {i}::SMALLINT AS src, "
+            f"{code_sql(chr(34) + s.time + chr(34), brands.index(s.party))} AS code "
+            f'FROM {quote(tables[s.table])} WHERE "{s.time}" IS NOT NULL'
         )
-    window = (
-        "(PARTITION BY person ORDER BY t, brand ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    )
+    window = "(PARTITION BY person ORDER BY code ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     latest = ", ".join(
-        f"max(CASE WHEN src = {i} THEN t END) OVER w AS p{i}" for i in range(len(sources))
+        f"max(CASE WHEN src = {i} THEN code END) OVER w AS p{i}" for i in range(len(sources))
     )
-    values = ", ".join(f"({i}, ?, ?)" for i in range(len(sources)))
+    values = ", ".join(f"({i}, ?, ?, {brands.index(s.party)})" for i, s in enumerate(sources))
     try:
         cursor.execute(
-            f"CREATE TABLE {quote(events)} AS SELECT person, src, brand, t, {latest} "
+            f"CREATE TABLE {quote(events)} AS SELECT person, src, code, {latest} "
             f"FROM ({' UNION ALL '.join(parts)}) WINDOW w AS {window}"
         )
         cursor.execute(
             f"CREATE TABLE {quote(manifest)} AS "
-            f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol)",
+            f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol, brand)",
             [v for s in sources for v in (s.table, s.time)],
         )
     except BaseException:
@@ -106,8 +128,12 @@ def prepared(cursor: Any, tables: dict[str, str]) -> Sequence | None:
     events, manifest = tables.get(EVENTS_KEY), tables.get(SOURCES_KEY)
     if events is None or manifest is None:
         return None
-    rows = cursor.execute(f"SELECT src, tab, tcol FROM {quote(manifest)}").fetchall()
-    return Sequence(events, {(str(tab), str(tcol)): int(src) for src, tab, tcol in rows})
+    rows = cursor.execute(f"SELECT src, tab, tcol, brand FROM {quote(manifest)}").fetchall()
+    return Sequence(
+        events,
+        {(str(tab), str(tcol)): int(src) for src, tab, tcol, _ in rows},
+        {str(tab).split(".", 1)[0]: int(brand) for _, tab, _, brand in rows},
+    )
 
 
 def previous_sql(
@@ -116,32 +142,37 @@ def previous_sql(
     brand_ids: dict[str, int],
     start: dt.date,
     end: dt.date,
+    window_days: int,
     params: list[object],
 ) -> str:
-    """``SELECT person, brand, t, prev_brand, prev_t``: each chosen event and the one before.
+    """``SELECT person, brand, prev_brand, near``: each chosen event and the one before it.
 
     Over the chosen sources' events in [start, end), each with the previous
-    chosen event in the period (events with none are left out): what the
-    per-query ``lag`` over ``ORDER BY t, brand`` gives, read from the prepared
-    columns.
+    chosen event in the period (events with none are left out) and whether it
+    lies within ``window_days``: what the per-query ``lag`` over ``ORDER BY t,
+    brand`` gives, read from the prepared codes with integer arithmetic only.
     """
-    chosen = sorted({seq.sources[(s.table, s.time)]: s for s in sources}.items())
-    cols = [f"p{src}" for src, _ in chosen]
+    chosen = sorted({seq.sources[(s.table, s.time)] for s in sources})
+    cols = [f"p{src}" for src in chosen]
     latest = f"greatest({', '.join(cols)})" if len(cols) > 1 else cols[0]
-    # At the latest time, the greatest brand wins the tie, as in ORDER BY t, brand.
-    by_brand = sorted(chosen, key=lambda item: brand_ids[item[1].party], reverse=True)
-    which = " ".join(f"WHEN p{src} = prev_t THEN {brand_ids[s.party]}" for src, s in by_brand)
-    case = (
-        "CASE "
-        + " ".join(f"WHEN src = {src} THEN {brand_ids[s.party]}" for src, s in chosen)
-        + " END"
-    )
-    params.extend([start, end, start])
+    # Each brand slot of a code -> the template's brand id (slots of unchosen brands: never read).
+    ids = [brand_ids.get(party) for party in sorted(seq.brands, key=seq.brands.__getitem__)]
+    slots = "(CAST([" + ", ".join("NULL" if i is None else str(i) for i in ids) + "] AS INTEGER[]))"
+    params.extend([window_days * 86_400_000_000, _code(start), _code(end), _code(start)])
     return f"""
-        SELECT person, brand, t, CASE {which} END AS prev_brand, prev_t FROM (
-            SELECT person, {case} AS brand, t, {latest} AS prev_t, {", ".join(cols)}
-            FROM {quote(seq.events)}
-            WHERE src IN ({", ".join(str(src) for src, _ in chosen)})
-              AND t >= CAST(? AS TIMESTAMP) AND t < CAST(? AS TIMESTAMP)
-        ) WHERE prev_t >= CAST(? AS TIMESTAMP)
+        SELECT person, {slots}[code % {SLOTS} + 1] AS brand,
+               {slots}[prev % {SLOTS} + 1] AS prev_brand,
+               code // {SLOTS} - prev // {SLOTS} <= ? AS near
+        FROM (
+            SELECT person, code, {latest} AS prev FROM {quote(seq.events)}
+            WHERE src IN ({", ".join(map(str, chosen))}) AND code >= ? AND code < ?
+        ) WHERE prev >= ?
     """
+
+
+def _code(day: dt.date) -> int:
+    """The code of midnight starting ``day``, before any brand at that instant."""
+    micros = (dt.datetime(day.year, day.month, day.day) - dt.datetime(1, 1, 1)) // dt.timedelta(
+        microseconds=1
+    )
+    return micros * SLOTS

@@ -70,21 +70,28 @@ class Transitions(Journey):
         prepared = sequence.prepared(cursor, tables)
         if sources and prepared is not None and prepared.covers(sources):
             # Each event's previous one, prepared at match time: no sort per query.
-            ordered = sequence.previous_sql(prepared, sources, ids, self.start, self.end, params)
+            ordered = sequence.previous_sql(
+                prepared, sources, ids, self.start, self.end, self.window_days, params
+            )
         else:
-            events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
+            inner: list[object] = []  # the window's parameter comes first in the text
+            events = events_sql(sources, tables, self.start, self.end, inner, brand_ids=ids)
+            params += [self.window_days, *inner]
             ordered = f"""
-                SELECT person, brand, t,
-                       lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
-                FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+                SELECT person, brand, prev_brand,
+                       t - prev_t <= to_days(CAST(? AS INTEGER)) AS near
+                FROM (
+                    SELECT person, brand, t,
+                           lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
+                    FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+                )
             """
-        params += [self.window_days, selection.salt_of(tables)]
+        params.append(selection.salt_of(tables))
         sql = f"""
             WITH seq AS ({ordered}),
             pairs AS (
                 SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
-                WHERE prev_brand IS NOT NULL AND prev_brand <> brand
-                  AND t - prev_t <= to_days(CAST(? AS INTEGER))
+                WHERE prev_brand IS NOT NULL AND prev_brand <> brand AND near
             ),
             kept AS (
                 SELECT a, b FROM pairs
