@@ -30,7 +30,7 @@ from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.release import noise
 from cleanroom.room.room import Room
-from cleanroom.room.templates import prepare_template
+from cleanroom.room.templates import prepare_template, sequence
 from cleanroom.room.templates.journey import Journey
 from cleanroom.room.templates.retention import add_months
 from cleanroom.room.templates.time_to_cross import bin_labels
@@ -452,6 +452,8 @@ def test_the_live_generation_keeps_its_choices_across_queries(room: Room) -> Non
     query's is.
     """
     params = {"max_transitions": "1", **PERIOD}
+    live = live_generation(room)
+    assert live is not None and sequence.EVENTS_KEY in live.tables  # the match prepared it
     first = exact(room, "transitions", params)
     assert sum(first["persons"].values()) > 0
     assert exact(room, "transitions", params) == first

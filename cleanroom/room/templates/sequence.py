@@ -79,9 +79,14 @@ def prepare(
 
     Brands rank by name, so the tie-break among events at one instant is the
     one the per-query window uses (its brand ids follow the sorted names).
-    Nothing is prepared (templates use the per-query window) beyond 16 brands
-    or for a time outside years 1–9999, which a code cannot hold.
+    Nothing is prepared (templates use the per-query window) when the policy
+    does not approve ``transitions`` (its one reader, so a match without it
+    costs nothing more), beyond 16 brands, or for a time outside years
+    1–9999, which a code cannot hold.
     """
+    approved = policy.templates.get("transitions")
+    if approved is None or not approved.enabled:  # no reader: the match does not pay for it
+        return {}
     sources = activity(policy, tables)
     brands = sorted({s.party for s in sources})
     if not sources or len(brands) > SLOTS:

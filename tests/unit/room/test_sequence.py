@@ -112,3 +112,15 @@ def test_a_source_not_prepared_falls_back_to_the_window(room_policy: Collaborati
     assert prepared.exact(
         con.cursor(), GenerationTables({**journey_room.TABLES, **names}, SALT)
     ) == (prepared.exact(con.cursor(), plain))
+
+
+def test_nothing_is_prepared_when_the_policy_does_not_approve_transitions(
+    room_policy: CollaborationPolicy,
+) -> None:
+    con = journey_room.load(*journey_room.ordinary(4, persons=20))
+    off = room_policy.model_copy(
+        update={"templates": {k: v for k, v in room_policy.templates.items() if k != "transitions"}}
+    )
+    assert sequence.prepare(con.cursor(), off, journey_room.TABLES, "g5") == {}
+    names = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert names and not any(name.startswith("g5") for (name,) in names)
