@@ -225,7 +225,19 @@ def compile_plan(
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
     counts_persons = any(m.kind == "count_persons" for m in ms)
     reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
-    bounds_groups = counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count)
+    if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
+        # Per person, fixed per generation: a salted hash of the keys orders their groups
+        # (the keys break a tie, so a collision never keeps more than g). Ranking the
+        # (person, group) pairs instead of the rows keeps the same groups but measured
+        # slower (BENCHMARKS.md, issue 18 step 4).
+        params.append(salt)
+        key_cols = ", ".join(_ident(c) for c in keys)
+        ctes.append(
+            f"groups_kept AS (SELECT * FROM {kept} QUALIFY dense_rank() "
+            f"OVER (PARTITION BY person ORDER BY hash({key_cols}, person, ?), {key_cols})"
+            f" <= {int(g)})"
+        )
+        kept = "groups_kept"
     # Per row: what each measurement adds up. A person count is the number of distinct
     # (person, group) pairs, so when one is measured the rows are first summed per pair
     # and the pairs counted: DuckDB does that two-level aggregation several times faster
@@ -249,19 +261,6 @@ def compile_plan(
         pairs = ", ".join([pair_cols, *(f"{e} AS {_ident(n)}" for n, e in per_row.items())])
         ctes.append(f"pairs AS (SELECT {pairs} FROM {kept} GROUP BY {pair_cols})")
         kept = "pairs"
-        if bounds_groups:
-            # Per person, fixed per generation: a salted hash of the keys orders their
-            # groups (the keys break a tie, so a collision never keeps more than g). Over
-            # the (person, group) pairs, each carrying its rows' sums, not over every row:
-            # the same groups kept and the same totals, with a window over far fewer rows.
-            params.append(salt)
-            key_cols = ", ".join(_ident(c) for c in keys)
-            ctes.append(
-                "groups_kept AS (SELECT * FROM pairs QUALIFY row_number() "
-                f"OVER (PARTITION BY person ORDER BY hash({key_cols}, person, ?), {key_cols})"
-                f" <= {int(g)})"
-            )
-            kept = "groups_kept"
         outer = {n: f"sum({_ident(n)})" for n in per_row}
     else:
         outer = per_row
