@@ -214,7 +214,7 @@ def compile_plan(
         rank_cols = ", ".join(_ident(r) for r in ranks)
         if rest:
             params.append(salt)
-            order = f"hash({rank_cols}, ?), {rank_cols}"
+            order = f"hash({rank_cols}, person, ?), {rank_cols}"
         else:
             order = rank_cols
         ctes.append(

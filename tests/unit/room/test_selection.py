@@ -158,7 +158,7 @@ def test_the_group_window_keeps_the_groups_a_window_over_pairs_keeps(
         ),
         rows_kept AS (
             SELECT * FROM src QUALIFY row_number() OVER
-            (PARTITION BY person ORDER BY hash(ra, rb, $salt), ra, rb) <= 2
+            (PARTITION BY person ORDER BY hash(ra, rb, person, $salt), ra, rb) <= 2
         ),
         pairs AS (SELECT person, k, count(*) AS n FROM rows_kept GROUP BY person, k),
         groups_kept AS (
