@@ -101,7 +101,10 @@ def test_a_point_pauses_only_when_armed_and_at_its_passage(
 
 
 def fake_room(tmp_path: Path, store: MetaStore) -> Any:
-    return SimpleNamespace(paths=SimpleNamespace(root=tmp_path), store=store)
+    # The room secret: live generations derive their selection salt from it.
+    return SimpleNamespace(
+        paths=SimpleNamespace(root=tmp_path), store=store, rekey_secret=b"s" * 32
+    )
 
 
 def go_live(store: MetaStore, generation: int) -> None:
