@@ -2,6 +2,12 @@
 
     python bench/journeys.py --persons 2000000 --events 20000000
     python bench/journeys.py --persons 20000000 --events 200000000
+    python bench/journeys.py --templates transitions --sequence   # before and after
+
+``--sequence`` also prepares the event order a match prepares once per
+generation (``templates/sequence.py``, timed on its own) and runs each
+template twice in the same run: on the analysis tables alone (the per-query
+path) and with the prepared tables.
 
 The templates read only the analysis tables a match publishes (person, time,
 a few columns), so this benchmark writes those straight into an encrypted
@@ -90,12 +96,36 @@ base, name, params = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 policy, _ = load_policy(base / "policy.yaml")
 wh = Warehouse(base / "warehouse.duckdb", b"k" * 32, temp_dir=base / "tmp", threads=2,
                memory_limit="16GB")
-tables = {f"{p}.{d}": f"g1__{p}__{d}" for p, d in [tuple(t.split("__")[1:]) for t in wh.tables()]}
+tables = {f"{p}.{d}": f"g1__{p}__{d}" for p, d in
+          [tuple(t.split("__")[1:]) for t in wh.tables() if t.count("__") == 2]}
+if sys.argv[4] == "1":
+    from cleanroom.room.templates import sequence
+    tables |= {sequence.EVENTS_KEY: "g1___sequence", sequence.SOURCES_KEY: "g1___sequence_sources"}
 prepared = prepare_template(name, params, policy=policy, party="reporter")
 t = time.perf_counter()
 released = prepared.execute(wh.cursor(), tables, Fraction(1), policy.privacy)
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "rows": len(released.rows)}))
+"""
+
+PREPARE = """
+import sys, time
+sys.path.insert(0, %(root)r)
+from pathlib import Path
+from cleanroom.room.policy import load_policy
+from cleanroom.room.templates import sequence
+from cleanroom.room.warehouse import Warehouse
+base = Path(sys.argv[1])
+policy, _ = load_policy(base / "policy.yaml")
+wh = Warehouse(base / "warehouse.duckdb", b"k" * 32, temp_dir=base / "tmp", threads=2,
+               memory_limit="16GB")
+for name in ("g1___sequence", "g1___sequence_sources"):
+    wh.drop(name)
+tables = {f"{p}.{d}": f"g1__{p}__{d}" for p, d in
+          [tuple(t.split("__")[1:]) for t in wh.tables() if t.count("__") == 2]}
+sequence.prepare(wh.cursor(), policy, tables, "g1")
+wh.checkpoint()
+wh.close()
 """
 
 
@@ -104,6 +134,7 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=2_000_000)
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--templates", nargs="+", default=list(TEMPLATES))
+    parser.add_argument("--sequence", action="store_true", help="also with the prepared order")
     args = parser.parse_args()
     base = OUT / f"journeys-{args.events}"
     if not (base / "warehouse.duckdb").exists():
@@ -112,12 +143,23 @@ def main() -> None:
         setup = run_child(python(code, str(base), str(args.persons), str(args.events)))
         print(f"tables written in {setup.seconds:.0f} s, peak RSS {setup.peak_rss_mb:,.0f} MB")
     results = {}
+    if args.sequence:
+        prep = run_child(python(PREPARE % {"root": str(ROOT)}, str(base)))
+        results["(prepare sequence)"] = {
+            "seconds": prep.seconds,
+            "peak_rss_mb": prep.peak_rss_mb,
+            "process_seconds": prep.seconds,
+        }
+        print("sequence prepared", json.dumps(results["(prepare sequence)"]), flush=True)
     for name in args.templates:
-        code = RUN % {"root": str(ROOT)}
-        run = run_child(python(code, str(base), name, json.dumps(TEMPLATES[name])))
-        out = json.loads(run.stdout.strip().splitlines()[-1])
-        results[name] = {**out, "peak_rss_mb": run.peak_rss_mb, "process_seconds": run.seconds}
-        print(name, json.dumps(results[name]), flush=True)
+        for with_sequence in [False, True] if args.sequence else [False]:
+            code = RUN % {"root": str(ROOT)}
+            params = json.dumps(TEMPLATES[name])
+            run = run_child(python(code, str(base), name, params, str(int(with_sequence))))
+            out = json.loads(run.stdout.strip().splitlines()[-1])
+            key = f"{name} (prepared)" if with_sequence else name
+            results[key] = {**out, "peak_rss_mb": run.peak_rss_mb, "process_seconds": run.seconds}
+            print(key, json.dumps(results[key]), flush=True)
     path = OUT / "journeys.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     saved[f"{args.persons}x{args.events}"] = results

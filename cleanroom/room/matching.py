@@ -40,8 +40,10 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.room import Room
+from cleanroom.room.selection import GenerationTables, generation_salt
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
+from cleanroom.room.templates import sequence
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()
@@ -60,7 +62,7 @@ class Generation:
     generation: int
     finished_at: str | None
     inputs: dict[str, int]  # "party.dataset" -> dataset version
-    tables: dict[str, str]  # "party.dataset" -> analysis table
+    tables: dict[str, str]  # "party.dataset" -> analysis table (GenerationTables when live)
     backend: str = "duckdb"  # where the tables were built
     withheld: dict[str, Any] | None = None  # identity.Withheld.as_dict(): counts only
     bounds: dict[str, Any] | None = None  # bounds.ChosenBounds.as_dict(), when chosen from data
@@ -108,11 +110,13 @@ def live_generation(room: Room) -> Generation | None:
     )
     if row is None:
         return None
+    # The tables carry the generation's secret selection salt (cleanroom.room.selection).
+    salt = generation_salt(room.rekey_secret, int(row["generation"]))
     return Generation(
         row["generation"],
         row["finished_at"],
         json.loads(row["inputs"]),
-        json.loads(row["tables"]),
+        GenerationTables(json.loads(row["tables"]), salt),
         row["backend"],
         json.loads(row["withheld"]),
         json.loads(row["bounds"]) if row["bounds"] else None,
@@ -283,6 +287,8 @@ def _match(
             policy.identity.max_foreign_merges.limit(),
             suppressed=[s.table_name for s in lists],
         )
+        if room.backend.name == "duckdb":  # journeys' event order, once per generation
+            tables.update(sequence.prepare(room.wh.cursor(), policy, tables, f"g{generation}"))
     except Exception:
         _abandon(room, generation, tables)
         raise
@@ -350,7 +356,7 @@ def _choose_bounds(
             )
         )
 
-    chosen = choose_for_match(room.backend.cursor(), policy, tables, charge)
+    chosen = choose_for_match(room.backend.cursor(), policy, sequence.datasets(tables), charge)
     return chosen.as_dict() if chosen else None
 
 

@@ -96,6 +96,12 @@ TEMPLATES = {
     "retention": {"start": "2026-01", "months": "6"},
     "segments": {"as_of": "2026-07-01"},
     "lift": {"outcome": "ofogh.purchases", "metric": "amount", **PERIOD},
+    "app_to_store": {
+        "from": "okala.orders:channel=app",
+        "to": "ofogh",
+        "window_days": "20",
+        **PERIOD,
+    },
 }
 
 

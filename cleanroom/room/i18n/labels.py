@@ -106,6 +106,9 @@ WORDS: dict[str, str] = {
     "time_to_cross": N_("time to cross"),
     "retention": N_("retention"),
     "segments": N_("segments"),
+    "app_to_store": N_("app to store"),
+    # app_to_store: persons new at B, and those of them who came from A
+    "after_origin": N_("after the origin"),
     # segments
     "new": N_("new"),
     "loyal": N_("loyal"),
@@ -161,4 +164,8 @@ TEMPLATE_TEXT: tuple[str, ...] = (
     N_("a bounded metric of the outcome dataset to sum as spend"),
     N_("each person's spend is capped here; default the metric's upper bound (or 1)"),
     N_("days from exposure in which the outcome counts"),
+    N_("persons whose first-ever event at B came within a window after an event at A."),
+    N_("the earlier event (e.g. brand.dataset:channel=app)"),
+    N_("where a first-ever event counts as new (e.g. a store brand)"),
+    N_("days from an event at 'from' to the first-ever event at 'to'"),
 )

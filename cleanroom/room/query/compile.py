@@ -20,8 +20,12 @@ L1 and L2 sensitivities handed to the mechanism (L2: ``k``, ``√…``,
 come from the analysis table's ``_rank``, a random order of each person's
 rows drawn at match time: on one table without a
 filter the row bound is the plain filter ``_rank <= k`` (no window over all
-rows per query); with a filter or a join the rows that survive are ranked
-afresh. Literals travel as bound parameters; names come from the plan, which
+rows per query); with a filter the rows that survive keep their ``_rank``
+order, and a joined row is ordered by a hash of its tables' ``_rank`` values
+salted with the generation's secret. The groups a person keeps are chosen by a
+hash of the group keys salted likewise. Every choice is thus fixed per match
+generation (:mod:`cleanroom.room.selection`): asking again changes only the
+noise. Literals travel as bound parameters; names come from the plan, which
 only holds vetted names, and are quoted anyway.
 
 The same SQL measures what the bounds removed (:class:`~cleanroom.room.pipeline.Cut`):
@@ -36,11 +40,10 @@ cap counts.
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cleanroom.room import sensitivity
+from cleanroom.room import selection, sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan
@@ -238,6 +241,14 @@ def compile_plan(
     select = [f"{_ident(first.alias)}.person AS person"] + [
         f"{_col(ref)} AS {_ident(name)}" for name, ref in needed.items()
     ]
+    # One table, no filter: the stored random order bounds the rows (see the module docstring).
+    ranked_at_match = not rest and plan.where is None
+    ranks = [f"r__{t.alias}" for t in plan.tables]  # each joined row's stored random orders
+    if not ranked_at_match and bounds_rows(plan):
+        select += [
+            f"{_ident(t.alias)}.{_ident(RANK)} AS {_ident(r)}"
+            for t, r in zip(plan.tables, ranks, strict=True)
+        ]
     conditions = []
     first_param = len(params)
     if plan.where is not None:
@@ -246,29 +257,39 @@ def compile_plan(
         params.extend(key.domain)
         conditions.append(f"({_col(key.column)} IN ({', '.join('?' for _ in key.domain)}))")
     in_scope = (list(conditions), params[first_param:])  # the rows before any bound
-    # One table, no filter: the stored random order bounds the rows (see the module docstring).
-    ranked_at_match = not rest and plan.where is None
     if ranked_at_match and bounds_rows(plan):
         conditions.append(f"({_ident(first.alias)}.{_ident(RANK)} <= {int(k)})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     ctes = [f"src AS (SELECT {', '.join(select)} FROM {source}{where})"]
     kept = "src"
+    salt = selection.salt_of(tables)
     if not ranked_at_match and bounds_rows(plan):
+        # Fixed per generation: one table keeps its stored order, a join a salted hash of it.
+        rank_cols = ", ".join(_ident(r) for r in ranks)
+        if rest:
+            params.append(salt)
+            order = f"hash({rank_cols}, person, ?), {rank_cols}"
+        else:
+            order = rank_cols
         ctes.append(
             "rows_kept AS (SELECT * FROM src QUALIFY row_number() OVER "
-            f"(PARTITION BY person ORDER BY random()) <= {int(k)})"
+            f"(PARTITION BY person ORDER BY {order}) <= {int(k)})"
         )
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
     counts_persons = any(m.kind == "count_persons" for m in ms)
     reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
     if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
-        # Per person and per query: each person keeps a random subset of their groups.
-        params.append(_salt())
+        # Per person, fixed per generation: a salted hash of the keys orders their groups
+        # (the keys break a tie, so a collision never keeps more than g). Ranking the
+        # (person, group) pairs instead of the rows keeps the same groups but measured
+        # slower (BENCHMARKS.md, issue 18 step 4).
+        params.append(salt)
+        key_cols = ", ".join(_ident(c) for c in keys)
         ctes.append(
             f"groups_kept AS (SELECT * FROM {kept} QUALIFY dense_rank() "
-            f"OVER (PARTITION BY person ORDER BY hash({', '.join(_ident(c) for c in keys)}, "
-            f"person, ?)) <= {int(g)})"
+            f"OVER (PARTITION BY person ORDER BY hash({key_cols}, person, ?), {key_cols})"
+            f" <= {int(g)})"
         )
         kept = "groups_kept"
     # Per row: what each measurement adds up. A person count is the number of distinct
@@ -347,8 +368,3 @@ def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[str]:
         "coalesce(sum(CASE WHEN b.n > coalesce(a.n, 0) THEN 1 ELSE 0 END), 0)::BIGINT AS c_persons"
         " FROM cut_before AS b LEFT JOIN cut_after AS a ON a.person = b.person)",
     ]
-
-
-def _salt() -> int:
-    """A fresh secret per query: which groups a person keeps is not the analyst's to steer."""
-    return secrets.randbits(62)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.prepared import Prepared
+from cleanroom.room.templates.app_to_store import prepare_app_to_store
 from cleanroom.room.templates.funnel import prepare_funnel
 from cleanroom.room.templates.lift import prepare_lift
 from cleanroom.room.templates.overlap import prepare_overlap
@@ -24,6 +25,7 @@ TEMPLATES: dict[str, Callable[..., Prepared]] = {
     "retention": prepare_retention,
     "segments": prepare_segments,
     "lift": prepare_lift,
+    "app_to_store": prepare_app_to_store,
 }
 
 

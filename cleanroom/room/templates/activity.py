@@ -125,7 +125,7 @@ def step_source(
 def events_sql(
     sources: list[Source],
     tables: dict[str, str],
-    start: dt.date,
+    start: dt.date | None,
     end: dt.date,
     params: list[object],
     value: str | None = None,
@@ -133,6 +133,7 @@ def events_sql(
 ) -> str:
     """``SELECT person, brand, t[, v]`` over the sources' current tables, within [start, end).
 
+    ``start`` None: from the first event the room holds (a "first-ever" reading).
     ``value`` names a metric column of the sources to carry along as ``v``;
     ``brand_ids`` makes ``brand`` a small integer (cheaper to sort on) instead of the name.
     """
@@ -144,12 +145,14 @@ def events_sql(
         if s.where is not None:
             condition = f' AND "{s.where[0]}" = ?'
         carried = f', CAST("{value}" AS DOUBLE) AS v' if value else ""
+        since = "" if start is None else f'"{s.time}" >= ? AND '
         parts.append(
             f'SELECT person, ? AS brand, CAST("{s.time}" AS TIMESTAMP) AS t{carried} '
             f"FROM {quote(tables[s.table])} "
-            f'WHERE "{s.time}" >= ? AND "{s.time}" < ?{condition}'
+            f'WHERE {since}"{s.time}" < ?{condition}'
         )
-        params.extend([brand_ids[s.party] if brand_ids else s.party, start, end])
+        params.extend([brand_ids[s.party] if brand_ids else s.party])
+        params.extend([end] if start is None else [start, end])
         if s.where is not None:
             params.append(s.where[1])
     if not parts:

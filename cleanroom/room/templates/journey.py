@@ -16,7 +16,6 @@ is post-processing.
 from __future__ import annotations
 
 import math
-import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,11 +48,6 @@ class Vector:
     def l2(self) -> float:
         """See :mod:`cleanroom.room.sensitivity`: not √L1 unless each cell moves by one."""
         return self.contribution.l2
-
-
-def salt() -> int:
-    """Fresh per query: which of a person's cells are kept is not the analyst's to steer."""
-    return secrets.randbits(62)
 
 
 def sum_error95(error95: float, n: int) -> float:

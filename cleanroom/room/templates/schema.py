@@ -130,6 +130,18 @@ SCHEMAS: dict[str, tuple[Param, ...]] = {
         START,
         END,
     ),
+    "app_to_store": (
+        Param("from", "step", "the earlier event (e.g. brand.dataset:channel=app)", required=True),
+        Param(
+            "to",
+            "step",
+            "where a first-ever event counts as new (e.g. a store brand)",
+            required=True,
+        ),
+        _window(30, "days from an event at 'from' to the first-ever event at 'to'"),
+        START,
+        END,
+    ),
 }
 
 

@@ -4,11 +4,13 @@ Each person's events across the chosen brands are put in time order; a
 transition A→B is two consecutive events at different brands, B within
 ``window_days`` of A (so "next brand after A" skips repeat visits to A). A
 person counts once per pair they made, and at most ``max_transitions`` pairs,
-chosen at random per query, so one person moves the brand-by-brand matrix by
-at most that many (L1). The pairs over that bound are counted and disclosed
-(:class:`~cleanroom.room.pipeline.Cut`). Parameters: ``brands`` (default: every brand open to
-you), ``window_days`` (1–365, default 30), ``max_transitions`` (1–10, default
-3), ``start``/``end`` (dates; default the year up to today).
+chosen by a hash salted with the match generation's secret (fixed per
+generation, so asking again changes only the noise), so one person moves the
+brand-by-brand matrix by at most that many (L1). The pairs over that bound are
+counted and disclosed (:class:`~cleanroom.room.pipeline.Cut`). Parameters:
+``brands`` (default: every brand open to you), ``window_days`` (1–365, default
+30), ``max_transitions`` (1–10, default 3), ``start``/``end`` (dates; default
+the year up to today).
 """
 
 from __future__ import annotations
@@ -18,21 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.room import dp
+from cleanroom.room import dp, selection
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.room.templates import sequence
 from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import (
-    CUT,
-    Cell,
-    Journey,
-    Vector,
-    cells_of,
-    person_rows,
-    salt,
-)
+from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.templates.params import Params, period
 
 CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
@@ -74,25 +69,38 @@ class Transitions(Journey):
         """See :class:`Journey`."""
         params: list[object] = []
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
+        sources = [s for s in sources if s.table in tables]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
-        events = events_sql(sources, tables, self.start, self.end, params, brand_ids=ids)
-        params += [self.window_days, salt()]
         m, cap = int(self.max_transitions), int(self.cut().cap)
+        prepared = sequence.prepared(cursor, tables)
+        if sources and prepared is not None and prepared.covers(sources):
+            # Each event's previous one, prepared at match time: no sort per query.
+            ordered = sequence.previous_sql(
+                prepared, sources, ids, self.start, self.end, self.window_days, params
+            )
+        else:
+            inner: list[object] = []  # the window's parameter comes first in the text
+            events = events_sql(sources, tables, self.start, self.end, inner, brand_ids=ids)
+            params += [self.window_days, *inner]
+            ordered = f"""
+                SELECT person, brand, prev_brand,
+                       t - prev_t <= to_days(CAST(? AS INTEGER)) AS near
+                FROM (
+                    SELECT person, brand, t,
+                           lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
+                    FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+                )
+            """
+        params.append(selection.salt_of(tables))
         sql = f"""
-            WITH ev AS ({events}),
-            seq AS (
-                SELECT person, brand, t,
-                       lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
-                FROM ev WINDOW w AS (PARTITION BY person ORDER BY t, brand)
-            ),
+            WITH seq AS ({ordered}),
             pairs AS (
                 SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
-                WHERE prev_brand IS NOT NULL AND prev_brand <> brand
-                  AND t - prev_t <= to_days(CAST(? AS INTEGER))
+                WHERE prev_brand IS NOT NULL AND prev_brand <> brand AND near
             ),
             kept AS (
                 SELECT a, b FROM pairs
-                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?))
+                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?), a, b)
                         <= {m}
             ),
             per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)

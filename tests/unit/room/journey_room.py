@@ -100,6 +100,7 @@ def policy(
                     "retention",
                     "segments",
                     "lift",
+                    "app_to_store",
                 )
             },
         }

@@ -129,6 +129,14 @@ def lift() -> dict[str, Any]:
     return released(["arm", "persons", "converted", "rate", "spend_per_person"], rows, lift=effect)
 
 
+def app_to_store() -> dict[str, Any]:
+    rows = [
+        {"customers": "new", "persons": count(900), "share": None},
+        {"customers": "after_origin", "persons": count(240), "share": ratio(0.27, 0.22, 0.32)},
+    ]
+    return released(["customers", "persons", "share"], rows, window_days=14)
+
+
 def unknown() -> dict[str, Any]:
     rows = [{"city": c, "orders": count(500 - 50 * i)} for i, c in enumerate(["Tehran", "Qom"])]
     return released(["city", "orders"], rows, extra_table=[{"k": "a", "v": count(3)}])
@@ -142,5 +150,6 @@ SHAPES = {
     "retention": retention,
     "segments": segments,
     "lift": lift,
+    "app_to_store": app_to_store,
     "city_counts": unknown,
 }

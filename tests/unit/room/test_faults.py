@@ -103,8 +103,12 @@ def test_a_point_pauses_only_when_armed_and_at_its_passage(
 
 def fake_room(tmp_path: Path, store: MetaStore) -> Any:
     kept = SimpleNamespace(policy=SimpleNamespace(retention=RetentionPolicy()))  # no expiry
+    # The room secret: live generations derive their selection salt from it.
     return SimpleNamespace(
-        paths=SimpleNamespace(root=tmp_path), store=store, active_policy=lambda: kept
+        paths=SimpleNamespace(root=tmp_path),
+        store=store,
+        active_policy=lambda: kept,
+        rekey_secret=b"s" * 32,
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from unittest.mock import patch
 
 import duckdb
 import pyarrow as pa
@@ -27,6 +26,7 @@ from cleanroom.room.query.plan import (
     TableRef,
 )
 from cleanroom.room.query.prepared import bounds
+from cleanroom.room.selection import GenerationTables
 from tests.unit.room import journey_room
 from tests.unit.room.test_templates_sensitivity import assert_cut_moves_within, extreme_person
 
@@ -198,8 +198,8 @@ def released_sql(
     The cut's three figures come under ``"_cut"`` as cells ``("kept",)``, ``("cut",)``,
     ``("persons",)``.
     """
-    with patch("cleanroom.room.query.compile._salt", return_value=0x5EED):
-        compiled = compile_plan(prepared, journey_room.TABLES, **bounds(privacy))
+    tables = GenerationTables(journey_room.TABLES, 0x5EED)  # one generation: one salt
+    compiled = compile_plan(prepared, tables, **bounds(privacy))
     out: dict[str, dict[tuple[object, ...], int]] = {m.name: {} for m in compiled.measurements}
     out["_cut"] = {("kept",): 0, ("cut",): 0, ("persons",): 0}
     n = len(compiled.keys)

@@ -26,6 +26,7 @@ REQUIRED = {
     "funnel": {"steps": "okala,ofogh"},
     "time_to_cross": {"from": "okala", "to": "ofogh"},
     "lift": {"outcome": "okala"},
+    "app_to_store": {"from": "okala", "to": "ofogh"},
 }
 
 

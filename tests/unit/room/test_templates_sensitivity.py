@@ -6,9 +6,9 @@ metric's lower bound, purchases far above its upper one, missing and NaN
 amounts, undeclared channel values, many campaign exposures in both arms.
 Each template's real SQL (the same ``exact`` its release runs) computes every
 released vector with and without that person; the change must be within the
-vector's declared sensitivities, in L1 and in L2. The per-query salt that
-picks which of a person's transitions are kept is held fixed across the two
-runs, as it is one random draw of the mechanism and not part of the data.
+vector's declared sensitivities, in L1 and in L2. The generation's salt that
+picks which of a person's transitions are kept is the same in both runs, as
+it is one random draw of the mechanism and not part of the data.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from typing import Any
-from unittest.mock import patch
 
 import duckdb
 import pytest
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.selection import GenerationTables
 from cleanroom.room.sensitivity import Contribution
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector
@@ -60,6 +60,8 @@ CONFIGS: list[tuple[str, dict[str, str]]] = [
     ("lift", {"outcome": "alpha.events", "metric": "amount", "window_days": "90", **PERIOD}),
     ("lift", {"outcome": "gamma.events", "metric": "amount", **PERIOD}),
     ("lift", {"outcome": "gamma", "window_days": "365", **PERIOD}),
+    ("app_to_store", {"from": "alpha.events:channel=app", "to": "beta", **PERIOD}),
+    ("app_to_store", {"from": "gamma", "to": "alpha", "window_days": "365", **PERIOD}),
 ]
 EXTREME = 1_000_000  # the added person's id: not among the ordinary ones
 FIXED_SALT = 0x5EED
@@ -74,12 +76,12 @@ def released(
     prepared: Journey | Overlap, con: duckdb.DuckDBPyConnection
 ) -> tuple[list[Vector], dict[str, dict[Cell, int]]]:
     """The template's released vectors and their exact values, from its own SQL."""
-    with patch("cleanroom.room.templates.transitions.salt", return_value=FIXED_SALT):
-        if isinstance(prepared, Overlap):
-            cells = tuple(prepared.cells)
-            vectors = [Vector("persons", cells, prepared.contribution)]
-            return vectors, {"persons": dict(prepared.exact(con.cursor(), TABLES))}
-        return prepared.vectors(), prepared.exact(con.cursor(), TABLES)
+    tables = GenerationTables(TABLES, FIXED_SALT)
+    if isinstance(prepared, Overlap):
+        cells = tuple(prepared.cells)
+        vectors = [Vector("persons", cells, prepared.contribution)]
+        return vectors, {"persons": dict(prepared.exact(con.cursor(), tables))}
+    return prepared.vectors(), prepared.exact(con.cursor(), tables)
 
 
 def moved(v: Vector, a: dict[Cell, int], b: dict[Cell, int]) -> tuple[int, float]:

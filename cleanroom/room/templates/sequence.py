@@ -1,0 +1,189 @@
+"""Each person's event order, prepared once per match generation for the journey templates.
+
+``transitions`` needs, for every event, the previous event of the same person
+among the chosen brands' datasets in time order. Computed per query that is a
+window over every event, partitioned by person and sorted by time: the most
+expensive step of the journeys at the group's scale (200M events). It is a
+property of the data, not of the question, so the match computes it once
+(:func:`prepare`, DuckDB backend) into the generation's table
+``g<N>___sequence``: every activity event (person, source, ``code``) with, per
+activity source ``c``, the code of the person's latest event at ``c`` before
+this one (column ``p<c>``). A code (:func:`code_sql`) is an event's place in
+the order (time, brand) as one integer, so for any chosen subset of sources
+the previous chosen event, with the order's tie-break, is the greatest of
+those columns: a scan with ``greatest`` and integer arithmetic, no sort.
+
+A second table, ``g<N>___sequence_sources``, names the sources (``party.dataset``
+and time column) in the order of their ``src`` numbers. A query whose sources
+are not all there (a policy changed since the match, a Spark generation, a
+table made by hand) falls back to the per-query window, which gives the same
+pairs. Both tables hold only ``person`` (the room's own random numbering) and
+times, like the analysis tables, and are retired with the generation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.templates.activity import Source
+from cleanroom.room.warehouse import quote
+
+SLOTS = 16  # brands a code can tell apart
+EPOCH_OFFSET_US = 62_135_596_800_000_000  # 0001-01-01 to 1970-01-01, in microseconds
+FIRST, LAST = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59)
+EVENTS_KEY = "_sequence"  # reserved keys of a generation's tables (never "party.dataset")
+SOURCES_KEY = "_sequence_sources"
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """The prepared tables of a generation and the sources they cover, by ``src`` number."""
+
+    events: str
+    sources: dict[tuple[str, str], int]  # (party.dataset, time column) -> src
+    brands: dict[str, int]  # party -> its brand slot in the codes (rank by name)
+
+    def covers(self, sources: list[Source]) -> bool:
+        """Whether every one of ``sources`` (unfiltered) is prepared."""
+        return all(s.where is None and (s.table, s.time) in self.sources for s in sources)
+
+
+def activity(policy: CollaborationPolicy, tables: dict[str, str]) -> list[Source]:
+    """Every activity source of the policy with a table in the generation, in a fixed order."""
+    return [
+        Source(party, name, contract.time)
+        for party, spec in sorted(policy.parties.items())
+        for name, contract in sorted(spec.datasets.items())
+        if contract.time is not None and contract.activity and f"{party}.{name}" in tables
+    ]
+
+
+def code_sql(time: str, brand: int) -> str:
+    """An event's place in the order (time, brand) as one BIGINT: microseconds, then brand.
+
+    Comparing codes compares times and, at one instant, brands; the greatest
+    of several codes is the latest event with the order's tie-break. Times
+    count from 0001-01-01 so codes are never negative (``//`` and ``%`` then
+    floor); 16 brand slots keep year 9999 within a BIGINT.
+    """
+    return f"((epoch_us(CAST({time} AS TIMESTAMP)) + {EPOCH_OFFSET_US}) * {SLOTS} + {brand})"
+
+
+def prepare(
+    cursor: Any, policy: CollaborationPolicy, tables: dict[str, str], prefix: str
+) -> dict[str, str]:
+    """Build the generation's sequence tables; the reserved ``tables`` entries naming them.
+
+    Brands rank by name, so the tie-break among events at one instant is the
+    one the per-query window uses (its brand ids follow the sorted names).
+    Nothing is prepared (templates use the per-query window) when the policy
+    does not approve ``transitions`` (its one reader, so a match without it
+    costs nothing more), beyond 16 brands, or for a time outside years
+    1–9999, which a code cannot hold.
+    """
+    approved = policy.templates.get("transitions")
+    if approved is None or not approved.enabled:  # no reader: the match does not pay for it
+        return {}
+    sources = activity(policy, tables)
+    brands = sorted({s.party for s in sources})
+    if not sources or len(brands) > SLOTS:
+        return {}
+    for s in sources:
+        low, high = cursor.execute(
+            f'SELECT min(CAST("{s.time}" AS TIMESTAMP)), max(CAST("{s.time}" AS TIMESTAMP)) '
+            f"FROM {quote(tables[s.table])}"
+        ).fetchone()
+        if low is not None and not (low >= FIRST and high <= LAST):
+            return {}
+    events, manifest = f"{prefix}___sequence", f"{prefix}___sequence_sources"
+    parts = []
+    for i, s in enumerate(sources):
+        parts.append(
+            f"SELECT person, {i}::SMALLINT AS src, "
+            f"{code_sql(chr(34) + s.time + chr(34), brands.index(s.party))} AS code "
+            f'FROM {quote(tables[s.table])} WHERE "{s.time}" IS NOT NULL'
+        )
+    window = "(PARTITION BY person ORDER BY code ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    latest = ", ".join(
+        f"max(CASE WHEN src = {i} THEN code END) OVER w AS p{i}" for i in range(len(sources))
+    )
+    values = ", ".join(f"({i}, ?, ?, {brands.index(s.party)})" for i, s in enumerate(sources))
+    try:
+        cursor.execute(
+            f"CREATE TABLE {quote(events)} AS SELECT person, src, code, {latest} "
+            f"FROM ({' UNION ALL '.join(parts)}) WINDOW w AS {window}"
+        )
+        cursor.execute(
+            f"CREATE TABLE {quote(manifest)} AS "
+            f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol, brand)",
+            [v for s in sources for v in (s.table, s.time)],
+        )
+    except BaseException:
+        for name in (events, manifest):
+            cursor.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        raise
+    return {EVENTS_KEY: events, SOURCES_KEY: manifest}
+
+
+def datasets(tables: Mapping[str, str]) -> dict[str, str]:
+    """A generation's analysis tables of party datasets, without the prepared sequence's."""
+    return {k: v for k, v in tables.items() if k not in (EVENTS_KEY, SOURCES_KEY)}
+
+
+def prepared(cursor: Any, tables: dict[str, str]) -> Sequence | None:
+    """The generation's sequence tables, or None (not prepared: use the per-query window)."""
+    events, manifest = tables.get(EVENTS_KEY), tables.get(SOURCES_KEY)
+    if events is None or manifest is None:
+        return None
+    rows = cursor.execute(f"SELECT src, tab, tcol, brand FROM {quote(manifest)}").fetchall()
+    return Sequence(
+        events,
+        {(str(tab), str(tcol)): int(src) for src, tab, tcol, _ in rows},
+        {str(tab).split(".", 1)[0]: int(brand) for _, tab, _, brand in rows},
+    )
+
+
+def previous_sql(
+    seq: Sequence,
+    sources: list[Source],
+    brand_ids: dict[str, int],
+    start: dt.date,
+    end: dt.date,
+    window_days: int,
+    params: list[object],
+) -> str:
+    """``SELECT person, brand, prev_brand, near``: each chosen event and the one before it.
+
+    Over the chosen sources' events in [start, end), each with the previous
+    chosen event in the period (events with none are left out) and whether it
+    lies within ``window_days``: what the per-query ``lag`` over ``ORDER BY t,
+    brand`` gives, read from the prepared codes with integer arithmetic only.
+    """
+    chosen = sorted({seq.sources[(s.table, s.time)] for s in sources})
+    cols = [f"p{src}" for src in chosen]
+    latest = f"greatest({', '.join(cols)})" if len(cols) > 1 else cols[0]
+    # Each brand slot of a code -> the template's brand id (slots of unchosen brands: never read).
+    ids = [brand_ids.get(party) for party in sorted(seq.brands, key=seq.brands.__getitem__)]
+    slots = "(CAST([" + ", ".join("NULL" if i is None else str(i) for i in ids) + "] AS INTEGER[]))"
+    params.extend([window_days * 86_400_000_000, _code(start), _code(end), _code(start)])
+    return f"""
+        SELECT person, {slots}[code % {SLOTS} + 1] AS brand,
+               {slots}[prev % {SLOTS} + 1] AS prev_brand,
+               code // {SLOTS} - prev // {SLOTS} <= ? AS near
+        FROM (
+            SELECT person, code, {latest} AS prev FROM {quote(seq.events)}
+            WHERE src IN ({", ".join(map(str, chosen))}) AND code >= ? AND code < ?
+        ) WHERE prev >= ?
+    """
+
+
+def _code(day: dt.date) -> int:
+    """The code of midnight starting ``day``, before any brand at that instant."""
+    micros = (dt.datetime(day.year, day.month, day.day) - dt.datetime(1, 1, 1)) // dt.timedelta(
+        microseconds=1
+    )
+    return micros * SLOTS

@@ -1,0 +1,176 @@
+"""Per-person bounds choose by the match generation, not by the query (issue 15, part 2).
+
+The same query on one generation must give the same exact bounded answer
+however often it is asked (only the noise may differ); another generation
+draws anew. The journey room's persons have up to 12 events at three brands,
+so a bound of one or two groups, rows or transition pairs per person cuts
+real choices: a fresh draw per query would change the answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import pytest
+
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.query.check import check_sql
+from cleanroom.room.query.compile import compile_plan
+from cleanroom.room.query.prepared import bounds
+from cleanroom.room.selection import (
+    SALT_BITS,
+    GenerationTables,
+    generation_salt,
+    salt_of,
+)
+from cleanroom.room.templates import prepare_template
+from cleanroom.room.templates.journey import Journey
+from tests.unit.room import journey_room
+
+SECRET = b"s" * 32
+SHAPES = [  # each cuts a per-person choice: groups (g = 1), filtered rows, joined rows (k = 2)
+    "SELECT channel, COUNT(DISTINCT person) FROM alpha.events GROUP BY channel",
+    "SELECT channel, COUNT(*), SUM(amount) FROM beta.events WHERE amount IS NOT NULL"
+    " GROUP BY channel",
+    "SELECT a.channel, COUNT(*), COUNT(DISTINCT a.person) FROM alpha.events AS a"
+    " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel",
+]
+
+
+@pytest.fixture(scope="module")
+def sql_policy() -> CollaborationPolicy:
+    return journey_room.policy(k=2, g=1)
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    events, exposures = journey_room.ordinary(3, persons=300)
+    return journey_room.load(events, exposures)
+
+
+def sql_exact(
+    sql: str, policy: CollaborationPolicy, con: duckdb.DuckDBPyConnection, tables: dict[str, str]
+) -> list[tuple[Any, ...]]:
+    assert policy.privacy is not None
+    compiled = compile_plan(
+        check_sql(sql, policy=policy, party="alpha"), tables, **bounds(policy.privacy)
+    )
+    return sorted(con.execute(compiled.sql, compiled.params).fetchall())
+
+
+def transitions_exact(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, str]
+) -> dict[str, dict[Any, int]]:
+    params = {"max_transitions": "1", "window_days": "365", **journey_room.PERIOD}
+    prepared = prepare_template(
+        "transitions", params, policy=journey_room.policy(), party="reporter"
+    )
+    assert isinstance(prepared, Journey)
+    return prepared.exact(con.cursor(), tables)
+
+
+def test_the_salt_is_a_function_of_the_room_secret_and_the_generation() -> None:
+    salts = {generation_salt(SECRET, g) for g in range(1, 200)}
+    assert len(salts) == 199  # each generation its own
+    assert all(0 <= s < 2**SALT_BITS for s in salts)
+    assert generation_salt(SECRET, 7) == generation_salt(SECRET, 7)
+    assert generation_salt(b"t" * 32, 7) != generation_salt(SECRET, 7)
+
+
+def test_the_salt_never_shows_when_the_tables_are_printed_or_serialized() -> None:
+    salt = generation_salt(SECRET, 3)
+    tables = GenerationTables({"alpha.events": "g3__alpha__events"}, salt)
+    assert salt_of(tables) == salt
+    for text in (repr(tables), str(tables), json.dumps(tables)):
+        assert str(salt) not in text
+        assert hex(salt)[2:] not in text
+    assert tables == {"alpha.events": "g3__alpha__events"}
+
+
+def test_tables_without_a_generation_get_a_fresh_secret_draw() -> None:
+    plain = {"alpha.events": "t"}
+    assert len({salt_of(plain) for _ in range(20)}) == 20
+
+
+@pytest.mark.parametrize("sql", SHAPES)
+def test_asking_again_on_one_generation_gives_the_same_exact_answer(
+    sql: str, sql_policy: CollaborationPolicy, con: duckdb.DuckDBPyConnection
+) -> None:
+    tables = GenerationTables(journey_room.TABLES, generation_salt(SECRET, 1))
+    first = sql_exact(sql, sql_policy, con, tables)
+    assert first  # the shape counts something
+    for _ in range(5):
+        assert sql_exact(sql, sql_policy, con, tables) == first
+
+
+@pytest.mark.parametrize("sql", [SHAPES[0], SHAPES[2]])
+def test_another_generation_chooses_anew(
+    sql: str, sql_policy: CollaborationPolicy, con: duckdb.DuckDBPyConnection
+) -> None:
+    """Salted choices (groups, joined rows) differ between generations' salts."""
+    answers = {
+        tuple(sql_exact(sql, sql_policy, con, GenerationTables(journey_room.TABLES, s)))
+        for s in (generation_salt(SECRET, g) for g in range(1, 9))
+    }
+    assert len(answers) > 1
+
+
+def test_transitions_keep_the_same_pairs_on_one_generation(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    tables = GenerationTables(journey_room.TABLES, generation_salt(SECRET, 1))
+    first = transitions_exact(con, tables)
+    assert sum(first["persons"].values()) > 0
+    for _ in range(5):
+        assert transitions_exact(con, tables) == first
+    others = {
+        tuple(
+            sorted(
+                transitions_exact(con, GenerationTables(journey_room.TABLES, s))["persons"].items()
+            )
+        )
+        for s in (generation_salt(SECRET, g) for g in range(2, 9))
+    }
+    assert len(others | {tuple(sorted(first["persons"].items()))}) > 1
+
+
+@pytest.mark.parametrize("g", [1, 2])
+def test_the_group_window_keeps_the_groups_a_window_over_pairs_keeps(
+    con: duckdb.DuckDBPyConnection, g: int
+) -> None:
+    """The compiled group bound (each row ranked by its group's salted hash) keeps what
+    ranking each person's distinct groups does, after the same fixed row bound."""
+    policy = journey_room.policy(k=2, g=g)
+    salt = generation_salt(SECRET, 4)
+    sql = (
+        "SELECT a.channel, COUNT(*), COUNT(DISTINCT a.person) FROM alpha.events AS a"
+        " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel"
+    )
+    got = sql_exact(sql, policy, con, GenerationTables(journey_room.TABLES, salt))
+    rows = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
+    reference = f"""
+        WITH src AS (
+            SELECT a.person, a.channel AS k, a._rank AS ra, b._rank AS rb
+            FROM wh."{rows[0]}" a JOIN wh."{rows[1]}" b ON a.person = b.person
+            WHERE a.channel IN ('app', 'web')
+        ),
+        rows_kept AS (
+            SELECT * FROM src QUALIFY row_number() OVER
+            (PARTITION BY person ORDER BY hash(ra, rb, person, $salt), ra, rb) <= 2
+        ),
+        pairs AS (SELECT person, k, count(*) AS n FROM rows_kept GROUP BY person, k),
+        groups_kept AS (
+            SELECT * FROM pairs QUALIFY row_number() OVER
+            (PARTITION BY person ORDER BY hash(k, person, $salt), k) <= {g}
+        )
+        SELECT k, sum(n), count(*) FROM groups_kept GROUP BY k
+    """
+    expected = sorted(con.execute(reference, {"salt": salt}).fetchall())
+    assert got == expected
+    if g == 1:  # the bound binds: some person lost a group
+        unbounded = sql_exact(
+            sql, journey_room.policy(k=2, g=2), con, GenerationTables(journey_room.TABLES, salt)
+        )
+        assert sum(r[2] for r in got) < sum(r[2] for r in unbounded)
