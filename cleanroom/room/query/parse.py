@@ -25,10 +25,12 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from cleanroom import jalali
 from cleanroom.errors import UserError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
 from cleanroom.spec import ColumnType
+from cleanroom.text import fold_digits, quoted
 
 DIALECT = "duckdb"
 PERSON = "person"  # the privacy unit's column in every analysis table
@@ -299,7 +301,11 @@ def _refuse_clauses(tree: exp.Select) -> None:
         raise QueryRejected(rule, message)
 
 
-_TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$")
+# Gregorian or Solar Hijri (a year 1300-1499), ``-`` or ``/``; digits folded first.
+_TIME_TEXT = re.compile(
+    r"^(?P<year>\d{4})(?P<sep>[-/])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})"
+    r"(?:[ T](?P<clock>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?))?$"
+)
 _DATE_TYPES = {exp.DataType.Type.DATE}
 _TIMESTAMP_TYPES = {
     exp.DataType.Type.TIMESTAMP,
@@ -404,20 +410,35 @@ def not_a_value(node: exp.Expr, predicate: exp.Expr) -> QueryRejected:
 
 
 def time_value(text: str, column_type: ColumnType, typed: str | None, shown: str) -> str:
-    """An ISO date or timestamp, normalized so equal instants compare (and cache) equal."""
+    """An ISO date or timestamp, normalized so equal instants compare (and cache) equal.
+
+    A date may be written in the Solar Hijri calendar (``'1405-01-15'``,
+    ``'۱۴۰۵/۰۱/۱۵ 10:00'``): a year 1300-1499 is Solar Hijri by the rule of
+    :mod:`cleanroom.jalali` (no data of the room is dated 1300-1499 AD), so
+    the calendars cannot be confused, and the date is converted exactly. A
+    Solar Hijri day that does not exist (30 Esfand of a common year) is
+    refused with that reason rather than moved.
+    """
     wants_date = column_type == ColumnType.date or typed == "date"
     example = "'2025-01-31'" if wants_date else "'2025-01-31' or '2025-01-31 18:30:00'"
-    try:
-        if not _TIME_TEXT.match(text):
-            raise ValueError(text)
-        if wants_date:
-            day = date.fromisoformat(text)
-            instant = datetime(day.year, day.month, day.day)
-        else:
-            instant = datetime.fromisoformat(text)
-    except ValueError:
+    found = _TIME_TEXT.match(fold_digits(text.strip()))
+    if found is None or (wants_date and found.group("clock")):
         raise QueryRejected(
-            "bad_date", f"{shown}: {text[:40]!r} is not a {column_type}; write it as {example}"
+            "bad_date",
+            f"{shown}: {quoted(text[:40])} is not a {column_type}; write it as {example} "
+            "(or as a Solar Hijri date like '1404-11-11')",
+        )
+    year, month, day = (int(found.group(g)) for g in ("year", "month", "day"))
+    solar = jalali.is_solar_hijri_year(year)
+    try:
+        on = jalali.to_gregorian(year, month, day) if solar else date(year, month, day)
+        instant = datetime.fromisoformat(f"{on.isoformat()} {found.group('clock') or '00:00'}")
+    except ValueError:
+        calendar = "Solar Hijri date (a year 1300-1499)" if solar else "Gregorian date"
+        raise QueryRejected(
+            "bad_date",
+            f"{shown}: {quoted(text[:40])} is read as a {calendar}, "
+            "and that calendar has no such day or time",
         ) from None
     if column_type == ColumnType.date:
         return instant.date().isoformat()
