@@ -31,6 +31,7 @@ from cleanroom.room.query.engine import Engine
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room, init_room
+from cleanroom.room.web.pages.dashboard import datasets
 from cleanroom.text import PERSIAN_DIGITS
 from tests.system.world import LiveServer, open_room, run_cli
 
@@ -265,6 +266,21 @@ def test_upload_reports_values_outside_the_domain_to_the_uploader_only(world: Pe
     assert "out_of_domain" not in okala  # another party never sees it
     own = call(world, "GET", "/api/v1/datasets/okala/orders", "okala_analyst").json()
     assert own["versions"][0]["out_of_domain"] == {"city": 1}
+
+
+def test_the_dashboard_shows_out_of_domain_rows_only_where_exact_figures_are_seen(
+    world: Persian,
+) -> None:
+    own = {
+        d.dataset: d for d in datasets(world.room, world.room.users.get("okala-analyst"))["okala"]
+    }
+    assert own["orders"].out_of_domain == {"city": 1}  # the اصفهان row, per dimension
+    visits = datasets(world.room, world.room.users.get("ofogh-analyst"))["ofogh"]
+    assert [d.out_of_domain for d in visits] == [{}]  # its own, without dimensions
+    other = datasets(world.room, world.room.users.get("ofogh-analyst"))["okala"]
+    assert all(d.out_of_domain is None and d.rows is None for d in other)
+    overseer = datasets(world.room, world.room.users.get("room-admin"))["okala"]
+    assert {d.dataset: d.out_of_domain for d in overseer}["orders"] == {"city": 1}
 
 
 def test_group_by_city_gives_one_group_per_city_with_exact_noiseless_sums(
