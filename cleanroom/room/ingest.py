@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
-from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
+from cleanroom.errors import T_, BundleError, ConflictError, ForbiddenError, NotFoundError
 from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
@@ -140,7 +140,9 @@ def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(pa.BufferReader(buffer.getbuffer()))
     except (pa.ArrowInvalid, OSError):
-        raise BundleError(f"{info.name}: payload is not a readable Parquet file") from None
+        raise BundleError(
+            T_("%(info)s: payload is not a readable Parquet file", info=info.name)
+        ) from None
 
 
 def _rekey(table: pa.Table, spec: DatasetSpec, secret: bytes) -> pa.Table:
@@ -190,33 +192,62 @@ class Ingest:
         active = self.room.active_policy()
         policy = active.policy
         if party not in policy.parties:
-            raise NotFoundError(f"{self.name}: party '{party}' is not in the collaboration")
+            raise NotFoundError(
+                T_(
+                    "%(self)s: party '%(party)s' is not in the collaboration",
+                    self=self.name,
+                    party=party,
+                )
+            )
         if self.user.role is not Role.party_admin or self.user.party != party:
             raise ForbiddenError(
-                f"user '{self.user.name}' may not upload for party '{party}' "
-                "(needs the party_admin role of that party)"
+                T_(
+                    "user '%(user)s' may not upload for party '%(party)s' (needs the "
+                    "party_admin role of that party)",
+                    user=self.user.name,
+                    party=party,
+                )
             )
         contract = policy.contract(party, dataset)
         if contract is None:
             raise NotFoundError(
-                f"{self.name}: party '{party}' has no dataset '{dataset}' in the policy"
+                T_(
+                    "%(self)s: party '%(party)s' has no dataset '%(dataset)s' in the policy",
+                    self=self.name,
+                    party=party,
+                    dataset=dataset,
+                )
             )
         info.verify_signer(policy.parties[party].verify_key)
         if info.header.get("match_key_id") != policy.match_key_id:
             raise BundleError(
-                f"{self.name}: made with another match key ({info.header.get('match_key_id')}; "
-                f"the collaboration uses {policy.match_key_id})"
+                T_(
+                    "%(self)s: made with another match key (%(get)s; the collaboration uses "
+                    "%(match_key_id)s)",
+                    self=self.name,
+                    get=info.header.get("match_key_id"),
+                    match_key_id=policy.match_key_id,
+                )
             )
         if info.header.get("token_version", 1) != TOKEN_VERSION:
             raise BundleError(
-                f"{self.name}: its tokens follow token definition version "
-                f"{info.header.get('token_version', 1)}; this room reads version {TOKEN_VERSION} "
-                "only (prepare the export again with this release)"
+                T_(
+                    "%(self)s: its tokens follow token definition version %(get)s; this room "
+                    "reads version %(token_version)s only (prepare the export again with "
+                    "this release)",
+                    self=self.name,
+                    get=info.header.get("token_version", 1),
+                    token_version=TOKEN_VERSION,
+                )
             )
         if info.header.get("room_key_id") != self.room.key_id:
             raise BundleError(
-                f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
-                f"this room is {self.room.key_id})"
+                T_(
+                    "%(self)s: sealed to another room key (%(get)s; this room is %(key_id)s)",
+                    self=self.name,
+                    get=info.header.get("room_key_id"),
+                    key_id=self.room.key_id,
+                )
             )
         spec = contract.as_spec(dataset)
         _check_contract(info, spec)
@@ -225,7 +256,13 @@ class Ingest:
         key = (party, dataset)
         with _busy_lock:
             if key in _busy:
-                raise ConflictError(f"an upload of {party}.{dataset} is already in progress")
+                raise ConflictError(
+                    T_(
+                        "an upload of %(party)s.%(dataset)s is already in progress",
+                        party=party,
+                        dataset=dataset,
+                    )
+                )
             _busy.add(key)
         try:
             return self._load_and_swap(info, spec, party, active.version)
@@ -244,8 +281,15 @@ class Ingest:
         )
         if seen is not None:
             raise ConflictError(
-                f"{self.name}: bundle {info.bundle_id} was already ingested as "
-                f"{seen['party']}.{seen['dataset']} v{seen['version']} (replay refused)"
+                T_(
+                    "%(self)s: bundle %(bundle_id)s was already ingested as "
+                    "%(seen)s.%(seen2)s v%(seen3)s (replay refused)",
+                    self=self.name,
+                    bundle_id=info.bundle_id,
+                    seen=seen["party"],
+                    seen2=seen["dataset"],
+                    seen3=seen["version"],
+                )
             )
 
     def _load_and_swap(
@@ -255,10 +299,18 @@ class Ingest:
         expected = payload_schema(spec)
         got = {f.name: f.type for f in parquet.schema_arrow}
         if got != {f.name: f.type for f in expected}:
-            raise BundleError(f"{self.name}: payload columns or types differ from its header")
+            raise BundleError(
+                T_("%(self)s: payload columns or types differ from its header", self=self.name)
+            )
         rows = parquet.metadata.num_rows
         if rows != info.manifest.get("rows"):
-            raise BundleError(f"{self.name}: payload has {rows} rows, the manifest says otherwise")
+            raise BundleError(
+                T_(
+                    "%(self)s: payload has %(rows)s rows, the manifest says otherwise",
+                    self=self.name,
+                    rows=rows,
+                )
+            )
         wh = self.room.wh
         secret = self.room.rekey_secret
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
@@ -279,7 +331,14 @@ class Ingest:
                 cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
-                raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
+                raise BundleError(
+                    T_(
+                        "%(self)s: loaded %(loaded)s of %(rows)s rows",
+                        self=self.name,
+                        loaded=loaded,
+                        rows=rows,
+                    )
+                )
             outside = out_of_domain(cur, stage, self.contract)
             return self._swap(info, spec, party, stage, rows, policy_version, outside)
         finally:

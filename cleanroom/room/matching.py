@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.errors import ConflictError, UserError
+from cleanroom.errors import T_, ConflictError, UserError
 from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
@@ -113,8 +113,11 @@ def reading(room: Room) -> Iterator[Generation | None]:
         generation = live_generation(room)
         if generation and generation.backend == "spark" and room.settings.backend != "spark":
             raise ConflictError(
-                f"match generation {generation.generation} was built on Spark and exists only "
-                "as Spark's Parquet; with backend 'duckdb' run a match again before querying"
+                T_(
+                    "match generation %(generation)s was built on Spark and exists only as "
+                    "Spark's Parquet; with backend 'duckdb' run a match again before querying",
+                    generation=generation.generation,
+                )
             )
         key = (str(room.paths.root), generation.generation) if generation else None
         if key is not None:
@@ -160,7 +163,7 @@ def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
     room.audit.require_intact()  # a generation must be recorded: refuse before any work
     if not _running.acquire(blocking=False):
-        raise ConflictError("a match is already running")
+        raise ConflictError(T_("a match is already running"))
     try:
         return _run(room, user)
     finally:
@@ -181,12 +184,16 @@ def _run(room: Room, user: User) -> Generation:
 
 def _match(room: Room, user: User, datasets: list[DatasetVersion]) -> Generation:
     if not datasets:
-        raise UserError("no dataset has been uploaded yet; nothing to match")
+        raise UserError(T_("no dataset has been uploaded yet; nothing to match"))
     stale = sorted(f"{d.party}.{d.dataset}" for d in datasets if d.token_version != TOKEN_VERSION)
     if stale:
         raise ConflictError(
-            f"dataset(s) {', '.join(stale)} were uploaded with an older token definition, whose "
-            "tokens never join today's; prepare and upload them again, then match"
+            T_(
+                "dataset(s) %(stale)s were uploaded with an older token definition, "
+                "whose tokens never join today's; prepare and upload them again, then "
+                "match",
+                stale=", ".join(stale),
+            )
         )
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
     with room.store.transaction() as tx:

@@ -26,7 +26,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from cleanroom import jalali
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, Text, UserError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
 from cleanroom.spec import ColumnType
@@ -51,10 +51,10 @@ class QueryRejected(UserError):
     code = "query_rejected"
     status = 400
 
-    def __init__(self, rule: str, message: str, *, clause: str | None = None) -> None:
+    def __init__(self, rule: str, message: str | Text, *, clause: str | None = None) -> None:
         self.rule = rule
-        self.message = message
-        self.clause = clause if clause is not None else _clause_of(message)
+        self.message = str(message)  # English, as scripts and the audit trail read it
+        self.clause = clause if clause is not None else _clause_of(self.message)
         super().__init__(message)
 
     @property
@@ -82,15 +82,24 @@ def parse_select(sql: str) -> exp.Select:
     """The one SELECT of ``sql``, free of constructs restricted SQL never allows."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryRejected(
-            "too_long", f"the query is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}"
+            "too_long",
+            T_(
+                "the query is %(count)s characters long; the limit is %(max_sql_chars)s",
+                count=len(sql),
+                max_sql_chars=MAX_SQL_CHARS,
+            ),
         )
     sql = sql.removeprefix("\ufeff")  # a byte-order mark from a file is not part of the query
     control = next((i for i, ch in enumerate(sql) if _CONTROL.match(ch)), None)
     if control is not None:
         raise QueryRejected(
             "syntax",
-            f"the query has a control character (code {ord(sql[control])}) "
-            f"at position {control + 1}; only text, spaces, tabs and new lines are allowed",
+            T_(
+                "the query has a control character (code %(ord)s) at position "
+                "%(control)s; only text, spaces, tabs and new lines are allowed",
+                ord=ord(sql[control]),
+                control=control + 1,
+            ),
         )
     tokens = _tokens(sql)
     _refuse_comments(sql, tokens)
@@ -103,10 +112,10 @@ def parse_select(sql: str) -> exp.Select:
     if isinstance(tree, exp.SetOperation):
         raise QueryRejected(
             "set_operation",
-            f"{tree.key.upper()} combines queries; ask one SELECT at a time",
+            T_("%(key)s combines queries; ask one SELECT at a time", key=tree.key.upper()),
         )
     if isinstance(tree, exp.Subquery):
-        raise QueryRejected("subquery", "the whole query is in parentheses; remove them")
+        raise QueryRejected("subquery", T_("the whole query is in parentheses; remove them"))
     if not isinstance(tree, exp.Select):
         raise QueryRejected("not_select", _not_select(tree.key))
     _refuse_constructs(tree)
@@ -120,10 +129,13 @@ def _tokens(sql: str) -> list[Token]:
     except SqlglotError as err:
         raise QueryRejected(
             "syntax",
-            f"the query cannot be read; is a quote or comment left open? ({_first_line(str(err))})",
+            T_(
+                "the query cannot be read; is a quote or comment left open? (%(first_line)s)",
+                first_line=_first_line(str(err)),
+            ),
         ) from None
     except Exception:  # hostile text must never crash the gate
-        raise QueryRejected("syntax", "the query cannot be read") from None
+        raise QueryRejected("syntax", T_("the query cannot be read")) from None
 
 
 def _refuse_comments(sql: str, tokens: list[Token]) -> None:
@@ -138,7 +150,8 @@ def _refuse_comments(sql: str, tokens: list[Token]) -> None:
     commented = next((token for token in tokens if token.comments), None)
     if commented is not None:
         raise QueryRejected(
-            "comment", f"comments are not allowed (one is next to '{commented.text[:40]}')"
+            "comment",
+            T_("comments are not allowed (one is next to '%(text)s')", text=commented.text[:40]),
         )
     position = 0
     for token in tokens:
@@ -152,8 +165,10 @@ def _refuse_comments(sql: str, tokens: list[Token]) -> None:
 def _blank(gap: str) -> None:
     if gap.strip():
         if "--" in gap or "/*" in gap:
-            raise QueryRejected("comment", "comments are not allowed")
-        raise QueryRejected("syntax", f"unexpected characters {gap.strip()[:20]!r} in the query")
+            raise QueryRejected("comment", T_("comments are not allowed"))
+        raise QueryRejected(
+            "syntax", T_("unexpected characters %(gap)s in the query", gap=repr(gap.strip()[:20]))
+        )
 
 
 def _one_statement(tokens: list[Token]) -> None:
@@ -166,10 +181,11 @@ def _one_statement(tokens: list[Token]) -> None:
             statements += 1
             in_statement = True
     if statements == 0:
-        raise QueryRejected("syntax", "the query is empty")
+        raise QueryRejected("syntax", T_("the query is empty"))
     if statements > 1:
         raise QueryRejected(
-            "multiple_statements", f"one statement per query; this text has {statements}"
+            "multiple_statements",
+            T_("one statement per query; this text has %(statements)s", statements=statements),
         )
 
 
@@ -179,7 +195,10 @@ def _shallow(tokens: list[Token]) -> None:
         if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
             depth += 1
             if depth > MAX_NESTING:
-                raise QueryRejected("too_complex", f"parentheses nest more than {MAX_NESTING} deep")
+                raise QueryRejected(
+                    "too_complex",
+                    T_("parentheses nest more than %(max_nesting)s deep", max_nesting=MAX_NESTING),
+                )
         elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
             depth -= 1
 
@@ -190,11 +209,11 @@ def _parse(sql: str) -> exp.Expr:
     except ParseError as err:
         raise QueryRejected("syntax", _syntax_message(err)) from None
     except RecursionError:
-        raise QueryRejected("too_complex", "the query nests too deeply") from None
+        raise QueryRejected("too_complex", T_("the query nests too deeply")) from None
     except Exception:
-        raise QueryRejected("syntax", "the query cannot be read") from None
+        raise QueryRejected("syntax", T_("the query cannot be read")) from None
     if len(trees) != 1:  # pragma: no cover - the token count already ensured one
-        raise QueryRejected("multiple_statements", "one statement per query")
+        raise QueryRejected("multiple_statements", T_("one statement per query"))
     return trees[0]
 
 
@@ -237,32 +256,41 @@ def _refuse_constructs(tree: exp.Select) -> None:
     """Constructs refused wherever they appear, so the rule names the construct itself."""
     for node, depth in _walk(tree):
         if depth > 4 * MAX_NESTING:
-            raise QueryRejected("too_complex", "the query nests too deeply")
+            raise QueryRejected("too_complex", T_("the query nests too deeply"))
         if node is tree:
             continue
         if isinstance(node, exp.With | exp.CTE):
-            raise QueryRejected("cte", "WITH (common table expressions) is not allowed")
+            raise QueryRejected("cte", T_("WITH (common table expressions) is not allowed"))
         if isinstance(node, exp.SetOperation):
             raise QueryRejected(
-                "set_operation", f"{node.key.upper()} is not allowed; ask one SELECT at a time"
+                "set_operation",
+                T_("%(key)s is not allowed; ask one SELECT at a time", key=node.key.upper()),
             )
         if isinstance(node, exp.Query | exp.Subquery | exp.Exists):
             raise QueryRejected(
                 "subquery",
-                f"subqueries are not allowed ({fragment(node)}); "
-                "a query is one flat SELECT over party.dataset tables",
+                T_(
+                    "subqueries are not allowed (%(clause)s); a query is one flat SELECT "
+                    "over party.dataset tables",
+                    clause=fragment(node),
+                ),
             )
         if isinstance(node, exp.Window | exp.WindowSpec):
             raise QueryRejected(
-                "window_function", f"window functions are not allowed ({fragment(node)})"
+                "window_function",
+                T_("window functions are not allowed (%(clause)s)", clause=fragment(node)),
             )
         if isinstance(node, exp.Lateral):
             raise QueryRejected(
-                "join_type", "LATERAL is not allowed; join tables only ON a.person = b.person"
+                "join_type", T_("LATERAL is not allowed; join tables only ON a.person = b.person")
             )
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise QueryRejected(
-                "bad_literal", f"parameters ({fragment(node)}) are not allowed; write the value"
+                "bad_literal",
+                T_(
+                    "parameters (%(clause)s) are not allowed; write the value",
+                    clause=fragment(node),
+                ),
             )
 
 
@@ -368,11 +396,13 @@ def number(text: str) -> int | float:
         try:
             number = float(text)
         except ValueError:
-            raise QueryRejected("bad_literal", f"{text[:40]} is not a number") from None
+            raise QueryRejected(
+                "bad_literal", T_("%(text)s is not a number", text=text[:40])
+            ) from None
     if isinstance(number, float) and not math.isfinite(number):
-        raise QueryRejected("bad_literal", f"{text[:40]} is out of range")
+        raise QueryRejected("bad_literal", T_("%(text)s is out of range", text=text[:40]))
     if isinstance(number, int) and abs(number) >= 2**63:
-        raise QueryRejected("bad_literal", f"{text[:40]} is out of range")
+        raise QueryRejected("bad_literal", T_("%(text)s is out of range", text=text[:40]))
     return number
 
 
@@ -382,30 +412,42 @@ def not_a_value(node: exp.Expr, predicate: exp.Expr) -> QueryRejected:
     if isinstance(node, exp.Column):
         return QueryRejected(
             "column_comparison",
-            f"WHERE {shown}: a column can only be compared with literal values",
+            T_("WHERE %(shown)s: a column can only be compared with literal values", shown=shown),
         )
     if isinstance(node, exp.Null):
-        return QueryRejected("bad_literal", f"WHERE {shown}: to test for NULL write IS NULL")
+        return QueryRejected(
+            "bad_literal", T_("WHERE %(shown)s: to test for NULL write IS NULL", shown=shown)
+        )
     if isinstance(
         node, exp.ByteString | exp.RawString | exp.UnicodeString | exp.HexString | exp.BitString
     ):
         return QueryRejected(
             "bad_literal",
-            "escaped, dollar-quoted and other special strings are not allowed; "
-            "write values as plain 'single-quoted' text",
+            T_(
+                "escaped, dollar-quoted and other special strings are not allowed; write "
+                "values as plain 'single-quoted' text"
+            ),
         )
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
         return QueryRejected(
             "bad_literal",
-            f"WHERE {shown}: typed values other than DATE '...' and TIMESTAMP '...' "
-            "(without a time zone) are not allowed",
+            T_(
+                "WHERE %(shown)s: typed values other than DATE '...' and TIMESTAMP '...' "
+                "(without a time zone) are not allowed",
+                shown=shown,
+            ),
         )
     if isinstance(node, exp.Func):
         return function_refused(node)
     what = "string concatenation" if isinstance(node, exp.DPipe) else "an expression"
     return QueryRejected(
         "expression",
-        f"WHERE {shown}: {fragment(node)} is {what}; compare columns with literal values only",
+        T_(
+            "WHERE %(shown)s: %(clause)s is %(what)s; compare columns with literal values only",
+            shown=shown,
+            clause=fragment(node),
+            what=what,
+        ),
     )
 
 
@@ -425,8 +467,14 @@ def time_value(text: str, column_type: ColumnType, typed: str | None, shown: str
     if found is None or (wants_date and found.group("clock")):
         raise QueryRejected(
             "bad_date",
-            f"{shown}: {quoted(text[:40])} is not a {column_type}; write it as {example} "
-            "(or as a Solar Hijri date like '1404-11-11')",
+            T_(
+                "%(shown)s: %(text)s is not a %(column_type)s; write it as %(example)s "
+                "(or as a Solar Hijri date like '1404-11-11')",
+                shown=shown,
+                text=quoted(text[:40]),
+                column_type=column_type,
+                example=example,
+            ),
         )
     year, month, day = (int(found.group(g)) for g in ("year", "month", "day"))
     solar = jalali.is_solar_hijri_year(year)
@@ -434,11 +482,18 @@ def time_value(text: str, column_type: ColumnType, typed: str | None, shown: str
         on = jalali.to_gregorian(year, month, day) if solar else date(year, month, day)
         instant = datetime.fromisoformat(f"{on.isoformat()} {found.group('clock') or '00:00'}")
     except ValueError:
-        calendar = "Solar Hijri date (a year 1300-1499)" if solar else "Gregorian date"
+        calendar = (
+            T_("Solar Hijri date (a year 1300-1499)") if solar else T_("Gregorian date")
+        )
         raise QueryRejected(
             "bad_date",
-            f"{shown}: {quoted(text[:40])} is read as a {calendar}, "
-            "and that calendar has no such day or time",
+            T_(
+                "%(shown)s: %(text)s is read as a %(calendar)s, and that calendar has no "
+                "such day or time",
+                shown=shown,
+                text=quoted(text[:40]),
+                calendar=calendar,
+            ),
         ) from None
     if column_type == ColumnType.date:
         return instant.date().isoformat()
@@ -450,14 +505,22 @@ def function_refused(node: exp.Func) -> QueryRejected:
     if isinstance(node, exp.Case | exp.If):
         return QueryRejected(
             "expression",
-            f"{fragment(node)}: CASE is not allowed; filter in WHERE and group by dimensions",
+            T_(
+                "%(clause)s: CASE is not allowed; filter in WHERE and group by dimensions",
+                clause=fragment(node),
+            ),
         )
     name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
     if isinstance(node, exp.Cast | exp.TryCast):
         name = "CAST"
     return QueryRejected(
         "unknown_function",
-        f"{fragment(node)}: {name.upper()} is not allowed; the only functions are {AGGREGATES}",
+        T_(
+            "%(clause)s: %(name)s is not allowed; the only functions are %(aggregates)s",
+            clause=fragment(node),
+            name=name.upper(),
+            aggregates=AGGREGATES,
+        ),
     )
 
 

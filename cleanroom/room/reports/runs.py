@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
-from cleanroom.errors import ConflictError, NotFoundError
+from cleanroom.errors import T_, ConflictError, NotFoundError
 from cleanroom.room.store import MetaStore, now
 
 Status = Literal["running", "done", "refused", "failed"]
@@ -30,7 +30,13 @@ class SlotTaken(ConflictError):
     def __init__(self, run: ReportRun) -> None:
         self.run = run
         super().__init__(
-            f"report '{run.report}' slot {run.slot} is already {run.status} (run {run.id})"
+            T_(
+                "report '%(report)s' slot %(slot)s is already %(status)s (run %(run)s)",
+                report=run.report,
+                slot=run.slot,
+                status=run.status,
+                run=run.id,
+            )
         )
 
 
@@ -172,7 +178,9 @@ class RunLog:
         """One run of one report."""
         found = _one(self._store.connection(), "report = ? AND id = ?", (report, run_id))
         if found is None:
-            raise NotFoundError(f"report '{report}' has no run '{run_id[:40]}'")
+            raise NotFoundError(
+                T_("report '%(report)s' has no run '%(run_id)s'", report=report, run_id=run_id[:40])
+            )
         return found
 
     def recent(self, report: str, *, limit: int = 50) -> list[ReportRun]:

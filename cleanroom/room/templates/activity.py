@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cleanroom.errors import T_
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
@@ -67,7 +68,10 @@ def brands(params: Params, name: str, policy: CollaborationPolicy, party: str) -
             if b not in policy.parties:
                 raise params.reject(name, f"names no brand {quoted(b)} of this collaboration")
             if b not in open_brands:
-                raise QueryRejected("table_not_allowed", f"{name}: {quoted(b)} is not open to you")
+                raise QueryRejected(
+                    "table_not_allowed",
+                    T_("%(name)s: %(b)s is not open to you", name=name, b=quoted(b)),
+                )
         chosen = sorted(set(wanted))
     require_own(params, name, chosen, policy, party)
     return chosen
@@ -80,7 +84,13 @@ def require_own(
     access = _access(policy, party)
     if access is not None and access.join_required and party not in chosen:
         raise QueryRejected(
-            "join_required", f"{params.template}: '{name}' must include your own brand '{party}'"
+            "join_required",
+            T_(
+                "%(template)s: '%(name)s' must include your own brand '%(party)s'",
+                template=params.template,
+                name=name,
+                party=party,
+            ),
         )
 
 

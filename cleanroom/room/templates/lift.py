@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.errors import T_
 from cleanroom.room import dp, sensitivity
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -99,7 +100,9 @@ class CampaignLift(Journey):
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
         if self.campaign.table not in tables:
-            raise QueryRejected("no_data", f"'{self.campaign.table}' has no data in the room yet")
+            raise QueryRejected(
+                "no_data", T_("'%(table)s' has no data in the room yet", table=self.campaign.table)
+            )
         c = self.campaign
         params: list[object] = [*self.arms, self.start, self.end]
         horizon = self.end + dt.timedelta(days=self.window_days + 1)
@@ -283,5 +286,7 @@ def _campaign(p: Params, policy: CollaborationPolicy, party: str) -> Source:
         chosen = found[0]
     spec = policy.parties.get(party)
     if spec is not None and not spec.analysts.may_read(chosen.table):
-        raise QueryRejected("table_not_allowed", f"campaign: '{chosen.table}' is not open to you")
+        raise QueryRejected(
+            "table_not_allowed", T_("campaign: '%(table)s' is not open to you", table=chosen.table)
+        )
     return chosen

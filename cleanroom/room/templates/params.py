@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 
 from cleanroom import clock, jalali
-from cleanroom.errors import InternalError
+from cleanroom.errors import T_, InternalError
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates.schema import Kind, Param, schema
 from cleanroom.text import EmptiedValue, fold_digits, normalize_category, quoted
@@ -77,7 +77,15 @@ class Params:
 
     def reject(self, name: str, reason: str) -> QueryRejected:
         """The error for one parameter."""
-        return QueryRejected("bad_parameter", f"{self.template}: parameter '{name}' {reason}")
+        return QueryRejected(
+            "bad_parameter",
+            T_(
+                "%(template)s: parameter '%(name)s' %(reason)s",
+                template=self.template,
+                name=name,
+                reason=reason,
+            ),
+        )
 
     def text(self, name: str, default: str | None = None) -> str | None:
         """A raw value (stripped), or the default."""
@@ -156,7 +164,12 @@ class Params:
             known = ", ".join(self.declared)
             raise QueryRejected(
                 "bad_parameter",
-                f"{self.template} has no parameter(s) {', '.join(shown)} (it takes {known})",
+                T_(
+                    "%(template)s has no parameter(s) %(shown)s (it takes %(known)s)",
+                    template=self.template,
+                    shown=", ".join(shown),
+                    known=known,
+                ),
             )
 
 

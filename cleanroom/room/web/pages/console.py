@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
@@ -245,7 +245,9 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
     try:
         epsilon = float(sent["epsilon"]) if sent["epsilon"] else None
     except ValueError:
-        raise UserError(f"epsilon must be a number, not '{sent['epsilon'][:20]}'") from None
+        raise UserError(
+            T_("epsilon must be a number, not '%(sent)s'", sent=sent["epsilon"][:20])
+        ) from None
     try:
         body = QueryBody(
             sql=sent["sql"],
@@ -270,17 +272,17 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
 
 def _refusal(err: UserError) -> tuple[dict[str, Any], int]:
     if isinstance(err, QueryRejected):
-        return {"kind": "rejected", "rule": err.rule, "message": err.message}, err.status
+        return {"kind": "rejected", "rule": err.rule, "message": err}, err.status
     if isinstance(err, BudgetExceeded):
         return {
             "kind": "budget",
-            "message": str(err),
+            "message": err,
             "party": err.party,
             "left": float(err.left),
             "asked": float(err.asked),
             "resets_at": err.resets_at.isoformat(timespec="seconds"),
         }, err.status
-    return {"kind": "error", "message": str(err)}, err.status
+    return {"kind": "error", "message": err}, err.status
 
 
 @router.post("/console")

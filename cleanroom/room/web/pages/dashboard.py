@@ -103,12 +103,14 @@ def outside(counts: dict[str, int], names: Iterable[str]) -> dict[str, int]:
     return {name: int(counts.get(name, 0)) for name in names}
 
 
-def budgets(room: Room, user: User, engine: Engine) -> tuple[list[dict[str, Any]], str | None]:
+def budgets(
+    room: Room, user: User, engine: Engine
+) -> tuple[list[dict[str, Any]], UserError | None]:
     """The budget rows the API would return to this user, or why there are none."""
     try:
         return budget_api.budget(room, user, engine)["parties"], None
     except UserError as err:
-        return [], str(err)
+        return [], err
 
 
 @router.get("/")
