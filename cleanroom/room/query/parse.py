@@ -482,9 +482,7 @@ def time_value(text: str, column_type: ColumnType, typed: str | None, shown: str
         on = jalali.to_gregorian(year, month, day) if solar else date(year, month, day)
         instant = datetime.fromisoformat(f"{on.isoformat()} {found.group('clock') or '00:00'}")
     except ValueError:
-        calendar = (
-            T_("Solar Hijri date (a year 1300-1499)") if solar else T_("Gregorian date")
-        )
+        calendar = T_("Solar Hijri date (a year 1300-1499)") if solar else T_("Gregorian date")
         raise QueryRejected(
             "bad_date",
             T_(
