@@ -129,7 +129,12 @@ def _check_contract(info: BundleInfo, spec: DatasetSpec) -> None:
         ]
     if problems:
         raise BundleError(
-            f"{info.name}: does not match the contract for {spec.dataset}: " + "; ".join(problems)
+            T_(
+                "%(bundle)s: does not match the contract for %(dataset)s: %(problems)s",
+                bundle=info.name,
+                dataset=spec.dataset,
+                problems="; ".join(problems),
+            )
         )
 
 

@@ -106,6 +106,8 @@ def localize(message: object, language: Language) -> str:
     is shown as it is — :func:`is_translated` tells the page which.
     """
     text = message.text if isinstance(message, CleanroomError) else message
+    if text is None:  # an error raised with a plain message: it may still be a catalog's
+        text = str(message)
     if isinstance(text, str):
         text = recognize(text) or text
     if isinstance(text, Text):
@@ -116,6 +118,8 @@ def localize(message: object, language: Language) -> str:
 def is_translated(message: object) -> bool:
     """Whether :func:`localize` renders ``message`` in the reader's language."""
     text = message.text if isinstance(message, CleanroomError) else message
+    if text is None:
+        text = str(message)
     return isinstance(text, Text) or (isinstance(text, str) and recognize(text) is not None)
 
 

@@ -283,7 +283,26 @@ def _aggregate(node: exp.Expr, scope: Scope) -> tuple[AggKind, Column | None]:
 
 def _row_level(shown: str, column: Column) -> str:
     if column.role == "metric":
-        return f"SELECT {shown}: {column.name} is not grouped; release it as SUM or AVG"
+        return str(
+            T_(
+                "SELECT %(shown)s: %(column)s is not grouped; release it as SUM or AVG",
+                shown=shown,
+                column=column.name,
+            )
+        )
     if column.role == "dimension":
-        return f"SELECT {shown}: {column.name} is not grouped; add it to GROUP BY"
-    return f"SELECT {shown}: {column.name} is {a(column.role)} column; filter on it in WHERE"
+        return str(
+            T_(
+                "SELECT %(shown)s: %(column)s is not grouped; add it to GROUP BY",
+                shown=shown,
+                column=column.name,
+            )
+        )
+    return str(
+        T_(
+            "SELECT %(shown)s: %(column)s is %(a)s column; filter on it in WHERE",
+            shown=shown,
+            column=column.name,
+            a=a(column.role),
+        )
+    )

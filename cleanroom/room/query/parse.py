@@ -27,6 +27,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from cleanroom import jalali
 from cleanroom.errors import T_, Text, UserError
+from cleanroom.room.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
 from cleanroom.spec import ColumnType
@@ -223,14 +224,21 @@ _CLASS_REPR = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 
 def _syntax_message(err: ParseError) -> str:
     if not err.errors:
-        return f"the query does not parse: {_first_line(str(err))}"
+        return str(T_("the query does not parse: %(first_line)s", first_line=_first_line(str(err))))
     first = err.errors[0]
     what = _TOKEN_REPR.sub(lambda m: repr(m.group(1)), str(first.get("description", "")))
     what = _CLASS_REPR.sub(r"\1", what)
     line, col = first.get("line"), first.get("col")
     if line is None or col is None:
-        return f"the query does not parse: {what}"
-    return f"line {line}, column {col}: the query does not parse: {what}"
+        return str(T_("the query does not parse: %(what)s", what=what))
+    return str(
+        T_(
+            "line %(line)s, column %(col)s: the query does not parse: %(what)s",
+            line=line,
+            col=col,
+            what=what,
+        )
+    )
 
 
 def _first_line(text: str) -> str:
@@ -238,7 +246,7 @@ def _first_line(text: str) -> str:
 
 
 def _not_select(word: str) -> str:
-    return f"only SELECT queries can be asked, not {word.upper()[:20]}"
+    return str(T_("only SELECT queries can be asked, not %(word)s", word=word.upper()[:20]))
 
 
 def _walk(tree: exp.Expr) -> Iterator[tuple[exp.Expr, int]]:
@@ -297,25 +305,33 @@ def _refuse_constructs(tree: exp.Select) -> None:
 # Select arguments a restricted query may use; every other one has a rule.
 _ALLOWED_CLAUSES = {"expressions", "from_", "joins", "where", "group"}
 _CLAUSE_RULES = {
-    "with_": ("cte", "WITH (common table expressions) is not allowed"),
-    "distinct": ("distinct_select", "SELECT DISTINCT is not allowed; use GROUP BY"),
+    "with_": ("cte", N_("WITH (common table expressions) is not allowed")),
+    "distinct": ("distinct_select", N_("SELECT DISTINCT is not allowed; use GROUP BY")),
     "having": (
         "having",
-        "HAVING is not allowed: groups are released or suppressed by their noisy size, "
-        "filter rows with WHERE instead",
+        N_(
+            "HAVING is not allowed: groups are released or suppressed by their noisy size, "
+            "filter rows with WHERE instead"
+        ),
     ),
-    "order": ("order_or_limit", "ORDER BY is not allowed; sort the released table yourself"),
-    "sort": ("order_or_limit", "SORT BY is not allowed; sort the released table yourself"),
-    "cluster": ("order_or_limit", "CLUSTER BY is not allowed"),
-    "distribute": ("order_or_limit", "DISTRIBUTE BY is not allowed"),
-    "limit": ("order_or_limit", "LIMIT is not allowed: every declared group is released"),
-    "offset": ("order_or_limit", "OFFSET is not allowed: every declared group is released"),
-    "qualify": ("qualify", "QUALIFY is not allowed"),
-    "sample": ("sample", "SAMPLE is not allowed: the release is computed over all rows"),
-    "windows": ("window_function", "WINDOW clauses are not allowed"),
-    "laterals": ("join_type", "LATERAL is not allowed; join tables only ON a.person = b.person"),
-    "into": ("not_select", "SELECT INTO writes a table; only plain SELECT queries can be asked"),
-    "locks": ("unsupported_clause", "FOR UPDATE / FOR SHARE is not allowed"),
+    "order": ("order_or_limit", N_("ORDER BY is not allowed; sort the released table yourself")),
+    "sort": ("order_or_limit", N_("SORT BY is not allowed; sort the released table yourself")),
+    "cluster": ("order_or_limit", N_("CLUSTER BY is not allowed")),
+    "distribute": ("order_or_limit", N_("DISTRIBUTE BY is not allowed")),
+    "limit": ("order_or_limit", N_("LIMIT is not allowed: every declared group is released")),
+    "offset": ("order_or_limit", N_("OFFSET is not allowed: every declared group is released")),
+    "qualify": ("qualify", N_("QUALIFY is not allowed")),
+    "sample": ("sample", N_("SAMPLE is not allowed: the release is computed over all rows")),
+    "windows": ("window_function", N_("WINDOW clauses are not allowed")),
+    "laterals": (
+        "join_type",
+        N_("LATERAL is not allowed; join tables only ON a.person = b.person"),
+    ),
+    "into": (
+        "not_select",
+        N_("SELECT INTO writes a table; only plain SELECT queries can be asked"),
+    ),
+    "locks": ("unsupported_clause", N_("FOR UPDATE / FOR SHARE is not allowed")),
 }
 
 
@@ -324,7 +340,11 @@ def _refuse_clauses(tree: exp.Select) -> None:
         if name in _ALLOWED_CLAUSES or value is None or value is False or value == []:
             continue
         rule, message = _CLAUSE_RULES.get(
-            name, ("unsupported_clause", f"{name.rstrip('_').upper()} is not allowed here")
+            name,
+            (
+                "unsupported_clause",
+                str(T_("%(clause)s is not allowed here", clause=name.rstrip("_").upper())),
+            ),
         )
         raise QueryRejected(rule, message)
 

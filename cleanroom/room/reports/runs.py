@@ -125,8 +125,13 @@ class RunLog:
                 busy = _one(db, "report = ? AND status = 'running'", (report,))
                 if busy is not None:
                     raise ReportBusy(
-                        f"report '{report}' is already running (run {busy.id}, "
-                        f"started {busy.started_at}); try again when it has finished"
+                        T_(
+                            "report '%(report)s' is already running (run %(busy)s, started "
+                            "%(started_at)s); try again when it has finished",
+                            report=report,
+                            busy=busy.id,
+                            started_at=busy.started_at,
+                        )
                     )
                 db.execute(
                     "INSERT INTO report_runs (id, report, slot, trigger, actor, status,"
@@ -146,7 +151,13 @@ class RunLog:
                     ),
                 )
         except sqlite3.IntegrityError:  # pragma: no cover - the checks above run first
-            raise ReportBusy(f"report '{report}' slot {slot} was claimed concurrently") from None
+            raise ReportBusy(
+                T_(
+                    "report '%(report)s' slot %(slot)s was claimed concurrently",
+                    report=report,
+                    slot=slot,
+                )
+            ) from None
         return self.get(report, run_id)
 
     def set_charge(self, run_id: str, charge_id: int) -> None:

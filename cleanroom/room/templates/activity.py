@@ -66,7 +66,9 @@ def brands(params: Params, name: str, policy: CollaborationPolicy, party: str) -
     else:
         for b in wanted:
             if b not in policy.parties:
-                raise params.reject(name, f"names no brand {quoted(b)} of this collaboration")
+                raise params.reject(
+                    name, T_("names no brand %(b)s of this collaboration", b=quoted(b))
+                )
             if b not in open_brands:
                 raise QueryRejected(
                     "table_not_allowed",
@@ -102,16 +104,18 @@ def step_source(
     brand, _, dataset = head.partition(".")
     sources = activity_sources(policy, party, brand)
     if not sources:
-        raise params.reject(name, f"names no brand with activity open to you: {quoted(brand)}")
+        raise params.reject(
+            name, T_("names no brand with activity open to you: %(brand)s", brand=quoted(brand))
+        )
     if dataset:
         sources = [s for s in sources if s.dataset == dataset]
         if not sources:
-            raise params.reject(name, f"names no activity dataset {quoted(head)}")
+            raise params.reject(name, T_("names no activity dataset %(head)s", head=quoted(head)))
     if not condition:
         return sources
     if len(sources) != 1:
         raise params.reject(
-            name, f"{quoted(head)}: name the dataset to filter on (brand.dataset:…)"
+            name, T_("%(head)s: name the dataset to filter on (brand.dataset:…)", head=quoted(head))
         )
     column, _, value = condition.partition("=")
     contract = policy.contract(sources[0].party, sources[0].dataset)
@@ -124,11 +128,19 @@ def step_source(
         or (access is not None and not access.may_use(head, column))
     ):
         raise params.reject(
-            name, f"can only filter on a dimension open to you, not {quoted(column)}"
+            name,
+            T_("can only filter on a dimension open to you, not %(column)s", column=quoted(column)),
         )
     matches = [v for v in col.domain if str(v).lower() == value.lower()]
     if not matches:
-        raise params.reject(name, f"{quoted(column)} has no declared value {quoted(value)}")
+        raise params.reject(
+            name,
+            T_(
+                "%(column)s has no declared value %(value)s",
+                column=quoted(column),
+                value=quoted(value),
+            ),
+        )
     return [Source(sources[0].party, sources[0].dataset, sources[0].time, (column, matches[0]))]
 
 
