@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
 from cleanroom.errors import UserError
@@ -97,7 +98,7 @@ def _write(url: str, token: str, query_id: str, out: Path) -> None:
     from cleanroom.client import Client
 
     fmt = _format_of(out)
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         data = client.download(query_id, fmt)
     out.write_bytes(data)
     err_console.print(f"query {query_id} written to {out} ({fmt})", highlight=False)
@@ -154,7 +155,7 @@ def query(
         parsed[key] = value
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         body = {"sql": sql, "template": template, "params": parsed, "epsilon": epsilon}
         result = client.call("POST", "/api/v1/queries", json={**body, "dry_run": dry_run})
     if as_json:
@@ -174,7 +175,7 @@ def history(url: str, token: str, limit: int, as_json: bool) -> None:
     """Your party's queries, newest first."""
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         found = client.history(limit)
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -199,7 +200,7 @@ def show(query_id: str, url: str, token: str, as_json: bool, out: Path | None) -
 
     if out is not None:
         _format_of(out)
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         result = client.result(query_id).raw
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import click
 from rich.table import Table
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
 from cleanroom.errors import UserError
@@ -119,5 +120,5 @@ def _segment(text: str) -> str:
 def _download(url: str, token: str, path: str) -> bytes:
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         return client.send("GET", path).content

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console, progress_bar
 from cleanroom.config import load_settings
 from cleanroom.errors import UserError
@@ -221,7 +222,7 @@ def api_call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any
     """One API request through the Python client; a refusal is its one-line error."""
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         return client.call(method, path, **kwargs)
 
 

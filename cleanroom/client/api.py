@@ -107,11 +107,16 @@ class Result:
 class Client:
     """One room, one token."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 30.0, language: str | None = None
+    ) -> None:
         self.url = checked_url(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        if language:  # the room writes its messages in it (codes and details never change)
+            headers["Accept-Language"] = language
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=headers,
             timeout=httpx.Timeout(timeout, read=None),
         )
 
