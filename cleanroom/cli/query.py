@@ -17,17 +17,18 @@ from rich.table import Table
 from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
 
 
 def _number(cell: dict[str, Any]) -> str:
     value, error = cell.get("value"), cell.get("error95")
-    shown = "—" if value is None else f"{value:,}"
+    shown = "—" if value is None else lang.digits(f"{value:,}")
     if cell.get("low") is not None and cell.get("high") is not None and value is not None:
-        return f"{shown} ({cell['low']:,} to {cell['high']:,})"
-    return shown + (f" ± {error:,}" if error is not None else "")
+        low, high = lang.digits(f"{cell['low']:,}"), lang.digits(f"{cell['high']:,}")
+        return lang.say(T_("%(value)s (%(low)s to %(high)s)", value=shown, low=low, high=high))
+    return shown + (" ± " + lang.digits(f"{error:,}") if error is not None else "")
 
 
 def _shown(value: Any) -> str:
@@ -37,32 +38,44 @@ def _shown(value: Any) -> str:
         return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
     if isinstance(value, list):
         return "; ".join(_shown(v) for v in value)
-    return str(value)
+    return lang.digits(str(value)) if isinstance(value, int | float) else str(value)
 
 
 def print_price(price: dict[str, Any]) -> None:
     """A dry run in the analyst's terms: the cost, the budget, and each number's accuracy."""
     budget = price.get("budget")
     if budget:
-        console.print(f"dry run: {budget['summary']}", highlight=False)
+        console.print(lang.say(T_("dry run: %(summary)s", summary=budget["summary"])))
     else:
-        console.print(f"dry run: this query costs epsilon {price['epsilon_float']:.4g}")
-    console.print(f"{price['groups']} group(s); each number would be within, 95% of the time:")
+        cost = lang.digits(f"{price['epsilon_float']:.4g}")
+        console.print(lang.say(T_("dry run: this query costs epsilon %(cost)s", cost=cost)))
+    console.print(
+        lang.say(
+            T_(
+                "%(groups)s group(s); each number would be within, 95%% of the time:",
+                groups=price["groups"],
+            )
+        ),
+        highlight=False,
+    )
     for name, errors in price["aggregates"].items():
         if errors.get("error95") is not None:
-            console.print(f"  {name}: ± {errors['error95']:,}", highlight=False)
+            shown = lang.digits(f"{errors['error95']:,}")
+            console.print(f"  {name}: ± {shown}", highlight=False)
         elif errors.get("sum_error95") is not None:
-            console.print(
-                f"  {name}: an average; its total ± {errors['sum_error95']:,} "
-                f"over a count ± {errors.get('count_error95', 0):,}",
-                highlight=False,
+            text = T_(
+                "an average; its total ± %(sum)s over a count ± %(count)s",
+                sum=lang.digits(f"{errors['sum_error95']:,}"),
+                count=lang.digits(f"{errors.get('count_error95', 0):,}"),
             )
+            console.print(f"  {name}: {lang.say(text)}", highlight=False)
     if price.get("threshold_error95") is not None and price.get("min_noisy_persons"):
-        console.print(
-            f"groups under about {price['min_noisy_persons']} persons are withheld "
-            f"(their noisy size is ± {price['threshold_error95']:,})",
-            highlight=False,
+        text = T_(
+            "groups under about %(persons)s persons are withheld (their noisy size is ± %(error)s)",
+            persons=price["min_noisy_persons"],
+            error=lang.digits(f"{price['threshold_error95']:,}"),
         )
+        console.print(lang.say(text), highlight=False)
 
 
 def print_result(result: dict[str, Any]) -> None:
@@ -70,7 +83,8 @@ def print_result(result: dict[str, Any]) -> None:
     if result.get("dry_run"):
         print_price(result)
         return
-    table = Table(*result["columns"], title=f"query {result['query_id']}")
+    title = lang.say(T_("query %(query_id)s", query_id=result["query_id"]))
+    table = Table(*result["columns"], title=title)
     for row in result["rows"]:
         table.add_row(*(_shown(row.get(column)) for column in result["columns"]))
     console.print(table)
@@ -78,19 +92,25 @@ def print_result(result: dict[str, Any]) -> None:
 
     for key, value in Result(result).extras().items():
         console.print(f"{key}: {_shown(value)}", highlight=False)
-    console.print(
-        f"epsilon spent: {0 if result['cached'] else result['epsilon_float']:g}"
-        f"{' (cached answer)' if result['cached'] else ''}; "
-        f"groups withheld (under the minimum size): {result['suppressed_groups']}; "
-        f"policy v{result['policy_version']}, match generation {result['generation']}",
-        highlight=False,
+    spent = lang.digits(f"{0 if result['cached'] else result['epsilon_float']:g}")
+    summary = T_(
+        "epsilon spent: %(spent)s%(cached)s; groups withheld (under the minimum size): "
+        "%(withheld)s; policy v%(policy)s, match generation %(generation)s",
+        spent=spent,
+        cached=T_(" (cached answer)") if result["cached"] else "",
+        withheld=result["suppressed_groups"],
+        policy=result["policy_version"],
+        generation=result["generation"],
     )
+    console.print(lang.say(summary), highlight=False)
 
 
 def _format_of(out: Path) -> str:
     fmt = SUFFIXES.get(out.suffix.lower())
     if fmt is None:
-        raise UserError(f"--out {out.name}: name the file .csv, .parquet, .json or .xlsx")
+        raise UserError(
+            T_("--out %(out)s: name the file .csv, .parquet, .json or .xlsx", out=out.name)
+        )
     return fmt
 
 
@@ -140,18 +160,18 @@ def query(
     if ctx.invoked_subcommand is not None:
         return
     if url is None or token is None:
-        raise UserError("give --url and --token (or CLEANROOM_URL and CLEANROOM_TOKEN)")
+        raise UserError(T_("give --url and --token (or CLEANROOM_URL and CLEANROOM_TOKEN)"))
     if (sql is None) == (template is None):
-        raise UserError("give --sql or --template")
+        raise UserError(T_("give --sql or --template"))
     if out is not None:
         _format_of(out)  # a wrong suffix is refused before anything is spent
         if dry_run:
-            raise UserError("--out writes a result; a dry run has none")
+            raise UserError(T_("--out writes a result; a dry run has none"))
     parsed = {}
     for item in params:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UserError(f"--param {item!r}: expected key=value")
+            raise UserError(T_("--param %(item)s: expected key=value", item=repr(item)))
         parsed[key] = value
     from cleanroom.client import Client
 

@@ -11,6 +11,8 @@ answer computed here from the file; a funnel step and a report section naming
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -257,6 +259,60 @@ def test_prepare_reports_rejected_rows_by_reason_and_time_ranges(world: Persian)
     # the Solar Hijri stamps 1405/01/01..10 are 2026-03-21..30 in Gregorian
     assert "time range ordered_at" in out
     assert "2026-03-21 10:00:00" in out and "2026-03-30 10:01:00" in out, out
+
+
+def prepare_orders(
+    world: Persian, out: str, *options: str, as_json: bool = False
+) -> subprocess.CompletedProcess[str]:
+    root = world.root
+    return run_cli(
+        *options,
+        "prepare",
+        *(["--json"] if as_json else []),
+        "--party",
+        "okala",
+        "--dataset",
+        "orders",
+        "--input",
+        root / "orders.csv",
+        "--spec",
+        root / "orders.spec.yaml",
+        "--match-key",
+        root / "keys" / "match.key",
+        "--room-key",
+        root / "room" / "keys" / "room.pub",
+        "--signing-key",
+        root / "keys" / "okala.key",
+        "--out",
+        root / out,
+        cwd=root,
+        env={"COLUMNS": "200"},
+    )
+
+
+def test_prepare_prints_its_summary_in_persian_and_its_json_in_no_language(
+    world: Persian,
+) -> None:
+    persian = prepare_orders(world, "fa.bundle", "--lang", "fa")
+    assert persian.returncode == 0, persian.stderr
+    out = persian.stdout
+    assert "بازهٔ زمانی" in out and "خوانده" in out
+    for reason, row in world.rejected.items():  # row numbers in Persian digits
+        assert reason in out and f"(سطرهای {fa(row)})" in out, (reason, out)
+    assert "0912" not in out and "+98" not in out and "۰۹۱۲" not in out  # never an identifier
+    as_json = {
+        language: json.loads(
+            prepare_orders(
+                world, f"{language}.json.bundle", "--lang", language, as_json=True
+            ).stdout
+        )
+        for language in ("fa", "en")
+    }
+    for summary in as_json.values():
+        summary.pop("bundle_id", None)
+        summary.pop("path", None)
+        summary.pop("bundle", None)
+    assert as_json["fa"] == as_json["en"]
 
 
 def test_upload_reports_values_outside_the_domain_to_the_uploader_only(world: Persian) -> None:

@@ -91,9 +91,9 @@ def show_value(value: object, language: Language) -> str:
     text = str(value)
     if isinstance(value, int | float):
         return text.translate(_TO_PERSIAN) if language == "fa" else text
-    if language in RTL and text and FSI not in text:
-        return FSI + text + PDI
-    return text
+    if language in RTL and text and FSI not in text and any(ch.isalpha() for ch in text):
+        return FSI + text + PDI  # a number (digits, separators, signs) needs no isolation
+    return text.translate(_TO_PERSIAN) if language == "fa" and text.isascii() else text
 
 
 def localize(message: object, language: Language) -> str:
