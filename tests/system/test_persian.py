@@ -421,6 +421,32 @@ def test_a_refusal_quotes_a_persian_value_whole_and_isolated(world: Persian) -> 
     assert "has no declared value '\u2068اصفهان\u2069'" in response.json()["error"]["message"]
 
 
+def test_a_refusal_reads_in_the_language_asked_with_the_same_code_and_details(
+    world: Persian,
+) -> None:
+    sql = "SELECT city, COUNT(*) FROM okala.orders WHERE city = 'اصفهان' GROUP BY city"
+    answers = {}
+    for language in ("fa", "en"):
+        with clock.use(clock.SetClock(NOW)):
+            response = httpx.post(
+                world.server.url + "/api/v1/queries",
+                headers={
+                    "Authorization": f"Bearer {world.tokens['okala_analyst']}",
+                    "Accept-Language": f"{language}, en;q=0.1",
+                },
+                json={"sql": sql, "dry_run": True},
+                timeout=120,
+            )
+        assert response.status_code == 400
+        answers[language] = response.json()["error"]
+    persian, english = answers["fa"], answers["en"]
+    assert (persian["code"], persian["details"]) == (english["code"], english["details"])
+    assert persian["details"]["rule"] == "domain_value_undeclared"
+    assert "is not a declared value" in english["message"]
+    assert "از مقدارهای اعلام‌شدهٔ" in persian["message"]
+    assert "'\u2068اصفهان\u2069'" in persian["message"]  # quoted whole, isolated
+
+
 def test_a_report_section_naming_tehran_runs_and_is_charged_in_the_persian_month(
     world: Persian,
 ) -> None:

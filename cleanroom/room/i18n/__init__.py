@@ -23,6 +23,7 @@ from typing import Literal, get_args
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from markupsafe import Markup, escape
 
 from cleanroom.errors import CleanroomError, Text
 from cleanroom.text import FSI, PDI, PERSIAN_DIGITS
@@ -211,3 +212,35 @@ def from_accept_language(header: str | None) -> Language | None:
             if primary == language and weight > 0:
                 ranked.append((-weight, order, language))
     return min(ranked)[2] if ranked else None
+
+
+def localize_html(message: object, language: Language) -> Markup:
+    """:func:`localize` for a page: escaped, each value in its own ``<bdi class="data">``.
+
+    The element isolates the value's direction as the Unicode isolates do in
+    plain text, and marks it as data (a column, a file, a quoted value) rather
+    than interface text, so a check of the page's language reads past it.
+    """
+    text = message.text if isinstance(message, CleanroomError) else message
+    if text is None:
+        text = str(message)
+    if isinstance(text, str):
+        text = recognize(text) or text
+    if isinstance(text, Text):
+        return Markup(_html(text, language))  # noqa: S704 - every piece escaped in _html
+    return escape(str(message))
+
+
+def _html(text: Text, language: Language) -> str:
+    template = str(escape(translations(language).gettext(text.msgid)))
+    values: dict[str, str] = {}
+    for name, value in text.values.items():
+        if isinstance(value, Text):
+            values[name] = _html(value, language)
+            continue
+        shown = show_value(value, language).removeprefix(FSI).removesuffix(PDI)
+        if any(ch.isalpha() for ch in shown):
+            values[name] = f'<bdi class="data">{escape(shown)}</bdi>'
+        else:
+            values[name] = str(escape(shown))
+    return template % values

@@ -42,7 +42,7 @@ from cleanroom.room.i18n import (
     formats,
     labels,
     language_of,
-    localize,
+    localize_html,
     message_language,
     translations,
 )
@@ -121,7 +121,7 @@ def _environment(language: Language) -> Environment:
     env.filters["keys_of"] = keys_of
     # A server message (an error, a Text, or a stored one) in the page's language, and
     # the ``lang`` it is then written in (English for a message not in the catalogs).
-    env.filters["msg"] = lambda message: localize(message, language) if message else ""
+    env.filters["msg"] = lambda message: localize_html(message, language) if message else ""
     env.filters["msglang"] = lambda message: message_language(message, language)
     env.filters["when"] = when_filter
     env.tests["released"] = is_number

@@ -20,7 +20,13 @@ import pytest
 
 import cleanroom
 from cleanroom.errors import T_, CleanroomError, InputError, InternalError, Text, UserError
-from cleanroom.room.i18n import from_accept_language, is_translated, localize, recognize
+from cleanroom.room.i18n import (
+    from_accept_language,
+    is_translated,
+    localize,
+    localize_html,
+    recognize,
+)
 from cleanroom.room.policy import load_policy
 from cleanroom.room.policy.diff import diff_policies
 from cleanroom.room.query.check import QueryRejected, check_sql
@@ -174,3 +180,12 @@ def test_accept_language_picks_the_preferred_supported_language(
     header: str | None, expected: str | None
 ) -> None:
     assert from_accept_language(header) == expected
+
+
+def test_a_page_gets_the_message_escaped_with_each_value_in_its_own_bdi() -> None:
+    err = InputError("<script>x</script>.csv", T_("%(text)s is not a number", text="<b>"), row=3)
+    html = str(localize_html(err, "fa"))
+    assert "<script>" not in html and "<b>" not in html
+    assert '<bdi class="data">&lt;script&gt;x&lt;/script&gt;.csv</bdi>' in html
+    assert "سطر ۳" in html  # a number needs no isolation, only Persian digits
+    assert str(localize_html(UserError("<i>not in the catalogs</i>"), "fa")).startswith("&lt;i&gt;")
