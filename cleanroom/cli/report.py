@@ -18,6 +18,9 @@ from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
 from cleanroom.errors import T_, UserError
+from cleanroom.room.i18n import N_
+
+REASON = N_("reason:")
 
 
 @click.group("report")
@@ -34,7 +37,8 @@ def _show_run(run: dict[str, Any]) -> None:
         highlight=False,
     )
     if run.get("error"):
-        console.print(f"  reason: {run['error']}", highlight=False, markup=False)
+        reason = f"{lang.gettext(REASON)} {lang.say(run['error'])}"
+        console.print(f"  {reason}", highlight=False, markup=False)
     for name in run.get("files", []):
         console.print(f"  {name}", highlight=False, markup=False)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from cleanroom.cli import lang
@@ -148,7 +149,7 @@ def audit_verify(room_dir: Path) -> None:
         return
     for problem in result.problems:
         mark = "[red]✗[/]" if problem in result.open_problems else "[yellow]![/]"
-        console.print(f"{mark} {problem}", highlight=False, markup=True)
+        console.print(f"{mark} {escape(lang.say(problem))}", highlight=False, markup=True)
     for anchor in result.reanchors:
         console.print(
             f"[yellow]![/] entry {anchor.seq}: re-anchored at {anchor.at} by "
