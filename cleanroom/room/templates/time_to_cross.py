@@ -29,7 +29,7 @@ DEFAULT_BINS = "0,1,7,14,30,60,90"
 
 
 def bin_labels(edges: tuple[int, ...]) -> list[str]:
-    """``0-1 days``, …, ``90+ days``."""
+    """``0-1 days``, …, ``90+ days`` (data; pages and charts translate them: i18n.current)."""
     labels = [f"{a}-{b} days" for a, b in itertools.pairwise(edges)]
     return [*labels, f"{edges[-1]}+ days"]
 
