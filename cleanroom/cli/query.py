@@ -18,8 +18,12 @@ from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
 from cleanroom.errors import T_, UserError
+from cleanroom.room.i18n import N_
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
+
+
+DRY_RUN = N_("dry run:")
 
 
 def _number(cell: dict[str, Any]) -> str:
@@ -45,7 +49,8 @@ def print_price(price: dict[str, Any]) -> None:
     """A dry run in the analyst's terms: the cost, the budget, and each number's accuracy."""
     budget = price.get("budget")
     if budget:
-        console.print(lang.say(T_("dry run: %(summary)s", summary=budget["summary"])))
+        summary = lang.say(budget["summary"])  # recognized and translated in Persian
+        console.print(f"{lang.gettext(DRY_RUN)} {summary}", highlight=False)
     else:
         cost = lang.digits(f"{price['epsilon_float']:.4g}")
         console.print(lang.say(T_("dry run: this query costs epsilon %(cost)s", cost=cost)))
