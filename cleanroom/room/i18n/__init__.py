@@ -7,6 +7,11 @@ compiled in memory with Babel when this module is first imported, so a fresh
 checkout, a wheel and ``make test`` all read exactly what is committed and a
 stale compiled .mo cannot exist.
 
+Strings are marked ``_``/``N_`` (interface text) or ``T_`` (a message the room
+writes, with its values: :class:`cleanroom.errors.Text`); :func:`localize`
+shows such a message in a reader's language, :func:`recognize` reads a stored
+English one back into its msgid and values.
+
 English is the source language: its catalog is empty and every msgid is shown
 as written. Persian is Persian-first: right-to-left, Persian digits, Solar
 Hijri dates (see :mod:`cleanroom.room.i18n.formats`).
