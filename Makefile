@@ -61,7 +61,7 @@ bench: $(STAMP)
 # The .po files are the source; they are compiled with Babel when the room starts.
 I18N := cleanroom/room/i18n/locale
 messages: $(STAMP)
-	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k T_ --no-location --sort-output \
 		--project cleanroom --omit-header -o $(I18N)/messages.pot .
 	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) -D messages \
 		--ignore-obsolete --no-fuzzy-matching

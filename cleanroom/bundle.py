@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from cleanroom import clock
-from cleanroom.errors import BundleError, SignatureError
+from cleanroom.errors import T_, BundleError, SignatureError
 from cleanroom.keys import public_key_id
 
 MAGIC = b"CRBUNDLE\x01"
@@ -232,11 +232,17 @@ class BundleInfo:
         except InvalidSignature:
             if public_key_id(key) != self.header.get("signer_key_id"):
                 raise SignatureError(
-                    f"{self.name}: not signed by party '{self.header.get('party')}' (signed with "
-                    f"key {self.header.get('signer_key_id')}, expected {public_key_id(key)})"
+                    T_(
+                        "%(self)s: not signed by party '%(get)s' (signed with key %(get2)s, "
+                        "expected %(public_key_id)s)",
+                        self=self.name,
+                        get=self.header.get("party"),
+                        get2=self.header.get("signer_key_id"),
+                        public_key_id=public_key_id(key),
+                    )
                 ) from None
             raise SignatureError(
-                f"{self.name}: signature does not verify (bundle altered)"
+                T_("%(self)s: signature does not verify (bundle altered)", self=self.name)
             ) from None
 
 
@@ -247,7 +253,13 @@ class _Reader:
     def take(self, n: int, what: str, *, hash_it: bool = True) -> bytes:
         data = self.fh.read(n)
         if len(data) != n:
-            raise BundleError(f"{self.path}: truncated bundle (ends inside the {what})")
+            raise BundleError(
+                T_(
+                    "%(path)s: truncated bundle (ends inside the %(what)s)",
+                    path=self.path,
+                    what=what,
+                )
+            )
         if hash_it:
             self.digest.update(data)
         return data
@@ -255,13 +267,33 @@ class _Reader:
     def json(self, what: str) -> dict[str, Any]:
         (length,) = struct.unpack(">I", self.take(4, what))
         if length > MAX_JSON:
-            raise BundleError(f"{self.path}: {what} is {length} bytes, over the {MAX_JSON} limit")
+            raise BundleError(
+                T_(
+                    "%(path)s: %(what)s is %(length)s bytes, over the %(max_json)s limit",
+                    path=self.path,
+                    what=what,
+                    length=length,
+                    max_json=MAX_JSON,
+                )
+            )
         try:
             doc = json.loads(self.take(length, what))
         except (ValueError, UnicodeDecodeError):
-            raise BundleError(f"{self.path}: {what} is not valid JSON (damaged bundle)") from None
+            raise BundleError(
+                T_(
+                    "%(path)s: %(what)s is not valid JSON (damaged bundle)",
+                    path=self.path,
+                    what=what,
+                )
+            ) from None
         if not isinstance(doc, dict):
-            raise BundleError(f"{self.path}: {what} is not a JSON object (damaged bundle)")
+            raise BundleError(
+                T_(
+                    "%(path)s: %(what)s is not a JSON object (damaged bundle)",
+                    path=self.path,
+                    what=what,
+                )
+            )
         return doc
 
 
@@ -279,29 +311,53 @@ def read_bundle(
     try:
         fh = path.open("rb")
     except OSError as err:
-        raise BundleError(f"{name}: cannot open bundle ({err.strerror})") from None
+        raise BundleError(
+            T_("%(name)s: cannot open bundle (%(strerror)s)", name=name, strerror=err.strerror)
+        ) from None
     with fh:
         r = _Reader(name, fh)
         if r.take(len(MAGIC), "file signature") != MAGIC:
-            raise BundleError(f"{name}: not a cleanroom bundle (or an unsupported version)")
+            raise BundleError(
+                T_("%(name)s: not a cleanroom bundle (or an unsupported version)", name=name)
+            )
         header = r.json("header")
         header_hash = hashlib.sha256(canonical_json(header)).digest()
         if header.get("format") != FORMAT:
-            raise BundleError(f"{name}: unsupported bundle format {header.get('format')!r}")
+            raise BundleError(
+                T_(
+                    "%(name)s: unsupported bundle format %(get)s",
+                    name=name,
+                    get=repr(header.get("format")),
+                )
+            )
         try:
             chunk_size = int(header["cipher"]["chunk_size"])
             embedded = Ed25519PublicKey.from_public_bytes(
                 base64.b64decode(header["signer_public_key"], validate=True)
             )
         except (KeyError, TypeError, ValueError):
-            raise BundleError(f"{name}: header is missing fields (damaged bundle)") from None
+            raise BundleError(
+                T_("%(name)s: header is missing fields (damaged bundle)", name=name)
+            ) from None
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
-            raise BundleError(f"{name}: chunk size {chunk_size} is out of range")
+            raise BundleError(
+                T_(
+                    "%(name)s: chunk size %(chunk_size)s is out of range",
+                    name=name,
+                    chunk_size=chunk_size,
+                )
+            )
         chunks: list[tuple[int, int, bool]] = []
         while True:
             kind, length = struct.unpack(">BI", r.take(5, f"chunk {len(chunks)}"))
             if kind not in (_MORE, _LAST) or not _TAG <= length <= chunk_size + _TAG:
-                raise BundleError(f"{name}: chunk {len(chunks)} has a damaged frame")
+                raise BundleError(
+                    T_(
+                        "%(name)s: chunk %(count)s has a damaged frame",
+                        name=name,
+                        count=len(chunks),
+                    )
+                )
             offset = fh.tell()
             r.digest.update(r.take(length, f"chunk {len(chunks)}", hash_it=False))
             chunks.append((offset, length, kind == _LAST))
@@ -310,14 +366,19 @@ def read_bundle(
         manifest = r.json("manifest")
         signature = r.take(64, "signature", hash_it=False)
         if fh.read(1):
-            raise BundleError(f"{name}: unexpected bytes after the signature")
+            raise BundleError(T_("%(name)s: unexpected bytes after the signature", name=name))
     info = BundleInfo(
         path, name, header, manifest, header_hash, chunks, r.digest.digest(), signature
     )
     info.verify_signer(expected_signer or embedded)
     if manifest.get("chunks") != len(chunks):
         raise BundleError(
-            f"{name}: manifest says {manifest.get('chunks')} chunks, found {len(chunks)}"
+            T_(
+                "%(name)s: manifest says %(get)s chunks, found %(count)s",
+                name=name,
+                get=manifest.get("chunks"),
+                count=len(chunks),
+            )
         )
     return info
 
@@ -330,9 +391,13 @@ def iter_payload(info: BundleInfo, room_key: X25519PrivateKey) -> Iterator[bytes
         data_key = HPKE_SUITE.decrypt(wrapped, room_key, info=_hpke_info(info.header))
     except (KeyError, ValueError, InvalidTag):
         raise BundleError(
-            f"{info.name}: cannot unwrap the data key: sealed to another room key "
-            f"(bundle is for room key {info.header.get('room_key_id')}, this room is "
-            f"{public_key_id(room_key.public_key())})"
+            T_(
+                "%(info)s: cannot unwrap the data key: sealed to another room key "
+                "(bundle is for room key %(get)s, this room is %(public_key_id)s)",
+                info=info.name,
+                get=info.header.get("room_key_id"),
+                public_key_id=public_key_id(room_key.public_key()),
+            )
         ) from None
     aead = AESGCM(data_key)
     plain_hash = hashlib.sha256()
@@ -344,13 +409,19 @@ def iter_payload(info: BundleInfo, room_key: X25519PrivateKey) -> Iterator[bytes
                 chunk = aead.decrypt(_nonce(index), ct, _aad(info.header_hash, index, last))
             except InvalidTag:
                 raise BundleError(
-                    f"{info.name}: chunk {index} fails authentication "
-                    "(altered, reordered or truncated)"
+                    T_(
+                        "%(info)s: chunk %(index)s fails authentication (altered, reordered or "
+                        "truncated)",
+                        info=info.name,
+                        index=index,
+                    )
                 ) from None
             plain_hash.update(chunk)
             yield chunk
     if plain_hash.hexdigest() != info.manifest.get("payload_sha256"):
-        raise BundleError(f"{info.name}: payload does not match its manifest digest")
+        raise BundleError(
+            T_("%(info)s: payload does not match its manifest digest", info=info.name)
+        )
 
 
 def open_bundle(

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from cleanroom.errors import SpecError
+from cleanroom.errors import T_, SpecError
 from cleanroom.spec import format_validation_error, read_yaml
 
 SETTINGS_FILE = "room.yaml"
@@ -160,7 +160,7 @@ def load_settings(room: str | Path | None = None, **overrides: Any) -> Settings:
     if path.exists():
         loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
-            raise SpecError(f"{path}: expected a mapping of setting: value")
+            raise SpecError(T_("%(path)s: expected a mapping of setting: value", path=path))
         values = loaded
 
     class FileSource(PydanticBaseSettingsSource):

@@ -4,11 +4,53 @@ Every error has a stable ``code`` (for scripts and the API) and an HTTP
 ``status``. ``UserError`` means "your input is wrong and here is how"; its
 message names the file, row and field but never a raw value (a phone number in
 an error message would be a leak). ``InternalError`` means "our bug".
+
+A message is written as a :class:`Text` (``T_("... %(name)s ...", name=...)``):
+an English msgid of the message catalogs with its values kept apart, so the
+same error reads in the requester's language (``cleanroom.room.i18n.localize``)
+while ``str(err)``, ``code`` and ``details`` stay English and stable for
+scripts, logs and the audit trail.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message to show in the reader's language: a catalog msgid and its values.
+
+    The msgid is English with ``%(name)s`` placeholders (a literal percent
+    sign is ``%%``); values are shown as given, or are Texts themselves
+    (rendered in the same language).
+    """
+
+    msgid: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def render(
+        self,
+        gettext: Callable[[str], str] | None = None,
+        show: Callable[[object], str] = str,
+    ) -> str:
+        """The message through ``gettext`` (English if None), each value through ``show``."""
+        template = gettext(self.msgid) if gettext is not None else self.msgid
+        values = {
+            name: value.render(gettext, show) if isinstance(value, Text) else show(value)
+            for name, value in self.values.items()
+        }
+        return template % values
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def T_(msgid: str, /, **values: object) -> Text:
+    """A translatable message (``pybabel extract -k T_`` collects the msgid)."""
+    return Text(msgid, values)
 
 
 class CleanroomError(Exception):
@@ -16,6 +58,13 @@ class CleanroomError(Exception):
 
     code = "error"
     status = 500
+    text: Text | None = None  # the message for translation (None: English only)
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], Text):
+            self.text = args[0]
+            args = (args[0].render(), *args[1:])
+        super().__init__(*args)
 
     @property
     def details(self) -> dict[str, object]:
@@ -38,7 +87,7 @@ class InputError(UserError):
     def __init__(
         self,
         path: str | Path,
-        reason: str,
+        reason: str | Text,
         *,
         row: int | None = None,
         field: str | None = None,
@@ -46,13 +95,17 @@ class InputError(UserError):
         self.path = str(path)
         self.row = row
         self.field = field
-        self.reason = reason
-        where = [self.path]
-        if row is not None:
-            where.append(f"row {row}")
-        if field is not None:
-            where.append(f"column '{field}'")
-        super().__init__(": ".join([*where, reason]))
+        self.reason = str(reason)
+        values = {"file": self.path, "row": row, "field": field, "reason": reason}
+        if row is not None and field is not None:
+            text = T_("%(file)s: row %(row)s: column '%(field)s': %(reason)s", **values)
+        elif row is not None:
+            text = T_("%(file)s: row %(row)s: %(reason)s", **values)
+        elif field is not None:
+            text = T_("%(file)s: column '%(field)s': %(reason)s", **values)
+        else:
+            text = T_("%(file)s: %(reason)s", **values)
+        super().__init__(text)
 
     @property
     def details(self) -> dict[str, object]:
@@ -172,12 +225,16 @@ class AuditChainBroken(UnavailableError):
     code = "audit_chain_broken"
     retry_after = 3600  # an operator has to act; retrying soon changes nothing
 
-    def __init__(self, entry: int, reason: str) -> None:
+    def __init__(self, entry: int, reason: str | Text) -> None:
         self.entry = entry
-        self.reason = reason
+        self.reason = str(reason)
         super().__init__(
-            f"audit chain broken at entry {entry}: nothing more is recorded until an "
-            f"operator investigates ({reason})"
+            T_(
+                "audit chain broken at entry %(entry)s: nothing more is recorded until an "
+                "operator investigates (%(reason)s)",
+                entry=entry,
+                reason=reason,
+            )
         )
 
     @property

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from cleanroom.errors import KeyFileError
+from cleanroom.errors import T_, KeyFileError
 
 SymmetricKind = Literal["match-key", "room-secret"]
 PASSPHRASE_ENV = "CLEANROOM_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
@@ -85,7 +85,9 @@ def _write_private(path: Path, data: bytes, *, force: bool = False) -> None:
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
-        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
+        raise KeyFileError(
+            T_("%(path)s: already exists; refusing to overwrite a key", path=path)
+        ) from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.chmod(path, 0o600)
@@ -93,7 +95,7 @@ def _write_private(path: Path, data: bytes, *, force: bool = False) -> None:
 
 def _write_public(path: Path, data: bytes, *, force: bool = False) -> None:
     if path.exists() and not force:
-        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+        raise KeyFileError(T_("%(path)s: already exists; refusing to overwrite a key", path=path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
@@ -102,9 +104,11 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such key file") from None
+        raise KeyFileError(T_("%(path)s: no such key file", path=path)) from None
     except OSError as err:
-        raise KeyFileError(f"{path}: cannot read key file ({err.strerror})") from None
+        raise KeyFileError(
+            T_("%(path)s: cannot read key file (%(strerror)s)", path=path, strerror=err.strerror)
+        ) from None
 
 
 def _scrypt(passphrase: bytes, salt: bytes) -> bytes:
@@ -143,15 +147,26 @@ def load_symmetric_key(
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise KeyFileError(
-            f"{path}: not a cleanroom key file (truncated or the wrong file?)"
+            T_("%(path)s: not a cleanroom key file (truncated or the wrong file?)", path=path)
         ) from None
     if doc.get("kind") != kind:
-        raise KeyFileError(f"{path}: holds a {doc.get('kind')!s}, expected a {kind}")
+        raise KeyFileError(
+            T_(
+                "%(path)s: holds a %(get)s, expected a %(kind)s",
+                path=path,
+                get=str(doc.get("kind")),
+                kind=kind,
+            )
+        )
     try:
         if "sealed" in doc:
             if not passphrase:
                 raise KeyFileError(
-                    f"{path}: is passphrase-protected; set {PASSPHRASE_ENV} to open it"
+                    T_(
+                        "%(path)s: is passphrase-protected; set %(passphrase_env)s to open it",
+                        path=path,
+                        passphrase_env=PASSPHRASE_ENV,
+                    )
                 )
             s = doc["sealed"]
             aad = f"{_ENVELOPE}|{kind}|{doc['key_id']}".encode()
@@ -163,14 +178,20 @@ def load_symmetric_key(
                     aad,
                 )
             except InvalidTag:
-                raise KeyFileError(f"{path}: wrong passphrase (or the file was altered)") from None
+                raise KeyFileError(
+                    T_("%(path)s: wrong passphrase (or the file was altered)", path=path)
+                ) from None
         else:
             secret = base64.b64decode(doc["key"], validate=True)
     except (KeyError, TypeError, ValueError):
-        raise KeyFileError(f"{path}: key file is damaged (missing or malformed fields)") from None
+        raise KeyFileError(
+            T_("%(path)s: key file is damaged (missing or malformed fields)", path=path)
+        ) from None
     key = SymmetricKey(kind, secret)
     if len(secret) != 32 or not hmac.compare_digest(key.key_id, str(doc.get("key_id", ""))):
-        raise KeyFileError(f"{path}: key file is damaged (key does not match its key id)")
+        raise KeyFileError(
+            T_("%(path)s: key file is damaged (key does not match its key id)", path=path)
+        )
     return key
 
 
@@ -211,14 +232,25 @@ def _load_private(path: Path, passphrase: bytes | None) -> object:
     except TypeError:
         if passphrase:
             raise KeyFileError(
-                f"{path}: key is not passphrase-protected; unset {PASSPHRASE_ENV}"
+                T_(
+                    "%(path)s: key is not passphrase-protected; unset %(passphrase_env)s",
+                    path=path,
+                    passphrase_env=PASSPHRASE_ENV,
+                )
             ) from None
         raise KeyFileError(
-            f"{path}: is passphrase-protected; set {PASSPHRASE_ENV} to open it"
+            T_(
+                "%(path)s: is passphrase-protected; set %(passphrase_env)s to open it",
+                path=path,
+                passphrase_env=PASSPHRASE_ENV,
+            )
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(
-            f"{path}: not a readable private key (truncated, damaged, or wrong passphrase)"
+            T_(
+                "%(path)s: not a readable private key (truncated, damaged, or wrong passphrase)",
+                path=path,
+            )
         ) from None
 
 
@@ -227,14 +259,16 @@ def _load_public(path: Path) -> object:
     try:
         return serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(f"{path}: not a readable public key (truncated or damaged)") from None
+        raise KeyFileError(
+            T_("%(path)s: not a readable public key (truncated or damaged)", path=path)
+        ) from None
 
 
 def load_room_private_key(path: str | Path, passphrase: bytes | None = None) -> X25519PrivateKey:
     """The room's HPKE private key."""
     key = _load_private(Path(path), passphrase)
     if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path}: is not a room (X25519) private key")
+        raise KeyFileError(T_("%(path)s: is not a room (X25519) private key", path=path))
     return key
 
 
@@ -242,7 +276,7 @@ def load_room_public_key(path: str | Path) -> X25519PublicKey:
     """The room's HPKE public key, which parties seal bundles to."""
     key = _load_public(Path(path))
     if not isinstance(key, X25519PublicKey):
-        raise KeyFileError(f"{path}: is not a room (X25519) public key")
+        raise KeyFileError(T_("%(path)s: is not a room (X25519) public key", path=path))
     return key
 
 
@@ -250,7 +284,7 @@ def load_signing_key(path: str | Path, passphrase: bytes | None = None) -> Ed255
     """A party's Ed25519 signing key."""
     key = _load_private(Path(path), passphrase)
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: is not a party (Ed25519) signing key")
+        raise KeyFileError(T_("%(path)s: is not a party (Ed25519) signing key", path=path))
     return key
 
 
@@ -258,7 +292,7 @@ def load_verify_key(path: str | Path) -> Ed25519PublicKey:
     """A party's Ed25519 public key, as registered with the room."""
     key = _load_public(Path(path))
     if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{path}: is not a party (Ed25519) public key")
+        raise KeyFileError(T_("%(path)s: is not a party (Ed25519) public key", path=path))
     return key
 
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from cleanroom.errors import SpecError
+from cleanroom.errors import T_, SpecError
 from cleanroom.keyed_hash import TOKEN_TYPE
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -187,15 +187,17 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
+        raise SpecError(T_("%(path)s: no such file", path=path)) from None
     except (UnicodeDecodeError, OSError) as err:
-        raise SpecError(f"{path}: cannot read ({err.__class__.__name__})") from None
+        raise SpecError(
+            T_("%(path)s: cannot read (%(name)s)", path=path, name=err.__class__.__name__)
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise SpecError(f"{path}: {where}not valid YAML") from None
+        raise SpecError(T_("%(path)s: %(where)snot valid YAML", path=path, where=where)) from None
 
 
 def load_spec(path: str | Path) -> DatasetSpec:
@@ -203,5 +205,7 @@ def load_spec(path: str | Path) -> DatasetSpec:
     path = Path(path)
     data = read_yaml(path)
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping with 'dataset', 'identifiers', 'columns'")
+        raise SpecError(
+            T_("%(path)s: expected a mapping with 'dataset', 'identifiers', 'columns'", path=path)
+        )
     return parse_spec(data, str(path))

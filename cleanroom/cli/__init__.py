@@ -13,6 +13,7 @@ import sys
 import click
 
 import cleanroom
+from cleanroom.cli import lang
 from cleanroom.cli.console import err_console
 from cleanroom.cli.demo import demo
 from cleanroom.cli.keys import keys
@@ -30,11 +31,20 @@ from cleanroom.cli.room import (
 )
 from cleanroom.cli.upkeep import backup_cmd, expire_cmd, restore_cmd
 from cleanroom.errors import CleanroomError
+from cleanroom.room.i18n import N_
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(cleanroom.__version__, prog_name="cleanroom")
-def cli() -> None:
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(lang.choices()),
+    default=None,
+    help="Language of help, messages and printed results (default: CLEANROOM_LANG, else en); "
+    "--json output is the same in every language.",
+)
+def cli(language: str | None) -> None:
     """Privacy-preserving data clean room: party toolkit and room service."""
 
 
@@ -56,19 +66,27 @@ cli.add_command(audit_group)
 cli.add_command(demo)
 
 
+ERROR = N_("error: %(message)s")
+ABORTED = N_("aborted")
+
+
 def main() -> None:
     """Console-script entry point."""
+    language = lang.resolve(sys.argv[1:])
+    lang.use(language)
+    lang.translate_help(cli, language)
     # Log records of a command (not of `serve`, which installs its own handlers) stay out
     # of the terminal: its one-line error says what went wrong.
     logging.getLogger("cleanroom").addHandler(logging.NullHandler())
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        err_console.print("aborted")
+        err_console.print(lang.gettext(ABORTED))
         sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except CleanroomError as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+        line = lang.gettext(ERROR) % {"message": lang.say(err)}
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)

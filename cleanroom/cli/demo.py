@@ -18,7 +18,7 @@ from cleanroom.cli.console import console
 from cleanroom.cli.query import print_result
 from cleanroom.cli.serving import check_port, write_tokens
 from cleanroom.config import SETTINGS_FILE, load_settings
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.keys import load_verify_key
 from cleanroom.room.i18n import LANGUAGES, Language
 from cleanroom.room.room import Room
@@ -77,7 +77,9 @@ def _fresh(out: Path) -> None:
     """Start from nothing, but only ever delete a directory an earlier demo made."""
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
-            raise UserError(f"{out}: not empty and not made by `cleanroom demo`; choose --out")
+            raise UserError(
+                T_("%(out)s: not empty and not made by `cleanroom demo`; choose --out", out=out)
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("made by cleanroom demo; deleted by the next run\n")
@@ -92,7 +94,14 @@ def _api(server: LiveServer, token: str, method: str, path: str, **kw: Any) -> A
         **kw,
     )
     if response.status_code >= 400:
-        raise UserError(f"{method} {path}: {response.json()['error']['message']}")
+        raise UserError(
+            T_(
+                "%(method)s %(path)s: %(json)s",
+                method=method,
+                path=path,
+                json=response.json()["error"]["message"],
+            )
+        )
     return response.json()
 
 
@@ -117,7 +126,13 @@ def _run_report(server: LiveServer, token: str, into: Path) -> Path:
     """Run the report over the API and download every file of the run, as a recipient would."""
     run = _api(server, token, "POST", f"/api/v1/reports/{REPORT}/run")
     if run["status"] != "done":
-        raise UserError(f"report run {run['status']}: {run.get('error') or 'no reason given'}")
+        raise UserError(
+            T_(
+                "report run %(run)s: %(value)s",
+                run=run["status"],
+                value=run.get("error") or "no reason given",
+            )
+        )
     into.mkdir(parents=True, exist_ok=True)
     for name in run["files"]:
         response = httpx.get(

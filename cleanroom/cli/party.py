@@ -10,8 +10,9 @@ import click
 from rich.table import Table
 
 from cleanroom.bundle import BundleInfo, read_bundle
+from cleanroom.cli import lang
 from cleanroom.cli.console import console, phased_bar, progress_bar
-from cleanroom.errors import SpecError, UserError
+from cleanroom.errors import T_, SpecError, UserError
 from cleanroom.keys import (
     load_room_public_key,
     load_signing_key,
@@ -63,25 +64,43 @@ def synth_cmd(out: Path, persons: int, seed: int, fmt: str, parties: tuple[str, 
 
 
 def print_summary(result: PrepareResult) -> None:
-    """Counts by reason; never a value."""
+    """Counts by reason; never a value. In the CLI's language, numbers in its digits."""
     s = result.summary
-    table = Table("", "rows", title=f"sealed {result.path} (bundle {result.bundle_id})")
-    table.add_row("read", f"{s.rows_read:,}")
-    table.add_row("written", f"{s.rows_written:,}")
-    table.add_row("rejected", f"{s.rows_read - s.rows_written:,}")
-    for reason, n in sorted(s.rejected.items()):
+    say = lang.say
+
+    def n(number: int) -> str:
+        return lang.digits(f"{number:,}")
+
+    title = say(
+        T_("sealed %(path)s (bundle %(bundle)s)", path=result.path, bundle=result.bundle_id)
+    )
+    table = Table("", say(T_("rows")), title=title)
+    table.add_row(say(T_("read")), n(s.rows_read))
+    table.add_row(say(T_("written")), n(s.rows_written))
+    table.add_row(say(T_("rejected")), n(s.rows_read - s.rows_written))
+    for reason, count in sorted(s.rejected.items()):
         rows = s.rejected_rows.get(reason, [])
-        more = f", … (+{n - len(rows):,})" if n > len(rows) else ""
-        table.add_row(f"  {reason}", f"{n:,} (rows {', '.join(map(str, rows))}{more})")
-    for column, (low, high) in sorted(s.time_ranges.items()):
-        table.add_row(f"time range {column}", f"{low} … {high}")
-    for column, counts in s.identifiers.items():
-        tokens, invalid, empty = counts["tokens"], counts["invalid"], counts["empty"]
+        more = f", … (+{n(count - len(rows))})" if count > len(rows) else ""
+        listed = lang.digits(", ".join(map(str, rows))) + more
         table.add_row(
-            f"identifier {column}", f"{tokens:,} tokens, {invalid:,} invalid, {empty:,} empty"
+            f"  {reason}", say(T_("%(count)s (rows %(rows)s)", count=n(count), rows=listed))
+        )
+    for column, (low, high) in sorted(s.time_ranges.items()):
+        table.add_row(say(T_("time range %(column)s", column=column)), f"{low} … {high}")
+    for column, counts in s.identifiers.items():
+        table.add_row(
+            say(T_("identifier %(column)s", column=column)),
+            say(
+                T_(
+                    "%(tokens)s tokens, %(invalid)s invalid, %(empty)s empty",
+                    tokens=n(counts["tokens"]),
+                    invalid=n(counts["invalid"]),
+                    empty=n(counts["empty"]),
+                )
+            ),
         )
     if s.undeclared_columns:
-        table.add_row("undeclared columns dropped", str(s.undeclared_columns))
+        table.add_row(say(T_("undeclared columns dropped")), n(s.undeclared_columns))
     console.print(table)
 
 
@@ -121,8 +140,11 @@ def prepare_cmd(
     """Normalize identifiers, tokenize them with the match key, and seal a bundle."""
     if out.exists() and not force:
         raise UserError(
-            f"{out}: a bundle is already there; choose another --out, or add --force to "
-            "replace it (a room refuses a replayed bundle anyway)"
+            T_(
+                "%(out)s: a bundle is already there; choose another --out, or add "
+                "--force to replace it (a room refuses a replayed bundle anyway)",
+                out=out,
+            )
         )
     if not NAME.match(party):
         raise click.BadParameter("lower-case letters, digits and '_'", param_hint="--party")
@@ -130,19 +152,32 @@ def prepare_cmd(
     if kind == "suppression":
         if dataset not in (None, SUPPRESSION):
             raise click.BadParameter(
-                "a suppression list has no dataset name; leave --dataset out",
+                lang.say(T_("a suppression list has no dataset name; leave --dataset out")),
                 param_hint="--dataset",
             )
         if dataset_spec.columns:
             raise SpecError(
-                f"{spec}: a suppression list holds identifiers only; remove its columns "
-                f"({', '.join(sorted(dataset_spec.columns))})"
+                T_(
+                    "%(spec)s: a suppression list holds identifiers only; remove its columns "
+                    "(%(columns)s)",
+                    spec=spec,
+                    columns=", ".join(sorted(dataset_spec.columns)),
+                )
             )
         dataset_spec = dataset_spec.model_copy(update={"dataset": SUPPRESSION, "time": None})
     elif dataset is None:
-        raise click.BadParameter("required for --kind dataset", param_hint="--dataset")
+        raise click.BadParameter(
+            lang.say(T_("required for --kind dataset")), param_hint="--dataset"
+        )
     elif dataset_spec.dataset != dataset:
-        raise SpecError(f"{spec}: describes dataset '{dataset_spec.dataset}', not '{dataset}'")
+        raise SpecError(
+            T_(
+                "%(spec)s: describes dataset '%(dataset)s', not '%(dataset2)s'",
+                spec=spec,
+                dataset=dataset_spec.dataset,
+                dataset2=dataset,
+            )
+        )
     passphrase = passphrase_from_env()
     matching = load_symmetric_key(match_key, "match-key", passphrase=passphrase)
     room_public = load_room_public_key(room_key)

@@ -17,6 +17,7 @@ import yaml
 from rich.table import Table
 from rich.text import Text
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
 from cleanroom.room.policy.load import inline_key_files
@@ -58,7 +59,7 @@ def print_changes(result: dict[str, Any], title: str) -> None:
             c["kind"],
             Text(_cell(c["old"])),
             Text(_cell(c["new"])),
-            Text(c["reason"]),
+            Text(lang.say(c["reason"])),
         )
     console.print(table)
     s = result["summary"]

@@ -14,9 +14,13 @@ from urllib.parse import quote
 import click
 from rich.table import Table
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
+from cleanroom.room.i18n import N_
+
+REASON = N_("reason:")
 
 
 @click.group("report")
@@ -33,7 +37,8 @@ def _show_run(run: dict[str, Any]) -> None:
         highlight=False,
     )
     if run.get("error"):
-        console.print(f"  reason: {run['error']}", highlight=False, markup=False)
+        reason = f"{lang.gettext(REASON)} {lang.say(run['error'])}"
+        console.print(f"  {reason}", highlight=False, markup=False)
     for name in run.get("files", []):
         console.print(f"  {name}", highlight=False, markup=False)
 
@@ -74,7 +79,13 @@ def report_run(name: str, url: str, token: str) -> None:
     run = api_call("POST", url, token, f"/api/v1/reports/{_segment(name)}/run")
     _show_run(run)
     if run["status"] != "done":
-        raise UserError(f"report run {run['status']}: {run.get('error') or 'no reason given'}")
+        raise UserError(
+            T_(
+                "report run %(run)s: %(value)s",
+                run=run["status"],
+                value=run.get("error") or "no reason given",
+            )
+        )
 
 
 @report_group.command("get")
@@ -95,7 +106,7 @@ def report_get(name: str, run_id: str | None, url: str, token: str, out: Path | 
         runs = api_call("GET", url, token, base)
         done = [r for r in runs if r["status"] == "done"]
         if not done:
-            raise UserError(f"report '{name}' has no published run yet")
+            raise UserError(T_("report '%(name)s' has no published run yet", name=name))
         run = done[0]
     else:
         run = api_call("GET", url, token, f"{base}/{_segment(run_id)}")
@@ -112,12 +123,12 @@ def report_get(name: str, run_id: str | None, url: str, token: str, out: Path | 
 def _segment(text: str) -> str:
     """One URL path segment: a name with a slash in it cannot reach another route."""
     if not text or "/" in text or text in (".", ".."):
-        raise UserError(f"{text!r} is not a valid name")
+        raise UserError(T_("%(text)s is not a valid name", text=repr(text)))
     return quote(text, safe="")
 
 
 def _download(url: str, token: str, path: str) -> bytes:
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         return client.send("GET", path).content

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
+from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console, progress_bar
 from cleanroom.config import load_settings
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.keys import passphrase_from_env
 from cleanroom.room.auth import Role
 
@@ -97,7 +99,7 @@ def users_add(room_dir: Path, name: str, role: str, party: str | None) -> None:
     """Add a user and print its bearer token (shown this once only)."""
     room = _open(room_dir)
     if party is not None and party not in room.active_policy().policy.parties:
-        raise UserError(f"party '{party}' is not in the collaboration policy")
+        raise UserError(T_("party '%(party)s' is not in the collaboration policy", party=party))
     user, token = room.users.add(name, Role(role), party)
     # The token alone on stdout (TOKEN=$(cleanroom users add ...)); the message on stderr.
     err_console.print(
@@ -147,7 +149,7 @@ def audit_verify(room_dir: Path) -> None:
         return
     for problem in result.problems:
         mark = "[red]✗[/]" if problem in result.open_problems else "[yellow]![/]"
-        console.print(f"{mark} {problem}", highlight=False, markup=True)
+        console.print(f"{mark} {escape(lang.say(problem))}", highlight=False, markup=True)
     for anchor in result.reanchors:
         console.print(
             f"[yellow]![/] entry {anchor.seq}: re-anchored at {anchor.at} by "
@@ -162,9 +164,13 @@ def audit_verify(room_dir: Path) -> None:
         )
         return
     raise UserError(
-        f"audit chain broken at entry {result.broken_at} "
-        f"({len(result.open_problems)} problem(s)): nothing more is recorded until an "
-        "operator investigates and runs `cleanroom audit reanchor`"
+        T_(
+            "audit chain broken at entry %(broken_at)s (%(count)s problem(s)): "
+            "nothing more is recorded until an operator investigates and runs "
+            "`cleanroom audit reanchor`",
+            broken_at=result.broken_at,
+            count=len(result.open_problems),
+        )
     )
 
 
@@ -221,7 +227,7 @@ def api_call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any
     """One API request through the Python client; a refusal is its one-line error."""
     from cleanroom.client import Client
 
-    with Client(url, token) as client:
+    with Client(url, token, language=lang.current()) as client:
         return client.call(method, path, **kwargs)
 
 

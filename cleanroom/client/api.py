@@ -19,7 +19,7 @@ import httpx
 
 from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.client.errors import from_answer
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.results import tidy
 
 if TYPE_CHECKING:
@@ -35,8 +35,12 @@ def checked_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UserError(
-            f"room URL '{url[:80]}' has no http:// or https:// in front; "
-            f"write it in full, e.g. https://{url.split('://')[-1][:60] or 'room.example'}"
+            T_(
+                "room URL '%(url)s' has no http:// or https:// in front; write it in "
+                "full, e.g. https://%(value)s",
+                url=url[:80],
+                value=url.split("://")[-1][:60] or "room.example",
+            )
         )
     return url
 
@@ -109,11 +113,16 @@ class Result:
 class Client:
     """One room, one token."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 30.0, language: str | None = None
+    ) -> None:
         self.url = checked_url(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        if language:  # the room writes its messages in it (codes and details never change)
+            headers["Accept-Language"] = language
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=headers,
             timeout=httpx.Timeout(timeout, read=None),
         )
 
@@ -134,7 +143,13 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as err:
-            raise UserError(f"cannot reach the room at {self.url} ({type(err).__name__})") from None
+            raise UserError(
+                T_(
+                    "cannot reach the room at %(url)s (%(name)s)",
+                    url=self.url,
+                    name=type(err).__name__,
+                )
+            ) from None
         if response.status_code >= 400:
             try:
                 body: Any = response.json()
@@ -204,7 +219,13 @@ class Client:
     def download(self, query_id: str, fmt: str) -> bytes:
         """A past answer as a file: json, csv, parquet or xlsx (bounds and flags as columns)."""
         if fmt not in FORMATS:
-            raise UserError(f"unknown format '{fmt[:20]}'; use one of {', '.join(FORMATS)}")
+            raise UserError(
+                T_(
+                    "unknown format '%(fmt)s'; use one of %(formats)s",
+                    fmt=fmt[:20],
+                    formats=", ".join(FORMATS),
+                )
+            )
         path = f"/api/v1/queries/{quote(query_id, safe='')}"
         return self.send("GET", path, params={"format": fmt}).content
 
@@ -253,5 +274,5 @@ def _body(
     sql: str | None, template: str | None, params: dict[str, str] | None, epsilon: float | None
 ) -> dict[str, Any]:
     if (sql is None) == (template is None):
-        raise UserError("give sql or template (with params), not both")
+        raise UserError(T_("give sql or template (with params), not both"))
     return {"sql": sql, "template": template, "params": params or {}, "epsilon": epsilon}

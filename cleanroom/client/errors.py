@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cleanroom.errors import (
+    T_,
     AuthError,
     CleanroomError,
     ConflictError,
@@ -44,8 +45,22 @@ class RoomError(CleanroomError):
         self.request_id = request_id
         self.room_details = dict(details or {})
         rule = self.room_details.get("rule")
-        why = f"{status} {code}" + (f", rule {rule}" if rule else "")
-        super().__init__(f"room refused ({why}): {message}")
+        if rule:
+            text = T_(
+                "room refused (%(status)s %(code)s, rule %(rule)s): %(message)s",
+                status=status,
+                code=code,
+                rule=rule,
+                message=message,
+            )
+        else:
+            text = T_(
+                "room refused (%(status)s %(code)s): %(message)s",
+                status=status,
+                code=code,
+                message=message,
+            )
+        super().__init__(text)
 
     @property
     def details(self) -> dict[str, object]:

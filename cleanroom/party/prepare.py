@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 import cleanroom
 from cleanroom.bundle import BundleWriter
-from cleanroom.errors import InputError
+from cleanroom.errors import T_, InputError
 from cleanroom.jalali import SOLAR_HIJRI_YEARS, is_solar_hijri_year
 from cleanroom.jalali import parse_date as parse_jalali
 from cleanroom.keyed_hash import TOKEN_VERSION, to_tokens
@@ -302,8 +302,12 @@ class Preparer:
         year = values[at].as_py().year
         raise InputError(
             self.source,
-            f"year {year} looks like a Solar Hijri date; if the column is written in that "
-            f"calendar, declare it as {{type: {self.spec.columns[name].value}, calendar: jalali}}",
+            T_(
+                "year %(year)s looks like a Solar Hijri date; if the column is written "
+                "in that calendar, declare it as {type: %(value)s, calendar: jalali}",
+                year=year,
+                value=self.spec.columns[name].value,
+            ),
             row=first_row + at,
             field=name,
         )
@@ -327,8 +331,11 @@ class Preparer:
                 at = pc.index(dates, value).as_py()
                 raise InputError(
                     self.source,
-                    f"year {year} is not a Solar Hijri year (1300-1499), but the spec declares "
-                    "the column with calendar: jalali",
+                    T_(
+                        "year %(year)s is not a Solar Hijri year (1300-1499), but the spec "
+                        "declares the column with calendar: jalali",
+                        year=year,
+                    ),
                     row=first_row + at,
                     field=name,
                 )
@@ -463,9 +470,9 @@ def _seal(
             writer.close()
         summary = preparer.summary
         if summary.rows_read == 0 and kind == "dataset":
-            raise InputError(source.path, "has a header but no data rows")
+            raise InputError(source.path, T_("has a header but no data rows"))
         if summary.rows_written == 0 and summary.rows_read > 0:
-            raise InputError(source.path, "no row has a usable identifier; nothing to seal")
+            raise InputError(source.path, T_("no row has a usable identifier; nothing to seal"))
         phase(PHASE_SIGN)
         bundle.finish({"rows": summary.rows_written, "summary": summary.as_dict(local=False)})
     return PrepareResult(Path(out), bundle.bundle_id, summary, dict(preparer.timings))

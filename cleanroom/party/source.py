@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from cleanroom.errors import InputError
+from cleanroom.errors import T_, InputError
 
 CSV_BLOCK = 16 * 1024 * 1024
 PARQUET_BATCH = 256 * 1024
@@ -40,10 +40,10 @@ class Source:
         self.path = Path(path)
         self.columns = columns
         if not self.path.is_file():
-            raise InputError(self.path, "no such file")
+            raise InputError(self.path, T_("no such file"))
         self.size = self.path.stat().st_size
         if self.size == 0:
-            raise InputError(self.path, "file is empty")
+            raise InputError(self.path, T_("file is empty"))
         self.kind = "parquet" if self.path.suffix.lower() in (".parquet", ".pq") else "csv"
         self.extra_columns: list[str] = []
         self._file: pa.NativeFile | None = None
@@ -57,10 +57,13 @@ class Source:
     def _check_columns(self, names: list[str]) -> None:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InputError(self.path, f"header repeats column(s) {dupes}")
+            raise InputError(self.path, T_("header repeats column(s) %(dupes)s", dupes=dupes))
         missing = [c for c in self.columns if c not in names]
         if missing:
-            raise InputError(self.path, f"missing column(s) {missing} that the spec declares")
+            raise InputError(
+                self.path,
+                T_("missing column(s) %(missing)s that the spec declares", missing=missing),
+            )
         # Undeclared columns stay on the party's machine; only their count is reported.
         self.extra_columns = [n for n in names if n not in self.columns]
 
@@ -69,7 +72,7 @@ class Source:
             meta = pq.ParquetFile(self.path)
         except (pa.ArrowInvalid, OSError):
             raise InputError(
-                self.path, "not a readable Parquet file (damaged or truncated)"
+                self.path, T_("not a readable Parquet file (damaged or truncated)")
             ) from None
         self._rows_total = meta.metadata.num_rows
         return list(meta.schema_arrow.names)
@@ -80,15 +83,15 @@ class Source:
         line = probe.split(b"\n", 1)[0].rstrip(b"\r")
         if line.startswith(b"\xef\xbb\xbf"):
             raise InputError(
-                self.path, "starts with a byte-order mark; save it as UTF-8 without BOM"
+                self.path, T_("starts with a byte-order mark; save it as UTF-8 without BOM")
             )
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError(self.path, "header is not UTF-8 text", row=0) from None
+            raise InputError(self.path, T_("header is not UTF-8 text"), row=0) from None
         names = next(csv.reader(io.StringIO(text)), [])
         if not any(n.strip() for n in names):
-            raise InputError(self.path, "has no header line")
+            raise InputError(self.path, T_("has no header line"))
         return names
 
     # --- batches ------------------------------------------------------------------
@@ -116,7 +119,7 @@ class Source:
             ):
                 yield pa.Table.from_batches([batch])
         except (pa.ArrowInvalid, OSError):
-            raise InputError(self.path, "Parquet data is damaged or truncated") from None
+            raise InputError(self.path, T_("Parquet data is damaged or truncated")) from None
 
     def _csv_reader(self, *, threads: bool, handler: object) -> pacsv.CSVStreamingReader:
         self._file = pa.OSFile(str(self.path))
@@ -149,7 +152,10 @@ class Source:
             if ragged:
                 self._raise_ragged()
         except pa.ArrowInvalid as err:
-            raise InputError(self.path, f"not a readable CSV file ({_arrow_reason(err)})") from None
+            raise InputError(
+                self.path,
+                T_("not a readable CSV file (%(arrow_reason)s)", arrow_reason=_arrow_reason(err)),
+            ) from None
         finally:
             if self._file is not None:
                 self._file.close()
@@ -167,7 +173,15 @@ class Source:
                 break
         number, expected, actual = found[0]
         row = number - 1 if number is not None else None
-        raise InputError(self.path, f"has {actual} fields where the header has {expected}", row=row)
+        raise InputError(
+            self.path,
+            T_(
+                "has %(actual)s fields where the header has %(expected)s",
+                actual=actual,
+                expected=expected,
+            ),
+            row=row,
+        )
 
     def _utf8(self, table: pa.Table, first: int) -> pa.Table:
         columns = []
@@ -182,7 +196,7 @@ class Source:
                             value.decode("utf-8")
                     except UnicodeDecodeError:
                         raise InputError(
-                            self.path, "is not valid UTF-8 text", row=first + i, field=name
+                            self.path, T_("is not valid UTF-8 text"), row=first + i, field=name
                         ) from None
                 raise
         return pa.table(columns, names=table.column_names)

@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom.bundle import canonical_json
-from cleanroom.errors import AuditChainBroken, ConflictError, InternalError, UserError
+from cleanroom.errors import T_, AuditChainBroken, ConflictError, InternalError, UserError
+from cleanroom.room.i18n import N_
 from cleanroom.room.store import MetaStore, now
 
 GENESIS = "0" * 64
@@ -368,14 +369,14 @@ class AuditLog:
         left exactly as found.
         """
         if not by or any(not name for name in by):
-            raise UserError("a re-anchor names who investigated (--by)")
+            raise UserError(T_("a re-anchor names who investigated (--by)"))
         if not reason.strip():
-            raise UserError("a re-anchor says what the investigation found (--reason)")
+            raise UserError(T_("a re-anchor says what the investigation found (--reason)"))
         with self._store.transaction() as db:
             verification, positions = self._assess(db)
             if verification.recording:
                 raise ConflictError(
-                    "the audit chain has no unacknowledged break: nothing to re-anchor"
+                    T_("the audit chain has no unacknowledged break: nothing to re-anchor")
                 )
             head = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
             last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -435,9 +436,9 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Entries oldest first, filtered; page with ``after_seq`` = the last seq seen."""
         if not 1 <= limit <= MAX_LIMIT:
-            raise UserError(f"limit must be between 1 and {MAX_LIMIT}")
+            raise UserError(T_("limit must be between 1 and %(max_limit)s", max_limit=MAX_LIMIT))
         if after_seq < 0:
-            raise UserError("after_seq must not be negative")
+            raise UserError(T_("after_seq must not be negative"))
         where = ["seq > ?"]
         params: list[Any] = [after_seq]
         for column, value in (("actor", actor), ("action", action), ("outcome", outcome)):
@@ -490,7 +491,18 @@ class AuditLog:
             if not intact:
                 broken.append(row)
             elif seq == expected_seq and row["prev_hash"] != expected_prev and not previous_broken:
-                found.append((seq, f"entry {seq} does not follow entry {seq - 1}"))
+                found.append(
+                    (
+                        seq,
+                        str(
+                            T_(
+                                "entry %(seq)s does not follow entry %(seq2)s",
+                                seq=seq,
+                                seq2=seq - 1,
+                            )
+                        ),
+                    )
+                )
             if intact and row["action"] == REANCHOR:
                 reanchors.append(_reanchored(row))
             previous_broken = not intact
@@ -500,7 +512,9 @@ class AuditLog:
 
         found.extend(self._describe_broken(broken))
         if broken and len(broken) == count:
-            found.append((0, "no entry verifies: the key is wrong, or the whole log was rewritten"))
+            found.append(
+                (0, N_("no entry verifies: the key is wrong, or the whole log was rewritten"))
+            )
         found.extend(self._check_head(head, count, last_seq, last_hash))
         found.sort(key=lambda p: p[0])
 
@@ -513,7 +527,16 @@ class AuditLog:
         current = {sentence for _, sentence in found}
         for anchor, _ in reanchors:
             found.extend(
-                (anchor.seq, f"{sentence} (acknowledged by re-anchor entry {anchor.seq})")
+                (
+                    anchor.seq,
+                    str(
+                        T_(
+                            "%(sentence)s (acknowledged by re-anchor entry %(seq)s)",
+                            sentence=sentence,
+                            seq=anchor.seq,
+                        )
+                    ),
+                )
                 for sentence in anchor.acknowledged
                 if sentence not in current
             )
@@ -547,7 +570,15 @@ class AuditLog:
             seq, origin = origins[i]
             if origin is None:
                 described.append(
-                    (seq, f"entry {seq} was altered (or forged: its hash does not verify)")
+                    (
+                        seq,
+                        str(
+                            T_(
+                                "entry %(seq)s was altered (or forged: its hash does not verify)",
+                                seq=seq,
+                            )
+                        ),
+                    )
                 )
                 i += 1
                 continue
@@ -560,11 +591,23 @@ class AuditLog:
                 j += 1
             last, last_origin = origins[j]
             if j == i:
-                sentence = f"entries out of order at {seq} (entry {origin} is stored as {seq})"
+                sentence = str(
+                    T_(
+                        "entries out of order at %(seq)s (entry %(origin)s is stored as %(seq)s)",
+                        seq=seq,
+                        origin=origin,
+                    )
+                )
             else:
-                sentence = (
-                    f"entries out of order at {seq}–{last} "
-                    f"(entries {origin}–{last_origin} are stored as {seq}–{last})"
+                sentence = str(
+                    T_(
+                        "entries out of order at %(seq)s–%(last)s "
+                        "(entries %(origin)s–%(last_origin)s are stored as %(seq)s–%(last)s)",
+                        seq=seq,
+                        last=last,
+                        origin=origin,
+                        last_origin=last_origin,
+                    )
                 )
             described.append((seq, sentence))
             i = j + 1
@@ -575,31 +618,73 @@ class AuditLog:
     ) -> list[tuple[int, str]]:
         """Problems with the head, each at the entry it is about (the first one cut off)."""
         if head is None:
-            missing = f"the head record is missing (the log has {count} entries)"
+            missing = str(
+                T_("the head record is missing (the log has %(count)s entries)", count=count)
+            )
             return [(last_seq, missing)] if count else []
         seq, digest = int(head["seq"]), str(head["hash"])
         if not hmac.compare_digest(str(head["mac"]), self._head_mac(seq, digest)):
             return [
                 (
                     last_seq,
-                    f"the head record was altered (it says {seq}, the log ends at {last_seq}; "
-                    "its MAC does not verify)",
+                    str(
+                        T_(
+                            "the head record was altered (it says %(seq)s, the log ends at "
+                            "%(last_seq)s; its MAC does not verify)",
+                            seq=seq,
+                            last_seq=last_seq,
+                        )
+                    ),
                 )
             ]
         if seq > last_seq:
             removed = seq - last_seq
             if removed == 1:
-                which = f"the last entry ({seq}) was removed"
+                which = str(T_("the last entry (%(seq)s) was removed", seq=seq))
             else:
-                which = f"the last {removed} entries ({last_seq + 1}–{seq}) were removed"
-            return [(last_seq + 1, f"{which} (head says {seq}, log ends at {last_seq})")]
-        if seq < last_seq:
-            extra = f"entry {last_seq}" if seq + 1 == last_seq else f"entries {seq + 1}–{last_seq}"
+                which = str(
+                    T_(
+                        "the last %(removed)s entries (%(first)s–%(seq)s) were removed",
+                        removed=removed,
+                        first=last_seq + 1,
+                        seq=seq,
+                    )
+                )
             return [
-                (seq + 1, f"{extra} came after the head (head says {seq}, log ends at {last_seq})")
+                (
+                    last_seq + 1,
+                    str(
+                        T_(
+                            "%(which)s (head says %(seq)s, log ends at %(last_seq)s)",
+                            which=which,
+                            seq=seq,
+                            last_seq=last_seq,
+                        )
+                    ),
+                )
+            ]
+        if seq < last_seq:
+            extra = (
+                str(T_("entry %(seq)s", seq=last_seq))
+                if seq + 1 == last_seq
+                else str(T_("entries %(first)s–%(last)s", first=seq + 1, last=last_seq))
+            )
+            return [
+                (
+                    seq + 1,
+                    str(
+                        T_(
+                            "%(extra)s came after the head (head says %(seq)s, log ends at "
+                            "%(last_seq)s)",
+                            extra=extra,
+                            seq=seq,
+                            last_seq=last_seq,
+                        )
+                    ),
+                )
             ]
         if digest != last_hash:
-            return [(seq, f"entry {seq} is not the entry the head records")]
+            return [(seq, str(T_("entry %(seq)s is not the entry the head records", seq=seq)))]
         return []
 
     # -- internals ---------------------------------------------------------
@@ -664,7 +749,8 @@ class AuditLog:
 def _capped(problems: list[str]) -> list[str]:
     if len(problems) <= MAX_PROBLEMS:
         return problems
-    return [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more problems"]
+    more = str(T_("… and %(count)s more problems", count=len(problems) - MAX_PROBLEMS))
+    return [*problems[:MAX_PROBLEMS], more]
 
 
 def _fingerprint(head: sqlite3.Row | None, last: sqlite3.Row | None) -> tuple[Any, ...]:
@@ -705,8 +791,8 @@ def _reanchored(row: sqlite3.Row) -> tuple[Reanchored, set[int]]:
 
 def _missing(first: int, last: int) -> str:
     if first == last:
-        return f"entry {first} is missing"
-    return f"entries {first}–{last} are missing"
+        return str(T_("entry %(first)s is missing", first=first))
+    return str(T_("entries %(first)s–%(last)s are missing", first=first, last=last))
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:

@@ -22,7 +22,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cleanroom.errors import AuthError, ConflictError, ForbiddenError, NotFoundError, UserError
+from cleanroom.errors import T_, AuthError, ConflictError, ForbiddenError, NotFoundError, UserError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.store import MetaStore, now
 from cleanroom.spec import NAME as PARTY_NAME
@@ -77,15 +77,20 @@ class Users:
         role = _role(role)
         if not isinstance(name, str) or not USER_NAME.fullmatch(name):
             raise UserError(
-                "user names are 1-64 characters of lower-case letters, digits, '_', '.', '-', '@'"
+                T_(
+                    "user names are 1-64 characters of lower-case letters, digits, '_', '.', "
+                    "'-', '@'"
+                )
             )
         if role in PARTY_REQUIRED and party is None:
-            raise UserError(f"a {role} acts for one party: give --party")
+            raise UserError(T_("a %(role)s acts for one party: give --party", role=role))
         if role in PARTY_FORBIDDEN and party is not None:
-            raise UserError(f"a {role} acts for the whole group and cannot belong to a party")
+            raise UserError(
+                T_("a %(role)s acts for the whole group and cannot belong to a party", role=role)
+            )
         if party is not None and not PARTY_NAME.fullmatch(party):
             raise UserError(
-                "party ids are lower-case letters, digits and '_', starting with a letter"
+                T_("party ids are lower-case letters, digits and '_', starting with a letter")
             )
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).decode(
             "ascii"
@@ -93,7 +98,7 @@ class Users:
         created = now()
         with self._store.transaction() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise ConflictError(f"user '{name}' already exists")
+                raise ConflictError(T_("user '%(name)s' already exists", name=name))
             cursor = db.execute(
                 "INSERT INTO users (name, role, party, token_hash, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -127,7 +132,7 @@ class Users:
             .fetchone()
         )
         if row is None:
-            raise NotFoundError(f"no user named '{name}'")
+            raise NotFoundError(T_("no user named '%(name)s'", name=name))
         return _user(row)
 
     def revoke(self, name: str, *, actor: str = "cli") -> User:
@@ -137,9 +142,15 @@ class Users:
                 f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
-                raise NotFoundError(f"no user named '{name}'")
+                raise NotFoundError(T_("no user named '%(name)s'", name=name))
             if row["revoked_at"] is not None:
-                raise ConflictError(f"user '{name}' was already revoked at {row['revoked_at']}")
+                raise ConflictError(
+                    T_(
+                        "user '%(name)s' was already revoked at %(row)s",
+                        name=name,
+                        row=row["revoked_at"],
+                    )
+                )
             revoked = now()
             db.execute("UPDATE users SET revoked_at = ? WHERE id = ?", (revoked, row["id"]))
             self._audit.append(
@@ -160,10 +171,10 @@ class Users:
         recording here would let anyone fill the trail with failed guesses.
         """
         if token is None or not token.strip():
-            raise AuthError("missing bearer token")
+            raise AuthError(T_("missing bearer token"))
         token = token.strip()
         if not TOKEN.fullmatch(token):
-            raise AuthError("unknown or revoked token")
+            raise AuthError(T_("unknown or revoked token"))
         row = (
             self._store.connection()
             .execute(
@@ -172,7 +183,7 @@ class Users:
             .fetchone()
         )
         if row is None or row["revoked_at"] is not None:
-            raise AuthError("unknown or revoked token")
+            raise AuthError(T_("unknown or revoked token"))
         return _user(row)
 
 
@@ -186,13 +197,25 @@ def require(user: User, *roles: Role, party: str | None = None) -> None:
     if not roles:
         raise ValueError("require() needs at least one role")
     if user.revoked_at is not None:
-        raise AuthError("unknown or revoked token")
+        raise AuthError(T_("unknown or revoked token"))
     if user.role not in roles:
         needed = " or ".join(str(r) for r in roles)
-        raise ForbiddenError(f"this needs the role {needed}; '{user.name}' is {a(user.role)}")
+        raise ForbiddenError(
+            T_(
+                "this needs the role %(needed)s; '%(user)s' is %(a)s",
+                needed=needed,
+                user=user.name,
+                a=a(user.role),
+            )
+        )
     if party is not None and user.party is not None and user.party != party:
         raise ForbiddenError(
-            f"'{user.name}' acts for party '{user.party}' and may not act for '{party}'"
+            T_(
+                "'%(user)s' acts for party '%(party)s' and may not act for '%(party2)s'",
+                user=user.name,
+                party=user.party,
+                party2=party,
+            )
         )
 
 
@@ -208,7 +231,9 @@ def _role(role: Role | str) -> Role:
         return Role(role)
     except ValueError:
         known = ", ".join(r.value for r in Role)
-        raise UserError(f"unknown role '{role}' (known roles: {known})") from None
+        raise UserError(
+            T_("unknown role '%(role)s' (known roles: %(known)s)", role=role, known=known)
+        ) from None
 
 
 def _user(row: sqlite3.Row, *, revoked_at: str | None = None) -> User:

@@ -29,7 +29,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from cleanroom import clock, jalali
-from cleanroom.errors import ConflictError, InternalError, NotFoundError
+from cleanroom.errors import T_, ConflictError, InternalError, NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import BudgetPolicy, Period
@@ -75,9 +75,15 @@ class BudgetExceeded(ConflictError):
         self.which = which
         self.resets_at = resets_at
         super().__init__(
-            f"privacy budget exhausted for party '{party}': asked epsilon {_show(asked)}, "
-            f"{_show(left)} left in {which}; the budget resets at "
-            f"{resets_at.isoformat(timespec='seconds')}"
+            T_(
+                "privacy budget exhausted for party '%(party)s': asked epsilon %(asked)s, "
+                "%(left)s left in %(which)s; the budget resets at %(resets_at)s",
+                party=party,
+                asked=_show(asked),
+                left=_show(left),
+                which=which,
+                resets_at=resets_at.isoformat(timespec="seconds"),
+            )
         )
 
     @property
@@ -176,7 +182,7 @@ class Ledger:
                 )
                 charge_id = cursor.lastrowid
                 if charge_id is None:  # pragma: no cover - sqlite always sets it on INSERT
-                    raise sqlite3.DatabaseError("no row id for the budget charge")
+                    raise sqlite3.DatabaseError(T_("no row id for the budget charge"))
                 self._audit.append(
                     db,
                     actor=actor,
@@ -212,7 +218,7 @@ class Ledger:
                 (charge_id,),
             ).fetchone()
             if row is None:
-                raise NotFoundError(f"no budget charge {charge_id}")
+                raise NotFoundError(T_("no budget charge %(charge_id)s", charge_id=charge_id))
             if row["refunded_at"] is not None:
                 return
             db.execute(

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import opendp.prelude as dp
 
-from cleanroom.errors import InternalError, UserError
+from cleanroom.errors import T_, InternalError, UserError
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import MIN_QUERY_EPSILON
 
@@ -341,9 +341,13 @@ def _finite_scale(scale: Fraction) -> float:
         raise ValueError(f"epsilon is too small or too large for a noise scale ({scale})")
     if value > MAX_SCALE:
         raise NoiseTooLarge(
-            f"this epsilon needs a noise scale of {value:.3g} at this query's sensitivity, "
-            f"over the room's limit of {MAX_SCALE:.3g}: the answer would be noise; "
-            "spend a larger epsilon or tighten the bounds"
+            T_(
+                "this epsilon needs a noise scale of %(value)s at this query's "
+                "sensitivity, over the room's limit of %(max_scale)s: the answer would "
+                "be noise; spend a larger epsilon or tighten the bounds",
+                value=format(value, ".3g"),
+                max_scale=format(MAX_SCALE, ".3g"),
+            )
         )
     return value
 

@@ -32,7 +32,7 @@ import time
 import duckdb
 
 from cleanroom.config import Settings
-from cleanroom.errors import DiskFullError, StoreBusyError, UnavailableError, UserError
+from cleanroom.errors import T_, DiskFullError, StoreBusyError, UnavailableError, UserError
 from cleanroom.room.store import is_locked
 
 log = logging.getLogger("cleanroom.faults")
@@ -60,8 +60,10 @@ def unavailable(err: BaseException) -> UnavailableError | None:
     if isinstance(err, sqlite3.OperationalError):
         if is_locked(err):
             return StoreBusyError(
-                "the metadata store is locked by another process; nothing was changed, "
-                "retry shortly"
+                T_(
+                    "the metadata store is locked by another process; nothing was changed, "
+                    "retry shortly"
+                )
             )
         if (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_FULL:
             return _disk_full()
@@ -74,8 +76,10 @@ def unavailable(err: BaseException) -> UnavailableError | None:
 
 def _disk_full() -> DiskFullError:
     return DiskFullError(
-        "the room's storage refused a write (disk full, or over a file-size limit); "
-        "nothing was stored: free space, then retry"
+        T_(
+            "the room's storage refused a write (disk full, or over a file-size "
+            "limit); nothing was stored: free space, then retry"
+        )
     )
 
 
@@ -86,7 +90,11 @@ def arm(settings: Settings) -> None:
     point, _, nth = settings.fault_pause.partition("#")
     if point not in POINTS:
         raise UserError(
-            f"fault_pause: no fault point '{point}'; the points are {', '.join(sorted(POINTS))}"
+            T_(
+                "fault_pause: no fault point '%(point)s'; the points are %(sorted)s",
+                point=point,
+                sorted=", ".join(sorted(POINTS)),
+            )
         )
     _armed[point] = int(nth or 1)
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
-from cleanroom.errors import BundleError, ConflictError, ForbiddenError, NotFoundError
+from cleanroom.errors import T_, BundleError, ConflictError, ForbiddenError, NotFoundError
 from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
@@ -135,7 +135,12 @@ def _check_contract(info: BundleInfo, spec: DatasetSpec) -> None:
         ]
     if problems:
         raise BundleError(
-            f"{info.name}: does not match the contract for {spec.dataset}: " + "; ".join(problems)
+            T_(
+                "%(bundle)s: does not match the contract for %(dataset)s: %(problems)s",
+                bundle=info.name,
+                dataset=spec.dataset,
+                problems="; ".join(problems),
+            )
         )
 
 
@@ -146,7 +151,9 @@ def _decrypt(info: BundleInfo, room: Room) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(pa.BufferReader(buffer.getbuffer()))
     except (pa.ArrowInvalid, OSError):
-        raise BundleError(f"{info.name}: payload is not a readable Parquet file") from None
+        raise BundleError(
+            T_("%(info)s: payload is not a readable Parquet file", info=info.name)
+        ) from None
 
 
 def _rekey(table: pa.Table, spec: DatasetSpec, secret: bytes) -> pa.Table:
@@ -197,11 +204,21 @@ class Ingest:
         active = self.room.active_policy()
         policy = active.policy
         if party not in policy.parties:
-            raise NotFoundError(f"{self.name}: party '{party}' is not in the collaboration")
+            raise NotFoundError(
+                T_(
+                    "%(self)s: party '%(party)s' is not in the collaboration",
+                    self=self.name,
+                    party=party,
+                )
+            )
         if self.user.role is not Role.party_admin or self.user.party != party:
             raise ForbiddenError(
-                f"user '{self.user.name}' may not upload for party '{party}' "
-                "(needs the party_admin role of that party)"
+                T_(
+                    "user '%(user)s' may not upload for party '%(party)s' (needs the "
+                    "party_admin role of that party)",
+                    user=self.user.name,
+                    party=party,
+                )
             )
         kind = info.header.get("kind", "dataset")
         if kind not in ("dataset", SUPPRESSION):
@@ -209,7 +226,12 @@ class Ingest:
         contract = policy.contract(party, dataset) if kind == "dataset" else None
         if kind == "dataset" and contract is None:
             raise NotFoundError(
-                f"{self.name}: party '{party}' has no dataset '{dataset}' in the policy"
+                T_(
+                    "%(self)s: party '%(party)s' has no dataset '%(dataset)s' in the policy",
+                    self=self.name,
+                    party=party,
+                    dataset=dataset,
+                )
             )
         info.verify_signer(policy.parties[party].verify_key)
         self.match_key_id = check_bundle_key(
@@ -217,14 +239,23 @@ class Ingest:
         )
         if info.header.get("token_version", 1) != TOKEN_VERSION:
             raise BundleError(
-                f"{self.name}: its tokens follow token definition version "
-                f"{info.header.get('token_version', 1)}; this room reads version {TOKEN_VERSION} "
-                "only (prepare the export again with this release)"
+                T_(
+                    "%(self)s: its tokens follow token definition version %(get)s; this room "
+                    "reads version %(token_version)s only (prepare the export again with "
+                    "this release)",
+                    self=self.name,
+                    get=info.header.get("token_version", 1),
+                    token_version=TOKEN_VERSION,
+                )
             )
         if info.header.get("room_key_id") != self.room.key_id:
             raise BundleError(
-                f"{self.name}: sealed to another room key ({info.header.get('room_key_id')}; "
-                f"this room is {self.room.key_id})"
+                T_(
+                    "%(self)s: sealed to another room key (%(get)s; this room is %(key_id)s)",
+                    self=self.name,
+                    get=info.header.get("room_key_id"),
+                    key_id=self.room.key_id,
+                )
             )
         if contract is None:
             spec = suppression_spec(info)
@@ -237,7 +268,13 @@ class Ingest:
         self._refuse_replay(info)
         with _busy_lock:
             if key in _busy:
-                raise ConflictError(f"an upload of {party}'s {key[1]} is already in progress")
+                raise ConflictError(
+                    T_(
+                        "an upload of %(party)s.%(dataset)s is already in progress",
+                        party=party,
+                        dataset=key[1],
+                    )
+                )
             _busy.add(key)
         try:
             if contract is None:
@@ -263,8 +300,15 @@ class Ingest:
         )
         if seen is not None:
             raise ConflictError(
-                f"{self.name}: bundle {info.bundle_id} was already ingested as "
-                f"{seen['party']}.{seen['dataset']} v{seen['version']} (replay refused)"
+                T_(
+                    "%(self)s: bundle %(bundle_id)s was already ingested as "
+                    "%(seen)s.%(seen2)s v%(seen3)s (replay refused)",
+                    self=self.name,
+                    bundle_id=info.bundle_id,
+                    seen=seen["party"],
+                    seen2=seen["dataset"],
+                    seen3=seen["version"],
+                )
             )
 
     def _load_and_swap(
@@ -274,10 +318,18 @@ class Ingest:
         expected = payload_schema(spec)
         got = {f.name: f.type for f in parquet.schema_arrow}
         if got != {f.name: f.type for f in expected}:
-            raise BundleError(f"{self.name}: payload columns or types differ from its header")
+            raise BundleError(
+                T_("%(self)s: payload columns or types differ from its header", self=self.name)
+            )
         rows = parquet.metadata.num_rows
         if rows != info.manifest.get("rows"):
-            raise BundleError(f"{self.name}: payload has {rows} rows, the manifest says otherwise")
+            raise BundleError(
+                T_(
+                    "%(self)s: payload has %(rows)s rows, the manifest says otherwise",
+                    self=self.name,
+                    rows=rows,
+                )
+            )
         wh = self.room.wh
         secret = self.room.rekey_secret
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
@@ -298,7 +350,14 @@ class Ingest:
                 cur.unregister("incoming")
             loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
             if loaded != rows:
-                raise BundleError(f"{self.name}: loaded {loaded} of {rows} rows")
+                raise BundleError(
+                    T_(
+                        "%(self)s: loaded %(loaded)s of %(rows)s rows",
+                        self=self.name,
+                        loaded=loaded,
+                        rows=rows,
+                    )
+                )
             outside = out_of_domain(cur, stage, self.contract)
             return self._swap(info, spec, party, stage, rows, policy_version, outside)
         finally:

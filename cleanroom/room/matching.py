@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from cleanroom.errors import ConflictError, UserError
+from cleanroom.errors import T_, ConflictError, UserError
 from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
@@ -147,8 +147,11 @@ def reading(room: Room, retention: RetentionPolicy | None = None) -> Iterator[Ge
         )
         if generation and generation.backend == "spark" and room.settings.backend != "spark":
             raise ConflictError(
-                f"match generation {generation.generation} was built on Spark and exists only "
-                "as Spark's Parquet; with backend 'duckdb' run a match again before querying"
+                T_(
+                    "match generation %(generation)s was built on Spark and exists only as "
+                    "Spark's Parquet; with backend 'duckdb' run a match again before querying",
+                    generation=generation.generation,
+                )
             )
         key = (str(room.paths.root), generation.generation) if generation else None
         if key is not None:
@@ -213,7 +216,7 @@ def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
     room.audit.require_intact()  # a generation must be recorded: refuse before any work
     if not _running.acquire(blocking=False):
-        raise ConflictError("a match is already running")
+        raise ConflictError(T_("a match is already running"))
     try:
         from cleanroom.room.expiry import expire  # it retires generations through this module
 
@@ -240,7 +243,7 @@ def _match(
     room: Room, user: User, datasets: list[DatasetVersion], lists: list[SuppressionList]
 ) -> Generation:
     if not datasets:
-        raise UserError("no dataset has been uploaded yet; nothing to match")
+        raise UserError(T_("no dataset has been uploaded yet; nothing to match"))
     policy = room.active_policy().policy
     match_key = check_one_key(
         [Holding(d.party, d.dataset, d.match_key_id or policy.match_key_id) for d in datasets]
@@ -253,8 +256,12 @@ def _match(
     )
     if stale:
         raise ConflictError(
-            f"dataset(s) {', '.join(stale)} were uploaded with an older token definition, whose "
-            "tokens never join today's; prepare and upload them again, then match"
+            T_(
+                "dataset(s) %(stale)s were uploaded with an older token definition, "
+                "whose tokens never join today's; prepare and upload them again, then "
+                "match",
+                stale=", ".join(stale),
+            )
         )
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
     suppression = {s.party: s.version for s in lists}

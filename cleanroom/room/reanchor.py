@@ -19,23 +19,13 @@ recorded for the reviewers to confirm.
 
 from __future__ import annotations
 
-from cleanroom.errors import ForbiddenError, UserError
+from cleanroom.errors import T_, ForbiddenError, UserError
 from cleanroom.room.audit import AuditEntry
 from cleanroom.room.auth import Role
 from cleanroom.room.room import Room
 
 MAY_REANCHOR = (Role.room_admin, Role.reviewer)
 MAX_REASON = 1_000
-
-# User-facing text, in one place for the message catalogs.
-NEEDS_SECOND = (
-    "the active policy asks for {required} approvals, so resuming the audit chain takes "
-    "two people: give --second NAME"
-)
-SAME_PERSON = "--second must name another person than --by"
-NOT_ALLOWED = "'{name}' may not re-anchor the audit chain (needs a live room_admin or reviewer)"
-NO_REASON = "say what the investigation found (--reason)"
-LONG_REASON = f"--reason is over {MAX_REASON} characters; point to the incident report instead"
 
 
 def people_required(room: Room) -> int:
@@ -47,22 +37,43 @@ def reanchor(room: Room, *, by: str, second: str | None, reason: str) -> AuditEn
     """Check the people and the reason, then record the finding and resume the chain."""
     reason = reason.strip()
     if not reason:
-        raise UserError(NO_REASON)
+        raise UserError(T_("say what the investigation found (--reason)"))
     if len(reason) > MAX_REASON:
-        raise UserError(LONG_REASON)
+        raise UserError(
+            T_(
+                "--reason is over %(most)s characters; point to the incident report instead",
+                most=MAX_REASON,
+            )
+        )
     required = people_required(room)
     names = [by] if second is None else [by, second]
     if len(names) < required:
         raise UserError(
-            NEEDS_SECOND.format(required=room.active_policy().policy.governance.approvals_required)
+            T_(
+                "the active policy asks for %(required)s approvals, so resuming the audit "
+                "chain takes two people: give --second NAME",
+                required=room.active_policy().policy.governance.approvals_required,
+            )
         )
     if len(set(names)) != len(names):
-        raise UserError(SAME_PERSON)
+        raise UserError(T_("--second must name another person than --by"))
     for name in names:
         try:
             user = room.users.get(name)
         except UserError:
-            raise ForbiddenError(NOT_ALLOWED.format(name=name)) from None
+            raise ForbiddenError(
+                T_(
+                    "'%(name)s' may not re-anchor the audit chain "
+                    "(needs a live room_admin or reviewer)",
+                    name=name,
+                )
+            ) from None
         if user.revoked_at is not None or user.role not in MAY_REANCHOR:
-            raise ForbiddenError(NOT_ALLOWED.format(name=name))
+            raise ForbiddenError(
+                T_(
+                    "'%(name)s' may not re-anchor the audit chain "
+                    "(needs a live room_admin or reviewer)",
+                    name=name,
+                )
+            )
     return room.audit.reanchor(by=names, reason=reason)

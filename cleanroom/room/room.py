@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from cleanroom.config import Settings
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.keys import (
     generate_room_keys,
     load_room_private_key,
@@ -83,7 +83,10 @@ def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None)
     policy, body = load_policy(policy_path)
     if root.exists() and any(root.iterdir()):
         raise UserError(
-            f"{root}: already exists and is not empty; a room starts in a new directory"
+            T_(
+                "%(root)s: already exists and is not empty; a room starts in a new directory",
+                root=root,
+            )
         )
     private_umask()
     paths = RoomPaths(root)
@@ -123,7 +126,12 @@ class Room:
         self.settings = settings
         self.paths = RoomPaths(settings.room)
         if not self.paths.meta.exists():
-            raise UserError(f"{settings.room}: not a room (create one with `cleanroom room init`)")
+            raise UserError(
+                T_(
+                    "%(room)s: not a room (create one with `cleanroom room init`)",
+                    room=settings.room,
+                )
+            )
         if settings.environment == "production":
             self._check_permissions()
         private_umask()  # what the room creates from here on is the room user's alone
@@ -159,15 +167,18 @@ class Room:
             path = self.paths.keys / name
             if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
                 raise UserError(
-                    f"{path}: readable by other users; run `chmod 600 {path}` "
-                    "(or set environment: development for a throwaway room)"
+                    T_(
+                        "%(path)s: readable by other users; run `chmod 600 %(path)s` (or set "
+                        "environment: development for a throwaway room)",
+                        path=path,
+                    )
                 )
 
     @property
     def wh(self) -> Warehouse:
         """The warehouse; only absent for metadata-only commands."""
         if self.warehouse is None:
-            raise UserError("this command opened the room without its warehouse")
+            raise UserError(T_("this command opened the room without its warehouse"))
         return self.warehouse
 
     @property
@@ -196,7 +207,7 @@ class Room:
             .fetchone()
         )
         if row is None:
-            raise UserError("the room has no active policy")
+            raise UserError(T_("the room has no active policy"))
         key = (int(row["version"]), str(row["sha256"]))
         parsed = self._parsed
         if parsed is None or parsed[0] != key:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cleanroom import clock
-from cleanroom.errors import InternalError, StoreBusyError
+from cleanroom.errors import T_, InternalError, StoreBusyError
 
 # Append-only: a released schema step is never edited, only followed by another.
 MIGRATIONS: list[str] = [
@@ -326,8 +326,11 @@ class MetaStore:
         except sqlite3.OperationalError as err:
             if is_locked(err):
                 raise StoreBusyError(
-                    f"the metadata store stayed locked by another process for "
-                    f"{self.busy_timeout:g} s; nothing was changed, retry shortly"
+                    T_(
+                        "the metadata store stayed locked by another process for "
+                        "%(busy_timeout)s s; nothing was changed, retry shortly",
+                        busy_timeout=format(self.busy_timeout, "g"),
+                    )
                 ) from None
             raise
         try:

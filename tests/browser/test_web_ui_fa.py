@@ -232,6 +232,12 @@ def test_b_an_analyst_runs_a_template_in_persian(
     page.fill("#sql", "SELECT person, city FROM okala.orders")
     page.click("form:has(#sql) button[value=run]")
     expect(page.locator("#refusal")).to_contain_text("پرسش رد شد")
+    # The room's own sentence is Persian too (not only its heading), the query's
+    # pieces in <bdi>; the rule's id stays as scripts read it.
+    reason = page.locator("#refusal span[dir=auto]")
+    expect(reason).to_have_attribute("lang", "fa")
+    expect(reason).to_contain_text("آشکار")
+    expect(reason.locator("bdi.data").first).to_be_visible()
     check_persian(page)
     shot(page, "refused", docs="fa/console-refused")
     page.goto(f"{url}/ui/audit")  # not for an analyst: the error page, in Persian

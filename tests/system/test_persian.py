@@ -11,6 +11,8 @@ answer computed here from the file; a funnel step and a report section naming
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from cleanroom.room.query.engine import Engine
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room, init_room
+from cleanroom.room.web.pages.dashboard import datasets
 from cleanroom.text import PERSIAN_DIGITS
 from tests.system.world import LiveServer, open_room, run_cli
 
@@ -258,6 +261,60 @@ def test_prepare_reports_rejected_rows_by_reason_and_time_ranges(world: Persian)
     assert "2026-03-21 10:00:00" in out and "2026-03-30 10:01:00" in out, out
 
 
+def prepare_orders(
+    world: Persian, out: str, *options: str, as_json: bool = False
+) -> subprocess.CompletedProcess[str]:
+    root = world.root
+    return run_cli(
+        *options,
+        "prepare",
+        *(["--json"] if as_json else []),
+        "--party",
+        "okala",
+        "--dataset",
+        "orders",
+        "--input",
+        root / "orders.csv",
+        "--spec",
+        root / "orders.spec.yaml",
+        "--match-key",
+        root / "keys" / "match.key",
+        "--room-key",
+        root / "room" / "keys" / "room.pub",
+        "--signing-key",
+        root / "keys" / "okala.key",
+        "--out",
+        root / out,
+        cwd=root,
+        env={"COLUMNS": "200"},
+    )
+
+
+def test_prepare_prints_its_summary_in_persian_and_its_json_in_no_language(
+    world: Persian,
+) -> None:
+    persian = prepare_orders(world, "fa.bundle", "--lang", "fa")
+    assert persian.returncode == 0, persian.stderr
+    out = persian.stdout
+    assert "بازهٔ زمانی" in out and "خوانده" in out
+    for reason, row in world.rejected.items():  # row numbers in Persian digits
+        assert reason in out and f"(سطرهای {fa(row)})" in out, (reason, out)
+    assert "0912" not in out and "+98" not in out and "۰۹۱۲" not in out  # never an identifier
+    as_json = {
+        language: json.loads(
+            prepare_orders(
+                world, f"{language}.json.bundle", "--lang", language, as_json=True
+            ).stdout
+        )
+        for language in ("fa", "en")
+    }
+    for summary in as_json.values():
+        summary.pop("bundle_id", None)
+        summary.pop("path", None)
+        summary.pop("bundle", None)
+    assert as_json["fa"] == as_json["en"]
+
+
 def test_upload_reports_values_outside_the_domain_to_the_uploader_only(world: Persian) -> None:
     assert world.uploads["orders"]["out_of_domain"] == {"city": 1}  # the اصفهان row
     listed = call(world, "GET", "/api/v1/datasets", "ofogh_analyst").json()
@@ -265,6 +322,21 @@ def test_upload_reports_values_outside_the_domain_to_the_uploader_only(world: Pe
     assert "out_of_domain" not in okala  # another party never sees it
     own = call(world, "GET", "/api/v1/datasets/okala/orders", "okala_analyst").json()
     assert own["versions"][0]["out_of_domain"] == {"city": 1}
+
+
+def test_the_dashboard_shows_out_of_domain_rows_only_where_exact_figures_are_seen(
+    world: Persian,
+) -> None:
+    own = {
+        d.dataset: d for d in datasets(world.room, world.room.users.get("okala-analyst"))["okala"]
+    }
+    assert own["orders"].out_of_domain == {"city": 1}  # the اصفهان row, per dimension
+    visits = datasets(world.room, world.room.users.get("ofogh-analyst"))["ofogh"]
+    assert [d.out_of_domain for d in visits] == [{}]  # its own, without dimensions
+    other = datasets(world.room, world.room.users.get("ofogh-analyst"))["okala"]
+    assert all(d.out_of_domain is None and d.rows is None for d in other)
+    overseer = datasets(world.room, world.room.users.get("room-admin"))["okala"]
+    assert {d.dataset: d.out_of_domain for d in overseer}["orders"] == {"city": 1}
 
 
 def test_group_by_city_gives_one_group_per_city_with_exact_noiseless_sums(
@@ -347,6 +419,32 @@ def test_a_refusal_quotes_a_persian_value_whole_and_isolated(world: Persian) -> 
         )
     assert response.status_code == 400
     assert "has no declared value '\u2068اصفهان\u2069'" in response.json()["error"]["message"]
+
+
+def test_a_refusal_reads_in_the_language_asked_with_the_same_code_and_details(
+    world: Persian,
+) -> None:
+    sql = "SELECT city, COUNT(*) FROM okala.orders WHERE city = 'اصفهان' GROUP BY city"
+    answers = {}
+    for language in ("fa", "en"):
+        with clock.use(clock.SetClock(NOW)):
+            response = httpx.post(
+                world.server.url + "/api/v1/queries",
+                headers={
+                    "Authorization": f"Bearer {world.tokens['okala_analyst']}",
+                    "Accept-Language": f"{language}, en;q=0.1",
+                },
+                json={"sql": sql, "dry_run": True},
+                timeout=120,
+            )
+        assert response.status_code == 400
+        answers[language] = response.json()["error"]
+    persian, english = answers["fa"], answers["en"]
+    assert (persian["code"], persian["details"]) == (english["code"], english["details"])
+    assert persian["details"]["rule"] == "domain_value_undeclared"
+    assert "is not a declared value" in english["message"]
+    assert "از مقدارهای اعلام‌شدهٔ" in persian["message"]
+    assert "'\u2068اصفهان\u2069'" in persian["message"]  # quoted whole, isolated
 
 
 def test_a_report_section_naming_tehran_runs_and_is_charged_in_the_persian_month(

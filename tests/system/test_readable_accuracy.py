@@ -145,10 +145,10 @@ def test_the_cli_prints_rounded_numbers_the_mark_its_legend_and_the_rules(
     assert "Only persons of okala are counted (rule join_required)" in plain
     assert "withheld (rule join_required)" in out  # the pairwise rates
 
-    persian = run_cli(*args, "--lang", "fa", cwd=tmp_path, env={"COLUMNS": "200"})
+    persian = run_cli("--lang", "fa", *args, cwd=tmp_path, env={"COLUMNS": "200"})
     assert persian.returncode == 0, persian.stderr
     text = persian.stdout
-    assert "(cached answer)" in text  # the same question: the stored answer, in Persian
+    assert "پاسخ از حافظهٔ نهان" in text  # the same question: the stored answer, in Persian
     assert "قاعدهٔ join_required" in text and "عددها تا جایی گرد شده‌اند" in text
     numbers = re.findall(r"± (\S+) †", text)
     assert numbers and all(re.fullmatch(r"[۰-۹٬]+", n) for n in numbers)

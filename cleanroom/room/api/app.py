@@ -39,6 +39,13 @@ from cleanroom.room.audit_watch import AuditWatch
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.expiry import RetentionWatch
 from cleanroom.room.faults import unavailable
+from cleanroom.room.i18n import (
+    Language,
+    from_accept_language,
+    language_of,
+    localize,
+    message_language,
+)
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner
@@ -46,6 +53,7 @@ from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
 from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
+from cleanroom.room.web.render import language_for
 
 log = logging.getLogger("cleanroom.api")
 # Routes streaming a body under a limit of their own (``max_upload_bytes``).
@@ -71,17 +79,38 @@ def _error(
     )
 
 
+def request_language(request: Request) -> Language:
+    """The language a request's messages are written in.
+
+    The web UI: the page's language. The API: the ``Accept-Language`` the
+    request sends, else the language its user chose, else English (scripts
+    read ``code`` and ``details``, which never change with the language).
+    """
+    if is_web(request):
+        return language_for(request)
+    asked = from_accept_language(request.headers.get("accept-language"))
+    chosen = getattr(request.state, "chosen_language", None)
+    return asked or language_of(chosen, "en")
+
+
 def _respond(
     request: Request,
     status: int,
     code: str,
-    message: str,
+    message: str | CleanroomError,
     details: dict[str, object] | None = None,
 ) -> Response:
-    """An error as JSON for the API, as a page for the web UI (one handler for both)."""
+    """An error as JSON for the API, as a page for the web UI (one handler for both).
+
+    ``message`` is shown in the request's language when it was written for
+    translation (an error raised with a ``T_`` message); ``code`` and
+    ``details`` stay as they are in every language.
+    """
+    language = request_language(request)
+    shown = localize(message, language)
     if is_web(request):
-        return error_page(request, status, code, message)
-    return _error(status, code, message, getattr(request.state, "request_id", "-"), details or {})
+        return error_page(request, status, code, shown, message_language(message, language))
+    return _error(status, code, shown, getattr(request.state, "request_id", "-"), details or {})
 
 
 def _retry_after(err: CleanroomError) -> int | None:
@@ -198,7 +227,7 @@ def create_app(room: Room) -> FastAPI:
         retry = _retry_after(err)
         if retry is not None:
             details = {**details, "retry_after": retry}
-        response = _respond(request, err.status, err.code, str(err), details)
+        response = _respond(request, err.status, err.code, err, details)
         if retry is not None:
             response.headers["Retry-After"] = str(retry)
         return response

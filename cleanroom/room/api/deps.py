@@ -13,6 +13,7 @@ from cleanroom.room import metrics
 from cleanroom.room.auth import Role, User, require
 from cleanroom.room.logs import scrub
 from cleanroom.room.room import Room
+from cleanroom.room.web.prefs import chosen_language
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `cleanroom users add`.")
 
@@ -55,10 +56,14 @@ def current_user(
 ) -> User:
     """The user behind the bearer token; a refusal is audited with the client address."""
     try:
-        return room.users.authenticate(credentials.credentials if credentials else None)
+        user = room.users.authenticate(credentials.credentials if credentials else None)
     except AuthError as err:
         _deny(room, request, "anonymous", err.code, err)
         raise
+    # The language the person chose (web or CLI): API messages read in it unless the
+    # request's Accept-Language asks for another (see cleanroom.room.api.app).
+    request.state.chosen_language = chosen_language(room, user.id)
+    return user
 
 
 UserDep = Annotated[User, Depends(current_user)]

@@ -14,8 +14,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 
-from cleanroom.room.i18n import Language, translations
+from cleanroom.room.i18n import N_, Language, translations
 from cleanroom.room.i18n.labels import WORDS
+
+# The bins time_to_cross releases (data, English in results): shown translated.
+DAYS = N_("%(low)s-%(high)s days")
+OPEN_DAYS = N_("%(low)s+ days")
+_DAYS_BIN = re.compile(r"^([0-9۰-۹]+)(?:-([0-9۰-۹]+)|\+) days$")
 
 _language: ContextVar[Language] = ContextVar("cleanroom_language", default="en")
 _names: ContextVar[dict[str, str] | None] = ContextVar("cleanroom_brand_names", default=None)
@@ -56,6 +61,13 @@ def display(text: str, language: Language, names: dict[str, str] | None) -> str:
     """:func:`brands_in` for an explicit language and display names (web pages)."""
     if text in WORDS and language != "en":  # a declared word (segment, arm): translated
         return translations(language).gettext(WORDS[text])
+    days = _DAYS_BIN.match(text)
+    if days is not None and language != "en":  # a time_to_cross bin: "7-14 days", "90+ days"
+        own = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+        low, high = days.group(1).translate(own), (days.group(2) or "").translate(own) or None
+        if high is None:
+            return translations(language).gettext(OPEN_DAYS) % {"low": low}
+        return translations(language).gettext(DAYS) % {"low": low, "high": high}
     if not names:
         return text
     pattern = _pattern(tuple(sorted(names, key=len, reverse=True)))

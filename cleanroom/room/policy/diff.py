@@ -25,7 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from cleanroom.errors import T_
 from cleanroom.room.epsilon import Epsilon
+from cleanroom.room.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 
 Kind = Literal["added", "removed", "changed"]
@@ -190,7 +192,7 @@ def neutral(what: str) -> Rule:
     """Names and descriptions: nothing about what may be learned changes."""
 
     def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
-        return NEUTRAL, f"{what} {d.kind}; cosmetic"
+        return NEUTRAL, str(T_("%(what)s %(kind)s; cosmetic", what=what, kind=d.kind))
 
     return rule
 
@@ -224,17 +226,47 @@ def ordered(
             old = absent(c, False) if old is None else old
             new = absent(c, True) if new is None else new
         if old is None:
-            return LOOSENS, f"{what} is set to {_fmt(new)}: {consequence}"
+            return LOOSENS, str(
+                T_(
+                    "%(what)s is set to %(fmt)s: %(consequence)s",
+                    what=what,
+                    fmt=_fmt(new),
+                    consequence=consequence,
+                )
+            )
         if new is None:
-            return TIGHTENS, f"{what} is removed (was {_fmt(old)})"
+            return TIGHTENS, str(T_("%(what)s is removed (was %(fmt)s)", what=what, fmt=_fmt(old)))
         if old == new:
-            return NEUTRAL, f"{what} stays {_fmt(new)} (now written explicitly, or now implied)"
+            return NEUTRAL, str(
+                T_(
+                    "%(what)s stays %(fmt)s (now written explicitly, or now implied)",
+                    what=what,
+                    fmt=_fmt(new),
+                )
+            )
         up = new > old
         loosens = up if looser_when == "higher" else not up
         direction = "goes up" if up else "goes down"
         if loosens:
-            return LOOSENS, f"{what} {direction} ({_fmt(old)} → {_fmt(new)}): {consequence}"
-        return TIGHTENS, f"{what} {direction} ({_fmt(old)} → {_fmt(new)})"
+            return LOOSENS, str(
+                T_(
+                    "%(what)s %(direction)s (%(fmt)s → %(fmt2)s): %(consequence)s",
+                    what=what,
+                    direction=direction,
+                    fmt=_fmt(old),
+                    fmt2=_fmt(new),
+                    consequence=consequence,
+                )
+            )
+        return TIGHTENS, str(
+            T_(
+                "%(what)s %(direction)s (%(fmt)s → %(fmt2)s)",
+                what=what,
+                direction=direction,
+                fmt=_fmt(old),
+                fmt2=_fmt(new),
+            )
+        )
 
     return rule
 
@@ -244,8 +276,15 @@ def flag(what: str, *, looser_when: bool, consequence: str) -> Rule:
 
     def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
         if d.new == looser_when:
-            return LOOSENS, f"{what} turns {d.new}: {consequence}"
-        return TIGHTENS, f"{what} turns {d.new}"
+            return LOOSENS, str(
+                T_(
+                    "%(what)s turns %(new)s: %(consequence)s",
+                    what=what,
+                    new=d.new,
+                    consequence=consequence,
+                )
+            )
+        return TIGHTENS, str(T_("%(what)s turns %(new)s", what=what, new=d.new))
 
     return rule
 
@@ -256,10 +295,28 @@ def presence(what: str, *, added: str, removed: str, changed: str | None = None)
     def rule(d: Difference, c: Context) -> tuple[Privacy, str]:
         name = d.segments[-1]
         if d.kind == "added":
-            return LOOSENS, f"{what} '{name}' is added: {added}"
+            return LOOSENS, str(
+                T_("%(what)s '%(name)s' is added: %(added)s", what=what, name=name, added=added)
+            )
         if d.kind == "removed":
-            return TIGHTENS, f"{what} '{name}' is removed: {removed}"
-        return LOOSENS, f"{what} '{name}' changes ({_fmt(d.old)} → {_fmt(d.new)}): {changed}"
+            return TIGHTENS, str(
+                T_(
+                    "%(what)s '%(name)s' is removed: %(removed)s",
+                    what=what,
+                    name=name,
+                    removed=removed,
+                )
+            )
+        return LOOSENS, str(
+            T_(
+                "%(what)s '%(name)s' changes (%(fmt)s → %(fmt2)s): %(changed)s",
+                what=what,
+                name=name,
+                fmt=_fmt(d.old),
+                fmt2=_fmt(d.new),
+                changed=changed,
+            )
+        )
 
     return rule
 
@@ -274,13 +331,41 @@ def access_list(what: str) -> Rule:
             value = d.new if d.kind == "added" else d.old
             return (
                 LOOSENS if d.kind == "added" else TIGHTENS,
-                f"{party}'s analysts {verb} {what} '{value}'",
+                str(
+                    T_(
+                        "%(party)s's analysts %(verb)s %(what)s '%(value)s'",
+                        party=party,
+                        verb=verb,
+                        what=what,
+                        value=value,
+                    )
+                ),
             )
         if d.new == "*":
-            return LOOSENS, f"{party}'s analysts may now use every {what} (was {_fmt(d.old)})"
+            return LOOSENS, str(
+                T_(
+                    "%(party)s's analysts may now use every %(what)s (was %(fmt)s)",
+                    party=party,
+                    what=what,
+                    fmt=_fmt(d.old),
+                )
+            )
         if d.old == "*":
-            return TIGHTENS, f"{party}'s analysts are limited to the {what}s {_fmt(d.new)}"
-        return LOOSENS, f"{party}'s {what} access changes; review it as a loosening"
+            return TIGHTENS, str(
+                T_(
+                    "%(party)s's analysts are limited to the %(what)ss %(fmt)s",
+                    party=party,
+                    what=what,
+                    fmt=_fmt(d.new),
+                )
+            )
+        return LOOSENS, str(
+            T_(
+                "%(party)s's %(what)s access changes; review it as a loosening",
+                party=party,
+                what=what,
+            )
+        )
 
     return rule
 
@@ -291,11 +376,37 @@ def _column_allow_list(d: Difference, c: Context) -> tuple[Privacy, str]:
     if d.element:
         value = d.new if d.kind == "added" else d.old
         if d.kind == "added":
-            return LOOSENS, f"{party}'s analysts may now use column '{value}' of {table}"
-        return TIGHTENS, f"{party}'s analysts may no longer use column '{value}' of {table}"
+            return LOOSENS, str(
+                T_(
+                    "%(party)s's analysts may now use column '%(value)s' of %(table)s",
+                    party=party,
+                    value=value,
+                    table=table,
+                )
+            )
+        return TIGHTENS, str(
+            T_(
+                "%(party)s's analysts may no longer use column '%(value)s' of %(table)s",
+                party=party,
+                value=value,
+                table=table,
+            )
+        )
     if d.kind == "added":
-        return TIGHTENS, f"{party}'s analysts are limited to some columns of {table} (was: all)"
-    return LOOSENS, f"{party}'s analysts may now use every column of {table} (the list is gone)"
+        return TIGHTENS, str(
+            T_(
+                "%(party)s's analysts are limited to some columns of %(table)s (was: all)",
+                party=party,
+                table=table,
+            )
+        )
+    return LOOSENS, str(
+        T_(
+            "%(party)s's analysts may now use every column of %(table)s (the list is gone)",
+            party=party,
+            table=table,
+        )
+    )
 
 
 def _adaptive_bounds(d: Difference, c: Context) -> tuple[Privacy, str]:
@@ -316,41 +427,90 @@ def _mechanism(d: Difference, c: Context) -> tuple[Privacy, str]:
         why = "pure ε-DP becomes (ε, δ)-DP: with probability δ the ε bound does not hold"
     else:
         why = "the noise, the error bounds and the accounting all change"
-    return LOOSENS, f"the noise mechanism changes ({d.old} → {d.new}): {why}"
+    return LOOSENS, str(
+        T_(
+            "the noise mechanism changes (%(old)s → %(new)s): %(why)s",
+            old=d.old,
+            new=d.new,
+            why=why,
+        )
+    )
 
 
 def _bounds(d: Difference, c: Context) -> tuple[Privacy, str]:
     column = d.segments[-2]
     if d.kind == "added":
-        return LOOSENS, f"'{column}' gets bounds: it becomes a metric queries may aggregate"
+        return LOOSENS, str(
+            T_("'%(column)s' gets bounds: it becomes a metric queries may aggregate", column=column)
+        )
     if d.kind == "removed":
-        return TIGHTENS, f"'{column}' loses its bounds: no query may aggregate it"
+        return TIGHTENS, str(
+            T_("'%(column)s' loses its bounds: no query may aggregate it", column=column)
+        )
     (old_lo, old_hi), (new_lo, new_hi) = d.old, d.new
     if new_lo < old_lo or new_hi > old_hi:
         return LOOSENS, (
-            f"bounds of '{column}' widen ({_fmt(d.old)} → {_fmt(d.new)}): fewer values are "
-            "clamped, so each person's real values weigh more in an answer"
+            str(
+                T_(
+                    "bounds of '%(column)s' widen (%(fmt)s → %(fmt2)s): fewer values are "
+                    "clamped, so each person's real values weigh more in an answer",
+                    column=column,
+                    fmt=_fmt(d.old),
+                    fmt2=_fmt(d.new),
+                )
+            )
         )
-    return TIGHTENS, f"bounds of '{column}' narrow ({_fmt(d.old)} → {_fmt(d.new)})"
+    return TIGHTENS, str(
+        T_(
+            "bounds of '%(column)s' narrow (%(fmt)s → %(fmt2)s)",
+            column=column,
+            fmt=_fmt(d.old),
+            fmt2=_fmt(d.new),
+        )
+    )
 
 
 def _domain(d: Difference, c: Context) -> tuple[Privacy, str]:
     column = d.segments[-2]
     if not d.element:
         if d.kind == "added":
-            return LOOSENS, f"'{column}' gets a domain: it becomes a dimension to group by"
-        return TIGHTENS, f"'{column}' loses its domain: no query may group by it"
+            return LOOSENS, str(
+                T_("'%(column)s' gets a domain: it becomes a dimension to group by", column=column)
+            )
+        return TIGHTENS, str(
+            T_("'%(column)s' loses its domain: no query may group by it", column=column)
+        )
     if d.kind == "added":
-        return LOOSENS, f"'{column}' may now show the value {_fmt(d.new)} in results"
-    return TIGHTENS, f"'{column}' no longer shows the value {_fmt(d.old)} in results"
+        return LOOSENS, str(
+            T_(
+                "'%(column)s' may now show the value %(fmt)s in results",
+                column=column,
+                fmt=_fmt(d.new),
+            )
+        )
+    return TIGHTENS, str(
+        T_(
+            "'%(column)s' no longer shows the value %(fmt)s in results",
+            column=column,
+            fmt=_fmt(d.old),
+        )
+    )
 
 
 def _time(d: Difference, c: Context) -> tuple[Privacy, str]:
     if d.kind == "added":
-        return LOOSENS, f"'{d.new}' becomes the event time: journeys can follow the dataset"
+        return LOOSENS, str(
+            T_("'%(new)s' becomes the event time: journeys can follow the dataset", new=d.new)
+        )
     if d.kind == "removed":
-        return TIGHTENS, "the dataset no longer has an event time"
-    return LOOSENS, f"the event time moves from '{d.old}' to '{d.new}': journeys follow another"
+        return TIGHTENS, N_("the dataset no longer has an event time")
+    return LOOSENS, str(
+        T_(
+            "the event time moves from '%(old)s' to '%(new)s': journeys follow another",
+            old=d.old,
+            new=d.new,
+        )
+    )
 
 
 _PERIODS = {"day": 0, "week": 1, "month": 2, "jalali_month": 2, "quarter": 3, "year": 4}
@@ -359,15 +519,29 @@ _PERIODS = {"day": 0, "week": 1, "month": 2, "jalali_month": 2, "quarter": 3, "y
 def _period(d: Difference, c: Context) -> tuple[Privacy, str]:
     if _PERIODS[d.new] == _PERIODS[d.old]:  # a Gregorian month for a Solar Hijri one, or back
         return LOOSENS, (
-            f"the budget period's boundaries move ({d.old} → {d.new}): spend before the new "
-            "period's start no longer counts against it"
+            str(
+                T_(
+                    "the budget period's boundaries move (%(old)s → %(new)s): spend before "
+                    "the new period's start no longer counts against it",
+                    old=d.old,
+                    new=d.new,
+                )
+            )
         )
     if _PERIODS[d.new] < _PERIODS[d.old]:
         return LOOSENS, (
-            f"the budget period shortens ({d.old} → {d.new}): the same cap renews more often, "
-            "so more privacy loss per year"
+            str(
+                T_(
+                    "the budget period shortens (%(old)s → %(new)s): the same cap renews "
+                    "more often, so more privacy loss per year",
+                    old=d.old,
+                    new=d.new,
+                )
+            )
         )
-    return TIGHTENS, f"the budget period lengthens ({d.old} → {d.new})"
+    return TIGHTENS, str(
+        T_("the budget period lengthens (%(old)s → %(new)s)", old=d.old, new=d.new)
+    )
 
 
 def _template(d: Difference, c: Context) -> tuple[Privacy, str]:
@@ -381,11 +555,15 @@ def _template(d: Difference, c: Context) -> tuple[Privacy, str]:
     enabled = bool(getattr(entry, "enabled", True))
     if d.kind == "added":
         if enabled:
-            return LOOSENS, f"template '{name}' is approved: analysts may run it"
-        return TIGHTENS, f"template '{name}' is listed as disabled"
+            return LOOSENS, str(
+                T_("template '%(name)s' is approved: analysts may run it", name=name)
+            )
+        return TIGHTENS, str(T_("template '%(name)s' is listed as disabled", name=name))
     if enabled:
-        return TIGHTENS, f"template '{name}' is no longer approved"
-    return LOOSENS, f"template '{name}' loses its 'enabled: false': it may run again"
+        return TIGHTENS, str(T_("template '%(name)s' is no longer approved", name=name))
+    return LOOSENS, str(
+        T_("template '%(name)s' loses its 'enabled: false': it may run again", name=name)
+    )
 
 
 def _template_default(c: Context, new_side: bool) -> Any:
@@ -398,10 +576,18 @@ def _report(d: Difference, c: Context) -> tuple[Privacy, str]:
     entry = d.new if d.kind == "added" else d.old
     enabled = bool(getattr(entry, "enabled", True))
     if not enabled:
-        return NEUTRAL, f"report '{name}' is {d.kind} disabled: it does not run either way"
+        return NEUTRAL, str(
+            T_(
+                "report '%(name)s' is %(kind)s disabled: it does not run either way",
+                name=name,
+                kind=d.kind,
+            )
+        )
     if d.kind == "added":
-        return LOOSENS, f"report '{name}' is added: its numbers leave the room on every run"
-    return TIGHTENS, f"report '{name}' is removed: it no longer runs"
+        return LOOSENS, str(
+            T_("report '%(name)s' is added: its numbers leave the room on every run", name=name)
+        )
+    return TIGHTENS, str(T_("report '%(name)s' is removed: it no longer runs", name=name))
 
 
 def _report_sections(d: Difference, c: Context) -> tuple[Privacy, str]:
@@ -409,27 +595,48 @@ def _report_sections(d: Difference, c: Context) -> tuple[Privacy, str]:
     section = d.new if d.kind == "added" else d.old
     what = f"{getattr(section, 'template', '?')} at epsilon {getattr(section, 'epsilon', '?')}"
     if d.kind == "added":
-        return LOOSENS, f"report '{name}' releases another section per run ({what})"
-    return TIGHTENS, f"report '{name}' drops a section ({what})"
+        return LOOSENS, str(
+            T_(
+                "report '%(name)s' releases another section per run (%(what)s)",
+                name=name,
+                what=what,
+            )
+        )
+    return TIGHTENS, str(T_("report '%(name)s' drops a section (%(what)s)", name=name, what=what))
 
 
 def _report_schedule(d: Difference, c: Context) -> tuple[Privacy, str]:
     name = d.segments[1]
     if d.kind == "added":
-        return LOOSENS, f"report '{name}' runs on its own now ({d.new})"
+        return LOOSENS, str(
+            T_("report '%(name)s' runs on its own now (%(new)s)", name=name, new=d.new)
+        )
     if d.kind == "removed":
-        return TIGHTENS, f"report '{name}' runs only when asked (was {d.old})"
+        return TIGHTENS, str(
+            T_("report '%(name)s' runs only when asked (was %(old)s)", name=name, old=d.old)
+        )
     return (
         LOOSENS,
-        f"report '{name}' runs on another schedule ({d.old} → {d.new}): maybe more often",
+        str(
+            T_(
+                "report '%(name)s' runs on another schedule (%(old)s → %(new)s): maybe more often",
+                name=name,
+                old=d.old,
+                new=d.new,
+            )
+        ),
     )
 
 
 def _recipients(d: Difference, c: Context) -> tuple[Privacy, str]:
     name = d.segments[1]
     if d.kind == "added":
-        return LOOSENS, f"'{d.new}' may now read the runs of report '{name}'"
-    return TIGHTENS, f"'{d.old}' may no longer read the runs of report '{name}'"
+        return LOOSENS, str(
+            T_("'%(new)s' may now read the runs of report '%(name)s'", new=d.new, name=name)
+        )
+    return TIGHTENS, str(
+        T_("'%(old)s' may no longer read the runs of report '%(name)s'", old=d.old, name=name)
+    )
 
 
 _PARTY = "parties.*"
@@ -437,10 +644,10 @@ _DATASET = "parties.*.datasets.*"
 _COLUMN = "parties.*.datasets.*.columns.*"
 
 RULES: dict[str, Rule] = {
-    "collaboration": neutral("the collaboration's name"),
-    "description": neutral("the description"),
+    "collaboration": neutral(N_("the collaboration's name")),
+    "description": neutral(N_("the description")),
     "match_key_id": always_loosens(
-        "the match key changes: bundles tokenized with another key are accepted"
+        N_("the match key changes: bundles tokenized with another key are accepted")
     ),
     "match_key_rotation": always_loosens(
         "a match-key rotation starts, ends or changes: bundles under another key are accepted"
@@ -452,44 +659,44 @@ RULES: dict[str, Rule] = {
         "the rotation's cut-over moves: bundles under the new key are accepted at another time"
     ),
     "privacy": presence(
-        "section",
-        added="queries become possible (without it the room answers none)",
-        removed="the room answers no query at all",
+        N_("section"),
+        added=N_("queries become possible (without it the room answers none)"),
+        removed=N_("the room answers no query at all"),
     ),
     "privacy.mechanism": _mechanism,
     "privacy.delta": ordered(
-        "delta", looser_when="higher", consequence="a larger chance the ε bound fails"
+        N_("delta"), looser_when="higher", consequence=N_("a larger chance the ε bound fails")
     ),
     "privacy.budget.epsilon": ordered(
-        "the collaboration-wide epsilon per period",
+        N_("the collaboration-wide epsilon per period"),
         looser_when="higher",
-        consequence="each person may lose more privacy per period",
+        consequence=N_("each person may lose more privacy per period"),
     ),
     "privacy.budget.period": _period,
     "privacy.budget.shares.*": ordered(
-        "a budget share",
+        N_("a budget share"),
         looser_when="higher",
-        consequence="this party may spend more epsilon per period",
+        consequence=N_("this party may spend more epsilon per period"),
     ),
     "privacy.max_epsilon_per_query": ordered(
-        "the epsilon cap per query",
+        N_("the epsilon cap per query"),
         looser_when="higher",
-        consequence="a single answer may be less noisy and say more about a person",
+        consequence=N_("a single answer may be less noisy and say more about a person"),
     ),
     "privacy.default_epsilon": ordered(
-        "the default epsilon per query",
+        N_("the default epsilon per query"),
         looser_when="higher",
-        consequence="queries that name no epsilon get less noise",
+        consequence=N_("queries that name no epsilon get less noise"),
     ),
     "privacy.max_rows_per_person": ordered(
-        "rows per person",
+        N_("rows per person"),
         looser_when="higher",
-        consequence="each person may contribute more rows, raising every query's sensitivity",
+        consequence=N_("each person may contribute more rows, raising every query's sensitivity"),
     ),
     "privacy.max_groups_per_person": ordered(
-        "groups per person",
+        N_("groups per person"),
         looser_when="higher",
-        consequence="each person may appear in more groups, raising every query's sensitivity",
+        consequence=N_("each person may appear in more groups, raising every query's sensitivity"),
     ),
     "privacy.adaptive_bounds": _adaptive_bounds,
     "privacy.adaptive_bounds.epsilon": ordered(
@@ -521,38 +728,40 @@ RULES: dict[str, Rule] = {
         consequence="the data may set a higher pair bound for transitions",
     ),
     "privacy.min_noisy_persons": ordered(
-        "the minimum noisy group size",
+        N_("the minimum noisy group size"),
         looser_when="lower",
-        consequence="smaller groups of persons are released",
+        consequence=N_("smaller groups of persons are released"),
     ),
     "templates.*": _template,
     "templates.*.enabled": flag(
-        "a template's 'enabled'", looser_when=True, consequence="analysts may run it"
+        N_("a template's 'enabled'"), looser_when=True, consequence=N_("analysts may run it")
     ),
     "templates.*.epsilon": ordered(
-        "a template's epsilon",
+        N_("a template's epsilon"),
         looser_when="higher",
-        consequence="its answers get less noise",
+        consequence=N_("its answers get less noise"),
         absent=_template_default,
     ),
     "governance.approvals_required": ordered(
-        "the approvals a new version needs",
+        N_("the approvals a new version needs"),
         looser_when="lower",
-        consequence="fewer reviewers can change what the data may be used for",
+        consequence=N_("fewer reviewers can change what the data may be used for"),
     ),
     "identity.max_per_person.*": ordered(
-        "identifiers of one type a person may hold",
+        N_("identifiers of one type a person may hold"),
         looser_when="higher",
         consequence=(
-            "one party's rows may merge more identifiers, and so more of other parties'"
-            " persons, into one person"
+            N_(
+                "one party's rows may merge more identifiers, and so more of other parties'"
+                " persons, into one person"
+            )
         ),
     ),
     "identity.max_foreign_merges.*": ordered(
-        "how many of another party's persons one party's rows may merge",
+        N_("how many of another party's persons one party's rows may merge"),
         looser_when="higher",
         consequence=(
-            "one party's rows may merge more of another party's persons, forged links included"
+            N_("one party's rows may merge more of another party's persons, forged links included")
         ),
     ),
     "retention.*": ordered(
@@ -562,54 +771,56 @@ RULES: dict[str, Rule] = {
         absent=lambda c, new_side: math.inf,  # unset: kept until replaced
     ),
     _PARTY: presence(
-        "party",
-        added="its data and its analysts enter the room",
-        removed="its data and analysts leave",
+        N_("party"),
+        added=N_("its data and its analysts enter the room"),
+        removed=N_("its data and analysts leave"),
     ),
-    f"{_PARTY}.name": neutral("a party's display name"),
-    f"{_PARTY}.names.*": neutral("a party's display name in one interface language"),
+    f"{_PARTY}.name": neutral(N_("a party's display name")),
+    f"{_PARTY}.names.*": neutral(N_("a party's display name in one interface language")),
     f"{_PARTY}.public_key": always_loosens(
-        "a party's signing key changes: a different key may sign its uploads"
+        N_("a party's signing key changes: a different key may sign its uploads")
     ),
     _DATASET: presence(
-        "dataset", added="more data enters the room", removed="its data leaves the room"
+        N_("dataset"), added=N_("more data enters the room"), removed=N_("its data leaves the room")
     ),
     f"{_DATASET}.identifiers.*": presence(
-        "identifier",
-        added="another identifier links persons across parties",
-        removed="one identifier fewer links persons",
-        changed="the identifier means something else for matching",
+        N_("identifier"),
+        added=N_("another identifier links persons across parties"),
+        removed=N_("one identifier fewer links persons"),
+        changed=N_("the identifier means something else for matching"),
     ),
     f"{_DATASET}.time": _time,
     _COLUMN: presence(
-        "column", added="more data enters the room", removed="its data leaves the room"
+        N_("column"), added=N_("more data enters the room"), removed=N_("its data leaves the room")
     ),
     f"{_COLUMN}.type": always_loosens(
-        "a column's type changes: what queries may do with it changes"
+        N_("a column's type changes: what queries may do with it changes")
     ),
     f"{_DATASET}.activity": flag(
-        "'activity'", looser_when=True, consequence="its events feed journey templates"
+        N_("'activity'"), looser_when=True, consequence=N_("its events feed journey templates")
     ),
     f"{_COLUMN}.domain": _domain,
     f"{_COLUMN}.bounds": _bounds,
-    f"{_PARTY}.analysts.tables": access_list("table"),
+    f"{_PARTY}.analysts.tables": access_list(N_("table")),
     f"{_PARTY}.analysts.columns.*": _column_allow_list,
     f"{_PARTY}.analysts.free_sql": flag(
-        "free SQL", looser_when=True, consequence="analysts may write their own SQL"
+        N_("free SQL"), looser_when=True, consequence=N_("analysts may write their own SQL")
     ),
-    f"{_PARTY}.analysts.templates": access_list("template"),
+    f"{_PARTY}.analysts.templates": access_list(N_("template")),
     f"{_PARTY}.analysts.join_required": flag(
-        "'join_required'",
+        N_("'join_required'"),
         looser_when=False,
-        consequence="analysts may query one party's table without a join",
+        consequence=N_("analysts may query one party's table without a join"),
     ),
     "reports.*": _report,
-    "reports.*.title": neutral("a report's title"),
+    "reports.*.title": neutral(N_("a report's title")),
     "reports.*.sections": _report_sections,
     "reports.*.schedule": _report_schedule,
     "reports.*.recipients": _recipients,
     "reports.*.enabled": flag(
-        "a report's 'enabled'", looser_when=True, consequence="it runs and releases its numbers"
+        N_("a report's 'enabled'"),
+        looser_when=True,
+        consequence=N_("it runs and releases its numbers"),
     ),
 }
 
@@ -617,7 +828,7 @@ _RULES = [(tuple(pattern.split(".")), rule) for pattern, rule in RULES.items()]
 
 
 def _unknown(d: Difference, c: Context) -> tuple[Privacy, str]:
-    return LOOSENS, "no rule classifies this field; reviewed as a loosening until one does"
+    return LOOSENS, N_("no rule classifies this field; reviewed as a loosening until one does")
 
 
 def rule_for(segments: tuple[str, ...]) -> Rule:

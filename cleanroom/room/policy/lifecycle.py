@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from cleanroom.errors import ConflictError, ForbiddenError, NotFoundError, UserError
+from cleanroom.errors import T_, ConflictError, ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, User, require
@@ -159,7 +159,12 @@ class PolicyVersions:
         with self._store.transaction() as tx:
             base = _get(tx, _active_number(tx))
             if digest == base.sha256:
-                raise UserError(f"this is version {base.version}, already active: nothing changes")
+                raise UserError(
+                    T_(
+                        "this is version %(version)s, already active: nothing changes",
+                        version=base.version,
+                    )
+                )
             base_policy = base.policy()
             required = base_policy.governance.approvals_required
             (latest,) = tx.execute("SELECT max(version) FROM policy_versions").fetchone()
@@ -196,11 +201,20 @@ class PolicyVersions:
         """Propose an earlier, once-active version's text again (it needs approvals as any)."""
         old = self.get(to_version)
         if old.status == ACTIVE:
-            raise UserError(f"version {to_version} is the active version; nothing to roll back")
+            raise UserError(
+                T_(
+                    "version %(to_version)s is the active version; nothing to roll back",
+                    to_version=to_version,
+                )
+            )
         if old.status != SUPERSEDED:
             raise UserError(
-                f"version {to_version} was never active ({old.status}); "
-                "propose its text instead of rolling back to it"
+                T_(
+                    "version %(to_version)s was never active (%(status)s); propose its text "
+                    "instead of rolling back to it",
+                    to_version=to_version,
+                    status=old.status,
+                )
             )
         return self.propose(
             user, old.body, comment or f"rollback to version {to_version}", rollback_of=to_version
@@ -219,8 +233,12 @@ class PolicyVersions:
             proposal = _open_proposal(tx, version)
             if proposal.author == user.name:
                 raise ForbiddenError(
-                    f"two-person rule: '{user.name}' proposed version {version} and cannot "
-                    "approve it; another reviewer must"
+                    T_(
+                        "two-person rule: '%(user)s' proposed version %(version)s and cannot "
+                        "approve it; another reviewer must",
+                        user=user.name,
+                        version=version,
+                    )
                 )
             _check_undecided(proposal, user)
             active = _active_number(tx)
@@ -241,9 +259,14 @@ class PolicyVersions:
                     },
                 )
                 refusal = ConflictError(
-                    f"stale: re-propose against version {active} (version {version} was "
-                    f"proposed against version {proposal.base_version}, and version {active} "
-                    "has been activated since; approving it would undo that)"
+                    T_(
+                        "stale: re-propose against version %(active)s (version %(version)s was "
+                        "proposed against version %(base_version)s, and version %(active)s has "
+                        "been activated since; approving it would undo that)",
+                        active=active,
+                        version=version,
+                        base_version=proposal.base_version,
+                    )
                 )
             else:
                 self._approve(tx, user, proposal, note, active)
@@ -310,7 +333,7 @@ class PolicyVersions:
         require(user, Role.reviewer)
         note = _comment(comment)
         if note is None:
-            raise UserError("a rejection needs a comment saying why")
+            raise UserError(T_("a rejection needs a comment saying why"))
         with self._store.transaction() as tx:
             proposal = _open_proposal(tx, version)
             previous = next((d for d in proposal.decisions if d.reviewer == user.name), None)
@@ -345,27 +368,29 @@ def _target(version: int) -> str:
 def _comment(comment: str | None) -> str | None:
     text = (comment or "").strip()
     if len(text) > MAX_COMMENT:
-        raise UserError(f"a comment is at most {MAX_COMMENT} characters")
+        raise UserError(
+            T_("a comment is at most %(max_comment)s characters", max_comment=MAX_COMMENT)
+        )
     if _TOKEN_SHAPED.search(text):
-        raise UserError("the comment contains something shaped like a bearer token; remove it")
+        raise UserError(T_("the comment contains something shaped like a bearer token; remove it"))
     return text or None
 
 
 def _active_number(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT version FROM policy_versions WHERE status = ?", (ACTIVE,)).fetchone()
     if row is None:
-        raise UserError("the room has no active policy")
+        raise UserError(T_("the room has no active policy"))
     return int(row["version"])
 
 
 def _get(db: sqlite3.Connection, version: int) -> PolicyVersion:
     if not 0 < version < 2**63:  # past SQLite's integers: no such version (not a crash)
-        raise NotFoundError(f"there is no policy version {str(version)[:30]}")
+        raise NotFoundError(T_("there is no policy version %(version)s", version=str(version)[:30]))
     row = db.execute(
         f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"there is no policy version {version}")
+        raise NotFoundError(T_("there is no policy version %(version)s", version=version))
     decisions = db.execute(
         "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
         "WHERE version = ? ORDER BY at, rowid",
@@ -378,7 +403,11 @@ def _open_proposal(db: sqlite3.Connection, version: int) -> PolicyVersion:
     proposal = _get(db, version)
     if proposal.status != PROPOSED:
         raise ConflictError(
-            f"version {version} is {proposal.status}; only a proposed version can be decided"
+            T_(
+                "version %(version)s is %(status)s; only a proposed version can be decided",
+                version=version,
+                status=proposal.status,
+            )
         )
     return proposal
 
@@ -387,8 +416,11 @@ def _check_undecided(proposal: PolicyVersion, user: User) -> None:
     for decision in proposal.decisions:
         if decision.reviewer == user.name:
             raise ConflictError(
-                f"'{user.name}' already approved version {proposal.version}; "
-                "each reviewer counts once"
+                T_(
+                    "'%(user)s' already approved version %(version)s; each reviewer counts once",
+                    user=user.name,
+                    version=proposal.version,
+                )
             )
 
 

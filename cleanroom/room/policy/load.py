@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cleanroom.errors import SpecError
+from cleanroom.errors import T_, SpecError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.spec import format_validation_error, read_yaml
 
@@ -23,7 +23,9 @@ MAX_POLICY_VALUES = 1_000_000
 def parse_policy(data: Any, source: str = "<policy>") -> CollaborationPolicy:
     """Validate an already-loaded mapping."""
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping with 'collaboration' and 'parties'")
+        raise SpecError(
+            T_("%(source)s: expected a mapping with 'collaboration' and 'parties'", source=source)
+        )
     try:
         return CollaborationPolicy.model_validate(data)
     except ValidationError as err:
@@ -39,14 +41,24 @@ def inline_key_files(data: dict[str, Any], base: Path, source: str) -> None:
         if isinstance(spec, dict) and "public_key_file" in spec:
             if "public_key" in spec:
                 raise SpecError(
-                    f"{source}: parties.{party}: give public_key or public_key_file, not both"
+                    T_(
+                        "%(source)s: parties.%(party)s: give public_key or public_key_file, not "
+                        "both",
+                        source=source,
+                        party=party,
+                    )
                 )
             path = base / str(spec.pop("public_key_file"))
             try:
                 spec["public_key"] = path.read_text(encoding="ascii")
             except (OSError, UnicodeDecodeError):
                 raise SpecError(
-                    f"{source}: parties.{party}.public_key_file: cannot read {path}"
+                    T_(
+                        "%(source)s: parties.%(party)s.public_key_file: cannot read %(path)s",
+                        source=source,
+                        party=party,
+                        path=path,
+                    )
                 ) from None
 
 
@@ -68,7 +80,13 @@ def parse_policy_text(text: str, source: str = "<policy>") -> tuple[Collaboratio
     ``cleanroom policy propose`` inlines ``public_key_file`` before sending.
     """
     if len(text) > MAX_POLICY_CHARS:
-        raise SpecError(f"{source}: over {MAX_POLICY_CHARS:,} characters")
+        raise SpecError(
+            T_(
+                "%(source)s: over %(max_policy_chars)s characters",
+                source=source,
+                max_policy_chars=format(MAX_POLICY_CHARS, ","),
+            )
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -76,16 +94,25 @@ def parse_policy_text(text: str, source: str = "<policy>") -> tuple[Collaboratio
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(err, "problem", None)
         raise SpecError(
-            f"{source}: {where}not valid YAML{f' ({problem})' if problem else ''}"
+            T_(
+                "%(source)s: %(where)snot valid YAML%(value)s",
+                source=source,
+                where=where,
+                value=f" ({problem})" if problem else "",
+            )
         ) from None
     _check_size(data, source)
     if isinstance(data, dict) and isinstance(data.get("parties"), dict):
         for party, spec in data["parties"].items():
             if isinstance(spec, dict) and "public_key_file" in spec:
                 raise SpecError(
-                    f"{source}: parties.{party}.public_key_file: the room cannot read your "
-                    "files; give the key itself as public_key (`cleanroom policy propose` "
-                    "inlines key files)"
+                    T_(
+                        "%(source)s: parties.%(party)s.public_key_file: the room cannot read "
+                        "your files; give the key itself as public_key (`cleanroom policy "
+                        "propose` inlines key files)",
+                        source=source,
+                        party=party,
+                    )
                 )
     policy = parse_policy(data, source)
     check_report_sections(policy, source)
@@ -112,7 +139,14 @@ def check_report_sections(policy: CollaborationPolicy, source: str) -> None:
                 )
             except QueryRejected as err:
                 raise SpecError(
-                    f"{source}: reports.{name}.sections.{i}: {err.rule}: {err}"
+                    T_(
+                        "%(source)s: reports.%(name)s.sections.%(i)s: %(rule)s: %(err)s",
+                        source=source,
+                        name=name,
+                        i=i,
+                        rule=err.rule,
+                        err=err,
+                    )
                 ) from None
 
 
@@ -124,7 +158,13 @@ def _check_size(data: Any, source: str) -> None:
         value = stack.pop()
         seen += 1
         if seen > MAX_POLICY_VALUES:
-            raise SpecError(f"{source}: expands to over {MAX_POLICY_VALUES:,} values")
+            raise SpecError(
+                T_(
+                    "%(source)s: expands to over %(max_policy_values)s values",
+                    source=source,
+                    max_policy_values=format(MAX_POLICY_VALUES, ","),
+                )
+            )
         if isinstance(value, dict):
             stack.extend(value.keys())
             stack.extend(value.values())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cleanroom.errors import T_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.output import group_keys, select_list
@@ -58,15 +59,22 @@ def check_sql(sql: str, *, policy: CollaborationPolicy, party: str) -> QueryPlan
         if not key.domain:
             raise QueryRejected(
                 "empty_result",
-                f"the WHERE clause excludes every declared value of {key.column.column}; "
-                "the query would release nothing",
+                T_(
+                    "the WHERE clause excludes every declared value of %(column)s; the query "
+                    "would release nothing",
+                    column=key.column.column,
+                ),
             )
     if plan.key_count > MAX_GROUPS:
         raise QueryRejected(
             "too_many_groups",
-            f"GROUP BY {', '.join(k.column.column for k in group_by)} releases "
-            f"{plan.key_count:,} groups; the limit is {MAX_GROUPS:,} "
-            "(group by fewer dimensions, or restrict them in WHERE)",
+            T_(
+                "GROUP BY %(items)s releases %(key_count)s groups; the limit is "
+                "%(max_groups)s (group by fewer dimensions, or restrict them in WHERE)",
+                items=", ".join(k.column.column for k in group_by),
+                key_count=format(plan.key_count, ","),
+                max_groups=format(MAX_GROUPS, ","),
+            ),
         )
     return replace(plan, canonical=canonical_sql(plan, policy))
 
@@ -74,10 +82,15 @@ def check_sql(sql: str, *, policy: CollaborationPolicy, party: str) -> QueryPlan
 def _access(policy: CollaborationPolicy, party: str) -> PartyAccess:
     spec = policy.parties.get(party)
     if spec is None:
-        raise QueryRejected("unknown_party", f"'{party}' is not a party of this collaboration")
+        raise QueryRejected(
+            "unknown_party", T_("'%(party)s' is not a party of this collaboration", party=party)
+        )
     if not spec.analysts.free_sql:
         raise QueryRejected(
             "free_sql_disabled",
-            f"the policy does not let {party}'s analysts write SQL; run an approved template",
+            T_(
+                "the policy does not let %(party)s's analysts write SQL; run an approved template",
+                party=party,
+            ),
         )
     return spec.analysts

@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom import accuracy
-from cleanroom.errors import ForbiddenError, NotFoundError, UserError
+from cleanroom.errors import T_, ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.bounds import applied, with_bounds
@@ -99,7 +99,13 @@ def _party_of(user: User) -> str:
         return user.party
     if user.role is Role.reporter:
         return user.party or "reporter"
-    raise ForbiddenError(f"'{user.name}' is {a(user.role)}; queries are for analysts and reporters")
+    raise ForbiddenError(
+        T_(
+            "'%(user)s' is %(a)s; queries are for analysts and reporters",
+            user=user.name,
+            a=a(user.role),
+        )
+    )
 
 
 def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Epsilon:
@@ -111,22 +117,29 @@ def _epsilon(request: QueryRequest, policy: CollaborationPolicy) -> Epsilon:
     epsilon = Epsilon.parse(request.epsilon or default or privacy.default_epsilon)
     cap = privacy.max_epsilon_per_query
     if epsilon <= 0:
-        raise QueryRejected("epsilon_invalid", "epsilon must be positive")
+        raise QueryRejected("epsilon_invalid", T_("epsilon must be positive"))
     if epsilon < MIN_EPSILON:
         raise QueryRejected(
             "epsilon_too_small",
-            f"epsilon {float(epsilon):g} is under the room's floor of {float(MIN_EPSILON):g}: "
-            "the answer would be noise",
+            T_(
+                "epsilon %(float)s is under the room's floor of %(float2)s: the answer "
+                "would be noise",
+                float=format(float(epsilon), "g"),
+                float2=format(float(MIN_EPSILON), "g"),
+            ),
         )
     if max(epsilon.numerator, epsilon.denominator) > _INT64_MAX:
         raise QueryRejected(
-            "epsilon_invalid", "epsilon has too many digits; write it with at most 15"
+            "epsilon_invalid", T_("epsilon has too many digits; write it with at most 15")
         )
     if epsilon > cap:
         raise QueryRejected(
             "epsilon_over_cap",
-            f"epsilon {float(epsilon):g} is over this collaboration's cap of {float(cap):g} "
-            "per query",
+            T_(
+                "epsilon %(float)s is over this collaboration's cap of %(float2)s per query",
+                float=format(float(epsilon), "g"),
+                float2=format(float(cap), "g"),
+            ),
         )
     return epsilon
 
@@ -170,7 +183,7 @@ class Engine:
             return SqlQuery(check_sql(request.sql, policy=policy, party=party))
         if request.template is not None and request.sql is None:
             return prepare_template(request.template, request.params, policy=policy, party=party)
-        raise UserError("send either sql or template (with params), not both")
+        raise UserError(T_("send either sql or template (with params), not both"))
 
     def run(self, request: QueryRequest, user: User) -> dict[str, Any]:
         """Answer, or refuse with the rule broken; the refusal costs nothing."""
@@ -178,7 +191,7 @@ class Engine:
         active = self.room.active_policy()
         privacy = active.policy.privacy
         if privacy is None:
-            raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+            raise QueryRejected("no_privacy_policy", T_("the active policy allows no queries"))
         request = self._chosen_pairs(request, privacy)
         try:
             query = self.prepare(request, party, active.policy)
@@ -206,7 +219,7 @@ class Engine:
         # Pinned: a re-match cannot drop its tables; refused if past the retention.
         with reading(self.room, active.policy.retention) as generation:
             if generation is None:
-                raise UserError("no match has run yet; a room admin runs one after the uploads")
+                raise UserError(T_("no match has run yet; a room admin runs one after the uploads"))
             return self._answer(request, user, party, active, query, epsilon, generation)
 
     def _chosen_pairs(self, request: QueryRequest, privacy: PrivacyPolicy) -> QueryRequest:
@@ -486,7 +499,7 @@ class Engine:
         if row is None or (
             user.role not in (Role.reviewer, Role.room_admin) and row["party"] != _party_of(user)
         ):
-            raise NotFoundError(f"no query {query_id}")
+            raise NotFoundError(T_("no query %(query_id)s", query_id=query_id))
         if row["status"] != "done":
             return {"query_id": query_id, "status": row["status"]}
         # Annotated again: an answer stored before the flags existed gains them on the way out.
@@ -525,7 +538,7 @@ class Engine:
         party = _party_of(user)
         privacy = active.policy.privacy
         if privacy is None:
-            raise QueryRejected("no_privacy_policy", "the active policy allows no queries")
+            raise QueryRejected("no_privacy_policy", T_("the active policy allows no queries"))
         epsilon = _epsilon(request, active.policy)
         key = _cache_key(party, query, epsilon, active, generation)
         query_id = secrets.token_hex(8)

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.results import tidy
 
 
@@ -85,7 +85,13 @@ def _xlsx(result: Mapping[str, Any], columns: list[str], records: list[dict[str,
 def export(result: Mapping[str, Any], fmt: str) -> Download:
     """The result in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
-        raise UserError(f"unknown format '{fmt[:20]}'; use one of {', '.join(FORMATS)}")
+        raise UserError(
+            T_(
+                "unknown format '%(fmt)s'; use one of %(formats)s",
+                fmt=fmt[:20],
+                formats=", ".join(FORMATS),
+            )
+        )
     if fmt == "json":
         body = json.dumps(result, indent=2, sort_keys=True).encode()
         return Download(body, MEDIA_TYPES[fmt], fmt)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
+from cleanroom.errors import T_
 from cleanroom.room.query.parse import (
     AGGREGATES,
     PERSON,
@@ -43,7 +44,10 @@ def group_keys(select: exp.Select, scope: Scope) -> list[Column]:
         if name != "expressions" and value:
             raise QueryRejected(
                 "unsupported_clause",
-                f"GROUP BY {name.upper().replace('_', ' ')} is not allowed; list the dimensions",
+                T_(
+                    "GROUP BY %(replace)s is not allowed; list the dimensions",
+                    replace=name.upper().replace("_", " "),
+                ),
             )
     items = select.expressions
     aliases = {item.alias.lower(): item.this for item in items if isinstance(item, exp.Alias)}
@@ -56,7 +60,11 @@ def group_keys(select: exp.Select, scope: Scope) -> list[Column]:
             if not isinstance(position, int) or not 1 <= position <= len(items):
                 raise QueryRejected(
                     "group_by_position",
-                    f"GROUP BY {shown}: the select list has {len(items)} items",
+                    T_(
+                        "GROUP BY %(shown)s: the select list has %(count)s items",
+                        shown=shown,
+                        count=len(items),
+                    ),
                 )
             node = unparen(unalias(items[position - 1]))
             shown = f"{position} ({fragment(node)})"
@@ -71,16 +79,21 @@ def group_keys(select: exp.Select, scope: Scope) -> list[Column]:
             if isinstance(node, exp.AggFunc | exp.Count):
                 raise QueryRejected(
                     "group_by_not_dimension",
-                    f"GROUP BY {shown}: that is an aggregate; group only by dimensions",
+                    T_(
+                        "GROUP BY %(shown)s: that is an aggregate; group only by dimensions",
+                        shown=shown,
+                    ),
                 )
             if isinstance(node, exp.Tuple | exp.Rollup | exp.Cube | exp.GroupingSets):
                 raise QueryRejected(
-                    "unsupported_clause", f"GROUP BY {shown}: list the dimensions one by one"
+                    "unsupported_clause",
+                    T_("GROUP BY %(shown)s: list the dimensions one by one", shown=shown),
                 )
             if isinstance(node, exp.Func):
                 raise function_refused(node)
             raise QueryRejected(
-                "group_by_not_dimension", f"GROUP BY {shown}: group only by dimension columns"
+                "group_by_not_dimension",
+                T_("GROUP BY %(shown)s: group only by dimension columns", shown=shown),
             )
         key = scope.resolve(node)
         if key.role != "dimension":
@@ -88,8 +101,13 @@ def group_keys(select: exp.Select, scope: Scope) -> list[Column]:
             what = "identifies one person" if key.role == PERSON else f"is {a(key.role)}"
             raise QueryRejected(
                 "group_by_not_dimension",
-                f"GROUP BY {shown}: {key.name} {what}; group only by dimensions "
-                f"({', '.join(dims) or f'{key.table.ref.name} has none'})",
+                T_(
+                    "GROUP BY %(shown)s: %(key)s %(what)s; group only by dimensions (%(value)s)",
+                    shown=shown,
+                    key=key.name,
+                    what=what,
+                    value=", ".join(dims) or f"{key.table.ref.name} has none",
+                ),
             )
         if key.ref not in [k.ref for k in keys]:
             keys.append(key)
@@ -117,7 +135,10 @@ def select_list(
             if not alias.isidentifier() or len(alias) > 63:
                 raise QueryRejected(
                     "bad_alias",
-                    f"output name {alias[:70]!r}: use letters, digits and '_' (at most 63)",
+                    T_(
+                        "output name %(alias)s: use letters, digits and '_' (at most 63)",
+                        alias=repr(alias[:70]),
+                    ),
                 )
         node = unparen(unalias(item))
         if isinstance(node, exp.Column):
@@ -125,8 +146,11 @@ def select_list(
             if column.role == PERSON:
                 raise QueryRejected(
                     "person_in_output",
-                    f"SELECT {fragment(item)}: person is never released; "
-                    "count persons with COUNT(DISTINCT person)",
+                    T_(
+                        "SELECT %(clause)s: person is never released; count persons with "
+                        "COUNT(DISTINCT person)",
+                        clause=fragment(item),
+                    ),
                 )
             if column.ref not in key_refs:
                 raise QueryRejected("row_level_output", _row_level(fragment(item), column))
@@ -139,7 +163,8 @@ def select_list(
             outputs.append(_Output(alias, default, aggregate=Aggregate(kind, "", ref, bounds)))
     if not any(o.aggregate for o in outputs):
         raise QueryRejected(
-            "no_aggregate", f"select at least one aggregate: {AGGREGATES} are released"
+            "no_aggregate",
+            T_("select at least one aggregate: %(aggregates)s are released", aggregates=AGGREGATES),
         )
     names = _output_names(outputs, keys)
     key_outputs: dict[ColumnRef, str] = {}
@@ -148,7 +173,8 @@ def select_list(
         if output.key is not None:
             if output.key.ref in key_outputs:
                 raise QueryRejected(
-                    "duplicate_output", f"{output.key.name} is selected twice; select it once"
+                    "duplicate_output",
+                    T_("%(key)s is selected twice; select it once", key=output.key.name),
                 )
             key_outputs[output.key.ref] = name
         elif output.aggregate is not None:
@@ -168,7 +194,9 @@ def _output_names(outputs: list[_Output], keys: list[Column]) -> list[str]:
     for alias in wanted:
         if alias is not None:
             if alias.casefold() in taken:
-                raise QueryRejected("duplicate_output", f"two outputs are called {alias}")
+                raise QueryRejected(
+                    "duplicate_output", T_("two outputs are called %(alias)s", alias=alias)
+                )
             taken.add(alias.casefold())
     names = []
     for alias, default in zip(wanted, defaults, strict=True):
@@ -182,7 +210,8 @@ def _aggregate(node: exp.Expr, scope: Scope) -> tuple[AggKind, Column | None]:
     shown = fragment(node)
     if isinstance(node, exp.Filter):
         raise QueryRejected(
-            "unsupported_aggregate", f"{shown}: FILTER is not allowed; put the condition in WHERE"
+            "unsupported_aggregate",
+            T_("%(shown)s: FILTER is not allowed; put the condition in WHERE", shown=shown),
         )
     if isinstance(node, exp.Count):
         arg = node.this
@@ -196,7 +225,10 @@ def _aggregate(node: exp.Expr, scope: Scope) -> tuple[AggKind, Column | None]:
             shown = f"COUNT(DISTINCT {', '.join(fragment(e) for e in arg.expressions)})"
         raise QueryRejected(
             "unsupported_aggregate",
-            f"{shown}: counts are COUNT(*) (rows) or COUNT(DISTINCT person) (persons)",
+            T_(
+                "%(shown)s: counts are COUNT(*) (rows) or COUNT(DISTINCT person) (persons)",
+                shown=shown,
+            ),
         )
     if isinstance(node, exp.Sum | exp.Avg):
         kind: AggKind = "sum" if isinstance(node, exp.Sum) else "avg"
@@ -207,32 +239,70 @@ def _aggregate(node: exp.Expr, scope: Scope) -> tuple[AggKind, Column | None]:
                 metrics = scope.usable(column.table, "metric")
                 raise QueryRejected(
                     "aggregate_not_metric",
-                    f"{shown}: {column.name} is {a(column.role)}; {kind.upper()} takes a metric "
-                    f"({', '.join(metrics) or f'{column.table.ref.name} has none'})",
+                    T_(
+                        "%(shown)s: %(column)s is %(a)s; %(kind)s takes a metric (%(value)s)",
+                        shown=shown,
+                        column=column.name,
+                        a=a(column.role),
+                        kind=kind.upper(),
+                        value=", ".join(metrics) or f"{column.table.ref.name} has none",
+                    ),
                 )
             return kind, column
         if isinstance(arg, exp.Distinct):
-            raise QueryRejected("unsupported_aggregate", f"{shown}: DISTINCT inside {kind.upper()}")
+            raise QueryRejected(
+                "unsupported_aggregate",
+                T_("%(shown)s: DISTINCT inside %(kind)s", shown=shown, kind=kind.upper()),
+            )
         if isinstance(arg, exp.Func):
             raise function_refused(arg)
         raise QueryRejected(
-            "expression", f"{shown}: {kind.upper()} takes one metric column, not an expression"
+            "expression",
+            T_(
+                "%(shown)s: %(kind)s takes one metric column, not an expression",
+                shown=shown,
+                kind=kind.upper(),
+            ),
         )
     if isinstance(node, exp.Star):
-        raise QueryRejected("select_star", "SELECT *: name the columns; it would release rows")
+        raise QueryRejected("select_star", T_("SELECT *: name the columns; it would release rows"))
     if isinstance(node, exp.Func):
         raise function_refused(node)
     what = "a constant" if literal(node) is not None else "an expression"
     raise QueryRejected(
         "expression",
-        f"SELECT {shown}: that is {what}; select grouped dimensions and {AGGREGATES} only "
-        "(compute on the released numbers afterwards)",
+        T_(
+            "SELECT %(shown)s: that is %(what)s; select grouped dimensions and "
+            "%(aggregates)s only (compute on the released numbers afterwards)",
+            shown=shown,
+            what=what,
+            aggregates=AGGREGATES,
+        ),
     )
 
 
 def _row_level(shown: str, column: Column) -> str:
     if column.role == "metric":
-        return f"SELECT {shown}: {column.name} is not grouped; release it as SUM or AVG"
+        return str(
+            T_(
+                "SELECT %(shown)s: %(column)s is not grouped; release it as SUM or AVG",
+                shown=shown,
+                column=column.name,
+            )
+        )
     if column.role == "dimension":
-        return f"SELECT {shown}: {column.name} is not grouped; add it to GROUP BY"
-    return f"SELECT {shown}: {column.name} is {a(column.role)} column; filter on it in WHERE"
+        return str(
+            T_(
+                "SELECT %(shown)s: %(column)s is not grouped; add it to GROUP BY",
+                shown=shown,
+                column=column.name,
+            )
+        )
+    return str(
+        T_(
+            "SELECT %(shown)s: %(column)s is %(a)s column; filter on it in WHERE",
+            shown=shown,
+            column=column.name,
+            a=a(column.role),
+        )
+    )

@@ -25,10 +25,13 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from cleanroom.errors import UserError
+from cleanroom import jalali
+from cleanroom.errors import T_, Text, UserError
+from cleanroom.room.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
 from cleanroom.spec import ColumnType
+from cleanroom.text import fold_digits, quoted
 
 DIALECT = "duckdb"
 PERSON = "person"  # the privacy unit's column in every analysis table
@@ -49,10 +52,10 @@ class QueryRejected(UserError):
     code = "query_rejected"
     status = 400
 
-    def __init__(self, rule: str, message: str, *, clause: str | None = None) -> None:
+    def __init__(self, rule: str, message: str | Text, *, clause: str | None = None) -> None:
         self.rule = rule
-        self.message = message
-        self.clause = clause if clause is not None else _clause_of(message)
+        self.message = str(message)  # English, as scripts and the audit trail read it
+        self.clause = clause if clause is not None else _clause_of(self.message)
         super().__init__(message)
 
     @property
@@ -80,15 +83,24 @@ def parse_select(sql: str) -> exp.Select:
     """The one SELECT of ``sql``, free of constructs restricted SQL never allows."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryRejected(
-            "too_long", f"the query is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}"
+            "too_long",
+            T_(
+                "the query is %(count)s characters long; the limit is %(max_sql_chars)s",
+                count=len(sql),
+                max_sql_chars=MAX_SQL_CHARS,
+            ),
         )
     sql = sql.removeprefix("\ufeff")  # a byte-order mark from a file is not part of the query
     control = next((i for i, ch in enumerate(sql) if _CONTROL.match(ch)), None)
     if control is not None:
         raise QueryRejected(
             "syntax",
-            f"the query has a control character (code {ord(sql[control])}) "
-            f"at position {control + 1}; only text, spaces, tabs and new lines are allowed",
+            T_(
+                "the query has a control character (code %(ord)s) at position "
+                "%(control)s; only text, spaces, tabs and new lines are allowed",
+                ord=ord(sql[control]),
+                control=control + 1,
+            ),
         )
     tokens = _tokens(sql)
     _refuse_comments(sql, tokens)
@@ -101,10 +113,10 @@ def parse_select(sql: str) -> exp.Select:
     if isinstance(tree, exp.SetOperation):
         raise QueryRejected(
             "set_operation",
-            f"{tree.key.upper()} combines queries; ask one SELECT at a time",
+            T_("%(key)s combines queries; ask one SELECT at a time", key=tree.key.upper()),
         )
     if isinstance(tree, exp.Subquery):
-        raise QueryRejected("subquery", "the whole query is in parentheses; remove them")
+        raise QueryRejected("subquery", T_("the whole query is in parentheses; remove them"))
     if not isinstance(tree, exp.Select):
         raise QueryRejected("not_select", _not_select(tree.key))
     _refuse_constructs(tree)
@@ -118,10 +130,13 @@ def _tokens(sql: str) -> list[Token]:
     except SqlglotError as err:
         raise QueryRejected(
             "syntax",
-            f"the query cannot be read; is a quote or comment left open? ({_first_line(str(err))})",
+            T_(
+                "the query cannot be read; is a quote or comment left open? (%(first_line)s)",
+                first_line=_first_line(str(err)),
+            ),
         ) from None
     except Exception:  # hostile text must never crash the gate
-        raise QueryRejected("syntax", "the query cannot be read") from None
+        raise QueryRejected("syntax", T_("the query cannot be read")) from None
 
 
 def _refuse_comments(sql: str, tokens: list[Token]) -> None:
@@ -136,7 +151,8 @@ def _refuse_comments(sql: str, tokens: list[Token]) -> None:
     commented = next((token for token in tokens if token.comments), None)
     if commented is not None:
         raise QueryRejected(
-            "comment", f"comments are not allowed (one is next to '{commented.text[:40]}')"
+            "comment",
+            T_("comments are not allowed (one is next to '%(text)s')", text=commented.text[:40]),
         )
     position = 0
     for token in tokens:
@@ -150,8 +166,10 @@ def _refuse_comments(sql: str, tokens: list[Token]) -> None:
 def _blank(gap: str) -> None:
     if gap.strip():
         if "--" in gap or "/*" in gap:
-            raise QueryRejected("comment", "comments are not allowed")
-        raise QueryRejected("syntax", f"unexpected characters {gap.strip()[:20]!r} in the query")
+            raise QueryRejected("comment", T_("comments are not allowed"))
+        raise QueryRejected(
+            "syntax", T_("unexpected characters %(gap)s in the query", gap=repr(gap.strip()[:20]))
+        )
 
 
 def _one_statement(tokens: list[Token]) -> None:
@@ -164,10 +182,11 @@ def _one_statement(tokens: list[Token]) -> None:
             statements += 1
             in_statement = True
     if statements == 0:
-        raise QueryRejected("syntax", "the query is empty")
+        raise QueryRejected("syntax", T_("the query is empty"))
     if statements > 1:
         raise QueryRejected(
-            "multiple_statements", f"one statement per query; this text has {statements}"
+            "multiple_statements",
+            T_("one statement per query; this text has %(statements)s", statements=statements),
         )
 
 
@@ -177,7 +196,10 @@ def _shallow(tokens: list[Token]) -> None:
         if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
             depth += 1
             if depth > MAX_NESTING:
-                raise QueryRejected("too_complex", f"parentheses nest more than {MAX_NESTING} deep")
+                raise QueryRejected(
+                    "too_complex",
+                    T_("parentheses nest more than %(max_nesting)s deep", max_nesting=MAX_NESTING),
+                )
         elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
             depth -= 1
 
@@ -188,11 +210,11 @@ def _parse(sql: str) -> exp.Expr:
     except ParseError as err:
         raise QueryRejected("syntax", _syntax_message(err)) from None
     except RecursionError:
-        raise QueryRejected("too_complex", "the query nests too deeply") from None
+        raise QueryRejected("too_complex", T_("the query nests too deeply")) from None
     except Exception:
-        raise QueryRejected("syntax", "the query cannot be read") from None
+        raise QueryRejected("syntax", T_("the query cannot be read")) from None
     if len(trees) != 1:  # pragma: no cover - the token count already ensured one
-        raise QueryRejected("multiple_statements", "one statement per query")
+        raise QueryRejected("multiple_statements", T_("one statement per query"))
     return trees[0]
 
 
@@ -202,14 +224,21 @@ _CLASS_REPR = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 
 def _syntax_message(err: ParseError) -> str:
     if not err.errors:
-        return f"the query does not parse: {_first_line(str(err))}"
+        return str(T_("the query does not parse: %(first_line)s", first_line=_first_line(str(err))))
     first = err.errors[0]
     what = _TOKEN_REPR.sub(lambda m: repr(m.group(1)), str(first.get("description", "")))
     what = _CLASS_REPR.sub(r"\1", what)
     line, col = first.get("line"), first.get("col")
     if line is None or col is None:
-        return f"the query does not parse: {what}"
-    return f"line {line}, column {col}: the query does not parse: {what}"
+        return str(T_("the query does not parse: %(what)s", what=what))
+    return str(
+        T_(
+            "line %(line)s, column %(col)s: the query does not parse: %(what)s",
+            line=line,
+            col=col,
+            what=what,
+        )
+    )
 
 
 def _first_line(text: str) -> str:
@@ -217,7 +246,7 @@ def _first_line(text: str) -> str:
 
 
 def _not_select(word: str) -> str:
-    return f"only SELECT queries can be asked, not {word.upper()[:20]}"
+    return str(T_("only SELECT queries can be asked, not %(word)s", word=word.upper()[:20]))
 
 
 def _walk(tree: exp.Expr) -> Iterator[tuple[exp.Expr, int]]:
@@ -235,57 +264,74 @@ def _refuse_constructs(tree: exp.Select) -> None:
     """Constructs refused wherever they appear, so the rule names the construct itself."""
     for node, depth in _walk(tree):
         if depth > 4 * MAX_NESTING:
-            raise QueryRejected("too_complex", "the query nests too deeply")
+            raise QueryRejected("too_complex", T_("the query nests too deeply"))
         if node is tree:
             continue
         if isinstance(node, exp.With | exp.CTE):
-            raise QueryRejected("cte", "WITH (common table expressions) is not allowed")
+            raise QueryRejected("cte", T_("WITH (common table expressions) is not allowed"))
         if isinstance(node, exp.SetOperation):
             raise QueryRejected(
-                "set_operation", f"{node.key.upper()} is not allowed; ask one SELECT at a time"
+                "set_operation",
+                T_("%(key)s is not allowed; ask one SELECT at a time", key=node.key.upper()),
             )
         if isinstance(node, exp.Query | exp.Subquery | exp.Exists):
             raise QueryRejected(
                 "subquery",
-                f"subqueries are not allowed ({fragment(node)}); "
-                "a query is one flat SELECT over party.dataset tables",
+                T_(
+                    "subqueries are not allowed (%(clause)s); a query is one flat SELECT "
+                    "over party.dataset tables",
+                    clause=fragment(node),
+                ),
             )
         if isinstance(node, exp.Window | exp.WindowSpec):
             raise QueryRejected(
-                "window_function", f"window functions are not allowed ({fragment(node)})"
+                "window_function",
+                T_("window functions are not allowed (%(clause)s)", clause=fragment(node)),
             )
         if isinstance(node, exp.Lateral):
             raise QueryRejected(
-                "join_type", "LATERAL is not allowed; join tables only ON a.person = b.person"
+                "join_type", T_("LATERAL is not allowed; join tables only ON a.person = b.person")
             )
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise QueryRejected(
-                "bad_literal", f"parameters ({fragment(node)}) are not allowed; write the value"
+                "bad_literal",
+                T_(
+                    "parameters (%(clause)s) are not allowed; write the value",
+                    clause=fragment(node),
+                ),
             )
 
 
 # Select arguments a restricted query may use; every other one has a rule.
 _ALLOWED_CLAUSES = {"expressions", "from_", "joins", "where", "group"}
 _CLAUSE_RULES = {
-    "with_": ("cte", "WITH (common table expressions) is not allowed"),
-    "distinct": ("distinct_select", "SELECT DISTINCT is not allowed; use GROUP BY"),
+    "with_": ("cte", N_("WITH (common table expressions) is not allowed")),
+    "distinct": ("distinct_select", N_("SELECT DISTINCT is not allowed; use GROUP BY")),
     "having": (
         "having",
-        "HAVING is not allowed: groups are released or suppressed by their noisy size, "
-        "filter rows with WHERE instead",
+        N_(
+            "HAVING is not allowed: groups are released or suppressed by their noisy size, "
+            "filter rows with WHERE instead"
+        ),
     ),
-    "order": ("order_or_limit", "ORDER BY is not allowed; sort the released table yourself"),
-    "sort": ("order_or_limit", "SORT BY is not allowed; sort the released table yourself"),
-    "cluster": ("order_or_limit", "CLUSTER BY is not allowed"),
-    "distribute": ("order_or_limit", "DISTRIBUTE BY is not allowed"),
-    "limit": ("order_or_limit", "LIMIT is not allowed: every declared group is released"),
-    "offset": ("order_or_limit", "OFFSET is not allowed: every declared group is released"),
-    "qualify": ("qualify", "QUALIFY is not allowed"),
-    "sample": ("sample", "SAMPLE is not allowed: the release is computed over all rows"),
-    "windows": ("window_function", "WINDOW clauses are not allowed"),
-    "laterals": ("join_type", "LATERAL is not allowed; join tables only ON a.person = b.person"),
-    "into": ("not_select", "SELECT INTO writes a table; only plain SELECT queries can be asked"),
-    "locks": ("unsupported_clause", "FOR UPDATE / FOR SHARE is not allowed"),
+    "order": ("order_or_limit", N_("ORDER BY is not allowed; sort the released table yourself")),
+    "sort": ("order_or_limit", N_("SORT BY is not allowed; sort the released table yourself")),
+    "cluster": ("order_or_limit", N_("CLUSTER BY is not allowed")),
+    "distribute": ("order_or_limit", N_("DISTRIBUTE BY is not allowed")),
+    "limit": ("order_or_limit", N_("LIMIT is not allowed: every declared group is released")),
+    "offset": ("order_or_limit", N_("OFFSET is not allowed: every declared group is released")),
+    "qualify": ("qualify", N_("QUALIFY is not allowed")),
+    "sample": ("sample", N_("SAMPLE is not allowed: the release is computed over all rows")),
+    "windows": ("window_function", N_("WINDOW clauses are not allowed")),
+    "laterals": (
+        "join_type",
+        N_("LATERAL is not allowed; join tables only ON a.person = b.person"),
+    ),
+    "into": (
+        "not_select",
+        N_("SELECT INTO writes a table; only plain SELECT queries can be asked"),
+    ),
+    "locks": ("unsupported_clause", N_("FOR UPDATE / FOR SHARE is not allowed")),
 }
 
 
@@ -294,12 +340,20 @@ def _refuse_clauses(tree: exp.Select) -> None:
         if name in _ALLOWED_CLAUSES or value is None or value is False or value == []:
             continue
         rule, message = _CLAUSE_RULES.get(
-            name, ("unsupported_clause", f"{name.rstrip('_').upper()} is not allowed here")
+            name,
+            (
+                "unsupported_clause",
+                str(T_("%(clause)s is not allowed here", clause=name.rstrip("_").upper())),
+            ),
         )
         raise QueryRejected(rule, message)
 
 
-_TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$")
+# Gregorian or Solar Hijri (a year 1300-1499), ``-`` or ``/``; digits folded first.
+_TIME_TEXT = re.compile(
+    r"^(?P<year>\d{4})(?P<sep>[-/])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})"
+    r"(?:[ T](?P<clock>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?))?$"
+)
 _DATE_TYPES = {exp.DataType.Type.DATE}
 _TIMESTAMP_TYPES = {
     exp.DataType.Type.TIMESTAMP,
@@ -362,11 +416,13 @@ def number(text: str) -> int | float:
         try:
             number = float(text)
         except ValueError:
-            raise QueryRejected("bad_literal", f"{text[:40]} is not a number") from None
+            raise QueryRejected(
+                "bad_literal", T_("%(text)s is not a number", text=text[:40])
+            ) from None
     if isinstance(number, float) and not math.isfinite(number):
-        raise QueryRejected("bad_literal", f"{text[:40]} is out of range")
+        raise QueryRejected("bad_literal", T_("%(text)s is out of range", text=text[:40]))
     if isinstance(number, int) and abs(number) >= 2**63:
-        raise QueryRejected("bad_literal", f"{text[:40]} is out of range")
+        raise QueryRejected("bad_literal", T_("%(text)s is out of range", text=text[:40]))
     return number
 
 
@@ -376,48 +432,86 @@ def not_a_value(node: exp.Expr, predicate: exp.Expr) -> QueryRejected:
     if isinstance(node, exp.Column):
         return QueryRejected(
             "column_comparison",
-            f"WHERE {shown}: a column can only be compared with literal values",
+            T_("WHERE %(shown)s: a column can only be compared with literal values", shown=shown),
         )
     if isinstance(node, exp.Null):
-        return QueryRejected("bad_literal", f"WHERE {shown}: to test for NULL write IS NULL")
+        return QueryRejected(
+            "bad_literal", T_("WHERE %(shown)s: to test for NULL write IS NULL", shown=shown)
+        )
     if isinstance(
         node, exp.ByteString | exp.RawString | exp.UnicodeString | exp.HexString | exp.BitString
     ):
         return QueryRejected(
             "bad_literal",
-            "escaped, dollar-quoted and other special strings are not allowed; "
-            "write values as plain 'single-quoted' text",
+            T_(
+                "escaped, dollar-quoted and other special strings are not allowed; write "
+                "values as plain 'single-quoted' text"
+            ),
         )
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
         return QueryRejected(
             "bad_literal",
-            f"WHERE {shown}: typed values other than DATE '...' and TIMESTAMP '...' "
-            "(without a time zone) are not allowed",
+            T_(
+                "WHERE %(shown)s: typed values other than DATE '...' and TIMESTAMP '...' "
+                "(without a time zone) are not allowed",
+                shown=shown,
+            ),
         )
     if isinstance(node, exp.Func):
         return function_refused(node)
     what = "string concatenation" if isinstance(node, exp.DPipe) else "an expression"
     return QueryRejected(
         "expression",
-        f"WHERE {shown}: {fragment(node)} is {what}; compare columns with literal values only",
+        T_(
+            "WHERE %(shown)s: %(clause)s is %(what)s; compare columns with literal values only",
+            shown=shown,
+            clause=fragment(node),
+            what=what,
+        ),
     )
 
 
 def time_value(text: str, column_type: ColumnType, typed: str | None, shown: str) -> str:
-    """An ISO date or timestamp, normalized so equal instants compare (and cache) equal."""
+    """An ISO date or timestamp, normalized so equal instants compare (and cache) equal.
+
+    A date may be written in the Solar Hijri calendar (``'1405-01-15'``,
+    ``'۱۴۰۵/۰۱/۱۵ 10:00'``): a year 1300-1499 is Solar Hijri by the rule of
+    :mod:`cleanroom.jalali` (no data of the room is dated 1300-1499 AD), so
+    the calendars cannot be confused, and the date is converted exactly. A
+    Solar Hijri day that does not exist (30 Esfand of a common year) is
+    refused with that reason rather than moved.
+    """
     wants_date = column_type == ColumnType.date or typed == "date"
     example = "'2025-01-31'" if wants_date else "'2025-01-31' or '2025-01-31 18:30:00'"
-    try:
-        if not _TIME_TEXT.match(text):
-            raise ValueError(text)
-        if wants_date:
-            day = date.fromisoformat(text)
-            instant = datetime(day.year, day.month, day.day)
-        else:
-            instant = datetime.fromisoformat(text)
-    except ValueError:
+    found = _TIME_TEXT.match(fold_digits(text.strip()))
+    if found is None or (wants_date and found.group("clock")):
         raise QueryRejected(
-            "bad_date", f"{shown}: {text[:40]!r} is not a {column_type}; write it as {example}"
+            "bad_date",
+            T_(
+                "%(shown)s: %(text)s is not a %(column_type)s; write it as %(example)s "
+                "(or as a Solar Hijri date like '1404-11-11')",
+                shown=shown,
+                text=quoted(text[:40]),
+                column_type=column_type,
+                example=example,
+            ),
+        )
+    year, month, day = (int(found.group(g)) for g in ("year", "month", "day"))
+    solar = jalali.is_solar_hijri_year(year)
+    try:
+        on = jalali.to_gregorian(year, month, day) if solar else date(year, month, day)
+        instant = datetime.fromisoformat(f"{on.isoformat()} {found.group('clock') or '00:00'}")
+    except ValueError:
+        calendar = T_("Solar Hijri date (a year 1300-1499)") if solar else T_("Gregorian date")
+        raise QueryRejected(
+            "bad_date",
+            T_(
+                "%(shown)s: %(text)s is read as a %(calendar)s, and that calendar has no "
+                "such day or time",
+                shown=shown,
+                text=quoted(text[:40]),
+                calendar=calendar,
+            ),
         ) from None
     if column_type == ColumnType.date:
         return instant.date().isoformat()
@@ -429,14 +523,22 @@ def function_refused(node: exp.Func) -> QueryRejected:
     if isinstance(node, exp.Case | exp.If):
         return QueryRejected(
             "expression",
-            f"{fragment(node)}: CASE is not allowed; filter in WHERE and group by dimensions",
+            T_(
+                "%(clause)s: CASE is not allowed; filter in WHERE and group by dimensions",
+                clause=fragment(node),
+            ),
         )
     name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
     if isinstance(node, exp.Cast | exp.TryCast):
         name = "CAST"
     return QueryRejected(
         "unknown_function",
-        f"{fragment(node)}: {name.upper()} is not allowed; the only functions are {AGGREGATES}",
+        T_(
+            "%(clause)s: %(name)s is not allowed; the only functions are %(aggregates)s",
+            clause=fragment(node),
+            name=name.upper(),
+            aggregates=AGGREGATES,
+        ),
     )
 
 

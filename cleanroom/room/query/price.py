@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from cleanroom.errors import T_
 from cleanroom.room.budget import BudgetStatus
 
 
@@ -22,17 +23,33 @@ def outlook(party: str, epsilon: Fraction, status: BudgetStatus) -> dict[str, An
     """The budget side of a dry run (see :class:`cleanroom.room.api.models.BudgetOutlook`)."""
     n = queries_left(epsilon, status.left)
     until = status.period_end[:10]
+    values = {
+        "cost": f"{float(epsilon):.4g}",
+        "left": f"{float(status.left):.4g}",
+        "party": party,
+        "until": until,
+        "n": n,
+    }
+    # Stored and sent in English (scripts read it); pages and the CLI show it translated.
     if n == 0:
-        sentence = (
-            f"This query costs epsilon {float(epsilon):.4g}, more than the "
-            f"{float(status.left):.4g} left to {party} until {until}: it would be refused"
+        text = T_(
+            "This query costs epsilon %(cost)s, more than the %(left)s left to %(party)s "
+            "until %(until)s: it would be refused",
+            **values,
+        )
+    elif n == 1:
+        text = T_(
+            "This query costs epsilon %(cost)s of the %(left)s left to %(party)s until "
+            "%(until)s — about %(n)s such query",
+            **values,
         )
     else:
-        such = "query" if n == 1 else "queries"
-        sentence = (
-            f"This query costs epsilon {float(epsilon):.4g} of the {float(status.left):.4g} "
-            f"left to {party} until {until} — about {n} such {such}"
+        text = T_(
+            "This query costs epsilon %(cost)s of the %(left)s left to %(party)s until "
+            "%(until)s — about %(n)s such queries",
+            **values,
         )
+    sentence = str(text)
     return {
         "left": float(status.left),
         "period_end": status.period_end,

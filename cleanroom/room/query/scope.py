@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from cleanroom.errors import T_
 from cleanroom.room.policy.models import CollaborationPolicy, ColumnPolicy, DatasetContract
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.parse import PERSON, QueryRejected, fragment, unparen
@@ -67,7 +68,9 @@ class Scope:
     ) -> Scope:
         source = select.args.get("from_")
         if source is None:
-            raise QueryRejected("missing_from", "the query reads no table; add FROM party.dataset")
+            raise QueryRejected(
+                "missing_from", T_("the query reads no table; add FROM party.dataset")
+            )
         joins: list[exp.Join] = select.args.get("joins") or []
         nodes = [source.this, *(join.this for join in joins)]
         found = [_table_name(node, policy, access) for node in nodes]
@@ -76,7 +79,7 @@ class Scope:
             if name in names[:i]:
                 raise QueryRejected(
                     "duplicate_table",
-                    f"{name} appears twice in FROM; each table may be read once",
+                    T_("%(name)s appears twice in FROM; each table may be read once", name=name),
                 )
         tables = _with_aliases(found, policy)
         scope = cls(policy, party, access, tables)
@@ -85,8 +88,11 @@ class Scope:
         if access.join_required and not any(t.ref.party == party for t in tables):
             raise QueryRejected(
                 "join_required",
-                f"the policy requires {party}'s queries to read one of {party}'s own tables; "
-                f"add one and JOIN it ON person",
+                T_(
+                    "the policy requires %(party)s's queries to read one of %(party)s's own "
+                    "tables; add one and JOIN it ON person",
+                    party=party,
+                ),
             )
         return scope
 
@@ -104,8 +110,11 @@ class Scope:
             what = " ".join(kind) + " JOIN" if kind else "this join"
             raise QueryRejected(
                 "join_type",
-                f"{what} of {new.ref.name} is not allowed; "
-                "use INNER JOIN ... ON a.person = b.person",
+                T_(
+                    "%(what)s of %(ref)s is not allowed; use INNER JOIN ... ON a.person = b.person",
+                    what=what,
+                    ref=new.ref.name,
+                ),
             )
         using, on = join.args.get("using"), join.args.get("on")
         if using:
@@ -113,14 +122,21 @@ class Scope:
             if names != [PERSON]:
                 raise QueryRejected(
                     "join_not_on_person",
-                    f"JOIN {new.ref.name} USING ({', '.join(names)}): join on person only",
+                    T_(
+                        "JOIN %(ref)s USING (%(names)s): join on person only",
+                        ref=new.ref.name,
+                        names=", ".join(names),
+                    ),
                 )
             return
         if on is None:
             raise QueryRejected(
                 "join_type",
-                f"{new.ref.name} is joined without ON (a comma or cross join); "
-                "use JOIN ... ON a.person = b.person",
+                T_(
+                    "%(ref)s is joined without ON (a comma or cross join); use JOIN ... ON "
+                    "a.person = b.person",
+                    ref=new.ref.name,
+                ),
             )
         condition = unparen(on)
         ok = False
@@ -136,8 +152,14 @@ class Scope:
         if not ok:
             raise QueryRejected(
                 "join_not_on_person",
-                f"JOIN {new.ref.name} ON {fragment(on)}: tables join only on person, "
-                f"as in ON {visible[0].called}.person = {new.called}.person",
+                T_(
+                    "JOIN %(ref)s ON %(clause)s: tables join only on person, as in ON "
+                    "%(called)s.person = %(called2)s.person",
+                    ref=new.ref.name,
+                    clause=fragment(on),
+                    called=visible[0].called,
+                    called2=new.called,
+                ),
             )
 
     def resolve(self, node: exp.Column, tables: list[Table] | None = None) -> Column:
@@ -146,20 +168,29 @@ class Scope:
         if isinstance(node.this, exp.Star):
             raise QueryRejected(
                 "select_star",
-                f"{fragment(node)}: name the columns; SELECT * would release rows",
+                T_(
+                    "%(clause)s: name the columns; SELECT * would release rows",
+                    clause=fragment(node),
+                ),
             )
         name = node.name.lower()
         parts = [node.args.get(p) for p in ("catalog", "db", "table")]
         qualifier = ".".join(p.name.lower() for p in parts if p is not None)
         if node.args.get("catalog") is not None:
-            raise QueryRejected("unknown_column", f"{fragment(node)} is not a column name")
+            raise QueryRejected(
+                "unknown_column", T_("%(clause)s is not a column name", clause=fragment(node))
+            )
         if qualifier:
             matches = [t for t in tables if qualifier in t.qualifiers]
             if not matches:
                 raise QueryRejected(
                     "unknown_table",
-                    f"{fragment(node)}: '{qualifier}' is not a table or alias in FROM"
-                    f" ({', '.join(_describe(t) for t in tables)})",
+                    T_(
+                        "%(clause)s: '%(qualifier)s' is not a table or alias in FROM (%(items)s)",
+                        clause=fragment(node),
+                        qualifier=qualifier,
+                        items=", ".join(_describe(t) for t in tables),
+                    ),
                 )
         elif name == PERSON:
             matches = tables[:1]  # joined on person, every table's person is the same
@@ -170,14 +201,22 @@ class Scope:
         if len(matches) > 1:
             raise QueryRejected(
                 "ambiguous_column",
-                f"{name} is a column of {' and '.join(t.ref.name for t in matches)}; "
-                f"qualify it, e.g. {matches[0].called}.{name}",
+                T_(
+                    "%(name)s is a column of %(items)s; qualify it, e.g. %(called)s.%(name)s",
+                    name=name,
+                    items=" and ".join(t.ref.name for t in matches),
+                    called=matches[0].called,
+                ),
             )
         if not matches:
             raise QueryRejected(
                 "unknown_column",
-                f"{name} is not a column of {' or '.join(t.ref.name for t in tables)}"
-                f"{_lookalike(name)}",
+                T_(
+                    "%(name)s is not a column of %(items)s%(lookalike)s",
+                    name=name,
+                    items=" or ".join(t.ref.name for t in tables),
+                    lookalike=_lookalike(name),
+                ),
             )
         return self._vet(matches[0], name)
 
@@ -187,27 +226,44 @@ class Scope:
         if name in table.contract.identifiers:
             raise QueryRejected(
                 "identifier_column",
-                f"{table.ref.name}.{name} is an identifier and is not visible to analysts; "
-                "each table has a person column instead",
+                T_(
+                    "%(ref)s.%(name)s is an identifier and is not visible to analysts; each "
+                    "table has a person column instead",
+                    ref=table.ref.name,
+                    name=name,
+                ),
             )
         policy = table.contract.columns.get(name)
         if policy is None:
             raise QueryRejected(
                 "unknown_column",
-                f"{name} is not a column of {table.ref.name} (its columns: "
-                f"{', '.join(self.usable(table))})",
+                T_(
+                    "%(name)s is not a column of %(ref)s (its columns: %(usable)s)",
+                    name=name,
+                    ref=table.ref.name,
+                    usable=", ".join(self.usable(table)),
+                ),
             )
         if not self.access.may_use(table.ref.name, name):
             raise QueryRejected(
                 "column_not_allowed",
-                f"{self.party}'s analysts may not use {table.ref.name}.{name} "
-                f"(allowed: {', '.join(self.usable(table))})",
+                T_(
+                    "%(party)s's analysts may not use %(ref)s.%(name)s (allowed: %(usable)s)",
+                    party=self.party,
+                    ref=table.ref.name,
+                    name=name,
+                    usable=", ".join(self.usable(table)),
+                ),
             )
         if policy.role == "stored":
             raise QueryRejected(
                 "stored_column",
-                f"{table.ref.name}.{name} is stored only (it has no declared domain or bounds); "
-                "no query may use it",
+                T_(
+                    "%(ref)s.%(name)s is stored only (it has no declared domain or bounds); "
+                    "no query may use it",
+                    ref=table.ref.name,
+                    name=name,
+                ),
             )
         return Column(table, name, policy)
 
@@ -236,13 +292,18 @@ def _table_name(
     if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
         raise QueryRejected(
             "table_function",
-            f"FROM {fragment(node)}: only analysis tables (party.dataset) can be read",
+            T_(
+                "FROM %(clause)s: only analysis tables (party.dataset) can be read",
+                clause=fragment(node),
+            ),
         )
     for arg, value in node.args.items():
         if arg in ("this", "db", "catalog", "alias") or not value:
             continue
         rule = "sample" if arg == "sample" else "unsupported_clause"
-        raise QueryRejected(rule, f"FROM {fragment(node)}: only a table name and an alias")
+        raise QueryRejected(
+            rule, T_("FROM %(clause)s: only a table name and an alias", clause=fragment(node))
+        )
     db, catalog = node.args.get("db"), node.args.get("catalog")
     readable = [
         f"{p}.{d}"
@@ -253,35 +314,49 @@ def _table_name(
     if db is None or catalog is not None:
         raise QueryRejected(
             "unknown_table",
-            f"FROM {fragment(node)}: name an analysis table as party.dataset "
-            f"({', '.join(readable)})",
+            T_(
+                "FROM %(clause)s: name an analysis table as party.dataset (%(readable)s)",
+                clause=fragment(node),
+                readable=", ".join(readable),
+            ),
         )
     party, dataset = db.name.lower(), node.name.lower()
     name = f"{party}.{dataset}"
     if policy.contract(party, dataset) is None:
         raise QueryRejected(
             "unknown_table",
-            f"there is no table {fragment(node)}{_lookalike(name)}; "
-            f"the tables are {', '.join(readable)}",
+            T_(
+                "there is no table %(clause)s%(lookalike)s; the tables are %(readable)s",
+                clause=fragment(node),
+                lookalike=_lookalike(name),
+                readable=", ".join(readable),
+            ),
         )
     if not access.may_read(name):
         raise QueryRejected(
             "table_not_allowed",
-            f"the policy does not open {name} to your analysts ({', '.join(readable)} are open)",
+            T_(
+                "the policy does not open %(name)s to your analysts (%(readable)s are open)",
+                name=name,
+                readable=", ".join(readable),
+            ),
         )
     alias = node.args.get("alias")
     if alias is None:
         return party, dataset, None
     if alias.args.get("columns"):
         raise QueryRejected(
-            "unsupported_clause", f"FROM {fragment(node)}: column aliases on a table"
+            "unsupported_clause",
+            T_("FROM %(clause)s: column aliases on a table", clause=fragment(node)),
         )
     given = alias.name.lower()
     if not _ALIAS.match(given):
         raise QueryRejected(
             "bad_alias",
-            f"alias {alias.name!r}: use letters, digits and '_' (at most 63), "
-            "starting with a letter",
+            T_(
+                "alias %(alias)s: use letters, digits and '_' (at most 63), starting with a letter",
+                alias=repr(alias.name),
+            ),
         )
     return party, dataset, given
 
@@ -293,7 +368,9 @@ def _with_aliases(
     given = [alias for _, _, alias in found if alias is not None]
     for i, alias in enumerate(given):
         if alias in given[:i]:
-            raise QueryRejected("duplicate_alias", f"two tables are called {alias}")
+            raise QueryRejected(
+                "duplicate_alias", T_("two tables are called %(alias)s", alias=alias)
+            )
     taken = set(given)
     tables = []
     for party, dataset, given_alias in found:

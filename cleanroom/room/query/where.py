@@ -13,6 +13,7 @@ from typing import Literal
 
 from sqlglot import exp
 
+from cleanroom.errors import T_
 from cleanroom.room.query.parse import (
     PERSON,
     QueryRejected,
@@ -72,19 +73,28 @@ class Filters:
         if literal(node) is not None or isinstance(node, exp.Null):
             raise QueryRejected(
                 "constant_predicate",
-                f"WHERE {fragment(node)} does not depend on any column; remove it",
+                T_(
+                    "WHERE %(clause)s does not depend on any column; remove it",
+                    clause=fragment(node),
+                ),
             )
         if isinstance(node, exp.Column):
             raise QueryRejected(
                 "unsupported_predicate",
-                f"WHERE {fragment(node)}: compare the column with a value, e.g. = TRUE",
+                T_(
+                    "WHERE %(clause)s: compare the column with a value, e.g. = TRUE",
+                    clause=fragment(node),
+                ),
             )
         if isinstance(node, exp.Func):
             raise function_refused(node)
         raise QueryRejected(
             "unsupported_predicate",
-            f"WHERE {fragment(node)}: filters are comparisons (= != < <= > >=, IN, BETWEEN, "
-            "IS NULL) of a column with literal values, joined by AND, OR and NOT",
+            T_(
+                "WHERE %(clause)s: filters are comparisons (= != < <= > >=, IN, BETWEEN, "
+                "IS NULL) of a column with literal values, joined by AND, OR and NOT",
+                clause=fragment(node),
+            ),
         )
 
     def compare(self, node: exp.Expr, op: CompareOp) -> Comparison:
@@ -104,15 +114,22 @@ class Filters:
 
     def member(self, node: exp.In) -> Comparison:
         if node.args.get("query") is not None:
-            raise QueryRejected("subquery", f"{fragment(node)}: IN takes a list of literal values")
+            raise QueryRejected(
+                "subquery",
+                T_("%(clause)s: IN takes a list of literal values", clause=fragment(node)),
+            )
         if node.args.get("field") is not None or node.args.get("unnest") is not None:
             raise QueryRejected(
-                "unsupported_predicate", f"{fragment(node)}: IN takes a (list, of, values)"
+                "unsupported_predicate",
+                T_("%(clause)s: IN takes a (list, of, values)", clause=fragment(node)),
             )
         column = self.column(unparen(node.this), node)
         values = node.expressions
         if not values:
-            raise QueryRejected("unsupported_predicate", f"{fragment(node)}: the IN list is empty")
+            raise QueryRejected(
+                "unsupported_predicate",
+                T_("%(clause)s: the IN list is empty", clause=fragment(node)),
+            )
         admitted = [self.value(column, value, node) for value in values]
         unique = tuple(dict.fromkeys(admitted))
         return Comparison(column.ref, "in", unique)
@@ -120,7 +137,8 @@ class Filters:
     def between(self, node: exp.Between) -> Comparison:
         if node.args.get("symmetric"):
             raise QueryRejected(
-                "unsupported_predicate", f"{fragment(node)}: BETWEEN SYMMETRIC is not allowed"
+                "unsupported_predicate",
+                T_("%(clause)s: BETWEEN SYMMETRIC is not allowed", clause=fragment(node)),
             )
         column = self.column(unparen(node.this), node)
         low = self.value(column, node.args["low"], node)
@@ -132,7 +150,11 @@ class Filters:
         if not isinstance(node.expression, exp.Null):
             raise QueryRejected(
                 "unsupported_predicate",
-                f"{fragment(node)}: IS is for NULL only; write {column.name} = TRUE instead",
+                T_(
+                    "%(clause)s: IS is for NULL only; write %(column)s = TRUE instead",
+                    clause=fragment(node),
+                    column=column.name,
+                ),
             )
         return Comparison(column.ref, "is null")
 
@@ -143,19 +165,25 @@ class Filters:
                 if predicate.find(exp.Column) is not None:
                     raise QueryRejected(
                         "unsupported_predicate",
-                        f"{fragment(predicate)}: put the column first",
+                        T_("%(clause)s: put the column first", clause=fragment(predicate)),
                     )
                 raise QueryRejected(
                     "constant_predicate",
-                    f"WHERE {fragment(predicate)} does not depend on any column; remove it",
+                    T_(
+                        "WHERE %(clause)s does not depend on any column; remove it",
+                        clause=fragment(predicate),
+                    ),
                 )
             raise not_a_value(node, predicate)
         column = self.scope.resolve(node)
         if column.role == PERSON:
             raise QueryRejected(
                 "person_filter",
-                f"WHERE {fragment(predicate)}: person cannot be filtered on; "
-                "a filter on person would single out individuals",
+                T_(
+                    "WHERE %(clause)s: person cannot be filtered on; a filter on person "
+                    "would single out individuals",
+                    clause=fragment(predicate),
+                ),
             )
         return column
 
@@ -173,18 +201,34 @@ class Filters:
             if not isinstance(value, str):
                 raise QueryRejected(
                     "literal_type",
-                    f"{shown}: {column.name} is {_a(policy.type)}; compare it with a date like "
-                    "'2025-01-31' or DATE '2025-01-31'",
+                    T_(
+                        "%(shown)s: %(column)s is %(a)s; compare it with a date like "
+                        "'2025-01-31' or DATE '2025-01-31'",
+                        shown=shown,
+                        column=column.name,
+                        a=_a(policy.type),
+                    ),
                 )
             return time_value(value, policy.type, typed, shown)
         if typed is not None:
             raise QueryRejected(
-                "literal_type", f"{shown}: {column.name} is {_a(policy.type)}, not a date"
+                "literal_type",
+                T_(
+                    "%(shown)s: %(column)s is %(a)s, not a date",
+                    shown=shown,
+                    column=column.name,
+                    a=_a(policy.type),
+                ),
             )
         if column.role == "metric":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise QueryRejected(
-                    "literal_type", f"{shown}: {column.name} is a number; compare it with one"
+                    "literal_type",
+                    T_(
+                        "%(shown)s: %(column)s is a number; compare it with one",
+                        shown=shown,
+                        column=column.name,
+                    ),
                 )
             return value
         expected = {
@@ -194,7 +238,14 @@ class Filters:
         }[policy.type]
         if _kind(value) != _kind_of_type(policy.type):
             raise QueryRejected(
-                "literal_type", f"{shown}: {column.name} is {_a(policy.type)}; use {expected}"
+                "literal_type",
+                T_(
+                    "%(shown)s: %(column)s is %(a)s; use %(expected)s",
+                    shown=shown,
+                    column=column.name,
+                    a=_a(policy.type),
+                    expected=expected,
+                ),
             )
         assert policy.domain is not None
         if isinstance(value, str):
@@ -202,14 +253,21 @@ class Filters:
             try:
                 value = normalize_category(value)
             except EmptiedValue as err:
-                raise QueryRejected("bad_literal", f"{shown}: {err}") from None
+                raise QueryRejected(
+                    "bad_literal", T_("%(shown)s: %(err)s", shown=shown, err=err)
+                ) from None
         if _domain_key(value, policy.type) not in {
             _domain_key(d, policy.type) for d in policy.domain
         }:
             raise QueryRejected(
                 "domain_value_undeclared",
-                f"{shown}: {_shown(value)} is not a declared value of {column.name} "
-                f"({_listing(policy.domain)})",
+                T_(
+                    "%(shown)s: %(value)s is not a declared value of %(column)s (%(listing)s)",
+                    shown=shown,
+                    value=_shown(value),
+                    column=column.name,
+                    listing=_listing(policy.domain),
+                ),
             )
         return value
 

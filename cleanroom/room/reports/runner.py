@@ -30,10 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cleanroom.errors import AuditChainBroken, CleanroomError, ConflictError, NotFoundError
+from cleanroom.errors import T_, AuditChainBroken, CleanroomError, ConflictError, NotFoundError
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
+from cleanroom.room.i18n import N_
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy.reports import ReportPolicy, exact
 from cleanroom.room.query.check import QueryRejected
@@ -85,7 +86,7 @@ class ReportRunner:
         active = self.room.active_policy()
         report = active.policy.reports.get(name)
         if report is None:
-            raise NotFoundError(f"the active policy has no report '{name[:60]}'")
+            raise NotFoundError(T_("the active policy has no report '%(name)s'", name=name[:60]))
         return active, report
 
     def run(
@@ -99,7 +100,7 @@ class ReportRunner:
         """
         active, report = self.definition(name)
         if not report.enabled:
-            raise ConflictError(f"report '{name}' is disabled in the active policy")
+            raise ConflictError(T_("report '%(name)s' is disabled in the active policy", name=name))
         identity = reporter_identity(user)
         self.room.audit.require_intact()  # a run must be recorded: refuse before claiming
         # Pinned: a re-match cannot drop its tables; refused if past the retention.
@@ -165,7 +166,7 @@ class ReportRunner:
                 )
             ]
             refund = not stored and bool(charges)
-            reason = "interrupted: the service stopped during the run"
+            reason = N_("interrupted: the service stopped during the run")
             for charge in charges if refund else []:
                 self.engine.ledger.refund(charge, actor="recovery", reason=reason)
             self._close(
@@ -189,7 +190,7 @@ class ReportRunner:
             self._close(run, "refused", error=str(err), details={"rule": err.rule})
             return
         if generation is None:
-            self._close(run, "refused", error="no match has run yet; nothing to report on")
+            self._close(run, "refused", error=N_("no match has run yet; nothing to report on"))
             return
         privacy = active.policy.privacy
         assert privacy is not None  # the policy model refuses reports without one
@@ -378,4 +379,4 @@ def _reason(err: BaseException) -> str:
     """A reason fit to store and show: our own errors say what happened, others name a type."""
     if isinstance(err, CleanroomError) and err.status < 500:
         return str(err)
-    return f"internal error ({type(err).__name__}); see the service log"
+    return str(T_("internal error (%(kind)s); see the service log", kind=type(err).__name__))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
-from cleanroom.errors import ConflictError, NotFoundError
+from cleanroom.errors import T_, ConflictError, NotFoundError
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.store import MetaStore, now
 
@@ -31,7 +31,13 @@ class SlotTaken(ConflictError):
     def __init__(self, run: ReportRun) -> None:
         self.run = run
         super().__init__(
-            f"report '{run.report}' slot {run.slot} is already {run.status} (run {run.id})"
+            T_(
+                "report '%(report)s' slot %(slot)s is already %(status)s (run %(run)s)",
+                report=run.report,
+                slot=run.slot,
+                status=run.status,
+                run=run.id,
+            )
         )
 
 
@@ -120,8 +126,13 @@ class RunLog:
                 busy = _one(db, "report = ? AND status = 'running'", (report,))
                 if busy is not None:
                     raise ReportBusy(
-                        f"report '{report}' is already running (run {busy.id}, "
-                        f"started {busy.started_at}); try again when it has finished"
+                        T_(
+                            "report '%(report)s' is already running (run %(busy)s, started "
+                            "%(started_at)s); try again when it has finished",
+                            report=report,
+                            busy=busy.id,
+                            started_at=busy.started_at,
+                        )
                     )
                 db.execute(
                     "INSERT INTO report_runs (id, report, slot, trigger, actor, status,"
@@ -141,7 +152,13 @@ class RunLog:
                     ),
                 )
         except sqlite3.IntegrityError:  # pragma: no cover - the checks above run first
-            raise ReportBusy(f"report '{report}' slot {slot} was claimed concurrently") from None
+            raise ReportBusy(
+                T_(
+                    "report '%(report)s' slot %(slot)s was claimed concurrently",
+                    report=report,
+                    slot=slot,
+                )
+            ) from None
         return self.get(report, run_id)
 
     def set_charge(self, run_id: str, charge_id: int) -> None:
@@ -173,7 +190,9 @@ class RunLog:
         """One run of one report."""
         found = _one(self._store.connection(), "report = ? AND id = ?", (report, run_id))
         if found is None:
-            raise NotFoundError(f"report '{report}' has no run '{run_id[:40]}'")
+            raise NotFoundError(
+                T_("report '%(report)s' has no run '%(run_id)s'", report=report, run_id=run_id[:40])
+            )
         return found
 
     def recent(self, report: str, *, limit: int = 50) -> list[ReportRun]:

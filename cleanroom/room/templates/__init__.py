@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from cleanroom.errors import T_
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.prepared import Prepared
@@ -34,13 +35,22 @@ def prepare_template(
 ) -> Prepared:
     """Check that the template exists, is enabled and open to the party; check its parameters."""
     if name not in TEMPLATES:
-        raise QueryRejected("unknown_template", f"there is no template {quoted(name[:100])}")
+        raise QueryRejected(
+            "unknown_template", T_("there is no template %(name)s", name=quoted(name[:100]))
+        )
     approved = policy.templates.get(name)
     if approved is None:  # fail closed: a template runs only once reviewers approved it
-        raise QueryRejected("template_not_in_policy", f"the policy does not approve '{name}'")
+        raise QueryRejected(
+            "template_not_in_policy", T_("the policy does not approve '%(name)s'", name=name)
+        )
     if not approved.enabled:
-        raise QueryRejected("template_disabled", f"the policy has disabled the template '{name}'")
+        raise QueryRejected(
+            "template_disabled", T_("the policy has disabled the template '%(name)s'", name=name)
+        )
     access = policy.parties[party].analysts if party in policy.parties else None
     if access is not None and not access.may_run(name):
-        raise QueryRejected("template_not_allowed", f"'{party}' analysts may not run '{name}'")
+        raise QueryRejected(
+            "template_not_allowed",
+            T_("'%(party)s' analysts may not run '%(name)s'", party=party, name=name),
+        )
     return TEMPLATES[name](params, policy=policy, party=party)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cleanroom.errors import T_
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
@@ -65,9 +66,14 @@ def brands(params: Params, name: str, policy: CollaborationPolicy, party: str) -
     else:
         for b in wanted:
             if b not in policy.parties:
-                raise params.reject(name, f"names no brand {quoted(b)} of this collaboration")
+                raise params.reject(
+                    name, T_("names no brand %(b)s of this collaboration", b=quoted(b))
+                )
             if b not in open_brands:
-                raise QueryRejected("table_not_allowed", f"{name}: {quoted(b)} is not open to you")
+                raise QueryRejected(
+                    "table_not_allowed",
+                    T_("%(name)s: %(b)s is not open to you", name=name, b=quoted(b)),
+                )
         chosen = sorted(set(wanted))
     require_own(params, name, chosen, policy, party)
     return chosen
@@ -80,7 +86,13 @@ def require_own(
     access = _access(policy, party)
     if access is not None and access.join_required and party not in chosen:
         raise QueryRejected(
-            "join_required", f"{params.template}: '{name}' must include your own brand '{party}'"
+            "join_required",
+            T_(
+                "%(template)s: '%(name)s' must include your own brand '%(party)s'",
+                template=params.template,
+                name=name,
+                party=party,
+            ),
         )
 
 
@@ -92,16 +104,18 @@ def step_source(
     brand, _, dataset = head.partition(".")
     sources = activity_sources(policy, party, brand)
     if not sources:
-        raise params.reject(name, f"names no brand with activity open to you: {quoted(brand)}")
+        raise params.reject(
+            name, T_("names no brand with activity open to you: %(brand)s", brand=quoted(brand))
+        )
     if dataset:
         sources = [s for s in sources if s.dataset == dataset]
         if not sources:
-            raise params.reject(name, f"names no activity dataset {quoted(head)}")
+            raise params.reject(name, T_("names no activity dataset %(head)s", head=quoted(head)))
     if not condition:
         return sources
     if len(sources) != 1:
         raise params.reject(
-            name, f"{quoted(head)}: name the dataset to filter on (brand.dataset:…)"
+            name, T_("%(head)s: name the dataset to filter on (brand.dataset:…)", head=quoted(head))
         )
     column, _, value = condition.partition("=")
     contract = policy.contract(sources[0].party, sources[0].dataset)
@@ -114,11 +128,19 @@ def step_source(
         or (access is not None and not access.may_use(head, column))
     ):
         raise params.reject(
-            name, f"can only filter on a dimension open to you, not {quoted(column)}"
+            name,
+            T_("can only filter on a dimension open to you, not %(column)s", column=quoted(column)),
         )
     matches = [v for v in col.domain if str(v).lower() == value.lower()]
     if not matches:
-        raise params.reject(name, f"{quoted(column)} has no declared value {quoted(value)}")
+        raise params.reject(
+            name,
+            T_(
+                "%(column)s has no declared value %(value)s",
+                column=quoted(column),
+                value=quoted(value),
+            ),
+        )
     return [Source(sources[0].party, sources[0].dataset, sources[0].time, (column, matches[0]))]
 
 

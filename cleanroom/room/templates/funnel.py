@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom import accuracy
+from cleanroom.errors import T_
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -131,7 +132,7 @@ def prepare_funnel(params: Mapping[str, str], *, policy: CollaborationPolicy, pa
     p = Params("funnel", params)
     wanted = p.names("steps")
     if wanted is None or not 2 <= len(wanted) <= 6:
-        raise p.reject("steps", "must list 2 to 6 steps, e.g. okala,ofogh")
+        raise p.reject("steps", T_("must list 2 to 6 steps, e.g. okala,ofogh"))
     steps = tuple(tuple(step_source(p, "steps", w, policy, party)) for w in wanted)
     require_own(p, "steps", sorted({s[0].party for s in steps}), policy, party)
     window = p.integer("window_days", 30, 1, 365)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom import accuracy
+from cleanroom.errors import T_
 from cleanroom.room import dp, sensitivity
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
@@ -112,7 +113,9 @@ class CampaignLift(Journey):
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
         if self.campaign.table not in tables:
-            raise QueryRejected("no_data", f"'{self.campaign.table}' has no data in the room yet")
+            raise QueryRejected(
+                "no_data", T_("'%(table)s' has no data in the room yet", table=self.campaign.table)
+            )
         c = self.campaign
         params: list[object] = [*self.arms, self.start, self.end]
         horizon = self.end + dt.timedelta(days=self.window_days + 1)
@@ -263,29 +266,48 @@ def prepare_lift(
     column = contract.columns.get(arm_column)
     if column is None or column.domain is None:
         raise p.reject(
-            "arm_column", f"{quoted(arm_column)} must be a dimension of {campaign.table}"
+            "arm_column",
+            T_(
+                "%(arm_column)s must be a dimension of %(table)s",
+                arm_column=quoted(arm_column),
+                table=campaign.table,
+            ),
         )
     arms = (p.text("treatment", "treatment") or "", p.text("control", "control") or "")
     for name, value in zip(("treatment", "control"), arms, strict=True):
         if value not in [str(v) for v in column.domain]:
-            raise p.reject(name, f"{quoted(value)} is not a declared value of {arm_column}")
+            raise p.reject(
+                name,
+                T_(
+                    "%(value)s is not a declared value of %(arm_column)s",
+                    value=quoted(value),
+                    arm_column=arm_column,
+                ),
+            )
     if arms[0] == arms[1]:
-        raise p.reject("control", "must differ from treatment")
+        raise p.reject("control", T_("must differ from treatment"))
     label = p.text("outcome")
     if label is None:
-        raise p.reject("outcome", "is required (a brand, e.g. outcome=ofogh)")
+        raise p.reject("outcome", T_("is required (a brand, e.g. outcome=ofogh)"))
     outcome = tuple(step_source(p, "outcome", label, policy, party))
     require_own(p, "campaign/outcome", sorted({campaign.party, outcome[0].party}), policy, party)
     metric = None
     metric_name = p.text("metric")
     if metric_name is not None:
         if len(outcome) != 1:
-            raise p.reject("metric", "needs the outcome to name one dataset (brand.dataset)")
+            raise p.reject("metric", T_("needs the outcome to name one dataset (brand.dataset)"))
         out_contract = policy.contract(outcome[0].party, outcome[0].dataset)
         assert out_contract is not None
         col = out_contract.columns.get(metric_name)
         if col is None or col.bounds is None:
-            raise p.reject("metric", f"{quoted(metric_name)} is not a metric of {outcome[0].table}")
+            raise p.reject(
+                "metric",
+                T_(
+                    "%(metric_name)s is not a metric of %(table)s",
+                    metric_name=quoted(metric_name),
+                    table=outcome[0].table,
+                ),
+            )
         metric = (metric_name, col.bounds[0], col.bounds[1])
     default_cap = math.ceil(metric[2]) if metric else 1
     cap = p.integer("spend_cap", default_cap, 1, 10**12)
@@ -306,16 +328,19 @@ def _campaign(p: Params, policy: CollaborationPolicy, party: str) -> Source:
     ]
     if name is None:
         if len(candidates) != 1:
-            raise p.reject("campaign", "is required (party.dataset of the campaign table)")
+            raise p.reject("campaign", T_("is required (party.dataset of the campaign table)"))
         chosen = candidates[0]
     else:
         found = [c for c in candidates if c.table == name]
         if not found:
             raise p.reject(
-                "campaign", f"{quoted(name)} is not a campaign table of this collaboration"
+                "campaign",
+                T_("%(name)s is not a campaign table of this collaboration", name=quoted(name)),
             )
         chosen = found[0]
     spec = policy.parties.get(party)
     if spec is not None and not spec.analysts.may_read(chosen.table):
-        raise QueryRejected("table_not_allowed", f"campaign: '{chosen.table}' is not open to you")
+        raise QueryRejected(
+            "table_not_allowed", T_("campaign: '%(table)s' is not open to you", table=chosen.table)
+        )
     return chosen

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom import accuracy
+from cleanroom.errors import T_
 from cleanroom.room import dp, pipeline
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -84,7 +85,7 @@ class Overlap:
                 if name.split(".", 1)[0] == party:
                     parts.append(f"SELECT DISTINCT person, {1 << i} AS bit FROM {quote(table)}")
         if not parts:
-            raise QueryRejected("no_data", "none of these brands has data in the room yet")
+            raise QueryRejected("no_data", T_("none of these brands has data in the room yet"))
         sql = (
             f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "
             f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
@@ -175,7 +176,9 @@ def prepare_overlap(
     """Parameters: ``parties`` (comma-separated brand ids; default every brand open to you)."""
     unknown = set(params) - {"parties"}
     if unknown:
-        raise QueryRejected("bad_parameter", f"overlap has no parameter(s) {sorted(unknown)}")
+        raise QueryRejected(
+            "bad_parameter", T_("overlap has no parameter(s) %(sorted)s", sorted=sorted(unknown))
+        )
     access = policy.parties[party].analysts if party in policy.parties else None
     open_to_me = [
         p
@@ -186,15 +189,21 @@ def prepare_overlap(
         wanted = [p.strip() for p in params["parties"].split(",") if p.strip()]
         for p in wanted:
             if p not in policy.parties:
-                raise QueryRejected("bad_parameter", f"parties: no brand {quoted(p)} in the policy")
+                raise QueryRejected(
+                    "bad_parameter", T_("parties: no brand %(p)s in the policy", p=quoted(p))
+                )
             if p not in open_to_me:
-                raise QueryRejected("table_not_allowed", f"parties: {quoted(p)} is not open to you")
+                raise QueryRejected(
+                    "table_not_allowed", T_("parties: %(p)s is not open to you", p=quoted(p))
+                )
     else:
         wanted = open_to_me
     chosen = tuple(sorted(set(wanted)))
     if not 2 <= len(chosen) <= 8:
-        raise QueryRejected("bad_parameter", "parties: name between 2 and 8 brands")
+        raise QueryRejected("bad_parameter", T_("parties: name between 2 and 8 brands"))
     anchor = party if access is not None and access.join_required else None
     if anchor is not None and anchor not in chosen:
-        raise QueryRejected("join_required", f"the overlap must include your own brand '{party}'")
+        raise QueryRejected(
+            "join_required", T_("the overlap must include your own brand '%(party)s'", party=party)
+        )
     return Overlap(chosen, anchor)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 
 from cleanroom import clock, jalali
-from cleanroom.errors import InternalError
+from cleanroom.errors import T_, InternalError, Text
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates.schema import Kind, Param, schema
 from cleanroom.text import EmptiedValue, fold_digits, normalize_category, quoted
@@ -59,7 +59,14 @@ class Params:
     def _normal(self, name: str, value: str) -> str:
         """The value in the spelling the data is stored in (see the module docstring)."""
         if len(value) > MAX_CHARS:
-            raise self.reject(name, f"is {len(value)} characters long; the limit is {MAX_CHARS}")
+            raise self.reject(
+                name,
+                T_(
+                    "is %(count)s characters long; the limit is %(max_chars)s",
+                    count=len(value),
+                    max_chars=MAX_CHARS,
+                ),
+            )
         try:
             return normalize_category(value)
         except EmptiedValue as err:
@@ -75,9 +82,17 @@ class Params:
             )
         return param
 
-    def reject(self, name: str, reason: str) -> QueryRejected:
+    def reject(self, name: str, reason: str | Text) -> QueryRejected:
         """The error for one parameter."""
-        return QueryRejected("bad_parameter", f"{self.template}: parameter '{name}' {reason}")
+        return QueryRejected(
+            "bad_parameter",
+            T_(
+                "%(template)s: parameter '%(name)s' %(reason)s",
+                template=self.template,
+                name=name,
+                reason=reason,
+            ),
+        )
 
     def text(self, name: str, default: str | None = None) -> str | None:
         """A raw value (stripped), or the default."""
@@ -99,9 +114,11 @@ class Params:
         try:
             number = int(value)
         except ValueError:
-            raise self.reject(name, f"must be a whole number, not {_shown(value)}") from None
+            raise self.reject(
+                name, T_("must be a whole number, not %(value)s", value=_shown(value))
+            ) from None
         if not low <= number <= high:
-            raise self.reject(name, f"must be between {low} and {high}")
+            raise self.reject(name, T_("must be between %(low)s and %(high)s", low=low, high=high))
         return number
 
     def date(self, name: str, default: dt.date) -> dt.date:
@@ -116,8 +133,11 @@ class Params:
         except ValueError:
             raise self.reject(
                 name,
-                f"must be a date YYYY-MM-DD (Gregorian, or Solar Hijri with a year 1300-1499), "
-                f"not {_shown(value)}",
+                T_(
+                    "must be a date YYYY-MM-DD (Gregorian, or Solar Hijri with a year "
+                    "1300-1499), not %(value)s",
+                    value=_shown(value),
+                ),
             ) from None
 
     def month(self, name: str, default: dt.date) -> dt.date:
@@ -131,15 +151,20 @@ class Params:
         if found is not None and jalali.is_solar_hijri_year(int(found.group(1))):
             raise self.reject(
                 name,
-                f"counts Gregorian months; {_shown(value)} is a Solar Hijri month "
-                "(give the Gregorian month, YYYY-MM)",
+                T_(
+                    "counts Gregorian months; %(value)s is a Solar Hijri month (give the "
+                    "Gregorian month, YYYY-MM)",
+                    value=_shown(value),
+                ),
             )
         try:
             if found is None:
                 raise ValueError(value)
             return dt.date(int(found.group(1)), int(found.group(2)), 1)
         except ValueError:
-            raise self.reject(name, f"must be a month YYYY-MM, not {_shown(value)}") from None
+            raise self.reject(
+                name, T_("must be a month YYYY-MM, not %(value)s", value=_shown(value))
+            ) from None
 
     def names(self, name: str) -> list[str] | None:
         """A comma-separated list of names, or None when absent."""
@@ -156,7 +181,12 @@ class Params:
             known = ", ".join(self.declared)
             raise QueryRejected(
                 "bad_parameter",
-                f"{self.template} has no parameter(s) {', '.join(shown)} (it takes {known})",
+                T_(
+                    "%(template)s has no parameter(s) %(shown)s (it takes %(known)s)",
+                    template=self.template,
+                    shown=", ".join(shown),
+                    known=known,
+                ),
             )
 
 
@@ -168,7 +198,7 @@ def period(params: Params, *, today: dt.date | None = None) -> tuple[dt.date, dt
     end = params.date("end", today or clock.now().date())
     start = params.date("start", end - dt.timedelta(days=365))
     if not start < end:
-        raise params.reject("start", "must be before 'end'")
+        raise params.reject("start", T_("must be before 'end'"))
     if (end - start).days > 3 * 366:
-        raise params.reject("start", "and 'end' may span at most three years")
+        raise params.reject("start", T_("and 'end' may span at most three years"))
     return start, end

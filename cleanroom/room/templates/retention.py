@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.errors import T_
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -169,7 +170,7 @@ def prepare_retention(
     chosen = brands(p, "brands", policy, party)
     active_at = p.text("active_at")
     if active_at is not None and active_at not in chosen:
-        raise p.reject("active_at", "must be one of the chosen brands")
+        raise p.reject("active_at", T_("must be one of the chosen brands"))
     today = clock.now().date()
     start = p.month("start", add_months(today.replace(day=1), -12))
     months = p.integer("months", 6, 2, 12)

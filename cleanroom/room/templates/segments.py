@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.errors import T_
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -125,10 +126,10 @@ def prepare_segments(
     recent = p.integer("recent_days", 30, 1, 365)
     risk = p.integer("risk_days", 90, 2, 730)
     if risk <= recent:
-        raise p.reject("risk_days", "must be longer than recent_days")
+        raise p.reject("risk_days", T_("must be longer than recent_days"))
     loyal = p.integer("loyal_events", 6, 2, 1000)
     lookback = p.integer("lookback_days", 365, 1, 3 * 366)
     if lookback < risk:
-        raise p.reject("lookback_days", "must be at least risk_days")
+        raise p.reject("lookback_days", T_("must be at least risk_days"))
     p.done()
     return Segments(policy, party, tuple(chosen), as_of, recent, risk, loyal, lookback)

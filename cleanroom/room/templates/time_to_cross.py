@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.errors import T_
 from cleanroom.room import dp
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
@@ -28,7 +29,7 @@ DEFAULT_BINS = "0,1,7,14,30,60,90"
 
 
 def bin_labels(edges: tuple[int, ...]) -> list[str]:
-    """``0-1 days``, …, ``90+ days``."""
+    """``0-1 days``, …, ``90+ days`` (data; pages and charts translate them: i18n.current)."""
     labels = [f"{a}-{b} days" for a, b in itertools.pairwise(edges)]
     return [*labels, f"{edges[-1]}+ days"]
 
@@ -91,7 +92,7 @@ def prepare_time_to_cross(
     p = Params("time_to_cross", params)
     origin, target = p.text("from"), p.text("to")
     if origin is None or target is None:
-        raise p.reject("from", "and 'to' are required (brands, e.g. from=okala to=ofogh)")
+        raise p.reject("from", T_("and 'to' are required (brands, e.g. from=okala to=ofogh)"))
     a = tuple(step_source(p, "from", origin, policy, party))
     b = tuple(step_source(p, "to", target, policy, party))
     require_own(p, "from/to", sorted({a[0].party, b[0].party}), policy, party)
@@ -99,14 +100,14 @@ def prepare_time_to_cross(
     try:
         edges = tuple(int(e) for e in raw)
     except ValueError:
-        raise p.reject("bins", "must be whole numbers of days") from None
+        raise p.reject("bins", T_("must be whole numbers of days")) from None
     if (
         not 2 <= len(edges) <= 30
         or edges[0] != 0
         or any(x >= y for x, y in itertools.pairwise(edges))
         or edges[-1] > 3660
     ):
-        raise p.reject("bins", "must be 2-30 ascending day edges starting at 0 (at most 3660)")
+        raise p.reject("bins", T_("must be 2-30 ascending day edges starting at 0 (at most 3660)"))
     start, end = period(p)
     p.done()
     return TimeToCross((origin, target), a, b, edges, start, end)

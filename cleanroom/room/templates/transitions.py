@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.errors import T_
 from cleanroom.room import dp, selection
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
@@ -139,7 +140,7 @@ def prepare_transitions(
     p = Params("transitions", params)
     chosen = brands(p, "brands", policy, party)
     if len(chosen) < 2:
-        raise p.reject("brands", "must name at least two brands")
+        raise p.reject("brands", T_("must name at least two brands"))
     window = p.integer("window_days", 30, 1, 365)
     m = p.integer("max_transitions", 3, 1, 10)
     start, end = period(p)

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cleanroom.config import Settings
-from cleanroom.errors import AuthError, ForbiddenError
+from cleanroom.errors import T_, AuthError, ForbiddenError
 from cleanroom.room.api.deps import RoomDep, record_denied
 from cleanroom.room.room import Room
 from cleanroom.room.web.access import capabilities, may
@@ -51,7 +51,7 @@ def web_session(request: Request, room: RoomDep) -> Session:
     """The signed-in session; also what the page template shows and hides."""
     found = sessions(room).get(request.cookies.get(cookie_name(room.settings, "session")))
     if found is None:
-        raise SignInRequired("sign in to continue (your session ended or never began)")
+        raise SignInRequired(T_("sign in to continue (your session ended or never began)"))
     request.state.web_session = found
     request.state.language = chosen_language(room, found.user.id) or room.settings.language
     request.state.web_capabilities = capabilities(found.user)

@@ -29,8 +29,14 @@ def safe_next(target: str | None) -> str:
     return PREFIX + "/"
 
 
-def error_page(request: Request, status: int, code: str, message: str) -> Response:
-    """The page for an error: sign-in for a GET without a session, else the message."""
+def error_page(
+    request: Request, status: int, code: str, message: str, message_lang: str = "en"
+) -> Response:
+    """The page for an error: sign-in for a GET without a session, else the message.
+
+    ``message_lang`` is the language the message is written in (English for a
+    message not yet in the catalogs), so the page marks it for the reader.
+    """
     if status == 401 and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(
@@ -41,7 +47,13 @@ def error_page(request: Request, status: int, code: str, message: str) -> Respon
     return page(
         request,
         "error.html",
-        {"status": status, "code": code, "message": message, "title": _title(status)},
+        {
+            "status": status,
+            "code": code,
+            "message": message,
+            "message_lang": message_lang,
+            "title": _title(status),
+        },
         status=status,
     )
 

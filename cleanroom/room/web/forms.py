@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from fastapi import Request
 
-from cleanroom.errors import TooLargeError, UserError
+from cleanroom.errors import T_, TooLargeError, UserError
 
 # The largest form is a proposed policy: up to 2M characters, up to ~6 bytes each once
 # URL-encoded (two-byte UTF-8 characters, each byte as %XX).
@@ -44,12 +44,17 @@ async def read_form(request: Request) -> Form:
     """The posted form, or a clear error when it is not one of ours."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise UserError("send the form as application/x-www-form-urlencoded")
+        raise UserError(T_("send the form as application/x-www-form-urlencoded"))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise TooLargeError(f"the form is over {MAX_FORM_BYTES:,} bytes")
+            raise TooLargeError(
+                T_(
+                    "the form is over %(max_form_bytes)s bytes",
+                    max_form_bytes=format(MAX_FORM_BYTES, ","),
+                )
+            )
     try:
         text = body.decode("ascii")
         fields = parse_qs(
@@ -61,5 +66,5 @@ async def read_form(request: Request) -> Form:
             max_num_fields=MAX_FIELDS,
         )
     except (UnicodeDecodeError, ValueError):
-        raise UserError("the form is not valid URL-encoded UTF-8") from None
+        raise UserError(T_("the form is not valid URL-encoded UTF-8")) from None
     return Form(fields)

@@ -43,6 +43,8 @@ from cleanroom.room.i18n import (
     formats,
     labels,
     language_of,
+    localize_html,
+    message_language,
     released,
     translations,
 )
@@ -124,6 +126,10 @@ def _environment(language: Language) -> Environment:
     env.filters["age"] = lambda stamp: formats.age(stamp, language)
     env.filters["label"] = lambda word: labels.label(word, language)
     env.filters["keys_of"] = keys_of
+    # A server message (an error, a Text, or a stored one) in the page's language, and
+    # the ``lang`` it is then written in (English for a message not in the catalogs).
+    env.filters["msg"] = lambda message: localize_html(message, language) if message else ""
+    env.filters["msglang"] = lambda message: message_language(message, language)
     env.filters["when"] = when_filter
     env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
     env.tests["released"] = is_number

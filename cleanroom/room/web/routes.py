@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from cleanroom.errors import NotFoundError
+from cleanroom.errors import T_, NotFoundError
 from cleanroom.room.web.deps import SessionDep
 from cleanroom.room.web.pages import (
     audit,
@@ -43,7 +43,7 @@ for module in PAGES:
 def static(name: str) -> Response:
     """The stylesheet, the script or the Persian font."""
     if name not in STATIC:
-        raise NotFoundError(f"no static file '{name[:40]}'")
+        raise NotFoundError(T_("no static file '%(name)s'", name=name[:40]))
     return Response(
         _STATIC_BODIES[name],
         media_type=STATIC[name],
@@ -54,7 +54,7 @@ def static(name: str) -> Response:
 @router.get("/{rest:path}")
 def not_found(rest: str, session: SessionDep) -> Response:
     """Any other address under /ui: a page saying so (signed-in), not the API's JSON."""
-    raise NotFoundError(f"there is no page /ui/{rest[:60]}")
+    raise NotFoundError(T_("there is no page /ui/%(rest)s", rest=rest[:60]))
 
 
 root = APIRouter(include_in_schema=False)

@@ -561,3 +561,46 @@ def test_hostile_text_is_only_ever_rejected(sql: str) -> None:
         assert err.rule and err.message
         return
     assert check(plan.canonical).canonical == plan.canonical
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        ("'1405-01-15'", "2026-04-04 00:00:00"),
+        ("'۱۴۰۵/۰۱/۱۵'", "2026-04-04 00:00:00"),
+        ("'1404/12/29 10:30'", "2026-03-20 10:30:00"),
+        ("DATE '1403-12-30'", "2025-03-20 00:00:00"),  # 1403 is a leap year
+        ("'2025-01-31'", "2025-01-31 00:00:00"),
+    ],
+)
+def test_solar_hijri_literals_are_converted_exactly(literal: str, expected: str) -> None:
+    plan = check(f"SELECT COUNT(*) FROM okala.orders WHERE ordered_at >= {literal}")
+    assert plan.where == Comparison(ColumnRef("orders", "ordered_at"), ">=", (expected,))
+
+
+def test_solar_hijri_and_gregorian_spellings_share_their_canonical_text() -> None:
+    sql = "SELECT COUNT(*) FROM okala.orders WHERE ordered_at >= {}"
+    assert (
+        check(sql.format("'۱۴۰۵/۰۱/۱۵'")).canonical == check(sql.format("'2026-04-04'")).canonical
+    )
+
+
+@pytest.mark.parametrize(
+    ("literal", "reason"),
+    [
+        ("'1404-12-30'", "no such day"),  # 1404 is a common year: Esfand has 29 days
+        ("'1405-13-01'", "no such day"),
+        ("'2025-02-29'", "Gregorian date"),
+        ("'1405-01-15 10:00'", "not a date"),  # a timestamp for a date column
+        ("'1405-xx-15'", "not a date"),
+    ],
+)
+def test_impossible_solar_hijri_literals_are_refused_with_the_reason(
+    literal: str, reason: str
+) -> None:
+    column = "purchased_at"  # a date column
+    sql = f"SELECT COUNT(*) FROM ofogh.purchases WHERE {column} >= {literal}"
+    with pytest.raises(QueryRejected) as err:
+        check(sql, party="ofogh")
+    assert err.value.rule == "bad_date"
+    assert reason in str(err.value)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.room.api.deps import RoomDep, UserDep
 from cleanroom.room.api.models import Budget
 from cleanroom.room.api.routes.queries import EngineDep
@@ -25,7 +25,7 @@ def budget(room: RoomDep, user: UserDep, engine: EngineDep) -> dict[str, Any]:
     """
     privacy = room.active_policy().policy.privacy
     if privacy is None:
-        raise UserError("the active policy has no privacy budget (it allows no queries)")
+        raise UserError(T_("the active policy has no privacy budget (it allows no queries)"))
     if user.role in (Role.reviewer, Role.room_admin):
         parties = sorted(privacy.budget.shares)
     else:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import NotFoundError, TooLargeError, UserError
+from cleanroom.errors import T_, NotFoundError, TooLargeError, UserError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.api.models import DatasetOut, DatasetVersionOut
@@ -33,7 +33,13 @@ async def upload(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         metrics.UPLOADS.labels("too_large").inc()
-        raise TooLargeError(f"upload of {declared} bytes is over the {limit}-byte limit")
+        raise TooLargeError(
+            T_(
+                "upload of %(declared)s bytes is over the %(limit)s-byte limit",
+                declared=declared,
+                limit=limit,
+            )
+        )
     room.audit.require_intact()  # refused before a byte is received when it cannot be recorded
     room.paths.uploads.mkdir(parents=True, exist_ok=True)
     path = room.paths.uploads / f"{secrets.token_hex(8)}.bundle"
@@ -44,12 +50,12 @@ async def upload(
                 received += len(chunk)
                 if received > limit:
                     metrics.UPLOADS.labels("too_large").inc()
-                    raise TooLargeError(f"upload is over the {limit}-byte limit")
+                    raise TooLargeError(T_("upload is over the %(limit)s-byte limit", limit=limit))
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         if received == 0:
-            raise UserError("empty upload: send the bundle file as the request body")
+            raise UserError(T_("empty upload: send the bundle file as the request body"))
         try:
             version = await run_in_threadpool(ingest, room, path, user, "uploaded bundle")
         except Exception:
@@ -78,5 +84,5 @@ def show(party: str, dataset: str, room: RoomDep, user: UserDep) -> dict[str, An
     versions = dataset_history(room, party, dataset)
     contract = room.active_policy().policy.contract(party, dataset)
     if not versions and contract is None:
-        raise NotFoundError(f"no dataset {party}.{dataset}")
+        raise NotFoundError(T_("no dataset %(party)s.%(dataset)s", party=party, dataset=dataset))
     return history_for(user, party, dataset, versions, in_policy=contract is not None)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import NotFoundError
+from cleanroom.errors import T_, NotFoundError
 from cleanroom.room import metrics
 from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.api.models import GenerationOut
@@ -41,6 +41,6 @@ def latest(room: RoomDep, user: UserDep) -> dict[str, Any]:
     """
     generation = live_generation(room)
     if generation is None:
-        raise NotFoundError("no match has run yet")
+        raise NotFoundError(T_("no match has run yet"))
     # Other parties' version numbers would count their uploads: withheld.
     return {**generation.public(user), "inputs": match_inputs_for(user, generation.inputs)}

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import NotFoundError
+from cleanroom.errors import T_, NotFoundError
 from cleanroom.room.api.deps import roles
 from cleanroom.room.api.models import ReportOut, ReportRunOut
 from cleanroom.room.auth import Role, User
@@ -53,7 +53,7 @@ def _visible(runner: ReportRunner, name: str, user: User) -> ReportPolicy:
     """The report, if it exists and the user may read it (else 404: no existence leak)."""
     _, report = runner.definition(name)
     if not may_read(user, report):
-        raise NotFoundError(f"the active policy has no report '{name[:60]}'")
+        raise NotFoundError(T_("the active policy has no report '%(name)s'", name=name[:60]))
     return report
 
 
@@ -134,7 +134,14 @@ def download(name: str, run_id: str, file: str, runner: RunnerDep, user: Reader)
     """One file of a published run; only the names the run lists, nothing beside them."""
     _visible(runner, name, user)
     run = runner.runs.get(name, run_id)
-    missing = NotFoundError(f"run '{run.id}' of report '{name}' has no file '{file[:80]}'")
+    missing = NotFoundError(
+        T_(
+            "run '%(run)s' of report '%(name)s' has no file '%(file)s'",
+            run=run.id,
+            name=name,
+            file=file[:80],
+        )
+    )
     if run.status != "done" or run.outputs is None or file not in run.files:
         raise missing
     base = (runner.room.paths.root / run.outputs).resolve()
@@ -163,7 +170,9 @@ def archive(name: str, run_id: str, runner: RunnerDep, user: Reader) -> Response
     _visible(runner, name, user)
     run = runner.runs.get(name, run_id)
     if run.status != "done" or run.outputs is None:
-        raise NotFoundError(f"run '{run.id}' of report '{name}' published no files")
+        raise NotFoundError(
+            T_("run '%(run)s' of report '%(name)s' published no files", run=run.id, name=name)
+        )
     base = (runner.room.paths.root / run.outputs).resolve()
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:

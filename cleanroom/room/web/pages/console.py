@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.accuracy import RESULT_ENVELOPE
-from cleanroom.errors import DataExpired, UserError
+from cleanroom.errors import T_, DataExpired, UserError
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
@@ -246,7 +246,9 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
     try:
         epsilon = float(sent["epsilon"]) if sent["epsilon"] else None
     except ValueError:
-        raise UserError(f"epsilon must be a number, not '{sent['epsilon'][:20]}'") from None
+        raise UserError(
+            T_("epsilon must be a number, not '%(sent)s'", sent=sent["epsilon"][:20])
+        ) from None
     try:
         body = QueryBody(
             sql=sent["sql"],
@@ -271,24 +273,24 @@ def _request(sent: dict[str, Any]) -> QueryRequest:
 
 def _refusal(err: UserError) -> tuple[dict[str, Any], int]:
     if isinstance(err, QueryRejected):
-        return {"kind": "rejected", "rule": err.rule, "message": err.message}, err.status
+        return {"kind": "rejected", "rule": err.rule, "message": err}, err.status
     if isinstance(err, DataExpired):
         return {
             "kind": "expired",
             "generation": err.generation,
             "expired_at": err.expired_at,
-            "message": str(err),
+            "message": err,
         }, err.status
     if isinstance(err, BudgetExceeded):
         return {
             "kind": "budget",
-            "message": str(err),
+            "message": err,
             "party": err.party,
             "left": float(err.left),
             "asked": float(err.asked),
             "resets_at": err.resets_at.isoformat(timespec="seconds"),
         }, err.status
-    return {"kind": "error", "message": str(err)}, err.status
+    return {"kind": "error", "message": err}, err.status
 
 
 @router.post("/console")

@@ -8,6 +8,7 @@ code as ``GET /api/v1/budget``, so each role sees the parties it sees there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from cleanroom.room.disclosure import WITHHELD, sees_exact
 from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
+from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.room import Room
 from cleanroom.room.web.deps import page
@@ -48,6 +50,10 @@ class DatasetRow:
     uploaded_at: str | None
     uploaded_by: str | None
     in_match: bool
+    # Per dimension, the live version's rows whose value is outside the policy's
+    # domain (they fall out of every GROUP BY): exact counts of the party's own
+    # data, so shown only where ``exact`` is (None otherwise).
+    out_of_domain: dict[str, int] | None
 
 
 def datasets(room: Room, user: User) -> dict[str, list[DatasetRow]]:
@@ -79,17 +85,32 @@ def datasets(room: Room, user: User) -> dict[str, list[DatasetRow]]:
                     uploaded_by=version.uploaded_by if version and exact else None,
                     in_match=version is not None
                     and matched.get(f"{party}.{name}") == version.version,
+                    out_of_domain=outside(version.out_of_domain, dimensions(contract))
+                    if version and exact
+                    else None,
                 )
             )
     return out
 
 
-def budgets(room: Room, user: User, engine: Engine) -> tuple[list[dict[str, Any]], str | None]:
+def dimensions(contract: DatasetContract) -> list[str]:
+    """The contract's dimensions: its columns with a declared domain."""
+    return sorted(name for name, column in contract.columns.items() if column.domain is not None)
+
+
+def outside(counts: dict[str, int], names: Iterable[str]) -> dict[str, int]:
+    """Every dimension with its out-of-domain rows (0 where none were, e.g. older uploads)."""
+    return {name: int(counts.get(name, 0)) for name in names}
+
+
+def budgets(
+    room: Room, user: User, engine: Engine
+) -> tuple[list[dict[str, Any]], UserError | None]:
     """The budget rows the API would return to this user, or why there are none."""
     try:
         return budget_api.budget(room, user, engine)["parties"], None
     except UserError as err:
-        return [], str(err)
+        return [], err
 
 
 @router.get("/")

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.i18n import LANGUAGES, language_of
 from cleanroom.room.web.deps import SessionDep, posted
@@ -31,6 +31,6 @@ def switch(room: RoomDep, session: SessionDep, form: SwitchForm) -> Response:
     """Switch the signed-in person's language and go back to the page they were on."""
     wanted = form.get("language", "")
     if wanted not in LANGUAGES:
-        raise UserError(f"language must be one of {', '.join(LANGUAGES)}")
+        raise UserError(T_("language must be one of %(languages)s", languages=", ".join(LANGUAGES)))
     choose_language(room, session.user.id, language_of(wanted))
     return RedirectResponse(safe_next(form.get("next")), status_code=303, headers=HEADERS)

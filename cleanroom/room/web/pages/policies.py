@@ -103,7 +103,13 @@ def new(request: Request, room: RoomDep, session: Proposer) -> Response:
 
 
 def _new_form(
-    request: Request, room: Room, *, text: str | None, comment: str, error: str | None, status: int
+    request: Request,
+    room: Room,
+    *,
+    text: str | None,
+    comment: str,
+    error: str | UserError | None,
+    status: int,
 ) -> Response:
     active = room.policies.active()
     return render(
@@ -127,7 +133,7 @@ def propose(request: Request, room: RoomDep, session: Proposer, form: Proposal) 
     try:
         version, _ = room.policies.propose(session.user, text, comment)
     except UserError as err:
-        return _new_form(request, room, text=text, comment=comment, error=str(err), status=400)
+        return _new_form(request, room, text=text, comment=comment, error=err, status=400)
     return _to_version(version.version, "proposed")
 
 
@@ -169,7 +175,7 @@ def _version_page(
     number: int,
     *,
     done: str | None = None,
-    error: str | None = None,
+    error: str | UserError | None = None,
     status: int = 200,
 ) -> Response:
     version = room.policies.get(number)
@@ -219,7 +225,7 @@ def approve(
     try:
         version = room.policies.approve(session.user, number, form.get("comment"))
     except UserError as err:
-        return _version_page(request, room, session, number, error=str(err), status=err.status)
+        return _version_page(request, room, session, number, error=err, status=err.status)
     return _to_version(number, "activated" if version.status == "active" else "approved")
 
 
@@ -231,7 +237,7 @@ def reject(
     try:
         room.policies.reject(session.user, number, form.get("comment"))
     except UserError as err:
-        return _version_page(request, room, session, number, error=str(err), status=err.status)
+        return _version_page(request, room, session, number, error=err, status=err.status)
     return _to_version(number, "rejected")
 
 
@@ -243,5 +249,5 @@ def rollback(
     try:
         version, _ = room.policies.rollback(session.user, number, form.get("comment"))
     except UserError as err:
-        return _version_page(request, room, session, number, error=str(err), status=err.status)
+        return _version_page(request, room, session, number, error=err, status=err.status)
     return _to_version(version.version, "proposed")

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from cleanroom.errors import NotFoundError, UserError
+from cleanroom.errors import T_, NotFoundError, UserError
 from cleanroom.room.api.routes import reports as reports_api
 from cleanroom.room.api.routes.reports import RunnerDep
 from cleanroom.room.i18n import N_
@@ -47,7 +47,7 @@ def reports(request: Request, runner: RunnerDep, session: Reader) -> Response:
 def _report(runner: Any, name: str, session: Session) -> dict[str, Any]:
     found = [r for r in reports_api.list_reports(runner, session.user) if r["name"] == name]
     if not found:
-        raise NotFoundError(f"the active policy has no report '{name[:60]}'")
+        raise NotFoundError(T_("the active policy has no report '%(name)s'", name=name[:60]))
     return found[0]
 
 
@@ -58,7 +58,13 @@ def report(request: Request, runner: RunnerDep, session: Reader, name: str) -> R
 
 
 def _report_page(
-    request: Request, runner: Any, session: Session, name: str, *, error: str | None, status: int
+    request: Request,
+    runner: Any,
+    session: Session,
+    name: str,
+    *,
+    error: str | UserError | None,
+    status: int,
 ) -> Response:
     definition = _report(runner, name, session)
     runs = reports_api.list_runs(name, runner, session.user, limit=RUNS_SHOWN)
@@ -97,7 +103,7 @@ async def run_now(
     try:
         run = await reports_api.run_now(name, runner, session.user)
     except UserError as err:
-        return _report_page(request, runner, session, name, error=str(err), status=err.status)
+        return _report_page(request, runner, session, name, error=err, status=err.status)
     return RedirectResponse(
         f"{PREFIX}/reports/{name}/runs/{run['run_id']}", status_code=303, headers=HEADERS
     )

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from cleanroom.errors import AuthError
+from cleanroom.errors import AuthError, UserError
 from cleanroom.room.api.deps import RoomDep, client_of, record_denied
 from cleanroom.room.i18n import N_
 from cleanroom.room.room import Room
@@ -66,7 +66,9 @@ def _forget(response: Response, room: Room, what: str) -> None:
     )
 
 
-def _form(request: Request, room: Room, *, error: str | None, next_: str, status: int) -> Response:
+def _form(
+    request: Request, room: Room, *, error: str | UserError | None, next_: str, status: int
+) -> Response:
     token = secrets.token_urlsafe(24)
     response = page(
         request,
@@ -102,7 +104,7 @@ async def signin(request: Request, room: RoomDep) -> Response:
         user = room.users.authenticate(form.get("token").strip() or None)
     except AuthError as err:
         record_denied(room, request, "anonymous", err.code, via="web")
-        return _form(request, room, error=str(err), next_=target, status=401)
+        return _form(request, room, error=err, next_=target, status=401)
     session_id, _ = sessions(room).start(user, client=client_of(request))
     response = RedirectResponse(target, status_code=303, headers=HEADERS)
     _cookie(response, room, "session", session_id, int(LIFETIME.total_seconds()))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom.room.i18n import translations
+from cleanroom.room.i18n.current import display
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from tests.unit.room.report_shapes import SHAPES
 
@@ -113,3 +114,13 @@ def test_csv_and_json_stay_machine_readable(written: tuple[Path, list[str]]) -> 
     assert "اکالا" not in (out / "01-overlap.csv").read_text("utf-8")
     assert json.loads((out / "results.json").read_text("utf-8"))["report"] == INFO.report
     assert sum(f.endswith(".png") for f in files) >= len(SHAPES)
+
+
+@pytest.mark.parametrize(
+    ("bin_", "persian"),
+    [("7-14 days", "۷ تا ۱۴ روز"), ("۱-۷ days", "۱ تا ۷ روز"), ("90+ days", "۹۰ روز و بیشتر")],
+)
+def test_time_to_cross_bins_are_labelled_in_persian(bin_: str, persian: str) -> None:
+    assert display(bin_, "fa", None) == persian
+    assert display("7-14 days", "en", None) == "7-14 days"  # English: the data as it is
+    assert display("7-14 days later", "fa", None) == "7-14 days later"  # only whole bins
