@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.errors import ConflictError
+from cleanroom.errors import T_, ConflictError
 from cleanroom.keys import load_backup_public_key, public_key_id
 from cleanroom.room.api.deps import RoomDep, roles
 from cleanroom.room.api.models import ExpiryOut
@@ -58,8 +58,10 @@ def backup(room: RoomDep, user: Admin) -> StreamingResponse:
     """
     if room.settings.backup_key is None:
         raise ConflictError(
-            "this room has no backup key: set backup_key in room.yaml to the operator's "
-            "backup.pub (`cleanroom keys backup`) and restart the service"
+            T_(
+                "this room has no backup key: set backup_key in room.yaml to the operator's "
+                "backup.pub (`cleanroom keys backup`) and restart the service"
+            )
         )
     key = load_backup_public_key(room.settings.backup_key)
     room.audit.require_intact()  # an archive whose chain does not verify could not be restored
