@@ -65,7 +65,8 @@ def segments(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
             name=segment,
         )
     ax.set_ylabel(_("persons"))
-    ax.legend(title=_("segment"), fontsize=8)
+    # Beside the axes, not over the bars (constrained layout makes room for it).
+    fig.legend(title=_("segment"), fontsize=8, loc="outside right upper")
     ax.set_title(_("Segments per brand") + f" ({_(NOTE)})")
     return [("segments", _("Persons per recency/frequency segment and brand"), fig)]
 
