@@ -11,39 +11,25 @@ remembered, so a break found here stops recorded actions at once.
 from __future__ import annotations
 
 import logging
-import threading
 
 from cleanroom.room.audit import AuditLog
+from cleanroom.room.periodic import Periodic
 from cleanroom.room.store import MetaStore
 
 log = logging.getLogger("cleanroom.audit")
 
 
-class AuditWatch:
+class AuditWatch(Periodic):
     """A daemon thread verifying the chain every ``interval`` seconds (first after one)."""
 
     def __init__(self, audit: AuditLog, store: MetaStore, *, interval: float) -> None:
-        self.audit, self.store, self.interval = audit, store, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="audit-watch", daemon=True)
+        super().__init__("audit-watch", store, interval=interval, at_start=False, log=log)
+        self.audit = audit
 
-    def start(self) -> AuditWatch:
-        """Start the thread."""
-        self._thread.start()
-        return self
+    def tick(self) -> None:
+        """Verify the whole chain; a break is remembered and logged the first time."""
+        self.audit.verify()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the verification in progress, if any."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    self.audit.verify()  # remembers a break; logs it the first time
-                except Exception:  # a failed pass must not end the watch for good
-                    log.exception("audit re-verification failed")
-        finally:
-            self.store.close()  # this thread's SQLite connection
+    def failed(self, err: Exception) -> None:
+        """The verification itself failed (not a break): said, retried next pass."""
+        log.exception("audit re-verification failed", exc_info=err)

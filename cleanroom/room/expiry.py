@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom import clock
 from cleanroom.room.matching import retire_when_unread
+from cleanroom.room.periodic import Periodic
 from cleanroom.room.retention import dataset_deadline, generation_deadline
 from cleanroom.room.room import Room
 
@@ -138,32 +138,17 @@ def _retirement(room: Room, tables: list[str]) -> Callable[[], None]:
     return lambda: room.backend.retire(tables)
 
 
-class RetentionWatch:
+class RetentionWatch(Periodic):
     """The service's thread expiring data every ``interval`` seconds (first at start-up)."""
 
     def __init__(self, room: Room, *, interval: float) -> None:
-        self.room, self.interval = room, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+        super().__init__("retention", room.store, interval=interval, at_start=True, log=log)
+        self.room = room
 
-    def start(self) -> RetentionWatch:
-        """Start the thread."""
-        self._thread.start()
-        return self
+    def tick(self) -> None:
+        """One expiry pass, as the scheduler."""
+        expire(self.room, actor="scheduler")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the pass in progress, if any."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    expire(self.room, actor="scheduler")
-                except Exception as err:  # e.g. a broken audit chain: retried next pass
-                    log.warning("retention pass failed", extra={"error": type(err).__name__})
-                self._stop.wait(self.interval)
-        finally:
-            self.room.store.close()  # this thread's SQLite connection
+    def failed(self, err: Exception) -> None:
+        """E.g. a broken audit chain: retried next pass."""
+        log.warning("retention pass failed", extra={"error": type(err).__name__})
