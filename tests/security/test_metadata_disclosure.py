@@ -15,6 +15,7 @@ fail.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -178,6 +179,8 @@ def released(pages: dict[str, str]) -> set[int]:
 
     def visit(node: object) -> None:
         if isinstance(node, dict):
+            if NOISY & node.keys():
+                out.update(shown_forms(node))
             for key, value in node.items():
                 if key in NOISY and isinstance(value, int | float):
                     out.add(round(value))
@@ -191,6 +194,23 @@ def released(pages: dict[str, str]) -> set[int]:
             visit(json.loads(text))
         except ValueError:
             continue
+    return out
+
+
+def shown_forms(cell: dict[str, Any]) -> set[int]:
+    """What a page may print of one noisy cell: its display text, the ends of its interval.
+
+    Pages round a number to what its bound allows and print value ± error as a
+    range, so these derived forms of a noisy number are noisy too.
+    """
+    out: set[int] = set()
+    for text in cell.values():
+        if isinstance(text, str):
+            out |= numbers_in(text)
+    value, error = cell.get("value"), cell.get("error95")
+    if isinstance(value, int | float) and isinstance(error, int | float):
+        for end in (value - error, value + error):
+            out |= {math.floor(end), math.ceil(end), round(end)}
     return out
 
 
