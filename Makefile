@@ -59,7 +59,7 @@ bench: $(STAMP)
 # The interface's message catalogs (web UI and reports): extract every marked string into
 # the template, then merge it into each language's .po (translate the new entries there).
 # The .po files are the source; they are compiled with Babel when the room starts.
-I18N := cleanroom/room/i18n/locale
+I18N := cleanroom/i18n/locale
 messages: $(STAMP)
 	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k T_ --no-location --sort-output \
 		--project cleanroom --omit-header -o $(I18N)/messages.pot .

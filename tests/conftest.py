@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import settings
 
 from cleanroom import clock
-from cleanroom.keys import SymmetricKey, new_symmetric_key
+from cleanroom.contract.keys import SymmetricKey, new_symmetric_key
 
 # Hypothesis' per-example deadline measures the machine's load, not the code: CI
 # shares two cores, so examples are bounded by the suite's time instead.

@@ -16,10 +16,10 @@ from rich.table import Table
 
 from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console, progress_bar
-from cleanroom.config import load_settings
+from cleanroom.contract.keys import passphrase_from_env
 from cleanroom.errors import T_, UserError
-from cleanroom.keys import passphrase_from_env
 from cleanroom.room.auth import Role
+from cleanroom.room.config import load_settings
 
 _room = click.option(
     "--room",

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from cleanroom.config import load_settings
+from cleanroom.room.config import load_settings
 from cleanroom.room.room import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in
 from tests.browser.test_web_ui_fa import check_persian

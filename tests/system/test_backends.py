@@ -45,12 +45,12 @@ pytest.importorskip("pyspark")
 
 from pyspark.sql import SparkSession
 
-from cleanroom.config import load_settings
 from cleanroom.errors import ConflictError
 from cleanroom.room.backends import Backend
 from cleanroom.room.backends.duckdb import DuckDBBackend
 from cleanroom.room.backends.kms import ParquetKey
 from cleanroom.room.backends.spark import SparkBackend, spark_session
+from cleanroom.room.config import load_settings
 from cleanroom.room.matching import Generation, live_generation, reading, run_match
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cleanroom.config import Settings
+from cleanroom.room.config import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

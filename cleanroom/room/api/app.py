@@ -20,6 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import cleanroom
 from cleanroom import clock
 from cleanroom.errors import CleanroomError, UnavailableError
+from cleanroom.i18n import (
+    Language,
+    from_accept_language,
+    language_of,
+    localize,
+    message_language,
+)
 from cleanroom.room import metrics
 from cleanroom.room.api.limits import BodyLimit
 from cleanroom.room.api.models import ERRORS, ErrorBody, ErrorDetails, ErrorInfo
@@ -39,13 +46,6 @@ from cleanroom.room.audit_watch import AuditWatch
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.expiry import RetentionWatch
 from cleanroom.room.faults import unavailable
-from cleanroom.room.i18n import (
-    Language,
-    from_accept_language,
-    language_of,
-    localize,
-    message_language,
-)
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner

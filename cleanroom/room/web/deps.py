@@ -14,9 +14,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cleanroom.config import Settings
 from cleanroom.errors import T_, AuthError, ForbiddenError
 from cleanroom.room.api.deps import RoomDep, record_denied
+from cleanroom.room.config import Settings
 from cleanroom.room.room import Room
 from cleanroom.room.web.access import capabilities, may
 from cleanroom.room.web.forms import Form, read_form

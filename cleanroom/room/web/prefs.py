@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cleanroom.room.i18n import Language, language_of
+from cleanroom.i18n import Language, language_of
 from cleanroom.room.room import Room
 
 

@@ -27,13 +27,13 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.errors import T_, DataExpired, UserError
+from cleanroom.i18n import N_, current
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep, QueryBody
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.epsilon import Epsilon
-from cleanroom.room.i18n import N_, current
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from cleanroom.errors import UserError
+from cleanroom.i18n import N_
 from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.routes import budget as budget_api
 from cleanroom.room.api.routes.queries import EngineDep
 from cleanroom.room.auth import User
 from cleanroom.room.disclosure import WITHHELD, sees_exact
-from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
 from cleanroom.room.policy.models import DatasetContract

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import T_, UserError
+from cleanroom.i18n import LANGUAGES, language_of
 from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.i18n import LANGUAGES, language_of
 from cleanroom.room.web.deps import SessionDep, posted
 from cleanroom.room.web.errors import safe_next
 from cleanroom.room.web.forms import Form

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from cleanroom.errors import T_, NotFoundError, UserError
+from cleanroom.i18n import N_
 from cleanroom.room.api.routes import reports as reports_api
 from cleanroom.room.api.routes.reports import RunnerDep
-from cleanroom.room.i18n import N_
 from cleanroom.room.reports.runner import REPORTER_SHARE
 from cleanroom.room.web.access import may
 from cleanroom.room.web.deps import page, posted

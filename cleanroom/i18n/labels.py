@@ -8,7 +8,7 @@ status added later) is shown as stored, never dropped.
 
 from __future__ import annotations
 
-from cleanroom.room.i18n import N_, Language, translations
+from cleanroom.i18n import N_, Language, translations
 
 WORDS: dict[str, str] = {
     # policy versions, report runs, audit outcomes, dataset states

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cleanroom import clock
+from cleanroom.i18n import formats
 from cleanroom.room.epsilon import Epsilon
-from cleanroom.room.i18n import formats
 
 BACK = str.maketrans("۰۱۲۳۴۵۶۷۸۹٬٫", "0123456789,.")
 

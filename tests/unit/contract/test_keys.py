@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.errors import KeyFileError
-from cleanroom.keys import (
+from cleanroom.contract.keys import (
     generate_match_key,
     generate_party_keys,
     generate_room_keys,
@@ -15,6 +14,7 @@ from cleanroom.keys import (
     load_verify_key,
     public_key_id,
 )
+from cleanroom.errors import KeyFileError
 
 
 def mode(path: Path) -> int:

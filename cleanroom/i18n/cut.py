@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cleanroom.room.i18n import N_, Language, gettext
-from cleanroom.room.i18n.formats import localized, number
+from cleanroom.i18n import N_, Language, gettext
+from cleanroom.i18n.formats import localized, number
 
 UNITS = {
     "rows": N_("rows"),

@@ -19,7 +19,7 @@ from typing import Any
 from babel import Locale
 
 from cleanroom import accuracy
-from cleanroom.room.i18n import N_, Language, formats, translations
+from cleanroom.i18n import N_, Language, formats, translations
 
 MARK = "†"  # beside a number that is mostly noise; the legend says what it means
 

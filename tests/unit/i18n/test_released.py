@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cleanroom.room.i18n import LANGUAGES, Language, released
+from cleanroom.i18n import LANGUAGES, Language, released
 
 NOISY = {"value": 783_232, "error95": 1_599_597.0}
 RATE = {"value": 0.4213, "low": 0.4012, "high": 0.4421, "error95": 0.0208, "unit": "share"}

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 
-from cleanroom.room.i18n import N_, Language, translations
-from cleanroom.room.i18n.labels import WORDS
+from cleanroom.i18n import N_, Language, translations
+from cleanroom.i18n.labels import WORDS
 
 # The bins time_to_cross releases (data, English in results): shown translated.
 DAYS = N_("%(low)s-%(high)s days")

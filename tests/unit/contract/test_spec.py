@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from cleanroom.contract.spec import ColumnType, IdType, load_spec, parse_spec
 from cleanroom.errors import SpecError
-from cleanroom.spec import ColumnType, IdType, load_spec, parse_spec
 
 GOOD = """\
 dataset: orders

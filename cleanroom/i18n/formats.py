@@ -21,7 +21,7 @@ import jdatetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
 from cleanroom import clock
-from cleanroom.room.i18n import Language, translations
+from cleanroom.i18n import Language, translations
 
 PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 DEFAULT_TIMEZONE = "Asia/Tehran"

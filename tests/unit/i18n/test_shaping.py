@@ -5,8 +5,8 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from cleanroom.room.i18n import current
-from cleanroom.room.i18n.shaping import FONTS, localize, shape, shapes_text
+from cleanroom.i18n import current
+from cleanroom.i18n.shaping import FONTS, localize, shape, shapes_text
 from cleanroom.room.reports.charts.draw import figure, png
 
 

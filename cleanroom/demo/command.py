@@ -13,16 +13,16 @@ import click
 import httpx
 from rich.table import Table
 
-from cleanroom.bundle import read_bundle
 from cleanroom.cli.console import console
 from cleanroom.cli.query import print_result
 from cleanroom.cli.serving import check_port, write_tokens
-from cleanroom.config import SETTINGS_FILE, load_settings
+from cleanroom.contract.bundle import read_bundle
+from cleanroom.contract.keys import load_verify_key
+from cleanroom.demo.scenario import Group, LiveServer, build_group
 from cleanroom.errors import T_, UserError
-from cleanroom.keys import load_verify_key
-from cleanroom.room.i18n import LANGUAGES, Language
+from cleanroom.i18n import LANGUAGES, Language
+from cleanroom.room.config import SETTINGS_FILE, load_settings
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, LiveServer, build_group
 
 MARKER = ".cleanroom-demo"
 HOST = "127.0.0.1"  # a demo room is served on loopback only

@@ -5,7 +5,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.keyed_hash import TOKEN_TYPE, KeyedHash, hmac_key, hmac_sha256
+from cleanroom.contract.keyed_hash import TOKEN_TYPE, KeyedHash, hmac_key, hmac_sha256
 
 
 def expected(secret: bytes, message: bytes) -> bytes:

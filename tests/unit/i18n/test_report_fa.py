@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.room.i18n import translations
-from cleanroom.room.i18n.current import display
+from cleanroom.i18n import translations
+from cleanroom.i18n.current import display
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from tests.unit.room.report_shapes import SHAPES
 

@@ -16,8 +16,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cleanroom.contract.documents import format_validation_error, read_yaml
 from cleanroom.errors import T_, SpecError
-from cleanroom.spec import format_validation_error, read_yaml
 
 SETTINGS_FILE = "room.yaml"
 

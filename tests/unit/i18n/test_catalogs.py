@@ -16,12 +16,12 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from cleanroom.room.i18n import LANGUAGES, N_, gettext, po_path, translations
-from cleanroom.room.i18n.labels import TEMPLATE_TEXT, WORDS, label
+from cleanroom.i18n import LANGUAGES, N_, gettext, po_path, translations
+from cleanroom.i18n.labels import TEMPLATE_TEXT, WORDS, label
 from cleanroom.room.templates import TEMPLATES
 from cleanroom.room.templates.schema import SCHEMAS
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from cleanroom.config import load_settings
-from cleanroom.keys import (
+from cleanroom.contract.keys import (
     SymmetricKey,
     generate_match_key,
     generate_party_keys,
@@ -28,13 +27,14 @@ from cleanroom.keys import (
     load_signing_key,
     load_symmetric_key,
 )
+from cleanroom.contract.spec import DatasetSpec, load_spec
 from cleanroom.party.prepare import PrepareResult, prepare
 from cleanroom.room.api.app import create_app
 from cleanroom.room.auth import Role
+from cleanroom.room.config import load_settings
 from cleanroom.room.policy.build import policy_document, write_policy
 from cleanroom.room.room import Room, init_room
 from cleanroom.room.templates import TEMPLATES
-from cleanroom.spec import DatasetSpec, load_spec
 from cleanroom.synth import generate
 from cleanroom.synth.generator import SynthSummary
 
@@ -200,21 +200,6 @@ def build_group(
 def open_room(room_dir: Path, *, warehouse: bool = True) -> Room:
     """A room opened for a throwaway group (development settings)."""
     return Room(load_settings(room_dir, environment="development"), warehouse=warehouse)
-
-
-def port_taken(host: str, port: int) -> bool:
-    """Whether something already listens on ``host:port`` (another room, another program).
-
-    Binds as the server will (SO_REUSEADDR, as uvicorn sets it), so connections
-    of a stopped server still in TIME_WAIT do not count as a listener.
-    """
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,8 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from cleanroom.contract.documents import format_validation_error, read_yaml
+from cleanroom.contract.keyed_hash import TOKEN_TYPE
 from cleanroom.errors import T_, SpecError
-from cleanroom.keyed_hash import TOKEN_TYPE
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -165,39 +165,12 @@ def payload_schema(spec: DatasetSpec) -> pa.Schema:
     )
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per problem: ``file: path.inside: message``."""
-    lines = []
-    for problem in err.errors():
-        loc = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        lines.append(f"{source}: {loc}: {problem['msg']}")
-    return "; ".join(lines)
-
-
 def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:
     """Validate an already-loaded mapping."""
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(format_validation_error(source, err)) from None
-
-
-def read_yaml(path: Path) -> Any:
-    """A YAML file's content; errors name the file (and the line of a syntax error)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(T_("%(path)s: no such file", path=path)) from None
-    except (UnicodeDecodeError, OSError) as err:
-        raise SpecError(
-            T_("%(path)s: cannot read (%(name)s)", path=path, name=err.__class__.__name__)
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise SpecError(T_("%(path)s: %(where)snot valid YAML", path=path, where=where)) from None
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, Formatter
 
-from cleanroom.room.i18n import current
-from cleanroom.room.i18n.formats import digits
+from cleanroom.i18n import current
+from cleanroom.i18n.formats import digits
 
 FONTS = Path(__file__).parent / "fonts"
 FAMILY = "Vazirmatn"

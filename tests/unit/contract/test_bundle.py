@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanroom.bundle import MAGIC, BundleWriter, open_bundle, read_bundle
+from cleanroom.contract.bundle import MAGIC, BundleWriter, open_bundle, read_bundle
 from cleanroom.errors import BundleError, SignatureError
 from tests.conftest import Keys, leftovers
 

@@ -42,8 +42,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from cleanroom import clock
+from cleanroom.contract.documents import canonical_json
+from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, SignatureError
-from cleanroom.keys import public_key_id
 
 MAGIC = b"CRBUNDLE\x01"
 FORMAT = "cleanroom-bundle/1"
@@ -54,11 +55,6 @@ _SIG_CONTEXT = b"cleanroom-bundle-v1\x00"
 _MORE, _LAST = 1, 2
 _TAG = 16
 HPKE_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
-
-
-def canonical_json(doc: dict[str, Any]) -> bytes:
-    """One byte string per document, so hashes and signatures are reproducible."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _hpke_info(header: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ English one back into its msgid and values.
 
 English is the source language: its catalog is empty and every msgid is shown
 as written. Persian is Persian-first: right-to-left, Persian digits, Solar
-Hijri dates (see :mod:`cleanroom.room.i18n.formats`).
+Hijri dates (see :mod:`cleanroom.i18n.formats`).
 """
 
 from __future__ import annotations
