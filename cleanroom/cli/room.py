@@ -66,7 +66,7 @@ def serve(room_dir: Path, host: str | None, port: int | None) -> None:
 
     from cleanroom.cli.serving import check_port, refuse_if_locked
     from cleanroom.room import logs
-    from cleanroom.room.api.app import create_app
+    from cleanroom.room.http.app import create_app
     from cleanroom.room.room import Room
 
     settings = load_settings(room_dir, host=host, port=port)

@@ -23,6 +23,8 @@ from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in
 from tests.browser.test_web_ui_fa import check_persian
 from tests.system.world import LiveServer, World, build_group
 
+pytestmark = pytest.mark.browser
+
 # Sixteen city × channel groups at an epsilon that buys only noise: every count is
 # mostly noise, every average only a range, and some groups fall under the minimum.
 NOISY_SQL = (

@@ -28,6 +28,8 @@ from cleanroom.room.room import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in, sign_out
 from tests.system.world import LiveServer, World, build_group
 
+pytestmark = pytest.mark.browser
+
 REPORTS = {
     "overlap-weekly": {
         "title": "هم‌پوشانی هفتگی برندها",

@@ -31,7 +31,7 @@ from schemathesis import GenerationMode
 
 from cleanroom.contract.keys import load_symmetric_key
 from cleanroom.contract.spec import load_spec
-from cleanroom.room.api.app import create_app
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.room import Room
 from tests.system.world import LiveServer, World, build_world, load_and_match, open_room

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
-from cleanroom.room.api.app import create_app
+from cleanroom.room.http.app import create_app
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room

@@ -46,8 +46,8 @@ import pytest
 import yaml
 
 from cleanroom.demo.scenario import Group, build_group, free_port, open_room
-from cleanroom.room.api.app import create_app
 from cleanroom.room.auth import Role
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.recovery import check_ledger

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
-from cleanroom.room.api.app import create_app
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest

@@ -59,6 +59,8 @@ from cleanroom.room.room import Room
 from cleanroom.room.templates import prepare_template
 from tests.system.world import World, build_world, load_and_match
 
+pytestmark = pytest.mark.spark
+
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
 RANKED = "ranked"  # k binds through the stored _rank
 LOOSE = "loose"  # nothing binds

@@ -1,4 +1,9 @@
-"""Dependencies: the room, the calling user, and role checks (every refusal audited)."""
+"""Request dependencies of both faces: the room, its engine and report runner, the user.
+
+The API's routes and the web UI's pages take the same room, engine and runner,
+and check roles the same way (every refusal audited); both import them from here,
+never from each other.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from cleanroom.errors import AuthError, ForbiddenError
 from cleanroom.room import metrics
 from cleanroom.room.auth import Role, User, require
 from cleanroom.room.logs import scrub
+from cleanroom.room.prefs import chosen_language
+from cleanroom.room.query.engine import Engine
+from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
-from cleanroom.room.web.prefs import chosen_language
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `cleanroom users add`.")
 
@@ -25,6 +32,24 @@ def get_room(request: Request) -> Room:
 
 
 RoomDep = Annotated[Room, Depends(get_room)]
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's one engine (it holds the ledger)."""
+    found: Engine = request.app.state.engine
+    return found
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_runner(request: Request) -> ReportRunner:
+    """The app's one report runner (the scheduler uses the same)."""
+    runner: ReportRunner = request.app.state.reports
+    return runner
+
+
+RunnerDep = Annotated[ReportRunner, Depends(get_runner)]
 
 
 def client_of(request: Request) -> str | None:
@@ -61,7 +86,7 @@ def current_user(
         _deny(room, request, "anonymous", err.code, err)
         raise
     # The language the person chose (web or CLI): API messages read in it unless the
-    # request's Accept-Language asks for another (see cleanroom.room.api.app).
+    # request's Accept-Language asks for another (see cleanroom.room.http.app).
     request.state.chosen_language = chosen_language(room, user.id)
     return user
 

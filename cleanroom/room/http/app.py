@@ -1,4 +1,9 @@
-"""The FastAPI application: routes, one error handler, metrics and request logs."""
+"""The FastAPI application: the API and the web UI mounted together, one error handler.
+
+This is where the two faces meet (neither imports the other): the API's routers,
+the web UI's pages, the role rules the pages read from the API's routes, metrics,
+request logs, and one error handler answering JSON to the API and a page to the UI.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.schedule import Scheduler
 from cleanroom.room.room import Room
+from cleanroom.room.web import access as web_access
 from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
 from cleanroom.room.web.render import language_for
@@ -179,6 +185,7 @@ def create_app(room: Room) -> FastAPI:
         room_routes,
     ):
         app.include_router(module.router, responses=ERRORS)
+    web_access.use_routes(app.routes)  # the web UI shows each role what these routes admit
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
     app.add_middleware(
