@@ -170,7 +170,7 @@ class MixedMatchKeysError(ConflictError):
 
     code = "mixed_match_keys"
 
-    def __init__(self, message: str, *, key_id: str, parties: list[str]) -> None:
+    def __init__(self, message: str | Text, *, key_id: str, parties: list[str]) -> None:
         super().__init__(message)
         self.key_id, self.parties = key_id, parties
 
@@ -263,13 +263,18 @@ class DataExpired(UserError):
     code = "data_expired"
     status = 410
 
-    def __init__(self, generation: int, expired_at: str, reason: str) -> None:
+    def __init__(self, generation: int, expired_at: str, reason: str | Text) -> None:
         self.generation = generation
         self.expired_at = expired_at
-        self.reason = reason
+        self.reason = str(reason)
         super().__init__(
-            f"match generation {generation} expired at {expired_at} ({reason}); its data is "
-            "deleted: the parties upload current data and a room admin runs a match"
+            T_(
+                "match generation %(generation)s expired at %(expired_at)s (%(reason)s); its "
+                "data is deleted: the parties upload current data and a room admin runs a match",
+                generation=generation,
+                expired_at=expired_at,
+                reason=reason,
+            )
         )
 
     @property

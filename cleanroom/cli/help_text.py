@@ -13,9 +13,14 @@ from __future__ import annotations
 from cleanroom.i18n import N_
 
 HELP = (
+    N_(
+        "'suppression': the input lists customers who opted out (identifiers only); the room leaves them out at every brand from the next match, replacing this party's previous list (an empty list withdraws every objection)."
+    ),
+    N_("A new directory for the restored room."),
     N_("A new group match key (32 random bytes), shared by the parties, never the room."),
     N_("A new room: its key pair and secret, its stores, the collaboration from POLICY."),
     N_("A party's Ed25519 signing key pair (PARTY.key, PARTY.pub)."),
+    N_("A room directory that is not being served (instead of --url)."),
     N_("A second room admin or reviewer (required when the policy asks for two approvals)."),
     N_("A template approved in the policy (e.g. overlap)."),
     N_("Add a user and print its bearer token (shown this once only)."),
@@ -23,14 +28,16 @@ HELP = (
         "Also write the result to FILE (.csv, .parquet, .json, .xlsx): one line per number with its bounds and flags."
     ),
     N_("Approve VERSION; the approval that reaches the required count activates it."),
+    N_("Archive file."),
     N_("Ask for a passphrase and encrypt the private key(s) with it."),
     N_("Bearer token (or CLEANROOM_TOKEN)."),
     N_("Bearer token."),
     N_("Bundle to write."),
     N_("CSV or Parquet export."),
     N_("Create and inspect a clean room."),
-    N_("Dataset name; must match the spec."),
+    N_("Dataset name; must match the spec (not for a suppression list)."),
     N_("Dataset spec (YAML)."),
+    N_("Delete every dataset version and match generation past the policy's retention now."),
     N_("Directory."),
     N_("Download the run's files (page, charts, CSV, JSON) into this directory."),
     N_("Every user: role, party, created, revoked."),
@@ -68,6 +75,7 @@ HELP = (
     N_("Propose, review and compare collaboration policy versions (reviewers)."),
     N_("Re-open a past result of your party (nothing is spent)."),
     N_("Read and verify the audit trail."),
+    N_("Rebuild a room from ARCHIVE; refuse unless its audit chain and budget ledger verify."),
     N_("Recompute the hash chain; exit 1 naming every edited, deleted or reordered entry."),
     N_("Record an investigated break and resume recording; the break stays in `audit verify`."),
     N_("Reject VERSION with a comment; the proposal is closed."),
@@ -78,6 +86,7 @@ HELP = (
     N_("Revoke a user's token at once."),
     N_("Room URL (or CLEANROOM_URL)."),
     N_("Room admin or reviewer who investigated."),
+    N_("Room admin token."),
     N_("Room directory (or CLEANROOM_ROOM)."),
     N_("Room key pair (HPKE X25519) and the room's re-keying secret."),
     N_("Run a query and print the result table with error bounds (or: history, show)."),
@@ -85,14 +94,18 @@ HELP = (
     N_("Run the service: HTTP API (OpenAPI at /docs) for one room."),
     N_("Scheduled overlap and journey reports: list them, run one now, fetch a run."),
     N_("Send a sealed bundle to the room; prints the dataset version once it is live."),
+    N_("Serving room's URL."),
     N_("Show a bundle's header and check its signature, without decrypting it."),
     N_("Show a run of NAME (default: the latest published one); --out downloads its files."),
     N_("Show the version and exit."),
     N_("Template parameter k=v (repeatable)."),
+    N_("The backup private key (backup.key)."),
     N_("The changes from version OLD to version NEW, loosening ones highlighted."),
     N_("The latest entries."),
+    N_("The operator's backup key pair: backup.pub for the room, backup.key kept off it."),
     N_("The party this user acts for."),
     N_("The reports you may read, with their schedule, cost and latest run."),
+    N_("The room's key files (room.key, room.pub, room.secret), kept apart."),
     N_(
         "The room's language (setting `language`): the report and the web UI in Persian (fa: right-to-left, Solar Hijri dates, Persian digits) or English."
     ),
@@ -104,6 +117,7 @@ HELP = (
     N_("Why this version is proposed."),
     N_("Why."),
     N_("With --serve."),
+    N_("Write a consistent archive of the room, sealed to its backup key, while it serves."),
     N_("Your party's queries, newest first."),
     N_(
         "show the live match instead of running one (any user): its inputs and the links the identity limits withheld (in full for reviewers, your party's own count otherwise)"

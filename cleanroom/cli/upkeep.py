@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cleanroom.cli.console import console
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.i18n import N_, direction, gettext, language_of
 from cleanroom.room.config import load_settings
 from cleanroom.text import isolate
@@ -46,9 +46,9 @@ def say(message: str, **values: object) -> None:
 
 def _served(url: str | None, token: str | None, room_dir: Path | None) -> bool:
     if (url is None) == (room_dir is None):
-        raise UserError("give either --url (a serving room) or --room (a stopped room)")
+        raise UserError(T_("give either --url (a serving room) or --room (a stopped room)"))
     if url is not None and not token:
-        raise UserError("--url needs --token (or CLEANROOM_TOKEN): a room admin's token")
+        raise UserError(T_("--url needs --token (or CLEANROOM_TOKEN): a room admin's token"))
     return url is not None
 
 
@@ -114,7 +114,7 @@ def backup_cmd(url: str | None, token: str | None, room_dir: Path | None, out: P
     from cleanroom.room.backup import write_archive
 
     if out.exists():  # before asking the room for anything
-        raise UserError(f"{out}: exists; an archive is never overwritten")
+        raise UserError(T_("%(out)s: exists; an archive is never overwritten", out=out))
     if _served(url, token, room_dir):
         from cleanroom.client import Client
 
@@ -127,7 +127,9 @@ def backup_cmd(url: str | None, token: str | None, room_dir: Path | None, out: P
         room = _open(Path(str(room_dir)))
         try:
             if room.settings.backup_key is None:
-                raise UserError("this room has no backup_key setting (see `cleanroom keys backup`)")
+                raise UserError(
+                    T_("this room has no backup_key setting (see `cleanroom keys backup`)")
+                )
             with room.store.transaction() as tx:
                 room.audit.append(tx, actor="operator", action="room.backup", target=room.key_id)
             size = write_archive(

@@ -172,7 +172,11 @@ class Client:
                 yield from response.iter_bytes()  # as it arrives: a slow archive still moves
         except httpx.HTTPError as err:
             raise UserError(
-                f"the room at {self.url} stopped answering ({type(err).__name__})"
+                T_(
+                    "the room at %(url)s stopped answering (%(name)s)",
+                    url=self.url,
+                    name=type(err).__name__,
+                )
             ) from None
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -360,7 +360,7 @@ def load_backup_private_key(path: str | Path, passphrase: bytes | None = None) -
     """The operator's backup private key (``cleanroom keys backup``), for a restore."""
     key = _load_private(Path(path), passphrase)
     if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path}: is not a backup (X25519) private key")
+        raise KeyFileError(T_("%(path)s: is not a backup (X25519) private key", path=path))
     return key
 
 
@@ -368,5 +368,5 @@ def load_backup_public_key(path: str | Path) -> X25519PublicKey:
     """The backup public key archives are sealed to (setting ``backup_key``)."""
     key = _load_public(Path(path))
     if not isinstance(key, X25519PublicKey):
-        raise KeyFileError(f"{path}: is not a backup (X25519) public key")
+        raise KeyFileError(T_("%(path)s: is not a backup (X25519) public key", path=path))
     return key

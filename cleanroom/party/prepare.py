@@ -421,8 +421,11 @@ def _seal(
     if kind == "suppression" and spec.columns:
         raise InputError(
             source.path,
-            "a suppression list holds identifiers only; its spec declares columns "
-            f"({', '.join(sorted(spec.columns))})",
+            T_(
+                "a suppression list holds identifiers only; its spec declares columns "
+                "(%(columns)s)",
+                columns=", ".join(sorted(spec.columns)),
+            ),
         )
     preparer.summary.undeclared_columns = len(source.extra_columns)
     metadata = {

@@ -53,7 +53,7 @@ from cleanroom import clock
 from cleanroom.contract.bundle import HPKE_SUITE
 from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
-from cleanroom.errors import BundleError, UserError
+from cleanroom.errors import T_, BundleError, Text, UserError
 from cleanroom.room import faults, matching
 from cleanroom.room.room import Room
 from cleanroom.room.store import MIGRATIONS
@@ -326,7 +326,7 @@ def write_archive(chunks: Iterator[bytes], out: Path) -> int:
     overwritten (the final step is a hard link, which refuses an existing name).
     """
     if out.exists():
-        raise UserError(f"{out}: exists; an archive is never overwritten")
+        raise UserError(T_("%(out)s: exists; an archive is never overwritten", out=out))
     partial = out.with_name(f".{out.name}.partial")
     partial.unlink(missing_ok=True)
     written = 0
@@ -366,10 +366,10 @@ class Opened:
     frames: Iterator[tuple[int, str, bytes]]
 
 
-def _read_exact(fh: BinaryIO, n: int, what: str) -> bytes:
+def _read_exact(fh: BinaryIO, n: int, truncated: Text) -> bytes:
     data = fh.read(n)
     if len(data) != n:
-        raise ArchiveError(f"archive is truncated ({what})")
+        raise ArchiveError(truncated)
     return data
 
 
@@ -378,33 +378,45 @@ def open_archive(
 ) -> Opened:
     """Check the header against the keys given; frames come out as they authenticate."""
     if fh.read(len(MAGIC)) != MAGIC:
-        raise ArchiveError("not a cleanroom backup archive")
-    (size,) = struct.unpack(">I", _read_exact(fh, 4, "header length"))
+        raise ArchiveError(T_("not a cleanroom backup archive"))
+    (size,) = struct.unpack(">I", _read_exact(fh, 4, T_("archive is truncated (header length)")))
     if size > MAX_HEADER:
-        raise ArchiveError("archive header is implausibly large")
-    raw = _read_exact(fh, size, "header")
+        raise ArchiveError(T_("archive header is implausibly large"))
+    raw = _read_exact(fh, size, T_("archive is truncated (header)"))
     try:
         header = json.loads(raw)
         sealed = bytes.fromhex(header.pop("sealed_key"))
     except (ValueError, KeyError, TypeError):
-        raise ArchiveError("archive header is damaged") from None
+        raise ArchiveError(T_("archive header is damaged")) from None
     if header.get("format") != FORMAT:
-        raise ArchiveError(f"archive format {header.get('format')!r} is not {FORMAT}")
+        raise ArchiveError(
+            T_(
+                "archive format %(format)s is not %(expected)s",
+                format=repr(header.get("format")),
+                expected=FORMAT,
+            )
+        )
     if header.get("backup_key_id") != public_key_id(backup_key.public_key()):
         raise ArchiveError(
-            f"archive is sealed to backup key {header.get('backup_key_id')}, not to "
-            f"{public_key_id(backup_key.public_key())}"
+            T_(
+                "archive is sealed to backup key %(sealed_to)s, not to %(given)s",
+                sealed_to=str(header.get("backup_key_id")),
+                given=public_key_id(backup_key.public_key()),
+            )
         )
     if header.get("room_key_id") != room_key_id:
         raise ArchiveError(
-            f"archive is of room {header.get('room_key_id')}; the keys given are of room "
-            f"{room_key_id}"
+            T_(
+                "archive is of room %(archived)s; the keys given are of room %(given)s",
+                archived=str(header.get("room_key_id")),
+                given=room_key_id,
+            )
         )
     info = b"cleanroom backup key v1\x00" + canonical_json(header)
     try:
         archive_key = HPKE_SUITE.decrypt(sealed, backup_key, info=info)
     except Exception:
-        raise ArchiveError("archive key does not open with this backup key") from None
+        raise ArchiveError(T_("archive key does not open with this backup key")) from None
     digest = hashes.Hash(hashes.SHA256())
     digest.update(raw)
     header_hash = digest.finalize()
@@ -416,7 +428,7 @@ def _plain(fh: BinaryIO, aead: AESGCM, header_hash: bytes) -> Iterator[bytes]:
     index = 0
     pending = _next_chunk(fh)
     if pending is None:
-        raise ArchiveError("archive is truncated (no payload)")
+        raise ArchiveError(T_("archive is truncated (no payload)"))
     while pending is not None:
         following = _next_chunk(fh)
         last = following is None
@@ -424,8 +436,11 @@ def _plain(fh: BinaryIO, aead: AESGCM, header_hash: bytes) -> Iterator[bytes]:
             yield aead.decrypt(_nonce(index), pending, _aad(header_hash, index, last))
         except InvalidTag:
             raise ArchiveError(
-                f"archive chunk {index} does not authenticate (truncated, reordered or edited; "
-                "or the room secret is not this room's)"
+                T_(
+                    "archive chunk %(index)s does not authenticate (truncated, reordered or "
+                    "edited; or the room secret is not this room's)",
+                    index=index,
+                )
             ) from None
         if last:
             return
@@ -437,11 +452,11 @@ def _next_chunk(fh: BinaryIO) -> bytes | None:
     if not head:
         return None
     if len(head) != 4:
-        raise ArchiveError("archive is truncated (chunk length)")
+        raise ArchiveError(T_("archive is truncated (chunk length)"))
     (size,) = struct.unpack(">I", head)
     if size > MAX_CHUNK:
-        raise ArchiveError("archive chunk is implausibly large")
-    return _read_exact(fh, size, "chunk")
+        raise ArchiveError(T_("archive chunk is implausibly large"))
+    return _read_exact(fh, size, T_("archive is truncated (chunk)"))
 
 
 def _frames(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, bytes]]:
@@ -449,7 +464,7 @@ def _frames(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, bytes]]:
     ended = False
     for chunk in chunks:
         if ended:
-            raise ArchiveError("archive has data after its end")
+            raise ArchiveError(T_("archive has data after its end"))
         buffer += chunk
         while len(buffer) >= _FRAME.size:
             kind, name_len, data_len = _FRAME.unpack_from(buffer)
@@ -464,7 +479,7 @@ def _frames(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, bytes]]:
                 break
             yield kind, name, data
     if not ended or buffer:
-        raise ArchiveError("archive ends without its end frame (truncated)")
+        raise ArchiveError(T_("archive ends without its end frame (truncated)"))
 
 
 def read_ipc(data: bytes) -> pa.Table:

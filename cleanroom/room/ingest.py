@@ -222,7 +222,13 @@ class Ingest:
             )
         kind = info.header.get("kind", "dataset")
         if kind not in ("dataset", SUPPRESSION):
-            raise BundleError(f"{self.name}: unknown bundle kind {str(kind)[:40]!r}")
+            raise BundleError(
+                T_(
+                    "%(self)s: unknown bundle kind %(kind)s",
+                    self=self.name,
+                    kind=repr(str(kind)[:40]),
+                )
+            )
         contract = policy.contract(party, dataset) if kind == "dataset" else None
         if kind == "dataset" and contract is None:
             raise NotFoundError(
@@ -452,9 +458,11 @@ class Ingest:
         parquet = _decrypt(info, self.room)
         expected = payload_schema(spec)
         if {f.name: f.type for f in parquet.schema_arrow} != {f.name: f.type for f in expected}:
-            raise BundleError(f"{self.name}: payload columns or types differ from its header")
+            raise BundleError(
+                T_("%(self)s: payload columns or types differ from its header", self=self.name)
+            )
         if parquet.metadata.num_rows != info.manifest.get("rows"):
-            raise BundleError(f"{self.name}: payload rows differ from its manifest")
+            raise BundleError(T_("%(self)s: payload rows differ from its manifest", self=self.name))
         db = self.room.store.connection()
         last = db.execute(
             "SELECT coalesce(max(version), 0) FROM suppressions WHERE party = ?", (party,)
@@ -533,11 +541,16 @@ def suppression_spec(info: BundleInfo) -> DatasetSpec:
     try:
         spec = DatasetSpec.model_validate({**sent, "dataset": SUPPRESSION_DATASET})
     except ValueError:
-        raise BundleError(f"{info.name}: its header does not describe a suppression list") from None
+        raise BundleError(
+            T_("%(info)s: its header does not describe a suppression list", info=info.name)
+        ) from None
     if spec.columns:
         raise BundleError(
-            f"{info.name}: a suppression list holds identifiers only, not columns "
-            f"({', '.join(sorted(spec.columns))})"
+            T_(
+                "%(info)s: a suppression list holds identifiers only, not columns (%(columns)s)",
+                info=info.name,
+                columns=", ".join(sorted(spec.columns)),
+            )
         )
     return spec
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cleanroom import clock
-from cleanroom.errors import BundleError, MixedMatchKeysError
+from cleanroom.errors import T_, BundleError, MixedMatchKeysError
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.room import Room
 from cleanroom.room.store import now
@@ -65,18 +65,33 @@ def check_bundle_key(
         return key_id
     if key_id in retired:
         raise BundleError(
-            f"{name}: made with match key {key_id}, which this room retired after a rotation; "
-            f"prepare the export again with the key {target_key(policy, at)}"
+            T_(
+                "%(name)s: made with match key %(key_id)s, which this room retired after a "
+                "rotation; prepare the export again with the key %(target)s",
+                name=name,
+                key_id=key_id,
+                target=target_key(policy, at),
+            )
         )
     rotation = policy.match_key_rotation
     if rotation is not None and key_id == rotation.to_key_id:
         raise BundleError(
-            f"{name}: made with the new match key {key_id}, which this room accepts from "
-            f"{clock.stamp(rotation.cutover)} (the rotation's cut-over)"
+            T_(
+                "%(name)s: made with the new match key %(key_id)s, which this room accepts "
+                "from %(cutover)s (the rotation's cut-over)",
+                name=name,
+                key_id=key_id,
+                cutover=clock.stamp(rotation.cutover),
+            )
         )
     raise BundleError(
-        f"{name}: made with another match key ({key_id}; the collaboration uses "
-        f"{', '.join(accepted_keys(policy, retired, at))})"
+        T_(
+            "%(name)s: made with another match key (%(key_id)s; the collaboration uses "
+            "%(accepted)s)",
+            name=name,
+            key_id=str(key_id),
+            accepted=", ".join(accepted_keys(policy, retired, at)),
+        )
     )
 
 
@@ -109,9 +124,13 @@ def check_one_key(holdings: list[Holding], policy: CollaborationPolicy) -> str |
         if h.key_id != target
     )
     raise MixedMatchKeysError(
-        f"match refused: the live data is under more than one match key, whose tokens never "
-        f"join; still on an old key: {what}. Those parties prepare and upload again with the "
-        f"match key {target}, then match",
+        T_(
+            "match refused: the live data is under more than one match key, whose tokens "
+            "never join; still on an old key: %(what)s. Those parties prepare and upload "
+            "again with the match key %(target)s, then match",
+            what=what,
+            target=target,
+        ),
         key_id=target,
         parties=behind,
     )

@@ -34,7 +34,7 @@ from cleanroom.contract.keys import (
     passphrase_from_env,
     public_key_id,
 )
-from cleanroom.errors import UserError
+from cleanroom.errors import T_, UserError
 from cleanroom.room.backup import (
     FILE,
     MANIFEST,
@@ -73,7 +73,7 @@ def _safe_name(name: str) -> str:
         or Path(name).is_absolute()
         or ".." in parts
     ):
-        raise ArchiveError(f"archive names an unexpected file {name[:80]!r}")
+        raise ArchiveError(T_("archive names an unexpected file %(name)s", name=repr(name[:80])))
     return name
 
 
@@ -82,7 +82,9 @@ def restore(
 ) -> Restored:
     """Rebuild the room in ``into`` from ``archive``; refuse (creating nothing) if unfit."""
     if into.exists() and (not into.is_dir() or any(into.iterdir())):
-        raise UserError(f"{into}: exists and is not empty; restore into a new directory")
+        raise UserError(
+            T_("%(into)s: exists and is not empty; restore into a new directory", into=into)
+        )
     passphrase = passphrase_from_env()
     room_key = load_room_private_key(keys / "room.key", passphrase)
     secret = load_symmetric_key(keys / "room.secret", "room-secret", passphrase=passphrase)
@@ -129,7 +131,9 @@ def _unpack(
             if kind == FILE:
                 if current is None or current[0] != name:
                     if current is not None:
-                        raise ArchiveError(f"archive file {current[0]!r} is not closed")
+                        raise ArchiveError(
+                            T_("archive file %(name)s is not closed", name=repr(current[0]))
+                        )
                     path = staging / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     current = (name, path.open("xb"))
@@ -152,9 +156,9 @@ def _unpack(
             elif kind == MANIFEST:
                 manifest = json.loads(data)
             else:
-                raise ArchiveError(f"archive has a frame of unknown kind {kind}")
+                raise ArchiveError(T_("archive has a frame of unknown kind %(kind)s", kind=kind))
         if current is not None:
-            raise ArchiveError(f"archive file {current[0]!r} is not closed")
+            raise ArchiveError(T_("archive file %(name)s is not closed", name=repr(current[0])))
         warehouse.checkpoint()
     finally:
         if current is not None:
@@ -162,7 +166,7 @@ def _unpack(
         cursor.close()
         warehouse.close()
     if manifest is None:
-        raise ArchiveError("archive has no manifest")
+        raise ArchiveError(T_("archive has no manifest"))
     return manifest, rows
 
 
@@ -179,26 +183,46 @@ def _verify(
     counted = manifest.get("tables")
     if counted != rows:
         raise RestoreRefused(
-            "the tables restored differ from the archive's manifest "
-            f"({len(rows)} restored, {len(counted) if isinstance(counted, dict) else 0} listed)"
+            T_(
+                "the tables restored differ from the archive's manifest "
+                "(%(restored)s restored, %(listed)s listed)",
+                restored=len(rows),
+                listed=len(counted) if isinstance(counted, dict) else 0,
+            )
         )
     files: list[Any] = list(manifest.get("files") or [])  # type: ignore[call-overload]
     missing = [f for f in files if not (staging / str(f)).is_file()]
     if missing:
-        raise RestoreRefused(f"{len(missing)} file(s) of the manifest are missing")
+        raise RestoreRefused(
+            T_("%(missing)s file(s) of the manifest are missing", missing=len(missing))
+        )
     room = Room(load_settings(staging))  # opens, and migrates an older schema forward
     try:
         chain = room.audit.verify()
         if not chain.recording:
             raise RestoreRefused(
-                f"the audit chain does not verify: broken at entry {chain.broken_at} "
-                f"({chain.open_problems[0]})"
+                T_(
+                    "the audit chain does not verify: broken at entry %(entry)s (%(problem)s)",
+                    entry=chain.broken_at,
+                    problem=chain.open_problems[0],
+                )
             )
         ledger = check_ledger(room, idle=False)
         if not ledger.ok:
+            if len(ledger.problems) > 1:
+                raise RestoreRefused(
+                    T_(
+                        "the budget ledger does not agree with the stored answers: "
+                        "%(problem)s (and %(more)s more)",
+                        problem=ledger.problems[0],
+                        more=len(ledger.problems) - 1,
+                    )
+                )
             raise RestoreRefused(
-                f"the budget ledger does not agree with the stored answers: {ledger.problems[0]}"
-                + (f" (and {len(ledger.problems) - 1} more)" if len(ledger.problems) > 1 else "")
+                T_(
+                    "the budget ledger does not agree with the stored answers: %(problem)s",
+                    problem=ledger.problems[0],
+                )
             )
         entries = chain.entries
     finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cleanroom import clock
-from cleanroom.errors import DataExpired
+from cleanroom.errors import T_, DataExpired, Text
 from cleanroom.room.policy.retention import RetentionPolicy
 
 
@@ -26,7 +26,7 @@ class Deadline:
     """When a generation (or dataset version) expires, and the rule that says so."""
 
     at: datetime
-    reason: str
+    reason: Text
 
 
 def _parse(stamp: str) -> datetime:
@@ -37,11 +37,20 @@ def dataset_deadline(row: sqlite3.Row, retention: RetentionPolicy) -> Deadline |
     """A ``datasets`` row's expiry: when it was expired, or when its retention ends."""
     label = f"{row['party']}.{row['dataset']} v{row['version']}"
     if row["status"] == "expired":
-        return Deadline(_parse(row["expired_at"]), f"{label} was deleted under the retention")
+        return Deadline(
+            _parse(row["expired_at"]), T_("%(label)s was deleted under the retention", label=label)
+        )
     at = retention.dataset_expiry(_parse(row["uploaded_at"]))
     if at is None:
         return None
-    return Deadline(at, f"built from {label}, kept {retention.dataset_days} days after upload")
+    return Deadline(
+        at,
+        T_(
+            "built from %(label)s, kept %(days)s days after upload",
+            label=label,
+            days=retention.dataset_days,
+        ),
+    )
 
 
 def generation_deadline(
@@ -49,12 +58,13 @@ def generation_deadline(
 ) -> Deadline | None:
     """A ``matches`` row's expiry: the earliest of its own and its inputs' (None: never)."""
     if row["status"] == "expired":
-        return Deadline(_parse(row["expired_at"]), "deleted under the policy's retention")
+        return Deadline(_parse(row["expired_at"]), T_("deleted under the policy's retention"))
     found: list[Deadline] = []
     if row["finished_at"]:
         at = retention.generation_expiry(_parse(row["finished_at"]))
         if at is not None:
-            found.append(Deadline(at, f"kept {retention.generation_days} days after its match"))
+            kept = T_("kept %(days)s days after its match", days=retention.generation_days)
+            found.append(Deadline(at, kept))
     for name, version in json.loads(row["inputs"]).items():
         party, dataset = name.split(".", 1)
         source = db.execute(
@@ -84,7 +94,7 @@ def refuse_expired(
             raise DataExpired(
                 int(newest["generation"]),
                 newest["expired_at"],
-                "deleted under the policy's retention",
+                T_("deleted under the policy's retention"),
             )
         return
     deadline = generation_deadline(db, live, retention)

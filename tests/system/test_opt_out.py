@@ -21,7 +21,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,6 +45,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import live_generation, run_match
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.room import Room, init_room
+from cleanroom.room.selection import GenerationTables
 from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.overlap import Overlap
@@ -209,19 +209,20 @@ def exact_counts(room: Room) -> dict[str, Any]:
     """Every template configuration's exact vectors on the live generation (never released)."""
     generation = live_generation(room)
     assert generation is not None
-    tables = generation.tables
+    # One salt for both rooms (each room's own secret would choose differently; no
+    # person here makes more transitions than the bound, so nothing is chosen anyway).
+    tables = GenerationTables(generation.tables, FIXED_SALT)
     active = room.active_policy().policy
     out: dict[str, Any] = {}
-    with patch("cleanroom.room.templates.transitions.salt", return_value=FIXED_SALT):
-        for index, (name, params) in enumerate(CONFIGS):
-            prepared = prepare_template(name, params, policy=active, party="reporter")
-            cursor = room.backend.cursor()
-            exact = prepared.exact(cursor, tables)
-            key = f"{index}:{name}"
-            if isinstance(prepared, Overlap):
-                out[key] = {str(k): v for k, v in dict(exact).items()}
-            else:
-                out[key] = {v: {str(c): n for c, n in cells.items()} for v, cells in exact.items()}
+    for index, (name, params) in enumerate(CONFIGS):
+        prepared = prepare_template(name, params, policy=active, party="reporter")
+        cursor = room.backend.cursor()
+        exact = prepared.exact(cursor, tables)
+        key = f"{index}:{name}"
+        if isinstance(prepared, Overlap):
+            out[key] = {str(k): v for k, v in dict(exact).items()}
+        else:
+            out[key] = {v: {str(c): n for c, n in cells.items()} for v, cells in exact.items()}
     return out
 
 

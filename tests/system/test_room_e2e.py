@@ -19,6 +19,7 @@ from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.room import logs
 from cleanroom.room.matching import live_generation
 from cleanroom.room.room import Room
+from cleanroom.room.templates import sequence
 from cleanroom.room.warehouse import SCHEMA
 from tests.system.world import LiveServer, World, build_world, open_room
 
@@ -68,7 +69,7 @@ def exact_combinations(room: Room) -> dict[str, int]:
     assert generation is not None
     parts = [
         f"SELECT DISTINCT person, '{name.split('.')[0]}' AS party FROM {SCHEMA}.{table}"
-        for name, table in generation.tables.items()
+        for name, table in sequence.datasets(generation.tables).items()
         if name != "_persons"
     ]
     rows = (
@@ -418,6 +419,8 @@ ROLE_MATRIX = {
     ("GET", "/api/v1/datasets/{party}/{dataset}"): EVERYONE,
     ("POST", "/api/v1/matches"): {"room_admin"},
     ("GET", "/api/v1/matches/latest"): EVERYONE,
+    ("POST", "/api/v1/room/expire"): {"room_admin"},
+    ("GET", "/api/v1/room/backup"): {"room_admin"},
     ("GET", "/api/v1/audit"): {"reviewer", "room_admin"},
     ("GET", "/api/v1/audit/verify"): {"reviewer", "room_admin"},
     ("GET", "/api/v1/me"): EVERYONE,

@@ -57,7 +57,8 @@ def sql_exact(
     compiled = compile_plan(
         check_sql(sql, policy=policy, party="alpha"), tables, **bounds(policy.privacy)
     )
-    return sorted(con.execute(compiled.sql, compiled.params).fetchall())
+    width = len(compiled.keys) + len(compiled.measurements)  # the cut's totals follow
+    return sorted(r[:width] for r in con.execute(compiled.sql, compiled.params).fetchall())
 
 
 def transitions_exact(

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.contract.keys import load_backup_public_key, public_key_id
-from cleanroom.errors import ConflictError
+from cleanroom.errors import T_, ConflictError
 from cleanroom.room.api.models import ExpiryOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backup import archive
@@ -58,8 +58,10 @@ def backup(room: RoomDep, user: Admin) -> StreamingResponse:
     """
     if room.settings.backup_key is None:
         raise ConflictError(
-            "this room has no backup key: set backup_key in room.yaml to the operator's "
-            "backup.pub (`cleanroom keys backup`) and restart the service"
+            T_(
+                "this room has no backup key: set backup_key in room.yaml to the operator's "
+                "backup.pub (`cleanroom keys backup`) and restart the service"
+            )
         )
     key = load_backup_public_key(room.settings.backup_key)
     room.audit.require_intact()  # an archive whose chain does not verify could not be restored
