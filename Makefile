@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-serve test test-clock lint typecheck unit bench clean messages
+.PHONY: demo demo-serve test test-clock lint typecheck unit suite bench clean messages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,14 +24,22 @@ demo-serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cleanroom tests bench
 	$(BIN)/ruff format --check cleanroom tests bench
+	$(BIN)/lint-imports  # the import contracts in pyproject.toml: the party/room boundary
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The inner loop: the unit tests without the slow suites (Spark, browser, load, the
+# end-to-end system and security modules); a few minutes instead of the whole suite's.
+SLOW := spark or browser or load or system
 unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not ($(SLOW))"
+
+# Every test, marked slow or not: what CI runs.
+suite: $(STAMP)
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+test: lint typecheck suite
 
 # The modules whose code reads the time (budget periods, report slots, sessions,
 # template windows, recovery, served rooms, the CLI and the demo, which run as
@@ -59,7 +67,7 @@ bench: $(STAMP)
 # The interface's message catalogs (web UI and reports): extract every marked string into
 # the template, then merge it into each language's .po (translate the new entries there).
 # The .po files are the source; they are compiled with Babel when the room starts.
-I18N := cleanroom/room/i18n/locale
+I18N := cleanroom/i18n/locale
 messages: $(STAMP)
 	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k T_ --no-location --sort-output \
 		--project cleanroom --omit-header -o $(I18N)/messages.pot .
@@ -67,4 +75,4 @@ messages: $(STAMP)
 		--ignore-obsolete --no-fuzzy-matching
 
 clean:
-	rm -rf $(VENV) demo-out bench/out .pytest_cache .hypothesis .ruff_cache .mypy_cache
+	rm -rf $(VENV) demo-out bench/out .pytest_cache .hypothesis .ruff_cache .mypy_cache .import_linter_cache

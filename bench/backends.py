@@ -78,7 +78,7 @@ KEYS = """
 import sys
 sys.path.insert(0, %(root)r)
 from pathlib import Path
-from cleanroom.keys import generate_party_keys
+from cleanroom.contract.keys import generate_party_keys
 base = Path(sys.argv[1])
 (base / "policy.yaml").write_text(
     (Path(%(root)r) / "policies" / "group-journeys.example.yaml").read_text())

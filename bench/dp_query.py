@@ -39,22 +39,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from common import OUT, run_child, save, table
 
-from cleanroom.bundle import BundleWriter
-from cleanroom.config import load_settings
-from cleanroom.keyed_hash import TOKEN_VERSION
-from cleanroom.keys import (
+from cleanroom.contract.bundle import BundleWriter
+from cleanroom.contract.keyed_hash import TOKEN_VERSION
+from cleanroom.contract.keys import (
     generate_party_keys,
     load_room_public_key,
     load_signing_key,
     new_symmetric_key,
 )
+from cleanroom.contract.spec import DatasetSpec, payload_schema
 from cleanroom.room.auth import Role
+from cleanroom.room.config import load_settings
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.policy.build import policy_document, write_policy
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.room import Room, init_room
-from cleanroom.spec import DatasetSpec, payload_schema
 
 CITIES = [
     "Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz",

@@ -78,7 +78,7 @@ cur.execute(f'''
     FROM (SELECT DISTINCT person FROM wh."g1__ozone__payments") USING SAMPLE 5 PERCENT''')
 wh.checkpoint()
 wh.close()
-from cleanroom.keys import generate_party_keys
+from cleanroom.contract.keys import generate_party_keys
 (base / "policy.yaml").write_text((Path(%(root)r) / "policies" / "group-journeys.example.yaml").read_text())
 for brand in brands:
     generate_party_keys(brand, base / "keys")

@@ -43,11 +43,11 @@ from typing import Any
 
 import httpx
 
+from cleanroom.demo.scenario import BOUNDS, Group, build_group, free_port, open_room
 from cleanroom.room.auth import Role
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.recovery import check_ledger
-from cleanroom.scenario import BOUNDS, Group, build_group, free_port, open_room
 
 EPSILONS = ("0.01", "0.02", "0.05")
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}

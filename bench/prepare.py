@@ -3,7 +3,7 @@
     python bench/prepare.py --rows 1000000 20000000 [--all-kernels]
 
 Beside `prepare`, in the same run and over the same identifiers: the native
-keyed-hash kernel alone (polars-hash, as `cleanroom.keyed_hash` uses it) and the
+keyed-hash kernel alone (polars-hash, as `cleanroom.contract.keyed_hash` uses it) and the
 bare `hmac.digest` loop (with `--all-kernels` also HMAC from precomputed pads
 and in DuckDB SQL). CPU seconds (all threads) are shown beside wall seconds:
 on a shared machine they say what a run costs whatever the load.
@@ -24,9 +24,9 @@ from common import OUT, python, run_child, save, table
 PREPARE = """
 import json, sys
 from pathlib import Path
-from cleanroom.keys import new_symmetric_key
+from cleanroom.contract.keys import new_symmetric_key
 from cleanroom.party.prepare import prepare
-from cleanroom.spec import load_spec
+from cleanroom.contract.spec import load_spec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 src, spec, out = map(Path, sys.argv[1:4])
@@ -40,7 +40,7 @@ BARE = """
 import hashlib, hmac, json, os, sys, time
 import duckdb, pyarrow.csv as csv, pyarrow as pa, pyarrow.compute as pc
 import polars as pl
-from cleanroom.keyed_hash import digest_expr, hmac_key, hmac_sha256
+from cleanroom.contract.keyed_hash import digest_expr, hmac_key, hmac_sha256
 cols = csv.read_csv(sys.argv[1], convert_options=csv.ConvertOptions(include_columns=["mobile", "email"],
                     column_types={"mobile": pa.string(), "email": pa.string()}))
 ids = pa.concat_arrays([pc.drop_null(c.combine_chunks()) for c in cols.columns])

@@ -31,8 +31,8 @@ import httpx
 import opendp.prelude as opendp
 from load import Service
 
+from cleanroom.demo.scenario import build_group, open_room
 from cleanroom.room import dp
-from cleanroom.scenario import build_group, open_room
 from tests.system.world import load_and_match
 
 SQL = "SELECT COUNT(*) AS n FROM okala.orders"

@@ -7,7 +7,7 @@ an error message would be a leak). ``InternalError`` means "our bug".
 
 A message is written as a :class:`Text` (``T_("... %(name)s ...", name=...)``):
 an English msgid of the message catalogs with its values kept apart, so the
-same error reads in the requester's language (``cleanroom.room.i18n.localize``)
+same error reads in the requester's language (``cleanroom.i18n.localize``)
 while ``str(err)``, ``code`` and ``details`` stay English and stable for
 scripts, logs and the audit trail.
 """

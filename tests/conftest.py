@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import settings
 
 from cleanroom import clock
-from cleanroom.keys import SymmetricKey, new_symmetric_key
+from cleanroom.contract.keys import SymmetricKey, new_symmetric_key
 
 # Hypothesis' per-example deadline measures the machine's load, not the code: CI
 # shares two cores, so examples are bounded by the suite's time instead.
@@ -59,3 +59,18 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(
         p.name for p in directory.iterdir() if "partial" in p.name or p.suffix == ".bundle"
     )
+
+
+# The end-to-end suites (a room served, parties and the CLI as processes, attacks on a
+# live room) carry the `system` marker, set here by directory so a new module cannot
+# forget it; `make unit` leaves them out for the inner loop, `make test` runs them all.
+SYSTEM_SUITES = ("system", "security")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/system and tests/security as a system test."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts if item.path.is_relative_to(root) else ()
+        if parts and parts[0] in SYSTEM_SUITES:
+            item.add_marker(pytest.mark.system)

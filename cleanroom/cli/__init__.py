@@ -15,26 +15,99 @@ import click
 import cleanroom
 from cleanroom.cli import lang
 from cleanroom.cli.console import err_console
-from cleanroom.cli.demo import demo
 from cleanroom.cli.keys import keys
+from cleanroom.cli.lazy import LazyGroup
 from cleanroom.cli.party import inspect_cmd, prepare_cmd, synth_cmd
-from cleanroom.cli.policy import policy_group
-from cleanroom.cli.query import query
-from cleanroom.cli.report import report_group
-from cleanroom.cli.room import (
-    audit_group,
-    match,
-    room_group,
-    serve,
-    upload,
-    users_group,
-)
-from cleanroom.cli.upkeep import backup_cmd, expire_cmd, restore_cmd
 from cleanroom.errors import CleanroomError
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
+
+# The party's commands are imported here; the room's, the API client's and the demo's
+# only when one of them is run (see cleanroom.cli.lazy): `cleanroom prepare` on a
+# party's machine loads no room code (tests/unit/cli/test_boundary.py).
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _room() -> click.Command:
+    from cleanroom.cli.room import room_group
+    from cleanroom.cli.upkeep import backup_cmd, expire_cmd, restore_cmd
+
+    for upkeep in (expire_cmd, backup_cmd, restore_cmd):
+        room_group.add_command(upkeep)
+    return room_group
+
+
+def _serve() -> click.Command:
+    from cleanroom.cli.room import serve
+
+    return serve
+
+
+def _users() -> click.Command:
+    from cleanroom.cli.room import users_group
+
+    return users_group
+
+
+def _upload() -> click.Command:
+    from cleanroom.cli.room import upload
+
+    return upload
+
+
+def _match() -> click.Command:
+    from cleanroom.cli.room import match
+
+    return match
+
+
+def _audit() -> click.Command:
+    from cleanroom.cli.room import audit_group
+
+    return audit_group
+
+
+def _query() -> click.Command:
+    from cleanroom.cli.query import query
+
+    return query
+
+
+def _policy() -> click.Command:
+    from cleanroom.cli.policy import policy_group
+
+    return policy_group
+
+
+def _report() -> click.Command:
+    from cleanroom.cli.report import report_group
+
+    return report_group
+
+
+def _demo() -> click.Command:
+    from cleanroom.demo.command import demo
+
+    return demo
+
+
+ROOM_COMMANDS = {
+    "room": _room,
+    "serve": _serve,
+    "users": _users,
+    "upload": _upload,
+    "match": _match,
+    "query": _query,
+    "policy": _policy,
+    "report": _report,
+    "audit": _audit,
+    "demo": _demo,
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=ROOM_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(cleanroom.__version__, prog_name="cleanroom")
 @click.option(
     "--lang",
@@ -48,22 +121,8 @@ def cli(language: str | None) -> None:
     """Privacy-preserving data clean room: party toolkit and room service."""
 
 
-cli.add_command(keys)
-cli.add_command(synth_cmd)
-cli.add_command(prepare_cmd)
-cli.add_command(inspect_cmd)
-cli.add_command(room_group)
-for upkeep in (expire_cmd, backup_cmd, restore_cmd):
-    room_group.add_command(upkeep)
-cli.add_command(serve)
-cli.add_command(users_group)
-cli.add_command(upload)
-cli.add_command(match)
-cli.add_command(query)
-cli.add_command(policy_group)
-cli.add_command(report_group)
-cli.add_command(audit_group)
-cli.add_command(demo)
+for party_command in (keys, synth_cmd, prepare_cmd, inspect_cmd):
+    cli.add_command(party_command)
 
 
 ERROR = N_("error: %(message)s")

@@ -10,7 +10,7 @@ here (or not translated). :func:`cleanroom.cli.lang.translate_help` shows them.
 
 from __future__ import annotations
 
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
 
 HELP = (
     N_(

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from cleanroom.cli.console import console
-from cleanroom.keys import (
+from cleanroom.contract.keys import (
     WrittenKeys,
     generate_backup_keys,
     generate_match_key,
     generate_party_keys,
     generate_room_keys,
 )
-from cleanroom.spec import NAME
+from cleanroom.contract.spec import NAME
 
 _passphrase = click.option(
     "--passphrase",

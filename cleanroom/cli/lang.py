@@ -1,7 +1,7 @@
 """The command line's language: ``--lang``, else ``CLEANROOM_LANG``, else English.
 
 Help texts, one-line errors and the printed results go through the same
-message catalogs as the web UI (:mod:`cleanroom.room.i18n`); in Persian,
+message catalogs as the web UI (:mod:`cleanroom.i18n`); in Persian,
 numbers are written in Persian digits and values are bidi-isolated. Machine
 output (``--json``, files written with ``--out``) is language-neutral: it
 never passes through here. Requests to a room carry the language as
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 import click
 
 from cleanroom.errors import CleanroomError, Text
-from cleanroom.room.i18n import LANGUAGES, Language, language_of, localize, translations
+from cleanroom.i18n import LANGUAGES, Language, language_of, localize, translations
 
 ENV = "CLEANROOM_LANG"
 _current: list[Language] = ["en"]
@@ -69,7 +69,7 @@ def digits(text: str) -> str:
 def help_texts(command: click.Command) -> list[str]:
     """Every help text of a command tree: each command's summary paragraph, each option's."""
     found: list[str] = []
-    for cmd in _walk(command):
+    for cmd in _walk(command, load=True):
         if cmd.help:
             found.append(_paragraphs(cmd.help)[0])
         found.extend(p.help for p in cmd.params if isinstance(p, click.Option) and p.help)
@@ -80,7 +80,8 @@ def translate_help(command: click.Command, language: Language) -> None:
     """Put the command tree's help in ``language`` (the summary paragraph and each option's).
 
     A command's further paragraphs (examples, notes for operators) stay as
-    written; the summary is what ``--help`` lists and what a reader needs.
+    written; the summary is what ``--help`` lists and what a reader needs. Commands
+    not imported yet (:class:`cleanroom.cli.lazy.LazyGroup`) are translated as they load.
     """
     if language == "en":
         return
@@ -127,11 +128,18 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in inspect.cleandoc(text).split("\n\n") if p.strip()] or [""]
 
 
-def _walk(command: click.Command) -> list[click.Command]:
+def _walk(command: click.Command, *, load: bool = False) -> list[click.Command]:
+    """The command tree: its imported commands, or with ``load`` every one (imported if lazy)."""
     found = [command]
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            found.extend(_walk(command.commands[name]))
+        if load:
+            ctx = click.Context(command)
+            subs = [command.get_command(ctx, name) for name in command.list_commands(ctx)]
+        else:
+            subs = [command.commands[name] for name in sorted(command.commands)]
+        for sub in subs:
+            if sub is not None:
+                found.extend(_walk(sub, load=load))
     return found
 
 

@@ -9,19 +9,19 @@ from typing import Any
 import click
 from rich.table import Table
 
-from cleanroom.bundle import BundleInfo, read_bundle
 from cleanroom.cli import lang
 from cleanroom.cli.console import console, phased_bar, progress_bar
-from cleanroom.errors import T_, SpecError, UserError
-from cleanroom.keys import (
+from cleanroom.contract.bundle import BundleInfo, read_bundle
+from cleanroom.contract.keys import (
     load_room_public_key,
     load_signing_key,
     load_symmetric_key,
     load_verify_key,
     passphrase_from_env,
 )
+from cleanroom.contract.spec import NAME, load_spec
+from cleanroom.errors import T_, SpecError, UserError
 from cleanroom.party.prepare import BundleKind, PrepareResult, prepare
-from cleanroom.spec import NAME, load_spec
 
 SUPPRESSION = "suppression"  # the dataset name a suppression bundle carries
 _file = click.Path(exists=False, dir_okay=False, path_type=Path)

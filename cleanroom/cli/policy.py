@@ -20,8 +20,8 @@ from rich.text import Text
 from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
+from cleanroom.contract.documents import read_yaml
 from cleanroom.room.policy.load import inline_key_files
-from cleanroom.spec import read_yaml
 
 _STYLE = {"loosens": "bold red", "tightens": "green", "neutral": "dim"}
 _MARK = {"loosens": "▲ loosens", "tightens": "▼ tightens", "neutral": "· neutral"}

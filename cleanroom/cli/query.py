@@ -18,8 +18,8 @@ from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console
 from cleanroom.cli.room import _token, _url
 from cleanroom.errors import T_, UserError
-from cleanroom.room.i18n import N_, released
-from cleanroom.room.i18n.cut import sentence
+from cleanroom.i18n import N_, released
+from cleanroom.i18n.cut import sentence
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".xlsx": "xlsx"}
 

@@ -18,7 +18,7 @@ from cleanroom.cli import lang
 from cleanroom.cli.console import console
 from cleanroom.cli.room import _token, _url, api_call
 from cleanroom.errors import T_, UserError
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
 
 REASON = N_("reason:")
 

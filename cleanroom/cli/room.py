@@ -16,10 +16,10 @@ from rich.table import Table
 
 from cleanroom.cli import lang
 from cleanroom.cli.console import console, err_console, progress_bar
-from cleanroom.config import load_settings
+from cleanroom.contract.keys import passphrase_from_env
 from cleanroom.errors import T_, UserError
-from cleanroom.keys import passphrase_from_env
 from cleanroom.room.auth import Role
+from cleanroom.room.config import load_settings
 
 _room = click.option(
     "--room",
@@ -66,7 +66,7 @@ def serve(room_dir: Path, host: str | None, port: int | None) -> None:
 
     from cleanroom.cli.serving import check_port, refuse_if_locked
     from cleanroom.room import logs
-    from cleanroom.room.api.app import create_app
+    from cleanroom.room.http.app import create_app
     from cleanroom.room.room import Room
 
     settings = load_settings(room_dir, host=host, port=port)

@@ -8,13 +8,13 @@ would otherwise end in a traceback from the socket or from DuckDB's lock.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
 from cleanroom.errors import ConflictError
-from cleanroom.scenario import port_taken
 
 # User-facing sentences, in one place for the message catalogs.
 PORT_TAKEN = (
@@ -25,6 +25,21 @@ ROOM_OPEN = (
     "the room in {room} is already open in another process (a running `cleanroom serve`?); "
     "stop that process first, or talk to it over its URL"
 )
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (another room, another program).
+
+    Binds as the server will (SO_REUSEADDR, as uvicorn sets it), so connections
+    of a stopped server still in TIME_WAIT do not count as a listener.
+    """
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 class AlreadyServed(ConflictError):

@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from cleanroom.cli.console import console
-from cleanroom.config import load_settings
 from cleanroom.errors import T_, UserError
-from cleanroom.room.i18n import N_, direction, gettext, language_of
+from cleanroom.i18n import N_, direction, gettext, language_of
+from cleanroom.room.config import load_settings
 from cleanroom.text import isolate
 
 _url = click.option("--url", envvar="CLEANROOM_URL", default=None, help="Serving room's URL.")
@@ -121,7 +121,7 @@ def backup_cmd(url: str | None, token: str | None, room_dir: Path | None, out: P
         with Client(str(url), str(token)) as client:
             size = write_archive(client.stream("GET", "/api/v1/room/backup"), out)
     else:
-        from cleanroom.keys import load_backup_public_key
+        from cleanroom.contract.keys import load_backup_public_key
         from cleanroom.room.backup import archive
 
         room = _open(Path(str(room_dir)))

@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cleanroom.spec import IdType
+from cleanroom.contract.spec import IdType
 from cleanroom.text import ARABIC_DIGITS, DIGIT_FOLD, PERSIAN_DIGITS
 
 INVISIBLE = "\u00a0\u200b\u200c\u200d\u200e\u200f\ufeff"

@@ -31,16 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 import cleanroom
-from cleanroom.bundle import BundleWriter
-from cleanroom.errors import T_, InputError
-from cleanroom.jalali import SOLAR_HIJRI_YEARS, is_solar_hijri_year
-from cleanroom.jalali import parse_date as parse_jalali
-from cleanroom.keyed_hash import TOKEN_VERSION, to_tokens
-from cleanroom.keys import SymmetricKey
-from cleanroom.party.normalize import INVISIBLE_RE, finish, with_normalized
-from cleanroom.party.source import Source
-from cleanroom.party.tokens import Tokenizer, token_expr
-from cleanroom.spec import (
+from cleanroom.contract.bundle import BundleWriter
+from cleanroom.contract.keyed_hash import TOKEN_VERSION, to_tokens
+from cleanroom.contract.keys import SymmetricKey
+from cleanroom.contract.spec import (
     ARROW_TYPES,
     SQL_TYPES,
     Calendar,
@@ -48,6 +42,12 @@ from cleanroom.spec import (
     DatasetSpec,
     payload_schema,
 )
+from cleanroom.errors import T_, InputError
+from cleanroom.jalali import SOLAR_HIJRI_YEARS, is_solar_hijri_year
+from cleanroom.jalali import parse_date as parse_jalali
+from cleanroom.party.normalize import INVISIBLE_RE, finish, with_normalized
+from cleanroom.party.source import Source
+from cleanroom.party.tokens import Tokenizer, token_expr
 from cleanroom.text import ARABIC_DIGITS, PERSIAN_DIGITS, fold_digits, normalize_categories
 
 NO_IDENTIFIER = "no usable identifier"

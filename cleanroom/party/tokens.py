@@ -1,7 +1,7 @@
 """Tokens: keyed hashes of normalized identifiers.
 
 ``token = HMAC-SHA256(hex(match key), id_type ‖ 0x00 ‖ normalized id)``, with
-the HMAC key spelled as ``cleanroom.keyed_hash`` defines it (token version 2). The key
+the HMAC key spelled as ``cleanroom.contract.keyed_hash`` defines it (token version 2). The key
 makes tokens impossible to brute-force without it (Iranian mobiles are only
 ~10^9 values, an unkeyed hash falls in minutes); the type prefix separates the
 domains, so a phone and an e-mail that happen to be equal strings never collide.
@@ -12,9 +12,9 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from cleanroom.keyed_hash import KeyedHash, digest_expr, hmac_sha256
-from cleanroom.keys import SymmetricKey
-from cleanroom.spec import IdType
+from cleanroom.contract.keyed_hash import KeyedHash, digest_expr, hmac_sha256
+from cleanroom.contract.keys import SymmetricKey
+from cleanroom.contract.spec import IdType
 
 
 def domain(id_type: IdType) -> bytes:

@@ -52,9 +52,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cleanroom.bundle import canonical_json
+from cleanroom.contract.documents import canonical_json
 from cleanroom.errors import T_, AuditChainBroken, ConflictError, InternalError, UserError
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
 from cleanroom.room.store import MetaStore, now
 
 GENESIS = "0" * 64

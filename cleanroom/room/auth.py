@@ -22,10 +22,10 @@ import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cleanroom.contract.spec import NAME as PARTY_NAME
 from cleanroom.errors import T_, AuthError, ConflictError, ForbiddenError, NotFoundError, UserError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.store import MetaStore, now
-from cleanroom.spec import NAME as PARTY_NAME
 from cleanroom.wording import a
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix that makes leaked tokens greppable, not a secret

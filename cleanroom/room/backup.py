@@ -50,9 +50,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import cleanroom
 from cleanroom import clock
-from cleanroom.bundle import HPKE_SUITE, canonical_json
+from cleanroom.contract.bundle import HPKE_SUITE
+from cleanroom.contract.documents import canonical_json
+from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
-from cleanroom.keys import public_key_id
 from cleanroom.room import faults, matching
 from cleanroom.room.room import Room
 from cleanroom.room.store import MIGRATIONS

@@ -36,7 +36,7 @@ from cleanroom.room.policy.privacy import BudgetPolicy, Period
 from cleanroom.room.store import MetaStore
 
 _INT64_MAX = 2**63 - 1
-TEHRAN = ZoneInfo("Asia/Tehran")  # the default room time zone (cleanroom.config)
+TEHRAN = ZoneInfo("Asia/Tehran")  # the default room time zone (cleanroom.room.config)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cleanroom.i18n import N_
 from cleanroom.room.auth import Role, User
-from cleanroom.room.i18n import N_
 from cleanroom.room.ingest import DatasetVersion
 
 OVERSIGHT = frozenset({Role.reviewer, Role.room_admin})

@@ -31,8 +31,8 @@ import time
 
 import duckdb
 
-from cleanroom.config import Settings
 from cleanroom.errors import T_, DiskFullError, StoreBusyError, UnavailableError, UserError
+from cleanroom.room.config import Settings
 from cleanroom.room.store import is_locked
 
 log = logging.getLogger("cleanroom.faults")

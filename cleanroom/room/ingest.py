@@ -5,7 +5,7 @@ for the party) before anything is decrypted; policy checks (party, dataset,
 uploader's party, match key, room key, schema) before any table is touched;
 the payload is decrypted chunk by chunk into memory (never to disk in the
 clear), every party token is re-keyed with the room secret (the native keyed
-hash of ``cleanroom.keyed_hash``, whole columns at a time) as it is loaded
+hash of ``cleanroom.contract.keyed_hash``, whole columns at a time) as it is loaded
 into a staging table, and the party's tokens are discarded. The new version
 goes live in one metadata transaction, together with its audit entry and the
 bundle id that makes a replay impossible. A crash at any point leaves either
@@ -26,9 +26,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cleanroom.bundle import BundleInfo, iter_payload, read_bundle
+from cleanroom.contract.bundle import BundleInfo, iter_payload, read_bundle
+from cleanroom.contract.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
+from cleanroom.contract.spec import SQL_TYPES, DatasetSpec, payload_schema
 from cleanroom.errors import T_, BundleError, ConflictError, ForbiddenError, NotFoundError
-from cleanroom.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
 from cleanroom.room.match_keys import check_bundle_key, retire_quietly
@@ -39,7 +40,6 @@ from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
 from cleanroom.room.warehouse import quote
-from cleanroom.spec import SQL_TYPES, DatasetSpec, payload_schema
 
 _busy: set[tuple[str, str]] = set()
 _busy_lock = threading.Lock()

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from cleanroom.contract.keyed_hash import TOKEN_VERSION
 from cleanroom.errors import T_, ConflictError, UserError
-from cleanroom.keyed_hash import TOKEN_VERSION
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match

@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from cleanroom.config import load_settings
-from cleanroom.errors import T_, UserError
-from cleanroom.keys import (
+from cleanroom.contract.keys import (
     load_backup_private_key,
     load_room_private_key,
     load_symmetric_key,
     passphrase_from_env,
     public_key_id,
 )
+from cleanroom.errors import T_, UserError
 from cleanroom.room.backup import (
     FILE,
     MANIFEST,
@@ -45,6 +44,7 @@ from cleanroom.room.backup import (
     open_archive,
     read_ipc,
 )
+from cleanroom.room.config import load_settings
 from cleanroom.room.files import make_tree_private, private_umask
 from cleanroom.room.warehouse import Warehouse, quote
 

@@ -23,19 +23,19 @@ from pathlib import Path
 
 import yaml
 
-from cleanroom.config import Settings
-from cleanroom.errors import T_, UserError
-from cleanroom.keys import (
+from cleanroom.contract.keys import (
     generate_room_keys,
     load_room_private_key,
     load_symmetric_key,
     passphrase_from_env,
     public_key_id,
 )
+from cleanroom.errors import T_, UserError
 from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
 from cleanroom.room.backends import Backend, open_backend
+from cleanroom.room.config import Settings
 from cleanroom.room.files import make_tree_private, private_umask
 from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
 from cleanroom.room.policy.lifecycle import PolicyVersions

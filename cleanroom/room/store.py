@@ -185,8 +185,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN language TEXT;
     """,
-    # Which token definition (cleanroom.keyed_hash.TOKEN_VERSION) a dataset's tokens follow:
-    # versions never join, so a match refuses to mix them.
+    # Which token definition (cleanroom.contract.keyed_hash.TOKEN_VERSION) a dataset's tokens
+    # follow: versions never join, so a match refuses to mix them.
     """
     ALTER TABLE datasets ADD COLUMN token_version INTEGER NOT NULL DEFAULT 1;
     """,

@@ -4,7 +4,7 @@
 stages call it). It writes, under ``out``:
 
 - ``<party>/<dataset>.csv`` or ``.parquet`` and ``<party>/<dataset>.spec.yaml``
-  (accepted by ``cleanroom.spec.load_spec``), for ``ofogh/purchases``,
+  (accepted by ``cleanroom.contract.spec.load_spec``), for ``ofogh/purchases``,
   ``okala/orders``, ``filimo/views``, ``tapsi/rides``, ``ozone/payments`` and
   ``ozone/campaign``;
 - ``truth/persons.parquet``: one row per person as the clean room can resolve it,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
-from cleanroom.spec import ColumnType, DatasetSpec, IdType
+from cleanroom.contract.spec import ColumnType, DatasetSpec, IdType
 
 PARTIES: tuple[str, ...] = ("ofogh", "okala", "filimo", "tapsi", "ozone")
 """Fixed order: the bit of a party in every mask and the order of every per-party array."""
@@ -92,7 +92,7 @@ class Dataset:
         return pa.schema(fields)
 
     def write_spec(self, path: Path) -> None:
-        """Write the spec as YAML, the shape ``cleanroom.spec.load_spec`` reads."""
+        """Write the spec as YAML, the shape ``cleanroom.contract.spec.load_spec`` reads."""
         data = self.spec.model_dump(mode="json")
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 

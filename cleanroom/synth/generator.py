@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cleanroom.contract.spec import IdType
 from cleanroom.errors import UserError
-from cleanroom.spec import IdType
 from cleanroom.synth import brands as b
 from cleanroom.synth import events as ev
 from cleanroom.synth import formats, identifiers, people, truth

@@ -17,11 +17,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from cleanroom.config import load_settings
+from cleanroom.room.config import load_settings
 from cleanroom.room.room import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in
 from tests.browser.test_web_ui_fa import check_persian
 from tests.system.world import LiveServer, World, build_group
+
+pytestmark = pytest.mark.browser
 
 # Sixteen city × channel groups at an epsilon that buys only noise: every count is
 # mostly noise, every average only a range, and some groups fall under the minimum.

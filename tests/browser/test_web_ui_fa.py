@@ -21,12 +21,14 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from cleanroom.config import load_settings
+from cleanroom.i18n import translations
 from cleanroom.room.auth import Role
-from cleanroom.room.i18n import translations
+from cleanroom.room.config import load_settings
 from cleanroom.room.room import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in, sign_out
 from tests.system.world import LiveServer, World, build_group
+
+pytestmark = pytest.mark.browser
 
 REPORTS = {
     "overlap-weekly": {

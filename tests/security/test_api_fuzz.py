@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from cleanroom.keys import load_symmetric_key
-from cleanroom.room.api.app import create_app
+from cleanroom.contract.keys import load_symmetric_key
+from cleanroom.contract.spec import load_spec
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.room import Room
-from cleanroom.spec import load_spec
 from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 # Per operation and generation mode; CLEANROOM_FUZZ_EXAMPLES=200 for a deeper run by hand.

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.errors import AuditChainBroken
 from cleanroom.room import faults
 from cleanroom.room.auth import Role
@@ -34,7 +35,6 @@ from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.recovery import check_ledger, recover
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.scenario import Group, build_group, open_room
 from tests.security.test_faults import REPORT, REPORTS, SQL, Service, consistent, meta, standing
 from tests.system.test_web import Visitor
 

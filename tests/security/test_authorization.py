@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cleanroom.room.api.app import create_app
+from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
+from cleanroom.room.http.app import create_app
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, LiveServer, build_group, open_room
 from tests.system.world import load_and_match
 
 PARTY_ADMIN, ANALYST, REVIEWER, ROOM_ADMIN, REPORTER = (

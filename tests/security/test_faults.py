@@ -45,12 +45,12 @@ import httpx
 import pytest
 import yaml
 
-from cleanroom.room.api.app import create_app
+from cleanroom.demo.scenario import Group, build_group, free_port, open_room
 from cleanroom.room.auth import Role
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.recovery import check_ledger
-from cleanroom.scenario import Group, build_group, free_port, open_room
 from cleanroom.synth import generate
 
 SQL = "SELECT city, COUNT(*) AS n FROM okala.orders GROUP BY city"

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.load
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "load.py"
 SIZE = ["--users", "10", "--seconds", "15", "--persons", "1500"]
 

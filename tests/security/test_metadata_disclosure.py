@@ -26,13 +26,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cleanroom.room.api.app import create_app
+from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
+from cleanroom.room.http.app import create_app
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, LiveServer, build_group, open_room
 from tests.system.test_web import Visitor
 from tests.system.world import load_and_match
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
 from cleanroom.room import logs
 from cleanroom.room.budget import Ledger
 from cleanroom.room.query import engine as engine_module
@@ -27,7 +28,6 @@ from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, LiveServer, build_group, open_room
 from tests.system.world import load_and_match
 
 LIMIT = 64 * 1024

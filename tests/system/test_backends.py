@@ -45,12 +45,12 @@ pytest.importorskip("pyspark")
 
 from pyspark.sql import SparkSession
 
-from cleanroom.config import load_settings
 from cleanroom.errors import ConflictError
 from cleanroom.room.backends import Backend
 from cleanroom.room.backends.duckdb import DuckDBBackend
 from cleanroom.room.backends.kms import ParquetKey
 from cleanroom.room.backends.spark import SparkBackend, spark_session
+from cleanroom.room.config import load_settings
 from cleanroom.room.matching import Generation, live_generation, reading, run_match
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
@@ -58,6 +58,8 @@ from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.room import Room
 from cleanroom.room.templates import prepare_template, sequence
 from tests.system.world import World, build_world, load_and_match
+
+pytestmark = pytest.mark.spark
 
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
 RANKED = "ranked"  # k binds through the stored _rank

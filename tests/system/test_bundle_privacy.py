@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cleanroom.bundle import open_bundle
+from cleanroom.contract.bundle import open_bundle
+from cleanroom.contract.spec import load_spec
 from cleanroom.party.normalize import card_reference, email_reference, phone_reference
 from cleanroom.party.prepare import prepare
-from cleanroom.spec import load_spec
 from cleanroom.synth import generate
 from tests.conftest import Keys
 

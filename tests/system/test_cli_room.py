@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from cleanroom.scenario import free_port
+from cleanroom.demo.scenario import free_port
 from cleanroom.synth import generate
 from tests.system.world import run_cli
 

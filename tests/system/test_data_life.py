@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from cleanroom import accuracy, clock
-from cleanroom.keys import generate_backup_keys
+from cleanroom.contract.keys import generate_backup_keys
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
@@ -60,7 +60,7 @@ def load(room: Room, world: World) -> None:
 
 @pytest.fixture(scope="module")
 def expiring(tmp_path_factory: pytest.TempPathFactory) -> World:
-    from cleanroom.scenario import build_group
+    from cleanroom.demo.scenario import build_group
 
     return build_group(
         tmp_path_factory.mktemp("expiry"), persons=300, seed=13, retention={"dataset_days": 30}

@@ -26,9 +26,9 @@ import jsonschema
 import pytest
 import yaml
 
-from cleanroom.keys import generate_match_key, generate_party_keys
+from cleanroom.contract.keys import generate_match_key, generate_party_keys
+from cleanroom.demo.scenario import free_port
 from cleanroom.room.room import init_room
-from cleanroom.scenario import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from cleanroom.config import load_settings
 from cleanroom.room.backends import duckdb as duckdb_backend
+from cleanroom.room.config import load_settings
 from cleanroom.room.ingest import DatasetVersion, ingest, live_datasets
 from cleanroom.room.matching import run_match
 from cleanroom.room.room import Room

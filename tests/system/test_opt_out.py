@@ -28,16 +28,17 @@ import pytest
 import yaml
 
 from cleanroom import clock
-from cleanroom.bundle import BundleWriter
-from cleanroom.errors import BundleError, ConflictError, ForbiddenError, MixedMatchKeysError
-from cleanroom.keyed_hash import TOKEN_TYPE, TOKEN_VERSION
-from cleanroom.keys import (
+from cleanroom.contract.bundle import BundleWriter
+from cleanroom.contract.keyed_hash import TOKEN_TYPE, TOKEN_VERSION
+from cleanroom.contract.keys import (
     generate_match_key,
     generate_party_keys,
     load_room_public_key,
     load_signing_key,
     load_symmetric_key,
 )
+from cleanroom.contract.spec import load_spec
+from cleanroom.errors import BundleError, ConflictError, ForbiddenError, MixedMatchKeysError
 from cleanroom.party.prepare import prepare
 from cleanroom.room.auth import Role
 from cleanroom.room.ingest import ingest
@@ -48,7 +49,6 @@ from cleanroom.room.selection import GenerationTables
 from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.templates import prepare_template
 from cleanroom.room.templates.overlap import Overlap
-from cleanroom.spec import load_spec
 from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, open_room, run_cli
 from tests.unit.room.journey_room import BRANDS, Event, Exposure, ordinary, policy

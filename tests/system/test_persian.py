@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from cleanroom import clock
-from cleanroom.keys import generate_match_key, generate_party_keys
+from cleanroom.contract.keys import generate_match_key, generate_party_keys
 from cleanroom.room.auth import Role
 from cleanroom.room.matching import live_generation
 from cleanroom.room.query.check import check_sql

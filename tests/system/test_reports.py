@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from cleanroom import clock
+from cleanroom.demo.scenario import build_group
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 from cleanroom.room.reports.schedule import latest_slot
 from cleanroom.room.room import Room
-from cleanroom.scenario import build_group
 from tests.system.world import LiveServer, World, open_room, run_cli
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from cleanroom.keys import generate_party_keys, load_signing_key, new_symmetric_key
+from cleanroom.contract.keys import generate_party_keys, load_signing_key, new_symmetric_key
 from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.room import logs
 from cleanroom.room.matching import live_generation
@@ -200,11 +200,11 @@ def test_bad_bundles_are_refused_and_change_nothing(
             .replace("dataset: orders", "dataset: returns")
         )
         (tmp_path / "s.yaml").write_text(spec)
-        from cleanroom.spec import load_spec
+        from cleanroom.contract.spec import load_spec
 
         bundle = world.seal("okala", "orders", out, spec=load_spec(tmp_path / "s.yaml"))
     elif case == "schema_differs":
-        from cleanroom.spec import load_spec
+        from cleanroom.contract.spec import load_spec
 
         spec = (
             world.data.specs[("okala", "orders")].read_text().replace("  channel: category\n", "")
@@ -399,8 +399,8 @@ def test_no_raw_identifier_or_party_token_in_any_room_file(
     assert not found & (raw | normalized)
     # Non-ASCII spellings and party tokens cannot be pattern-matched: look for each directly.
     spelled = [r for r in raw if not r.isascii()][:300] + [r for r in raw if b" " in r][:300]
+    from cleanroom.contract.spec import IdType
     from cleanroom.party.tokens import token
-    from cleanroom.spec import IdType
 
     party_tokens = [
         token(world.match_key, IdType.phone, n.decode())

@@ -219,7 +219,8 @@ def test_each_role_sees_only_its_pages_and_buttons(
         assert shown == (role in roles_for(capability)), (capability, shown)
 
 
-def test_the_web_follows_the_api_role_rules() -> None:
+def test_the_web_follows_the_api_role_rules(live: tuple[LiveServer, Room, dict[str, str]]) -> None:
+    # The rules are read from the routes the served app mounted (web never imports api).
     assert roles_for("console") == {Role.analyst, Role.reporter}
     assert roles_for("policy.approve") == {Role.reviewer}
     assert roles_for("audit") == {Role.reviewer, Role.room_admin}

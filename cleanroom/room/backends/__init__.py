@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cleanroom.config import Settings
 from cleanroom.errors import UserError
+from cleanroom.room.config import Settings
 from cleanroom.room.identity import ForeignLimit, IdentityStats, TokenSource
 from cleanroom.room.warehouse import Warehouse
 

@@ -40,12 +40,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
-from cleanroom.config import Settings
 from cleanroom.errors import ConflictError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkEngine
+from cleanroom.room.config import Settings
 from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import SCHEMA, Warehouse, quote

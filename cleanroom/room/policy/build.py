@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from cleanroom.spec import DatasetSpec
+from cleanroom.contract.spec import DatasetSpec
 
 
 def policy_document(

@@ -26,8 +26,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from cleanroom.errors import T_
+from cleanroom.i18n import N_
 from cleanroom.room.epsilon import Epsilon
-from cleanroom.room.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 
 Kind = Literal["added", "removed", "changed"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.contract.spec import IdType
 from cleanroom.room.identity import ForeignLimit
-from cleanroom.spec import IdType
 
 
 class IdentifierLimits(BaseModel):

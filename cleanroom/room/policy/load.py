@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cleanroom.contract.documents import format_validation_error, read_yaml
 from cleanroom.errors import T_, SpecError
 from cleanroom.room.policy.models import CollaborationPolicy
-from cleanroom.spec import format_validation_error, read_yaml
 
 # A proposal arrives as text over HTTP. The cap on characters bounds parsing; the
 # cap on values bounds what YAML aliases can expand to (a few kilobytes of

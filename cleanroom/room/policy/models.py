@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cleanroom.keys import public_key_id
+from cleanroom.contract.keys import public_key_id
+from cleanroom.contract.spec import NAME, ColumnType, DatasetSpec, IdType
 from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports
 from cleanroom.room.policy.retention import RetentionPolicy
-from cleanroom.spec import NAME, ColumnType, DatasetSpec, IdType
 from cleanroom.text import EmptiedValue, normalize_category, quoted
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,6 +33,8 @@ class Download:
 
 
 FORMATS = ("json", "csv", "parquet", "xlsx")
+Format = Literal["json", "csv", "parquet", "xlsx"]
+assert set(FORMATS) == set(get_args(Format))
 MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",

@@ -26,11 +26,11 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from cleanroom import jalali
+from cleanroom.contract.spec import ColumnType
 from cleanroom.errors import T_, Text, UserError
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
-from cleanroom.spec import ColumnType
 from cleanroom.text import fold_digits, quoted
 
 DIALECT = "duckdb"

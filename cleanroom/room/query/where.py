@@ -13,6 +13,7 @@ from typing import Literal
 
 from sqlglot import exp
 
+from cleanroom.contract.spec import ColumnType
 from cleanroom.errors import T_
 from cleanroom.room.query.parse import (
     PERSON,
@@ -27,7 +28,6 @@ from cleanroom.room.query.parse import (
 )
 from cleanroom.room.query.plan import BoolOp, Comparison, Filter, Scalar
 from cleanroom.room.query.scope import Column, Scope
-from cleanroom.spec import ColumnType
 from cleanroom.text import EmptiedValue, normalize_category, quoted
 
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]

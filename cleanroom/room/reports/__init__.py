@@ -5,5 +5,5 @@
 - :mod:`.runner` — one run: claim, check, charge once, run sections, publish;
 - :mod:`.schedule` — the in-service scheduler (cron slots, UTC);
 - :mod:`.render`, :mod:`.tables`, :mod:`.cells`, :mod:`.charts` — the outputs;
-- :mod:`.access` — who may read them.
+- :mod:`.access` — who may read them; :mod:`.published` — what a reader is given.
 """

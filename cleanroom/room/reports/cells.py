@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cleanroom.i18n import N_, current, formats, released
 from cleanroom.results import flags
-from cleanroom.room.i18n import N_, current, formats, released
 
 Cell = dict[str, Any]
 
@@ -53,7 +53,7 @@ def show(cell: Cell) -> str:
     """``1,234 ± 30``, ``42.1% [40.1%, 44.3%]``, ``between 0 and 120,000 †``: never a number alone.
 
     Rounded to what the bound allows, shares as percentages, a mostly-noise
-    number marked (:mod:`cleanroom.room.i18n.released`); a cell that arrives
+    number marked (:mod:`cleanroom.i18n.released`); a cell that arrives
     with neither a bound nor an interval is shown as without one.
     """
     value = number(cell.get("value"))

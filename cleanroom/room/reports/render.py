@@ -21,8 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from cleanroom.room.files import make_private
-from cleanroom.room.i18n import (
+from cleanroom.i18n import (
     LANGUAGES,
     Language,
     current,
@@ -32,7 +31,8 @@ from cleanroom.room.i18n import (
     released,
     translations,
 )
-from cleanroom.room.i18n import cut as cut_text
+from cleanroom.i18n import cut as cut_text
+from cleanroom.room.files import make_private
 from cleanroom.room.reports.tables import tables_for
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import T_, AuditChainBroken, CleanroomError, ConflictError, NotFoundError
+from cleanroom.i18n import N_
 from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
-from cleanroom.room.i18n import N_
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy.reports import ReportPolicy, exact
 from cleanroom.room.query.check import QueryRejected

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.accuracy import RESULT_ENVELOPE
-from cleanroom.room.i18n.current import _, brands_in
-from cleanroom.room.i18n.labels import WORDS
+from cleanroom.i18n.current import _, brands_in
+from cleanroom.i18n.labels import WORDS
 from cleanroom.room.reports.cells import (
     flatten,
     is_cell,

@@ -3,8 +3,10 @@
 Every page and every form of the web UI does what one API route does, and is
 shown to exactly the roles that route admits. The roles are not repeated
 here: they are read from the route's dependencies (``roles(...)`` in
-:mod:`cleanroom.room.api.deps`), so the UI and the API cannot drift apart. A
-route that only needs a signed-in user admits every role.
+:mod:`cleanroom.room.http.deps`), so the UI and the API cannot drift apart. A
+route that only needs a signed-in user admits every role. The web UI does not
+import the API: the app that mounts both hands the API's routes over
+(:func:`use_routes`, from :mod:`cleanroom.room.http.app`).
 
 Hiding a button is for the person; the check that counts is the same domain
 code the API calls (the lifecycle refuses an author's own approval whatever
@@ -13,15 +15,16 @@ the page showed), and the page routes refuse the roles they do not admit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from cleanroom.errors import InternalError
-from cleanroom.room.api.deps import admitted
-from cleanroom.room.api.routes import audit, budget, datasets, policies, queries, reports
 from cleanroom.room.auth import Role, User
+from cleanroom.room.http.deps import admitted
 
 # capability -> the API route (method, path) whose role rule it follows
 CAPABILITIES: dict[str, tuple[str, str]] = {
@@ -40,7 +43,15 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
     "reports.run": ("POST", "/api/v1/reports/{name}/run"),
 }
 
-_ROUTERS = (audit, budget, datasets, policies, queries, reports)
+# The API's routes, as the app mounted them. Every app of a process mounts the same
+# routes, so one list serves them all.
+_ROUTES: list[APIRoute] = []
+
+
+def use_routes(routes: Iterable[BaseRoute]) -> None:
+    """Read the role rules from these routes (the app's, once its API routers are mounted)."""
+    _ROUTES[:] = [route for route in routes if isinstance(route, APIRoute)]
+    roles_for.cache_clear()
 
 
 def _roles_of(dependant: Dependant) -> frozenset[Role] | None:
@@ -57,15 +68,10 @@ def _roles_of(dependant: Dependant) -> frozenset[Role] | None:
 def roles_for(capability: str) -> frozenset[Role]:
     """The roles the API route behind ``capability`` admits."""
     method, path = CAPABILITIES[capability]
-    for module in _ROUTERS:
-        for route in module.router.routes:
-            if (
-                isinstance(route, APIRoute)
-                and route.path == path
-                and method in (route.methods or ())
-            ):
-                found = _roles_of(route.dependant)
-                return found if found is not None else frozenset(Role)
+    for route in _ROUTES:
+        if route.path == path and method in (route.methods or ()):
+            found = _roles_of(route.dependant)
+            return found if found is not None else frozenset(Role)
     raise InternalError(f"the web capability '{capability}' names no API route {method} {path}")
 
 

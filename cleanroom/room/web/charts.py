@@ -15,8 +15,8 @@ from typing import Any, TypeGuard
 
 from markupsafe import Markup, escape
 
-from cleanroom.room.i18n import current, formats, released
-from cleanroom.room.i18n.current import _
+from cleanroom.i18n import current, formats, released
+from cleanroom.i18n.current import _
 
 MAX_BARS = 40
 LABEL_WIDTH = 210

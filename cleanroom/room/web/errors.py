@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
 from cleanroom.room.web.render import HEADERS, PREFIX, page
 
 

@@ -1,7 +1,7 @@
 """Pages: Jinja2 with autoescaping, the reader's language, and the headers every page carries.
 
 Every user-facing string in a template goes through gettext (Jinja's i18n
-extension, catalogs in :mod:`cleanroom.room.i18n`); numbers and times through
+extension, catalogs in :mod:`cleanroom.i18n`); numbers and times through
 the language's filters (Persian digits and Solar Hijri dates in ``fa``),
 times in the room's time zone.
 
@@ -34,7 +34,7 @@ from jinja2.runtime import Context
 
 from cleanroom import accuracy
 from cleanroom.errors import CleanroomError
-from cleanroom.room.i18n import (
+from cleanroom.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
     Language,
@@ -48,7 +48,7 @@ from cleanroom.room.i18n import (
     released,
     translations,
 )
-from cleanroom.room.i18n import cut as cut_text
+from cleanroom.i18n import cut as cut_text
 from cleanroom.room.web.charts import is_number
 
 HERE = Path(__file__).parent

@@ -11,7 +11,7 @@ import pytest
 from cleanroom.cli import cli
 from cleanroom.cli import lang as cli_lang
 from cleanroom.cli.help_text import CLICK, HELP
-from cleanroom.room.i18n import gettext
+from cleanroom.i18n import gettext
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cleanroom.contract.spec import IdType
 from cleanroom.party.normalize import (
     ARABIC_DIGITS,
     INVISIBLE,
@@ -16,7 +17,6 @@ from cleanroom.party.normalize import (
     normalize,
     phone_reference,
 )
-from cleanroom.spec import IdType
 
 
 def fast(values: list[str | None], id_type: IdType) -> list[str | None]:

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanroom.bundle import open_bundle
+from cleanroom.contract.bundle import open_bundle
+from cleanroom.contract.spec import IdType, parse_spec
 from cleanroom.errors import InputError
 from cleanroom.party import source
 from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.party.prepare import prepare
 from cleanroom.party.tokens import token
-from cleanroom.spec import IdType, parse_spec
 from tests.conftest import Keys, leftovers
 from tests.unit.party.test_normalize import mixed_script_mobile, written
 

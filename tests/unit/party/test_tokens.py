@@ -4,9 +4,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.keys import new_symmetric_key
+from cleanroom.contract.keys import new_symmetric_key
+from cleanroom.contract.spec import IdType
 from cleanroom.party.tokens import Tokenizer, token
-from cleanroom.spec import IdType
 
 KEY = new_symmetric_key("match-key")
 TOKENIZER = Tokenizer(KEY)

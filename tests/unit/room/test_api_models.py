@@ -7,8 +7,8 @@ from unittest import mock
 
 import pytest
 
-from cleanroom.room.api.app import create_app
 from cleanroom.room.api.models import ErrorBody, QueryPrice, QueryResult
+from cleanroom.room.http.app import create_app
 
 DOC = create_app(mock.MagicMock()).openapi()  # the document does not read the room
 SCHEMAS = DOC["components"]["schemas"]

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from cleanroom.contract.keys import generate_backup_keys, generate_room_keys, load_backup_public_key
+from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.errors import KeyFileError, UserError
-from cleanroom.keys import generate_backup_keys, generate_room_keys, load_backup_public_key
 from cleanroom.room.backup import ArchiveError, RestoreRefused, archive, write_archive
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.restore import restore
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, build_group, open_room
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom import clock
+from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.errors import DataExpired
 from cleanroom.room.expiry import expire
 from cleanroom.room.ingest import ingest
@@ -22,7 +23,6 @@ from cleanroom.room.matching import reading, run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.room import Room
-from cleanroom.scenario import Group, build_group, open_room
 
 REPORTS = {
     "overlap": {

@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from cleanroom.config import Settings
 from cleanroom.errors import DiskFullError, StoreBusyError, UserError
 from cleanroom.room import faults, matching
+from cleanroom.room.config import Settings
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.store import MetaStore
 

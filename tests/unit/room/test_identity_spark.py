@@ -42,6 +42,8 @@ from tests.unit.room.test_identity import (
 )
 from tests.unit.room.test_identity_limits import LIMITS, Table, beta_persons, expected, load
 
+pytestmark = pytest.mark.spark
+
 SOURCES: list[Path] = []  # where source tables are written for Spark to read
 
 

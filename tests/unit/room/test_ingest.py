@@ -10,9 +10,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.keyed_hash import TOKEN_TYPE
+from cleanroom.contract.keyed_hash import TOKEN_TYPE
+from cleanroom.contract.spec import parse_spec
 from cleanroom.room.ingest import _rekey
-from cleanroom.spec import parse_spec
 
 SPEC = parse_spec(
     {

@@ -26,6 +26,8 @@ from cleanroom.errors import UserError
 from cleanroom.room.backends.kms import ParquetKey, RoomKms
 from cleanroom.room.backends.spark import spark_session
 
+pytestmark = pytest.mark.spark
+
 KEY = ParquetKey.from_secret(b"r" * 32)
 OTHER = ParquetKey.from_secret(b"o" * 32)
 ROWS = pa.table(

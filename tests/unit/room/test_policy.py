@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import SpecError
-from cleanroom.keys import generate_party_keys
 from cleanroom.room.policy import load_policy
 
 MATCH_ID = "0123456789abcdef0123456789abcdef"
@@ -84,7 +84,7 @@ def test_errors_name_file_path_and_problem(
 
 
 def test_room_key_is_not_a_party_key(tmp_path: Path, good: dict) -> None:
-    from cleanroom.keys import generate_room_keys
+    from cleanroom.contract.keys import generate_room_keys
 
     generate_room_keys(tmp_path / "room")
     good["parties"]["okala"]["public_key_file"] = "room/room.pub"

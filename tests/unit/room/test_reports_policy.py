@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import SpecError
-from cleanroom.keys import generate_party_keys
 from cleanroom.room.policy import load_policy
 from cleanroom.room.policy.load import parse_policy_text
 from cleanroom.room.templates import prepare_template

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import InternalError
-from cleanroom.keys import generate_party_keys
 from cleanroom.room.policy import CollaborationPolicy, load_policy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.templates import TEMPLATES, prepare_template

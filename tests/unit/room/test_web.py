@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.config import load_settings
 from cleanroom.errors import SpecError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, Users
+from cleanroom.room.config import load_settings
 from cleanroom.room.store import MetaStore
 from cleanroom.room.web.charts import MAX_BARS, bar_chart, bars_from_result, interval
 from cleanroom.room.web.errors import safe_next

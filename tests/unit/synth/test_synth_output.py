@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from synth_support import PERSONS, files_bytes
 
+from cleanroom.contract.spec import load_spec
 from cleanroom.errors import UserError
-from cleanroom.spec import load_spec
 from cleanroom.synth import DATASETS, SynthSummary, generate
 
 

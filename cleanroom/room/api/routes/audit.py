@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from cleanroom.room.api.deps import RoomDep, roles
 from cleanroom.room.api.models import AuditEntryOut, VerificationOut
 from cleanroom.room.auth import Role, User
+from cleanroom.room.http.deps import RoomDep, roles
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Auditor = Annotated[User, Depends(roles(Role.reviewer, Role.room_admin))]

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.errors import T_, NotFoundError, TooLargeError, UserError
 from cleanroom.room import metrics
-from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.api.models import DatasetOut, DatasetVersionOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.disclosure import dataset_for, history_for
+from cleanroom.room.http.deps import RoomDep, UserDep, roles
 from cleanroom.room.ingest import dataset_history, ingest, live_datasets
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])

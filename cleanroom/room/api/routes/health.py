@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cleanroom.room import metrics
-from cleanroom.room.api.deps import RoomDep
 from cleanroom.room.api.models import Health, Readiness
+from cleanroom.room.http.deps import RoomDep
 
 router = APIRouter(tags=["health"])
 

@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.errors import T_, NotFoundError
 from cleanroom.room import metrics
-from cleanroom.room.api.deps import RoomDep, UserDep, roles
 from cleanroom.room.api.models import GenerationOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.disclosure import match_inputs_for
+from cleanroom.room.http.deps import RoomDep, UserDep, roles
 from cleanroom.room.matching import live_generation, run_match
 
 router = APIRouter(prefix="/api/v1/matches", tags=["matches"])

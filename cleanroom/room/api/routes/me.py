@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from cleanroom.room.api.deps import UserDep
 from cleanroom.room.api.models import Me
+from cleanroom.room.http.deps import UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 

@@ -14,8 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
-from cleanroom.room.api.deps import RoomDep, UserDep
-from cleanroom.room.api.deps import roles as admit
 from cleanroom.room.api.models import (
     PolicyActive,
     PolicyDiff,
@@ -24,6 +22,8 @@ from cleanroom.room.api.models import (
     PolicyVersionOut,
 )
 from cleanroom.room.auth import Role, User
+from cleanroom.room.http.deps import RoomDep, UserDep
+from cleanroom.room.http.deps import roles as admit
 from cleanroom.room.policy.diff import PolicyChange, summarize
 from cleanroom.room.policy.lifecycle import MAX_COMMENT, PolicyVersion
 from cleanroom.room.policy.load import MAX_POLICY_CHARS

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.room.api.deps import roles
 from cleanroom.room.api.models import QueryPrice, QueryResult, QuerySummary
 from cleanroom.room.auth import Role, User
-from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.epsilon import Epsilon
-from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.query.export import FORMATS, MEDIA_TYPES, export
+from cleanroom.room.http.bodies import QueryBody
+from cleanroom.room.http.deps import EngineDep, roles
+from cleanroom.room.query.engine import QueryRequest
+from cleanroom.room.query.export import FORMATS, MEDIA_TYPES, Format, export
 from cleanroom.room.query.history import MAX_LISTED
 
 router = APIRouter(prefix="/api/v1/queries", tags=["queries"])
@@ -22,33 +21,6 @@ Asker = Annotated[User, Depends(roles(Role.analyst, Role.reporter))]
 Reader = Annotated[
     User, Depends(roles(Role.analyst, Role.reporter, Role.reviewer, Role.room_admin))
 ]
-Format = Literal["json", "csv", "parquet", "xlsx"]
-assert set(FORMATS) == set(Format.__args__)  # type: ignore[attr-defined]
-
-
-class QueryBody(BaseModel):
-    """A query: ``sql`` or ``template`` (+ ``params``); ``dry_run`` prices it without running."""
-
-    sql: str | None = Field(None, max_length=20_000)
-    template: str | None = Field(None, max_length=100)
-    params: dict[str, str] = Field(default_factory=dict, max_length=20)
-    epsilon: float | None = Field(
-        None,
-        ge=float(MIN_EPSILON),
-        le=100,
-        allow_inf_nan=False,
-        description=f"at least {float(MIN_EPSILON):g}: smaller ones buy only noise",
-    )
-    dry_run: bool = False
-
-
-def get_engine(request: Request) -> Engine:
-    """The app's one engine (it holds the ledger)."""
-    found: Engine = request.app.state.engine
-    return found
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 @router.post("", response_model=QueryResult | QueryPrice, response_model_exclude_unset=True)

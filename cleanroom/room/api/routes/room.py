@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cleanroom.contract.keys import load_backup_public_key, public_key_id
 from cleanroom.errors import T_, ConflictError
-from cleanroom.keys import load_backup_public_key, public_key_id
-from cleanroom.room.api.deps import RoomDep, roles
 from cleanroom.room.api.models import ExpiryOut
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backup import archive
 from cleanroom.room.expiry import expire
+from cleanroom.room.http.deps import RoomDep, roles
 from cleanroom.room.room import Room
 
 router = APIRouter(prefix="/api/v1/room", tags=["room"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from cleanroom.room.i18n.current import _
+from cleanroom.i18n.current import _
 from cleanroom.room.reports.cells import is_cell, label, number
 from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 

@@ -15,9 +15,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cleanroom.accuracy import mostly_noise
-from cleanroom.room.i18n import N_, released
-from cleanroom.room.i18n.current import _
-from cleanroom.room.i18n.shaping import fonts, localize
+from cleanroom.i18n import N_, released
+from cleanroom.i18n.current import _
+from cleanroom.i18n.shaping import fonts, localize
 from cleanroom.room.reports.cells import Cell, interval, is_cell, number
 
 PALETTE = ["#1f5f8b", "#e07b39", "#3a9d5d", "#c44e52", "#8172b2", "#937860", "#da8bc3"]

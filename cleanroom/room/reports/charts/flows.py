@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 
-from cleanroom.room.i18n.current import _
+from cleanroom.i18n.current import _
 from cleanroom.room.reports.cells import label
 from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 

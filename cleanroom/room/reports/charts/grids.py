@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cleanroom.room.i18n import current, released
-from cleanroom.room.i18n.current import _
+from cleanroom.i18n import current, released
+from cleanroom.i18n.current import _
 from cleanroom.room.reports.cells import label, number
 from cleanroom.room.reports.charts.draw import figure, point
 

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
+from cleanroom.room.http.deps import RoomDep
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session

@@ -27,17 +27,17 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.errors import T_, DataExpired, UserError
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.api.routes import budget as budget_api
-from cleanroom.room.api.routes.queries import EngineDep, QueryBody
+from cleanroom.i18n import N_, current
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.epsilon import Epsilon
-from cleanroom.room.i18n import N_, current
+from cleanroom.room.http.bodies import QueryBody
+from cleanroom.room.http.deps import EngineDep, RoomDep
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.room import Room
+from cleanroom.room.spending import spending
 from cleanroom.room.templates import TEMPLATES
 from cleanroom.room.templates.activity import activity_sources
 from cleanroom.room.templates.schema import SCHEMAS, Param
@@ -185,7 +185,7 @@ def template_forms(policy: CollaborationPolicy, party: str) -> list[TemplateForm
 
 def _budget_line(room: Room, user: User, engine: Engine) -> dict[str, Any] | None:
     try:
-        rows: list[dict[str, Any]] = budget_api.budget(room, user, engine)["parties"]
+        rows: list[dict[str, Any]] = spending(room, user, engine.ledger)
     except UserError:
         return None
     mine = [r for r in rows if r["party"] == party_of(user)]

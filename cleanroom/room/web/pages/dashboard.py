@@ -16,17 +16,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from cleanroom.errors import UserError
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.api.routes import budget as budget_api
-from cleanroom.room.api.routes.queries import EngineDep
+from cleanroom.i18n import N_
 from cleanroom.room.auth import User
 from cleanroom.room.disclosure import WITHHELD, sees_exact
-from cleanroom.room.i18n import N_
+from cleanroom.room.http.deps import EngineDep, RoomDep
 from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
 from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.room import Room
+from cleanroom.room.spending import spending
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session
@@ -108,7 +107,7 @@ def budgets(
 ) -> tuple[list[dict[str, Any]], UserError | None]:
     """The budget rows the API would return to this user, or why there are none."""
     try:
-        return budget_api.budget(room, user, engine)["parties"], None
+        return spending(room, user, engine.ledger), None
     except UserError as err:
         return [], err
 

@@ -14,10 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cleanroom.accuracy import RESULT_ENVELOPE
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.api.routes.queries import EngineDep, Format
-from cleanroom.room.i18n import N_
-from cleanroom.room.query.export import export
+from cleanroom.i18n import N_
+from cleanroom.room.http.deps import EngineDep, RoomDep
+from cleanroom.room.query.export import Format, export
 from cleanroom.room.web.charts import bar_chart, bars_from_result
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.pages.console import _context

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import T_, UserError
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.i18n import LANGUAGES, language_of
+from cleanroom.i18n import LANGUAGES, language_of
+from cleanroom.room.http.deps import RoomDep
+from cleanroom.room.prefs import choose_language
 from cleanroom.room.web.deps import SessionDep, posted
 from cleanroom.room.web.errors import safe_next
 from cleanroom.room.web.forms import Form
-from cleanroom.room.web.prefs import choose_language
 from cleanroom.room.web.render import HEADERS
 
 router = APIRouter()

@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import UserError
-from cleanroom.room.api.deps import RoomDep
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
+from cleanroom.room.http.deps import RoomDep
 from cleanroom.room.policy.diff import LOOSENS, NEUTRAL, TIGHTENS, PolicyChange, summarize
 from cleanroom.room.policy.lifecycle import PROPOSED, SUPERSEDED, PolicyVersion
 from cleanroom.room.room import Room

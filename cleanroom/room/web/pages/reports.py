@@ -1,7 +1,7 @@
 """Reports: the policy's reports, each one's runs, a run's page and its files.
 
-Listing, visibility and file serving are the API's own functions
-(:mod:`cleanroom.room.api.routes.reports`) called directly: a report an
+Listing, visibility and file serving are the API's own, from
+:mod:`cleanroom.room.reports.published` and :mod:`cleanroom.room.http.downloads`: a report an
 analyst's party does not receive is "not found" here exactly as there, and a
 run serves only the files it lists, with the same headers (the report page
 may load nothing and run nothing). The run's page shows the report in a
@@ -15,11 +15,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from cleanroom.errors import T_, NotFoundError, UserError
-from cleanroom.room.api.routes import reports as reports_api
-from cleanroom.room.api.routes.reports import RunnerDep
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
+from cleanroom.room.http.deps import RunnerDep
+from cleanroom.room.http.downloads import file_response, zip_response
+from cleanroom.room.reports import published
 from cleanroom.room.reports.runner import REPORTER_SHARE
 from cleanroom.room.web.access import may
 from cleanroom.room.web.deps import page, posted
@@ -40,12 +42,12 @@ def reports(request: Request, runner: RunnerDep, session: Reader) -> Response:
     return render(
         request,
         "reports.html",
-        {"title": N_("Reports"), "reports": reports_api.list_reports(runner, session.user)},
+        {"title": N_("Reports"), "reports": published.list_reports(runner, session.user)},
     )
 
 
 def _report(runner: Any, name: str, session: Session) -> dict[str, Any]:
-    found = [r for r in reports_api.list_reports(runner, session.user) if r["name"] == name]
+    found = [r for r in published.list_reports(runner, session.user) if r["name"] == name]
     if not found:
         raise NotFoundError(T_("the active policy has no report '%(name)s'", name=name[:60]))
     return found[0]
@@ -67,7 +69,7 @@ def _report_page(
     status: int,
 ) -> Response:
     definition = _report(runner, name, session)
-    runs = reports_api.list_runs(name, runner, session.user, limit=RUNS_SHOWN)
+    runs = published.list_runs(runner, name, session.user, limit=RUNS_SHOWN)
     left = _reporter_left(runner)
     return render(
         request,
@@ -101,7 +103,7 @@ async def run_now(
 ) -> Response:
     """Run the report now; then its run's page (refused and failed runs are pages too)."""
     try:
-        run = await reports_api.run_now(name, runner, session.user)
+        run = (await run_in_threadpool(runner.run, name, user=session.user)).as_dict()
     except UserError as err:
         return _report_page(request, runner, session, name, error=err, status=err.status)
     return RedirectResponse(
@@ -115,7 +117,7 @@ def run_page(
 ) -> Response:
     """One run: how it went, its report page in a frame, its charts and files."""
     definition = _report(runner, name, session)
-    run = reports_api.get_run(name, run_id, runner, session.user)
+    run = published.get_run(runner, name, run_id, session.user)
     files: list[str] = run["files"] if run["status"] == "done" else []
     return render(
         request,
@@ -134,10 +136,10 @@ def run_page(
 @router.get("/reports/{name}/runs/{run_id}/files/{file}")
 def run_file(runner: RunnerDep, session: Reader, name: str, run_id: str, file: str) -> FileResponse:
     """A file the run lists, served as the API serves it."""
-    return reports_api.download(name, run_id, file, runner, session.user)
+    return file_response(published.run_file(runner, name, run_id, file, session.user))
 
 
 @router.get("/reports/{name}/runs/{run_id}/archive")
 def run_archive(runner: RunnerDep, session: Reader, name: str, run_id: str) -> Response:
     """The run's files in one zip, as the API serves them."""
-    return reports_api.archive(name, run_id, runner, session.user)
+    return zip_response(*published.run_archive(runner, name, run_id, session.user))

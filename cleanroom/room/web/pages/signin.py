@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cleanroom.errors import AuthError, UserError
-from cleanroom.room.api.deps import RoomDep, client_of, record_denied
-from cleanroom.room.i18n import N_
+from cleanroom.i18n import N_
+from cleanroom.room.http.deps import RoomDep, client_of, record_denied
 from cleanroom.room.room import Room
 from cleanroom.room.web.deps import (
     SessionDep,
