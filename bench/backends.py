@@ -112,7 +112,7 @@ from pathlib import Path
 from cleanroom.room.policy import load_policy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.prepared import SqlQuery
-from cleanroom.room.templates import prepare_template
+from cleanroom.room.analyses import prepare_template
 from cleanroom.room.warehouse import Warehouse
 base, backend_name, query = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 policy, _ = load_policy(base / "policy.yaml")

@@ -54,7 +54,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.policy.build import policy_document, write_policy
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.room import Room, init_room
+from cleanroom.room.state import Room, init_room
 
 CITIES = [
     "Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz",

@@ -41,7 +41,7 @@ from cleanroom.demo.scenario import free_port
 from cleanroom.room.auth import Role
 from cleanroom.room.config import load_settings
 from cleanroom.room.policy.build import policy_document, write_policy
-from cleanroom.room.room import Room, init_room
+from cleanroom.room.state import Room, init_room
 
 PARTIES = ["ofogh", "okala", "filimo", "tapsi", "ozone"]
 WITH_EMAIL = {"okala", "filimo"}

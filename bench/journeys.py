@@ -90,7 +90,7 @@ sys.path.insert(0, %(root)r)
 from fractions import Fraction
 from pathlib import Path
 from cleanroom.room.policy import load_policy
-from cleanroom.room.templates import prepare_template
+from cleanroom.room.analyses import prepare_template
 from cleanroom.room.warehouse import Warehouse
 base, name, params = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 policy, _ = load_policy(base / "policy.yaml")
@@ -99,7 +99,7 @@ wh = Warehouse(base / "warehouse.duckdb", b"k" * 32, temp_dir=base / "tmp", thre
 tables = {f"{p}.{d}": f"g1__{p}__{d}" for p, d in
           [tuple(t.split("__")[1:]) for t in wh.tables() if t.count("__") == 2]}
 if sys.argv[4] == "1":
-    from cleanroom.room.templates import sequence
+    from cleanroom.room.analyses import sequence
     tables |= {sequence.EVENTS_KEY: "g1___sequence", sequence.SOURCES_KEY: "g1___sequence_sources"}
 prepared = prepare_template(name, params, policy=policy, party="reporter")
 t = time.perf_counter()
@@ -113,7 +113,7 @@ import sys, time
 sys.path.insert(0, %(root)r)
 from pathlib import Path
 from cleanroom.room.policy import load_policy
-from cleanroom.room.templates import sequence
+from cleanroom.room.analyses import sequence
 from cleanroom.room.warehouse import Warehouse
 base = Path(sys.argv[1])
 policy, _ = load_policy(base / "policy.yaml")

@@ -32,7 +32,7 @@ _room = click.option(
 
 
 def _open(room_dir: Path, *, warehouse: bool = False) -> Any:
-    from cleanroom.room.room import Room
+    from cleanroom.room.state import Room
 
     return Room(load_settings(room_dir), warehouse=warehouse)
 
@@ -47,7 +47,7 @@ def room_group() -> None:
 @click.option("--policy", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def room_init(directory: Path, policy: Path) -> None:
     """A new room: its key pair and secret, its stores, the collaboration from POLICY."""
-    from cleanroom.room.room import init_room
+    from cleanroom.room.state import init_room
 
     ids = init_room(directory, policy, passphrase=passphrase_from_env())
     console.print(f"room created in {directory}", highlight=False)
@@ -67,7 +67,7 @@ def serve(room_dir: Path, host: str | None, port: int | None) -> None:
     from cleanroom.cli.serving import check_port, refuse_if_locked
     from cleanroom.room import logs
     from cleanroom.room.http.app import create_app
-    from cleanroom.room.room import Room
+    from cleanroom.room.state import Room
 
     settings = load_settings(room_dir, host=host, port=port)
     check_port(settings.host, settings.port)

@@ -53,7 +53,7 @@ def _served(url: str | None, token: str | None, room_dir: Path | None) -> bool:
 
 
 def _open(room_dir: Path) -> Any:
-    from cleanroom.room.room import Room
+    from cleanroom.room.state import Room
 
     return Room(load_settings(room_dir))
 

@@ -22,7 +22,7 @@ from cleanroom.demo.scenario import Group, LiveServer, build_group
 from cleanroom.errors import T_, UserError
 from cleanroom.i18n import LANGUAGES, Language
 from cleanroom.room.config import SETTINGS_FILE, load_settings
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 MARKER = ".cleanroom-demo"
 HOST = "127.0.0.1"  # a demo room is served on loopback only

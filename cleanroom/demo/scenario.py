@@ -29,12 +29,12 @@ from cleanroom.contract.keys import (
 )
 from cleanroom.contract.spec import DatasetSpec, load_spec
 from cleanroom.party.prepare import PrepareResult, prepare
+from cleanroom.room.analyses import TEMPLATES
 from cleanroom.room.auth import Role
 from cleanroom.room.config import load_settings
 from cleanroom.room.http.app import create_app
 from cleanroom.room.policy.build import policy_document, write_policy
-from cleanroom.room.room import Room, init_room
-from cleanroom.room.templates import TEMPLATES
+from cleanroom.room.state import Room, init_room
 from cleanroom.synth import generate
 from cleanroom.synth.generator import SynthSummary
 

@@ -55,7 +55,7 @@ from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
 from cleanroom.room import faults, matching
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key, quote
 

@@ -34,7 +34,7 @@ from cleanroom import clock
 from cleanroom.room.matching import retire_when_unread
 from cleanroom.room.periodic import Periodic
 from cleanroom.room.retention import dataset_deadline, generation_deadline
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 log = logging.getLogger("cleanroom.expiry")
 

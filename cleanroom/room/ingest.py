@@ -34,7 +34,7 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
 from cleanroom.room.match_keys import check_bundle_key, retire_quietly
 from cleanroom.room.policy.models import DatasetContract
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION

@@ -27,7 +27,7 @@ from datetime import datetime
 from cleanroom import clock
 from cleanroom.errors import T_, BundleError, MixedMatchKeysError
 from cleanroom.room.policy.models import CollaborationPolicy
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.match_keys")

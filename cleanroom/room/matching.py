@@ -29,6 +29,7 @@ from typing import Any
 
 from cleanroom.contract.keyed_hash import TOKEN_VERSION
 from cleanroom.errors import T_, ConflictError, UserError
+from cleanroom.room.analyses import sequence
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match
@@ -39,11 +40,10 @@ from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
-from cleanroom.room.room import Room
 from cleanroom.room.selection import GenerationTables, generation_salt
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
-from cleanroom.room.templates import sequence
 from cleanroom.room.warehouse import SCHEMA
 
 _running = threading.Lock()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cleanroom.i18n import Language, language_of
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 
 def chosen_language(room: Room, user_id: int) -> Language | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from cleanroom.errors import T_, ForbiddenError, UserError
 from cleanroom.room.audit import AuditEntry
 from cleanroom.room.auth import Role
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 MAY_REANCHOR = (Role.room_admin, Role.reviewer)
 MAX_REASON = 1_000

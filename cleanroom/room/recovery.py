@@ -33,7 +33,7 @@ from cleanroom.room.bounds import BOUNDS_CHARGE
 from cleanroom.room.budget import Ledger, period_bounds
 from cleanroom.room.ingest import reconcile
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.recovery")

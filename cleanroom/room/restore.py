@@ -178,7 +178,7 @@ def _verify(
     rows: dict[str, int],
 ) -> Restored:
     from cleanroom.room.recovery import check_ledger
-    from cleanroom.room.room import Room
+    from cleanroom.room.state import Room
 
     counted = manifest.get("tables")
     if counted != rows:

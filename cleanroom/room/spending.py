@@ -14,7 +14,7 @@ from cleanroom.errors import T_, UserError
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import Ledger
 from cleanroom.room.disclosure import sees_every_party
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 
 def spending(room: Room, user: User, ledger: Ledger) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cleanroom.room.config import load_settings
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in
 from tests.browser.test_web_ui_fa import check_persian
 from tests.system.world import LiveServer, World, build_group

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from cleanroom.i18n import translations
 from cleanroom.room.auth import Role
 from cleanroom.room.config import load_settings
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.browser.harness import CHROMIUM, VIEWPORT, Screens, sign_in, sign_out
 from tests.system.world import LiveServer, World, build_group
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 BASE = "SELECT city, COUNT(*) AS n FROM okala.orders WHERE channel = 'app' GROUP BY city"

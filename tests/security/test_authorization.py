@@ -24,7 +24,7 @@ from cleanroom.demo.scenario import Group, LiveServer, build_group, open_room
 from cleanroom.room.http.app import create_app
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import load_and_match
 
 PARTY_ADMIN, ANALYST, REVIEWER, ROOM_ADMIN, REPORTER = (

@@ -26,7 +26,7 @@ from cleanroom.party.normalize import phone_reference
 from cleanroom.room.auth import Role
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import live_generation, run_match
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 VICTIM, ATTACKER = ("okala", "orders"), ("filimo", "views")

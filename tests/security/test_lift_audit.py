@@ -22,12 +22,12 @@ from fractions import Fraction
 
 import pytest
 
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.journey import Cell, Vector
+from cleanroom.room.analyses.lift import CampaignLift
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import Contribution
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.journey import Cell, Vector
-from cleanroom.room.templates.lift import CampaignLift
 from tests.security.audit import epsilon_lower_bound
 from tests.security.test_privacy_audit import record
 from tests.unit.room.journey_room import (

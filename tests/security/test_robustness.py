@@ -27,7 +27,7 @@ from cleanroom.room.query import engine as engine_module
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import load_and_match
 
 LIMIT = 64 * 1024

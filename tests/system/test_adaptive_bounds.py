@@ -14,7 +14,7 @@ import yaml
 
 from cleanroom.room.auth import Role
 from cleanroom.room.recovery import check_ledger
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, World, build_world, open_room
 

@@ -46,6 +46,7 @@ pytest.importorskip("pyspark")
 from pyspark.sql import SparkSession
 
 from cleanroom.errors import ConflictError
+from cleanroom.room.analyses import prepare_template, sequence
 from cleanroom.room.backends import Backend
 from cleanroom.room.backends.duckdb import DuckDBBackend
 from cleanroom.room.backends.kms import ParquetKey
@@ -55,8 +56,7 @@ from cleanroom.room.matching import Generation, live_generation, reading, run_ma
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
-from cleanroom.room.room import Room
-from cleanroom.room.templates import prepare_template, sequence
+from cleanroom.room.state import Room
 from tests.system.world import World, build_world, load_and_match
 
 pytestmark = pytest.mark.spark

@@ -35,7 +35,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.recovery import check_ledger
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, World, build_world, free_port, open_room, run_cli

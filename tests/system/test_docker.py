@@ -28,7 +28,7 @@ import yaml
 
 from cleanroom.contract.keys import generate_match_key, generate_party_keys
 from cleanroom.demo.scenario import free_port
-from cleanroom.room.room import init_room
+from cleanroom.room.state import init_room
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

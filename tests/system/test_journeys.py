@@ -24,15 +24,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from cleanroom.room import dp
+from cleanroom.room.analyses import prepare_template, sequence
+from cleanroom.room.analyses.journey import Journey
+from cleanroom.room.analyses.retention import add_months
+from cleanroom.room.analyses.time_to_cross import bin_labels
 from cleanroom.room.matching import live_generation
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.room import Room
-from cleanroom.room.templates import prepare_template, sequence
-from cleanroom.room.templates.journey import Journey
-from cleanroom.room.templates.retention import add_months
-from cleanroom.room.templates.time_to_cross import bin_labels
+from cleanroom.room.state import Room
 from tests.system.world import World, build_world, load_and_match, open_room
 
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, load_and_match, open_room
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "docs" / "analyst-notebook.ipynb"

@@ -40,15 +40,15 @@ from cleanroom.contract.keys import (
 from cleanroom.contract.spec import load_spec
 from cleanroom.errors import BundleError, ConflictError, ForbiddenError, MixedMatchKeysError
 from cleanroom.party.prepare import prepare
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.overlap import Overlap
 from cleanroom.room.auth import Role
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import live_generation, run_match
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.room import Room, init_room
 from cleanroom.room.selection import GenerationTables
+from cleanroom.room.state import Room, init_room
 from cleanroom.room.suppression import SuppressionList, live_lists
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.overlap import Overlap
 from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, open_room, run_cli
 from tests.unit.room.journey_room import BRANDS, Event, Exposure, ordinary, policy

@@ -32,7 +32,7 @@ from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room, init_room
+from cleanroom.room.state import Room, init_room
 from cleanroom.room.web.pages.dashboard import datasets
 from cleanroom.text import PERSIAN_DIGITS
 from tests.system.world import LiveServer, open_room, run_cli

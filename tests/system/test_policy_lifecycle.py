@@ -13,7 +13,7 @@ import yaml
 
 from cleanroom.room.auth import Role
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, open_room, run_cli
 
 SQL = "SELECT city, COUNT(DISTINCT person) AS buyers FROM okala.orders GROUP BY city"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cleanroom import clock
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, open_room, run_cli
 
 
@@ -281,8 +281,8 @@ def test_error_bounds_cover_the_truth_95_percent_of_the_time(
     """1,000 overlap releases, no cache: the 95% bounds hold 93–97% of the time."""
     from fractions import Fraction
 
+    from cleanroom.room.analyses.overlap import prepare_overlap
     from cleanroom.room.matching import live_generation
-    from cleanroom.room.templates.overlap import prepare_overlap
 
     _, room = live
     policy = room.active_policy().policy

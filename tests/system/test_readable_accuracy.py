@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, build_world, open_room, run_cli
 
 SQL = (

@@ -22,7 +22,7 @@ from cleanroom.room.query.engine import Engine
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 from cleanroom.room.reports.schedule import latest_slot
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from tests.system.world import LiveServer, World, open_room, run_cli
 
 

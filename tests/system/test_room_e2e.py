@@ -17,9 +17,9 @@ import pytest
 from cleanroom.contract.keys import generate_party_keys, load_signing_key, new_symmetric_key
 from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.room import logs
+from cleanroom.room.analyses import sequence
 from cleanroom.room.matching import live_generation
-from cleanroom.room.room import Room
-from cleanroom.room.templates import sequence
+from cleanroom.room.state import Room
 from cleanroom.room.warehouse import SCHEMA
 from tests.system.world import LiveServer, World, build_world, open_room
 

@@ -20,9 +20,9 @@ import yaml
 from fastapi.routing import APIRoute
 
 from cleanroom.room.auth import Role
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.web import routes as web_routes
-from cleanroom.room.web.access import CAPABILITIES, roles_for
+from cleanroom.room.web.capabilities import CAPABILITIES, roles_for
 from cleanroom.room.web.render import PREFIX
 from tests.system.world import LiveServer, World, build_group, open_room
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from cleanroom.demo.scenario import Group, LiveServer, build_group, free_port, open_room
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 World = Group
 

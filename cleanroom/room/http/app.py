@@ -55,8 +55,8 @@ from cleanroom.room.query.engine import Engine
 from cleanroom.room.recovery import recover
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.schedule import Scheduler
-from cleanroom.room.room import Room
-from cleanroom.room.web import access as web_access
+from cleanroom.room.state import Room
+from cleanroom.room.web import capabilities
 from cleanroom.room.web import routes as web
 from cleanroom.room.web.errors import error_page, is_web
 from cleanroom.room.web.render import language_for
@@ -187,7 +187,7 @@ def create_app(room: Room) -> FastAPI:
     for module in api:
         app.include_router(module.router, responses=ERRORS)
     # The web UI shows each role what these routes admit (it reads them, never imports them).
-    web_access.use_routes(route for module in api for route in module.router.routes)
+    capabilities.use_routes(route for module in api for route in module.router.routes)
     app.include_router(web.router)  # the web UI, kept out of the OpenAPI document
     app.include_router(web.root)
     app.add_middleware(

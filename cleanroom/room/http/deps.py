@@ -20,7 +20,7 @@ from cleanroom.room.logs import scrub
 from cleanroom.room.prefs import chosen_language
 from cleanroom.room.query.engine import Engine
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `cleanroom users add`.")
 

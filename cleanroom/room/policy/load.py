@@ -128,8 +128,8 @@ def check_report_sections(policy: CollaborationPolicy, source: str) -> None:
     can only be refused later. Stored versions are not re-checked when read.
     """
     # Templates read the policy model, so they are imported here, not at the top.
+    from cleanroom.room.analyses import prepare_template
     from cleanroom.room.query.check import QueryRejected
-    from cleanroom.room.templates import prepare_template
 
     for name, report in policy.reports.items():
         for i, section in enumerate(report.sections):

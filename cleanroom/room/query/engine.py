@@ -25,6 +25,7 @@ from typing import Any
 from cleanroom import accuracy
 from cleanroom.errors import T_, ForbiddenError, NotFoundError, UserError
 from cleanroom.room import faults
+from cleanroom.room.analyses import prepare_template
 from cleanroom.room.auth import Role, User
 from cleanroom.room.bounds import applied, with_bounds
 from cleanroom.room.budget import BudgetExceeded, Ledger
@@ -38,9 +39,8 @@ from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
-from cleanroom.room.room import ActivePolicy, Room
+from cleanroom.room.state import ActivePolicy, Room
 from cleanroom.room.store import now
-from cleanroom.room.templates import prepare_template
 from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")

@@ -15,7 +15,7 @@ from typing import Any
 from cleanroom.errors import T_, NotFoundError
 from cleanroom.room.auth import User
 from cleanroom.room.policy.reports import ReportPolicy
-from cleanroom.room.reports.access import may_read
+from cleanroom.room.reports.readers import may_read
 from cleanroom.room.reports.runner import ReportRunner
 
 

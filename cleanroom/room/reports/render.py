@@ -109,7 +109,7 @@ def _write(
     out: Path, info: RunInfo, sections: list[SectionResult], language: Language, timezone: str
 ) -> list[str]:
     # matplotlib takes most of a second to import: only processes that draw pay for it.
-    from cleanroom.room.reports.charts import charts_for
+    from cleanroom.room.charts import charts_for
 
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []

@@ -42,7 +42,7 @@ from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.prepared import Prepared
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from cleanroom.room.reports.runs import ReportRun, RunLog, Status
-from cleanroom.room.room import ActivePolicy
+from cleanroom.room.state import ActivePolicy
 from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.reports")

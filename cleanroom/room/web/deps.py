@@ -18,8 +18,8 @@ from cleanroom.errors import T_, AuthError, ForbiddenError
 from cleanroom.room.config import Settings
 from cleanroom.room.http.deps import RoomDep, record_denied
 from cleanroom.room.prefs import chosen_language
-from cleanroom.room.room import Room
-from cleanroom.room.web.access import capabilities, may
+from cleanroom.room.state import Room
+from cleanroom.room.web.capabilities import capabilities, may
 from cleanroom.room.web.forms import Form, read_form
 from cleanroom.room.web.session import Session, Sessions, csrf_matches
 from cleanroom.wording import a

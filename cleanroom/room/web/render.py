@@ -49,7 +49,7 @@ from cleanroom.i18n import (
     translations,
 )
 from cleanroom.i18n import cut as cut_text
-from cleanroom.room.web.charts import is_number
+from cleanroom.room.web.result_chart import is_number
 
 HERE = Path(__file__).parent
 PREFIX = "/ui"

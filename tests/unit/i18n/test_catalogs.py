@@ -18,8 +18,8 @@ from babel.messages.pofile import read_po
 
 from cleanroom.i18n import LANGUAGES, N_, gettext, po_path, translations
 from cleanroom.i18n.labels import TEMPLATE_TEXT, WORDS, label
-from cleanroom.room.templates import TEMPLATES
-from cleanroom.room.templates.schema import SCHEMAS
+from cleanroom.room.analyses import TEMPLATES
+from cleanroom.room.analyses.schema import SCHEMAS
 
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")

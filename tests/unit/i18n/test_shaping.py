@@ -7,7 +7,7 @@ from matplotlib.text import Text
 
 from cleanroom.i18n import current
 from cleanroom.i18n.shaping import FONTS, localize, shape, shapes_text
-from cleanroom.room.reports.charts.draw import figure, png
+from cleanroom.room.charts.draw import figure, png
 
 
 def test_this_matplotlib_lays_out_persian() -> None:

@@ -23,7 +23,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.restore import restore
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 
 @pytest.fixture(scope="module")

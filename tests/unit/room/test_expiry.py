@@ -22,7 +22,7 @@ from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import reading, run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.reports.runner import ReportRunner
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 REPORTS = {
     "overlap": {

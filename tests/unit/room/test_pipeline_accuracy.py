@@ -32,6 +32,11 @@ import duckdb
 import pytest
 
 from cleanroom.room import pipeline
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.journey import CUT, Journey, cut_counts
+from cleanroom.room.analyses.lift import CampaignLift
+from cleanroom.room.analyses.overlap import Overlap
+from cleanroom.room.analyses.transitions import Transitions
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
@@ -39,11 +44,6 @@ from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import QueryPlan
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.query.release import Released, release
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.journey import CUT, Journey, cut_counts
-from cleanroom.room.templates.lift import CampaignLift
-from cleanroom.room.templates.overlap import Overlap
-from cleanroom.room.templates.transitions import Transitions
 from tests.unit.room import journey_room
 from tests.unit.room.journey_room import ARMS, BRANDS, CHANNELS, END, PERIOD, START, Event, Exposure
 

@@ -11,9 +11,9 @@ import yaml
 
 from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import SpecError
+from cleanroom.room.analyses import prepare_template
 from cleanroom.room.policy import load_policy
 from cleanroom.room.policy.load import parse_policy_text
-from cleanroom.room.templates import prepare_template
 
 MATCH_ID = "0123456789abcdef0123456789abcdef"
 EXAMPLE = Path(__file__).resolve().parents[3] / "policies" / "group-journeys.example.yaml"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cleanroom.room.reports.charts import charts_for
+from cleanroom.room.charts import charts_for
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from tests.unit.room import report_shapes
 from tests.unit.room.report_shapes import SHAPES, count, released

@@ -15,6 +15,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import compile_plan
@@ -25,8 +27,6 @@ from cleanroom.room.selection import (
     generation_salt,
     salt_of,
 )
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.journey import Journey
 from tests.unit.room import journey_room
 
 SECRET = b"s" * 32

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleanroom.room.analyses import prepare_template, sequence
+from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.selection import GenerationTables
-from cleanroom.room.templates import prepare_template, sequence
-from cleanroom.room.templates.journey import Journey
 from tests.unit.room import journey_room
 from tests.unit.room.test_templates_sensitivity import extreme_person
 

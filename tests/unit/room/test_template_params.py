@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cleanroom import jalali
+from cleanroom.room.analyses.params import MAX_CHARS, Params, read_date
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.templates.params import MAX_CHARS, Params, read_date
 
 
 def params(**raw: str) -> Params:

@@ -1,6 +1,6 @@
 """The declared template parameters are the ones the templates read, with the same ranges.
 
-The web console builds its forms from :mod:`cleanroom.room.templates.schema`; these
+The web console builds its forms from :mod:`cleanroom.room.analyses.schema`; these
 tests make sure a form can offer nothing a template refuses and miss nothing it takes.
 """
 
@@ -14,11 +14,11 @@ import pytest
 
 from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import InternalError
+from cleanroom.room.analyses import TEMPLATES, prepare_template
+from cleanroom.room.analyses.params import Params
+from cleanroom.room.analyses.schema import SCHEMAS, Param
 from cleanroom.room.policy import CollaborationPolicy, load_policy
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.templates import TEMPLATES, prepare_template
-from cleanroom.room.templates.params import Params
-from cleanroom.room.templates.schema import SCHEMAS, Param
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "policies" / "group-journeys.example.yaml"
 # What a form must fill in for each template's required parameters (party okala).
@@ -67,7 +67,7 @@ def test_the_declared_ranges_are_the_enforced_ones(
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_every_declared_parameter_is_documented(name: str) -> None:
-    doc = importlib.import_module(f"cleanroom.room.templates.{name}").__doc__ or ""
+    doc = importlib.import_module(f"cleanroom.room.analyses.{name}").__doc__ or ""
     doc += TEMPLATES[name].__doc__ or ""
     for param in SCHEMAS[name]:
         assert f"``{param.name}``" in doc, param.name

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.lift import CampaignLift, evidence
+from cleanroom.room.analyses.overlap import Overlap
 from cleanroom.room.dp import Release
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.lift import CampaignLift, evidence
-from cleanroom.room.templates.overlap import Overlap
 from tests.unit.room.journey_room import PERIOD, TABLES, load, ordinary, policy
 
 

@@ -22,14 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleanroom.room.analyses import prepare_template
+from cleanroom.room.analyses.journey import CUT, Cell, Journey, Vector
+from cleanroom.room.analyses.lift import CampaignLift
+from cleanroom.room.analyses.overlap import Overlap
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.selection import GenerationTables
 from cleanroom.room.sensitivity import Contribution
-from cleanroom.room.templates import prepare_template
-from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector
-from cleanroom.room.templates.lift import CampaignLift
-from cleanroom.room.templates.overlap import Overlap
 from tests.unit.room.journey_room import (
     ARMS,
     BRANDS,

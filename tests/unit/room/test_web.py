@@ -13,9 +13,9 @@ from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, Users
 from cleanroom.room.config import load_settings
 from cleanroom.room.store import MetaStore
-from cleanroom.room.web.charts import MAX_BARS, bar_chart, bars_from_result, interval
 from cleanroom.room.web.errors import safe_next
 from cleanroom.room.web.render import age, number, when
+from cleanroom.room.web.result_chart import MAX_BARS, bar_chart, bars_from_result, interval
 from cleanroom.room.web.session import Sessions, csrf_matches, csrf_token
 
 SQL_RESULT = {

@@ -21,7 +21,7 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.backup import archive
 from cleanroom.room.expiry import expire
 from cleanroom.room.http.deps import RoomDep, roles
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 
 router = APIRouter(prefix="/api/v1/room", tags=["room"])
 Admin = Annotated[User, Depends(roles(Role.room_admin))]

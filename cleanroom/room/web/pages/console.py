@@ -7,7 +7,7 @@ page adds is what a person needs to ask well and read the answer right:
 - the tables and columns the policy opens to the analyst's party, each with
   its role (dimension values, metric bounds), beside the SQL editor;
 - a form per template the analyst may run, built from the template's
-  declared parameters (:mod:`cleanroom.room.templates.schema`);
+  declared parameters (:mod:`cleanroom.room.analyses.schema`);
 - every released number with its 95% error bound, and a chart with error
   bars; the epsilon spent and whether the answer came from the cache;
 - a refusal shown as the rule broken and why; an exhausted budget as the
@@ -28,6 +28,9 @@ from starlette.concurrency import run_in_threadpool
 from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.errors import T_, DataExpired, UserError
 from cleanroom.i18n import N_, current
+from cleanroom.room.analyses import TEMPLATES
+from cleanroom.room.analyses.activity import activity_sources
+from cleanroom.room.analyses.schema import SCHEMAS, Param
 from cleanroom.room.auth import User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.epsilon import Epsilon
@@ -36,16 +39,13 @@ from cleanroom.room.http.deps import EngineDep, RoomDep
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.room import Room
 from cleanroom.room.spending import spending
-from cleanroom.room.templates import TEMPLATES
-from cleanroom.room.templates.activity import activity_sources
-from cleanroom.room.templates.schema import SCHEMAS, Param
-from cleanroom.room.web.charts import bar_chart, bars_from_result
+from cleanroom.room.state import Room
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
 from cleanroom.room.web.render import language_for, party_names
 from cleanroom.room.web.render import page as render
+from cleanroom.room.web.result_chart import bar_chart, bars_from_result
 from cleanroom.room.web.session import Session
 
 router = APIRouter()

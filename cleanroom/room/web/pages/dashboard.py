@@ -24,8 +24,8 @@ from cleanroom.room.ingest import live_datasets
 from cleanroom.room.matching import live_generation
 from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.query.engine import Engine
-from cleanroom.room.room import Room
 from cleanroom.room.spending import spending
+from cleanroom.room.state import Room
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.render import page as render
 from cleanroom.room.web.session import Session

@@ -17,10 +17,10 @@ from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.i18n import N_
 from cleanroom.room.http.deps import EngineDep, RoomDep
 from cleanroom.room.query.export import Format, export
-from cleanroom.room.web.charts import bar_chart, bars_from_result
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.pages.console import _context
 from cleanroom.room.web.render import page as render
+from cleanroom.room.web.result_chart import bar_chart, bars_from_result
 from cleanroom.room.web.session import Session
 
 router = APIRouter()

@@ -23,8 +23,8 @@ from cleanroom.i18n import N_
 from cleanroom.room.http.deps import RoomDep
 from cleanroom.room.policy.diff import LOOSENS, NEUTRAL, TIGHTENS, PolicyChange, summarize
 from cleanroom.room.policy.lifecycle import PROPOSED, SUPERSEDED, PolicyVersion
-from cleanroom.room.room import Room
-from cleanroom.room.web.access import may
+from cleanroom.room.state import Room
+from cleanroom.room.web.capabilities import may
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
 from cleanroom.room.web.render import HEADERS, PREFIX

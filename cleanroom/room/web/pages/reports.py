@@ -23,7 +23,7 @@ from cleanroom.room.http.deps import RunnerDep
 from cleanroom.room.http.downloads import file_response, zip_response
 from cleanroom.room.reports import published
 from cleanroom.room.reports.runner import REPORTER_SHARE
-from cleanroom.room.web.access import may
+from cleanroom.room.web.capabilities import may
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
 from cleanroom.room.web.render import HEADERS, PREFIX

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from cleanroom.errors import AuthError, UserError
 from cleanroom.i18n import N_
 from cleanroom.room.http.deps import RoomDep, client_of, record_denied
-from cleanroom.room.room import Room
+from cleanroom.room.state import Room
 from cleanroom.room.web.deps import (
     SessionDep,
     cookie_name,

@@ -14,10 +14,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cleanroom.errors import T_
+from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.templates.params import Params
 from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
 

@@ -18,12 +18,12 @@ from typing import Any
 from cleanroom import accuracy
 from cleanroom.errors import T_
 from cleanroom.room import dp, pipeline
+from cleanroom.room.analyses.journey import Vector
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import Released, ratio
 from cleanroom.room.sensitivity import Contribution, once_per_cell
-from cleanroom.room.templates.journey import Vector
 from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
 

@@ -15,8 +15,8 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 
 from cleanroom.i18n.current import _
+from cleanroom.room.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 from cleanroom.room.reports.cells import label
-from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 
 
 def upset(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:

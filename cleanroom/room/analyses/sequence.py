@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.room.analyses.activity import Source
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.templates.activity import Source
 from cleanroom.room.warehouse import quote
 
 SLOTS = 16  # brands a code can tell apart

@@ -22,14 +22,14 @@ from typing import Any
 
 from cleanroom.errors import T_
 from cleanroom.room import dp, selection
+from cleanroom.room.analyses import sequence
+from cleanroom.room.analyses.activity import activity_sources, brands, events_sql
+from cleanroom.room.analyses.journey import CUT, Cell, Journey, Vector, cells_of, person_rows
+from cleanroom.room.analyses.params import Params, period
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.room.templates import sequence
-from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector, cells_of, person_rows
-from cleanroom.room.templates.params import Params, period
 
 CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
 

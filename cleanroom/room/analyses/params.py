@@ -23,8 +23,8 @@ from collections.abc import Mapping
 
 from cleanroom import clock, jalali
 from cleanroom.errors import T_, InternalError, Text
+from cleanroom.room.analyses.schema import Kind, Param, schema
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.templates.schema import Kind, Param, schema
 from cleanroom.text import EmptiedValue, fold_digits, normalize_category, quoted
 
 MAX_CHARS = 500
@@ -78,7 +78,7 @@ class Params:
         if param is None or param.kind not in kinds:
             raise InternalError(
                 f"{self.template}: parameter '{name}' is not declared as {'/'.join(kinds)} "
-                "in cleanroom.room.templates.schema"
+                "in cleanroom.room.analyses.schema"
             )
         return param
 

@@ -17,8 +17,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from cleanroom.i18n.current import _
-from cleanroom.room.reports.charts import bars, flows, grids
-from cleanroom.room.reports.charts.draw import nothing_released, png
+from cleanroom.room.charts import bars, flows, grids
+from cleanroom.room.charts.draw import nothing_released, png
 from cleanroom.room.reports.tables import tables_for
 
 log = logging.getLogger("cleanroom.reports")

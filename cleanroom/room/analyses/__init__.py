@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from cleanroom.errors import T_
+from cleanroom.room.analyses.app_to_store import prepare_app_to_store
+from cleanroom.room.analyses.funnel import prepare_funnel
+from cleanroom.room.analyses.lift import prepare_lift
+from cleanroom.room.analyses.overlap import prepare_overlap
+from cleanroom.room.analyses.retention import prepare_retention
+from cleanroom.room.analyses.segments import prepare_segments
+from cleanroom.room.analyses.time_to_cross import prepare_time_to_cross
+from cleanroom.room.analyses.transitions import prepare_transitions
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.prepared import Prepared
-from cleanroom.room.templates.app_to_store import prepare_app_to_store
-from cleanroom.room.templates.funnel import prepare_funnel
-from cleanroom.room.templates.lift import prepare_lift
-from cleanroom.room.templates.overlap import prepare_overlap
-from cleanroom.room.templates.retention import prepare_retention
-from cleanroom.room.templates.segments import prepare_segments
-from cleanroom.room.templates.time_to_cross import prepare_time_to_cross
-from cleanroom.room.templates.transitions import prepare_transitions
 from cleanroom.text import quoted
 
 TEMPLATES: dict[str, Callable[..., Prepared]] = {

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 
 from cleanroom.i18n import current, released
 from cleanroom.i18n.current import _
+from cleanroom.room.charts.draw import figure, point
 from cleanroom.room.reports.cells import label, number
-from cleanroom.room.reports.charts.draw import figure, point
 
 
 def _heatmap(

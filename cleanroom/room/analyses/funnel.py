@@ -21,12 +21,8 @@ from typing import Any
 from cleanroom import accuracy
 from cleanroom.errors import T_
 from cleanroom.room import dp
-from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.policy.privacy import PrivacyPolicy
-from cleanroom.room.query.release import ratio
-from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import (
+from cleanroom.room.analyses.activity import Source, events_sql, require_own, step_source
+from cleanroom.room.analyses.journey import (
     Cell,
     Journey,
     Vector,
@@ -34,7 +30,11 @@ from cleanroom.room.templates.journey import (
     count,
     sum_error95,
 )
-from cleanroom.room.templates.params import Params, period
+from cleanroom.room.analyses.params import Params, period
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.release import ratio
+from cleanroom.room.sensitivity import once_per_cell
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from typing import Any
 from cleanroom import clock
 from cleanroom.errors import T_
 from cleanroom.room import dp
+from cleanroom.room.analyses.activity import activity_sources, brands, events_sql
+from cleanroom.room.analyses.journey import Cell, Journey, Vector, cells_of, count
+from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.room.templates.activity import activity_sources, brands, events_sql
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, count
-from cleanroom.room.templates.params import Params
 
 
 def add_months(month: dt.date, n: int) -> dt.date:

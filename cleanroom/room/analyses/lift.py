@@ -30,14 +30,14 @@ from typing import Any
 from cleanroom import accuracy
 from cleanroom.errors import T_
 from cleanroom.room import dp, sensitivity
+from cleanroom.room.analyses.activity import Source, events_sql, require_own, step_source
+from cleanroom.room.analyses.journey import CUT, Cell, Journey, Vector, count
+from cleanroom.room.analyses.params import Params, period
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import ratio
-from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import CUT, Cell, Journey, Vector, count
-from cleanroom.room.templates.params import Params, period
 from cleanroom.room.warehouse import quote
 from cleanroom.text import quoted
 

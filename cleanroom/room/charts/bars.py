@@ -11,8 +11,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from cleanroom.i18n.current import _
+from cleanroom.room.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 from cleanroom.room.reports.cells import is_cell, label, number
-from cleanroom.room.reports.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
 
 
 def funnel(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:

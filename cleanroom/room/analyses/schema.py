@@ -2,7 +2,7 @@
 
 Two readers need the same list. The web console builds each template's form
 from it (an input per parameter, with its default, range and help), and
-:class:`~cleanroom.room.templates.params.Params` checks every getter call
+:class:`~cleanroom.room.analyses.params.Params` checks every getter call
 against it: a template asking for a parameter that is not declared here, or
 with another range or default than declared, is our bug and fails loudly
 (:class:`~cleanroom.errors.InternalError`) in the first test that runs it, so

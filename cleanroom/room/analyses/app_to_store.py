@@ -23,12 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.room import dp
-from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.policy.privacy import PrivacyPolicy
-from cleanroom.room.query.release import ratio
-from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import (
+from cleanroom.room.analyses.activity import Source, events_sql, require_own, step_source
+from cleanroom.room.analyses.journey import (
     Cell,
     Journey,
     Vector,
@@ -36,7 +32,11 @@ from cleanroom.room.templates.journey import (
     count,
     sum_error95,
 )
-from cleanroom.room.templates.params import Params, period
+from cleanroom.room.analyses.params import Params, period
+from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query.release import ratio
+from cleanroom.room.sensitivity import once_per_cell
 
 OTHER, FROM_ORIGIN = 0, 1  # the two cells: new at B without, and after, an event at A
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from cleanroom.errors import T_
 from cleanroom.room import dp
+from cleanroom.room.analyses.activity import Source, events_sql, require_own, step_source
+from cleanroom.room.analyses.journey import Cell, Journey, Vector, cells_of, person_rows
+from cleanroom.room.analyses.params import Params, period
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.room.templates.activity import Source, events_sql, require_own, step_source
-from cleanroom.room.templates.journey import Cell, Journey, Vector, cells_of, person_rows
-from cleanroom.room.templates.params import Params, period
 
 DEFAULT_BINS = "0,1,7,14,30,60,90"
 
