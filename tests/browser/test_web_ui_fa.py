@@ -224,7 +224,10 @@ def test_b_an_analyst_runs_a_template_in_persian(
     form.locator("summary").click()
     form.locator("input[name=epsilon]").fill("0.4")
     form.locator("button[value=run]").click()
-    expect(page.locator("#result svg.chart")).to_be_visible()
+    chart = page.locator("#result img.chart")
+    expect(chart).to_be_visible()
+    assert chart.evaluate("img => img.complete && img.naturalWidth") > 0
+    expect(chart).to_have_attribute("alt", re.compile("در هر گروه"))  # from the catalog
     expect(page.locator("#epsilon-spent")).to_have_text("۰٫۴")
     cells = page.locator("#result-table td.num")
     assert cells.count() > 0

@@ -1,9 +1,12 @@
-"""Charts per template, each a PNG with error bars or bounds written on it.
+"""The one chart stack of the room: the reports' charts (PNG) and the console's result chart (SVG).
 
 ``charts_for`` knows the released shape of every template (DESIGN.md §5); a
 template it does not know, or a shape it cannot draw, gets the generic bar
 chart instead of failing the report: a report should not be lost because a
-template grew a column.
+template grew a column. ``result_chart`` is the console's: the generic bar
+chart of an answer. Both draw every whisker by one rule
+(:mod:`cleanroom.room.charts.whiskers`), so a number has the same interval on
+the page, in the report and in its CSV.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from matplotlib.figure import Figure
 
 from cleanroom.i18n.current import _
 from cleanroom.room.charts import bars, flows, grids
-from cleanroom.room.charts.draw import nothing_released, png
+from cleanroom.room.charts.draw import nothing_released, png, svg
 from cleanroom.room.reports.tables import tables_for
 
 log = logging.getLogger("cleanroom.reports")
@@ -28,11 +31,11 @@ Drawer = Callable[[dict[str, Any]], list[tuple[str, str, Figure]]]
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart of a section: a slug for its file name, a caption, the PNG bytes."""
+    """One chart: a slug for its file name, a caption, the image (PNG, or SVG for the console)."""
 
     slug: str
     caption: str
-    png: bytes
+    image: bytes
 
 
 def _overlap(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -91,3 +94,16 @@ def charts_for(template: str, result: dict[str, Any]) -> list[Chart]:
                 )
             ]
         return [Chart(slug, caption, png(fig)) for slug, caption, fig in drawn]
+
+
+def result_chart(result: dict[str, Any]) -> Chart | None:
+    """The console's chart of one answer, as SVG: its first released column as bars.
+
+    None when the answer has no released number to draw (the table says why).
+    """
+    with _drawing:
+        drawn = bars.generic(result) if result.get("rows") else []
+        if not drawn:
+            return None
+        slug, caption, fig = drawn[0]
+        return Chart(slug, caption, svg(fig))

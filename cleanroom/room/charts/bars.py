@@ -10,9 +10,14 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cleanroom.i18n import N_, current, formats
 from cleanroom.i18n.current import _
-from cleanroom.room.charts.draw import NOTE, PALETTE, bars, cells_of, figure, point
+from cleanroom.room.charts.draw import NOTE, PALETTE, bars, cells_of, figure, note, point
+from cleanroom.room.charts.whiskers import whisker
 from cleanroom.room.reports.cells import is_cell, label, number
+
+MAX_BARS = 40  # bars of the generic chart; more would not be readable, and cost time to draw
+LEFT_OUT = N_("the first %(shown)s of %(all)s rows are drawn; the table lists them all")
 
 
 def funnel(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
@@ -85,9 +90,11 @@ def lift(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     left.set_ylabel(_("conversion rate"))
     left.set_title(_("Rate per arm (95% intervals)"))
     for i, cell in enumerate(figures.values()):
-        p = point(cell)
-        assert p is not None
-        right.errorbar([i], [p[0]], yerr=[[p[1]], [p[2]]], fmt="o", color=PALETTE[1], capsize=4)
+        w = whisker(cell)  # the one interval rule, as the bars' whiskers
+        if w.centre is None or w.low is None or w.high is None:
+            continue
+        spread = [[w.centre - w.low], [w.high - w.centre]]
+        right.errorbar([i], [w.centre], yerr=spread, fmt="o", color=PALETTE[1], capsize=4)
     right.axhline(0, color="#888888", linewidth=1, linestyle="--")
     right.set_xticks(range(len(figures)), [label(name) for name in figures])
     right.set_xlim(-0.6, max(len(figures), 1) - 0.4)
@@ -96,19 +103,34 @@ def lift(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
 
 
 def generic(result: dict[str, Any]) -> list[tuple[str, str, Figure]]:
-    """Any released table: the first number column against the joined label columns."""
-    rows = result["rows"]
+    """Any released table: the first number column against the joined label columns.
+
+    At most :data:`MAX_BARS` rows, in the table's order (the chart is read beside
+    the table, row for row); a footnote says how many were left out.
+    """
+    every = result["rows"]
     columns = list(result.get("columns", []))
-    measures = [c for c in columns if any(is_cell(r.get(c)) for r in rows)]
+    measures = [c for c in columns if any(is_cell(r.get(c)) for r in every)]
     keys = [c for c in columns if c not in measures]
     if not measures:
         return []
     measure = measures[0]
+    rows = every[:MAX_BARS]
     names = [" / ".join(label(r.get(k)) for k in keys) or str(i + 1) for i, r in enumerate(rows)]
     fig = figure(8, max(3.0, 0.3 * len(rows) + 1.2))
     ax = fig.add_subplot()
     bars(ax, names, cells_of(rows, measure), horizontal=True)
+    if len(every) > len(rows):
+        language = current.language()
+        note(
+            fig,
+            _(LEFT_OUT)
+            % {
+                "shown": formats.number(len(rows), language),
+                "all": formats.number(len(every), language),
+            },
+        )
     shown = label(measure)
     ax.set_xlabel(shown)
-    ax.set_title(f"{shown} ({_(NOTE)})")
+    ax.set_title(_(NOTE))  # apart from the measure: a Latin alias would turn a Persian line
     return [("bars", _("%(measure)s per group") % {"measure": shown}, fig)]

@@ -119,13 +119,13 @@ def _write(
         charts = []
         for chart in charts_for(section.template, section.result):
             name = f"{stem}-{chart.slug}.png"
-            (out / name).write_bytes(chart.png)
+            (out / name).write_bytes(chart.image)
             files.append(name)
             charts.append(
                 {
                     "file": name,
                     "caption": chart.caption,
-                    "data_uri": "data:image/png;base64," + base64.b64encode(chart.png).decode(),
+                    "data_uri": "data:image/png;base64," + base64.b64encode(chart.image).decode(),
                 }
             )
         tables = []

@@ -7,7 +7,7 @@ times in the room's time zone.
 
 Everything a user or a party wrote (policy comments and descriptions, party
 names, SQL, audit details) reaches the page through autoescaping; nothing is
-marked safe except the server-drawn chart, which escapes its own labels.
+marked safe except the result chart's ``<img>``, which escapes its alternative text.
 
 Every page is sent with a Content-Security-Policy that allows only this
 origin's stylesheet, script and frames (report pages), no inline script,
@@ -49,7 +49,6 @@ from cleanroom.i18n import (
     translations,
 )
 from cleanroom.i18n import cut as cut_text
-from cleanroom.room.web.result_chart import is_number
 
 HERE = Path(__file__).parent
 PREFIX = "/ui"
@@ -132,7 +131,6 @@ def _environment(language: Language) -> Environment:
     env.filters["msglang"] = lambda message: message_language(message, language)
     env.filters["when"] = when_filter
     env.filters["cut"] = lambda disclosure: cut_text.sentence(disclosure, language)
-    env.tests["released"] = is_number
     env.tests["cell"] = accuracy.is_cell
     env.filters["reading"] = lambda cell: released.shown(cell, language)
     env.filters["rule"] = rule

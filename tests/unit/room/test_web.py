@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from cleanroom.room.config import load_settings
 from cleanroom.room.store import MetaStore
 from cleanroom.room.web.errors import safe_next
 from cleanroom.room.web.render import age, number, when
-from cleanroom.room.web.result_chart import MAX_BARS, bar_chart, bars_from_result, interval
+from cleanroom.room.web.result_chart import chart
 from cleanroom.room.web.session import Sessions, csrf_matches, csrf_token
 
 SQL_RESULT = {
@@ -35,33 +36,30 @@ SQL_RESULT = {
 }
 
 
-def test_the_first_released_column_is_charted_with_its_interval() -> None:
-    found = bars_from_result(SQL_RESULT)
-    assert found is not None
-    measure, bars = found
-    assert measure == "buyers"
-    assert [b.label for b in bars] == ["Tehran", "<script>x</script>"]
-    assert (bars[1].low, bars[1].high) == (0.0, 14.0)  # a count's interval stops at zero
-    svg = str(bar_chart(measure, bars))
-    assert svg.count("<rect") == 2
-    assert svg.count('class="err"') == 6  # a whisker and two caps per bar
-    assert "<script>" not in svg and "&lt;script&gt;x&lt;/script&gt;" in svg
-    assert 'role="img"' in svg and "95% error bars" in svg
+def test_the_result_chart_is_an_svg_image_with_its_text_escaped() -> None:
+    img = str(chart(SQL_RESULT, "en"))
+    assert img.startswith('<img class="chart" ') and 'src="data:image/svg+xml;base64,' in img
+    assert 'alt="buyers per group"' in img
+    svg = base64.b64decode(re.search(r"base64,([^\"]+)", img).group(1))  # type: ignore[union-attr]
+    assert svg.startswith(b"<?xml") and b"<svg" in svg and b"<script" not in svg
+    cell = {"value": 1, "error95": 2}
+    odd = {"columns": ["k", "<b>n</b>"], "rows": [{"k": "a", "<b>n</b>": cell}]}
+    assert 'alt="&lt;b&gt;n&lt;/b&gt; per group"' in str(chart(odd, "en"))
 
 
-def test_explicit_intervals_are_kept_and_long_results_are_capped() -> None:
-    assert interval({"value": 0.5, "error95": 0.2, "low": 0.1, "high": 0.6}) == (0.1, 0.6)
-    assert interval({"value": -3, "error95": 2}) == (-5, -1)
-    rows = [{"k": str(i), "n": {"value": i, "error95": 1}} for i in range(MAX_BARS + 10)]
-    found = bars_from_result({"columns": ["k", "n"], "rows": rows})
-    assert found is not None
-    svg = str(bar_chart(*found))
-    assert svg.count("<rect") == MAX_BARS and f"first {MAX_BARS} of {MAX_BARS + 10}" in svg
+def test_a_drawn_chart_is_kept_per_answer_and_language() -> None:
+    first = chart(SQL_RESULT, "en")
+    assert chart(SQL_RESULT, "en") is first  # not drawn again
+    persian = chart(SQL_RESULT, "fa")
+    assert persian is not None and persian != first and "در هر گروه" in persian
+    changed = {**SQL_RESULT, "rows": SQL_RESULT["rows"][:1]}
+    assert chart(changed, "en") != first
 
 
-def test_a_result_without_released_numbers_has_no_chart() -> None:
-    assert bars_from_result({"columns": ["a"], "rows": [{"a": "x"}]}) is None
-    assert bars_from_result({"columns": [], "rows": []}) is None
+def test_a_dry_run_or_a_result_without_numbers_has_no_chart() -> None:
+    assert chart({**SQL_RESULT, "dry_run": True}, "en") is None
+    assert chart({"columns": ["a"], "rows": [{"a": "x"}]}, "en") is None
+    assert chart({"columns": [], "rows": []}, "en") is None
 
 
 def test_numbers_and_times_read_well() -> None:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.errors import T_, DataExpired, UserError
-from cleanroom.i18n import N_, current
+from cleanroom.i18n import N_
 from cleanroom.room.analyses import TEMPLATES
 from cleanroom.room.analyses.activity import activity_sources
 from cleanroom.room.analyses.schema import SCHEMAS, Param
@@ -41,11 +41,11 @@ from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.spending import spending
 from cleanroom.room.state import Room
+from cleanroom.room.web import result_chart
 from cleanroom.room.web.deps import page, posted
 from cleanroom.room.web.forms import Form
 from cleanroom.room.web.render import language_for, party_names
 from cleanroom.room.web.render import page as render
-from cleanroom.room.web.result_chart import bar_chart, bars_from_result
 from cleanroom.room.web.session import Session
 
 router = APIRouter()
@@ -306,10 +306,10 @@ async def run(
         refusal, status = _refusal(err)
         context = _context(room, engine, user, sent=sent, refusal=refusal)
         return render(request, "console.html", context, status=status)
-    found = None if result.get("dry_run") else bars_from_result(result)
     language = language_for(request)
-    with current.use(language, party_names(request, language)):
-        chart = bar_chart(found[0], found[1]) if found else None
+    chart = await run_in_threadpool(
+        result_chart.chart, result, language, party_names(request, language)
+    )
     if result.get("dry_run"):
         extras = {k: v for k, v in result.items() if k != "dry_run"}
     else:

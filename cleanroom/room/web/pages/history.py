@@ -17,10 +17,11 @@ from cleanroom.accuracy import RESULT_ENVELOPE
 from cleanroom.i18n import N_
 from cleanroom.room.http.deps import EngineDep, RoomDep
 from cleanroom.room.query.export import Format, export
+from cleanroom.room.web import result_chart
 from cleanroom.room.web.deps import page
 from cleanroom.room.web.pages.console import _context
+from cleanroom.room.web.render import language_for, party_names
 from cleanroom.room.web.render import page as render
-from cleanroom.room.web.result_chart import bar_chart, bars_from_result
 from cleanroom.room.web.session import Session
 
 router = APIRouter()
@@ -57,8 +58,8 @@ def reopen(
     if result.get("status", "done") != "done":
         context = _context(room, engine, session.user, reopened=result)
         return render(request, "console.html", context)
-    found = bars_from_result(result)
-    chart = bar_chart(found[0], found[1]) if found else None
+    language = language_for(request)
+    chart = result_chart.chart(result, language, party_names(request, language))
     extras = {k: v for k, v in result.items() if k not in RESULT_ENVELOPE}
     context = _context(room, engine, session.user, result=result, chart=chart, extras=extras)
     return render(request, "console.html", context)
