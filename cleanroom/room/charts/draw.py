@@ -190,7 +190,7 @@ def finish(fig: Figure) -> dict[str, str]:
     if lines:
         x, ha = (0.99, "right") if rtl else (0.01, "left")
         fig.supxlabel(
-            "\n".join(lines), x=x, ha=ha, multialignment=ha, fontsize=7, color=MARK_COLOUR
+            "\n".join(lines), x=x, ha=ha, multialignment=ha, fontsize=8, color=MARK_COLOUR
         )
     if rtl:  # horizontal bars grow from the right, their labels on the right
         for ax in fig.axes:
