@@ -478,6 +478,13 @@ def test_history_reopens_and_downloads_ones_own_results(
     assert 'id="cut-disclosure"' in reopened.text and "≈ 36% of rows" in reopened.text
     assert "the true total is higher" in reopened.text
     assert f"/ui/queries/{query_id}/download?format=csv" in reopened.text
+    assert '<img class="chart" alt="orders per group"' in reopened.text
+    # Reopened in Persian, the chart is drawn in Persian too (not the English one kept).
+    switched = v.post("/ui/language", {"csrf": csrf_of(reopened.text), "language": "fa"})
+    assert switched.status_code == 303
+    persian = v.get(f"/ui/queries/{query_id}")
+    assert '<img class="chart" alt="سفارش\u200cها در هر گروه"' in persian.text
+    v.post("/ui/language", {"csrf": csrf_of(persian.text), "language": "en"})
     csv_file = v.get(f"/ui/queries/{query_id}/download?format=csv")
     assert csv_file.status_code == 200 and csv_file.text.startswith("city,measure,value,error95")
     assert "Tehran,orders,41,6.2,34.8,47.2," in csv_file.text

@@ -153,14 +153,14 @@ def bars(
                 fontsize=9, color=MARK_COLOUR,
             )  # fmt: skip
         if w.mark:
-            _marks.setdefault(fig_of(ax), set()).add(w.mark)
-    _drawn.setdefault(fig_of(ax), []).extend(
+            _marks.setdefault(_figure_of(ax), set()).add(w.mark)
+    _drawn.setdefault(_figure_of(ax), []).extend(
         {"label": text, "value": w.value, "low": w.low, "high": w.high, "mark": w.mark}
         for text, w in zip(labels, shown, strict=True)
     )
 
 
-def fig_of(ax: Axes) -> Figure:
+def _figure_of(ax: Axes) -> Figure:
     """The (top-level) figure an axes is drawn on."""
     fig = ax.get_figure(root=True)
     assert isinstance(fig, Figure)
