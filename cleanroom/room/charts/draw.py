@@ -19,8 +19,9 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-from cleanroom.i18n import N_, current
+from cleanroom.i18n import N_, current, formats
 from cleanroom.i18n.current import _
 from cleanroom.i18n.shaping import fonts, localize
 from cleanroom.room.charts.whiskers import (
@@ -116,6 +117,10 @@ def bars(
         ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0)
         for tick in ax.get_xticklabels():
             tick.set_horizontalalignment("right" if len(labels) > 6 else "center")
+    # Value ticks grouped as the table writes numbers (20,000 — not 20000 nor 2e4).
+    language = current.language()
+    value_axis = ax.xaxis if horizontal else ax.yaxis
+    value_axis.set_major_formatter(FuncFormatter(lambda v, _pos: formats.number(v, language)))
     drawn = [(pos, w) for pos, w in zip(positions, shown, strict=True) if w.centre is not None]
     if drawn:
         at = [pos for pos, _ in drawn]

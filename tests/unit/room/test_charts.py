@@ -130,3 +130,16 @@ def test_a_persian_chart_reads_right_to_left_in_persian() -> None:
 def test_a_result_without_released_numbers_has_no_chart() -> None:
     assert result_chart({"columns": ["a"], "rows": [{"a": "x"}]}) is None
     assert result_chart({"columns": [], "rows": []}) is None
+
+
+@pytest.mark.parametrize(
+    ("language", "grouped"), [("en", r"^\d{2},000$"), ("fa", r"^[۰-۹]{2}٬۰۰۰$")]
+)
+def test_value_ticks_are_grouped_as_the_table_writes_numbers(language: str, grouped: str) -> None:
+    rows = [{"k": "a", "n": {"value": 52_000, "error95": 900.0}}]
+    with current.use(language):  # type: ignore[arg-type]
+        ((_, _, fig),) = bars.generic({"columns": ["k", "n"], "rows": rows})
+        finish(fig)
+        fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert any(re.match(grouped, t) for t in ticks), ticks
