@@ -8,7 +8,7 @@ the Content-Security-Policy already admits ``data:`` images, an SVG inside an
 font needed, Persian shaped by matplotlib), and no markup of the chart is
 ever mixed into the page. Its alternative text comes from the catalogs.
 
-Drawing costs about 0.4 s (40 bars, measured on the room's 2 busy cores) and
+Drawing costs 0.4-1.4 s (10-40 bars on 2 busy cores: ``bench/charts.py``) and
 the same answer is shown again and again (re-run from the cache, reopened
 from the history), so drawn charts are kept per (query id, language, display
 names, content of the answer), a small bounded number of them.
