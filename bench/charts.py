@@ -22,6 +22,7 @@ from typing import Any
 
 from common import save, table
 
+from cleanroom.i18n import LANGUAGES
 from cleanroom.room.web.result_chart import chart
 
 
@@ -54,15 +55,15 @@ def main() -> None:
     first = time.perf_counter() - start
     results: list[dict[str, Any]] = []
     for rows in args.rows:
-        for language in ("en", "fa"):
+        for language in sorted(LANGUAGES):
             times = []
             for k in range(args.repeat):
                 result = answer(rows, f"q-{rows}-{language}-{k}")
                 start = time.perf_counter()
-                chart(result, language)  # type: ignore[arg-type]
+                chart(result, language)
                 times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            chart(result, language)  # type: ignore[arg-type]
+            chart(result, language)
             kept = time.perf_counter() - start
             results.append(
                 {

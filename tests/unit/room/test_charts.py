@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cleanroom.i18n import current
+from cleanroom.i18n import Language, current
 from cleanroom.room.charts import bars, charts_for, result_chart
 from cleanroom.room.charts.draw import finish
 from cleanroom.room.charts.whiskers import WITHHELD, Whisker, whisker
@@ -71,7 +71,7 @@ def _svg_bars(markup: str) -> list[dict[str, Any]]:
 
 def _png_bars(png: bytes) -> list[dict[str, Any]]:
     with Image.open(io.BytesIO(png)) as image:
-        bars_: list[dict[str, Any]] = json.loads(image.text["Description"])["bars"]  # type: ignore[attr-defined]
+        bars_: list[dict[str, Any]] = json.loads(image.info["Description"])["bars"]
     return bars_
 
 
@@ -80,10 +80,10 @@ def _ends(drawn: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("language", ["en", "fa"])
-def test_the_console_and_the_report_draw_the_same_interval_ends(language: str) -> None:
-    page = chart(FUNNEL, language)  # type: ignore[arg-type]
+def test_the_console_and_the_report_draw_the_same_interval_ends(language: Language) -> None:
+    page = chart(FUNNEL, language)
     assert page is not None
-    with current.use(language):  # type: ignore[arg-type]
+    with current.use(language):
         (report,) = charts_for("funnel", FUNNEL)
     on_page, in_report = _ends(_svg_bars(str(page))), _ends(_png_bars(report.image))
     assert on_page == in_report
@@ -94,8 +94,8 @@ def test_the_console_and_the_report_draw_the_same_interval_ends(language: str) -
     assert on_page[2] == (None, None, None, "withheld")
 
 
-def _footnote(result: dict[str, Any], language: str = "en") -> tuple[str, Any]:
-    with current.use(language):  # type: ignore[arg-type]
+def _footnote(result: dict[str, Any], language: Language = "en") -> tuple[str, Any]:
+    with current.use(language):
         ((_, _, fig),) = bars.generic(result)
         described = finish(fig)
     return fig.get_supxlabel(), described
@@ -135,9 +135,9 @@ def test_a_result_without_released_numbers_has_no_chart() -> None:
 @pytest.mark.parametrize(
     ("language", "grouped"), [("en", r"^\d{2},000$"), ("fa", r"^[۰-۹]{2}٬۰۰۰$")]
 )
-def test_value_ticks_are_grouped_as_the_table_writes_numbers(language: str, grouped: str) -> None:
+def test_value_ticks_are_grouped_like_the_tables(language: Language, grouped: str) -> None:
     rows = [{"k": "a", "n": {"value": 52_000, "error95": 900.0}}]
-    with current.use(language):  # type: ignore[arg-type]
+    with current.use(language):
         ((_, _, fig),) = bars.generic({"columns": ["k", "n"], "rows": rows})
         finish(fig)
         fig.canvas.draw()

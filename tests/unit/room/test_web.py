@@ -40,7 +40,9 @@ def test_the_result_chart_is_an_svg_image_with_its_text_escaped() -> None:
     img = str(chart(SQL_RESULT, "en"))
     assert img.startswith('<img class="chart" ') and 'src="data:image/svg+xml;base64,' in img
     assert 'alt="buyers per group"' in img
-    svg = base64.b64decode(re.search(r"base64,([^\"]+)", img).group(1))  # type: ignore[union-attr]
+    data = re.search(r"base64,([^\"]+)", img)
+    assert data is not None
+    svg = base64.b64decode(data.group(1))
     assert svg.startswith(b"<?xml") and b"<svg" in svg and b"<script" not in svg
     cell = {"value": 1, "error95": 2}
     odd = {"columns": ["k", "<b>n</b>"], "rows": [{"k": "a", "<b>n</b>": cell}]}
