@@ -52,6 +52,7 @@ def test_the_result_chart_is_an_svg_image_with_its_text_escaped() -> None:
 def test_a_drawn_chart_is_kept_per_answer_and_language() -> None:
     first = chart(SQL_RESULT, "en")
     assert chart(SQL_RESULT, "en") is first  # not drawn again
+    assert chart({**SQL_RESULT, "cached": True, "seconds": 0.01}, "en") is first  # a replay
     persian = chart(SQL_RESULT, "fa")
     assert persian is not None and persian != first and "در هر گروه" in persian
     changed = {**SQL_RESULT, "rows": SQL_RESULT["rows"][:1]}
