@@ -12,7 +12,7 @@ connected component analysis", ICDE 2020):
 1. Tokens get dense BIGINT ids, so the iterative part hashes and joins 8-byte
    keys instead of 32-byte blobs. Edges are built in id space, one star per
    row (first token to each other token), deduplicated.
-2. Each round draws a fresh secret salt and maps every vertex still having an
+2. Each round draws a fresh secret salt (``selection.salt``) and maps every vertex still having an
    edge to the vertex of its closed neighbourhood with the smallest
    ``hash(id, salt)``; every edge is replaced by the edge between the images
    and self-loops and duplicates are dropped. A vertex only ever maps inside
@@ -75,6 +75,7 @@ from typing import Protocol
 import duckdb
 
 from cleanroom.errors import InternalError
+from cleanroom.room import selection
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -369,11 +370,6 @@ def _count(engine: Engine, table: str) -> int:
     return engine.scalar(f"SELECT count(*) FROM {table}")
 
 
-def _salt() -> int:
-    # 63 bits so the value binds as a plain BIGINT; unpredictable, from the OS.
-    return secrets.randbits(63)
-
-
 def _literal(name: str) -> str:
     """A room-chosen name (identifier type, party) as an SQL string literal."""
     if name and not _COLUMN.match(name):
@@ -445,7 +441,7 @@ def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
 
 def round_map_sql(edges: str) -> tuple[str, list[object]]:
     """One round's map: vertex with an edge → min-hash vertex of its closed neighbourhood."""
-    salt = _salt()
+    salt = selection.salt()  # a fresh draw per round
     sql = f"""
         WITH arcs AS (
             SELECT u AS x, v AS y, hash(v, ?) AS hy FROM {edges}
@@ -700,7 +696,7 @@ def resolve(
                 SELECT l.tok AS token, s.person
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
                 """,
-                [_salt()],
+                [selection.salt()],  # drawn once per match: fixed per generation
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
                 schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL",

@@ -40,7 +40,7 @@ from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
-from cleanroom.room.selection import GenerationTables, generation_salt
+from cleanroom.room.selection import GenerationTables
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
@@ -110,13 +110,12 @@ def live_generation(room: Room) -> Generation | None:
     )
     if row is None:
         return None
-    # The tables carry the generation's secret selection salt (cleanroom.room.selection).
-    salt = generation_salt(room.rekey_secret, int(row["generation"]))
     return Generation(
         row["generation"],
         row["finished_at"],
         json.loads(row["inputs"]),
-        GenerationTables(json.loads(row["tables"]), salt),
+        # The tables carry the generation's secret selection salt (cleanroom.room.selection).
+        GenerationTables.of(json.loads(row["tables"]), room.rekey_secret, int(row["generation"])),
         row["backend"],
         json.loads(row["withheld"]),
         json.loads(row["bounds"]) if row["bounds"] else None,
