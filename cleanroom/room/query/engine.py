@@ -33,13 +33,14 @@ from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
-from cleanroom.room.state import ActivePolicy, Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.wording import a
 

@@ -36,13 +36,13 @@ from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.matching import Generation, reading
+from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.reports import ReportPolicy, exact
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.query.prepared import Prepared
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from cleanroom.room.reports.runs import ReportRun, RunLog, Status
-from cleanroom.room.state import ActivePolicy
 from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.reports")
