@@ -18,6 +18,7 @@ import pytest
 from cleanroom.room import selection
 from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.journey import Journey
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import TokenSource, resolve
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import check_sql
@@ -188,6 +189,6 @@ def test_identity_resolution_draws_its_salts_from_the_one_helper(
     monkeypatch.setattr(selection, "salt", counted)
     con = duckdb.connect()
     con.execute("CREATE TABLE a AS SELECT * FROM (VALUES ('\\x01'::BLOB, '\\x02'::BLOB)) t(x, y)")
-    resolve(con, [TokenSource("a", ["x", "y"])], person_map="pm")
+    resolve(DuckDBTables(con), [TokenSource("a", ["x", "y"])], person_map="pm")
     assert len(drawn) >= 2  # one round at least, and the numbering
     assert all(0 <= s < 2**SALT_BITS for s in drawn)
