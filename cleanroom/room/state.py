@@ -29,12 +29,13 @@ from cleanroom.contract.keys import (
     public_key_id,
 )
 from cleanroom.errors import T_, UserError
-from cleanroom.room import faults
+from cleanroom.room import faults, inflight
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
 from cleanroom.room.backends import Backend, open_backend
 from cleanroom.room.config import Settings
 from cleanroom.room.files import make_tree_private, private_umask
+from cleanroom.room.inflight import Busy, Pins
 from cleanroom.room.policy import load_policy
 from cleanroom.room.policy.lifecycle import ActivePolicy, PolicyVersions
 from cleanroom.room.store import MetaStore, now
@@ -139,6 +140,10 @@ class Room:
         self.policies = PolicyVersions(self.store, self.audit)
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
+        # In flight in this process (cleanroom.room.inflight): tables under readers, and
+        # the work that runs once at a time (a match, an upload of one dataset).
+        self.pins = Pins()
+        self.busy = Busy()
         self.warehouse: Warehouse | None = None
         if warehouse:
             self.warehouse = Warehouse(
@@ -169,6 +174,10 @@ class Room:
         if self.warehouse is None:
             raise UserError(T_("this command opened the room without its warehouse"))
         return self.warehouse
+
+    def drop_when_unread(self, table: str) -> None:
+        """Drop a warehouse table now, or when the match or backup reading it has finished."""
+        self.pins.when_unread(inflight.table(table), lambda: self.wh.drop(table))
 
     @property
     def backend(self) -> Backend:
