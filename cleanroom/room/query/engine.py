@@ -7,6 +7,11 @@ party) is answered from the cache with the stored noisy result, at no cost, so
 asking again and averaging gains nothing — also while the first is still
 computing: the same question waits for it. Every query — answered, cached or
 refused — is audited with its policy version, epsilon and result hash.
+
+:meth:`Engine.run` is the one way in, for restricted SQL, templates and the
+sections of a report run (``prepaid``: paid by the run's one charge), and
+:meth:`Engine._fresh` the one path that charges, computes, stores and, on a
+failure, settles.
 """
 
 from __future__ import annotations
@@ -224,9 +229,8 @@ class Engine:
             raise QueryRejected("no_privacy_policy", T_("the active policy allows no queries"))
         if prepaid is not None:
             epsilon = _epsilon(request, active.policy)
-            pinned = prepaid.generation  # by the run, as every section's policy
-            return self._fresh(
-                request, user, party, active, prepaid.query, epsilon, pinned, prepaid
+            return self._fresh(  # on the generation the run pinned, like its policy
+                request, user, party, active, prepaid.query, epsilon, prepaid.generation, prepaid
             )
         request = self._chosen_pairs(request, privacy)
         try:
