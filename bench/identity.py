@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
 
 TABLES: list[tuple[str, str, str]] = [
@@ -109,7 +110,7 @@ def measure(path: Path) -> dict[str, object]:
     load_before = os.getloadavg()[0]
     cpu_before = cpu_seconds()
     started = time.perf_counter()
-    stats: IdentityStats = resolve(con, sources(), person_map="person_map")
+    stats: IdentityStats = resolve(DuckDBTables(con), sources(), person_map="person_map")
     resolve_seconds = time.perf_counter() - started
     resolve_cpu = cpu_seconds() - cpu_before
     rss_resolve = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
@@ -120,7 +121,7 @@ def measure(path: Path) -> dict[str, object]:
     for source in sources():
         t0 = time.perf_counter()
         out_rows += person_table(
-            con,
+            DuckDBTables(con),
             source,
             person_map="person_map",
             keep_columns=["amount", "city"],

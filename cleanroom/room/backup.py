@@ -8,8 +8,8 @@ warehouse as Arrow; on Spark the generation's encrypted Parquet as it is),
 the published reports and ``room.yaml``. What stays out: the room's keys.
 
 Consistent while serving: the snapshot of the metadata store and the pins on
-the tables it names are taken under the locks that every drop of a live table
-takes (``Warehouse.pin_lock`` and the generation readers' lock), so an upload,
+the tables it names are taken under the lock that every drop of a live table
+takes (the room's ``pins.lock``, ``cleanroom.room.inflight``), so an upload,
 a match or an expiry committing meanwhile defers its drop until the archive is
 written. A table is never changed once written, so reading each as it is gives
 exactly the snapshot's data.
@@ -54,7 +54,7 @@ from cleanroom.contract.bundle import HPKE_SUITE
 from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
-from cleanroom.room import faults, matching
+from cleanroom.room import faults, inflight, matching
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key, quote
@@ -165,7 +165,7 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
     SQLite's online backup gives one consistent copy; the tables it names are
     read from that copy, and pinned before any drop can be decided.
     """
-    with room.wh.pin_lock, matching.pins_lock:
+    with room.pins.lock:
         memory = sqlite3.connect(":memory:")
         try:
             room.store.connection().backup(memory)
@@ -185,8 +185,7 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
             meta = memory.serialize()
         finally:
             memory.close()
-        room.wh.pin(datasets)
-        stack.callback(room.wh.unpin, datasets)
+        stack.callback(room.pins.hold(inflight.table(name) for name in datasets))
         generation, tables, backend = None, [], "duckdb"
         if live is not None:
             generation, backend = int(live["generation"]), str(live["backend"])

@@ -121,7 +121,7 @@ def sweep(room: Room) -> int:
     deleted = 0
     for row in db.execute("SELECT table_name FROM datasets WHERE status = 'expired'").fetchall():
         if row["table_name"] in present:
-            room.wh.drop_unpinned(row["table_name"])  # a running match keeps it till it ends
+            room.drop_when_unread(row["table_name"])  # a running match keeps it till it ends
             deleted += 1
     for row in db.execute(
         "SELECT generation, tables FROM matches WHERE status = 'expired'"

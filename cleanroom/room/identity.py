@@ -12,7 +12,7 @@ connected component analysis", ICDE 2020):
 1. Tokens get dense BIGINT ids, so the iterative part hashes and joins 8-byte
    keys instead of 32-byte blobs. Edges are built in id space, one star per
    row (first token to each other token), deduplicated.
-2. Each round draws a fresh secret salt and maps every vertex still having an
+2. Each round draws a fresh secret salt (``selection.salt``) and maps every vertex still having an
    edge to the vertex of its closed neighbourhood with the smallest
    ``hash(id, salt)``; every edge is replaced by the edge between the images
    and self-loops and duplicates are dropped. A vertex only ever maps inside
@@ -52,11 +52,12 @@ A link not followed is *withheld*; how many, and per supplying party how
 many of its links, is returned (:class:`Withheld`, counts only).
 
 Every step is one SELECT whose result becomes the table the next step reads,
-written once in DuckDB SQL with ``?`` parameters and run by an :class:`Engine`:
-DuckDB here (temporary tables), or Spark (``backends/spark_identity.py``:
-each result a checkpointed temporary view, the SQL transpiled by
-``backends/dialect.py``). Both compute the same components; only the random
-labels (and the salted hashes choosing them) differ.
+written once in DuckDB SQL with ``?`` parameters and run by the backend's
+:class:`~cleanroom.room.backends.Tables`: the warehouse's (``backends/duckdb.py``,
+temporary tables), or Spark's (``backends/spark_identity.py``: each result a
+checkpointed temporary view, the SQL transpiled by ``backends/dialect.py``).
+Both compute the same components; only the random labels (and the salted
+hashes choosing them) differ.
 
 Table and column names come from the room, never from a request, but they are
 still validated and quoted; data values only ever travel as bound parameters.
@@ -65,16 +66,16 @@ still validated and quoted; data values only ever travel as bound parameters.
 from __future__ import annotations
 
 import re
-import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cleanroom.errors import InternalError
+from cleanroom.room import selection
+
+if TYPE_CHECKING:  # the backends implement it and import this module
+    from cleanroom.room.backends import Tables
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -176,151 +177,13 @@ def quote_column(name: str) -> str:
     return f'"{name}"'
 
 
-class Engine(Protocol):
-    """Where resolution's statements run: each SELECT's result becomes a table.
-
-    Table names in the SQL are the room's (``quote_table``) or ones
-    :meth:`scratch_name` made; the SQL is DuckDB's with ``?`` parameters.
-    """
-
-    row_id: str  # an expression numbering a statement's rows with unique BIGINTs
-
-    def column_types(self, table: str) -> dict[str, str]:
-        """Lower-cased column name → type, ``BLOB`` for byte strings."""
-        ...
-
-    def exists(self, table: str) -> bool:
-        """Whether the room table ``table`` exists."""
-        ...
-
-    def scratch_name(self, stem: str) -> str:
-        """A fresh, quoted name for an intermediate result of this call."""
-        ...
-
-    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
-        """Store the result of ``select`` as the scratch table ``table``."""
-        ...
-
-    def create(
-        self,
-        table: str,
-        select: str,
-        params: Sequence[object] = (),
-        *,
-        schema: str | None = None,
-        not_null: str | None = None,
-    ) -> None:
-        """Store the result of ``select`` as the room table ``table`` (``schema``: DDL hint)."""
-        ...
-
-    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
-        """The integer in the one row and column of ``select`` (NULL → 0)."""
-        ...
-
-    def drop(self, table: str) -> None:
-        """Drop a scratch or room table if it exists."""
-        ...
-
-    def bulk(self) -> AbstractContextManager[None]:
-        """Settings for building large tables, restored afterwards."""
-        ...
-
-
-class DuckDBEngine:
-    """Resolution in the warehouse: scratch results as TEMP tables.
-
-    TEMP tables live in DuckDB's ``temp`` catalog (spilled to the temp
-    directory under memory pressure) whatever the caller's default database
-    is, and die with the connection even if the process is killed mid-way.
-    """
-
-    row_id = "row_number() OVER ()"
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-        self.prefix = f"_idr_{secrets.token_hex(6)}_"
-
-    def column_types(self, table: str) -> dict[str, str]:
-        """See :class:`Engine`."""
-        rows = self.con.execute(f"DESCRIBE SELECT * FROM {quote_table(table)}").fetchall()
-        return {str(row[0]).lower(): str(row[1]) for row in rows}
-
-    def exists(self, table: str) -> bool:
-        """See :class:`Engine`."""
-        try:
-            self.con.execute(f"SELECT 1 FROM {quote_table(table)} LIMIT 0").fetchall()
-        except duckdb.CatalogException:
-            return False
-        return True
-
-    def scratch_name(self, stem: str) -> str:
-        """See :class:`Engine`."""
-        return f'temp.main."{self.prefix}{stem}"'
-
-    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
-        """See :class:`Engine`."""
-        self.con.execute(f"CREATE TEMP TABLE {table} AS {select}", list(params))
-
-    def create(
-        self,
-        table: str,
-        select: str,
-        params: Sequence[object] = (),
-        *,
-        schema: str | None = None,
-        not_null: str | None = None,
-    ) -> None:
-        """See :class:`Engine`; a ``temp.`` name makes a table private to the connection."""
-        target = quote_table(table)
-        kind = "TEMP TABLE" if table.startswith("temp.") else "TABLE"
-        if schema is None:
-            self.con.execute(f"CREATE {kind} {target} AS {select}", list(params))
-        else:
-            self.con.execute(f"CREATE {kind} {target} ({schema})")
-            self.con.execute(f"INSERT INTO {target} {select}", list(params))
-        if not_null is not None:
-            self.con.execute(f"ALTER TABLE {target} ALTER COLUMN {not_null} SET NOT NULL")
-
-    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
-        """See :class:`Engine`."""
-        row = self.con.execute(select, list(params)).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    def drop(self, table: str) -> None:
-        """See :class:`Engine`."""
-        name = table if '"' in table else quote_table(table)  # scratch names come quoted
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
-
-    @contextmanager
-    def bulk(self) -> Iterator[None]:
-        """Let DuckDB reorder rows while we build tables, then restore the caller's setting.
-
-        Nothing here relies on row order, and keeping insertion order makes large
-        CREATE TABLE AS statements buffer far more in memory.
-        """
-        row = self.con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-        before = bool(row[0]) if row else True
-        if not before:  # already off (the room's warehouse sets it once and locks its settings)
-            yield
-            return
-        self.con.execute("SET preserve_insertion_order = false")
-        try:
-            yield
-        finally:
-            self.con.execute("SET preserve_insertion_order = true")
-
-
-def _engine(con: duckdb.DuckDBPyConnection | Engine) -> Engine:
-    return DuckDBEngine(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
-
-
-def _refuse_existing(engine: Engine, name: str) -> None:
+def _refuse_existing(engine: Tables, name: str) -> None:
     """Refuse up front to overwrite: a match must never replace a table in place."""
     if engine.exists(name):
         raise InternalError(f"table {name!r} already exists")
 
 
-def _check_source(engine: Engine, source: TokenSource) -> None:
+def _check_source(engine: Tables, source: TokenSource) -> None:
     """Fail before any work if a source is not what the room thinks it stored."""
     if not source.token_columns:
         raise InternalError(f"source {source.table!r} declares no token column")
@@ -340,7 +203,7 @@ def _check_source(engine: Engine, source: TokenSource) -> None:
 class _Scratch:
     """Intermediate tables of one call, all dropped at the end."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Tables) -> None:
         self.engine = engine
         self.live: list[str] = []
 
@@ -365,13 +228,8 @@ class _Scratch:
                 self.live.remove(table)
 
 
-def _count(engine: Engine, table: str) -> int:
+def _count(engine: Tables, table: str) -> int:
     return engine.scalar(f"SELECT count(*) FROM {table}")
-
-
-def _salt() -> int:
-    # 63 bits so the value binds as a plain BIGINT; unpredictable, from the OS.
-    return secrets.randbits(63)
 
 
 def _literal(name: str) -> str:
@@ -445,7 +303,7 @@ def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
 
 def round_map_sql(edges: str) -> tuple[str, list[object]]:
     """One round's map: vertex with an edge → min-hash vertex of its closed neighbourhood."""
-    salt = _salt()
+    salt = selection.salt()  # a fresh draw per round
     sql = f"""
         WITH arcs AS (
             SELECT u AS x, v AS y, hash(v, ?) AS hy FROM {edges}
@@ -472,7 +330,7 @@ def round_edges_sql(edges: str, step: str) -> str:
         """
 
 
-def _contract(engine: Engine, scratch: _Scratch, edges: str) -> tuple[list[str], int]:
+def _contract(engine: Tables, scratch: _Scratch, edges: str) -> tuple[list[str], int]:
     """Run contraction rounds until no edge is left; return the per-round maps.
 
     ``edges`` holds undirected edges once each as (u < v); it is consumed.
@@ -495,7 +353,7 @@ def _contract(engine: Engine, scratch: _Scratch, edges: str) -> tuple[list[str],
     return maps, len(maps)
 
 
-def _compose(engine: Engine, scratch: _Scratch, maps: list[str]) -> str | None:
+def _compose(engine: Tables, scratch: _Scratch, maps: list[str]) -> str | None:
     """Fold the round maps, last first, into one map vertex -> final representative.
 
     A representative absent from the next round's map had no edge left, so it
@@ -520,7 +378,7 @@ def _compose(engine: Engine, scratch: _Scratch, maps: list[str]) -> str | None:
 
 
 def resolve(
-    con: duckdb.DuckDBPyConnection | Engine,
+    engine: Tables,
     sources: Sequence[TokenSource],
     *,
     person_map: str,
@@ -529,7 +387,7 @@ def resolve(
 ) -> IdentityStats:
     """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
 
-    ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``limits``
+    ``engine`` runs the statements (the backend's :class:`Tables`). ``limits``
     maps an identifier type to the most tokens of it one person may hold
     (module docstring); without it every co-occurrence links. ``foreign``
     bounds how many of one party's persons another party's rows may merge
@@ -540,7 +398,6 @@ def resolve(
     statement at the end and dropped on any failure, so no partial map
     survives an error.
     """
-    engine = _engine(con)
     quote_table(person_map)
     if not sources:
         raise InternalError("identity resolution needs at least one source")
@@ -700,7 +557,7 @@ def resolve(
                 SELECT l.tok AS token, s.person
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
                 """,
-                [_salt()],
+                [selection.salt()],  # drawn once per match: fixed per generation
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
                 schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL",
@@ -724,7 +581,7 @@ def resolve(
 
 
 def _foreign_cut(
-    engine: Engine,
+    engine: Tables,
     scratch: _Scratch,
     sources: Sequence[TokenSource],
     tokens: str,
@@ -830,7 +687,7 @@ def _foreign_cut(
 
 
 def _withheld_links(
-    engine: Engine,
+    engine: Tables,
     scratch: _Scratch,
     links: str,
     labelled: str,
@@ -866,7 +723,7 @@ def _withheld_links(
 
 
 def person_table(
-    con: duckdb.DuckDBPyConnection | Engine,
+    engine: Tables,
     source: TokenSource,
     *,
     person_map: str,
@@ -893,7 +750,6 @@ def person_table(
     the bound's sensitivity argument is unchanged. Dataset columns cannot be
     called ``_rank`` (names start with a letter).
     """
-    engine = _engine(con)
     _check_source(engine, source)
     _refuse_existing(engine, out)
     table = quote_table(source.table)

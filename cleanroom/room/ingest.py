@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,6 @@ from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
 from cleanroom.room.warehouse import quote
-
-_busy: set[tuple[str, str]] = set()
-_busy_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -272,26 +268,20 @@ class Ingest:
             self.contract = contract
             key = (party, dataset)
         self._refuse_replay(info)
-        with _busy_lock:
-            if key in _busy:
-                raise ConflictError(
-                    T_(
-                        "an upload of %(party)s.%(dataset)s is already in progress",
-                        party=party,
-                        dataset=key[1],
-                    )
-                )
-            _busy.add(key)
-        try:
+        busy = ConflictError(
+            T_(
+                "an upload of %(party)s.%(dataset)s is already in progress",
+                party=party,
+                dataset=key[1],
+            )
+        )
+        with self.room.busy.only_one(("upload", *key), busy):
             if contract is None:
                 loaded: DatasetVersion | SuppressionList = self._load_list(
                     info, spec, party, active.version
                 )
             else:
                 loaded = self._load_and_swap(info, spec, party, active.version)
-        finally:
-            with _busy_lock:
-                _busy.discard(key)
         return loaded
 
     def _refuse_replay(self, info: BundleInfo) -> None:
@@ -440,7 +430,7 @@ class Ingest:
             wh.drop(table)
             raise
         if old is not None:  # a match reading it keeps it until it has finished
-            wh.drop_unpinned(old["table_name"])
+            self.room.drop_when_unread(old["table_name"])
         row = db.execute(
             "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
             (party, spec.dataset, version),
@@ -528,7 +518,7 @@ class Ingest:
             self.room.wh.drop(table)
             raise
         if old is not None:  # a match reading it keeps it until it has finished
-            self.room.wh.drop_unpinned(old["table_name"])
+            self.room.drop_when_unread(old["table_name"])
         row = db.execute(
             "SELECT * FROM suppressions WHERE party = ? AND version = ?", (party, version)
         ).fetchone()

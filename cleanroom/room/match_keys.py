@@ -216,6 +216,6 @@ def retire_finished(room: Room, actor: str, live: list[Holding]) -> list[str]:
         present = room.wh.tables()
         for table in tables:
             if table in present:
-                room.wh.drop_unpinned(table)
+                room.drop_when_unread(table)
                 dropped.append(table)
     return done

@@ -9,18 +9,17 @@ metadata transaction, so a query always reads tables of a single generation
 and never a mix of old and new.
 
 A query (or report run) reads its generation through :func:`reading`, which
-pins it: the match that replaces a generation drops its tables at once when no
-one reads them, or else when its last reader finishes — a re-match under load
-never pulls tables from under a running query.
+pins it (the room's ``pins``, ``cleanroom.room.inflight``): the match that
+replaces a generation drops its tables at once when no one reads them, or else
+when its last reader finishes — a re-match under load never pulls tables from
+under a running query. A match pins the dataset tables it reads the same way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 from cleanroom.contract.keyed_hash import TOKEN_VERSION
 from cleanroom.errors import T_, ConflictError, UserError
+from cleanroom.room import inflight
 from cleanroom.room.analyses import sequence
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
@@ -40,19 +40,13 @@ from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
-from cleanroom.room.selection import GenerationTables, generation_salt
+from cleanroom.room.selection import GenerationTables
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.room.warehouse import SCHEMA
 
-_running = threading.Lock()
 log = logging.getLogger("cleanroom.matching")
-
-# Pinned generations, per room directory and generation number (one process serves a room).
-_pins_lock = threading.Lock()
-_readers: Counter[tuple[str, int]] = Counter()
-_retiring: dict[tuple[str, int], Callable[[], None]] = {}
 
 
 @dataclass(frozen=True)
@@ -110,13 +104,12 @@ def live_generation(room: Room) -> Generation | None:
     )
     if row is None:
         return None
-    # The tables carry the generation's secret selection salt (cleanroom.room.selection).
-    salt = generation_salt(room.rekey_secret, int(row["generation"]))
     return Generation(
         row["generation"],
         row["finished_at"],
         json.loads(row["inputs"]),
-        GenerationTables(json.loads(row["tables"]), salt),
+        # The tables carry the generation's secret selection salt (cleanroom.room.selection).
+        GenerationTables.of(json.loads(row["tables"]), room.rekey_secret, int(row["generation"])),
         row["backend"],
         json.loads(row["withheld"]),
         json.loads(row["bounds"]) if row["bounds"] else None,
@@ -137,7 +130,7 @@ def reading(room: Room, retention: RetentionPolicy | None = None) -> Iterator[Ge
     swap committed: a reader either pinned the old generation before that
     decision (and the drop waits for it) or reads the new one.
     """
-    with _pins_lock:
+    with room.pins.lock:
         generation = live_generation(room)
         db = room.store.connection()
         refuse_expired(  # past the policy's retention: refused even before it is deleted
@@ -153,39 +146,21 @@ def reading(room: Room, retention: RetentionPolicy | None = None) -> Iterator[Ge
                     generation=generation.generation,
                 )
             )
-        key = (str(room.paths.root), generation.generation) if generation else None
-        if key is not None:
-            _readers[key] += 1
+        release = pin_generation(room, generation.generation) if generation else None
     try:
         yield generation
     finally:
-        if key is not None:
-            _release(key)
-
-
-def _release(key: tuple[str, int]) -> None:
-    with _pins_lock:
-        _readers[key] -= 1
-        if _readers[key] > 0:
-            return
-        del _readers[key]
-        retire = _retiring.pop(key, None)
-    if retire is not None:
-        _retire_now(key, retire)
+        if release is not None:
+            release()
 
 
 def pin_generation(room: Room, generation: int) -> Callable[[], None]:
-    """Pin a generation as a reader does, returning its release; hold ``pins_lock``.
+    """Pin a generation as a reader does, returning its release; hold ``room.pins.lock``.
 
     For a reader that decides what to read under that lock itself (a backup
     takes its metadata snapshot and pins what it names in one step).
     """
-    key = (str(room.paths.root), generation)
-    _readers[key] += 1
-    return lambda: _release(key)
-
-
-pins_lock = _pins_lock  # taken by every decision to drop a generation (see reading)
+    return room.pins.hold([inflight.generation(generation)])
 
 
 def retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) -> None:
@@ -194,49 +169,39 @@ def retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) 
 
 
 def _retire_when_unread(room: Room, generation: int, retire: Callable[[], None]) -> None:
-    key = (str(room.paths.root), generation)
-    with _pins_lock:
-        if _readers.get(key):
-            _retiring[key] = retire  # the last reader drops it
-            return
-    _retire_now(key, retire)
+    def quietly() -> None:
+        try:
+            retire()
+        except Exception as err:  # a leftover table is dropped by reconcile at the next start
+            log.warning(
+                "replaced generation not dropped",
+                extra={"generation": generation, "error": type(err).__name__},
+            )
 
-
-def _retire_now(key: tuple[str, int], retire: Callable[[], None]) -> None:
-    try:
-        retire()
-    except Exception as err:  # a leftover table is dropped by reconcile at the next start
-        log.warning(
-            "replaced generation not dropped",
-            extra={"generation": key[1], "error": type(err).__name__},
-        )
+    room.pins.when_unread(inflight.generation(generation), quietly)
 
 
 def run_match(room: Room, user: User) -> Generation:
     """Resolve identities over the live datasets and publish a new generation."""
     room.audit.require_intact()  # a generation must be recorded: refuse before any work
-    if not _running.acquire(blocking=False):
-        raise ConflictError(T_("a match is already running"))
-    try:
+    with room.busy.only_one("match", ConflictError(T_("a match is already running"))):
         from cleanroom.room.expiry import expire  # it retires generations through this module
 
         expire(room, actor=user.name)  # never match data whose retention has run out
         return _run(room, user)
-    finally:
-        _running.release()
 
 
 def _run(room: Room, user: User) -> Generation:
     # The snapshot's tables stay readable until the match ends, whatever is uploaded meanwhile.
-    with room.wh.pin_lock:
+    with room.pins.lock:
         datasets = live_datasets(room)
         lists = live_lists(room.store.connection())
         pinned = [d.table_name for d in datasets] + [s.table_name for s in lists]
-        room.wh.pin(pinned)
+        release = room.pins.hold(inflight.table(name) for name in pinned)
     try:
         return _match(room, user, datasets, lists)
     finally:
-        room.wh.unpin(pinned)
+        release()
 
 
 def _match(

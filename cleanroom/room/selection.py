@@ -43,20 +43,29 @@ class GenerationTables(dict[str, str]):
         super().__init__(tables)
         self.salt = salt
 
+    @classmethod
+    def of(cls, tables: Mapping[str, str], secret: bytes, generation: int) -> GenerationTables:
+        """Generation ``generation``'s tables with its salt: a keyed hash of its number."""
+        key = derive_key(secret, "selection salt")
+        digest = hmac.digest(key, generation.to_bytes(8, "big"), "sha256")
+        return cls(tables, int.from_bytes(digest[:8], "big") >> (64 - SALT_BITS))
 
-def generation_salt(secret: bytes, generation: int) -> int:
-    """The selection salt of ``generation``: a keyed hash of its number (see the module)."""
-    key = derive_key(secret, "selection salt")
-    digest = hmac.digest(key, generation.to_bytes(8, "big"), "sha256")
-    return int.from_bytes(digest[:8], "big") >> (64 - SALT_BITS)
 
+def salt(tables: Mapping[str, str] | None = None) -> int:
+    """The room's one source of salts for random choices, each fixed per match generation.
 
-def salt_of(tables: Mapping[str, str]) -> int:
-    """The salt the bounds of a query on ``tables`` choose by.
+    What the salt fixes: which of a person's rows, groups or transition pairs
+    a per-person bound keeps (the query compiler, ``analyses/transitions``),
+    and how identity resolution picks each round's representatives and numbers
+    the persons (``identity.py``). Asked again on one generation, a query
+    keeps the same contributions, so only the noise changes (issue 15, "no
+    per-query re-draw"); a new generation draws anew.
 
-    The engine always passes a generation's :class:`GenerationTables`; a plain
-    mapping (a benchmark or a test building tables by hand) has no generation,
-    so it gets a fresh secret draw: never a guessable constant.
+    ``tables`` of a live generation (:class:`GenerationTables`) give that
+    generation's salt. Without them it is a fresh secret draw from the OS:
+    identity resolution draws once per round and once for the numbering,
+    during the one match that makes a generation; a benchmark or a test
+    building tables by hand has no generation. Never a guessable constant.
     """
     if isinstance(tables, GenerationTables):
         return tables.salt

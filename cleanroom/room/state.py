@@ -21,8 +21,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from cleanroom.contract.keys import (
     generate_room_keys,
     load_room_private_key,
@@ -31,14 +29,15 @@ from cleanroom.contract.keys import (
     public_key_id,
 )
 from cleanroom.errors import T_, UserError
-from cleanroom.room import faults
+from cleanroom.room import faults, inflight
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Users
 from cleanroom.room.backends import Backend, open_backend
 from cleanroom.room.config import Settings
 from cleanroom.room.files import make_tree_private, private_umask
-from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
-from cleanroom.room.policy.lifecycle import PolicyVersions
+from cleanroom.room.inflight import Busy, Pins
+from cleanroom.room.policy import load_policy
+from cleanroom.room.policy.lifecycle import ActivePolicy, PolicyVersions
 from cleanroom.room.store import MetaStore, now
 from cleanroom.room.warehouse import Warehouse, derive_key
 
@@ -68,14 +67,6 @@ class RoomPaths:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
-
-
-@dataclass(frozen=True)
-class ActivePolicy:
-    """The policy version every operation runs under (recorded with it)."""
-
-    version: int
-    policy: CollaborationPolicy
 
 
 def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None) -> dict[str, str]:
@@ -149,7 +140,10 @@ class Room:
         self.policies = PolicyVersions(self.store, self.audit)
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
-        self._parsed: tuple[tuple[int, str], ActivePolicy] | None = None  # see active_policy
+        # In flight in this process (cleanroom.room.inflight): tables under readers, and
+        # the work that runs once at a time (a match, an upload of one dataset).
+        self.pins = Pins()
+        self.busy = Busy()
         self.warehouse: Warehouse | None = None
         if warehouse:
             self.warehouse = Warehouse(
@@ -181,6 +175,10 @@ class Room:
             raise UserError(T_("this command opened the room without its warehouse"))
         return self.warehouse
 
+    def drop_when_unread(self, table: str) -> None:
+        """Drop a warehouse table now, or when the match or backup reading it has finished."""
+        self.pins.when_unread(inflight.table(table), lambda: self.wh.drop(table))
+
     @property
     def backend(self) -> Backend:
         """The engine computing queries' exact aggregates (setting ``backend``), opened once."""
@@ -192,30 +190,8 @@ class Room:
             return self._backend
 
     def active_policy(self) -> ActivePolicy:
-        """The approved policy in force now.
-
-        Parsed once per version: a stored version never changes (its sha256 is
-        checked too), and parsing the YAML cost ~17 ms of CPU on every request
-        (bench/load.py found it).
-        """
-        row = (
-            self.store.connection()
-            .execute(
-                "SELECT version, sha256, body FROM policy_versions WHERE status = 'active' "
-                "ORDER BY version DESC LIMIT 1"
-            )
-            .fetchone()
-        )
-        if row is None:
-            raise UserError(T_("the room has no active policy"))
-        key = (int(row["version"]), str(row["sha256"]))
-        parsed = self._parsed
-        if parsed is None or parsed[0] != key:
-            active = ActivePolicy(
-                row["version"], parse_policy(yaml.safe_load(row["body"]), "stored policy")
-            )
-            self._parsed = parsed = (key, active)
-        return parsed[1]
+        """The approved policy in force now (:meth:`PolicyVersions.in_force`)."""
+        return self.policies.in_force()
 
     def close(self) -> None:
         """Release the stores."""

@@ -26,7 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.room.identity import Engine, quote_column, quote_table
+from cleanroom.room.backends import Tables
+from cleanroom.room.identity import quote_column, quote_table
 
 KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
 DATASET = "suppression"  # the header's dataset name for a suppression bundle
@@ -72,7 +73,7 @@ def live_lists(db: sqlite3.Connection) -> list[SuppressionList]:
     return [SuppressionList.from_row(r) for r in rows]
 
 
-def suppressed_tokens(engine: Engine, tables: list[str], person_map: str, out: str) -> None:
+def suppressed_tokens(engine: Tables, tables: list[str], person_map: str, out: str) -> None:
     """Create ``out`` (token, person): every listed token once, with its person if matched.
 
     ``tables`` are the lists' warehouse tables (one ``token`` column each);

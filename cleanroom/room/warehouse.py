@@ -14,9 +14,6 @@ cursors of one connection.
 from __future__ import annotations
 
 import re
-import threading
-from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -83,11 +80,6 @@ class Warehouse:
         self.con.execute(f"ATTACH '{path}' AS {SCHEMA} (ENCRYPTION_KEY '{key}')")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
-        # Tables a match is reading (see pin); ``pin_lock`` also guards reading
-        # which tables to pin, so a swap cannot drop one between read and pin.
-        self.pin_lock = threading.Lock()
-        self._pins: Counter[str] = Counter()
-        self._doomed: set[str] = set()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection for the calling thread, sharing the database."""
@@ -101,30 +93,8 @@ class Warehouse:
         return {r[0] for r in rows}
 
     def drop(self, name: str) -> None:
-        """Drop a table if it exists."""
+        """Drop a table if it exists (one a reader may hold: ``Room.drop_when_unread``)."""
         self.cursor().execute(f"DROP TABLE IF EXISTS {quote(name)}")
-
-    def pin(self, names: Iterable[str]) -> None:
-        """Keep tables from :meth:`drop_unpinned` until :meth:`unpin`; hold ``pin_lock``."""
-        self._pins.update(names)
-
-    def unpin(self, names: Iterable[str]) -> None:
-        """Release pins; a table dropped meanwhile is dropped when its last pin goes."""
-        with self.pin_lock:
-            self._pins.subtract(names)
-            free = {n for n in self._doomed if self._pins[n] <= 0}
-            self._doomed -= free
-            self._pins = +self._pins  # forget the zeros
-        for name in free:
-            self.drop(name)
-
-    def drop_unpinned(self, name: str) -> None:
-        """Drop a table now, or when the match reading it has finished."""
-        with self.pin_lock:
-            if self._pins[name] > 0:
-                self._doomed.add(name)
-                return
-        self.drop(name)
 
     def checkpoint(self) -> None:
         """Flush the WAL into the encrypted file, once the queries in flight have finished.

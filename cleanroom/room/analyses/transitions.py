@@ -92,7 +92,7 @@ class Transitions(Journey):
                     FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
                 )
             """
-        params.append(selection.salt_of(tables))
+        params.append(selection.salt(tables))
         sql = f"""
             WITH seq AS ({ordered}),
             pairs AS (

@@ -1,7 +1,10 @@
-"""Execution backends: the engines that resolve identities and compute exact aggregates.
+"""Execution backends: where identities are resolved and exact aggregates computed.
 
-A match hands a backend the stored party tables; the backend resolves persons
-(``cleanroom.room.identity``, the same SQL on both engines) and builds the
+The one backend abstraction: a :class:`Backend` per room (its cursor, its
+match, its retirement of old tables) and the :class:`Tables` a match's
+statements run on. A match hands a backend the stored party tables; the
+backend resolves persons (``cleanroom.room.identity``, the same SQL on both
+backends, run on their :class:`Tables`) and builds the
 generation's analysis tables where its queries will read them. The DP engine
 (``cleanroom.room.query``) checks a query, charges the budget, compiles the
 bounded plan to SQL once, hands it to a backend's cursor, and adds the noise
@@ -15,6 +18,7 @@ metadata store and warehouse whatever the backend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +47,60 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]:
         """Every row of the last result, as tuples."""
+        ...
+
+
+class Tables(Protocol):
+    """Where a match's statements run on a backend: each SELECT's result becomes a table.
+
+    Identity resolution (``cleanroom.room.identity``) and the opt-out lists
+    (``cleanroom.room.suppression``) are written once against this; each
+    backend implements it (``DuckDBTables``: the warehouse's TEMP tables;
+    ``SparkTables``: checkpointed temporary views). Table names in the SQL are
+    the room's (``quote_table``) or ones :meth:`scratch_name` made; the SQL is
+    DuckDB's with ``?`` parameters. One instance serves one match.
+    """
+
+    row_id: str  # an expression numbering a statement's rows with unique BIGINTs
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Lower-cased column name → type, ``BLOB`` for byte strings."""
+        ...
+
+    def exists(self, table: str) -> bool:
+        """Whether the room table ``table`` exists."""
+        ...
+
+    def scratch_name(self, stem: str) -> str:
+        """A fresh, quoted name for an intermediate result of this call."""
+        ...
+
+    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+        """Store the result of ``select`` as the scratch table ``table``."""
+        ...
+
+    def create(
+        self,
+        table: str,
+        select: str,
+        params: Sequence[object] = (),
+        *,
+        schema: str | None = None,
+        not_null: str | None = None,
+    ) -> None:
+        """Store the result of ``select`` as the room table ``table`` (``schema``: DDL hint)."""
+        ...
+
+    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+        """The integer in the one row and column of ``select`` (NULL → 0)."""
+        ...
+
+    def drop(self, table: str) -> None:
+        """Drop a scratch or room table if it exists."""
+        ...
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Settings for building large tables, restored afterwards."""
         ...
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import duckdb
 
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import (
-    DuckDBEngine,
     ForeignLimit,
     IdentityStats,
     person_table,
@@ -17,6 +18,90 @@ from cleanroom.room.identity import (
 )
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import SCHEMA, Warehouse
+
+
+class DuckDBTables:
+    """Resolution in the warehouse: scratch results as TEMP tables.
+
+    TEMP tables live in DuckDB's ``temp`` catalog (spilled to the temp
+    directory under memory pressure) whatever the caller's default database
+    is, and die with the connection even if the process is killed mid-way.
+    """
+
+    row_id = "row_number() OVER ()"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.prefix = f"_idr_{secrets.token_hex(6)}_"
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """See ``backends.Tables``."""
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {quote_table(table)}").fetchall()
+        return {str(row[0]).lower(): str(row[1]) for row in rows}
+
+    def exists(self, table: str) -> bool:
+        """See ``backends.Tables``."""
+        try:
+            self.con.execute(f"SELECT 1 FROM {quote_table(table)} LIMIT 0").fetchall()
+        except duckdb.CatalogException:
+            return False
+        return True
+
+    def scratch_name(self, stem: str) -> str:
+        """See ``backends.Tables``."""
+        return f'temp.main."{self.prefix}{stem}"'
+
+    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+        """See ``backends.Tables``."""
+        self.con.execute(f"CREATE TEMP TABLE {table} AS {select}", list(params))
+
+    def create(
+        self,
+        table: str,
+        select: str,
+        params: Sequence[object] = (),
+        *,
+        schema: str | None = None,
+        not_null: str | None = None,
+    ) -> None:
+        """See ``backends.Tables``; a ``temp.`` name makes a table private to the connection."""
+        target = quote_table(table)
+        kind = "TEMP TABLE" if table.startswith("temp.") else "TABLE"
+        if schema is None:
+            self.con.execute(f"CREATE {kind} {target} AS {select}", list(params))
+        else:
+            self.con.execute(f"CREATE {kind} {target} ({schema})")
+            self.con.execute(f"INSERT INTO {target} {select}", list(params))
+        if not_null is not None:
+            self.con.execute(f"ALTER TABLE {target} ALTER COLUMN {not_null} SET NOT NULL")
+
+    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+        """See ``backends.Tables``."""
+        row = self.con.execute(select, list(params)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def drop(self, table: str) -> None:
+        """See ``backends.Tables``."""
+        name = table if '"' in table else quote_table(table)  # scratch names come quoted
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Let DuckDB reorder rows while we build tables, then restore the caller's setting.
+
+        Nothing here relies on row order, and keeping insertion order makes large
+        CREATE TABLE AS statements buffer far more in memory.
+        """
+        row = self.con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+        before = bool(row[0]) if row else True
+        if not before:  # already off (the room's warehouse sets it once and locks its settings)
+            yield
+            return
+        self.con.execute("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            self.con.execute("SET preserve_insertion_order = true")
 
 
 class DuckDBBackend:
@@ -40,11 +125,12 @@ class DuckDBBackend:
     ) -> IdentityStats:
         """See :class:`~cleanroom.room.backends.Backend`; the person map is a TEMP table."""
         con = self.warehouse.cursor()
+        tables = DuckDBTables(con)
         person_map = "temp.main.match_persons"  # TEMP tables are per cursor
         excluded = "temp.main.match_suppressed" if suppressed else None
         try:
             stats = resolve(
-                con,
+                tables,
                 [i.source for i in inputs],
                 person_map=person_map,
                 limits=limits,
@@ -52,10 +138,10 @@ class DuckDBBackend:
             )
             if excluded is not None:
                 lists = [f"{SCHEMA}.{name}" for name in suppressed]
-                suppressed_tokens(DuckDBEngine(con), lists, person_map, excluded)
+                suppressed_tokens(tables, lists, person_map, excluded)
             for item in inputs:
                 person_table(
-                    con,
+                    tables,
                     item.source,
                     person_map=person_map,
                     keep_columns=item.keep_columns,

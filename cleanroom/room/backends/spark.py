@@ -44,7 +44,7 @@ from cleanroom.errors import ConflictError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.backends.dialect import to_spark
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
-from cleanroom.room.backends.spark_identity import SparkEngine
+from cleanroom.room.backends.spark_identity import SparkTables
 from cleanroom.room.config import Settings
 from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
 from cleanroom.room.suppression import suppressed_tokens
@@ -146,7 +146,7 @@ class SparkBackend:
         """See :class:`~cleanroom.room.backends.Backend` and the module docstring."""
         run = self.data / f".match-{secrets.token_hex(6)}"
         sources: dict[str, str] = {}
-        engine: SparkEngine | None = None
+        engine: SparkTables | None = None
         try:
             names = [i.source.table.removeprefix(f"{SCHEMA}.") for i in inputs]
             for name in [*names, *suppressed]:
@@ -154,7 +154,7 @@ class SparkBackend:
                 view = f"{self.prefix}match_{name}"
                 frame.createOrReplaceTempView(view)
                 sources[f"{SCHEMA}.{name}"] = view
-            engine = SparkEngine(self.session, sources)
+            engine = SparkTables(self.session, sources)
             person_map = f"{SCHEMA}.{self.prefix}persons"
             stats = resolve(
                 engine,

@@ -1,7 +1,7 @@
 """Identity resolution on Spark: the warehouse's algorithm, statement for statement.
 
-:func:`cleanroom.room.identity.resolve` and ``person_table`` drive an
-:class:`~cleanroom.room.identity.Engine`; this is the Spark one. Each
+:func:`cleanroom.room.identity.resolve` and ``person_table`` drive a
+backend's :class:`~cleanroom.room.backends.Tables`; this is Spark's. Each
 statement is the same DuckDB SQL the warehouse runs, transpiled by
 ``dialect.py`` (``arg_min`` → ``min_by``, ``random()`` → ``rand()``, ``?`` bound
 as literals), and each result is checkpointed and registered as a temporary
@@ -17,7 +17,7 @@ vertex where it is for one round: every vertex still maps inside its own
 closed neighbourhood, which is all correctness needs.
 
 Tables are named as in the warehouse (``wh.<name>``); the caller says which
-temporary view holds each source, and :meth:`SparkEngine.view_of` gives the
+temporary view holds each source, and :meth:`SparkTables.view_of` gives the
 view of each table a call created. ``localCheckpoint`` keeps the rounds'
 results on the executors (not fault tolerant: losing an executor fails the
 match, which is then rerun).
@@ -47,7 +47,7 @@ def _bare(table: str) -> str:
     return name
 
 
-class SparkEngine:
+class SparkTables:
     """Resolution statements as Spark SQL; every result a checkpointed temporary view."""
 
     row_id = "monotonically_increasing_id()"
@@ -77,7 +77,7 @@ class SparkEngine:
         return self._view(_bare(table))
 
     def column_types(self, table: str) -> dict[str, str]:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         schema = self.session.table(self._view(_bare(table))).schema
         return {
             field.name.lower(): (
@@ -89,18 +89,18 @@ class SparkEngine:
         }
 
     def exists(self, table: str) -> bool:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         return _bare(table) in self.views
 
     def scratch_name(self, stem: str) -> str:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         name = f"{self.prefix}{stem}"
         quoted = f'{SCHEMA}."{name}"'
         self.scratch[quoted] = name
         return quoted
 
     def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         name = self._name(table)
         view = name if table in self.scratch else f"{self.prefix}{name}"
         frame = self._frame(select, params).localCheckpoint(eager=True)
@@ -117,7 +117,7 @@ class SparkEngine:
         schema: str | None = None,
         not_null: str | None = None,
     ) -> None:
-        """See :class:`~cleanroom.room.identity.Engine` (``schema`` is DuckDB's storage hint)."""
+        """See :class:`~cleanroom.room.backends.Tables` (``schema`` is DuckDB's storage hint)."""
         self.materialize(table, select, params)
         if not_null is not None:
             column = f"`{not_null}`"
@@ -127,27 +127,27 @@ class SparkEngine:
                 raise InternalError(f"{table}.{not_null} holds NULL")
 
     def scalar(self, select: str, params: Sequence[object] = ()) -> int:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         row = self._frame(select, params).first()
         return int(row[0]) if row is not None and row[0] is not None else 0
 
     def drop(self, table: str) -> None:
-        """See :class:`~cleanroom.room.identity.Engine`."""
+        """See :class:`~cleanroom.room.backends.Tables`."""
         name = self._name(table)
         self.scratch.pop(table, None)
         frame = self.frames.pop(name, None)
-        if frame is None:  # never drop a view this engine did not create (a source)
+        if frame is None:  # never drop a view not created here (a source)
             return
         self.session.catalog.dropTempView(self.views.pop(name))
         frame.unpersist()
 
     def close(self) -> None:
-        """Drop every view this engine created (never a source's)."""
+        """Drop every view these tables created (never a source's)."""
         for name in list(self.frames):
             self.session.catalog.dropTempView(self.views.pop(name))
             self.frames.pop(name).unpersist()
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
-        """See :class:`~cleanroom.room.identity.Engine`; Spark needs no setting changed."""
+        """See :class:`~cleanroom.room.backends.Tables`; Spark needs no setting changed."""
         yield

@@ -262,7 +262,7 @@ def compile_plan(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     ctes = [f"src AS (SELECT {', '.join(select)} FROM {source}{where})"]
     kept = "src"
-    salt = selection.salt_of(tables)
+    salt = selection.salt(tables)
     if not ranked_at_match and bounds_rows(plan):
         # Fixed per generation: one table keeps its stored order, a join a salted hash of it.
         rank_cols = ", ".join(_ident(r) for r in ranks)

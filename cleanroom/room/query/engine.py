@@ -7,6 +7,11 @@ party) is answered from the cache with the stored noisy result, at no cost, so
 asking again and averaging gains nothing — also while the first is still
 computing: the same question waits for it. Every query — answered, cached or
 refused — is audited with its policy version, epsilon and result hash.
+
+:meth:`Engine.run` is the one way in, for restricted SQL, templates and the
+sections of a report run (``prepaid``: paid by the run's one charge), and
+:meth:`Engine._fresh` the one path that charges, computes, stores and, on a
+failure, settles.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from cleanroom.room.dp import MIN_EPSILON
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
-from cleanroom.room.state import ActivePolicy, Room
+from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.wording import a
 
@@ -65,6 +71,23 @@ class QueryRequest:
             "params": self.params,
             "epsilon": str(self.epsilon) if self.epsilon is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class Prepaid:
+    """A checked query whose epsilon an enclosing charge already paid: a report run's section.
+
+    A run (``cleanroom.room.reports``) charges the sum of its sections once,
+    atomically, before any of them executes, so that it is either fully paid
+    or refused — never half-published. It checked ``query`` and pinned
+    ``active`` and ``generation`` so that every section reads the same policy
+    and data; ``paid_by`` names the charge in each section's audit entry.
+    """
+
+    query: Prepared
+    active: ActivePolicy
+    generation: Generation
+    paid_by: str
 
 
 def _insert_query(
@@ -185,13 +208,30 @@ class Engine:
             return prepare_template(request.template, request.params, policy=policy, party=party)
         raise UserError(T_("send either sql or template (with params), not both"))
 
-    def run(self, request: QueryRequest, user: User) -> dict[str, Any]:
-        """Answer, or refuse with the rule broken; the refusal costs nothing."""
+    def run(
+        self, request: QueryRequest, user: User, prepaid: Prepaid | None = None
+    ) -> dict[str, Any]:
+        """Answer, or refuse with the rule broken; the refusal costs nothing.
+
+        The one way into the engine: restricted SQL and templates (from the
+        API, the web console, the CLI through the API) and each section of a
+        report run. A query is checked, priced, and answered from the cache or
+        charged before it runs. A ``prepaid`` one (a report section) gets the
+        same execution and the same record — a ``queries`` row, a ``query.run``
+        audit entry with policy version, epsilon, result hash and ``paid_by`` —
+        but no charge, no refund (the run's rule decides) and no cache read
+        (the run paid for a fresh answer).
+        """
         party = _party_of(user)
-        active = self.room.active_policy()
+        active = prepaid.active if prepaid is not None else self.room.active_policy()
         privacy = active.policy.privacy
         if privacy is None:
             raise QueryRejected("no_privacy_policy", T_("the active policy allows no queries"))
+        if prepaid is not None:
+            epsilon = _epsilon(request, active.policy)
+            return self._fresh(  # on the generation the run pinned, like its policy
+                request, user, party, active, prepaid.query, epsilon, prepaid.generation, prepaid
+            )
         request = self._chosen_pairs(request, privacy)
         try:
             query = self.prepare(request, party, active.policy)
@@ -220,7 +260,7 @@ class Engine:
         with reading(self.room, active.policy.retention) as generation:
             if generation is None:
                 raise UserError(T_("no match has run yet; a room admin runs one after the uploads"))
-            return self._answer(request, user, party, active, query, epsilon, generation)
+            return self._cached_or_fresh(request, user, party, active, query, epsilon, generation)
 
     def _chosen_pairs(self, request: QueryRequest, privacy: PrivacyPolicy) -> QueryRequest:
         """``transitions`` without ``max_transitions``: the pairs bound the live match chose.
@@ -237,7 +277,7 @@ class Engine:
             return request
         return replace(request, params={**request.params, "max_transitions": str(chosen.pairs)})
 
-    def _answer(
+    def _cached_or_fresh(
         self,
         request: QueryRequest,
         user: User,
@@ -271,15 +311,13 @@ class Engine:
                 flight.wait()
                 continue  # answered (now cached) or failed (then one of us runs it)
             try:
-                return self._charge_and_run(
-                    request, user, party, active, query, epsilon, generation, key
-                )
+                return self._fresh(request, user, party, active, query, epsilon, generation, None)
             finally:
                 with self._flights_lock:
                     del self._flights[key]
                 flight.set()
 
-    def _charge_and_run(
+    def _fresh(
         self,
         request: QueryRequest,
         user: User,
@@ -288,11 +326,17 @@ class Engine:
         query: Prepared,
         epsilon: Fraction,
         generation: Generation,
-        key: str,
+        prepaid: Prepaid | None,
     ) -> dict[str, Any]:
-        """Charge, compute, release and store one fresh answer; any failure refunds."""
+        """Compute, release and store one fresh answer on a pinned generation.
+
+        The one settle path. Charged here first unless ``prepaid``: a failure
+        after a charge made here refunds it (:meth:`_abandon`); a prepaid
+        query's charge is its run's to settle, so a failure only closes it.
+        """
         privacy = active.policy.privacy
         assert privacy is not None  # run() refused the query otherwise
+        key = _cache_key(party, query, epsilon, active, generation)
         query_id = secrets.token_hex(8)
         db = self.room.store.connection()
         _insert_query(
@@ -307,8 +351,50 @@ class Engine:
             epsilon=str(epsilon),
             status="running",
         )
+        charge = None
+        if prepaid is None:
+            charge = self._charge(db, query_id, party, epsilon, privacy, user)
+        started = time.perf_counter()
+        chosen = applied(privacy, generation.bounds)
+        paid_by = {"paid_by": prepaid.paid_by} if prepaid is not None else {}
         try:
-            charge = self.ledger.charge(
+            released = query.execute(
+                self.room.backend.cursor(),
+                generation.tables,
+                epsilon,
+                with_bounds(privacy, chosen),
+            )
+            if charge is not None:  # a report run has its own crash point (report.section)
+                faults.pause("query.release")  # crash tests: charged and computed, not stored
+            return self._store(
+                query_id,
+                released,
+                request,
+                user,
+                party,
+                active,
+                generation,
+                epsilon,
+                started,
+                **paid_by,
+                bounds=chosen.as_dict(),
+            )
+        except Exception as err:  # not stored, so never returned: a charge made here goes back
+            self._abandon(charge, query_id, user.name, err)
+            raise
+
+    def _charge(
+        self,
+        db: sqlite3.Connection,
+        query_id: str,
+        party: str,
+        epsilon: Fraction,
+        privacy: PrivacyPolicy,
+        user: User,
+    ) -> int:
+        """Charge the party's budget in its own transaction; a refusal closes the query."""
+        try:
+            return self.ledger.charge(
                 party,
                 epsilon,
                 policy=privacy.budget,
@@ -325,39 +411,9 @@ class Engine:
         except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
             _fail(db, query_id)
             raise
-        started = time.perf_counter()
-        chosen = applied(privacy, generation.bounds)
-        try:
-            released = query.execute(
-                self.room.backend.cursor(),
-                generation.tables,
-                epsilon,
-                with_bounds(privacy, chosen),
-            )
-        except Exception as err:
-            self._abandon(charge, query_id, user.name, err)
-            raise
-        faults.pause("query.release")  # crash tests: charged and computed, not yet stored
-        try:
-            result = self._store(
-                query_id,
-                released,
-                request,
-                user,
-                party,
-                active,
-                generation,
-                epsilon,
-                started,
-                bounds=chosen.as_dict(),
-            )
-        except Exception as err:  # not stored, so never returned: the charge goes back
-            self._abandon(charge, query_id, user.name, err)
-            raise
-        return result
 
-    def _abandon(self, charge: int, query_id: str, actor: str, err: Exception) -> None:
-        """Refund and fail a query whose result could not be stored (a locked store, a full disk).
+    def _abandon(self, charge: int | None, query_id: str, actor: str, err: Exception) -> None:
+        """Refund (a charge made here) and fail a query whose result could not be stored.
 
         Best effort, in two steps. A refund that cannot be made or recorded (a
         locked store, a broken audit chain) leaves the charge standing — never
@@ -365,15 +421,17 @@ class Engine:
         ``failed``; start-up recovery refunds the failed query's charge once it
         can be recorded. When even the status cannot be written, the query
         stays ``running`` and :func:`cleanroom.room.recovery.recover_queries`
-        settles it at the next start, by the same rule.
+        settles it at the next start, by the same rule (a prepaid query has
+        no charge of its own to refund).
         """
-        try:
-            self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
-        except Exception as again:
-            log.warning(
-                "refund left for start-up recovery",
-                extra={"query_id": query_id, "error": type(again).__name__},
-            )
+        if charge is not None:
+            try:
+                self.ledger.refund(charge, actor=actor, reason=type(err).__name__)
+            except Exception as again:
+                log.warning(
+                    "refund left for start-up recovery",
+                    extra={"query_id": query_id, "error": type(again).__name__},
+                )
         try:
             _fail(self.room.store.connection(), query_id)
         except Exception as again:
@@ -512,74 +570,6 @@ class Engine:
         everyone = user.role in (Role.reviewer, Role.room_admin)
         party = None if everyone else _party_of(user)
         return history(self.room.store, user, party, limit=limit, before=before)
-
-    def run_prepaid(
-        self,
-        request: QueryRequest,
-        user: User,
-        query: Prepared,
-        *,
-        active: ActivePolicy,
-        generation: Generation,
-        paid_by: str,
-    ) -> dict[str, Any]:
-        """Answer a checked query whose epsilon an enclosing charge already paid.
-
-        For report runs (``cleanroom.room.reports``): the run charges the sum of
-        its sections once, atomically, before any of them executes, so that a
-        run is either fully paid or refused — never half-published. Each section
-        then comes here: the same execution and the same record as :meth:`run`
-        (a ``queries`` row, a ``query.run`` audit entry with policy version,
-        epsilon and result hash, and ``paid_by`` naming the charge), but no
-        charge, no refund (the caller's rule decides) and no cache read (the run
-        paid for a fresh answer). ``active`` and ``generation`` are pinned by the
-        caller so that every section of a run reads the same policy and data.
-        """
-        party = _party_of(user)
-        privacy = active.policy.privacy
-        if privacy is None:
-            raise QueryRejected("no_privacy_policy", T_("the active policy allows no queries"))
-        epsilon = _epsilon(request, active.policy)
-        key = _cache_key(party, query, epsilon, active, generation)
-        query_id = secrets.token_hex(8)
-        db = self.room.store.connection()
-        _insert_query(
-            db,
-            query_id,
-            request,
-            user,
-            party,
-            key,
-            policy_version=active.version,
-            generation=generation.generation,
-            epsilon=str(epsilon),
-            status="running",
-        )
-        started = time.perf_counter()
-        chosen = applied(privacy, generation.bounds)
-        try:
-            released = query.execute(
-                self.room.backend.cursor(),
-                generation.tables,
-                epsilon,
-                with_bounds(privacy, chosen),
-            )
-            return self._store(
-                query_id,
-                released,
-                request,
-                user,
-                party,
-                active,
-                generation,
-                epsilon,
-                started,
-                paid_by=paid_by,
-                bounds=chosen.as_dict(),
-            )
-        except Exception:  # the run's own rule settles its charge
-            _fail(db, query_id)
-            raise
 
 
 def _fail(db: sqlite3.Connection, query_id: str) -> None:

@@ -8,8 +8,8 @@ The order is the engine's, lifted to a whole run:
 3. *charge* the run's whole epsilon to the ``reporter`` share in one ledger
    transaction, before any section reads data — if the budget says no, the run
    is recorded as refused and nothing is published;
-4. *run* each section through the engine's checked path without charging again
-   (:meth:`~cleanroom.room.query.engine.Engine.run_prepaid`), each one recorded
+4. *run* each section through the engine's one entry without charging again
+   (:meth:`~cleanroom.room.query.engine.Engine.run`, ``prepaid``), each one recorded
    in the ``queries`` table and the audit trail like any query;
 5. *publish* the page, charts, CSVs and JSON by renaming a finished directory.
 
@@ -36,13 +36,13 @@ from cleanroom.room import faults
 from cleanroom.room.auth import Role, User
 from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.matching import Generation, reading
+from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.reports import ReportPolicy, exact
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.query.engine import Engine, QueryRequest
+from cleanroom.room.query.engine import Engine, Prepaid, QueryRequest
 from cleanroom.room.query.prepared import Prepared
 from cleanroom.room.reports.render import RunInfo, SectionResult, write_outputs
 from cleanroom.room.reports.runs import ReportRun, RunLog, Status
-from cleanroom.room.state import ActivePolicy
 from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.reports")
@@ -211,14 +211,8 @@ class ReportRunner:
         try:
             for section, (request, query) in zip(report.sections, prepared, strict=True):
                 faults.pause("report.section")  # crash tests: charged, before this section
-                result = self.engine.run_prepaid(
-                    request,
-                    identity,
-                    query,
-                    active=active,
-                    generation=generation,
-                    paid_by=f"report run {run.id} (charge {charge})",
-                )
+                paid = Prepaid(query, active, generation, f"report run {run.id} (charge {charge})")
+                result = self.engine.run(request, identity, prepaid=paid)
                 sections.append(
                     SectionResult(
                         section.template, dict(section.params), f"{section.epsilon:g}", result

@@ -17,6 +17,7 @@ import pytest
 from cleanroom import clock
 from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.errors import DataExpired
+from cleanroom.room import inflight
 from cleanroom.room.expiry import expire
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import reading, run_match
@@ -138,12 +139,12 @@ def test_a_generation_being_read_is_deleted_when_its_reader_ends(room: Room) -> 
 
 def test_a_dataset_table_a_match_reads_is_deleted_when_the_match_ends(room: Room) -> None:
     table = "d_okala__orders__v1"
-    with room.wh.pin_lock:
-        room.wh.pin([table])  # as a running match pins its inputs
+    with room.pins.lock:
+        release = room.pins.hold([inflight.table(table)])  # as a running match pins its inputs
     with clock.use(clock.SetClock(clock.now() + timedelta(days=31))):
         expire(room, actor="test")
         assert room.wh.tables() == {table}
-    room.wh.unpin([table])
+    release()
     assert room.wh.tables() == set()
 
 

@@ -15,6 +15,7 @@ import pytest
 from cleanroom.errors import DiskFullError, StoreBusyError, UserError
 from cleanroom.room import faults, matching
 from cleanroom.room.config import Settings
+from cleanroom.room.inflight import Pins
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.store import MetaStore
 
@@ -109,6 +110,7 @@ def fake_room(tmp_path: Path, store: MetaStore) -> Any:
         store=store,
         active_policy=lambda: kept,
         rekey_secret=b"s" * 32,
+        pins=Pins(),
     )
 
 
@@ -138,4 +140,4 @@ def test_a_replaced_generation_is_dropped_after_its_last_reader(
     assert dropped == [1]  # the last reader of 1 dropped it
     matching._retire_when_unread(room, 2, lambda: dropped.append(2))
     assert dropped == [1, 2]  # no reader: at once
-    assert not matching._readers and not matching._retiring
+    assert room.pins.idle

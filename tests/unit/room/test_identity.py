@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.errors import InternalError
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
 
 Row = tuple[int | None, ...]
@@ -113,7 +114,7 @@ table_shapes = st.integers(min_value=0, max_value=60).flatmap(
 def test_partition_equals_union_find(tables: list[tuple[int, list[Row]]]) -> None:
     con = duckdb.connect()
     sources = [make_table(con, f"p{i}", width, rows) for i, (width, rows) in enumerate(tables)]
-    stats = resolve(con, sources, person_map="pm")
+    stats = resolve(DuckDBTables(con), sources, person_map="pm")
     expected = reference(rows for _, rows in tables)
     assert partition(con, "pm") == expected
     assert stats.persons == len(expected)
@@ -125,7 +126,7 @@ def test_chain_of_200_across_two_tables_is_one_person() -> None:
     con = duckdb.connect()
     a = make_table(con, "a", 2, [(i, i + 1) for i in range(0, 200, 2)])
     b = make_table(con, "b", 2, [(i, i + 1) for i in range(1, 200, 2)])
-    stats = resolve(con, [a, b], person_map="pm")
+    stats = resolve(DuckDBTables(con), [a, b], person_map="pm")
     assert (stats.tokens, stats.edges, stats.persons) == (201, 200, 1)
     assert stats.iterations < 40  # plain label propagation would need ~200 rounds
 
@@ -138,7 +139,7 @@ def test_long_chain_needs_logarithmically_many_rounds() -> None:
         "sha256((i + 1)::VARCHAR)::BLOB AS y FROM range(?) t(i) ORDER BY hash(i)",
         [n],
     )
-    stats = resolve(con, [TokenSource("c", ["x", "y"])], person_map="pm")
+    stats = resolve(DuckDBTables(con), [TokenSource("c", ["x", "y"])], person_map="pm")
     assert (stats.tokens, stats.persons) == (n + 1, 1)
     assert stats.iterations <= 60
 
@@ -147,8 +148,10 @@ def test_person_table_keeps_columns_drops_tokens_and_tokenless_rows() -> None:
     con = duckdb.connect()
     rows: list[Row] = [(1, 2), (None, None), (1, None), (None, 2), (None, None), (4, 4)]
     src = make_table(con, "orders", 2, rows)
-    resolve(con, [src], person_map="pm")
-    count = person_table(con, src, person_map="pm", keep_columns=["n", "city"], out="orders_p")
+    resolve(DuckDBTables(con), [src], person_map="pm")
+    count = person_table(
+        DuckDBTables(con), src, person_map="pm", keep_columns=["n", "city"], out="orders_p"
+    )
     assert count == 4
     described = con.execute("DESCRIBE orders_p").fetchall()
     assert [(r[0], r[1], r[2]) for r in described] == [
@@ -175,9 +178,9 @@ def test_person_table_refuses_token_like_or_bad_keep_columns(keep: list[str]) ->
     con = duckdb.connect()
     src = make_table(con, "orders", 2, [(1, 2)])
     con.execute("ALTER TABLE orders ADD COLUMN blob BLOB")
-    resolve(con, [src], person_map="pm")
+    resolve(DuckDBTables(con), [src], person_map="pm")
     with pytest.raises(InternalError):
-        person_table(con, src, person_map="pm", keep_columns=keep, out="orders_p")
+        person_table(DuckDBTables(con), src, person_map="pm", keep_columns=keep, out="orders_p")
     assert con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'orders_p'"
     ).fetchall() == [(0,)]
@@ -187,8 +190,8 @@ def test_rematch_keeps_partition_but_changes_ids() -> None:
     con = duckdb.connect()
     rows: list[Row] = [(i, i + 1000) for i in range(60)] + [(i, None) for i in range(60, 120)]
     src = make_table(con, "a", 2, rows)
-    first = resolve(con, [src], person_map="pm1")
-    second = resolve(con, [src], person_map="pm2")
+    first = resolve(DuckDBTables(con), [src], person_map="pm1")
+    second = resolve(DuckDBTables(con), [src], person_map="pm2")
     assert partition(con, "pm1") == partition(con, "pm2")
     assert first.persons == second.persons == 120
     assert_dense(con, "pm1", first)
@@ -208,10 +211,12 @@ def test_three_parties_linked_only_through_a_third_partys_row() -> None:
     bank = make_table(con, "bank", 2, [(phone + 1, card + 1), (phone + 3, card + 3)])
     # Party C (email only): Sara's newsletter subscription, and a stranger's.
     news = make_table(con, "news", 1, [(email + 1,), (email + 9,)])
-    stats = resolve(con, [shop, bank, news], person_map="pm")
+    stats = resolve(DuckDBTables(con), [shop, bank, news], person_map="pm")
     assert stats.persons == 4  # Sara, phone 2, Ali, the stranger
     for src in (shop, bank, news):
-        person_table(con, src, person_map="pm", keep_columns=["n"], out=f"{src.table}_p")
+        person_table(
+            DuckDBTables(con), src, person_map="pm", keep_columns=["n"], out=f"{src.table}_p"
+        )
     sara = {
         con.execute(f"SELECT person FROM {t}_p WHERE n = 0").fetchall()[0][0]
         for t in ("shop", "bank", "news")
@@ -225,7 +230,7 @@ def test_three_parties_linked_only_through_a_third_partys_row() -> None:
     assert len(others) == 3
     assert not sara & others
     # Without party A's row, bank card and newsletter e-mail stay apart.
-    stats = resolve(con, [bank, news], person_map="pm_without_shop")
+    stats = resolve(DuckDBTables(con), [bank, news], person_map="pm_without_shop")
     assert stats.persons == 4
 
 
@@ -235,9 +240,14 @@ def test_qualified_names_in_an_attached_database() -> None:
     make_table(con, "staging", 2, [(1, 2), (2, 3), (7, None)])
     con.execute("CREATE TABLE wh.okala__orders__v3 AS FROM staging")
     src = TokenSource("wh.okala__orders__v3", ["t0", "t1"])
-    stats = resolve(con, [src], person_map="wh.person_map")
+    stats = resolve(DuckDBTables(con), [src], person_map="wh.person_map")
     assert stats.persons == 2
-    assert person_table(con, src, person_map="wh.person_map", keep_columns=["n"], out="wh.p") == 3
+    assert (
+        person_table(
+            DuckDBTables(con), src, person_map="wh.person_map", keep_columns=["n"], out="wh.p"
+        )
+        == 3
+    )
     assert scratch_tables(con) == []
 
 
@@ -248,24 +258,24 @@ def test_bad_table_names_are_refused(name: str) -> None:
     con = duckdb.connect()
     make_table(con, "a", 1, [(1,)])
     with pytest.raises(InternalError):
-        resolve(con, [TokenSource(name, ["t0"])], person_map="pm")
+        resolve(DuckDBTables(con), [TokenSource(name, ["t0"])], person_map="pm")
     with pytest.raises(InternalError):
-        resolve(con, [TokenSource("a", ["t0"])], person_map=name)
+        resolve(DuckDBTables(con), [TokenSource("a", ["t0"])], person_map=name)
     with pytest.raises(InternalError):
-        resolve(con, [TokenSource("a", [name or "x y"])], person_map="pm")
+        resolve(DuckDBTables(con), [TokenSource("a", [name or "x y"])], person_map="pm")
 
 
 def test_sources_must_hold_blob_tokens() -> None:
     con = duckdb.connect()
     make_table(con, "a", 1, [(1,)])
     with pytest.raises(InternalError, match="not BLOB"):
-        resolve(con, [TokenSource("a", ["city"])], person_map="pm")
+        resolve(DuckDBTables(con), [TokenSource("a", ["city"])], person_map="pm")
     with pytest.raises(InternalError, match="no column"):
-        resolve(con, [TokenSource("a", ["missing"])], person_map="pm")
+        resolve(DuckDBTables(con), [TokenSource("a", ["missing"])], person_map="pm")
     with pytest.raises(InternalError):
-        resolve(con, [TokenSource("a", [])], person_map="pm")
+        resolve(DuckDBTables(con), [TokenSource("a", [])], person_map="pm")
     with pytest.raises(InternalError):
-        resolve(con, [], person_map="pm")
+        resolve(DuckDBTables(con), [], person_map="pm")
 
 
 def test_failure_cleans_up_and_leaves_existing_tables_alone() -> None:
@@ -274,7 +284,7 @@ def test_failure_cleans_up_and_leaves_existing_tables_alone() -> None:
     con.execute("CREATE TABLE pm AS SELECT 42 AS keep_me")
     con.execute("SET preserve_insertion_order = true")
     with pytest.raises(InternalError, match="exists"):
-        resolve(con, [src], person_map="pm")
+        resolve(DuckDBTables(con), [src], person_map="pm")
     assert con.execute("SELECT * FROM pm").fetchall() == [(42,)]
     assert scratch_tables(con) == []
     assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
@@ -283,6 +293,6 @@ def test_failure_cleans_up_and_leaves_existing_tables_alone() -> None:
 def test_no_tokens_at_all() -> None:
     con = duckdb.connect()
     src = make_table(con, "a", 2, [(None, None)] * 3)
-    stats = resolve(con, [src], person_map="pm")
+    stats = resolve(DuckDBTables(con), [src], person_map="pm")
     assert (stats.tokens, stats.edges, stats.persons, stats.iterations) == (0, 0, 0, 0)
-    assert person_table(con, src, person_map="pm", keep_columns=["n"], out="a_p") == 0
+    assert person_table(DuckDBTables(con), src, person_map="pm", keep_columns=["n"], out="a_p") == 0

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.errors import InternalError
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import ForeignLimit, TokenSource, Withheld, resolve
 from tests.unit.room.test_identity import make_table, partition, tok
 from tests.unit.room.test_identity_limits import Table, beta_persons, persons_of
@@ -118,7 +119,7 @@ def resolve_tables(
 ) -> tuple[duckdb.DuckDBPyConnection, list[TokenSource], set[frozenset[bytes]], Withheld]:
     con = duckdb.connect()
     sources = [load(con, f"p{i}", t) for i, t in enumerate(tables)]
-    stats = resolve(con, sources, person_map="pm", foreign=limit)
+    stats = resolve(DuckDBTables(con), sources, person_map="pm", foreign=limit)
     return con, sources, partition(con, "pm"), stats.withheld
 
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.errors import InternalError
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import TokenSource, Withheld, person_table, resolve
 from tests.unit.room.test_identity import Row, make_table, partition, tok
 
@@ -95,13 +96,13 @@ def resolve_tables(
 ) -> tuple[duckdb.DuckDBPyConnection, list[TokenSource], set[frozenset[bytes]], Withheld]:
     con = duckdb.connect()
     sources = [load(con, f"p{i}", t) for i, t in enumerate(tables)]
-    stats = resolve(con, sources, person_map="pm", limits=limits)
+    stats = resolve(DuckDBTables(con), sources, person_map="pm", limits=limits)
     return con, sources, partition(con, "pm"), stats.withheld
 
 
 def persons_of(con: duckdb.DuckDBPyConnection, source: TokenSource, out: str) -> tuple[int, int]:
     """A party's persons and rows in its analysis table (what its analyst would count)."""
-    person_table(con, source, person_map="pm", keep_columns=["n"], out=out)
+    person_table(DuckDBTables(con), source, person_map="pm", keep_columns=["n"], out=out)
     row = con.execute(f"SELECT count(DISTINCT person), count(*) FROM {out}").fetchone()
     assert row is not None
     return int(row[0]), int(row[1])

@@ -21,10 +21,10 @@ pytest.importorskip("pyspark")
 from pyspark.sql import SparkSession
 
 from cleanroom.errors import InternalError
+from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.backends.spark import spark_session
-from cleanroom.room.backends.spark_identity import SparkEngine
+from cleanroom.room.backends.spark_identity import SparkTables
 from cleanroom.room.identity import (
-    DuckDBEngine,
     ForeignLimit,
     IdentityStats,
     TokenSource,
@@ -59,7 +59,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
 
 def on_spark(
     spark: SparkSession, con: duckdb.DuckDBPyConnection, sources: list[TokenSource]
-) -> SparkEngine:
+) -> SparkTables:
     """An engine whose ``wh.<table>`` views hold the DuckDB tables' rows (via Parquet)."""
     views = {}
     files = SOURCES[-1]
@@ -69,21 +69,21 @@ def on_spark(
         con.table(source.table).write_parquet(str(path))
         spark.read.parquet(str(path)).createOrReplaceTempView(view)
         views[f"wh.{source.table}"] = view
-    return SparkEngine(spark, views)
+    return SparkTables(spark, views)
 
 
 def spark_sources(sources: list[TokenSource]) -> list[TokenSource]:
     return [TokenSource(f"wh.{s.table}", s.token_columns, s.kinds, s.party) for s in sources]
 
 
-def spark_partition(engine: SparkEngine, person_map: str) -> set[frozenset[bytes]]:
+def spark_partition(engine: SparkTables, person_map: str) -> set[frozenset[bytes]]:
     groups: dict[int, set[bytes]] = {}
     for row in engine.session.table(engine.view_of(person_map)).collect():
         groups.setdefault(row["person"], set()).add(bytes(row["token"]))
     return {frozenset(g) for g in groups.values()}
 
 
-def assert_dense(engine: SparkEngine, person_map: str, stats: IdentityStats) -> None:
+def assert_dense(engine: SparkTables, person_map: str, stats: IdentityStats) -> None:
     view = engine.view_of(person_map)
     row = engine.session.sql(
         f"SELECT count(*), count(DISTINCT token), count(DISTINCT person), min(person), "
@@ -103,9 +103,9 @@ def both(
     sources: list[TokenSource],
     limits: dict[str, int] | None = None,
     foreign: ForeignLimit | None = None,
-) -> tuple[set[frozenset[bytes]], set[frozenset[bytes]], IdentityStats, SparkEngine]:
+) -> tuple[set[frozenset[bytes]], set[frozenset[bytes]], IdentityStats, SparkTables]:
     """Resolve the same tables on DuckDB and on Spark; both partitions and Spark's run."""
-    duck = resolve(con, sources, person_map="pm", limits=limits, foreign=foreign)
+    duck = resolve(DuckDBTables(con), sources, person_map="pm", limits=limits, foreign=foreign)
     engine = on_spark(spark, con, sources)
     stats = resolve(
         engine, spark_sources(sources), person_map="wh.pm", limits=limits, foreign=foreign
@@ -196,8 +196,8 @@ def test_scratch_views_are_dropped_and_sources_kept(spark: SparkSession) -> None
 
 def test_only_warehouse_names(spark: SparkSession) -> None:
     with pytest.raises(InternalError, match=r"wh\.<name>"):
-        SparkEngine(spark, {"other.a": "v"})
-    engine = SparkEngine(spark, {})
+        SparkTables(spark, {"other.a": "v"})
+    engine = SparkTables(spark, {})
     with pytest.raises(InternalError, match="no Spark view"):
         resolve(engine, [TokenSource("wh.missing", ["x"])], person_map="wh.pm")
 
@@ -263,10 +263,11 @@ def test_suppression_leaves_out_the_same_rows_as_duckdb(spark: SparkSession) -> 
     views = on_spark(spark, con, [listed]).views  # the list as a Spark view too
     engine.views["l"] = views["l"]
     suppressed_tokens(engine, ["wh.l"], "wh.pm", "wh.sup")
-    suppressed_tokens(DuckDBEngine(con), ["l"], "pm", "temp.main.sup")
+    duck_tables = DuckDBTables(con)
+    suppressed_tokens(duck_tables, ["l"], "pm", "temp.main.sup")
     for source in (a, b):
-        person_table(con, source, person_map="pm", keep_columns=["n"], out=f"d_{source.table}",
-                     suppressed="temp.main.sup")  # fmt: skip
+        person_table(duck_tables, source, person_map="pm", keep_columns=["n"],
+                     out=f"d_{source.table}", suppressed="temp.main.sup")  # fmt: skip
         (on,) = spark_sources([source])
         out = f"wh.s_{source.table}"
         person_table(engine, on, person_map="wh.pm", keep_columns=["n"], out=out,

@@ -190,6 +190,21 @@ def test_activation_at_the_required_count(
     assert audit.verify().ok
 
 
+def test_the_policy_in_force_is_parsed_once_per_version(versions: PolicyVersions) -> None:
+    """Every operation reads the active policy through in_force: the same version is the
+    same parsed object (no YAML parse per request), and an activation is seen at once."""
+    first = versions.in_force()
+    assert first.version == 1 and first.policy.privacy is not None
+    assert versions.in_force() is first
+    versions.propose(ANA, looser())
+    assert versions.in_force() is first  # a proposal changes nothing in force
+    versions.approve(BOB, 2)
+    versions.approve(CAT, 2)
+    now_in_force = versions.in_force()
+    assert now_in_force.version == 2 == versions.active().version
+    assert now_in_force.policy.privacy.budget.shares["okala"] == 3.0  # type: ignore[union-attr]
+
+
 def test_the_bar_is_the_active_versions_not_the_proposals(versions: PolicyVersions) -> None:
     doc = document()
     doc["governance"] = {"approvals_required": 1}

@@ -15,18 +15,16 @@ from typing import Any
 import duckdb
 import pytest
 
+from cleanroom.room import selection
 from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.journey import Journey
+from cleanroom.room.backends.duckdb import DuckDBTables
+from cleanroom.room.identity import TokenSource, resolve
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.prepared import bounds
-from cleanroom.room.selection import (
-    SALT_BITS,
-    GenerationTables,
-    generation_salt,
-    salt_of,
-)
+from cleanroom.room.selection import SALT_BITS, GenerationTables
 from tests.unit.room import journey_room
 
 SECRET = b"s" * 32
@@ -73,17 +71,17 @@ def transitions_exact(
 
 
 def test_the_salt_is_a_function_of_the_room_secret_and_the_generation() -> None:
-    salts = {generation_salt(SECRET, g) for g in range(1, 200)}
+    salts = {GenerationTables.of({}, SECRET, g).salt for g in range(1, 200)}
     assert len(salts) == 199  # each generation its own
     assert all(0 <= s < 2**SALT_BITS for s in salts)
-    assert generation_salt(SECRET, 7) == generation_salt(SECRET, 7)
-    assert generation_salt(b"t" * 32, 7) != generation_salt(SECRET, 7)
+    assert GenerationTables.of({}, SECRET, 7).salt == GenerationTables.of({}, SECRET, 7).salt
+    assert GenerationTables.of({}, b"t" * 32, 7).salt != GenerationTables.of({}, SECRET, 7).salt
 
 
 def test_the_salt_never_shows_when_the_tables_are_printed_or_serialized() -> None:
-    salt = generation_salt(SECRET, 3)
-    tables = GenerationTables({"alpha.events": "g3__alpha__events"}, salt)
-    assert salt_of(tables) == salt
+    tables = GenerationTables.of({"alpha.events": "g3__alpha__events"}, SECRET, 3)
+    salt = tables.salt
+    assert selection.salt(tables) == salt
     for text in (repr(tables), str(tables), json.dumps(tables)):
         assert str(salt) not in text
         assert hex(salt)[2:] not in text
@@ -92,14 +90,14 @@ def test_the_salt_never_shows_when_the_tables_are_printed_or_serialized() -> Non
 
 def test_tables_without_a_generation_get_a_fresh_secret_draw() -> None:
     plain = {"alpha.events": "t"}
-    assert len({salt_of(plain) for _ in range(20)}) == 20
+    assert len({selection.salt(plain) for _ in range(20)}) == 20
 
 
 @pytest.mark.parametrize("sql", SHAPES)
 def test_asking_again_on_one_generation_gives_the_same_exact_answer(
     sql: str, sql_policy: CollaborationPolicy, con: duckdb.DuckDBPyConnection
 ) -> None:
-    tables = GenerationTables(journey_room.TABLES, generation_salt(SECRET, 1))
+    tables = GenerationTables.of(journey_room.TABLES, SECRET, 1)
     first = sql_exact(sql, sql_policy, con, tables)
     assert first  # the shape counts something
     for _ in range(5):
@@ -113,7 +111,7 @@ def test_another_generation_chooses_anew(
     """Salted choices (groups, joined rows) differ between generations' salts."""
     answers = {
         tuple(sql_exact(sql, sql_policy, con, GenerationTables(journey_room.TABLES, s)))
-        for s in (generation_salt(SECRET, g) for g in range(1, 9))
+        for s in (GenerationTables.of({}, SECRET, g).salt for g in range(1, 9))
     }
     assert len(answers) > 1
 
@@ -121,7 +119,7 @@ def test_another_generation_chooses_anew(
 def test_transitions_keep_the_same_pairs_on_one_generation(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    tables = GenerationTables(journey_room.TABLES, generation_salt(SECRET, 1))
+    tables = GenerationTables.of(journey_room.TABLES, SECRET, 1)
     first = transitions_exact(con, tables)
     assert sum(first["persons"].values()) > 0
     for _ in range(5):
@@ -132,7 +130,7 @@ def test_transitions_keep_the_same_pairs_on_one_generation(
                 transitions_exact(con, GenerationTables(journey_room.TABLES, s))["persons"].items()
             )
         )
-        for s in (generation_salt(SECRET, g) for g in range(2, 9))
+        for s in (GenerationTables.of({}, SECRET, g).salt for g in range(2, 9))
     }
     assert len(others | {tuple(sorted(first["persons"].items()))}) > 1
 
@@ -144,7 +142,7 @@ def test_the_group_window_keeps_the_groups_a_window_over_pairs_keeps(
     """The compiled group bound (each row ranked by its group's salted hash) keeps what
     ranking each person's distinct groups does, after the same fixed row bound."""
     policy = journey_room.policy(k=2, g=g)
-    salt = generation_salt(SECRET, 4)
+    salt = GenerationTables.of({}, SECRET, 4).salt
     sql = (
         "SELECT a.channel, COUNT(*), COUNT(DISTINCT a.person) FROM alpha.events AS a"
         " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel"
@@ -175,3 +173,22 @@ def test_the_group_window_keeps_the_groups_a_window_over_pairs_keeps(
             sql, journey_room.policy(k=2, g=2), con, GenerationTables(journey_room.TABLES, salt)
         )
         assert sum(r[2] for r in got) < sum(r[2] for r in unbounded)
+
+
+def test_identity_resolution_draws_its_salts_from_the_one_helper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A match's rounds and its numbering of persons take their salts from ``selection.salt``."""
+    drawn: list[int] = []
+    real = selection.salt
+
+    def counted(tables: dict[str, str] | None = None) -> int:
+        drawn.append(real(tables))
+        return drawn[-1]
+
+    monkeypatch.setattr(selection, "salt", counted)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE a AS SELECT * FROM (VALUES ('\\x01'::BLOB, '\\x02'::BLOB)) t(x, y)")
+    resolve(DuckDBTables(con), [TokenSource("a", ["x", "y"])], person_map="pm")
+    assert len(drawn) >= 2  # one round at least, and the numbering
+    assert all(0 <= s < 2**SALT_BITS for s in drawn)

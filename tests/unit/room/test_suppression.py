@@ -15,7 +15,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.room.identity import DuckDBEngine, TokenSource, person_table, resolve
+from cleanroom.room.backends.duckdb import DuckDBTables
+from cleanroom.room.identity import TokenSource, person_table, resolve
 from cleanroom.room.suppression import SuppressionList, suppressed_tokens
 from tests.unit.room.test_identity import Row, make_table, tok
 
@@ -71,18 +72,18 @@ def build(
     sources: list[TokenSource] = [
         make_table(con, f"p{i}", WIDTH, rows) for i, rows in enumerate(tables)
     ]
-    resolve(con, sources, person_map="persons")
+    resolve(DuckDBTables(con), sources, person_map="persons")
     excluded = None
     if listed is not None:
         con.from_arrow(
             pa.table({"token": pa.array([tok(t) for t in sorted(listed)], pa.binary())})
         ).create("list_a")
         excluded = "temp.main.suppressed"
-        suppressed_tokens(DuckDBEngine(con), ["list_a"], "persons", excluded)
+        suppressed_tokens(DuckDBTables(con), ["list_a"], "persons", excluded)
     out = []
     for i, source in enumerate(sources):
         person_table(
-            con,
+            DuckDBTables(con),
             source,
             person_map="persons",
             keep_columns=["n"],
