@@ -64,7 +64,6 @@ still validated and quoted; data values only ever travel as bound parameters.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -75,9 +74,7 @@ from typing import Protocol
 import duckdb
 
 from cleanroom.errors import InternalError
-
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from cleanroom.room.sql import name_sql, quote_column, quote_table
 
 # Expected rounds are ~log(largest component); this only stops a bug from
 # looping forever, it is never reached by a correct run on any real graph.
@@ -159,21 +156,6 @@ class IdentityStats:
     iterations: int
     seconds: dict[str, float]
     withheld: Withheld = field(default_factory=Withheld)
-
-
-def quote_table(name: str) -> str:
-    """Quote a possibly qualified table name part by part, refusing anything odd."""
-    parts = name.split(".")
-    if not _TABLE.match(name) or len(parts) > 3 or not all(parts):
-        raise InternalError(f"invalid table name {name!r}")
-    return ".".join(f'"{part}"' for part in parts)
-
-
-def quote_column(name: str) -> str:
-    """Quote a bare column name, refusing anything that is not a plain identifier."""
-    if not _COLUMN.match(name):
-        raise InternalError(f"invalid column name {name!r}")
-    return f'"{name}"'
 
 
 class Engine(Protocol):
@@ -374,18 +356,11 @@ def _salt() -> int:
     return secrets.randbits(63)
 
 
-def _literal(name: str) -> str:
-    """A room-chosen name (identifier type, party) as an SQL string literal."""
-    if name and not _COLUMN.match(name):
-        raise InternalError(f"invalid name {name!r}")
-    return f"'{name}'"
-
-
 def _occurrences(source: TokenSource) -> list[str]:
     table = quote_table(source.table)
-    party = _literal(source.party)
+    party = name_sql(source.party)
     return [
-        f"SELECT {quote_column(c)} AS tok, {_literal(source.kinds.get(c, ''))} AS kind, "
+        f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "
         f"{party} AS party FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
@@ -399,7 +374,7 @@ def _star_pairs(source: TokenSource) -> list[str]:
     """
     table = quote_table(source.table)
     columns = [quote_column(c) for c in source.token_columns]
-    party = _literal(source.party)
+    party = name_sql(source.party)
     selects = []
     for j in range(1, len(columns)):
         anchor = f"coalesce({', '.join(columns[:j])})"
@@ -416,7 +391,7 @@ def _limit_of(kind: str, limits: Mapping[str, int]) -> str:
     for name, most in sorted(limits.items()):
         if isinstance(most, bool) or not isinstance(most, int) or most < 1:
             raise InternalError(f"invalid identifier limit {name}={most!r}")
-        arms.append(f"WHEN {_literal(name)} THEN {most}")
+        arms.append(f"WHEN {name_sql(name)} THEN {most}")
     return f"CASE {kind} {' '.join(arms)} END"
 
 

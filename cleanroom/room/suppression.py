@@ -26,7 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.room.identity import Engine, quote_column, quote_table
+from cleanroom.room.identity import Engine
+from cleanroom.room.sql import quote_column, quote_table
 
 KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
 DATASET = "suppression"  # the header's dataset name for a suppression bundle

@@ -18,7 +18,7 @@ from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.warehouse import quote
+from cleanroom.room.sql import table_sql
 from cleanroom.text import quoted
 
 
@@ -170,7 +170,7 @@ def events_sql(
         since = "" if start is None else f'"{s.time}" >= ? AND '
         parts.append(
             f'SELECT person, ? AS brand, CAST("{s.time}" AS TIMESTAMP) AS t{carried} '
-            f"FROM {quote(tables[s.table])} "
+            f"FROM {table_sql(tables[s.table])} "
             f'WHERE {since}"{s.time}" < ?{condition}'
         )
         params.extend([brand_ids[s.party] if brand_ids else s.party])

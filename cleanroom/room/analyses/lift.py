@@ -38,7 +38,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import ratio
-from cleanroom.room.warehouse import quote
+from cleanroom.room.sql import table_sql
 from cleanroom.text import quoted
 
 Z95 = 1.959963984540054
@@ -130,7 +130,7 @@ class CampaignLift(Journey):
         value = "CAST(NULL AS DOUBLE)"  # without a metric: no spend, never a bound
         if self.metric is not None:
             _, lo, hi = self.metric
-            value = sensitivity.clamp_sql("e.v", lo, hi)
+            value = sensitivity.clamp_sql("v", lo, hi, table="e")
         person_spend = sensitivity.clamp_sql("spend", *self.spend_bounds)
         cut = self.cut()
         cap = cut.cap if cut is not None else 0
@@ -140,7 +140,7 @@ class CampaignLift(Journey):
                 SELECT person, arg_min(arm, exposed) AS arm, min(exposed) AS exposed FROM (
                     SELECT person, "{self.arm_column}" AS arm,
                            CAST("{c.time}" AS TIMESTAMP) AS exposed
-                    FROM {quote(tables[c.table])}
+                    FROM {table_sql(tables[c.table])}
                     WHERE "{self.arm_column}" IN (?, ?) AND "{c.time}" >= ? AND "{c.time}" < ?
                 ) GROUP BY person
             ),

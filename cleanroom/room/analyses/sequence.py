@@ -30,7 +30,7 @@ from typing import Any
 
 from cleanroom.room.analyses.activity import Source
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.warehouse import quote
+from cleanroom.room.sql import table_sql
 
 SLOTS = 16  # brands a code can tell apart
 EPOCH_OFFSET_US = 62_135_596_800_000_000  # 0001-01-01 to 1970-01-01, in microseconds
@@ -95,7 +95,7 @@ def prepare(
     for s in sources:
         low, high = cursor.execute(
             f'SELECT min(CAST("{s.time}" AS TIMESTAMP)), max(CAST("{s.time}" AS TIMESTAMP)) '
-            f"FROM {quote(tables[s.table])}"
+            f"FROM {table_sql(tables[s.table])}"
         ).fetchone()
         if low is not None and not (low >= FIRST and high <= LAST):
             return {}
@@ -105,7 +105,7 @@ def prepare(
         parts.append(
             f"SELECT person, {i}::SMALLINT AS src, "
             f"{code_sql(chr(34) + s.time + chr(34), brands.index(s.party))} AS code "
-            f'FROM {quote(tables[s.table])} WHERE "{s.time}" IS NOT NULL'
+            f'FROM {table_sql(tables[s.table])} WHERE "{s.time}" IS NOT NULL'
         )
     window = "(PARTITION BY person ORDER BY code ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     latest = ", ".join(
@@ -114,17 +114,17 @@ def prepare(
     values = ", ".join(f"({i}, ?, ?, {brands.index(s.party)})" for i, s in enumerate(sources))
     try:
         cursor.execute(
-            f"CREATE TABLE {quote(events)} AS SELECT person, src, code, {latest} "
+            f"CREATE TABLE {table_sql(events)} AS SELECT person, src, code, {latest} "
             f"FROM ({' UNION ALL '.join(parts)}) WINDOW w AS {window}"
         )
         cursor.execute(
-            f"CREATE TABLE {quote(manifest)} AS "
+            f"CREATE TABLE {table_sql(manifest)} AS "
             f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol, brand)",
             [v for s in sources for v in (s.table, s.time)],
         )
     except BaseException:
         for name in (events, manifest):
-            cursor.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+            cursor.execute(f"DROP TABLE IF EXISTS {table_sql(name)}")
         raise
     return {EVENTS_KEY: events, SOURCES_KEY: manifest}
 
@@ -139,7 +139,7 @@ def prepared(cursor: Any, tables: dict[str, str]) -> Sequence | None:
     events, manifest = tables.get(EVENTS_KEY), tables.get(SOURCES_KEY)
     if events is None or manifest is None:
         return None
-    rows = cursor.execute(f"SELECT src, tab, tcol, brand FROM {quote(manifest)}").fetchall()
+    rows = cursor.execute(f"SELECT src, tab, tcol, brand FROM {table_sql(manifest)}").fetchall()
     return Sequence(
         events,
         {(str(tab), str(tcol)): int(src) for src, tab, tcol, _ in rows},
@@ -175,7 +175,7 @@ def previous_sql(
                {slots}[prev % {SLOTS} + 1] AS prev_brand,
                code // {SLOTS} - prev // {SLOTS} <= ? AS near
         FROM (
-            SELECT person, code, {latest} AS prev FROM {quote(seq.events)}
+            SELECT person, code, {latest} AS prev FROM {table_sql(seq.events)}
             WHERE src IN ({", ".join(map(str, chosen))}) AND code >= ? AND code < ?
         ) WHERE prev >= ?
     """

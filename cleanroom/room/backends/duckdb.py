@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import duckdb
+from sqlglot import exp
 
+from cleanroom.errors import InternalError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import (
     DuckDBEngine,
     ForeignLimit,
     IdentityStats,
     person_table,
-    quote_table,
     resolve,
 )
+from cleanroom.room.sql import SCHEMA, quote_table
 from cleanroom.room.suppression import suppressed_tokens
-from cleanroom.room.warehouse import SCHEMA, Warehouse
+from cleanroom.room.warehouse import Warehouse
+
+
+class DuckDBCursor:
+    """A warehouse cursor; a statement tree is written as DuckDB SQL, text runs as it is."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(
+        self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /
+    ) -> duckdb.DuckDBPyConnection:
+        """Run one statement; the result is read from what this returns (DuckDB's cursor)."""
+        if isinstance(sql, exp.Query):
+            if parameters:
+                raise InternalError("a statement tree holds its values; it takes no parameters")
+            return self.con.execute(sql.sql(dialect="duckdb"))
+        return self.con.execute(sql, parameters)
+
+    def fetchall(self) -> list[Any]:
+        """Every row of the last result."""
+        return self.con.fetchall()
 
 
 class DuckDBBackend:
@@ -27,9 +51,9 @@ class DuckDBBackend:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A warehouse cursor (DuckDB SQL, ``?`` parameters: the compiler's own dialect)."""
-        return self.warehouse.cursor()
+    def cursor(self) -> DuckDBCursor:
+        """A warehouse cursor that runs the compiler's trees as well as text."""
+        return DuckDBCursor(self.warehouse.cursor())
 
     def match(
         self,

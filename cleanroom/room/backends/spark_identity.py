@@ -34,8 +34,7 @@ from pyspark.sql.types import BinaryType
 
 from cleanroom.errors import InternalError
 from cleanroom.room.backends.dialect import to_spark
-from cleanroom.room.identity import quote_table
-from cleanroom.room.warehouse import SCHEMA
+from cleanroom.room.sql import SCHEMA, quote_table
 
 
 def _bare(table: str) -> str:
