@@ -55,10 +55,10 @@ from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
 from cleanroom.room import faults, matching
-from cleanroom.room.sql import table_sql
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key
+from cleanroom.sql import table_sql
 
 MAGIC = b"CRBACKUP\x01"
 FORMAT = "cleanroom-backup/1"
@@ -232,7 +232,7 @@ def _table_frames(room: Room, name: str) -> Iterator[tuple[bytes, int]]:
     """A warehouse table as frames: its schema, then one frame per batch; rows per frame."""
     cursor = room.wh.cursor()
     try:
-        reader = cursor.execute(f"SELECT * FROM {table_sql(name)}").to_arrow_reader(BATCH_ROWS)
+        reader = cursor.execute(f"SELECT * FROM {table_sql(name)}").to_arrow_reader(BATCH_ROWS)  # noqa: S608
         yield _frame(TABLE, name, _ipc(reader.schema, None)), 0
         for batch in reader:
             yield _frame(TABLE, name, _ipc(reader.schema, batch)), batch.num_rows

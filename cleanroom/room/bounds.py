@@ -37,7 +37,7 @@ from typing import Any
 from cleanroom.room.dp import private_quantile
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
-from cleanroom.room.sql import quote_column, table_sql
+from cleanroom.sql import quote_column, table_sql
 
 # The ledger's query id of a match's bounds charge: match-bounds:<generation>.
 BOUNDS_CHARGE = "match-bounds:"
@@ -162,11 +162,11 @@ def per_person_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str:
         else:
             groups = "1"
         parts.append(
-            f"SELECT person, count(*) AS r, {groups} AS g FROM {table_sql(table)} "
+            f"SELECT person, count(*) AS r, {groups} AS g FROM {table_sql(table)} "  # noqa: S608
             "WHERE person IS NOT NULL GROUP BY person"
         )
     union = " UNION ALL ".join(parts)
-    return f"SELECT max(r), max(g) FROM ({union}) AS per GROUP BY person"
+    return f"SELECT max(r), max(g) FROM ({union}) AS per GROUP BY person"  # noqa: S608
 
 
 def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None:
@@ -186,14 +186,14 @@ def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None
         brand = sorted(policy.parties).index(party)
         t = quote_column(contract.time)
         parts.append(
-            f"SELECT person, {brand} AS brand, {t} AS t "
+            f"SELECT person, {brand} AS brand, {t} AS t "  # noqa: S608
             f"FROM {table_sql(table)} WHERE person IS NOT NULL AND {t} IS NOT NULL"
         )
     if len({name.split(".", 1)[0] for name in tables if _timed(policy, name)}) < 2:
         return None
     events = " UNION ALL ".join(parts)
     return (
-        f"WITH ev AS ({events}), seq AS (SELECT person, brand, lag(brand) OVER "
+        f"WITH ev AS ({events}), seq AS (SELECT person, brand, lag(brand) OVER "  # noqa: S608
         "(PARTITION BY person ORDER BY t, brand) AS prev FROM ev) "
         "SELECT count(DISTINCT prev * 1000 + brand) FROM seq "
         "WHERE prev IS NOT NULL AND prev <> brand GROUP BY person"

@@ -74,7 +74,7 @@ from typing import Protocol
 import duckdb
 
 from cleanroom.errors import InternalError
-from cleanroom.room.sql import name_sql, quote_column, quote_table
+from cleanroom.sql import name_sql, quote_column, quote_table
 
 # Expected rounds are ~log(largest component); this only stops a bug from
 # looping forever, it is never reached by a correct run on any real graph.

@@ -34,12 +34,12 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
 from cleanroom.room.match_keys import check_bundle_key, retire_quietly
 from cleanroom.room.policy.models import DatasetContract
-from cleanroom.room.sql import table_sql
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
+from cleanroom.sql import quote_column, table_sql
 
 _busy: set[tuple[str, str]] = set()
 _busy_lock = threading.Lock()
@@ -341,8 +341,8 @@ class Ingest:
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
         columns = ", ".join(
-            [f'"{c}" BLOB' for c in spec.identifiers]
-            + [f'"{c}" {SQL_TYPES[k]}' for c, k in spec.columns.items()]
+            [f"{quote_column(c)} BLOB" for c in spec.identifiers]
+            + [f"{quote_column(c)} {SQL_TYPES[k]}" for c, k in spec.columns.items()]
         )
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
         cur.execute(f"CREATE TABLE {table_sql(stage)} ({columns})")
@@ -352,9 +352,9 @@ class Ingest:
                 table = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec, secret)
                 # External access is locked off, so the batch is registered explicitly.
                 cur.register("incoming", table)
-                cur.execute(f"INSERT INTO {table_sql(stage)} SELECT * FROM incoming")
+                cur.execute(f"INSERT INTO {table_sql(stage)} SELECT * FROM incoming")  # noqa: S608
                 cur.unregister("incoming")
-            loaded = cur.execute(f"SELECT count(*) FROM {table_sql(stage)}").fetchall()[0][0]
+            loaded = cur.execute(f"SELECT count(*) FROM {table_sql(stage)}").fetchall()[0][0]  # noqa: S608
             if loaded != rows:
                 raise BundleError(
                     T_(
@@ -388,7 +388,7 @@ class Ingest:
         table = f"d_{party}__{spec.dataset}__v{version}"
         wh = self.room.wh
         cur = wh.cursor()
-        cur.execute(f'ALTER TABLE {table_sql(stage)} RENAME TO "{table}"')
+        cur.execute(f"ALTER TABLE {table_sql(stage)} RENAME TO {quote_column(table)}")
         columns = {**{c: str(t) for c, t in spec.identifiers.items()}, **spec.columns}
         try:
             wh.checkpoint()  # inside: a full disk here must not leave the renamed table behind
@@ -481,7 +481,7 @@ class Ingest:
                 ).drop_null()
                 cur.register("incoming", pa.table({"token": tokens}))
                 cur.execute(
-                    f"INSERT INTO {table_sql(table)} SELECT DISTINCT token FROM incoming "
+                    f"INSERT INTO {table_sql(table)} SELECT DISTINCT token FROM incoming "  # noqa: S608
                     f"EXCEPT SELECT token FROM {table_sql(table)}"
                 )
                 cur.unregister("incoming")
@@ -570,9 +570,10 @@ def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, 
     parts, params = [], []
     for name, domain in dimensions.items():
         marks = ", ".join("?" for _ in domain)
-        parts.append(f'count(*) FILTER (WHERE "{name}" IS NOT NULL AND "{name}" NOT IN ({marks}))')
+        column = quote_column(name)
+        parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} NOT IN ({marks}))")
         params.extend(domain)
-    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {table_sql(table)}", params).fetchall()[0]
+    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {table_sql(table)}", params).fetchall()[0]  # noqa: S608
     return {name: int(n) for name, n in zip(dimensions, counts, strict=True)}
 
 

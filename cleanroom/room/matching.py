@@ -41,10 +41,10 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.selection import GenerationTables, generation_salt
-from cleanroom.room.sql import SCHEMA
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
+from cleanroom.sql import SCHEMA
 
 _running = threading.Lock()
 log = logging.getLogger("cleanroom.matching")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from cleanroom.room import sql
+from cleanroom import sql
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cleanroom.errors import InternalError
-from cleanroom.room.sql import SCHEMA, table_sql
+from cleanroom.sql import SCHEMA, table_sql
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:

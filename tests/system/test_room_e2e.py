@@ -19,8 +19,8 @@ from cleanroom.party.normalize import email_reference, phone_reference
 from cleanroom.room import logs
 from cleanroom.room.analyses import sequence
 from cleanroom.room.matching import live_generation
-from cleanroom.room.sql import SCHEMA
 from cleanroom.room.state import Room
+from cleanroom.sql import SCHEMA
 from tests.system.world import LiveServer, World, build_world, open_room
 
 

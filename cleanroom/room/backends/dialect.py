@@ -1,7 +1,7 @@
 """One statement tree, written for DuckDB or Spark: the per-dialect step.
 
 The query compiler (``query/compile.py``) builds a sqlglot tree whose values
-are typed literal nodes (``cleanroom.room.sql``); :func:`render` writes that
+are typed literal nodes (``cleanroom.sql``); :func:`render` writes that
 tree as Spark SQL (or DuckDB's) without tokenizing or parsing anything. The
 templates and identity resolution still emit DuckDB text with ``?``
 parameters; for Spark that text is parsed once (:func:`parse`) and from then
@@ -58,7 +58,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
 from cleanroom.errors import InternalError
-from cleanroom.room.sql import SCHEMA, literal
+from cleanroom.sql import SCHEMA, literal
 
 _DUCKDB = sqlglot.Dialect.get_or_raise("duckdb")
 

@@ -17,9 +17,9 @@ from cleanroom.room.identity import (
     person_table,
     resolve,
 )
-from cleanroom.room.sql import SCHEMA, quote_table
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import Warehouse
+from cleanroom.sql import SCHEMA, quote_table
 
 
 class DuckDBCursor:

@@ -48,9 +48,9 @@ from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkEngine
 from cleanroom.room.config import Settings
 from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
-from cleanroom.room.sql import SCHEMA, table_sql
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import Warehouse
+from cleanroom.sql import SCHEMA, table_sql
 
 SESSION_CONF = {
     "spark.app.name": "cleanroom",
@@ -214,7 +214,7 @@ class SparkBackend:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         cursor = self.warehouse.cursor()
-        reader = cursor.execute(f"SELECT * FROM {table}").to_arrow_reader(self.batch_rows)
+        reader = cursor.execute(f"SELECT * FROM {table}").to_arrow_reader(self.batch_rows)  # noqa: S608
         writer: pq.ParquetWriter | None = None
         files = rows = 0
         try:

@@ -28,7 +28,7 @@ generation (:mod:`cleanroom.room.selection`): asking again changes only the
 noise.
 
 The SQL is a sqlglot tree, never text: every name goes through
-:mod:`cleanroom.room.sql` (checked and quoted) and every value — the
+:mod:`cleanroom.sql` (checked and quoted) and every value — the
 analyst's filter values, the declared keys, the bounds, the salt — is a typed
 literal node. Each backend writes the one tree in its own dialect, so the
 Spark path re-parses nothing and no value can change the statement's shape.
@@ -52,7 +52,8 @@ from typing import Literal
 
 from sqlglot import exp
 
-from cleanroom.room import selection, sensitivity, sql
+from cleanroom import sql
+from cleanroom.room import selection, sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan

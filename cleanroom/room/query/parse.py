@@ -31,7 +31,7 @@ from cleanroom.errors import T_, Text, UserError
 from cleanroom.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
-from cleanroom.room.sql import literal_sql, quote_column
+from cleanroom.sql import literal_sql, quote_column
 from cleanroom.text import fold_digits, quoted
 
 DIALECT = "duckdb"
@@ -579,7 +579,9 @@ def canonical_sql(plan: QueryPlan, policy: CollaborationPolicy) -> str:
             assert agg.column is not None
             text = f"{agg.kind.upper()}({name(agg.column)})"
         aggregates.append(f"{text} AS {quote_column(agg.output)}")
-    sql = f"SELECT {', '.join([*items, *sorted(aggregates)])} FROM {first}"
+    # Never executed: the cache key's normalized text, built from the plan's vetted names
+    # (unquoted, so the keys of answers already cached stay the same).
+    sql = f"SELECT {', '.join([*items, *sorted(aggregates)])} FROM {first}"  # noqa: S608
     for table in tables[1:]:
         sql += f" JOIN {table} ON {first}.{PERSON} = {table}.{PERSON}"
     if plan.where is not None:

@@ -34,7 +34,7 @@ from cleanroom.errors import InternalError
 SCHEMA = "wh"  # the warehouse, attached under this name (``cleanroom.room.warehouse``)
 _DIALECT = "duckdb"  # the text form's dialect: the warehouse's
 _NAME = re.compile(r"[^\W\d]\w{0,254}")  # a letter (any script) or '_', then digits too
-_TABLE = re.compile(r"[a-z][a-z0-9_]{0,120}")  # a warehouse table the room named
+_TABLE = re.compile(r"[a-z_][a-z0-9_]{0,120}")  # a warehouse table the room named
 
 
 def identifier(name: str) -> exp.Identifier:

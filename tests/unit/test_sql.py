@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from cleanroom import sql
 from cleanroom.errors import InternalError
-from cleanroom.room import sql
 from cleanroom.room.backends.dialect import render
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.plan import (
