@@ -1,7 +1,9 @@
 """The one owner of SQL quoting: identifiers, the room's tables, and typed literals.
 
 Every name or value that reaches an SQL statement passes through here, so
-there is one rule to review. Two forms of each:
+there is one rule to review. It sits beside the other modules both sides
+share, not in the room: the party's ``prepare`` quotes its spec's columns
+with it too (and imports nothing of the room by doing so). Two forms of each:
 
 * **trees** — :func:`identifier`, :func:`column`, :func:`table`,
   :func:`literal` return ``sqlglot.exp`` nodes. The query compiler builds a
@@ -10,10 +12,12 @@ there is one rule to review. Two forms of each:
   the way each dialect reads it (DuckDB doubles a quote, Spark also escapes a
   backslash), which no hand-written text can do for both at once;
 * **text** — :func:`quote_column`, :func:`quote_table`, :func:`table_sql`,
-  :func:`literal_sql` render those same nodes as DuckDB text, for the
-  statements still written as templates (analyses, identity resolution,
-  backups). Only the room's own names go into such text; a value from a
-  request is a bound parameter or a literal node, never spliced.
+  :func:`literal_sql`, :func:`name_sql` render those same nodes as DuckDB
+  text (SQLite reads it too), for the statements still written as text
+  (analyses, identity resolution, ingest, backups, the metadata store). Such
+  an f-string carries ``# noqa: S608``: ruff's check stays on everywhere
+  else. Only the room's own names go into such text; a value from a request
+  is a bound parameter or a literal node, never spliced.
 
 An identifier is refused, not escaped, when it is anything but a letter or
 ``_`` followed by letters, digits and ``_`` (Unicode letters allowed: an
