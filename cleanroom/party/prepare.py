@@ -48,6 +48,7 @@ from cleanroom.jalali import parse_date as parse_jalali
 from cleanroom.party.normalize import INVISIBLE_RE, finish, with_normalized
 from cleanroom.party.source import Source
 from cleanroom.party.tokens import Tokenizer, token_expr
+from cleanroom.sql import quote_column
 from cleanroom.text import ARABIC_DIGITS, PERSIAN_DIGITS, fold_digits, normalize_categories
 
 NO_IDENTIFIER = "no usable identifier"
@@ -122,7 +123,7 @@ _GROUPED = "^[-+]?[0-9]{1,3}(\u066c[0-9]{3})+([.][0-9]+)?$"  # 1٬234٬567 (Arab
 
 def _folded(name: str) -> str:
     """SQL: a cell's text with Persian/Arabic digits and marks read (non-ASCII cells only)."""
-    cell = f'"{name}"::VARCHAR'
+    cell = f"{quote_column(name)}::VARCHAR"
     text = f"regexp_replace(translate({cell}, '{PERSIAN_DIGITS}{ARABIC_DIGITS}"
     text += "".join(_NUMBER_MARKS) + "', '" + "0123456789" * 2 + "".join(_NUMBER_MARKS.values())
     text += f"'), '{INVISIBLE_RE}', '', 'g')"
@@ -136,23 +137,24 @@ def _folded(name: str) -> str:
 
 
 def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
-    # Column names are validated by the spec ([a-z][a-z0-9_]*), so quoting them is safe.
+    # Column names are validated by the spec ([a-z][a-z0-9_]*) and quoted by the one helper.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.
     # Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
     # Persian digits and marks: most exports are ASCII in their number columns.
     parts = []
     for name, kind in spec.columns.items():
-        cell = _folded(name) if name in folded else f'"{name}"::VARCHAR'
+        cell = _folded(name) if name in folded else f"{quote_column(name)}::VARCHAR"
         text = f"NULLIF(trim({cell}), '')"
         value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
         if kind is ColumnType.integer:  # a cast would round '1.5' to 2: whole numbers only
             value = f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') THEN {value} END"
-        parts.append(f'{value} AS "{name}"')
-        parts.append(f'({text} IS NOT NULL AND {value} IS NULL) AS "{name}__bad"')
+        parts.append(f"{value} AS {quote_column(name)}")
+        parts.append(f"({text} IS NOT NULL AND {value} IS NULL) AS {quote_column(name + '__bad')}")
         if kind in (ColumnType.timestamp, ColumnType.date):
             low, high = SOLAR_HIJRI_YEARS[0], SOLAR_HIJRI_YEARS[-1]
-            parts.append(f'coalesce(year({value}) BETWEEN {low} AND {high}, false) AS "{name}__sh"')
-    return "SELECT " + ", ".join(parts) + " FROM t"
+            sh = quote_column(f"{name}__sh")
+            parts.append(f"coalesce(year({value}) BETWEEN {low} AND {high}, false) AS {sh}")
+    return "SELECT " + ", ".join(parts) + " FROM t"  # noqa: S608 (names quoted above)
 
 
 class Preparer:

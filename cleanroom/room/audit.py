@@ -56,6 +56,7 @@ from cleanroom.contract.documents import canonical_json
 from cleanroom.errors import T_, AuditChainBroken, ConflictError, InternalError, UserError
 from cleanroom.i18n import N_
 from cleanroom.room.store import MetaStore, now
+from cleanroom.sql import quote_column
 
 GENESIS = "0" * 64
 KEY_BYTES = 32
@@ -75,7 +76,12 @@ OUTCOME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # in an entry, so a careless caller cannot turn the trail into a token store.
 _BEARER_TOKEN = re.compile(r"cr_[A-Za-z0-9_-]{43}")
 
-_COLUMNS = "seq, at, actor, action, target, outcome, details, prev_hash, hash"
+_COLUMNS = ", ".join(
+    map(
+        quote_column,
+        ("seq", "at", "actor", "action", "target", "outcome", "details", "prev_hash", "hash"),
+    )
+)
 REANCHOR = "audit.reanchor"
 MAX_ACKNOWLEDGED = 200  # sentences a re-anchor entry keeps; its positions are kept as ranges
 
@@ -185,7 +191,7 @@ class AuditLog:
         at = now()
         digest = self._entry_mac(prev_hash, seq, at, actor, action, target, outcome, clean)
         db.execute(
-            f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 seq,
                 at,
@@ -301,7 +307,8 @@ class AuditLog:
             return False
         expected_prev = verified[1]
         newer = db.execute(
-            f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq", (verified[0],)
+            f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq",  # noqa: S608
+            (verified[0],),
         )
         for row in newer:
             if not self._row_verifies(row, int(row["seq"])):
@@ -396,7 +403,7 @@ class AuditLog:
             actor = by[0]
             digest = self._entry_mac(prev_hash, seq, at, actor, REANCHOR, "audit", "ok", details)
             db.execute(
-                f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
                     seq,
                     at,
@@ -443,12 +450,12 @@ class AuditLog:
         params: list[Any] = [after_seq]
         for column, value in (("actor", actor), ("action", action), ("outcome", outcome)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"{quote_column(column)} = ?")
                 params.append(value)
         rows = (
             self._store.connection()
             .execute(
-                f"SELECT {_COLUMNS} FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                f"SELECT {_COLUMNS} FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",  # noqa: S608
                 [*params, limit],
             )
             .fetchall()
@@ -482,7 +489,7 @@ class AuditLog:
         expected_seq, expected_prev = 1, GENESIS
         last_seq, last_hash = 0, GENESIS
         previous_broken = False
-        for row in db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):
+        for row in db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):  # noqa: S608
             count += 1
             seq = int(row["seq"])
             intact = self._row_verifies(row, seq)

@@ -57,7 +57,8 @@ from cleanroom.errors import T_, BundleError, Text, UserError
 from cleanroom.room import faults, inflight, matching
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
-from cleanroom.room.warehouse import derive_key, quote
+from cleanroom.room.warehouse import derive_key
+from cleanroom.sql import table_sql
 
 MAGIC = b"CRBACKUP\x01"
 FORMAT = "cleanroom-backup/1"
@@ -230,7 +231,7 @@ def _table_frames(room: Room, name: str) -> Iterator[tuple[bytes, int]]:
     """A warehouse table as frames: its schema, then one frame per batch; rows per frame."""
     cursor = room.wh.cursor()
     try:
-        reader = cursor.execute(f"SELECT * FROM {quote(name)}").to_arrow_reader(BATCH_ROWS)
+        reader = cursor.execute(f"SELECT * FROM {table_sql(name)}").to_arrow_reader(BATCH_ROWS)  # noqa: S608
         yield _frame(TABLE, name, _ipc(reader.schema, None)), 0
         for batch in reader:
             yield _frame(TABLE, name, _ipc(reader.schema, batch)), batch.num_rows

@@ -37,7 +37,7 @@ from typing import Any
 from cleanroom.room.dp import private_quantile
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import quote_column, table_sql
 
 # The ledger's query id of a match's bounds charge: match-bounds:<generation>.
 BOUNDS_CHARGE = "match-bounds:"
@@ -156,16 +156,17 @@ def per_person_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str:
             else []
         )
         if dims:
-            key = " || '|' || ".join(f"coalesce(CAST({_ident(d)} AS VARCHAR), '')" for d in dims)
+            texts = (f"coalesce(CAST({quote_column(d)} AS VARCHAR), '')" for d in dims)
+            key = " || '|' || ".join(texts)
             groups = f"count(DISTINCT {key})"
         else:
             groups = "1"
         parts.append(
-            f"SELECT person, count(*) AS r, {groups} AS g FROM {quote(table)} "
+            f"SELECT person, count(*) AS r, {groups} AS g FROM {table_sql(table)} "  # noqa: S608
             "WHERE person IS NOT NULL GROUP BY person"
         )
     union = " UNION ALL ".join(parts)
-    return f"SELECT max(r), max(g) FROM ({union}) AS per GROUP BY person"
+    return f"SELECT max(r), max(g) FROM ({union}) AS per GROUP BY person"  # noqa: S608
 
 
 def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None:
@@ -183,15 +184,16 @@ def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None
         if contract is None or contract.time is None or not contract.activity:
             continue
         brand = sorted(policy.parties).index(party)
+        t = quote_column(contract.time)
         parts.append(
-            f"SELECT person, {brand} AS brand, {_ident(contract.time)} AS t "
-            f"FROM {quote(table)} WHERE person IS NOT NULL AND {_ident(contract.time)} IS NOT NULL"
+            f"SELECT person, {brand} AS brand, {t} AS t "  # noqa: S608
+            f"FROM {table_sql(table)} WHERE person IS NOT NULL AND {t} IS NOT NULL"
         )
     if len({name.split(".", 1)[0] for name in tables if _timed(policy, name)}) < 2:
         return None
     events = " UNION ALL ".join(parts)
     return (
-        f"WITH ev AS ({events}), seq AS (SELECT person, brand, lag(brand) OVER "
+        f"WITH ev AS ({events}), seq AS (SELECT person, brand, lag(brand) OVER "  # noqa: S608
         "(PARTITION BY person ORDER BY t, brand) AS prev FROM ev) "
         "SELECT count(DISTINCT prev * 1000 + brand) FROM seq "
         "WHERE prev IS NOT NULL AND prev <> brand GROUP BY person"
@@ -201,10 +203,6 @@ def pairs_sql(policy: CollaborationPolicy, tables: dict[str, str]) -> str | None
 def _timed(policy: CollaborationPolicy, name: str) -> bool:
     contract = policy.contract(*name.split(".", 1))
     return contract is not None and contract.time is not None and contract.activity
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def choose(

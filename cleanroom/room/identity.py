@@ -65,7 +65,6 @@ still validated and quoted; data values only ever travel as bound parameters.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,12 +72,10 @@ from typing import TYPE_CHECKING
 
 from cleanroom.errors import InternalError
 from cleanroom.room import selection
+from cleanroom.sql import name_sql, quote_column, quote_table
 
 if TYPE_CHECKING:  # the backends implement it and import this module
     from cleanroom.room.backends import Tables
-
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Expected rounds are ~log(largest component); this only stops a bug from
 # looping forever, it is never reached by a correct run on any real graph.
@@ -162,21 +159,6 @@ class IdentityStats:
     withheld: Withheld = field(default_factory=Withheld)
 
 
-def quote_table(name: str) -> str:
-    """Quote a possibly qualified table name part by part, refusing anything odd."""
-    parts = name.split(".")
-    if not _TABLE.match(name) or len(parts) > 3 or not all(parts):
-        raise InternalError(f"invalid table name {name!r}")
-    return ".".join(f'"{part}"' for part in parts)
-
-
-def quote_column(name: str) -> str:
-    """Quote a bare column name, refusing anything that is not a plain identifier."""
-    if not _COLUMN.match(name):
-        raise InternalError(f"invalid column name {name!r}")
-    return f'"{name}"'
-
-
 def _refuse_existing(engine: Tables, name: str) -> None:
     """Refuse up front to overwrite: a match must never replace a table in place."""
     if engine.exists(name):
@@ -232,18 +214,11 @@ def _count(engine: Tables, table: str) -> int:
     return engine.scalar(f"SELECT count(*) FROM {table}")
 
 
-def _literal(name: str) -> str:
-    """A room-chosen name (identifier type, party) as an SQL string literal."""
-    if name and not _COLUMN.match(name):
-        raise InternalError(f"invalid name {name!r}")
-    return f"'{name}'"
-
-
 def _occurrences(source: TokenSource) -> list[str]:
     table = quote_table(source.table)
-    party = _literal(source.party)
+    party = name_sql(source.party)
     return [
-        f"SELECT {quote_column(c)} AS tok, {_literal(source.kinds.get(c, ''))} AS kind, "
+        f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "
         f"{party} AS party FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
@@ -257,7 +232,7 @@ def _star_pairs(source: TokenSource) -> list[str]:
     """
     table = quote_table(source.table)
     columns = [quote_column(c) for c in source.token_columns]
-    party = _literal(source.party)
+    party = name_sql(source.party)
     selects = []
     for j in range(1, len(columns)):
         anchor = f"coalesce({', '.join(columns[:j])})"
@@ -274,7 +249,7 @@ def _limit_of(kind: str, limits: Mapping[str, int]) -> str:
     for name, most in sorted(limits.items()):
         if isinstance(most, bool) or not isinstance(most, int) or most < 1:
             raise InternalError(f"invalid identifier limit {name}={most!r}")
-        arms.append(f"WHEN {_literal(name)} THEN {most}")
+        arms.append(f"WHEN {name_sql(name)} THEN {most}")
     return f"CASE {kind} {' '.join(arms)} END"
 
 

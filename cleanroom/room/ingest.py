@@ -38,7 +38,7 @@ from cleanroom.room.store import now
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import quote_column, table_sql
 
 
 @dataclass(frozen=True)
@@ -331,20 +331,20 @@ class Ingest:
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
         columns = ", ".join(
-            [f'"{c}" BLOB' for c in spec.identifiers]
-            + [f'"{c}" {SQL_TYPES[k]}' for c, k in spec.columns.items()]
+            [f"{quote_column(c)} BLOB" for c in spec.identifiers]
+            + [f"{quote_column(c)} {SQL_TYPES[k]}" for c, k in spec.columns.items()]
         )
-        cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
-        cur.execute(f"CREATE TABLE {quote(stage)} ({columns})")
+        cur.execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
+        cur.execute(f"CREATE TABLE {table_sql(stage)} ({columns})")
         try:
             for batch in parquet.iter_batches(batch_size=1 << 20):
                 # The party's tokens are replaced here and never stored.
                 table = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec, secret)
                 # External access is locked off, so the batch is registered explicitly.
                 cur.register("incoming", table)
-                cur.execute(f"INSERT INTO {quote(stage)} SELECT * FROM incoming")
+                cur.execute(f"INSERT INTO {table_sql(stage)} SELECT * FROM incoming")  # noqa: S608
                 cur.unregister("incoming")
-            loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchall()[0][0]
+            loaded = cur.execute(f"SELECT count(*) FROM {table_sql(stage)}").fetchall()[0][0]  # noqa: S608
             if loaded != rows:
                 raise BundleError(
                     T_(
@@ -357,7 +357,7 @@ class Ingest:
             outside = out_of_domain(cur, stage, self.contract)
             return self._swap(info, spec, party, stage, rows, policy_version, outside)
         finally:
-            cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
+            cur.execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
 
     def _swap(
         self,
@@ -378,7 +378,7 @@ class Ingest:
         table = f"d_{party}__{spec.dataset}__v{version}"
         wh = self.room.wh
         cur = wh.cursor()
-        cur.execute(f'ALTER TABLE {quote(stage)} RENAME TO "{table}"')
+        cur.execute(f"ALTER TABLE {table_sql(stage)} RENAME TO {quote_column(table)}")
         columns = {**{c: str(t) for c, t in spec.identifiers.items()}, **spec.columns}
         try:
             wh.checkpoint()  # inside: a full disk here must not leave the renamed table behind
@@ -460,8 +460,8 @@ class Ingest:
         version = last + 1
         table = f"s_{party}__v{version}"
         cur = self.room.wh.cursor()
-        cur.execute(f"DROP TABLE IF EXISTS {quote(table)}")
-        cur.execute(f"CREATE TABLE {quote(table)} (token BLOB)")
+        cur.execute(f"DROP TABLE IF EXISTS {table_sql(table)}")
+        cur.execute(f"CREATE TABLE {table_sql(table)} (token BLOB)")
         try:
             for batch in parquet.iter_batches(batch_size=1 << 20):
                 rekeyed = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec,
@@ -471,8 +471,8 @@ class Ingest:
                 ).drop_null()
                 cur.register("incoming", pa.table({"token": tokens}))
                 cur.execute(
-                    f"INSERT INTO {quote(table)} SELECT DISTINCT token FROM incoming "
-                    f"EXCEPT SELECT token FROM {quote(table)}"
+                    f"INSERT INTO {table_sql(table)} SELECT DISTINCT token FROM incoming "  # noqa: S608
+                    f"EXCEPT SELECT token FROM {table_sql(table)}"
                 )
                 cur.unregister("incoming")
             self.room.wh.checkpoint()
@@ -560,9 +560,10 @@ def out_of_domain(cur: Any, table: str, contract: DatasetContract) -> dict[str, 
     parts, params = [], []
     for name, domain in dimensions.items():
         marks = ", ".join("?" for _ in domain)
-        parts.append(f'count(*) FILTER (WHERE "{name}" IS NOT NULL AND "{name}" NOT IN ({marks}))')
+        column = quote_column(name)
+        parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} NOT IN ({marks}))")
         params.extend(domain)
-    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {quote(table)}", params).fetchall()[0]
+    counts = cur.execute(f"SELECT {', '.join(parts)} FROM {table_sql(table)}", params).fetchall()[0]  # noqa: S608
     return {name: int(n) for name, n in zip(dimensions, counts, strict=True)}
 
 

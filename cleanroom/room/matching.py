@@ -44,7 +44,7 @@ from cleanroom.room.selection import GenerationTables
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
-from cleanroom.room.warehouse import SCHEMA
+from cleanroom.sql import SCHEMA
 
 log = logging.getLogger("cleanroom.matching")
 

@@ -46,7 +46,8 @@ from cleanroom.room.backup import (
 )
 from cleanroom.room.config import load_settings
 from cleanroom.room.files import make_tree_private, private_umask
-from cleanroom.room.warehouse import Warehouse, quote
+from cleanroom.room.warehouse import Warehouse
+from cleanroom.sql import table_sql
 
 KEY_FILES = ("room.key", "room.pub", "room.secret")
 _PREFIXES = ("reports/", "spark/")
@@ -144,13 +145,13 @@ def _unpack(
                     current = None
             elif kind == TABLE:
                 table = read_ipc(data)
-                target = quote(name)
+                target = table_sql(name)
                 cursor.register("incoming", table)
                 if name not in rows:
-                    cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming")
+                    cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming")  # noqa: S608
                     rows[name] = 0
                 else:
-                    cursor.execute(f"INSERT INTO {target} SELECT * FROM incoming")
+                    cursor.execute(f"INSERT INTO {target} SELECT * FROM incoming")  # noqa: S608
                 cursor.unregister("incoming")
                 rows[name] += table.num_rows
             elif kind == MANIFEST:

@@ -15,13 +15,17 @@ sides (a metric with a negative lower bound is a refund, and a refund is as
 large a change as a purchase), and a missing value left missing — DuckDB's
 ``greatest(NULL, lo)`` is ``lo``, so a naive clamp turns "no value" into the
 lower bound, which SUM then adds while COUNT(column) skips it.
-:func:`clamp_sql` is the one clamp the engine and the templates use.
+:func:`clamp` is the one clamp the engine and the templates use.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from sqlglot import exp
+
+from cleanroom import sql
 
 
 @dataclass(frozen=True)
@@ -106,17 +110,26 @@ def cut_volume(bound: int, cap: int) -> Contribution:
     return Contribution(cells=2, per_cell=max(bound, cap), total=bound + cap)
 
 
-def clamp_sql(value: str, lower: float, upper: float) -> str:
-    """``value`` clamped to ``[lower, upper]`` in SQL, NULL staying NULL.
+def clamp(value: exp.Expr, lower: float, upper: float) -> exp.Expr:
+    """``value`` clamped to ``[lower, upper]``, NULL staying NULL, as an SQL tree.
 
     ``least``/``greatest`` skip NULL arguments in DuckDB and Spark, so without
     the CASE a missing value would become the lower bound.
     """
-    lo, hi = _literal(lower), _literal(upper)
-    return f"(CASE WHEN {value} IS NULL THEN NULL ELSE least(greatest({value}, {lo}), {hi}) END)"
+    lo, hi = _bound(lower), _bound(upper)
+    inner = exp.func("least", exp.func("greatest", value.copy(), lo), hi)
+    case = exp.Case(
+        ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.null()), true=exp.null())]
+    )
+    return exp.paren(case.else_(inner, copy=False), copy=False)
 
 
-def _literal(x: float) -> str:
+def clamp_sql(column: str, lower: float, upper: float, *, table: str | None = None) -> str:
+    """:func:`clamp` of the room's column ``table.column``, as DuckDB text for a template."""
+    return clamp(sql.column(column, table), lower, upper).sql(dialect="duckdb")
+
+
+def _bound(x: float) -> exp.Expr:
     if not math.isfinite(x):
         raise ValueError(f"a clamp bound must be finite, not {x!r}")
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+    return sql.literal(int(x) if float(x).is_integer() else float(x))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.room.backends import Tables
-from cleanroom.room.identity import quote_column, quote_table
+from cleanroom.sql import quote_column, quote_table
 
 KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
 DATASET = "suppression"  # the header's dataset name for a suppression bundle
@@ -80,10 +80,10 @@ def suppressed_tokens(engine: Tables, tables: list[str], person_map: str, out: s
     ``person`` is NULL for a token no dataset holds (it suppresses no one).
     """
     mapping = quote_table(person_map)
-    union = " UNION ".join(f"SELECT token FROM {quote_table(t)}" for t in tables)
+    union = " UNION ".join(f"SELECT token FROM {quote_table(t)}" for t in tables)  # noqa: S608
     engine.materialize(
         out,
-        f"SELECT x.token, m.person FROM ({union}) x LEFT JOIN {mapping} m ON m.token = x.token",
+        f"SELECT x.token, m.person FROM ({union}) x LEFT JOIN {mapping} m ON m.token = x.token",  # noqa: S608
     )
 
 
@@ -96,7 +96,7 @@ def exclusion_sql(suppressed: str, row: str, person: str, token_columns: list[st
     """
     table = quote_table(suppressed)
     joins = [
-        f"LEFT JOIN (SELECT DISTINCT person FROM {table} WHERE person IS NOT NULL) sp "
+        f"LEFT JOIN (SELECT DISTINCT person FROM {table} WHERE person IS NOT NULL) sp "  # noqa: S608
         f"ON sp.person = {person}"
     ]
     conditions = ["sp.person IS NULL"]

@@ -13,7 +13,6 @@ cursors of one connection.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import duckdb
@@ -21,9 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cleanroom.errors import InternalError
-
-SCHEMA = "wh"
-_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,120}$")
+from cleanroom.sql import SCHEMA, table_sql
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
@@ -46,13 +43,6 @@ def httpfs_extension() -> Path:
             "reinstall the project so both pins match"
         )
     return wanted
-
-
-def quote(name: str) -> str:
-    """A table name the room made itself, checked anyway and quoted."""
-    if not _IDENT.match(name):
-        raise InternalError(f"refusing unsafe table name {name!r}")
-    return f'{SCHEMA}."{name}"'
 
 
 class Warehouse:
@@ -94,7 +84,7 @@ class Warehouse:
 
     def drop(self, name: str) -> None:
         """Drop a table if it exists (one a reader may hold: ``Room.drop_when_unread``)."""
-        self.cursor().execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        self.cursor().execute(f"DROP TABLE IF EXISTS {table_sql(name)}")
 
     def checkpoint(self) -> None:
         """Flush the WAL into the encrypted file, once the queries in flight have finished.

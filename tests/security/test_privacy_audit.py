@@ -101,7 +101,7 @@ def samples(
     con: duckdb.DuckDBPyConnection, compiled: Compiled, p: PrivacyPolicy, epsilon: Fraction
 ) -> list[float]:
     """The released Tehran value, over many releases of one exact (bounded) answer."""
-    exact = con.execute(compiled.sql, compiled.params).fetchall()
+    exact = con.execute(compiled.sql).fetchall()
     out = []
     for _ in range(SAMPLES):
         released = release(plan_of[compiled.sql], compiled, exact, epsilon=epsilon, privacy=p)
@@ -160,7 +160,7 @@ def cut_samples(
     con: duckdb.DuckDBPyConnection, compiled: Compiled, figure: str, epsilon: Fraction
 ) -> list[float]:
     """The released cut figure (rows cut, or persons over the bound), over many releases."""
-    exact = con.execute(compiled.sql, compiled.params).fetchall()
+    exact = con.execute(compiled.sql).fetchall()
     p = privacy("laplace")
     out = []
     for _ in range(SAMPLES):

@@ -458,7 +458,7 @@ def test_the_live_generation_keeps_its_choices_across_queries(room: Room) -> Non
         generation = live_generation(room)
         assert generation is not None
         compiled = compile_plan(plan, generation.tables, k=10, g=1, threshold=False)
-        answers.append(sorted(room.wh.cursor().execute(compiled.sql, compiled.params).fetchall()))
+        answers.append(sorted(room.wh.cursor().execute(compiled.sql).fetchall()))
     assert answers[0] == answers[1]
 
 

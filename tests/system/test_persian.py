@@ -363,7 +363,7 @@ def test_group_by_city_gives_one_group_per_city_with_exact_noiseless_sums(
     generation = live_generation(world.room)
     assert generation is not None
     compiled = compile_plan(plan, generation.tables, **bounds(active.privacy))
-    exact = world.room.wh.cursor().execute(compiled.sql, compiled.params).fetchall()
+    exact = world.room.wh.cursor().execute(compiled.sql).fetchall()
     by_city = {row[0]: row[1:] for row in exact}
     names = [m.name for m in compiled.measurements]
     for city, persons in world.truth.persons.items():

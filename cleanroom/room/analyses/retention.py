@@ -29,6 +29,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import literal_sql
 
 
 def add_months(month: dt.date, n: int) -> dt.date:
@@ -96,7 +97,7 @@ class Retention(Journey):
         base = self.start.year * 12 + self.start.month  # month index: year * 12 + month - base
         params = [*([ids[self.active_at]] if self.active_at is not None else []), base, *params]
         params += [base]
-        offsets = ", ".join(f"({o})" for o in range(1, self.months))
+        offsets = ", ".join(f"({literal_sql(o)})" for o in range(1, self.months))
         sql = f"""
             WITH per AS (
                 SELECT person, arg_min(brand, t) AS brand, min(t) AS first_t,
@@ -112,7 +113,7 @@ class Retention(Journey):
             UNION ALL
             SELECT c, brand, o, count(*) FROM firsts CROSS JOIN (VALUES {offsets}) AS r(o)
             WHERE c + o < {int(self.months)} AND (mask >> (c + o)) & 1 = 1 GROUP BY ALL
-        """
+        """  # noqa: S608
         found = {
             (add_months(self.start, int(c)), self.brands[b], int(o)): n
             for (c, b, o), n in cells_of(cursor, sql, params, 3).items()

@@ -94,7 +94,7 @@ class Segments(Journey):
                     ELSE 'lapsed' END AS segment
                 FROM per
             ) GROUP BY ALL
-        """
+        """  # noqa: S608
         found = cells_of(cursor, sql, params, 2)
         return {"persons": {(self.brands[b], seg): n for (b, seg), n in found.items()}}
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from cleanroom.room.analyses.activity import Source
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.warehouse import quote
+from cleanroom.sql import quote_column, table_sql
 
 SLOTS = 16  # brands a code can tell apart
 EPOCH_OFFSET_US = 62_135_596_800_000_000  # 0001-01-01 to 1970-01-01, in microseconds
@@ -93,19 +93,21 @@ def prepare(
     if not sources or len(brands) > SLOTS:
         return {}
     for s in sources:
+        time = quote_column(s.time)
         low, high = cursor.execute(
-            f'SELECT min(CAST("{s.time}" AS TIMESTAMP)), max(CAST("{s.time}" AS TIMESTAMP)) '
-            f"FROM {quote(tables[s.table])}"
+            f"SELECT min(CAST({time} AS TIMESTAMP)), max(CAST({time} AS TIMESTAMP)) "  # noqa: S608
+            f"FROM {table_sql(tables[s.table])}"
         ).fetchone()
         if low is not None and not (low >= FIRST and high <= LAST):
             return {}
     events, manifest = f"{prefix}___sequence", f"{prefix}___sequence_sources"
     parts = []
     for i, s in enumerate(sources):
+        time = quote_column(s.time)
         parts.append(
-            f"SELECT person, {i}::SMALLINT AS src, "
-            f"{code_sql(chr(34) + s.time + chr(34), brands.index(s.party))} AS code "
-            f'FROM {quote(tables[s.table])} WHERE "{s.time}" IS NOT NULL'
+            f"SELECT person, {i}::SMALLINT AS src, "  # noqa: S608
+            f"{code_sql(time, brands.index(s.party))} AS code "
+            f"FROM {table_sql(tables[s.table])} WHERE {time} IS NOT NULL"
         )
     window = "(PARTITION BY person ORDER BY code ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     latest = ", ".join(
@@ -114,17 +116,17 @@ def prepare(
     values = ", ".join(f"({i}, ?, ?, {brands.index(s.party)})" for i, s in enumerate(sources))
     try:
         cursor.execute(
-            f"CREATE TABLE {quote(events)} AS SELECT person, src, code, {latest} "
+            f"CREATE TABLE {table_sql(events)} AS SELECT person, src, code, {latest} "  # noqa: S608
             f"FROM ({' UNION ALL '.join(parts)}) WINDOW w AS {window}"
         )
         cursor.execute(
-            f"CREATE TABLE {quote(manifest)} AS "
+            f"CREATE TABLE {table_sql(manifest)} AS "  # noqa: S608
             f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol, brand)",
             [v for s in sources for v in (s.table, s.time)],
         )
     except BaseException:
         for name in (events, manifest):
-            cursor.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+            cursor.execute(f"DROP TABLE IF EXISTS {table_sql(name)}")
         raise
     return {EVENTS_KEY: events, SOURCES_KEY: manifest}
 
@@ -139,7 +141,8 @@ def prepared(cursor: Any, tables: dict[str, str]) -> Sequence | None:
     events, manifest = tables.get(EVENTS_KEY), tables.get(SOURCES_KEY)
     if events is None or manifest is None:
         return None
-    rows = cursor.execute(f"SELECT src, tab, tcol, brand FROM {quote(manifest)}").fetchall()
+    query = f"SELECT src, tab, tcol, brand FROM {table_sql(manifest)}"  # noqa: S608
+    rows = cursor.execute(query).fetchall()
     return Sequence(
         events,
         {(str(tab), str(tcol)): int(src) for src, tab, tcol, _ in rows},
@@ -175,10 +178,10 @@ def previous_sql(
                {slots}[prev % {SLOTS} + 1] AS prev_brand,
                code // {SLOTS} - prev // {SLOTS} <= ? AS near
         FROM (
-            SELECT person, code, {latest} AS prev FROM {quote(seq.events)}
+            SELECT person, code, {latest} AS prev FROM {table_sql(seq.events)}
             WHERE src IN ({", ".join(map(str, chosen))}) AND code >= ? AND code < ?
         ) WHERE prev >= ?
-    """
+    """  # noqa: S608
 
 
 def _code(day: dt.date) -> int:

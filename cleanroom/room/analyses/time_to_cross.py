@@ -72,7 +72,7 @@ class TimeToCross(Journey):
             SELECT bin, count(*) FROM (
                 SELECT len(list_filter(CAST(? AS INTEGER[]), lambda e: e <= days)) - 1 AS bin FROM d
             ) GROUP BY bin
-        """
+        """  # noqa: S608
         return {"persons": cells_of(cursor, sql, params, 1)}
 
     def answer(

@@ -30,6 +30,7 @@ from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import literal_sql
 
 CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
 
@@ -72,7 +73,8 @@ class Transitions(Journey):
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         sources = [s for s in sources if s.table in tables]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
-        m, cap = int(self.max_transitions), int(self.cut().cap)
+        # Typed literals (the one helper's), never the request's text: m is an analyst's parameter.
+        m, cap = literal_sql(int(self.max_transitions)), literal_sql(int(self.cut().cap))
         prepared = sequence.prepared(cursor, tables)
         if sources and prepared is not None and prepared.covers(sources):
             # Each event's previous one, prepared at match time: no sort per query.
@@ -91,7 +93,7 @@ class Transitions(Journey):
                            lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
                     FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
                 )
-            """
+            """  # noqa: S608
         params.append(selection.salt(tables))
         sql = f"""
             WITH seq AS ({ordered}),
@@ -109,7 +111,7 @@ class Transitions(Journey):
             UNION ALL SELECT -1, 0, coalesce(sum(least(n, {m})), 0) FROM per
             UNION ALL SELECT -1, 1, coalesce(sum(least(n - {m}, {cap})), 0) FROM per WHERE n > {m}
             UNION ALL SELECT -1, 2, count(*) FROM per WHERE n > {m}
-        """
+        """  # noqa: S608
         found = cells_of(cursor, sql, params, 2)
         cut = {CUT_CELLS[b]: n for (a, b), n in found.items() if a < 0}
         return {

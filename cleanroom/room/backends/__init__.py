@@ -7,10 +7,10 @@ backend resolves persons (``cleanroom.room.identity``, the same SQL on both
 backends, run on their :class:`Tables`) and builds the
 generation's analysis tables where its queries will read them. The DP engine
 (``cleanroom.room.query``) checks a query, charges the budget, compiles the
-bounded plan to SQL once, hands it to a backend's cursor, and adds the noise
+bounded plan to one SQL tree, hands it to a backend's cursor, and adds the noise
 to whatever exact numbers come back; a backend only computes. ``duckdb`` is
-the embedded warehouse (the default); ``spark`` runs the same SQL, transpiled
-(``dialect.py``), on Apache Spark over encrypted Parquet (``spark.py``).
+the embedded warehouse (the default); ``spark`` runs the same tree, written as
+Spark SQL (``dialect.py``), on Apache Spark over encrypted Parquet (``spark.py``).
 Budget, cache, audit, policy and the uploaded datasets stay in the room's
 metadata store and warehouse whatever the backend.
 """
@@ -22,6 +22,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from sqlglot import exp
 
 from cleanroom.errors import UserError
 from cleanroom.room.config import Settings
@@ -39,9 +41,14 @@ class MatchInput:
 
 
 class Cursor(Protocol):
-    """DB-API-like: ``execute(sql, params)`` with DuckDB SQL and ``?`` parameters, then rows."""
+    """DB-API-like: ``execute`` a statement, then rows.
 
-    def execute(self, sql: str, parameters: Sequence[object] | None = None, /) -> Any:
+    A statement is the compiler's sqlglot tree (its values typed literals, no
+    parameters; each backend writes it in its own dialect) or a template's
+    DuckDB text with ``?`` parameters.
+    """
+
+    def execute(self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /) -> Any:
         """Run one statement; returns an object with ``fetchall()`` (the cursor itself)."""
         ...
 

@@ -1,15 +1,21 @@
-"""DuckDB SQL → Spark SQL: the checked query is compiled once, this is the per-dialect step.
+"""One statement tree, written for DuckDB or Spark: the per-dialect step.
 
-The compiler (``query/compile.py``) and the templates emit DuckDB SQL with
-``?`` parameters. For Spark the text is parsed once with sqlglot and then
-changed only as a tree:
+The query compiler (``query/compile.py``) builds a sqlglot tree whose values
+are typed literal nodes (``cleanroom.sql``); :func:`render` writes that
+tree as Spark SQL (or DuckDB's) without tokenizing or parsing anything. The
+templates and identity resolution still emit DuckDB text with ``?``
+parameters; for Spark that text is parsed once (:func:`parse`) and from then
+on changed only as a tree:
 
 1. every ``?`` is bound to its value as a *typed literal node* (a date is
    ``CAST('2026-01-01' AS DATE)``, a float ``CAST('0.5' AS DOUBLE)``, a list an
    ``ARRAY(…)``), so no value is ever spliced into SQL text. The tokenizer
    tells parameters from question marks inside strings and comments; each
    parameter token is renumbered (``$1``, ``$2`` …, no value involved) so the
-   binding follows text order whatever shape the tree has;
+   binding follows text order whatever shape the tree has.
+
+Then, for a tree from either source:
+
 2. the room's tables ``wh."g<gen>__<party>__<dataset>"`` become Spark views
    over the generation's Parquet; any other qualified table is refused;
 3. the constructs Spark lacks or spells with other semantics are rewritten
@@ -42,9 +48,7 @@ DuckDB's, so results agree where bounds do not bind (see
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,7 +58,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
 from cleanroom.errors import InternalError
-from cleanroom.room.warehouse import SCHEMA
+from cleanroom.sql import SCHEMA, literal
 
 _DUCKDB = sqlglot.Dialect.get_or_raise("duckdb")
 
@@ -78,42 +82,6 @@ def number_parameters(sql: str) -> tuple[str, int]:
             raise InternalError("unexpected placeholder form; the engine emits '?'")
         out = f"{out[: token.start]}${number}{out[token.end + 1 :]}"
     return out, len(marks)
-
-
-def _number(value: int | float) -> exp.Expr:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InternalError("a non-finite number cannot be a query parameter")
-        return exp.cast(exp.Literal.string(repr(value)), _type("DOUBLE"))
-    node: exp.Expr = exp.Literal.number(abs(value))
-    return exp.paren(exp.Neg(this=node), copy=False) if value < 0 else node
-
-
-def _moment(value: dt.date) -> exp.Expr:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), _type("TIMESTAMP"))
-    return exp.cast(exp.Literal.string(value.isoformat()), _type("DATE"))
-
-
-def literal(value: object) -> exp.Expr:
-    """A parameter value as a typed literal node (never as text)."""
-    if value is None:
-        node: exp.Expr = exp.null()
-    elif isinstance(value, bool):
-        node = exp.true() if value else exp.false()
-    elif isinstance(value, int | float):
-        node = _number(value)
-    elif isinstance(value, str):
-        node = exp.Literal.string(value)
-    elif isinstance(value, dt.date):
-        node = _moment(value)
-    elif isinstance(value, list | tuple):
-        node = exp.Array(expressions=[literal(v) for v in value])
-    else:
-        raise InternalError(f"no Spark literal for a parameter of type {type(value).__name__}")
-    return node
 
 
 def bind(tree: exp.Expr, params: Sequence[object], count: int) -> None:
@@ -247,29 +215,52 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
     return rewrite(node) if rewrite is not None else node
 
 
-def translate(
-    sql: str, params: Sequence[object], view: Callable[[str], str], *, dialect: str = "spark"
-) -> str:
-    """``sql`` with ``params`` bound, tables mapped and rewritten, written in ``dialect``.
+def render(tree: exp.Query, view: Callable[[str], str], *, dialect: str = "spark") -> str:
+    """A statement tree written in ``dialect``: tables mapped, Spark's gaps rewritten.
 
-    Spark is what the backend runs; writing the same tree back as DuckDB is how the
-    tests check that binding and rewrites keep the query's meaning.
+    The tree is the compiler's (values already typed literals), so nothing is
+    tokenized or parsed here; it is copied first, as the caller may render it
+    again. Spark is what the backend runs; writing the same tree as DuckDB is
+    how the tests check that the rewrites keep the query's meaning.
+    """
+    node: exp.Expr = tree.copy()
+    map_tables(node, view)
+    node = eliminate_qualify(node)
+    node = node.transform(_rewrite, copy=False)
+    try:
+        return node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as err:
+        raise InternalError(f"no {dialect} form for part of the query: {err}") from None
+
+
+def parse(sql: str, params: Sequence[object]) -> exp.Query:
+    """A template's DuckDB text with ``?`` parameters as a tree, each value a typed literal.
+
+    The analyses and identity resolution still write text; this is their one
+    way onto the tree path. The compiler's queries never come through here.
     """
     numbered, count = number_parameters(sql)
     try:
         tree = sqlglot.parse_one(numbered, read="duckdb")
     except SqlglotError as err:
         raise InternalError(f"cannot parse the query for Spark: {err}") from None
+    if not isinstance(tree, exp.Query):
+        raise InternalError("the statement for Spark is not a query")
     bind(tree, params, count)
-    map_tables(tree, view)
-    tree = eliminate_qualify(tree)
-    tree = tree.transform(_rewrite, copy=False)
-    try:
-        return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
-    except SqlglotError as err:
-        raise InternalError(f"no {dialect} form for part of the query: {err}") from None
+    return tree
 
 
-def to_spark(sql: str, params: Sequence[object], view: Callable[[str], str]) -> str:
-    """Spark SQL computing exactly what ``sql`` with ``params`` computes in DuckDB."""
+def translate(
+    sql: str, params: Sequence[object], view: Callable[[str], str], *, dialect: str = "spark"
+) -> str:
+    """``sql`` with ``params`` bound, tables mapped and rewritten, written in ``dialect``."""
+    return render(parse(sql, params), view, dialect=dialect)
+
+
+def to_spark(sql: str | exp.Query, params: Sequence[object], view: Callable[[str], str]) -> str:
+    """Spark SQL for what ``sql`` (a tree, or text with ``params``) computes in DuckDB."""
+    if isinstance(sql, exp.Query):
+        if params:
+            raise InternalError("a statement tree holds its values; it takes no parameters")
+        return render(sql, view)
     return translate(sql, params, view, dialect="spark")

@@ -5,19 +5,43 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
+from sqlglot import exp
 
+from cleanroom.errors import InternalError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import (
     ForeignLimit,
     IdentityStats,
     person_table,
-    quote_table,
     resolve,
 )
 from cleanroom.room.suppression import suppressed_tokens
-from cleanroom.room.warehouse import SCHEMA, Warehouse
+from cleanroom.room.warehouse import Warehouse
+from cleanroom.sql import SCHEMA, quote_table
+
+
+class DuckDBCursor:
+    """A warehouse cursor; a statement tree is written as DuckDB SQL, text runs as it is."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(
+        self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /
+    ) -> duckdb.DuckDBPyConnection:
+        """Run one statement; the result is read from what this returns (DuckDB's cursor)."""
+        if isinstance(sql, exp.Query):
+            if parameters:
+                raise InternalError("a statement tree holds its values; it takes no parameters")
+            return self.con.execute(sql.sql(dialect="duckdb"))
+        return self.con.execute(sql, parameters)
+
+    def fetchall(self) -> list[Any]:
+        """Every row of the last result."""
+        return self.con.fetchall()
 
 
 class DuckDBTables:
@@ -36,13 +60,13 @@ class DuckDBTables:
 
     def column_types(self, table: str) -> dict[str, str]:
         """See ``backends.Tables``."""
-        rows = self.con.execute(f"DESCRIBE SELECT * FROM {quote_table(table)}").fetchall()
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {quote_table(table)}").fetchall()  # noqa: S608
         return {str(row[0]).lower(): str(row[1]) for row in rows}
 
     def exists(self, table: str) -> bool:
         """See ``backends.Tables``."""
         try:
-            self.con.execute(f"SELECT 1 FROM {quote_table(table)} LIMIT 0").fetchall()
+            self.con.execute(f"SELECT 1 FROM {quote_table(table)} LIMIT 0").fetchall()  # noqa: S608
         except duckdb.CatalogException:
             return False
         return True
@@ -112,9 +136,9 @@ class DuckDBBackend:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A warehouse cursor (DuckDB SQL, ``?`` parameters: the compiler's own dialect)."""
-        return self.warehouse.cursor()
+    def cursor(self) -> DuckDBCursor:
+        """A warehouse cursor that runs the compiler's trees as well as text."""
+        return DuckDBCursor(self.warehouse.cursor())
 
     def match(
         self,

@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
+from sqlglot import exp
 
 from cleanroom.errors import ConflictError
 from cleanroom.room.backends import MatchInput
@@ -48,7 +49,8 @@ from cleanroom.room.backends.spark_identity import SparkTables
 from cleanroom.room.config import Settings
 from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
 from cleanroom.room.suppression import suppressed_tokens
-from cleanroom.room.warehouse import SCHEMA, Warehouse, quote
+from cleanroom.room.warehouse import Warehouse
+from cleanroom.sql import SCHEMA, table_sql
 
 SESSION_CONF = {
     "spark.app.name": "cleanroom",
@@ -78,14 +80,16 @@ def spark_session(master: str, work: Path, conf: Mapping[str, str] | None = None
 
 
 class SparkCursor:
-    """DuckDB SQL in, Spark SQL run, tuples out."""
+    """A statement tree (or DuckDB text) in, Spark SQL run, tuples out."""
 
     def __init__(self, backend: SparkBackend) -> None:
         self.backend = backend
         self.rows: list[tuple[Any, ...]] = []
 
-    def execute(self, sql: str, parameters: Sequence[object] | None = None, /) -> SparkCursor:
-        """Translate with the parameters bound as literals, run, collect."""
+    def execute(
+        self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /
+    ) -> SparkCursor:
+        """Write a tree as Spark SQL (text: parsed, parameters bound as literals), run, collect."""
         query = to_spark(sql, list(parameters or []), self.backend.view)
         self.rows = [tuple(row) for row in self.backend.session.sql(query).collect()]
         return self
@@ -205,12 +209,12 @@ class SparkBackend:
         DuckDB streams the table in batches of ``batch_rows`` (memory stays
         bounded); each batch is one row group, ``FILE_ROWS`` rows a file.
         """
-        table = quote(name)  # validates the name too
+        table = table_sql(name)  # validates the name too
         target, staging = self._paths(into or self.data, name)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         cursor = self.warehouse.cursor()
-        reader = cursor.execute(f"SELECT * FROM {table}").to_arrow_reader(self.batch_rows)
+        reader = cursor.execute(f"SELECT * FROM {table}").to_arrow_reader(self.batch_rows)  # noqa: S608
         writer: pq.ParquetWriter | None = None
         files = rows = 0
         try:
@@ -238,7 +242,7 @@ class SparkBackend:
 
     @staticmethod
     def _paths(directory: Path, name: str) -> tuple[Path, Path]:
-        quote(name)
+        table_sql(name)
         return directory / name, directory / f".{name}.partial"
 
     def _read(self, path: Path) -> DataFrame:

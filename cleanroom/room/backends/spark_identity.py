@@ -31,11 +31,11 @@ from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BinaryType
+from sqlglot import exp
 
 from cleanroom.errors import InternalError
 from cleanroom.room.backends.dialect import to_spark
-from cleanroom.room.identity import quote_table
-from cleanroom.room.warehouse import SCHEMA
+from cleanroom.sql import SCHEMA, column, identifier, quote_table, table_sql
 
 
 def _bare(table: str) -> str:
@@ -95,7 +95,7 @@ class SparkTables:
     def scratch_name(self, stem: str) -> str:
         """See :class:`~cleanroom.room.backends.Tables`."""
         name = f"{self.prefix}{stem}"
-        quoted = f'{SCHEMA}."{name}"'
+        quoted = table_sql(name)
         self.scratch[quoted] = name
         return quoted
 
@@ -120,9 +120,10 @@ class SparkTables:
         """See :class:`~cleanroom.room.backends.Tables` (``schema`` is DuckDB's storage hint)."""
         self.materialize(table, select, params)
         if not_null is not None:
-            column = f"`{not_null}`"
             view = self._view(self._name(table))
-            row = self.session.sql(f"SELECT count(*) FROM `{view}` WHERE {column} IS NULL").first()
+            nulls = exp.Is(this=column(not_null), expression=exp.null())
+            check = exp.select(exp.Count(this=exp.Star())).from_(exp.Table(this=identifier(view)))
+            row = self.session.sql(check.where(nulls).sql(dialect="spark")).first()
             if row is None or row[0]:
                 raise InternalError(f"{table}.{not_null} holds NULL")
 

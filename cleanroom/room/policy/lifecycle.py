@@ -34,6 +34,7 @@ from cleanroom.room.policy.diff import LOOSENS, PolicyChange, diff_policies
 from cleanroom.room.policy.load import parse_policy, parse_policy_text
 from cleanroom.room.policy.models import CollaborationPolicy, GovernancePolicy
 from cleanroom.room.store import MetaStore, now
+from cleanroom.sql import quote_column
 
 PROPOSED = "proposed"
 ACTIVE = "active"
@@ -48,10 +49,15 @@ _TOKEN_SHAPED = re.compile(r"cr_[A-Za-z0-9_-]{43}")
 # How many loosening paths a ``policy.proposed`` entry lists (the rest are counted).
 MAX_AUDITED_PATHS = 50
 
-_COLUMNS = (
-    "version, sha256, body, status, author, comment, created_at, activated_at, "
-    "base_version, approvals_required"
-)
+_COLUMNS = ", ".join(
+    map(
+        quote_column,
+        (
+            "version", "sha256", "body", "status", "author", "comment", "created_at",
+            "activated_at", "base_version", "approvals_required",
+        ),
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,7 @@ class PolicyVersions:
     def history(self) -> list[PolicyVersion]:
         """Every version ever stored, oldest first, with its decisions."""
         db = self._store.connection()
-        rows = db.execute(f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version").fetchall()
+        rows = db.execute(f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version").fetchall()  # noqa: S608
         decisions: dict[int, list[Decision]] = {}
         for d in db.execute(
             "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
@@ -194,7 +200,7 @@ class PolicyVersions:
             (latest,) = tx.execute("SELECT max(version) FROM policy_versions").fetchone()
             version = int(latest) + 1
             tx.execute(
-                f"INSERT INTO policy_versions ({_COLUMNS}) "
+                f"INSERT INTO policy_versions ({_COLUMNS}) "  # noqa: S608
                 "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 (version, digest, body, PROPOSED, user.name, note, now(), base.version, required),
             )
@@ -418,7 +424,8 @@ def _get(db: sqlite3.Connection, version: int) -> PolicyVersion:
     if not 0 < version < 2**63:  # past SQLite's integers: no such version (not a crash)
         raise NotFoundError(T_("there is no policy version %(version)s", version=str(version)[:30]))
     row = db.execute(
-        f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
+        f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?",  # noqa: S608
+        (version,),
     ).fetchone()
     if row is None:
         raise NotFoundError(T_("there is no policy version %(version)s", version=version))

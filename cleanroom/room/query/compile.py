@@ -25,8 +25,13 @@ order, and a joined row is ordered by a hash of its tables' ``_rank`` values
 salted with the generation's secret. The groups a person keeps are chosen by a
 hash of the group keys salted likewise. Every choice is thus fixed per match
 generation (:mod:`cleanroom.room.selection`): asking again changes only the
-noise. Literals travel as bound parameters; names come from the plan, which
-only holds vetted names, and are quoted anyway.
+noise.
+
+The SQL is a sqlglot tree, never text: every name goes through
+:mod:`cleanroom.sql` (checked and quoted) and every value — the
+analyst's filter values, the declared keys, the bounds, the salt — is a typed
+literal node. Each backend writes the one tree in its own dialect, so the
+Spark path re-parses nothing and no value can change the statement's shape.
 
 The same SQL measures what the bounds removed (:class:`~cleanroom.room.pipeline.Cut`):
 per person, the rows (or, for a query counting only persons, the groups)
@@ -39,15 +44,19 @@ cap counts.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlglot import exp
+
+from cleanroom import sql
 from cleanroom.room import selection, sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan
-from cleanroom.room.warehouse import quote
 
 MeasureKind = Literal["count", "count_persons", "sum", "count_values"]
 
@@ -80,16 +89,20 @@ class Measures:
 
 @dataclass(frozen=True)
 class Compiled:
-    """SQL, its parameters, and what its result columns hold.
+    """The statement as a tree, and what its result columns hold.
 
     A result row is the group keys, one column per measurement, then (with a
     cut) the cut's three exact figures: kept, cut (capped), persons affected.
     """
 
-    sql: str
-    params: list[object]
+    tree: exp.Select  # values inside as typed literals: the statement has no parameters
     keys: list[str]  # result columns holding the group keys, in plan order
     measures: Measures
+
+    @property
+    def sql(self) -> str:
+        """The tree as DuckDB SQL (what the embedded backend runs)."""
+        return self.tree.sql(dialect="duckdb")
 
     @property
     def measurements(self) -> list[Measurement]:
@@ -184,52 +197,139 @@ def _measurement(
     )
 
 
-def _ident(name: str) -> str:
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"unsafe identifier {name!r}")
-    return f'"{name}"'
+def _c(name: str, table: str | None = None) -> exp.Column:
+    """A column the compiler names (its CTEs' and the plan's), checked and quoted."""
+    return sql.column(name, table)
 
 
-def _col(ref: ColumnRef) -> str:
-    return f"{_ident(ref.table)}.{_ident(ref.column)}"
+def _col(ref: ColumnRef) -> exp.Column:
+    return _c(ref.column, ref.table)
 
 
-def _filter(f: Filter, params: list[object]) -> str:
+def _as(node: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(node, sql.identifier(name), copy=False)
+
+
+def _all(conditions: Sequence[exp.Expr]) -> exp.Expr:
+    return functools.reduce(lambda a, b: exp.And(this=a, expression=b), conditions)
+
+
+def _at_most(n: int) -> exp.Expr:
+    return exp.Literal.number(int(n))
+
+
+def _count_star() -> exp.Count:
+    return exp.Count(this=exp.Star(), big_int=True)
+
+
+def _filter(f: Filter) -> exp.Expr:
     if isinstance(f, BoolOp):
         if f.op == "not":
-            return f"(NOT {_filter(f.items[0], params)})"
-        joiner = " AND " if f.op == "and" else " OR "
-        return "(" + joiner.join(_filter(item, params) for item in f.items) + ")"
-    return _comparison(f, params)
+            return exp.paren(exp.Not(this=_filter(f.items[0])), copy=False)
+        items = [_filter(item) for item in f.items]
+        joined = functools.reduce(
+            lambda a, b: (exp.And if f.op == "and" else exp.Or)(this=a, expression=b), items
+        )
+        return exp.paren(joined, copy=False)
+    return exp.paren(_comparison(f), copy=False)
 
 
-def _comparison(c: Comparison, params: list[object]) -> str:
+_COMPARE: dict[str, type[exp.Binary]] = {
+    "=": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+}
+
+
+def _comparison(c: Comparison) -> exp.Expr:
+    """``column op value(s)``: the analyst's values as typed literal nodes, never text."""
     col = _col(c.column)
     if c.op in ("is null", "is not null"):
-        return f"({col} {c.op.upper()})"
+        test = exp.Is(this=col, expression=exp.null())
+        return test if c.op == "is null" else exp.Not(this=test)
     if c.op in ("in", "not in"):
-        params.extend(c.values)
-        marks = ", ".join("?" for _ in c.values)
-        return f"({col} {c.op.upper()} ({marks}))"
+        member = exp.In(this=col, expressions=[sql.literal(v) for v in c.values])
+        return member if c.op == "in" else exp.Not(this=member)
     if c.op == "between":
-        params.extend(c.values[:2])
-        return f"({col} BETWEEN ? AND ?)"
-    params.append(c.values[0])
-    return f"({col} {'<>' if c.op == '!=' else c.op} ?)"
+        low, high = c.values[:2]
+        return exp.Between(this=col, low=sql.literal(low), high=sql.literal(high))
+    return _COMPARE[c.op](this=col, expression=sql.literal(c.values[0]))
+
+
+def _window(
+    function: exp.Expr, partition: exp.Expr, order: Sequence[exp.Expr], limit: int
+) -> exp.Expr:
+    """``function OVER (PARTITION BY partition ORDER BY order) <= limit`` (NULLS LAST, DuckDB's)."""
+    ordered = [exp.Ordered(this=o, nulls_first=False) for o in order]
+    window = exp.Window(
+        this=function, partition_by=[partition], order=exp.Order(expressions=ordered), over="OVER"
+    )
+    return exp.LTE(this=window, expression=_at_most(limit))
+
+
+def _salted(columns: Sequence[str], salt: int) -> list[exp.Expr]:
+    """A salted hash of ``columns`` and the person, then the columns (a tie never keeps more)."""
+    hashed = exp.Anonymous(
+        this="hash", expressions=[*(_c(c) for c in columns), _c("person"), sql.bigint(salt)]
+    )
+    return [hashed, *(_c(c) for c in columns)]
+
+
+def _bigint(node: exp.Expr, name: str) -> exp.Expr:
+    """``coalesce(node, 0)::BIGINT AS name``: an empty result counts zero."""
+    total = exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
+    return _as(exp.cast(total, exp.DataType.build("BIGINT"), copy=False), name)
+
+
+class _Tables:
+    """The plan's FROM clause, built afresh for each SELECT that reads it."""
+
+    def __init__(self, plan: QueryPlan, tables: dict[str, str]) -> None:
+        self.plan = plan
+        self.tables = tables
+        self.first = plan.tables[0].alias
+
+    def _table(self, name: str, alias: str) -> exp.Table:
+        node = sql.table(self.tables[name])
+        node.set("alias", exp.TableAlias(this=sql.identifier(alias)))
+        return node
+
+    def select(self, *columns: exp.Expr) -> exp.Select:
+        """``SELECT columns FROM first JOIN … ON person = person``."""
+        first, *rest = self.plan.tables
+        query = exp.select(*columns).from_(self._table(first.name, first.alias), copy=False)
+        for t in rest:
+            on = exp.EQ(this=_c("person", t.alias), expression=_c("person", first.alias))
+            join = exp.Join(this=self._table(t.name, t.alias), on=on)
+            query = query.join(join, copy=False)
+        return query
+
+
+class _Query:
+    """The CTEs in order, then the final SELECT."""
+
+    def __init__(self) -> None:
+        self.ctes: list[tuple[str, exp.Query]] = []
+
+    def add(self, name: str, query: exp.Query) -> None:
+        self.ctes.append((name, query))
+
+    def build(self, final: exp.Select) -> exp.Select:
+        for name, query in self.ctes:
+            final = final.with_(name, as_=query, copy=False)
+        return final
 
 
 def compile_plan(
     plan: QueryPlan, tables: dict[str, str], *, k: int, g: int, threshold: bool
 ) -> Compiled:
     """Bounded exact aggregates; ``tables`` maps ``party.dataset`` to warehouse tables."""
-    params: list[object] = []
-    first, *rest = plan.tables
-    source = f"{quote(tables[first.name])} AS {_ident(first.alias)}"
-    for t in rest:
-        source += (
-            f" JOIN {quote(tables[t.name])} AS {_ident(t.alias)}"
-            f" ON {_ident(t.alias)}.person = {_ident(first.alias)}.person"
-        )
+    source = _Tables(plan, tables)
+    first = source.first
+    rest = plan.tables[1:]
     measures = measure(plan, k, g, threshold=threshold)
     ms = measures.all
     needed: dict[str, ColumnRef] = {}
@@ -238,43 +338,34 @@ def compile_plan(
     for m in ms:
         if m.column is not None:
             needed[f"v__{m.column.table}__{m.column.column}"] = m.column
-    select = [f"{_ident(first.alias)}.person AS person"] + [
-        f"{_col(ref)} AS {_ident(name)}" for name, ref in needed.items()
-    ]
+    select: list[exp.Expr] = [_as(_c("person", first), "person")]
+    select += [_as(_col(ref), name) for name, ref in needed.items()]
     # One table, no filter: the stored random order bounds the rows (see the module docstring).
     ranked_at_match = not rest and plan.where is None
     ranks = [f"r__{t.alias}" for t in plan.tables]  # each joined row's stored random orders
     if not ranked_at_match and bounds_rows(plan):
-        select += [
-            f"{_ident(t.alias)}.{_ident(RANK)} AS {_ident(r)}"
-            for t, r in zip(plan.tables, ranks, strict=True)
-        ]
-    conditions = []
-    first_param = len(params)
+        select += [_as(_c(RANK, t.alias), r) for t, r in zip(plan.tables, ranks, strict=True)]
+    conditions: list[exp.Expr] = []
     if plan.where is not None:
-        conditions.append(_filter(plan.where, params))
+        conditions.append(_filter(plan.where))
     for key in plan.group_by:  # only declared keys are ever counted
-        params.extend(key.domain)
-        conditions.append(f"({_col(key.column)} IN ({', '.join('?' for _ in key.domain)}))")
-    in_scope = (list(conditions), params[first_param:])  # the rows before any bound
+        domain = [sql.literal(v) for v in key.domain]
+        conditions.append(exp.paren(exp.In(this=_col(key.column), expressions=domain)))
+    in_scope = [c.copy() for c in conditions]  # the rows before any bound
     if ranked_at_match and bounds_rows(plan):
-        conditions.append(f"({_ident(first.alias)}.{_ident(RANK)} <= {int(k)})")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    ctes = [f"src AS (SELECT {', '.join(select)} FROM {source}{where})"]
+        conditions.append(exp.paren(exp.LTE(this=_c(RANK, first), expression=_at_most(k))))
+    src = source.select(*select)
+    if conditions:
+        src = src.where(_all(conditions), copy=False)
+    query = _Query()
+    query.add("src", src)
     kept = "src"
     salt = selection.salt(tables)
     if not ranked_at_match and bounds_rows(plan):
         # Fixed per generation: one table keeps its stored order, a join a salted hash of it.
-        rank_cols = ", ".join(_ident(r) for r in ranks)
-        if rest:
-            params.append(salt)
-            order = f"hash({rank_cols}, person, ?), {rank_cols}"
-        else:
-            order = rank_cols
-        ctes.append(
-            "rows_kept AS (SELECT * FROM src QUALIFY row_number() OVER "
-            f"(PARTITION BY person ORDER BY {order}) <= {int(k)})"
-        )
+        order = _salted(ranks, salt) if rest else [_c(r) for r in ranks]
+        bound = _window(exp.RowNumber(), _c("person"), order, k)
+        query.add("rows_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
     counts_persons = any(m.kind == "count_persons" for m in ms)
@@ -284,87 +375,98 @@ def compile_plan(
         # (the keys break a tie, so a collision never keeps more than g). Ranking the
         # (person, group) pairs instead of the rows keeps the same groups but measured
         # slower (BENCHMARKS.md, issue 18 step 4).
-        params.append(salt)
-        key_cols = ", ".join(_ident(c) for c in keys)
-        ctes.append(
-            f"groups_kept AS (SELECT * FROM {kept} QUALIFY dense_rank() "
-            f"OVER (PARTITION BY person ORDER BY hash({key_cols}, person, ?), {key_cols})"
-            f" <= {int(g)})"
-        )
+        bound = _window(exp.DenseRank(), _c("person"), _salted(keys, salt), g)
+        query.add("groups_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "groups_kept"
     # Per row: what each measurement adds up. A person count is the number of distinct
     # (person, group) pairs, so when one is measured the rows are first summed per pair
     # and the pairs counted: DuckDB does that two-level aggregation several times faster
     # than count(DISTINCT person), with the same result.
-    per_row: dict[str, str] = {}
+    per_row: dict[str, exp.Expr] = {}
     for m in ms:
         if m.kind == "count":
-            per_row[m.name] = "count(*)"
-        elif m.kind == "count_values":
+            per_row[m.name] = _count_star()
+        elif m.kind in ("count_values", "sum"):
             assert m.column is not None
-            per_row[m.name] = f"count({_ident(f'v__{m.column.table}__{m.column.column}')})"
-        elif m.kind == "sum":
-            assert m.column is not None and m.bounds is not None
-            value = _ident(f"v__{m.column.table}__{m.column.column}")
-            per_row[m.name] = f"sum(round({sensitivity.clamp_sql(value, *m.bounds)}))"
-    group_cols = ", ".join(_ident(c) for c in keys)
-    lead = group_cols + ", " if keys else ""
-    by = f" GROUP BY {group_cols}" if keys else ""
+            value = _c(f"v__{m.column.table}__{m.column.column}")
+            if m.kind == "count_values":
+                per_row[m.name] = exp.Count(this=value)
+            else:
+                assert m.bounds is not None
+                per_row[m.name] = exp.Sum(this=exp.Round(this=sensitivity.clamp(value, *m.bounds)))
     final = kept  # the rows that survive every bound (before per-pair sums)
     if counts_persons:
-        pair_cols = ", ".join(["person", *(_ident(c) for c in keys)])
-        pairs = ", ".join([pair_cols, *(f"{e} AS {_ident(n)}" for n, e in per_row.items())])
-        ctes.append(f"pairs AS (SELECT {pairs} FROM {kept} GROUP BY {pair_cols})")
+        pair_cols = [_c("person"), *(_c(c) for c in keys)]
+        pairs = exp.select(*pair_cols, *(_as(e, n) for n, e in per_row.items()))
+        pairs = pairs.from_(kept, copy=False).group_by(*(c.copy() for c in pair_cols), copy=False)
+        query.add("pairs", pairs)
         kept = "pairs"
-        outer = {n: f"sum({_ident(n)})" for n in per_row}
+        outer: dict[str, exp.Expr] = {n: exp.Sum(this=_c(n)) for n in per_row}
     else:
         outer = per_row
-    aggregates = ["count(*)" if m.kind == "count_persons" else outer[m.name] for m in ms]
-    columns = ", ".join(
-        f"coalesce({e}, 0)::BIGINT AS {_ident(m.name)}" for e, m in zip(aggregates, ms, strict=True)
-    )
-    answer = f"SELECT {lead}{columns} FROM {kept}{by}"
+    aggregates = [_count_star() if m.kind == "count_persons" else outer[m.name] for m in ms]
+    columns = [_bigint(e, m.name) for e, m in zip(aggregates, ms, strict=True)]
+    answer = exp.select(*(_c(c) for c in keys), *columns).from_(kept, copy=False)
+    if keys:
+        answer = answer.group_by(*(_c(c) for c in keys), copy=False)
     if measures.cut is None:
-        return Compiled(f"WITH {', '.join(ctes)} {answer}", params, keys, measures)
+        return Compiled(query.build(answer), keys, measures)
     if ranked_at_match and bounds_rows(plan):  # src holds k rows a person: read up to k + cap
-        conditions, scope_params = in_scope
-        rank = f"{_ident(first.alias)}.{_ident(RANK)}"
-        conditions = [*conditions, f"({rank} <= {int(k + measures.cut.cap)})"]
-        carried = "".join(
-            f", {_col(key.column)} AS {_ident(c)}"
-            for key, c in zip(plan.group_by, keys, strict=True)
-        )
-        ctes.append(
-            f"before AS (SELECT {_ident(first.alias)}.person AS person{carried}"
-            f" FROM {source} WHERE {' AND '.join(conditions)})"
-        )
-        params.extend(scope_params)
+        cap = exp.LTE(this=_c(RANK, first), expression=_at_most(k + measures.cut.cap))
+        carried = [_as(_col(key.column), c) for key, c in zip(plan.group_by, keys, strict=True)]
+        before_rows = source.select(_as(_c("person", first), "person"), *carried)
+        before_rows = before_rows.where(_all([*in_scope, exp.paren(cap)]), copy=False)
+        query.add("before", before_rows)
         before = "before"
     else:
         before = "src"
-    ctes += _cut_ctes(measures.cut, before, final, keys)
-    ctes.append(f"answer AS ({answer})")
-    sql = (
-        f"WITH {', '.join(ctes)} SELECT answer.*, cut_totals.* "
-        "FROM cut_totals LEFT JOIN answer ON 1 = 1"
-    )
-    return Compiled(sql, params, keys, measures)
+    for name, cte in _cut_ctes(measures.cut, before, final, keys):
+        query.add(name, cte)
+    query.add("answer", answer)
+    both = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("answer")))
+    both = both.select(exp.Column(this=exp.Star(), table=exp.to_identifier("cut_totals")))
+    on = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(1))
+    both = both.from_("cut_totals").join(exp.Join(this=exp.to_table("answer"), side="LEFT", on=on))
+    return Compiled(query.build(both), keys, measures)
 
 
-def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[str]:
+def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[tuple[str, exp.Query]]:
     """Per person, the units before the bounds and after them; then the three totals.
 
     A unit is a row, or (for a query counting only persons) a distinct group.
     """
-    if cut.unit == "groups":
-        cols = ", ".join(["person", *(_ident(c) for c in keys)])
-        before, after = (f"(SELECT DISTINCT {cols} FROM {t}) AS u" for t in (before, after))
+
+    def units(name: str) -> exp.Expr:
+        if cut.unit != "groups":
+            return exp.to_table(name)
+        distinct = exp.select(_c("person"), *(_c(c) for c in keys)).from_(name).distinct()
+        return distinct.subquery("u", copy=False)
+
+    def per_person(name: str) -> exp.Select:
+        count = _as(_count_star(), "n")
+        return exp.select(_c("person"), count).from_(units(name)).group_by(_c("person"))
+
+    kept = exp.Coalesce(this=_c("n", "a"), expressions=[exp.Literal.number(0)])
+    excess = exp.Sub(this=_c("n", "b"), expression=kept.copy())
+    over = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.GT(this=_c("n", "b"), expression=kept.copy()), true=exp.Literal.number(1)
+            )
+        ]
+    )
+    totals = exp.select(
+        _bigint(exp.Sum(this=kept.copy()), "c_kept"),
+        _bigint(exp.Sum(this=exp.func("least", excess, _at_most(cut.cap))), "c_cut"),
+        _bigint(exp.Sum(this=over.else_(exp.Literal.number(0))), "c_persons"),
+    )
+    on = exp.EQ(this=_c("person", "a"), expression=_c("person", "b"))
+    totals = totals.from_(exp.alias_(exp.to_table("cut_before"), "b", table=True))
+    totals = totals.join(
+        exp.Join(this=exp.alias_(exp.to_table("cut_after"), "a", table=True), side="LEFT", on=on)
+    )
     return [
-        f"cut_before AS (SELECT person, count(*) AS n FROM {before} GROUP BY person)",
-        f"cut_after AS (SELECT person, count(*) AS n FROM {after} GROUP BY person)",
-        "cut_totals AS (SELECT "
-        "coalesce(sum(coalesce(a.n, 0)), 0)::BIGINT AS c_kept, "
-        f"coalesce(sum(least(b.n - coalesce(a.n, 0), {int(cut.cap)})), 0)::BIGINT AS c_cut, "
-        "coalesce(sum(CASE WHEN b.n > coalesce(a.n, 0) THEN 1 ELSE 0 END), 0)::BIGINT AS c_persons"
-        " FROM cut_before AS b LEFT JOIN cut_after AS a ON a.person = b.person)",
+        ("cut_before", per_person(before)),
+        ("cut_after", per_person(after)),
+        ("cut_totals", totals),
     ]

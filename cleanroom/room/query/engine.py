@@ -47,6 +47,7 @@ from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
+from cleanroom.sql import quote_column
 from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
@@ -111,8 +112,9 @@ def _insert_query(
         **fields,
     }
     # Column names are this module's own literals, never caller text.
+    columns, marks = ", ".join(map(quote_column, row)), ", ".join("?" for _ in row)
     db.execute(
-        f"INSERT INTO queries ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        f"INSERT INTO queries ({columns}) VALUES ({marks})",  # noqa: S608
         tuple(row.values()),
     )
 

@@ -35,7 +35,7 @@ def history(
     rows = (
         store.connection()
         .execute(
-            "SELECT id, kind, request, status, user_name, epsilon, cached_from, policy_version, "
+            "SELECT id, kind, request, status, user_name, epsilon, cached_from, policy_version, "  # noqa: S608
             f"created_at, finished_at FROM queries {clause} "
             "ORDER BY rowid DESC LIMIT ?",  # insertion order: timestamps tie within a second
             (*args, min(max(limit, 1), MAX_LISTED)),

@@ -31,6 +31,7 @@ from cleanroom.errors import T_, Text, UserError
 from cleanroom.i18n import N_
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan, Scalar
+from cleanroom.sql import literal_sql, quote_column
 from cleanroom.text import fold_digits, quoted
 
 DIALECT = "duckdb"
@@ -567,7 +568,7 @@ def canonical_sql(plan: QueryPlan, policy: CollaborationPolicy) -> str:
     tables = sorted(t.name for t in plan.tables)
     first = tables[0]
     keys = sorted(plan.group_by, key=lambda k: name(k.column))
-    items = [f"{name(k.column)} AS {_quote(k.output)}" for k in keys]
+    items = [f"{name(k.column)} AS {quote_column(k.output)}" for k in keys]
     aggregates = []
     for agg in plan.aggregates:
         if agg.kind == "count":
@@ -577,8 +578,10 @@ def canonical_sql(plan: QueryPlan, policy: CollaborationPolicy) -> str:
         else:
             assert agg.column is not None
             text = f"{agg.kind.upper()}({name(agg.column)})"
-        aggregates.append(f"{text} AS {_quote(agg.output)}")
-    sql = f"SELECT {', '.join([*items, *sorted(aggregates)])} FROM {first}"
+        aggregates.append(f"{text} AS {quote_column(agg.output)}")
+    # Never executed: the cache key's normalized text, built from the plan's vetted names
+    # (unquoted, so the keys of answers already cached stay the same).
+    sql = f"SELECT {', '.join([*items, *sorted(aggregates)])} FROM {first}"  # noqa: S608
     for table in tables[1:]:
         sql += f" JOIN {table} ON {first}.{PERSON} = {table}.{PERSON}"
     if plan.where is not None:
@@ -628,17 +631,13 @@ def _render_comparison(c: Comparison, name: _Namer, column_type: _Typer) -> str:
 def render_scalar(value: Scalar, column_type: ColumnType | None = None) -> str:
     """A value as SQL; time values as typed literals, so they compare as instants."""
     if column_type == ColumnType.date:
-        return f"DATE '{value}'"
+        return f"DATE {literal_sql(str(value))}"
     if column_type == ColumnType.timestamp:
-        return f"TIMESTAMP '{value}'"
+        return f"TIMESTAMP {literal_sql(str(value))}"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+    return literal_sql(value)

@@ -65,5 +65,5 @@ class SqlQuery:
     ) -> Released:
         """See :class:`Prepared`."""
         compiled = compile_plan(self.plan, tables, **bounds(privacy))
-        exact = cursor.execute(compiled.sql, compiled.params).fetchall()
+        exact = cursor.execute(compiled.tree).fetchall()
         return release(self.plan, compiled, exact, epsilon=epsilon, privacy=privacy)

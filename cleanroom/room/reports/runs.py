@@ -18,6 +18,7 @@ from typing import Any, Literal
 from cleanroom.errors import T_, ConflictError, NotFoundError
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.store import MetaStore, now
+from cleanroom.sql import quote_column
 
 Status = Literal["running", "done", "refused", "failed"]
 Trigger = Literal["schedule", "manual"]
@@ -92,10 +93,16 @@ class ReportRun:
         }
 
 
-_COLUMNS = (
-    "id, report, slot, trigger, actor, status, policy_version, generation, epsilon, charge_id,"
-    " refunded, inputs, outputs, files, error, started_at, finished_at"
-)
+_COLUMNS = ", ".join(
+    map(
+        quote_column,
+        (
+            "id", "report", "slot", "trigger", "actor", "status", "policy_version", "generation",
+            "epsilon", "charge_id", "refunded", "inputs", "outputs", "files", "error",
+            "started_at", "finished_at",
+        ),
+    )
+)  # fmt: skip
 
 
 class RunLog:
@@ -200,7 +207,7 @@ class RunLog:
         rows = (
             self._store.connection()
             .execute(
-                f"SELECT {_COLUMNS} FROM report_runs WHERE report = ?"
+                f"SELECT {_COLUMNS} FROM report_runs WHERE report = ?"  # noqa: S608
                 " ORDER BY started_at DESC, rowid DESC LIMIT ?",
                 (report, limit),
             )
@@ -229,7 +236,7 @@ class RunLog:
         """Runs still marked running: at service start, they were cut off by a stop."""
         rows = (
             self._store.connection()
-            .execute(f"SELECT {_COLUMNS} FROM report_runs WHERE status = 'running'")
+            .execute(f"SELECT {_COLUMNS} FROM report_runs WHERE status = 'running'")  # noqa: S608
             .fetchall()
         )
         return [_run(row) for row in rows]
@@ -237,7 +244,7 @@ class RunLog:
 
 def _one(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> ReportRun | None:
     # ``where`` is one of this module's literals, never caller text.
-    row = db.execute(f"SELECT {_COLUMNS} FROM report_runs WHERE {where}", args).fetchone()
+    row = db.execute(f"SELECT {_COLUMNS} FROM report_runs WHERE {where}", args).fetchone()  # noqa: S608
     return _run(row) if row is not None else None
 
 

@@ -170,7 +170,7 @@ def compiled_sql(
     plan = check_sql(sql, policy=p, party="alpha")
     privacy = lenient(p)
     compiled = compile_plan(plan, journey_room.TABLES, **bounds(privacy))
-    return plan, compiled, con.execute(compiled.sql, compiled.params).fetchall()
+    return plan, compiled, con.execute(compiled.sql).fetchall()
 
 
 def keyed(released: Released) -> dict[tuple[Any, ...], dict[str, Any]]:

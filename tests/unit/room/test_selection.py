@@ -56,7 +56,7 @@ def sql_exact(
         check_sql(sql, policy=policy, party="alpha"), tables, **bounds(policy.privacy)
     )
     width = len(compiled.keys) + len(compiled.measurements)  # the cut's totals follow
-    return sorted(r[:width] for r in con.execute(compiled.sql, compiled.params).fetchall())
+    return sorted(r[:width] for r in con.execute(compiled.sql).fetchall())
 
 
 def transitions_exact(

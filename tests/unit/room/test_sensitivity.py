@@ -89,7 +89,7 @@ def exact(
 ) -> dict[str, dict[str, int]]:
     compiled = compiled_plan(k, g, filtered, persons_only)
     out: dict[str, dict[str, int]] = {m.name: {} for m in compiled.measurements}
-    for row in con.execute(compiled.sql, compiled.params).fetchall():
+    for row in con.execute(compiled.sql).fetchall():
         for j, m in enumerate(compiled.measurements):
             out[m.name][row[0]] = int(row[1 + j])
     return out
@@ -97,7 +97,7 @@ def exact(
 
 def cut_totals(con: duckdb.DuckDBPyConnection, compiled: Compiled) -> tuple[int, int, int]:
     """The cut's exact figures, the last three columns of every row: kept, cut, persons over."""
-    rows = con.execute(compiled.sql, compiled.params).fetchall()
+    rows = con.execute(compiled.sql).fetchall()
     return tuple(int(v) for v in rows[0][-3:])  # type: ignore[return-value]
 
 
@@ -203,7 +203,7 @@ def released_sql(
     out: dict[str, dict[tuple[object, ...], int]] = {m.name: {} for m in compiled.measurements}
     out["_cut"] = {("kept",): 0, ("cut",): 0, ("persons",): 0}
     n = len(compiled.keys)
-    for row in con.execute(compiled.sql, compiled.params).fetchall():
+    for row in con.execute(compiled.sql).fetchall():
         if compiled.measures.cut is not None:
             out["_cut"] = {
                 (c,): int(v) for c, v in zip(("kept", "cut", "persons"), row[-3:], strict=True)
