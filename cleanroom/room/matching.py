@@ -32,7 +32,7 @@ from cleanroom.errors import T_, ConflictError, UserError
 from cleanroom.room.analyses import sequence
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
-from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match
+from cleanroom.room.bounds import choose_for_match
 from cleanroom.room.budget import Ledger
 from cleanroom.room.identity import TokenSource
 from cleanroom.room.ingest import DatasetVersion, live_datasets
@@ -358,7 +358,7 @@ def _choose_bounds(
                 adaptive.charged_to,
                 epsilon,
                 policy=privacy.budget,
-                query_id=f"{BOUNDS_CHARGE}{generation}",
+                generation=generation,
                 actor=user.name,
             )
         )

@@ -34,6 +34,7 @@ from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query import records
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
@@ -74,23 +75,18 @@ def _insert_query(
     user: User,
     party: str,
     cache_key: str,
-    **fields: object,
+    **fields: Any,
 ) -> None:
     """One row of the ``queries`` table; ``fields`` are its remaining columns."""
-    row = {
-        "id": query_id,
-        "party": party,
-        "user_name": user.name,
-        "kind": "template" if request.template else "sql",
-        "request": json.dumps(request.describe()),
-        "cache_key": cache_key,
-        "created_at": now(),
+    records.insert(
+        db,
+        query_id,
+        party=party,
+        user_name=user.name,
+        kind="template" if request.template else "sql",
+        request=json.dumps(request.describe()),
+        cache_key=cache_key,
         **fields,
-    }
-    # Column names are this module's own literals, never caller text.
-    db.execute(
-        f"INSERT INTO queries ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-        tuple(row.values()),
     )
 
 
@@ -317,10 +313,7 @@ class Engine:
                 delta=privacy.delta or 0.0,
             )
         except BudgetExceeded:
-            db.execute(
-                "UPDATE queries SET status = 'refused', finished_at = ? WHERE id = ?",
-                (now(), query_id),
-            )
+            records.refuse(db, query_id)
             raise
         except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
             _fail(db, query_id)
@@ -415,11 +408,7 @@ class Engine:
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
-            tx.execute(
-                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
-                " WHERE id = ?",
-                (body, digest, now(), query_id),
-            )
+            records.store_result(tx, query_id, body, digest)
             self.room.audit.append(
                 tx,
                 actor=user.name,
@@ -439,16 +428,8 @@ class Engine:
         return result
 
     def _cached(self, key: str) -> dict[str, Any] | None:
-        row = (
-            self.room.store.connection()
-            .execute(
-                "SELECT id, result FROM queries WHERE cache_key = ? AND status = 'done' "
-                "AND cached_from IS NULL ORDER BY created_at LIMIT 1",
-                (key,),
-            )
-            .fetchone()
-        )
-        return {"id": row["id"], **json.loads(row["result"])} if row else None
+        row = records.cached(self.room.store.connection(), key)
+        return {"id": row.id, **json.loads(row.result or "{}")} if row else None
 
     def _answer_from_cache(
         self,
@@ -491,19 +472,15 @@ class Engine:
 
     def get(self, query_id: str, user: User) -> dict[str, Any]:
         """A past result, to its own party (or a reviewer)."""
-        row = (
-            self.room.store.connection()
-            .execute("SELECT party, status, result FROM queries WHERE id = ?", (query_id,))
-            .fetchone()
-        )
+        row = records.get(self.room.store.connection(), query_id)
         if row is None or (
-            user.role not in (Role.reviewer, Role.room_admin) and row["party"] != _party_of(user)
+            user.role not in (Role.reviewer, Role.room_admin) and row.party != _party_of(user)
         ):
             raise NotFoundError(T_("no query %(query_id)s", query_id=query_id))
-        if row["status"] != "done":
-            return {"query_id": query_id, "status": row["status"]}
+        if row.status != "done":
+            return {"query_id": query_id, "status": row.status}
         # Annotated again: an answer stored before the flags existed gains them on the way out.
-        return {"status": "done", **accuracy.annotate(json.loads(row["result"]))}
+        return {"status": "done", **accuracy.annotate(json.loads(row.result or "{}"))}
 
     def history(
         self, user: User, *, limit: int = 50, before: str | None = None
@@ -521,7 +498,7 @@ class Engine:
         *,
         active: ActivePolicy,
         generation: Generation,
-        paid_by: str,
+        report_run: str,
     ) -> dict[str, Any]:
         """Answer a checked query whose epsilon an enclosing charge already paid.
 
@@ -530,7 +507,7 @@ class Engine:
         run is either fully paid or refused — never half-published. Each section
         then comes here: the same execution and the same record as :meth:`run`
         (a ``queries`` row, a ``query.run`` audit entry with policy version,
-        epsilon and result hash, and ``paid_by`` naming the charge), but no
+        epsilon and result hash, both naming the ``report_run`` that paid), but no
         charge, no refund (the caller's rule decides) and no cache read (the run
         paid for a fresh answer). ``active`` and ``generation`` are pinned by the
         caller so that every section of a run reads the same policy and data.
@@ -554,6 +531,7 @@ class Engine:
             generation=generation.generation,
             epsilon=str(epsilon),
             status="running",
+            report_run=report_run,
         )
         started = time.perf_counter()
         chosen = applied(privacy, generation.bounds)
@@ -574,7 +552,7 @@ class Engine:
                 generation,
                 epsilon,
                 started,
-                paid_by=paid_by,
+                report_run=report_run,
                 bounds=chosen.as_dict(),
             )
         except Exception:  # the run's own rule settles its charge
@@ -584,7 +562,4 @@ class Engine:
 
 def _fail(db: sqlite3.Connection, query_id: str) -> None:
     """Close a query that produced no stored result (its charge is settled by the caller)."""
-    db.execute(
-        "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ? AND status = 'running'",
-        (now(), query_id),
-    )
+    records.fail(db, query_id)
