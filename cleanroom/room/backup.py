@@ -54,7 +54,7 @@ from cleanroom.contract.bundle import HPKE_SUITE
 from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
-from cleanroom.room import faults, matching
+from cleanroom.room import faults, generations, matching
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key, quote
@@ -179,9 +179,7 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
                     "SELECT table_name FROM suppressions WHERE status = 'live' ORDER BY 1"
                 )
             ]
-            live = memory.execute(
-                "SELECT generation, tables, backend FROM matches WHERE status = 'live'"
-            ).fetchone()
+            live = generations.live(memory)
             meta = memory.serialize()
         finally:
             memory.close()
@@ -189,8 +187,8 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
         stack.callback(room.wh.unpin, datasets)
         generation, tables, backend = None, [], "duckdb"
         if live is not None:
-            generation, backend = int(live["generation"]), str(live["backend"])
-            tables = sorted(json.loads(live["tables"]).values())
+            generation, backend = live.generation, live.backend
+            tables = sorted(live.tables.values())
             stack.callback(matching.pin_generation(room, generation))  # as a query's pin
     return Snapshot(meta, datasets, generation, tables, backend)
 

@@ -24,13 +24,13 @@ on demand.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.room import generations as matches
 from cleanroom.room.matching import retire_when_unread
 from cleanroom.room.periodic import Periodic
 from cleanroom.room.retention import dataset_deadline, generation_deadline
@@ -76,17 +76,12 @@ def expire(room: Room, *, actor: str) -> Expiry:
                         (clock.stamp(now), row["party"], row["dataset"], row["version"]),
                     )
                     datasets.append(f"{row['party']}.{row['dataset']} v{row['version']}")
-            for row in tx.execute(  # after the datasets: a generation goes with its inputs
-                "SELECT * FROM matches WHERE status IN ('live', 'replaced') ORDER BY generation"
-            ).fetchall():
-                deadline = generation_deadline(tx, row, retention)
+            # after the datasets: a generation goes with its inputs
+            for match in matches.with_status(tx, "live", "replaced"):
+                deadline = generation_deadline(tx, match, retention)
                 if deadline is not None and deadline.at <= now:
-                    tx.execute(
-                        "UPDATE matches SET status = 'expired', expired_at = ? "
-                        "WHERE generation = ?",
-                        (clock.stamp(now), row["generation"]),
-                    )
-                    generations.append(int(row["generation"]))
+                    matches.expire(tx, match.generation, clock.stamp(now))
+                    generations.append(match.generation)
             if datasets or generations:
                 room.audit.append(
                     tx,
@@ -123,13 +118,10 @@ def sweep(room: Room) -> int:
         if row["table_name"] in present:
             room.wh.drop_unpinned(row["table_name"])  # a running match keeps it till it ends
             deleted += 1
-    for row in db.execute(
-        "SELECT generation, tables FROM matches WHERE status = 'expired'"
-    ).fetchall():
-        tables = list(json.loads(row["tables"]).values())
-        left = [t for t in tables if t in present or (spark / t).exists()]
+    for match in matches.with_status(db, "expired"):
+        left = [t for t in match.tables.values() if t in present or (spark / t).exists()]
         if left:
-            retire_when_unread(room, int(row["generation"]), _retirement(room, left))
+            retire_when_unread(room, match.generation, _retirement(room, left))
             deleted += len(left)
     return deleted
 

@@ -30,6 +30,7 @@ from cleanroom.contract.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.contract.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.contract.spec import SQL_TYPES, DatasetSpec, payload_schema
 from cleanroom.errors import T_, BundleError, ConflictError, ForbiddenError, NotFoundError
+from cleanroom.room import generations
 from cleanroom.room.auth import Role, User
 from cleanroom.room.faults import unavailable
 from cleanroom.room.match_keys import check_bundle_key, retire_quietly
@@ -588,8 +589,9 @@ def reconcile(room: Room) -> list[str]:
     db = room.store.connection()
     keep = {r[0] for r in db.execute("SELECT table_name FROM datasets WHERE status = 'live'")}
     keep |= {r[0] for r in db.execute("SELECT table_name FROM suppressions WHERE status = 'live'")}
-    for row in db.execute("SELECT tables FROM matches WHERE status = 'live'"):
-        keep |= set(json.loads(row[0]).values())
+    live = generations.live(db)
+    if live is not None:
+        keep |= set(live.tables.values())
     dropped = sorted(room.wh.tables() - keep)
     for name in dropped:
         room.wh.drop(name)
