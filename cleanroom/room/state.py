@@ -37,9 +37,9 @@ from cleanroom.room.auth import Users
 from cleanroom.room.backends import Backend, open_backend
 from cleanroom.room.config import Settings
 from cleanroom.room.files import make_tree_private, private_umask
-from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy
+from cleanroom.room.policy import CollaborationPolicy, load_policy, parse_policy, versions
 from cleanroom.room.policy.lifecycle import PolicyVersions
-from cleanroom.room.store import MetaStore, now
+from cleanroom.room.store import MetaStore
 from cleanroom.room.warehouse import Warehouse, derive_key
 
 
@@ -98,10 +98,14 @@ def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None)
     store = MetaStore(paths.meta)
     audit = AuditLog(store, derive_key(secret.secret, "audit"))
     with store.transaction() as db:
-        db.execute(
-            "INSERT INTO policy_versions (version, sha256, body, status, author, comment,"
-            " created_at, activated_at) VALUES (1, ?, ?, 'active', 'room-init', ?, ?, ?)",
-            (_sha256(body), body, f"initial policy from {policy_path.name}", now(), now()),
+        versions.insert(
+            db,
+            1,
+            sha256=_sha256(body),
+            body=body,
+            status=versions.ACTIVE,
+            author="room-init",
+            comment=f"initial policy from {policy_path.name}",
         )
         audit.append(
             db,
@@ -198,22 +202,14 @@ class Room:
         checked too), and parsing the YAML cost ~17 ms of CPU on every request
         (bench/load.py found it).
         """
-        row = (
-            self.store.connection()
-            .execute(
-                "SELECT version, sha256, body FROM policy_versions WHERE status = 'active' "
-                "ORDER BY version DESC LIMIT 1"
-            )
-            .fetchone()
-        )
-        if row is None:
+        found = versions.active_text(self.store.connection())
+        if found is None:
             raise UserError(T_("the room has no active policy"))
-        key = (int(row["version"]), str(row["sha256"]))
+        version, sha256, body = found
+        key = (version, sha256)
         parsed = self._parsed
         if parsed is None or parsed[0] != key:
-            active = ActivePolicy(
-                row["version"], parse_policy(yaml.safe_load(row["body"]), "stored policy")
-            )
+            active = ActivePolicy(version, parse_policy(yaml.safe_load(body), "stored policy"))
             self._parsed = parsed = (key, active)
         return parsed[1]
 

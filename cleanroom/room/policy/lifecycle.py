@@ -21,25 +21,24 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
 
-import yaml
-
-from cleanroom.errors import T_, ConflictError, ForbiddenError, NotFoundError, UserError
+from cleanroom.errors import T_, ConflictError, ForbiddenError, UserError
 from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, User, require
+from cleanroom.room.policy import versions
 from cleanroom.room.policy.diff import LOOSENS, PolicyChange, diff_policies
-from cleanroom.room.policy.load import parse_policy, parse_policy_text
-from cleanroom.room.policy.models import CollaborationPolicy, GovernancePolicy
-from cleanroom.room.store import MetaStore, now
-
-PROPOSED = "proposed"
-ACTIVE = "active"
-SUPERSEDED = "superseded"
-REJECTED = "rejected"
-STALE = "stale"
+from cleanroom.room.policy.load import parse_policy_text
+from cleanroom.room.policy.models import GovernancePolicy
+from cleanroom.room.policy.versions import (
+    ACTIVE,
+    PROPOSED,
+    REJECTED,
+    STALE,
+    SUPERSEDED,
+    PolicyVersion,
+)
+from cleanroom.room.store import MetaStore
 
 MAX_COMMENT = 1_000
 # The shape of a bearer token (cleanroom.room.auth): the audit trail refuses
@@ -47,66 +46,6 @@ MAX_COMMENT = 1_000
 _TOKEN_SHAPED = re.compile(r"cr_[A-Za-z0-9_-]{43}")
 # How many loosening paths a ``policy.proposed`` entry lists (the rest are counted).
 MAX_AUDITED_PATHS = 50
-
-_COLUMNS = (
-    "version, sha256, body, status, author, comment, created_at, activated_at, "
-    "base_version, approvals_required"
-)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer's approval or rejection of a version."""
-
-    reviewer: str
-    decision: str
-    comment: str | None
-    at: str
-
-
-@dataclass(frozen=True)
-class PolicyVersion:
-    """A stored version: its text, where it stands, and who decided what about it."""
-
-    version: int
-    sha256: str
-    status: str
-    author: str
-    comment: str | None
-    created_at: str
-    activated_at: str | None
-    base_version: int | None
-    approvals_required: int | None
-    decisions: tuple[Decision, ...]
-    body: str
-
-    @property
-    def approvals(self) -> list[str]:
-        """The reviewers who approved it, in order."""
-        return [d.reviewer for d in self.decisions if d.decision == "approve"]
-
-    def policy(self) -> CollaborationPolicy:
-        """The stored text as a validated policy."""
-        return parse_policy(yaml.safe_load(self.body), f"stored policy v{self.version}")
-
-    def summary(self) -> dict[str, Any]:
-        """Everything but the body, for history listings."""
-        return {
-            "version": self.version,
-            "status": self.status,
-            "author": self.author,
-            "comment": self.comment,
-            "created_at": self.created_at,
-            "activated_at": self.activated_at,
-            "base_version": self.base_version,
-            "sha256": self.sha256,
-            "approvals_required": self.approvals_required,
-            "approvals": self.approvals,
-            "decisions": [
-                {"reviewer": d.reviewer, "decision": d.decision, "comment": d.comment, "at": d.at}
-                for d in self.decisions
-            ],
-        }
 
 
 class PolicyVersions:
@@ -120,23 +59,16 @@ class PolicyVersions:
 
     def history(self) -> list[PolicyVersion]:
         """Every version ever stored, oldest first, with its decisions."""
-        db = self._store.connection()
-        rows = db.execute(f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version").fetchall()
-        decisions: dict[int, list[Decision]] = {}
-        for d in db.execute(
-            "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
-            "ORDER BY at, rowid"
-        ):
-            decisions.setdefault(int(d["version"]), []).append(_decision(d))
-        return [_version(row, decisions.get(int(row["version"]), [])) for row in rows]
+        return versions.history(self._store.connection())
 
     def get(self, version: int) -> PolicyVersion:
         """One version with its decisions."""
-        return _get(self._store.connection(), version)
+        return versions.get(self._store.connection(), version)
 
     def active(self) -> PolicyVersion:
         """The version in force now."""
-        return _get(self._store.connection(), _active_number(self._store.connection()))
+        db = self._store.connection()
+        return versions.get(db, versions.active_number(db))
 
     def compare(self, old: int, new: int) -> list[PolicyChange]:
         """The classified changes from version ``old`` to version ``new``."""
@@ -157,7 +89,7 @@ class PolicyVersions:
         policy, body = parse_policy_text(text, "proposal")
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self._store.transaction() as tx:
-            base = _get(tx, _active_number(tx))
+            base = versions.get(tx, versions.active_number(tx))
             if digest == base.sha256:
                 raise UserError(
                     T_(
@@ -167,12 +99,17 @@ class PolicyVersions:
                 )
             base_policy = base.policy()
             required = base_policy.governance.approvals_required
-            (latest,) = tx.execute("SELECT max(version) FROM policy_versions").fetchone()
-            version = int(latest) + 1
-            tx.execute(
-                f"INSERT INTO policy_versions ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                (version, digest, body, PROPOSED, user.name, note, now(), base.version, required),
+            version = versions.latest_number(tx) + 1
+            versions.insert(
+                tx,
+                version,
+                sha256=digest,
+                body=body,
+                status=PROPOSED,
+                author=user.name,
+                comment=note,
+                base_version=base.version,
+                approvals_required=required,
             )
             changes = diff_policies(base_policy, policy)
             loosening = [c.path for c in changes if c.privacy == LOOSENS]
@@ -241,11 +178,9 @@ class PolicyVersions:
                     )
                 )
             _check_undecided(proposal, user)
-            active = _active_number(tx)
+            active = versions.active_number(tx)
             if proposal.base_version != active:
-                tx.execute(
-                    "UPDATE policy_versions SET status = ? WHERE version = ?", (STALE, version)
-                )
+                versions.set_status(tx, version, STALE)
                 self._audit.append(
                     tx,
                     actor=user.name,
@@ -283,11 +218,7 @@ class PolicyVersions:
         active: int,
     ) -> None:
         version = proposal.version
-        tx.execute(
-            "INSERT INTO policy_approvals (version, reviewer, decision, comment, at) "
-            "VALUES (?, ?, 'approve', ?, ?)",
-            (version, user.name, note, now()),
-        )
+        versions.decide(tx, version, user.name, "approve", note)
         approvers = [*proposal.approvals, user.name]
         required = proposal.approvals_required or GovernancePolicy().approvals_required
         self._audit.append(
@@ -304,11 +235,7 @@ class PolicyVersions:
         )
         if len(approvers) < required:
             return
-        tx.execute("UPDATE policy_versions SET status = ? WHERE status = ?", (SUPERSEDED, ACTIVE))
-        tx.execute(
-            "UPDATE policy_versions SET status = ?, activated_at = ? WHERE version = ?",
-            (ACTIVE, now(), version),
-        )
+        versions.activate(tx, version)
         faults.pause("policy.activate")  # crash tests: mid-transaction, nothing committed yet
         self._audit.append(
             tx,
@@ -337,15 +264,8 @@ class PolicyVersions:
         with self._store.transaction() as tx:
             proposal = _open_proposal(tx, version)
             previous = next((d for d in proposal.decisions if d.reviewer == user.name), None)
-            tx.execute(
-                "INSERT INTO policy_approvals (version, reviewer, decision, comment, at) "
-                "VALUES (?, ?, 'reject', ?, ?) ON CONFLICT (version, reviewer) DO UPDATE SET "
-                "decision = excluded.decision, comment = excluded.comment, at = excluded.at",
-                (version, user.name, note, now()),
-            )
-            tx.execute(
-                "UPDATE policy_versions SET status = ? WHERE version = ?", (REJECTED, version)
-            )
+            versions.decide(tx, version, user.name, "reject", note)
+            versions.set_status(tx, version, REJECTED)
             self._audit.append(
                 tx,
                 actor=user.name,
@@ -376,31 +296,8 @@ def _comment(comment: str | None) -> str | None:
     return text or None
 
 
-def _active_number(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT version FROM policy_versions WHERE status = ?", (ACTIVE,)).fetchone()
-    if row is None:
-        raise UserError(T_("the room has no active policy"))
-    return int(row["version"])
-
-
-def _get(db: sqlite3.Connection, version: int) -> PolicyVersion:
-    if not 0 < version < 2**63:  # past SQLite's integers: no such version (not a crash)
-        raise NotFoundError(T_("there is no policy version %(version)s", version=str(version)[:30]))
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?", (version,)
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(T_("there is no policy version %(version)s", version=version))
-    decisions = db.execute(
-        "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
-        "WHERE version = ? ORDER BY at, rowid",
-        (version,),
-    ).fetchall()
-    return _version(row, [_decision(d) for d in decisions])
-
-
 def _open_proposal(db: sqlite3.Connection, version: int) -> PolicyVersion:
-    proposal = _get(db, version)
+    proposal = versions.get(db, version)
     if proposal.status != PROPOSED:
         raise ConflictError(
             T_(
@@ -422,23 +319,3 @@ def _check_undecided(proposal: PolicyVersion, user: User) -> None:
                     version=proposal.version,
                 )
             )
-
-
-def _decision(row: sqlite3.Row) -> Decision:
-    return Decision(row["reviewer"], row["decision"], row["comment"], row["at"])
-
-
-def _version(row: sqlite3.Row, decisions: list[Decision]) -> PolicyVersion:
-    return PolicyVersion(
-        version=int(row["version"]),
-        sha256=row["sha256"],
-        status=row["status"],
-        author=row["author"],
-        comment=row["comment"],
-        created_at=row["created_at"],
-        activated_at=row["activated_at"],
-        base_version=row["base_version"],
-        approvals_required=row["approvals_required"],
-        decisions=tuple(decisions),
-        body=row["body"],
-    )
