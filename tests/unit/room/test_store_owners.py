@@ -34,6 +34,7 @@ OWNERS = {
     "queries": "cleanroom/room/query/records.py",
     "report_runs": "cleanroom/room/reports/runs.py",
     "retired_match_keys": "cleanroom/room/match_keys.py",
+    "users": "cleanroom/room/auth.py",
     "web_sessions": "cleanroom/room/web/session.py",
 }
 
@@ -52,7 +53,6 @@ SHARED = {
         "cleanroom/room/match_keys.py",
         "cleanroom/room/suppression.py",
     },
-    "users": {"cleanroom/room/auth.py", "cleanroom/room/prefs.py", "cleanroom/room/web/session.py"},
 }
 
 _NAMED = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+([a-z_]+)\b")
