@@ -54,7 +54,8 @@ from cleanroom.contract.bundle import HPKE_SUITE
 from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
-from cleanroom.room import faults, generations, matching
+from cleanroom.room import datasets as stored_datasets
+from cleanroom.room import faults, generations, matching, suppression
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key, quote
@@ -170,15 +171,12 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
         try:
             room.store.connection().backup(memory)
             memory.row_factory = sqlite3.Row
-            datasets = [
-                str(r["table_name"])
-                for r in memory.execute(
-                    # Opt-out lists are live party data too: a restored room must keep
-                    # leaving those customers out.
-                    "SELECT table_name FROM datasets WHERE status = 'live' UNION "
-                    "SELECT table_name FROM suppressions WHERE status = 'live' ORDER BY 1"
-                )
-            ]
+            # Opt-out lists are live party data too: a restored room must keep
+            # leaving those customers out.
+            datasets = sorted(
+                {d.table_name for d in stored_datasets.live(memory)}
+                | {s.table_name for s in suppression.live_lists(memory)}
+            )
             live = generations.live(memory)
             meta = memory.serialize()
         finally:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.room import datasets as versions
 from cleanroom.room import generations as matches
 from cleanroom.room.matching import retire_when_unread
 from cleanroom.room.periodic import Periodic
@@ -64,18 +65,11 @@ def expire(room: Room, *, actor: str) -> Expiry:
     generations: list[int] = []
     if retention.active:
         with room.store.transaction() as tx:
-            for row in tx.execute(
-                "SELECT * FROM datasets WHERE status IN ('live', 'replaced') "
-                "ORDER BY party, dataset, version"
-            ).fetchall():
-                deadline = dataset_deadline(row, retention)
+            for kept in versions.with_status(tx, "live", "replaced"):
+                deadline = dataset_deadline(kept, retention)
                 if deadline is not None and deadline.at <= now:
-                    tx.execute(
-                        "UPDATE datasets SET status = 'expired', expired_at = ? "
-                        "WHERE party = ? AND dataset = ? AND version = ?",
-                        (clock.stamp(now), row["party"], row["dataset"], row["version"]),
-                    )
-                    datasets.append(f"{row['party']}.{row['dataset']} v{row['version']}")
+                    versions.expire(tx, kept, clock.stamp(now))
+                    datasets.append(kept.label)
             # after the datasets: a generation goes with its inputs
             for match in matches.with_status(tx, "live", "replaced"):
                 deadline = generation_deadline(tx, match, retention)
@@ -114,9 +108,9 @@ def sweep(room: Room) -> int:
     present = room.wh.tables()
     spark = room.settings.spark_data or room.settings.room / "spark"
     deleted = 0
-    for row in db.execute("SELECT table_name FROM datasets WHERE status = 'expired'").fetchall():
-        if row["table_name"] in present:
-            room.wh.drop_unpinned(row["table_name"])  # a running match keeps it till it ends
+    for expired in versions.with_status(db, "expired"):
+        if expired.table_name in present:
+            room.wh.drop_unpinned(expired.table_name)  # a running match keeps it till it ends
             deleted += 1
     for match in matches.with_status(db, "expired"):
         left = [t for t in match.tables.values() if t in present or (spark / t).exists()]

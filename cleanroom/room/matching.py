@@ -34,9 +34,10 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.bounds import choose_for_match
 from cleanroom.room.budget import Ledger
+from cleanroom.room.datasets import DatasetVersion
 from cleanroom.room.generations import MatchRecord
 from cleanroom.room.identity import TokenSource
-from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.ingest import live_datasets
 from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from cleanroom import clock
 from cleanroom.errors import T_, DataExpired, Text
-from cleanroom.room import generations
+from cleanroom.room import datasets, generations
+from cleanroom.room.datasets import DatasetVersion
 from cleanroom.room.generations import MatchRecord
 from cleanroom.room.policy.retention import RetentionPolicy
 
@@ -34,14 +35,14 @@ def _parse(stamp: str) -> datetime:
     return clock.aware(datetime.fromisoformat(stamp))
 
 
-def dataset_deadline(row: sqlite3.Row, retention: RetentionPolicy) -> Deadline | None:
-    """A ``datasets`` row's expiry: when it was expired, or when its retention ends."""
-    label = f"{row['party']}.{row['dataset']} v{row['version']}"
-    if row["status"] == "expired":
+def dataset_deadline(row: DatasetVersion, retention: RetentionPolicy) -> Deadline | None:
+    """A dataset version's expiry: when it was expired, or when its retention ends."""
+    label = row.label
+    if row.status == "expired" and row.expired_at is not None:
         return Deadline(
-            _parse(row["expired_at"]), T_("%(label)s was deleted under the retention", label=label)
+            _parse(row.expired_at), T_("%(label)s was deleted under the retention", label=label)
         )
-    at = retention.dataset_expiry(_parse(row["uploaded_at"]))
+    at = retention.dataset_expiry(_parse(row.uploaded_at))
     if at is None:
         return None
     return Deadline(
@@ -68,10 +69,7 @@ def generation_deadline(
             found.append(Deadline(at, kept))
     for name, version in row.inputs.items():
         party, dataset = name.split(".", 1)
-        source = db.execute(
-            "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
-            (party, dataset, version),
-        ).fetchone()
+        source = datasets.get(db, party, dataset, version)
         if source is not None and (deadline := dataset_deadline(source, retention)) is not None:
             found.append(deadline)
     return min(found, key=lambda d: d.at) if found else None

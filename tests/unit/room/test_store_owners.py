@@ -28,31 +28,16 @@ OWNERS = {
     "audit": "cleanroom/room/audit.py",
     "audit_head": "cleanroom/room/audit.py",
     "budget_charges": "cleanroom/room/budget.py",
+    "datasets": "cleanroom/room/datasets.py",
     "matches": "cleanroom/room/generations.py",
     "policy_approvals": "cleanroom/room/policy/versions.py",
     "policy_versions": "cleanroom/room/policy/versions.py",
     "queries": "cleanroom/room/query/records.py",
     "report_runs": "cleanroom/room/reports/runs.py",
     "retired_match_keys": "cleanroom/room/match_keys.py",
+    "suppressions": "cleanroom/room/suppression.py",
     "users": "cleanroom/room/auth.py",
     "web_sessions": "cleanroom/room/web/session.py",
-}
-
-# Not yet behind one owner: these may not spread to any module beyond the ones listed.
-SHARED = {
-    "datasets": {
-        "cleanroom/room/backup.py",
-        "cleanroom/room/expiry.py",
-        "cleanroom/room/ingest.py",
-        "cleanroom/room/match_keys.py",
-        "cleanroom/room/retention.py",
-    },
-    "suppressions": {
-        "cleanroom/room/backup.py",
-        "cleanroom/room/ingest.py",
-        "cleanroom/room/match_keys.py",
-        "cleanroom/room/suppression.py",
-    },
 }
 
 _NAMED = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+([a-z_]+)\b")
@@ -97,7 +82,7 @@ def tables_in_sql() -> dict[str, dict[str, list[int]]]:
 def test_every_metadata_table_has_an_owner() -> None:
     created = set(re.findall(r"CREATE TABLE ([a-z_]+) \(", "\n".join(MIGRATIONS)))
     created = {t.removesuffix("_new") for t in created}
-    assert created == set(OWNERS) | set(SHARED) and not set(OWNERS) & set(SHARED)
+    assert created == set(OWNERS)
 
 
 @pytest.mark.parametrize("table", sorted(OWNERS))
@@ -110,12 +95,6 @@ def test_only_the_owner_names_its_table_in_sql(table: str) -> None:
     }
     assert not others, f"{table} belongs to {OWNERS[table]}, but SQL names it in {others}"
     assert OWNERS[table] in named.get(table, {}), f"{OWNERS[table]} owns {table} but never uses it"
-
-
-@pytest.mark.parametrize("table", sorted(SHARED))
-def test_a_shared_table_spreads_no_further(table: str) -> None:
-    named = set(tables_in_sql().get(table, {})) - {SCHEMA}
-    assert named <= SHARED[table], f"{table}: new SQL in {sorted(named - SHARED[table])}"
 
 
 def test_the_scan_sees_sql_written_in_every_form() -> None:
