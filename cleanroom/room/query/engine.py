@@ -429,7 +429,7 @@ class Engine:
 
     def _cached(self, key: str) -> dict[str, Any] | None:
         row = records.cached(self.room.store.connection(), key)
-        return {"id": row.id, **json.loads(row.result or "{}")} if row else None
+        return {"id": row.id, **row.answer()} if row else None
 
     def _answer_from_cache(
         self,
@@ -480,7 +480,7 @@ class Engine:
         if row.status != "done":
             return {"query_id": query_id, "status": row.status}
         # Annotated again: an answer stored before the flags existed gains them on the way out.
-        return {"status": "done", **accuracy.annotate(json.loads(row.result or "{}"))}
+        return {"status": "done", **accuracy.annotate(row.answer())}
 
     def history(
         self, user: User, *, limit: int = 50, before: str | None = None

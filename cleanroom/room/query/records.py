@@ -12,10 +12,12 @@ released sections from this column, where it once matched the audit's text.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from cleanroom.errors import InternalError
 from cleanroom.room.store import now
 
 Kind = Literal["sql", "template"]
@@ -47,6 +49,13 @@ class QueryRecord:
     report_run: str | None
     created_at: str
     finished_at: str | None
+
+    def answer(self) -> dict[str, Any]:
+        """The stored result, parsed (only a ``done`` query has one)."""
+        if self.result is None:
+            raise InternalError(f"query {self.id} is {self.status} and stores no result")
+        answer: dict[str, Any] = json.loads(self.result)
+        return answer
 
 
 def insert(
