@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -45,14 +46,14 @@ _INT64_MAX = 2**63 - 1
 TEHRAN = ZoneInfo("Asia/Tehran")  # the default room time zone (cleanroom.room.config)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Charge:
     """One ledger row; exactly one of ``query_id``, ``report_run``, ``generation`` is set."""
 
     id: int
     party: str
     period: str
-    epsilon: Epsilon
+    epsilon: Fraction  # exact, as stored (validated when charged; a plain Fraction sums fast)
     delta: float
     query_id: str | None
     report_run: str | None
@@ -303,6 +304,21 @@ class Ledger:
         )
         return [_charge(row) for row in rows]
 
+    def standing_for_queries(self, query_ids: Collection[str]) -> list[Charge]:
+        """The standing charges of these queries, in the order made (by the query_id index)."""
+        ids = sorted(query_ids)
+        found: list[Charge] = []
+        for at in range(0, len(ids), _CHUNK):
+            chunk = ids[at : at + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._store.connection().execute(
+                f"SELECT {_COLUMNS} FROM budget_charges "
+                f"WHERE query_id IN ({marks}) AND refunded_at IS NULL",
+                chunk,
+            )
+            found += [_charge(row) for row in rows]
+        return sorted(found, key=lambda c: c.id)
+
     def parties_since(self, start: datetime) -> set[str]:
         """The parties charged at or after ``start`` (refunded charges included)."""
         rows = self._store.connection().execute(
@@ -367,6 +383,8 @@ def period_bounds(
 
 # -- internals ----------------------------------------------------------------
 
+_CHUNK = 500  # ids per IN list: far under SQLite's limit on bound parameters
+
 _COLUMNS = (
     "id, party, period, epsilon_num, epsilon_den, delta, query_id, report_run, generation, "
     "charged_at, refunded_at"
@@ -379,7 +397,7 @@ def _charge(row: sqlite3.Row) -> Charge:
         id=int(row["id"]),
         party=str(row["party"]),
         period=str(row["period"]),
-        epsilon=Epsilon(row["epsilon_num"], row["epsilon_den"]),
+        epsilon=Fraction(row["epsilon_num"], row["epsilon_den"]),
         delta=float(row["delta"]),
         query_id=row["query_id"],
         report_run=row["report_run"],

@@ -149,14 +149,8 @@ def _unrefunded(room: Room) -> list[int]:
     whose refund could not be made or recorded at the time.
     """
     unanswered = records.closed_unanswered(room.store.connection())
-    if not unanswered:
-        return []
     ledger = Ledger(room.store, room.audit, room.settings.zone)
-    return [
-        c.id
-        for c in ledger.charges(standing=True)
-        if c.query_id is not None and c.query_id in unanswered
-    ]
+    return [c.id for c in ledger.standing_for_queries(unanswered)]
 
 
 def refund_failed_queries(room: Room) -> list[int]:

@@ -29,7 +29,7 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueryRecord:
     """One row of ``queries``; ``request`` and ``result`` are the stored JSON texts."""
 
@@ -187,21 +187,5 @@ def page(
 
 
 def _record(row: sqlite3.Row) -> QueryRecord:
-    return QueryRecord(
-        id=str(row["id"]),
-        party=row["party"],
-        user_name=str(row["user_name"]),
-        kind=str(row["kind"]),
-        request=str(row["request"]),
-        cache_key=str(row["cache_key"]),
-        policy_version=int(row["policy_version"]),
-        generation=int(row["generation"]),
-        epsilon=str(row["epsilon"]),
-        status=str(row["status"]),
-        result=row["result"],
-        result_sha256=row["result_sha256"],
-        cached_from=row["cached_from"],
-        report_run=row["report_run"],
-        created_at=str(row["created_at"]),
-        finished_at=row["finished_at"],
-    )
+    # Columns in _COLUMNS order; SQLite's types already match the fields (NOT NULL where str).
+    return QueryRecord(*row)
