@@ -136,6 +136,29 @@ class Users:
             raise NotFoundError(T_("no user named '%(name)s'", name=name))
         return _user(row)
 
+    def by_id(self, user_id: int) -> User | None:
+        """One user by row id (what a web session stores), revoked or not."""
+        row = (
+            self._store.connection()
+            .execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))  # noqa: S608
+            .fetchone()
+        )
+        return None if row is None else _user(row)
+
+    def language(self, user_id: int) -> str | None:
+        """The language code a person chose for the web UI (None: the room's default)."""
+        row = (
+            self._store.connection()
+            .execute("SELECT language FROM users WHERE id = ?", (user_id,))
+            .fetchone()
+        )
+        return str(row["language"]) if row and row["language"] else None
+
+    def set_language(self, user_id: int, language: str) -> None:
+        """Remember a person's language (not audited: a preference, not an access change)."""
+        with self._store.transaction() as db:
+            db.execute("UPDATE users SET language = ? WHERE id = ?", (language, user_id))
+
     def revoke(self, name: str, *, actor: str = "cli") -> User:
         """End a user's access for good; the row stays so the trail's names still resolve."""
         with self._store.transaction() as db:

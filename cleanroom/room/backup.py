@@ -54,7 +54,8 @@ from cleanroom.contract.bundle import HPKE_SUITE
 from cleanroom.contract.documents import canonical_json
 from cleanroom.contract.keys import public_key_id
 from cleanroom.errors import T_, BundleError, Text, UserError
-from cleanroom.room import faults, inflight, matching
+from cleanroom.room import datasets as stored_datasets
+from cleanroom.room import faults, generations, inflight, matching, suppression
 from cleanroom.room.state import Room
 from cleanroom.room.store import MIGRATIONS
 from cleanroom.room.warehouse import derive_key
@@ -171,26 +172,21 @@ def _take_snapshot(room: Room, stack: ExitStack) -> Snapshot:
         try:
             room.store.connection().backup(memory)
             memory.row_factory = sqlite3.Row
-            datasets = [
-                str(r["table_name"])
-                for r in memory.execute(
-                    # Opt-out lists are live party data too: a restored room must keep
-                    # leaving those customers out.
-                    "SELECT table_name FROM datasets WHERE status = 'live' UNION "
-                    "SELECT table_name FROM suppressions WHERE status = 'live' ORDER BY 1"
-                )
-            ]
-            live = memory.execute(
-                "SELECT generation, tables, backend FROM matches WHERE status = 'live'"
-            ).fetchone()
+            # Opt-out lists are live party data too: a restored room must keep
+            # leaving those customers out.
+            datasets = sorted(
+                {d.table_name for d in stored_datasets.live(memory)}
+                | {s.table_name for s in suppression.live_lists(memory)}
+            )
+            live = generations.live(memory)
             meta = memory.serialize()
         finally:
             memory.close()
         stack.callback(room.pins.hold(inflight.table(name) for name in datasets))
         generation, tables, backend = None, [], "duckdb"
         if live is not None:
-            generation, backend = int(live["generation"]), str(live["backend"])
-            tables = sorted(json.loads(live["tables"]).values())
+            generation, backend = live.generation, live.backend
+            tables = sorted(live.tables.values())
             stack.callback(matching.pin_generation(room, generation))  # as a query's pin
     return Snapshot(meta, datasets, generation, tables, backend)
 

@@ -39,9 +39,6 @@ from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
 from cleanroom.sql import quote_column, table_sql
 
-# The ledger's query id of a match's bounds charge: match-bounds:<generation>.
-BOUNDS_CHARGE = "match-bounds:"
-
 # The measures a match chooses: rows per person, groups per person, and transition pairs
 # per person (for ``transitions``); the epsilon is split evenly over all three.
 MEASURES = ("rows", "groups", "pairs")

@@ -17,12 +17,19 @@ with ``charged_at`` inside the period's bounds. The ``period`` label stored with
 each charge (``2026-11``, ``2026-W47``, ``2026-Q4`` …) is for people and
 reports; counting by it would let a policy change from months to weeks start
 a fresh budget in the middle of a week that was already spent.
+
+This module owns the ``budget_charges`` table: every read and write of it goes
+through :class:`Ledger`, whose rows come back as :class:`Charge`. What a charge
+paid for is a real column — a query, a report run or a match generation, exactly
+one (a CHECK constraint) — so recovery finds a run's charge by its id, never by
+parsing a string.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -34,9 +41,35 @@ from cleanroom.room.audit import AuditLog
 from cleanroom.room.epsilon import Epsilon
 from cleanroom.room.policy.privacy import BudgetPolicy, Period
 from cleanroom.room.store import MetaStore
+from cleanroom.sql import quote_column
 
 _INT64_MAX = 2**63 - 1
 TEHRAN = ZoneInfo("Asia/Tehran")  # the default room time zone (cleanroom.room.config)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One ledger row; exactly one of ``query_id``, ``report_run``, ``generation`` is set."""
+
+    id: int
+    party: str
+    period: str
+    epsilon: Fraction  # exact, as stored (validated when charged; a plain Fraction sums fast)
+    delta: float
+    query_id: str | None
+    report_run: str | None
+    generation: int | None
+    charged_at: str
+    refunded_at: str | None
+
+    @property
+    def standing(self) -> bool:
+        """Not refunded: the privacy loss counts against the budget."""
+        return self.refunded_at is None
+
+    def paid_for(self) -> dict[str, str | int]:
+        """What the charge paid for, as the audit trail names it."""
+        return _paid_for(self.query_id, self.report_run, self.generation)
 
 
 @dataclass(frozen=True)
@@ -112,8 +145,10 @@ class Ledger:
         epsilon: Fraction,
         *,
         policy: BudgetPolicy,
-        query_id: str,
         actor: str,
+        query_id: str | None = None,
+        report_run: str | None = None,
+        generation: int | None = None,
         delta: float = 0.0,
         now: datetime | None = None,
     ) -> int:
@@ -121,8 +156,10 @@ class Ledger:
 
         A refusal is audited too (``budget.charge``, outcome ``refused``), in the
         same transaction that decided it: compliance wants to see who tried to
-        go over, not only who spent.
+        go over, not only who spent. What it pays for is exactly one of a
+        ``query_id``, a ``report_run`` or a match ``generation`` (its bounds).
         """
+        paid_for = _paid_for(query_id, report_run, generation)
         eps = _exact(epsilon, "epsilon", allow_zero=False)
         if eps.numerator > _INT64_MAX or eps.denominator > _INT64_MAX:
             raise ValueError(f"epsilon {eps} has too large a numerator or denominator to store")
@@ -157,7 +194,7 @@ class Ledger:
                     outcome="refused",
                     target=party,
                     details={
-                        "query_id": query_id,
+                        **paid_for,
                         "epsilon": str(eps),
                         "period": label,
                         "spent": str(spent),
@@ -169,7 +206,8 @@ class Ledger:
             else:
                 cursor = db.execute(
                     "INSERT INTO budget_charges (party, period, epsilon_num, epsilon_den, delta,"
-                    " query_id, charged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " query_id, report_run, generation, charged_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         party,
                         label,
@@ -177,6 +215,8 @@ class Ledger:
                         eps.denominator,
                         float(delta),
                         query_id,
+                        report_run,
+                        generation,
                         _stamp(at),
                     ),
                 )
@@ -190,7 +230,7 @@ class Ledger:
                     target=party,
                     details={
                         "charge_id": charge_id,
-                        "query_id": query_id,
+                        **paid_for,
                         "epsilon": str(eps),
                         "delta": float(delta),
                         "period": label,
@@ -213,13 +253,13 @@ class Ledger:
         """
         with self._store.transaction() as db:
             row = db.execute(
-                "SELECT party, period, epsilon_num, epsilon_den, query_id, refunded_at "
-                "FROM budget_charges WHERE id = ?",
+                f"SELECT {_COLUMNS} FROM budget_charges WHERE id = ?",  # noqa: S608
                 (charge_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(T_("no budget charge %(charge_id)s", charge_id=charge_id))
-            if row["refunded_at"] is not None:
+            charge = _charge(row)
+            if not charge.standing:
                 return
             db.execute(
                 "UPDATE budget_charges SET refunded_at = ? WHERE id = ?",
@@ -229,15 +269,65 @@ class Ledger:
                 db,
                 actor=actor,
                 action="budget.refund",
-                target=str(row["party"]),
+                target=charge.party,
                 details={
                     "charge_id": charge_id,
-                    "query_id": str(row["query_id"]),
-                    "epsilon": str(Epsilon(row["epsilon_num"], row["epsilon_den"])),
-                    "period": str(row["period"]),
+                    **charge.paid_for(),
+                    "epsilon": str(charge.epsilon),
+                    "period": charge.period,
                     "reason": reason,
                 },
             )
+
+    def charges(
+        self,
+        *,
+        query_id: str | None = None,
+        report_run: str | None = None,
+        generation: int | None = None,
+        standing: bool = False,
+    ) -> list[Charge]:
+        """Every charge in the order made, or those paid for one query, run or generation.
+
+        ``standing``: only the charges not refunded.
+        """
+        where, args = ["refunded_at IS NULL"] if standing else [], []
+        for column, value in (
+            ("query_id", query_id),
+            ("report_run", report_run),
+            ("generation", generation),
+        ):
+            if value is not None:  # column names are these literals, never caller text
+                where.append(f"{column} = ?")
+                args.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._store.connection().execute(
+            f"SELECT {_COLUMNS} FROM budget_charges{clause} ORDER BY id",  # noqa: S608
+            args,
+        )
+        return [_charge(row) for row in rows]
+
+    def standing_for_queries(self, query_ids: Collection[str]) -> list[Charge]:
+        """The standing charges of these queries, in the order made (by the query_id index)."""
+        ids = sorted(query_ids)
+        found: list[Charge] = []
+        for at in range(0, len(ids), _CHUNK):
+            chunk = ids[at : at + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._store.connection().execute(
+                f"SELECT {_COLUMNS} FROM budget_charges "  # noqa: S608
+                f"WHERE query_id IN ({marks}) AND refunded_at IS NULL",
+                chunk,
+            )
+            found += [_charge(row) for row in rows]
+        return sorted(found, key=lambda c: c.id)
+
+    def parties_since(self, start: datetime) -> set[str]:
+        """The parties charged at or after ``start`` (refunded charges included)."""
+        rows = self._store.connection().execute(
+            "SELECT DISTINCT party FROM budget_charges WHERE charged_at >= ?", (_stamp(start),)
+        )
+        return {str(row[0]) for row in rows}
 
     def status(self, party: str, policy: BudgetPolicy, now: datetime | None = None) -> BudgetStatus:
         """The party's balance in the period containing ``now``."""
@@ -295,6 +385,51 @@ def period_bounds(
 
 
 # -- internals ----------------------------------------------------------------
+
+_CHUNK = 500  # ids per IN list: far under SQLite's limit on bound parameters
+
+_COLUMNS = ", ".join(
+    map(
+        quote_column,
+        (
+            "id", "party", "period", "epsilon_num", "epsilon_den", "delta", "query_id",
+            "report_run", "generation", "charged_at", "refunded_at",
+        ),
+    )
+)  # fmt: skip
+
+
+def _charge(row: sqlite3.Row) -> Charge:
+    generation = row["generation"]
+    return Charge(
+        id=int(row["id"]),
+        party=str(row["party"]),
+        period=str(row["period"]),
+        epsilon=Fraction(row["epsilon_num"], row["epsilon_den"]),
+        delta=float(row["delta"]),
+        query_id=row["query_id"],
+        report_run=row["report_run"],
+        generation=None if generation is None else int(generation),
+        charged_at=str(row["charged_at"]),
+        refunded_at=row["refunded_at"],
+    )
+
+
+def _paid_for(
+    query_id: str | None, report_run: str | None, generation: int | None
+) -> dict[str, str | int]:
+    """The one thing a charge pays for, by its column name (the store's CHECK, said early)."""
+    named: dict[str, str | int | None] = {
+        "query_id": query_id,
+        "report_run": report_run,
+        "generation": generation,
+    }
+    paid = {key: value for key, value in named.items() if value is not None}
+    if len(paid) != 1:
+        raise ValueError(
+            f"a charge pays for exactly one query, report run or generation, not {sorted(paid)}"
+        )
+    return paid
 
 
 def _spent(

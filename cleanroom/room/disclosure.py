@@ -23,7 +23,7 @@ from typing import Any
 
 from cleanroom.i18n import N_
 from cleanroom.room.auth import Role, User
-from cleanroom.room.ingest import DatasetVersion
+from cleanroom.room.datasets import DatasetVersion
 
 OVERSIGHT = frozenset({Role.reviewer, Role.room_admin})
 WITHHELD = N_("shown only to its own party and to reviewers")  # translated where shown

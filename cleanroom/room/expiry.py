@@ -24,13 +24,14 @@ on demand.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cleanroom import clock
+from cleanroom.room import datasets as versions
+from cleanroom.room import generations as matches
 from cleanroom.room.matching import retire_when_unread
 from cleanroom.room.periodic import Periodic
 from cleanroom.room.retention import dataset_deadline, generation_deadline
@@ -64,29 +65,17 @@ def expire(room: Room, *, actor: str) -> Expiry:
     generations: list[int] = []
     if retention.active:
         with room.store.transaction() as tx:
-            for row in tx.execute(
-                "SELECT * FROM datasets WHERE status IN ('live', 'replaced') "
-                "ORDER BY party, dataset, version"
-            ).fetchall():
-                deadline = dataset_deadline(row, retention)
+            for kept in versions.with_status(tx, "live", "replaced"):
+                deadline = dataset_deadline(kept, retention)
                 if deadline is not None and deadline.at <= now:
-                    tx.execute(
-                        "UPDATE datasets SET status = 'expired', expired_at = ? "
-                        "WHERE party = ? AND dataset = ? AND version = ?",
-                        (clock.stamp(now), row["party"], row["dataset"], row["version"]),
-                    )
-                    datasets.append(f"{row['party']}.{row['dataset']} v{row['version']}")
-            for row in tx.execute(  # after the datasets: a generation goes with its inputs
-                "SELECT * FROM matches WHERE status IN ('live', 'replaced') ORDER BY generation"
-            ).fetchall():
-                deadline = generation_deadline(tx, row, retention)
+                    versions.expire(tx, kept, clock.stamp(now))
+                    datasets.append(kept.label)
+            # after the datasets: a generation goes with its inputs
+            for match in matches.with_status(tx, "live", "replaced"):
+                deadline = generation_deadline(tx, match, retention)
                 if deadline is not None and deadline.at <= now:
-                    tx.execute(
-                        "UPDATE matches SET status = 'expired', expired_at = ? "
-                        "WHERE generation = ?",
-                        (clock.stamp(now), row["generation"]),
-                    )
-                    generations.append(int(row["generation"]))
+                    matches.expire(tx, match.generation, clock.stamp(now))
+                    generations.append(match.generation)
             if datasets or generations:
                 room.audit.append(
                     tx,
@@ -119,17 +108,14 @@ def sweep(room: Room) -> int:
     present = room.wh.tables()
     spark = room.settings.spark_data or room.settings.room / "spark"
     deleted = 0
-    for row in db.execute("SELECT table_name FROM datasets WHERE status = 'expired'").fetchall():
-        if row["table_name"] in present:
-            room.drop_when_unread(row["table_name"])  # a running match keeps it till it ends
+    for expired in versions.with_status(db, "expired"):
+        if expired.table_name in present:
+            room.drop_when_unread(expired.table_name)  # a running match keeps it till it ends
             deleted += 1
-    for row in db.execute(
-        "SELECT generation, tables FROM matches WHERE status = 'expired'"
-    ).fetchall():
-        tables = list(json.loads(row["tables"]).values())
-        left = [t for t in tables if t in present or (spark / t).exists()]
+    for match in matches.with_status(db, "expired"):
+        left = [t for t in match.tables.values() if t in present or (spark / t).exists()]
         if left:
-            retire_when_unread(room, int(row["generation"]), _retirement(room, left))
+            retire_when_unread(room, match.generation, _retirement(room, left))
             deleted += len(left)
     return deleted
 

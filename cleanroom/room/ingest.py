@@ -16,8 +16,6 @@ the old version or the new one live, never a mix; leftovers are dropped by
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,91 +27,27 @@ from cleanroom.contract.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.contract.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.contract.spec import SQL_TYPES, DatasetSpec, payload_schema
 from cleanroom.errors import T_, BundleError, ConflictError, ForbiddenError, NotFoundError
+from cleanroom.room import datasets, generations, suppression
 from cleanroom.room.auth import Role, User
+from cleanroom.room.datasets import DatasetVersion
 from cleanroom.room.faults import unavailable
 from cleanroom.room.match_keys import check_bundle_key, retire_quietly
 from cleanroom.room.policy.models import DatasetContract
 from cleanroom.room.state import Room
-from cleanroom.room.store import now
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
 from cleanroom.sql import quote_column, table_sql
 
 
-@dataclass(frozen=True)
-class DatasetVersion:
-    """One uploaded version of a party's dataset (metadata only)."""
-
-    party: str
-    dataset: str
-    version: int
-    bundle_id: str
-    rows: int
-    columns: dict[str, str]
-    uploaded_by: str
-    uploaded_at: str
-    status: str
-    table_name: str
-    out_of_domain: dict[str, int]  # per dimension: rows whose value is not in the domain
-    token_version: int
-    match_key_id: str | None  # None: uploaded before rotations were recorded (the policy's key)
-
-    @classmethod
-    def from_row(cls, row: Any) -> DatasetVersion:
-        """From a ``datasets`` row."""
-        return cls(
-            party=row["party"],
-            dataset=row["dataset"],
-            version=row["version"],
-            bundle_id=row["bundle_id"],
-            rows=row["rows"],
-            columns=json.loads(row["columns"]),
-            uploaded_by=row["uploaded_by"],
-            uploaded_at=row["uploaded_at"],
-            status=row["status"],
-            table_name=row["table_name"],
-            out_of_domain=json.loads(row["out_of_domain"]),
-            token_version=row["token_version"],
-            match_key_id=row["match_key_id"],
-        )
-
-    def public(self) -> dict[str, Any]:
-        """What the API shows (to whom, :mod:`cleanroom.room.disclosure` decides).
-
-        No internal table names. ``out_of_domain`` holds exact counts of the
-        party's own data: the disclosure rules show it, like the row count,
-        only to the party itself and to the room's overseers.
-        """
-        return {
-            "party": self.party,
-            "dataset": self.dataset,
-            "version": self.version,
-            "bundle_id": self.bundle_id,
-            "rows": self.rows,
-            "columns": self.columns,
-            "uploaded_by": self.uploaded_by,
-            "uploaded_at": self.uploaded_at,
-            "status": self.status,
-            "out_of_domain": self.out_of_domain,
-        }
-
-
 def live_datasets(room: Room) -> list[DatasetVersion]:
     """Every dataset's live version."""
-    rows = room.store.connection().execute(
-        "SELECT * FROM datasets WHERE status = 'live' ORDER BY party, dataset"
-    )
-    return [DatasetVersion.from_row(r) for r in rows]
+    return datasets.live(room.store.connection())
 
 
 def dataset_history(room: Room, party: str, dataset: str) -> list[DatasetVersion]:
     """All versions of one dataset, newest first."""
-    rows = room.store.connection().execute(
-        "SELECT * FROM datasets WHERE party = ? AND dataset = ? ORDER BY version DESC",
-        (party, dataset),
-    )
-    return [DatasetVersion.from_row(r) for r in rows]
+    return datasets.history(room.store.connection(), party, dataset)
 
 
 def _check_contract(info: BundleInfo, spec: DatasetSpec) -> None:
@@ -285,15 +219,14 @@ class Ingest:
         return loaded
 
     def _refuse_replay(self, info: BundleInfo) -> None:
-        seen = (
-            self.room.store.connection()
-            .execute(
-                "SELECT party, dataset, version FROM datasets WHERE bundle_id = ? UNION ALL "
-                "SELECT party, 'suppression', version FROM suppressions WHERE bundle_id = ?",
-                (info.bundle_id, info.bundle_id),
-            )
-            .fetchone()
-        )
+        db = self.room.store.connection()
+        found = datasets.by_bundle(db, info.bundle_id)
+        listed = suppression.by_bundle(db, info.bundle_id)
+        seen: dict[str, object] | None = None
+        if found is not None:
+            seen = {"party": found.party, "dataset": found.dataset, "version": found.version}
+        elif listed is not None:
+            seen = {"party": listed.party, "dataset": "suppression", "version": listed.version}
         if seen is not None:
             raise ConflictError(
                 T_(
@@ -370,11 +303,7 @@ class Ingest:
         outside: dict[str, int],
     ) -> DatasetVersion:
         db = self.room.store.connection()
-        last = db.execute(
-            "SELECT coalesce(max(version), 0) FROM datasets WHERE party = ? AND dataset = ?",
-            (party, spec.dataset),
-        ).fetchone()[0]
-        version = last + 1
+        version = datasets.latest_version(db, party, spec.dataset) + 1
         table = f"d_{party}__{spec.dataset}__v{version}"
         wh = self.room.wh
         cur = wh.cursor()
@@ -383,34 +312,19 @@ class Ingest:
         try:
             wh.checkpoint()  # inside: a full disk here must not leave the renamed table behind
             with self.room.store.transaction() as tx:
-                old = tx.execute(
-                    "SELECT table_name FROM datasets WHERE party = ? AND dataset = ? "
-                    "AND status = 'live'",
-                    (party, spec.dataset),
-                ).fetchone()
-                tx.execute(
-                    "UPDATE datasets SET status = 'replaced' WHERE party = ? AND dataset = ? "
-                    "AND status = 'live'",
-                    (party, spec.dataset),
-                )
-                tx.execute(
-                    "INSERT INTO datasets (party, dataset, version, bundle_id, table_name, rows,"
-                    " columns, uploaded_by, uploaded_at, status, out_of_domain, token_version,"
-                    " match_key_id) VALUES (?,?,?,?,?,?,?,?,?,'live',?,?,?)",
-                    (
-                        party,
-                        spec.dataset,
-                        version,
-                        info.bundle_id,
-                        table,
-                        rows,
-                        json.dumps({k: str(v) for k, v in columns.items()}),
-                        self.user.name,
-                        now(),
-                        json.dumps(outside, sort_keys=True),
-                        TOKEN_VERSION,
-                        self.match_key_id,
-                    ),
+                old = datasets.publish(
+                    tx,
+                    party=party,
+                    dataset=spec.dataset,
+                    version=version,
+                    bundle_id=info.bundle_id,
+                    table_name=table,
+                    rows=rows,
+                    columns={k: str(v) for k, v in columns.items()},
+                    uploaded_by=self.user.name,
+                    out_of_domain=outside,
+                    token_version=TOKEN_VERSION,
+                    match_key_id=self.match_key_id,
                 )
                 self.room.audit.append(
                     tx,
@@ -430,12 +344,10 @@ class Ingest:
             wh.drop(table)
             raise
         if old is not None:  # a match reading it keeps it until it has finished
-            self.room.drop_when_unread(old["table_name"])
-        row = db.execute(
-            "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
-            (party, spec.dataset, version),
-        ).fetchone()
-        return DatasetVersion.from_row(row)
+            self.room.drop_when_unread(old)
+        loaded = datasets.get(db, party, spec.dataset, version)
+        assert loaded is not None  # committed above
+        return loaded
 
     def _load_list(
         self, info: BundleInfo, spec: DatasetSpec, party: str, policy_version: int
@@ -454,10 +366,7 @@ class Ingest:
         if parquet.metadata.num_rows != info.manifest.get("rows"):
             raise BundleError(T_("%(self)s: payload rows differ from its manifest", self=self.name))
         db = self.room.store.connection()
-        last = db.execute(
-            "SELECT coalesce(max(version), 0) FROM suppressions WHERE party = ?", (party,)
-        ).fetchone()[0]
-        version = last + 1
+        version = suppression.latest_version(db, party) + 1
         table = f"s_{party}__v{version}"
         cur = self.room.wh.cursor()
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(table)}")
@@ -477,29 +386,15 @@ class Ingest:
                 cur.unregister("incoming")
             self.room.wh.checkpoint()
             with self.room.store.transaction() as tx:
-                old = tx.execute(
-                    "SELECT table_name FROM suppressions WHERE party = ? AND status = 'live'",
-                    (party,),
-                ).fetchone()
-                tx.execute(
-                    "UPDATE suppressions SET status = 'replaced' WHERE party = ? "
-                    "AND status = 'live'",
-                    (party,),
-                )
-                tx.execute(
-                    "INSERT INTO suppressions (party, version, bundle_id, table_name, "
-                    "match_key_id, token_version, uploaded_by, uploaded_at, status) "
-                    "VALUES (?,?,?,?,?,?,?,?,'live')",
-                    (
-                        party,
-                        version,
-                        info.bundle_id,
-                        table,
-                        self.match_key_id,
-                        TOKEN_VERSION,
-                        self.user.name,
-                        now(),
-                    ),
+                old = suppression.publish(
+                    tx,
+                    party=party,
+                    version=version,
+                    bundle_id=info.bundle_id,
+                    table_name=table,
+                    match_key_id=self.match_key_id,
+                    token_version=TOKEN_VERSION,
+                    uploaded_by=self.user.name,
                 )
                 self.room.audit.append(
                     tx,
@@ -518,11 +413,10 @@ class Ingest:
             self.room.wh.drop(table)
             raise
         if old is not None:  # a match reading it keeps it until it has finished
-            self.room.drop_when_unread(old["table_name"])
-        row = db.execute(
-            "SELECT * FROM suppressions WHERE party = ? AND version = ?", (party, version)
-        ).fetchone()
-        return SuppressionList.from_row(row)
+            self.room.drop_when_unread(old)
+        loaded = suppression.get(db, party, version)
+        assert loaded is not None  # committed above
+        return loaded
 
 
 def suppression_spec(info: BundleInfo) -> DatasetSpec:
@@ -577,10 +471,11 @@ def ingest(
 def reconcile(room: Room) -> list[str]:
     """At start-up: drop every warehouse table no live dataset or match refers to."""
     db = room.store.connection()
-    keep = {r[0] for r in db.execute("SELECT table_name FROM datasets WHERE status = 'live'")}
-    keep |= {r[0] for r in db.execute("SELECT table_name FROM suppressions WHERE status = 'live'")}
-    for row in db.execute("SELECT tables FROM matches WHERE status = 'live'"):
-        keep |= set(json.loads(row[0]).values())
+    keep = {d.table_name for d in datasets.live(db)}
+    keep |= {s.table_name for s in suppression.live_lists(db)}
+    live = generations.live(db)
+    if live is not None:
+        keep |= set(live.tables.values())
     dropped = sorted(room.wh.tables() - keep)
     for name in dropped:
         room.wh.drop(name)

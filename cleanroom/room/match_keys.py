@@ -26,6 +26,7 @@ from datetime import datetime
 
 from cleanroom import clock
 from cleanroom.errors import T_, BundleError, MixedMatchKeysError
+from cleanroom.room import datasets, suppression
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
@@ -140,13 +141,10 @@ def live_holdings(room: Room) -> list[Holding]:
     """Every live dataset and suppression list, with the key its tokens were made under."""
     policy = room.active_policy().policy
     db = room.store.connection()
-    rows = db.execute(
-        "SELECT party, dataset AS what, coalesce(match_key_id, ?) AS key_id FROM datasets "
-        "WHERE status = 'live' UNION ALL SELECT party, 'suppression list', match_key_id "
-        "FROM suppressions WHERE status = 'live'",
-        (policy.match_key_id,),
-    )
-    return [Holding(r["party"], r["what"], r["key_id"]) for r in rows]
+    return [
+        Holding(d.party, d.dataset, d.match_key_id or policy.match_key_id)
+        for d in datasets.live(db)
+    ] + [Holding(s.party, "suppression list", s.match_key_id) for s in suppression.live_lists(db)]
 
 
 def retire_quietly(room: Room, actor: str) -> list[str]:
@@ -177,14 +175,8 @@ def retire_finished(room: Room, actor: str, live: list[Holding]) -> list[str]:
     db = room.store.connection()
     retired = retired_keys(db)
     in_use = {h.key_id for h in live}
-    stored = {
-        row[0]
-        for row in db.execute(
-            "SELECT coalesce(match_key_id, ?) FROM datasets UNION "
-            "SELECT match_key_id FROM suppressions",
-            (policy.match_key_id,),
-        )
-    }
+    stored = {d.match_key_id or policy.match_key_id for d in datasets.every(db)}
+    stored |= {s.match_key_id for s in suppression.every(db)}
     if policy.match_key_rotation is not None and target != policy.match_key_id:
         stored.add(policy.match_key_id)  # the old key, even before anything was stored
     done = sorted(stored - retired - in_use - {target})
@@ -192,16 +184,11 @@ def retire_finished(room: Room, actor: str, live: list[Holding]) -> list[str]:
     for key_id in done:
         with room.store.transaction() as tx:
             tables = [
-                row[0]
-                for row in tx.execute(
-                    "SELECT table_name FROM datasets WHERE coalesce(match_key_id, ?) = ? "
-                    "UNION ALL SELECT table_name FROM suppressions WHERE match_key_id = ?",
-                    (policy.match_key_id, key_id, key_id),
-                )
-            ]
-            tx.execute(
-                "UPDATE suppressions SET status = 'retired' WHERE match_key_id = ?", (key_id,)
-            )
+                d.table_name
+                for d in datasets.every(tx)
+                if (d.match_key_id or policy.match_key_id) == key_id
+            ] + [s.table_name for s in suppression.every(tx) if s.match_key_id == key_id]
+            suppression.retire_key(tx, key_id)
             tx.execute(
                 "INSERT INTO retired_match_keys (key_id, retired_at, retired_by) VALUES (?,?,?)",
                 (key_id, now(), actor),

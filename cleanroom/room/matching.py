@@ -17,7 +17,6 @@ under a running query. A match pins the dataset tables it reads the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,21 +27,22 @@ from typing import Any
 
 from cleanroom.contract.keyed_hash import TOKEN_VERSION
 from cleanroom.errors import T_, ConflictError, UserError
-from cleanroom.room import inflight
+from cleanroom.room import generations, inflight
 from cleanroom.room.analyses import sequence
 from cleanroom.room.auth import Role, User
 from cleanroom.room.backends import MatchInput
-from cleanroom.room.bounds import BOUNDS_CHARGE, choose_for_match
+from cleanroom.room.bounds import choose_for_match
 from cleanroom.room.budget import Ledger
+from cleanroom.room.datasets import DatasetVersion
+from cleanroom.room.generations import MatchRecord
 from cleanroom.room.identity import TokenSource
-from cleanroom.room.ingest import DatasetVersion, live_datasets
+from cleanroom.room.ingest import live_datasets
 from cleanroom.room.match_keys import Holding, check_one_key
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.selection import GenerationTables
 from cleanroom.room.state import Room
-from cleanroom.room.store import now
 from cleanroom.room.suppression import SuppressionList, live_lists
 from cleanroom.sql import SCHEMA
 
@@ -94,26 +94,19 @@ class Generation:
 
 def live_generation(room: Room) -> Generation | None:
     """The generation queries run against now."""
-    row = (
-        room.store.connection()
-        .execute(
-            "SELECT generation, finished_at, inputs, tables, backend, withheld, bounds, "
-            "suppression FROM matches WHERE status = 'live'"
-        )
-        .fetchone()
-    )
+    row = generations.live(room.store.connection())
     if row is None:
         return None
     return Generation(
-        row["generation"],
-        row["finished_at"],
-        json.loads(row["inputs"]),
+        row.generation,
+        row.finished_at,
+        row.inputs,
         # The tables carry the generation's secret selection salt (cleanroom.room.selection).
-        GenerationTables.of(json.loads(row["tables"]), room.rekey_secret, int(row["generation"])),
-        row["backend"],
-        json.loads(row["withheld"]),
-        json.loads(row["bounds"]) if row["bounds"] else None,
-        json.loads(row["suppression"]),
+        GenerationTables.of(row.tables, room.rekey_secret, row.generation),
+        row.backend,
+        row.withheld,
+        row.bounds,
+        row.suppression,
     )
 
 
@@ -135,7 +128,7 @@ def reading(room: Room, retention: RetentionPolicy | None = None) -> Iterator[Ge
         db = room.store.connection()
         refuse_expired(  # past the policy's retention: refused even before it is deleted
             db,
-            db.execute("SELECT * FROM matches WHERE status = 'live'").fetchone(),
+            generations.live(db),
             retention if retention is not None else room.active_policy().policy.retention,
         )
         if generation and generation.backend == "spark" and room.settings.backend != "spark":
@@ -231,11 +224,13 @@ def _match(
     versions = {f"{d.party}.{d.dataset}": d.version for d in datasets}
     suppression = {s.party: s.version for s in lists}
     with room.store.transaction() as tx:
-        generation = tx.execute(
-            "INSERT INTO matches (started_at, status, inputs, backend, suppression, match_key_id) "
-            "VALUES (?, 'running', ?, ?, ?, ?) RETURNING generation",
-            (now(), json.dumps(versions), room.backend.name, json.dumps(suppression), match_key),
-        ).fetchone()[0]
+        generation = generations.start(
+            tx,
+            inputs=versions,
+            backend=room.backend.name,
+            suppression=suppression,
+            match_key_id=match_key,
+        )
     started = time.perf_counter()
     tables: dict[str, str] = {}
     try:
@@ -290,8 +285,8 @@ def _match(
         _abandon(room, generation, tables)
         raise
     if old is not None:
-        old_tables = list(json.loads(old["tables"]).values())
-        _retire_when_unread(room, int(old["generation"]), lambda: room.backend.retire(old_tables))
+        old_tables = list(old.tables.values())
+        _retire_when_unread(room, old.generation, lambda: room.backend.retire(old_tables))
     generation_now = live_generation(room)
     assert generation_now is not None
     return generation_now
@@ -323,7 +318,7 @@ def _choose_bounds(
                 adaptive.charged_to,
                 epsilon,
                 policy=privacy.budget,
-                query_id=f"{BOUNDS_CHARGE}{generation}",
+                generation=generation,
                 actor=user.name,
             )
         )
@@ -346,7 +341,7 @@ def _refund(room: Room, user: User, charges: list[int], err: Exception) -> None:
 def _abandon(room: Room, generation: int, tables: dict[str, str]) -> None:
     room.backend.retire(tables.values())
     with room.store.transaction() as tx:
-        tx.execute("UPDATE matches SET status = 'failed' WHERE generation = ?", (generation,))
+        generations.fail(tx, generation)
 
 
 def _publish(
@@ -360,22 +355,10 @@ def _publish(
     withheld: dict[str, Any],
     bounds: dict[str, Any] | None,
     applied: dict[str, Any],
-) -> Any:
+) -> MatchRecord | None:
     """Make the generation live and record it, in one transaction; the one it replaced."""
     with room.store.transaction() as tx:
-        old = tx.execute("SELECT generation, tables FROM matches WHERE status = 'live'").fetchone()
-        tx.execute("UPDATE matches SET status = 'replaced' WHERE status = 'live'")
-        tx.execute(
-            "UPDATE matches SET status = 'live', finished_at = ?, tables = ?, withheld = ?, "
-            "bounds = ? WHERE generation = ?",
-            (
-                now(),
-                json.dumps(tables),
-                json.dumps(withheld),
-                json.dumps(bounds) if bounds else None,
-                generation,
-            ),
-        )
+        old = generations.publish(tx, generation, tables=tables, withheld=withheld, bounds=bounds)
         room.audit.append(
             tx,
             actor=user.name,

@@ -1,4 +1,4 @@
-"""Each person's language, a column on ``users`` (NULL: the room's default)."""
+"""Each person's language, a column on ``users`` (NULL: the room's default), kept by auth.Users."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from cleanroom.room.state import Room
 
 def chosen_language(room: Room, user_id: int) -> Language | None:
     """The language a person chose, or None (they read the room's default)."""
-    row = (
-        room.store.connection()
-        .execute("SELECT language FROM users WHERE id = ?", (user_id,))
-        .fetchone()
-    )
-    return language_of(row["language"]) if row and row["language"] else None
+    chosen = room.users.language(user_id)
+    return language_of(chosen) if chosen else None
 
 
 def choose_language(room: Room, user_id: int, language: Language) -> None:
     """Remember a person's language."""
-    with room.store.transaction() as db:
-        db.execute("UPDATE users SET language = ? WHERE id = ?", (language, user_id))
+    room.users.set_language(user_id, language)

@@ -15,12 +15,15 @@ load benchmark and an operator after an incident: every charge is either
 refunded (its query failed or was refused, nothing stored) or paid for exactly
 one stored result — a fresh query answer, or a report run that is done or
 stored at least one section — and no party is over its share.
+
+Every table is read through its owner (:mod:`~cleanroom.room.query.records`,
+:class:`~cleanroom.room.budget.Ledger`, :class:`~cleanroom.room.reports.runs.RunLog`,
+:mod:`~cleanroom.room.generations`); what a charge paid for is its own column.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,17 +32,18 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom import clock
-from cleanroom.room.bounds import BOUNDS_CHARGE
-from cleanroom.room.budget import Ledger, period_bounds
+from cleanroom.room import generations
+from cleanroom.room.budget import Charge, Ledger, period_bounds
 from cleanroom.room.ingest import reconcile
+from cleanroom.room.query import records
+from cleanroom.room.query.records import QueryRecord
 from cleanroom.room.reports.runner import ReportRunner
+from cleanroom.room.reports.runs import ReportRun, RunLog
 from cleanroom.room.state import Room
-from cleanroom.room.store import now
 
 log = logging.getLogger("cleanroom.recovery")
 
 RECOVERY = "recovery"  # the actor of recovery's audit entries
-REPORT_CHARGE = "report:"  # query_id prefix of a report run's charge: report:<name>:<run id>
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,12 @@ def recover(room: Room, reports: ReportRunner) -> Recovery:
 def pending(room: Room) -> dict[str, int]:
     """Rows a stopped service left unsettled, by kind (for the log and the operator)."""
     db = room.store.connection()
-    counts = {
-        "queries": "SELECT count(*) FROM queries WHERE status = 'running'",
-        "report_runs": "SELECT count(*) FROM report_runs WHERE status = 'running'",
-        "matches": "SELECT count(*) FROM matches WHERE status = 'running'",
-        "refunds": _UNREFUNDED.replace("SELECT c.id", "SELECT count(*)"),
+    return {
+        "queries": len(records.running(db)),
+        "report_runs": len(RunLog(room.store).interrupted()),
+        "matches": len(generations.with_status(db, "running")),
+        "refunds": len(_unrefunded(room)),
     }
-    return {kind: int(db.execute(sql).fetchone()[0]) for kind, sql in counts.items()}
 
 
 def recover_matches(room: Room) -> list[int]:
@@ -121,16 +124,11 @@ def recover_matches(room: Room) -> list[int]:
     dropped by :func:`~cleanroom.room.ingest.reconcile`.
     """
     db = room.store.connection()
-    cut = [int(r[0]) for r in db.execute("SELECT generation FROM matches WHERE status = 'running'")]
+    cut = [m.generation for m in generations.with_status(db, "running")]
     reason = "interrupted: the service stopped before the generation was published"
     for generation in cut:
         with room.store.transaction() as tx:
-            closed = tx.execute(
-                "UPDATE matches SET status = 'failed', finished_at = ? "
-                "WHERE generation = ? AND status = 'running'",
-                (now(), generation),
-            ).rowcount
-            if closed:
+            if generations.fail(tx, generation, finished=True):
                 room.audit.append(
                     tx,
                     actor=RECOVERY,
@@ -144,17 +142,20 @@ def recover_matches(room: Room) -> list[int]:
     return cut
 
 
-# A query that failed or was refused has stored no result, so a charge still standing
-# for it is one whose refund could not be made or recorded at the time.
-_UNREFUNDED = (
-    "SELECT c.id FROM budget_charges c JOIN queries q ON q.id = c.query_id "
-    "WHERE c.refunded_at IS NULL AND q.status IN ('failed', 'refused') AND q.result IS NULL"
-)
+def _unrefunded(room: Room) -> list[int]:
+    """Standing charges of queries that failed or were refused, in the order made.
+
+    Such a query stored no result, so a charge still standing for it is one
+    whose refund could not be made or recorded at the time.
+    """
+    unanswered = records.closed_unanswered(room.store.connection())
+    ledger = Ledger(room.store, room.audit, room.settings.zone)
+    return [c.id for c in ledger.standing_for_queries(unanswered)]
 
 
 def refund_failed_queries(room: Room) -> list[int]:
     """Refund the charges of failed queries whose refund was left for later; their ids."""
-    charges = [int(r[0]) for r in room.store.connection().execute(_UNREFUNDED)]
+    charges = _unrefunded(room)
     ledger = Ledger(room.store, room.audit)
     for charge in charges:
         ledger.refund(charge, actor=RECOVERY, reason="failed before release; refund left over")
@@ -169,27 +170,15 @@ def recover_queries(room: Room) -> list[str]:
     Only for a room no other process is answering queries from (the service
     runs one process per room): a ``running`` row is then certainly orphaned.
     """
-    db = room.store.connection()
-    orphans = [str(r[0]) for r in db.execute("SELECT id FROM queries WHERE status = 'running'")]
+    orphans = records.running(room.store.connection())
     ledger = Ledger(room.store, room.audit, room.settings.zone)
     reason = "interrupted: the service stopped before the result was stored"
     for query_id in orphans:
-        charges = [
-            int(r[0])
-            for r in db.execute(
-                "SELECT id FROM budget_charges WHERE query_id = ? AND refunded_at IS NULL",
-                (query_id,),
-            )
-        ]
+        charges = [c.id for c in ledger.charges(query_id=query_id, standing=True)]
         for charge in charges:  # refunding is idempotent: a crash here is recovered next time
             ledger.refund(charge, actor=RECOVERY, reason=reason)
         with room.store.transaction() as tx:
-            closed = tx.execute(
-                "UPDATE queries SET status = 'failed', finished_at = ? "
-                "WHERE id = ? AND status = 'running'",
-                (now(), query_id),
-            ).rowcount
-            if closed:
+            if records.fail(tx, query_id):
                 room.audit.append(
                     tx,
                     actor=RECOVERY,
@@ -243,44 +232,39 @@ def check_ledger(room: Room, *, idle: bool = True) -> LedgerCheck:
     db = room.store.connection()
     check = LedgerCheck()
     problem = check.problems.append
-    queries = {str(r["id"]): r for r in db.execute("SELECT * FROM queries")}
-    prepaid: dict[str, str] = {}  # query id -> the report charge that paid for it
-    for (details,) in db.execute(
-        "SELECT details FROM audit WHERE action = 'query.run' "
-        "AND json_extract(details, '$.paid_by') IS NOT NULL"
-    ):
-        entry = json.loads(details)
-        prepaid[str(entry["query_id"])] = str(entry["paid_by"])
-    runs = {str(r["id"]): r for r in db.execute("SELECT * FROM report_runs")}
-    charged_for: dict[str, list[Any]] = defaultdict(list)
-    for charge in db.execute("SELECT * FROM budget_charges ORDER BY id"):
+    queries = {q.id: q for q in records.every(db)}
+    runs = {r.id: r for r in RunLog(room.store).every()}
+    released: dict[str, int] = defaultdict(int)  # report run id -> sections stored
+    for query in queries.values():
+        if query.report_run is not None and query.status == "done":
+            released[query.report_run] += 1
+    charged_for: dict[str, list[Charge]] = defaultdict(list)
+    for charge in Ledger(room.store, room.audit, room.settings.zone).charges():
         check.charges += 1
-        charged_for[str(charge["query_id"])].append(charge)
-        epsilon = Fraction(charge["epsilon_num"], charge["epsilon_den"])
-        if charge["refunded_at"] is not None:
-            check.refunded += 1
+        if charge.standing:
+            check.charged += charge.epsilon
         else:
-            check.charged += epsilon
-        if str(charge["query_id"]).startswith(REPORT_CHARGE):
-            _check_report_charge(charge, runs, prepaid, check, idle=idle)
+            check.refunded += 1
+        if charge.report_run is not None:
+            _check_report_charge(charge, runs.get(charge.report_run), released, check, idle=idle)
             continue
-        if str(charge["query_id"]).startswith(BOUNDS_CHARGE):
+        if charge.generation is not None:
             _check_bounds_charge(db, charge, check)
             continue
-        query = queries.get(str(charge["query_id"]))
-        if query is None:
-            problem(f"charge {charge['id']}: no query {charge['query_id']}")
-        elif charge["refunded_at"] is not None:
-            if query["status"] not in ("failed", "refused") or query["result"] is not None:
-                problem(f"charge {charge['id']}: refunded, but query {query['id']} has a result")
-        elif query["status"] != "done" and (idle or query["status"] != "running"):
-            problem(
-                f"charge {charge['id']}: standing, but query {query['id']} is {query['status']}"
-            )
-        elif query["status"] == "done" and Fraction(query["epsilon"]) != epsilon:
-            problem(f"charge {charge['id']}: epsilon differs from query {query['id']}'s")
-    for query_id, query in queries.items():
-        _check_query(query_id, query, charged_for.get(query_id, []), prepaid, check, idle=idle)
+        assert charge.query_id is not None  # the store's CHECK: exactly one of the three
+        charged_for[charge.query_id].append(charge)
+        paid = queries.get(charge.query_id)
+        if paid is None:
+            problem(f"charge {charge.id}: no query {charge.query_id}")
+        elif not charge.standing:
+            if paid.status not in ("failed", "refused") or paid.result is not None:
+                problem(f"charge {charge.id}: refunded, but query {paid.id} has a result")
+        elif paid.status != "done" and (idle or paid.status != "running"):
+            problem(f"charge {charge.id}: standing, but query {paid.id} is {paid.status}")
+        elif paid.status == "done" and Fraction(paid.epsilon) != charge.epsilon:
+            problem(f"charge {charge.id}: epsilon differs from query {paid.id}'s")
+    for query in queries.values():
+        _check_query(query, charged_for.get(query.id, []), check, idle=idle)
     _check_shares(room, check)
     verification = room.audit.verify()
     if not verification.recording:  # a re-anchored break is known and recorded; a new one is not
@@ -289,75 +273,69 @@ def check_ledger(room: Room, *, idle: bool = True) -> LedgerCheck:
 
 
 def _check_query(
-    query_id: str,
-    query: Any,
-    charges: list[Any],
-    prepaid: dict[str, str],
-    check: LedgerCheck,
-    *,
-    idle: bool,
+    query: QueryRecord, charges: list[Charge], check: LedgerCheck, *, idle: bool
 ) -> None:
-    standing = [c for c in charges if c["refunded_at"] is None]
-    status = query["status"]
-    if status == "running" and idle:
-        check.problems.append(f"query {query_id}: still running")
-    if status != "done":
+    standing = [c for c in charges if c.standing]
+    if query.status == "running" and idle:
+        check.problems.append(f"query {query.id}: still running")
+    if query.status != "done":
         return
-    if query["result"] is None or (
-        hashlib.sha256(query["result"].encode()).hexdigest() != query["result_sha256"]
+    if query.result is None or (
+        hashlib.sha256(query.result.encode()).hexdigest() != query.result_sha256
     ):
-        check.problems.append(f"query {query_id}: done without an intact stored result")
-    if query["cached_from"] is not None:
+        check.problems.append(f"query {query.id}: done without an intact stored result")
+    if query.cached_from is not None:
         check.cached_answers += 1
         if charges:
-            check.problems.append(f"query {query_id}: a cached copy was charged")
-    elif query_id in prepaid:
+            check.problems.append(f"query {query.id}: a cached copy was charged")
+    elif query.report_run is not None:
         if charges:
-            check.problems.append(f"query {query_id}: a report section charged on its own")
+            check.problems.append(f"query {query.id}: a report section charged on its own")
     elif len(standing) != 1:
-        check.problems.append(f"query {query_id}: answered with {len(standing)} standing charges")
+        check.problems.append(f"query {query.id}: answered with {len(standing)} standing charges")
     else:
         check.fresh_answers += 1
-        check.fresh_epsilon += Fraction(query["epsilon"])
+        check.fresh_epsilon += Fraction(query.epsilon)
 
 
-def _check_bounds_charge(db: Any, charge: Any, check: LedgerCheck) -> None:
+def _check_bounds_charge(db: Any, charge: Charge, check: LedgerCheck) -> None:
     """A match's bounds charge: refunded only if its generation never went live.
 
     A standing charge of a failed match is allowed (a crash after the charge:
     never less accounted than may have been spent).
     """
-    generation = str(charge["query_id"]).removeprefix(BOUNDS_CHARGE)
-    row = db.execute(
-        "SELECT status FROM matches WHERE generation = ?", (int(generation),)
-    ).fetchone()
-    if row is None:
-        check.problems.append(f"charge {charge['id']}: no match generation {generation}")
-    elif charge["refunded_at"] is not None and row["status"] in ("live", "replaced"):
+    assert charge.generation is not None
+    match = generations.get(db, charge.generation)
+    if match is None:
+        check.problems.append(f"charge {charge.id}: no match generation {charge.generation}")
+    elif not charge.standing and match.status in ("live", "replaced"):
         check.problems.append(
-            f"charge {charge['id']}: refunded, but generation {generation} chose its bounds"
+            f"charge {charge.id}: refunded, but generation {charge.generation} chose its bounds"
         )
 
 
 def _check_report_charge(
-    charge: Any, runs: dict[str, Any], prepaid: dict[str, str], check: LedgerCheck, *, idle: bool
+    charge: Charge,
+    run: ReportRun | None,
+    released: dict[str, int],
+    check: LedgerCheck,
+    *,
+    idle: bool,
 ) -> None:
-    run_id = str(charge["query_id"]).rsplit(":", 1)[-1]
-    run = runs.get(run_id)
     if run is None:
-        check.problems.append(f"charge {charge['id']}: no report run {run_id}")
+        check.problems.append(f"charge {charge.id}: no report run {charge.report_run}")
         return
-    stored = sum(1 for paid_by in prepaid.values() if paid_by.startswith(f"report run {run_id} "))
-    if charge["refunded_at"] is not None:
-        if stored or run["status"] == "done":
-            check.problems.append(f"charge {charge['id']}: refunded, but run {run_id} released")
+    stored = released.get(run.id, 0)
+    if not charge.standing:
+        if stored or run.status == "done":
+            check.problems.append(f"charge {charge.id}: refunded, but run {run.id} released")
         return
     check.report_runs_charged += 1
-    if run["status"] == "running" and not idle:
+    if run.status == "running" and not idle:
         return
-    if run["status"] != "done" and not (run["status"] == "failed" and stored):
+    if run.status != "done" and not (run.status == "failed" and stored):
         check.problems.append(
-            f"charge {charge['id']}: standing, but run {run_id} is {run['status']} "
+            f"charge {charge.id}: standing, but run {run.id} is {run.status} "
             f"with {stored} stored sections"
         )
 
@@ -368,14 +346,7 @@ def _check_shares(room: Room, check: LedgerCheck) -> None:
         return
     ledger = Ledger(room.store, room.audit, room.settings.zone)
     start, _, label = period_bounds(privacy.budget.period, clock.now(), room.settings.zone)
-    parties = {
-        str(r[0])
-        for r in room.store.connection().execute(
-            "SELECT DISTINCT party FROM budget_charges WHERE charged_at >= ?",
-            (start.isoformat(timespec="seconds"),),
-        )
-    }
-    for party in sorted(parties):
+    for party in sorted(ledger.parties_since(start)):
         status = ledger.status(party, privacy.budget)
         check.spent[party] = status.spent
         if status.spent > status.share:

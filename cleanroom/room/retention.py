@@ -11,13 +11,15 @@ scheduler's next pass has deleted it.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from cleanroom import clock
 from cleanroom.errors import T_, DataExpired, Text
+from cleanroom.room import datasets, generations
+from cleanroom.room.datasets import DatasetVersion
+from cleanroom.room.generations import MatchRecord
 from cleanroom.room.policy.retention import RetentionPolicy
 
 
@@ -33,14 +35,14 @@ def _parse(stamp: str) -> datetime:
     return clock.aware(datetime.fromisoformat(stamp))
 
 
-def dataset_deadline(row: sqlite3.Row, retention: RetentionPolicy) -> Deadline | None:
-    """A ``datasets`` row's expiry: when it was expired, or when its retention ends."""
-    label = f"{row['party']}.{row['dataset']} v{row['version']}"
-    if row["status"] == "expired":
+def dataset_deadline(row: DatasetVersion, retention: RetentionPolicy) -> Deadline | None:
+    """A dataset version's expiry: when it was expired, or when its retention ends."""
+    label = row.label
+    if row.status == "expired" and row.expired_at is not None:
         return Deadline(
-            _parse(row["expired_at"]), T_("%(label)s was deleted under the retention", label=label)
+            _parse(row.expired_at), T_("%(label)s was deleted under the retention", label=label)
         )
-    at = retention.dataset_expiry(_parse(row["uploaded_at"]))
+    at = retention.dataset_expiry(_parse(row.uploaded_at))
     if at is None:
         return None
     return Deadline(
@@ -54,49 +56,43 @@ def dataset_deadline(row: sqlite3.Row, retention: RetentionPolicy) -> Deadline |
 
 
 def generation_deadline(
-    db: sqlite3.Connection, row: sqlite3.Row, retention: RetentionPolicy
+    db: sqlite3.Connection, row: MatchRecord, retention: RetentionPolicy
 ) -> Deadline | None:
-    """A ``matches`` row's expiry: the earliest of its own and its inputs' (None: never)."""
-    if row["status"] == "expired":
-        return Deadline(_parse(row["expired_at"]), T_("deleted under the policy's retention"))
+    """A generation's expiry: the earliest of its own and its inputs' (None: never)."""
+    if row.status == "expired" and row.expired_at is not None:
+        return Deadline(_parse(row.expired_at), T_("deleted under the policy's retention"))
     found: list[Deadline] = []
-    if row["finished_at"]:
-        at = retention.generation_expiry(_parse(row["finished_at"]))
+    if row.finished_at:
+        at = retention.generation_expiry(_parse(row.finished_at))
         if at is not None:
             kept = T_("kept %(days)s days after its match", days=retention.generation_days)
             found.append(Deadline(at, kept))
-    for name, version in json.loads(row["inputs"]).items():
+    for name, version in row.inputs.items():
         party, dataset = name.split(".", 1)
-        source = db.execute(
-            "SELECT * FROM datasets WHERE party = ? AND dataset = ? AND version = ?",
-            (party, dataset, version),
-        ).fetchone()
+        source = datasets.get(db, party, dataset, version)
         if source is not None and (deadline := dataset_deadline(source, retention)) is not None:
             found.append(deadline)
     return min(found, key=lambda d: d.at) if found else None
 
 
 def refuse_expired(
-    db: sqlite3.Connection, live: sqlite3.Row | None, retention: RetentionPolicy
+    db: sqlite3.Connection, live: MatchRecord | None, retention: RetentionPolicy
 ) -> None:
     """Raise :class:`DataExpired` when the data a query would read is past its retention.
 
-    ``live`` is the live generation's row (None when there is none: then the
+    ``live`` is the live generation (None when there is none: then the
     newest generation, if the retention deleted it, is what the caller asked
     for and the refusal says so).
     """
     if live is None:
-        newest = db.execute(
-            "SELECT generation, status, expired_at FROM matches "
-            "WHERE status IN ('live', 'replaced', 'expired') ORDER BY generation DESC LIMIT 1"
-        ).fetchone()
-        if newest is not None and newest["status"] == "expired":
-            raise DataExpired(
-                int(newest["generation"]),
-                newest["expired_at"],
+        newest = generations.newest_published(db)
+        if newest is not None and newest.status == "expired":
+            raise DataExpired(  # expiry stamps expired_at with the status, in one UPDATE
+                newest.generation,
+                newest.expired_at or "",
                 T_("deleted under the policy's retention"),
             )
         return
     deadline = generation_deadline(db, live, retention)
     if deadline is not None and deadline.at <= clock.now():
-        raise DataExpired(int(live["generation"]), clock.stamp(deadline.at), deadline.reason)
+        raise DataExpired(live.generation, clock.stamp(deadline.at), deadline.reason)

@@ -36,9 +36,9 @@ from cleanroom.room.backends import Backend, open_backend
 from cleanroom.room.config import Settings
 from cleanroom.room.files import make_tree_private, private_umask
 from cleanroom.room.inflight import Busy, Pins
-from cleanroom.room.policy import load_policy
+from cleanroom.room.policy import load_policy, versions
 from cleanroom.room.policy.lifecycle import ActivePolicy, PolicyVersions
-from cleanroom.room.store import MetaStore, now
+from cleanroom.room.store import MetaStore
 from cleanroom.room.warehouse import Warehouse, derive_key
 
 
@@ -89,10 +89,14 @@ def init_room(root: Path, policy_path: Path, *, passphrase: bytes | None = None)
     store = MetaStore(paths.meta)
     audit = AuditLog(store, derive_key(secret.secret, "audit"))
     with store.transaction() as db:
-        db.execute(
-            "INSERT INTO policy_versions (version, sha256, body, status, author, comment,"
-            " created_at, activated_at) VALUES (1, ?, ?, 'active', 'room-init', ?, ?, ?)",
-            (_sha256(body), body, f"initial policy from {policy_path.name}", now(), now()),
+        versions.insert(
+            db,
+            1,
+            sha256=_sha256(body),
+            body=body,
+            status=versions.ACTIVE,
+            author="room-init",
+            comment=f"initial policy from {policy_path.name}",
         )
         audit.append(
             db,

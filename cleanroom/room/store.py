@@ -269,6 +269,54 @@ MIGRATIONS: list[str] = [
     ALTER TABLE matches ADD COLUMN suppression TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE matches ADD COLUMN match_key_id TEXT;
     """,
+    # What a budget charge paid for, as real columns instead of ids spelled into
+    # ``query_id`` (``report:<name>:<run id>``, ``match-bounds:<generation>``): a query,
+    # a report run or a match generation, exactly one (CHECK). A report section's
+    # ``queries`` row names its run too, where recovery once matched the audit's
+    # ``paid_by`` text. The old strings are parsed here, once; no code reads them again.
+    """
+    CREATE TABLE budget_charges_new (
+        id           INTEGER PRIMARY KEY,
+        party        TEXT NOT NULL,
+        period       TEXT NOT NULL,
+        epsilon_num  INTEGER NOT NULL,
+        epsilon_den  INTEGER NOT NULL,
+        delta        REAL NOT NULL DEFAULT 0,
+        query_id     TEXT,
+        report_run   TEXT,
+        generation   INTEGER,
+        charged_at   TEXT NOT NULL,
+        refunded_at  TEXT,
+        CHECK ((query_id IS NOT NULL) + (report_run IS NOT NULL) + (generation IS NOT NULL) = 1)
+    );
+    INSERT INTO budget_charges_new (id, party, period, epsilon_num, epsilon_den, delta,
+        query_id, report_run, generation, charged_at, refunded_at)
+        SELECT c.id, c.party, c.period, c.epsilon_num, c.epsilon_den, c.delta,
+        CASE WHEN c.query_id LIKE 'report:%' OR c.query_id LIKE 'match-bounds:%'
+             THEN NULL ELSE c.query_id END,
+        CASE WHEN c.query_id LIKE 'report:%' THEN coalesce(
+             (SELECT r.id FROM report_runs r
+              WHERE 'report:' || r.report || ':' || r.id = c.query_id),
+             substr(c.query_id, 8)) END,
+        CASE WHEN c.query_id LIKE 'match-bounds:%'
+             THEN CAST(substr(c.query_id, 14) AS INTEGER) END,
+        c.charged_at, c.refunded_at
+        FROM budget_charges c;
+    DROP TABLE budget_charges;
+    ALTER TABLE budget_charges_new RENAME TO budget_charges;
+    CREATE INDEX budget_by_period ON budget_charges (period, party);
+    CREATE INDEX budget_by_query ON budget_charges (query_id) WHERE query_id IS NOT NULL;
+    CREATE INDEX budget_by_report_run ON budget_charges (report_run) WHERE report_run IS NOT NULL;
+    ALTER TABLE queries ADD COLUMN report_run TEXT;
+    UPDATE queries SET report_run = paid.run
+        FROM (SELECT json_extract(details, '$.query_id') AS query_id,
+                     substr(json_extract(details, '$.paid_by'), 12,
+                            instr(substr(json_extract(details, '$.paid_by'), 12), ' ') - 1) AS run
+              FROM audit WHERE action = 'query.run'
+              AND json_extract(details, '$.paid_by') LIKE 'report run % (charge %)') AS paid
+        WHERE queries.id = paid.query_id;
+    CREATE INDEX queries_by_report_run ON queries (report_run) WHERE report_run IS NOT NULL;
+    """,
 ]
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.room.backends import Tables
+from cleanroom.room.store import now
 from cleanroom.sql import quote_column, quote_table
 
 KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
@@ -67,10 +68,74 @@ class SuppressionList:
         }
 
 
+# -- the ``suppressions`` table (this module is its one owner) -------------------
+
+
 def live_lists(db: sqlite3.Connection) -> list[SuppressionList]:
     """Every party's live suppression list."""
     rows = db.execute("SELECT * FROM suppressions WHERE status = 'live' ORDER BY party")
     return [SuppressionList.from_row(r) for r in rows]
+
+
+def every(db: sqlite3.Connection) -> list[SuppressionList]:
+    """Every list version ever uploaded (for key rotation: which keys were ever used)."""
+    rows = db.execute("SELECT * FROM suppressions ORDER BY party, version")
+    return [SuppressionList.from_row(r) for r in rows]
+
+
+def get(db: sqlite3.Connection, party: str, version: int) -> SuppressionList | None:
+    """One version of a party's list."""
+    row = db.execute(
+        "SELECT * FROM suppressions WHERE party = ? AND version = ?", (party, version)
+    ).fetchone()
+    return None if row is None else SuppressionList.from_row(row)
+
+
+def by_bundle(db: sqlite3.Connection, bundle_id: str) -> SuppressionList | None:
+    """The list version a bundle id already brought (a second upload of it is a replay)."""
+    row = db.execute("SELECT * FROM suppressions WHERE bundle_id = ?", (bundle_id,)).fetchone()
+    return None if row is None else SuppressionList.from_row(row)
+
+
+def latest_version(db: sqlite3.Connection, party: str) -> int:
+    """The highest list version stored for a party (0: none yet)."""
+    row = db.execute(
+        "SELECT coalesce(max(version), 0) FROM suppressions WHERE party = ?", (party,)
+    ).fetchone()
+    return int(row[0])
+
+
+def publish(
+    db: sqlite3.Connection,
+    *,
+    party: str,
+    version: int,
+    bundle_id: str,
+    table_name: str,
+    match_key_id: str,
+    token_version: int,
+    uploaded_by: str,
+) -> str | None:
+    """Make a party's new list live, replacing its live one; the replaced list's table."""
+    old = db.execute(
+        "SELECT table_name FROM suppressions WHERE party = ? AND status = 'live'", (party,)
+    ).fetchone()
+    db.execute(
+        "UPDATE suppressions SET status = 'replaced' WHERE party = ? AND status = 'live'",
+        (party,),
+    )
+    db.execute(
+        "INSERT INTO suppressions (party, version, bundle_id, table_name, "
+        "match_key_id, token_version, uploaded_by, uploaded_at, status) "
+        "VALUES (?,?,?,?,?,?,?,?,'live')",
+        (party, version, bundle_id, table_name, match_key_id, token_version, uploaded_by, now()),
+    )
+    return None if old is None else str(old["table_name"])
+
+
+def retire_key(db: sqlite3.Connection, key_id: str) -> None:
+    """Mark every list made under a retired match key ``retired``."""
+    db.execute("UPDATE suppressions SET status = 'retired' WHERE match_key_id = ?", (key_id,))
 
 
 def suppressed_tokens(engine: Tables, tables: list[str], person_map: str, out: str) -> None:

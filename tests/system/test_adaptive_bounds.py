@@ -125,11 +125,11 @@ def test_reviewers_turn_on_adaptive_bounds_and_queries_use_the_chosen_ones(
     assert 1 <= chosen["pairs"] <= 10  # five brands with timed activity: transitions have pairs
     db = room.store.connection()
     charges = db.execute(
-        "SELECT party, epsilon_num, epsilon_den, refunded_at FROM budget_charges "
-        "WHERE query_id = ?",
-        (f"match-bounds:{generation}",),
+        "SELECT party, epsilon_num, epsilon_den, refunded_at, query_id, report_run "
+        "FROM budget_charges WHERE generation = ?",
+        (generation,),
     ).fetchall()
-    assert [tuple(c) for c in charges] == [("reporter", 1, 5, None)]
+    assert [tuple(c) for c in charges] == [("reporter", 1, 5, None, None, None)]
     entries = [
         (row["action"], json.loads(row["details"]))
         for row in db.execute("SELECT action, details FROM audit ORDER BY seq")

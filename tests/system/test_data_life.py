@@ -365,6 +365,8 @@ def test_a_room_of_the_previous_schema_opens_and_migrates(
         assert versions == list(range(1, len(MIGRATIONS) + 1)) and made["schema"] < len(MIGRATIONS)
         columns = {r[1] for r in db.execute("PRAGMA table_info(datasets)")}
         assert "expired_at" in columns
+        paid_for = db.execute("SELECT query_id, report_run, generation FROM budget_charges")
+        assert [tuple(r) for r in paid_for] == [(made["query_id"], None, None)]
         assert room.audit.verify().ok and check_ledger(room).ok
         stored = db.execute("SELECT result FROM queries WHERE id = ?", (made["query_id"],))
         original = json.loads(stored.fetchone()[0])

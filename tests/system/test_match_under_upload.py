@@ -17,7 +17,8 @@ import pytest
 
 from cleanroom.room.backends import duckdb as duckdb_backend
 from cleanroom.room.config import load_settings
-from cleanroom.room.ingest import DatasetVersion, ingest, live_datasets
+from cleanroom.room.datasets import DatasetVersion
+from cleanroom.room.ingest import ingest, live_datasets
 from cleanroom.room.matching import run_match
 from cleanroom.room.state import Room
 from tests.system.world import build_world, load_and_match

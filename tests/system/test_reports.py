@@ -88,12 +88,12 @@ def reporter_spent(room: Room) -> Fraction:
     return Engine(room).ledger.status("reporter", privacy.budget).spent
 
 
-def charges_of(room: Room, run_id: str) -> list[tuple[str, int]]:
+def charges_of(room: Room, run_id: str) -> list[tuple[str | None, str, int]]:
     rows = room.store.connection().execute(
-        "SELECT query_id, refunded_at IS NULL FROM budget_charges WHERE query_id LIKE ?",
-        (f"report:%:{run_id}",),
+        "SELECT query_id, report_run, refunded_at IS NULL FROM budget_charges WHERE report_run = ?",
+        (run_id,),
     )
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def test_two_overlapping_runs_of_one_slot_charge_once(live: tuple[LiveServer, Room]) -> None:
@@ -117,7 +117,7 @@ def test_two_overlapping_runs_of_one_slot_charge_once(live: tuple[LiveServer, Ro
     run = runs[0]
     assert run.status == "done", run.error
     assert run.slot == slot.isoformat() and run.trigger == "schedule"
-    assert charges_of(room, run.id) == [(f"report:overlap-weekly:{run.id}", 1)]
+    assert charges_of(room, run.id) == [(None, run.id, 1)]  # the run's own column, no query
     assert reporter_spent(room) - before == Fraction(1, 10)  # the whole run, charged once
     # and the slot stays taken: a third attempt later is told so, and charges nothing
     with pytest.raises(SlotTaken, match="already done"):
@@ -127,9 +127,13 @@ def test_two_overlapping_runs_of_one_slot_charge_once(live: tuple[LiveServer, Ro
     audited = [
         e
         for e in room.audit.entries(action="query.run", limit=1000)
-        if run.id in str(e.details.get("paid_by"))
+        if e.details.get("report_run") == run.id
     ]
     assert len(audited) == 2 and all(e.details["policy_version"] == 1 for e in audited)
+    sections = room.store.connection().execute(
+        "SELECT id FROM queries WHERE report_run = ? AND status = 'done'", (run.id,)
+    )
+    assert sorted(r[0] for r in sections) == sorted(e.details["query_id"] for e in audited)
     assert all(e.details["result_sha256"] for e in audited)
 
 

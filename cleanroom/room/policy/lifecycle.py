@@ -22,25 +22,26 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
-from cleanroom.errors import T_, ConflictError, ForbiddenError, NotFoundError, UserError
+from cleanroom.errors import T_, ConflictError, ForbiddenError, UserError
 from cleanroom.room import faults
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import Role, User, require
+from cleanroom.room.policy import versions
 from cleanroom.room.policy.diff import LOOSENS, PolicyChange, diff_policies
 from cleanroom.room.policy.load import parse_policy, parse_policy_text
 from cleanroom.room.policy.models import CollaborationPolicy, GovernancePolicy
-from cleanroom.room.store import MetaStore, now
-from cleanroom.sql import quote_column
-
-PROPOSED = "proposed"
-ACTIVE = "active"
-SUPERSEDED = "superseded"
-REJECTED = "rejected"
-STALE = "stale"
+from cleanroom.room.policy.versions import (
+    ACTIVE,
+    PROPOSED,
+    REJECTED,
+    STALE,
+    SUPERSEDED,
+    PolicyVersion,
+)
+from cleanroom.room.store import MetaStore
 
 MAX_COMMENT = 1_000
 # The shape of a bearer token (cleanroom.room.auth): the audit trail refuses
@@ -49,16 +50,6 @@ _TOKEN_SHAPED = re.compile(r"cr_[A-Za-z0-9_-]{43}")
 # How many loosening paths a ``policy.proposed`` entry lists (the rest are counted).
 MAX_AUDITED_PATHS = 50
 
-_COLUMNS = ", ".join(
-    map(
-        quote_column,
-        (
-            "version", "sha256", "body", "status", "author", "comment", "created_at",
-            "activated_at", "base_version", "approvals_required",
-        ),
-    )
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class ActivePolicy:
@@ -66,61 +57,6 @@ class ActivePolicy:
 
     version: int
     policy: CollaborationPolicy
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer's approval or rejection of a version."""
-
-    reviewer: str
-    decision: str
-    comment: str | None
-    at: str
-
-
-@dataclass(frozen=True)
-class PolicyVersion:
-    """A stored version: its text, where it stands, and who decided what about it."""
-
-    version: int
-    sha256: str
-    status: str
-    author: str
-    comment: str | None
-    created_at: str
-    activated_at: str | None
-    base_version: int | None
-    approvals_required: int | None
-    decisions: tuple[Decision, ...]
-    body: str
-
-    @property
-    def approvals(self) -> list[str]:
-        """The reviewers who approved it, in order."""
-        return [d.reviewer for d in self.decisions if d.decision == "approve"]
-
-    def policy(self) -> CollaborationPolicy:
-        """The stored text as a validated policy."""
-        return parse_policy(yaml.safe_load(self.body), f"stored policy v{self.version}")
-
-    def summary(self) -> dict[str, Any]:
-        """Everything but the body, for history listings."""
-        return {
-            "version": self.version,
-            "status": self.status,
-            "author": self.author,
-            "comment": self.comment,
-            "created_at": self.created_at,
-            "activated_at": self.activated_at,
-            "base_version": self.base_version,
-            "sha256": self.sha256,
-            "approvals_required": self.approvals_required,
-            "approvals": self.approvals,
-            "decisions": [
-                {"reviewer": d.reviewer, "decision": d.decision, "comment": d.comment, "at": d.at}
-                for d in self.decisions
-            ],
-        }
 
 
 class PolicyVersions:
@@ -135,23 +71,16 @@ class PolicyVersions:
 
     def history(self) -> list[PolicyVersion]:
         """Every version ever stored, oldest first, with its decisions."""
-        db = self._store.connection()
-        rows = db.execute(f"SELECT {_COLUMNS} FROM policy_versions ORDER BY version").fetchall()  # noqa: S608
-        decisions: dict[int, list[Decision]] = {}
-        for d in db.execute(
-            "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
-            "ORDER BY at, rowid"
-        ):
-            decisions.setdefault(int(d["version"]), []).append(_decision(d))
-        return [_version(row, decisions.get(int(row["version"]), [])) for row in rows]
+        return versions.history(self._store.connection())
 
     def get(self, version: int) -> PolicyVersion:
         """One version with its decisions."""
-        return _get(self._store.connection(), version)
+        return versions.get(self._store.connection(), version)
 
     def active(self) -> PolicyVersion:
-        """The version in force now, as stored (text, status, decisions)."""
-        return _get(self._store.connection(), _active_number(self._store.connection()))
+        """The version in force now."""
+        db = self._store.connection()
+        return versions.get(db, versions.active_number(db))
 
     def in_force(self) -> ActivePolicy:
         """The version in force now, parsed: what every operation runs under.
@@ -160,11 +89,11 @@ class PolicyVersions:
         checked too), and parsing the YAML cost ~17 ms of CPU on every request
         (bench/load.py found it).
         """
-        row = _active_row(self._store.connection())
-        key = (int(row["version"]), str(row["sha256"]))
+        version, sha256, body = versions.active(self._store.connection())
+        key = (version, sha256)
         parsed = self._parsed
         if parsed is None or parsed[0] != key:
-            policy = parse_policy(yaml.safe_load(row["body"]), "stored policy")
+            policy = parse_policy(yaml.safe_load(body), "stored policy")
             self._parsed = parsed = (key, ActivePolicy(key[0], policy))
         return parsed[1]
 
@@ -187,7 +116,7 @@ class PolicyVersions:
         policy, body = parse_policy_text(text, "proposal")
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self._store.transaction() as tx:
-            base = _get(tx, _active_number(tx))
+            base = versions.get(tx, versions.active_number(tx))
             if digest == base.sha256:
                 raise UserError(
                     T_(
@@ -197,12 +126,17 @@ class PolicyVersions:
                 )
             base_policy = base.policy()
             required = base_policy.governance.approvals_required
-            (latest,) = tx.execute("SELECT max(version) FROM policy_versions").fetchone()
-            version = int(latest) + 1
-            tx.execute(
-                f"INSERT INTO policy_versions ({_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                (version, digest, body, PROPOSED, user.name, note, now(), base.version, required),
+            version = versions.latest_number(tx) + 1
+            versions.insert(
+                tx,
+                version,
+                sha256=digest,
+                body=body,
+                status=PROPOSED,
+                author=user.name,
+                comment=note,
+                base_version=base.version,
+                approvals_required=required,
             )
             changes = diff_policies(base_policy, policy)
             loosening = [c.path for c in changes if c.privacy == LOOSENS]
@@ -271,11 +205,9 @@ class PolicyVersions:
                     )
                 )
             _check_undecided(proposal, user)
-            active = _active_number(tx)
+            active = versions.active_number(tx)
             if proposal.base_version != active:
-                tx.execute(
-                    "UPDATE policy_versions SET status = ? WHERE version = ?", (STALE, version)
-                )
+                versions.set_status(tx, version, STALE)
                 self._audit.append(
                     tx,
                     actor=user.name,
@@ -313,11 +245,7 @@ class PolicyVersions:
         active: int,
     ) -> None:
         version = proposal.version
-        tx.execute(
-            "INSERT INTO policy_approvals (version, reviewer, decision, comment, at) "
-            "VALUES (?, ?, 'approve', ?, ?)",
-            (version, user.name, note, now()),
-        )
+        versions.decide(tx, version, user.name, "approve", note)
         approvers = [*proposal.approvals, user.name]
         required = proposal.approvals_required or GovernancePolicy().approvals_required
         self._audit.append(
@@ -334,11 +262,7 @@ class PolicyVersions:
         )
         if len(approvers) < required:
             return
-        tx.execute("UPDATE policy_versions SET status = ? WHERE status = ?", (SUPERSEDED, ACTIVE))
-        tx.execute(
-            "UPDATE policy_versions SET status = ?, activated_at = ? WHERE version = ?",
-            (ACTIVE, now(), version),
-        )
+        versions.activate(tx, version)
         faults.pause("policy.activate")  # crash tests: mid-transaction, nothing committed yet
         self._audit.append(
             tx,
@@ -367,15 +291,8 @@ class PolicyVersions:
         with self._store.transaction() as tx:
             proposal = _open_proposal(tx, version)
             previous = next((d for d in proposal.decisions if d.reviewer == user.name), None)
-            tx.execute(
-                "INSERT INTO policy_approvals (version, reviewer, decision, comment, at) "
-                "VALUES (?, ?, 'reject', ?, ?) ON CONFLICT (version, reviewer) DO UPDATE SET "
-                "decision = excluded.decision, comment = excluded.comment, at = excluded.at",
-                (version, user.name, note, now()),
-            )
-            tx.execute(
-                "UPDATE policy_versions SET status = ? WHERE version = ?", (REJECTED, version)
-            )
+            versions.decide(tx, version, user.name, "reject", note)
+            versions.set_status(tx, version, REJECTED)
             self._audit.append(
                 tx,
                 actor=user.name,
@@ -406,39 +323,8 @@ def _comment(comment: str | None) -> str | None:
     return text or None
 
 
-def _active_row(db: sqlite3.Connection) -> sqlite3.Row:
-    """The one way the active version is found (a unique index allows one at most)."""
-    row: sqlite3.Row | None = db.execute(
-        "SELECT version, sha256, body FROM policy_versions WHERE status = ?", (ACTIVE,)
-    ).fetchone()
-    if row is None:
-        raise UserError(T_("the room has no active policy"))
-    return row
-
-
-def _active_number(db: sqlite3.Connection) -> int:
-    return int(_active_row(db)["version"])
-
-
-def _get(db: sqlite3.Connection, version: int) -> PolicyVersion:
-    if not 0 < version < 2**63:  # past SQLite's integers: no such version (not a crash)
-        raise NotFoundError(T_("there is no policy version %(version)s", version=str(version)[:30]))
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM policy_versions WHERE version = ?",  # noqa: S608
-        (version,),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(T_("there is no policy version %(version)s", version=version))
-    decisions = db.execute(
-        "SELECT version, reviewer, decision, comment, at FROM policy_approvals "
-        "WHERE version = ? ORDER BY at, rowid",
-        (version,),
-    ).fetchall()
-    return _version(row, [_decision(d) for d in decisions])
-
-
 def _open_proposal(db: sqlite3.Connection, version: int) -> PolicyVersion:
-    proposal = _get(db, version)
+    proposal = versions.get(db, version)
     if proposal.status != PROPOSED:
         raise ConflictError(
             T_(
@@ -460,23 +346,3 @@ def _check_undecided(proposal: PolicyVersion, user: User) -> None:
                     version=proposal.version,
                 )
             )
-
-
-def _decision(row: sqlite3.Row) -> Decision:
-    return Decision(row["reviewer"], row["decision"], row["comment"], row["at"])
-
-
-def _version(row: sqlite3.Row, decisions: list[Decision]) -> PolicyVersion:
-    return PolicyVersion(
-        version=int(row["version"]),
-        sha256=row["sha256"],
-        status=row["status"],
-        author=row["author"],
-        comment=row["comment"],
-        created_at=row["created_at"],
-        activated_at=row["activated_at"],
-        base_version=row["base_version"],
-        approvals_required=row["approvals_required"],
-        decisions=tuple(decisions),
-        body=row["body"],
-    )

@@ -40,6 +40,7 @@ from cleanroom.room.matching import Generation, live_generation, reading
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query import records
 from cleanroom.room.query.check import QueryRejected, check_sql
 from cleanroom.room.query.history import history
 from cleanroom.room.query.prepared import Prepared, SqlQuery
@@ -47,7 +48,6 @@ from cleanroom.room.query.price import outlook
 from cleanroom.room.query.release import Released
 from cleanroom.room.state import Room
 from cleanroom.room.store import now
-from cleanroom.sql import quote_column
 from cleanroom.wording import a
 
 log = logging.getLogger("cleanroom.query")
@@ -82,13 +82,14 @@ class Prepaid:
     atomically, before any of them executes, so that it is either fully paid
     or refused — never half-published. It checked ``query`` and pinned
     ``active`` and ``generation`` so that every section reads the same policy
-    and data; ``paid_by`` names the charge in each section's audit entry.
+    and data; ``report_run`` names the run that paid, on each section's
+    ``queries`` row and audit entry.
     """
 
     query: Prepared
     active: ActivePolicy
     generation: Generation
-    paid_by: str
+    report_run: str
 
 
 def _insert_query(
@@ -98,24 +99,18 @@ def _insert_query(
     user: User,
     party: str,
     cache_key: str,
-    **fields: object,
+    **fields: Any,
 ) -> None:
     """One row of the ``queries`` table; ``fields`` are its remaining columns."""
-    row = {
-        "id": query_id,
-        "party": party,
-        "user_name": user.name,
-        "kind": "template" if request.template else "sql",
-        "request": json.dumps(request.describe()),
-        "cache_key": cache_key,
-        "created_at": now(),
+    records.insert(
+        db,
+        query_id,
+        party=party,
+        user_name=user.name,
+        kind="template" if request.template else "sql",
+        request=json.dumps(request.describe()),
+        cache_key=cache_key,
         **fields,
-    }
-    # Column names are this module's own literals, never caller text.
-    columns, marks = ", ".join(map(quote_column, row)), ", ".join("?" for _ in row)
-    db.execute(
-        f"INSERT INTO queries ({columns}) VALUES ({marks})",  # noqa: S608
-        tuple(row.values()),
     )
 
 
@@ -220,7 +215,7 @@ class Engine:
         report run. A query is checked, priced, and answered from the cache or
         charged before it runs. A ``prepaid`` one (a report section) gets the
         same execution and the same record — a ``queries`` row, a ``query.run``
-        audit entry with policy version, epsilon, result hash and ``paid_by`` —
+        audit entry with policy version, epsilon, result hash and ``report_run`` —
         but no charge, no refund (the run's rule decides) and no cache read
         (the run paid for a fresh answer).
         """
@@ -352,13 +347,14 @@ class Engine:
             generation=generation.generation,
             epsilon=str(epsilon),
             status="running",
+            report_run=None if prepaid is None else prepaid.report_run,
         )
         charge = None
         if prepaid is None:
             charge = self._charge(db, query_id, party, epsilon, privacy, user)
         started = time.perf_counter()
         chosen = applied(privacy, generation.bounds)
-        paid_by = {"paid_by": prepaid.paid_by} if prepaid is not None else {}
+        run = {"report_run": prepaid.report_run} if prepaid is not None else {}
         try:
             released = query.execute(
                 self.room.backend.cursor(),
@@ -378,7 +374,7 @@ class Engine:
                 generation,
                 epsilon,
                 started,
-                **paid_by,
+                **run,
                 bounds=chosen.as_dict(),
             )
         except Exception as err:  # not stored, so never returned: a charge made here goes back
@@ -405,10 +401,7 @@ class Engine:
                 delta=privacy.delta or 0.0,
             )
         except BudgetExceeded:
-            db.execute(
-                "UPDATE queries SET status = 'refused', finished_at = ? WHERE id = ?",
-                (now(), query_id),
-            )
+            records.refuse(db, query_id)
             raise
         except Exception:  # not charged (e.g. the audit chain broke meanwhile): nothing ran
             _fail(db, query_id)
@@ -475,11 +468,7 @@ class Engine:
         body = json.dumps(result, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
         with self.room.store.transaction() as tx:
-            tx.execute(
-                "UPDATE queries SET status = 'done', result = ?, result_sha256 = ?, finished_at = ?"
-                " WHERE id = ?",
-                (body, digest, now(), query_id),
-            )
+            records.store_result(tx, query_id, body, digest)
             self.room.audit.append(
                 tx,
                 actor=user.name,
@@ -499,16 +488,8 @@ class Engine:
         return result
 
     def _cached(self, key: str) -> dict[str, Any] | None:
-        row = (
-            self.room.store.connection()
-            .execute(
-                "SELECT id, result FROM queries WHERE cache_key = ? AND status = 'done' "
-                "AND cached_from IS NULL ORDER BY created_at LIMIT 1",
-                (key,),
-            )
-            .fetchone()
-        )
-        return {"id": row["id"], **json.loads(row["result"])} if row else None
+        row = records.cached(self.room.store.connection(), key)
+        return {"id": row.id, **row.answer()} if row else None
 
     def _answer_from_cache(
         self,
@@ -551,19 +532,15 @@ class Engine:
 
     def get(self, query_id: str, user: User) -> dict[str, Any]:
         """A past result, to its own party (or a reviewer)."""
-        row = (
-            self.room.store.connection()
-            .execute("SELECT party, status, result FROM queries WHERE id = ?", (query_id,))
-            .fetchone()
-        )
+        row = records.get(self.room.store.connection(), query_id)
         if row is None or (
-            user.role not in (Role.reviewer, Role.room_admin) and row["party"] != _party_of(user)
+            user.role not in (Role.reviewer, Role.room_admin) and row.party != _party_of(user)
         ):
             raise NotFoundError(T_("no query %(query_id)s", query_id=query_id))
-        if row["status"] != "done":
-            return {"query_id": query_id, "status": row["status"]}
+        if row.status != "done":
+            return {"query_id": query_id, "status": row.status}
         # Annotated again: an answer stored before the flags existed gains them on the way out.
-        return {"status": "done", **accuracy.annotate(json.loads(row["result"]))}
+        return {"status": "done", **accuracy.annotate(row.answer())}
 
     def history(
         self, user: User, *, limit: int = 50, before: str | None = None
@@ -576,7 +553,4 @@ class Engine:
 
 def _fail(db: sqlite3.Connection, query_id: str) -> None:
     """Close a query that produced no stored result (its charge is settled by the caller)."""
-    db.execute(
-        "UPDATE queries SET status = 'failed', finished_at = ? WHERE id = ? AND status = 'running'",
-        (now(), query_id),
-    )
+    records.fail(db, query_id)

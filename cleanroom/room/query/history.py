@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom.room.auth import Role, User
+from cleanroom.room.query import records
 from cleanroom.room.store import MetaStore
 
 MAX_LISTED = 500
@@ -24,41 +25,26 @@ def history(
     """Newest first; ``before`` (a query id) pages back. ``party`` None: every party."""
     if user.role not in (Role.reviewer, Role.room_admin) and party is None:
         return []
-    where, args = [], []
-    if party is not None:
-        where.append("party = ?")
-        args.append(party)
-    if before is not None:
-        where.append("rowid < (SELECT rowid FROM queries WHERE id = ?)")
-        args.append(before)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = (
-        store.connection()
-        .execute(
-            "SELECT id, kind, request, status, user_name, epsilon, cached_from, policy_version, "  # noqa: S608
-            f"created_at, finished_at FROM queries {clause} "
-            "ORDER BY rowid DESC LIMIT ?",  # insertion order: timestamps tie within a second
-            (*args, min(max(limit, 1), MAX_LISTED)),
-        )
-        .fetchall()
+    rows = records.page(
+        store.connection(), party, limit=min(max(limit, 1), MAX_LISTED), before=before
     )
     out = []
     for row in rows:
-        request = json.loads(row["request"])
+        request = json.loads(row.request)
         out.append(
             {
-                "query_id": row["id"],
-                "kind": row["kind"],
+                "query_id": row.id,
+                "kind": row.kind,
                 "template": request.get("template"),
                 "sql": request.get("sql"),
                 "params": request.get("params") or {},
-                "status": row["status"],
-                "user": row["user_name"],
-                "epsilon": float(Fraction(row["epsilon"])),
-                "cached": row["cached_from"] is not None,
-                "policy_version": row["policy_version"],
-                "created_at": row["created_at"],
-                "finished_at": row["finished_at"],
+                "status": row.status,
+                "user": row.user_name,
+                "epsilon": float(Fraction(row.epsilon)),
+                "cached": row.cached_from is not None,
+                "policy_version": row.policy_version,
+                "created_at": row.created_at,
+                "finished_at": row.finished_at,
             }
         )
     return out

@@ -38,6 +38,7 @@ from cleanroom.room.budget import BudgetExceeded
 from cleanroom.room.matching import Generation, reading
 from cleanroom.room.policy.lifecycle import ActivePolicy
 from cleanroom.room.policy.reports import ReportPolicy, exact
+from cleanroom.room.query import records
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.engine import Engine, Prepaid, QueryRequest
 from cleanroom.room.query.prepared import Prepared
@@ -145,26 +146,17 @@ class ReportRunner:
     def recover(self) -> list[str]:
         """Close runs a stopped service left running, by the refund rule above.
 
-        A section's result is stored with its ``query.run`` audit entry (naming
-        the run in ``paid_by``) in one transaction, so the trail says exactly
+        A section's result is stored (its ``queries`` row naming the run) with its
+        ``query.run`` audit entry in one transaction, so the rows say exactly
         which sections were released before the stop: none, and the charge is
         refunded; any, and it stands.
         """
         closed = []
         db = self.room.store.connection()
         for run in self.runs.interrupted():
-            (stored,) = db.execute(
-                "SELECT count(*) FROM audit WHERE action = 'query.run' "
-                "AND json_extract(details, '$.paid_by') LIKE ?",
-                (f"report run {run.id} %",),
-            ).fetchone()
-            charges = [  # by query id: the stop may have come before set_charge
-                int(row[0])
-                for row in db.execute(
-                    "SELECT id FROM budget_charges WHERE query_id = ?",
-                    (f"report:{run.report}:{run.id}",),
-                )
-            ]
+            stored = records.released_for_run(db, run.id)
+            # By the run's id: the stop may have come before set_charge.
+            charges = [c.id for c in self.engine.ledger.charges(report_run=run.id)]
             refund = not stored and bool(charges)
             reason = N_("interrupted: the service stopped during the run")
             for charge in charges if refund else []:
@@ -199,7 +191,7 @@ class ReportRunner:
                 REPORTER_SHARE,
                 report.epsilon,
                 policy=privacy.budget,
-                query_id=f"report:{run.report}:{run.id}",
+                report_run=run.id,
                 actor=identity.name,
                 delta=(privacy.delta or 0.0) * len(report.sections),
             )
@@ -211,7 +203,7 @@ class ReportRunner:
         try:
             for section, (request, query) in zip(report.sections, prepared, strict=True):
                 faults.pause("report.section")  # crash tests: charged, before this section
-                paid = Prepaid(query, active, generation, f"report run {run.id} (charge {charge})")
+                paid = Prepaid(query, active, generation, run.id)
                 result = self.engine.run(request, identity, prepaid=paid)
                 sections.append(
                     SectionResult(

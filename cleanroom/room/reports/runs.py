@@ -232,6 +232,13 @@ class RunLog:
         )
         return str(row[0]) if row and row[0] is not None else None
 
+    def every(self) -> list[ReportRun]:
+        """Every run, oldest first (for the ledger check)."""
+        rows = self._store.connection().execute(
+            f"SELECT {_COLUMNS} FROM report_runs ORDER BY started_at, id"  # noqa: S608
+        )
+        return [_run(row) for row in rows]
+
     def interrupted(self) -> list[ReportRun]:
         """Runs still marked running: at service start, they were cut off by a stop."""
         rows = (

@@ -32,6 +32,7 @@ from croniter import croniter
 
 from cleanroom.clock import now as clock_now
 from cleanroom.errors import AuditChainBroken
+from cleanroom.room.policy import versions
 from cleanroom.room.reports.runner import ReportRunner
 from cleanroom.room.reports.runs import ReportBusy, ReportRun, SlotTaken
 
@@ -131,14 +132,7 @@ class Scheduler:
         return made
 
     def _activated_at(self, version: int) -> datetime:
-        row = (
-            self.runner.room.store.connection()
-            .execute(
-                "SELECT activated_at, created_at FROM policy_versions WHERE version = ?", (version,)
-            )
-            .fetchone()
-        )
-        stamp = (row["activated_at"] or row["created_at"]) if row else None
+        stamp = versions.in_force_since(self.runner.room.store.connection(), version)
         return datetime.fromisoformat(stamp) if stamp else self.clock()
 
     def _loop(self) -> None:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cleanroom import clock
-from cleanroom.errors import NotFoundError
 from cleanroom.room.audit import AuditLog
 from cleanroom.room.auth import User, Users
 from cleanroom.room.store import MetaStore
@@ -106,16 +105,14 @@ class Sessions:
         at = clock.now()
         db = self._store.connection()
         row = db.execute(
-            "SELECT u.name, s.seen_at, s.expires_at FROM web_sessions s "
-            "JOIN users u ON u.id = s.user_id "
-            "WHERE s.id_hash = ? AND u.revoked_at IS NULL AND s.expires_at > ?",
+            "SELECT user_id, seen_at, expires_at FROM web_sessions "
+            "WHERE id_hash = ? AND expires_at > ?",
             (_hash(session_id), _stamp(at)),
         ).fetchone()
         if row is None or row["seen_at"] <= _stamp(at - IDLE):
             return None
-        try:
-            user = self._users.get(row["name"])
-        except NotFoundError:  # pragma: no cover - users are never deleted, only revoked
+        user = self._users.by_id(int(row["user_id"]))  # users are never deleted, only revoked
+        if user is None or user.revoked_at is not None:
             return None
         if row["seen_at"] <= _stamp(at - TOUCH_EVERY):
             with self._store.transaction() as tx:

@@ -308,3 +308,19 @@ def test_the_token_never_leaks(store: MetaStore, users: Users) -> None:
         assert token not in message
         assert token[3:] not in message
     assert token not in audit_text(store)
+
+
+# -- the users table's other readers ---------------------------------------------------
+
+
+def test_a_user_is_found_by_row_id_and_keeps_a_language(users: Users) -> None:
+    ana, _ = users.add("ana", Role.analyst, party="acme")
+    found = users.by_id(ana.id)
+    assert found is not None and (found.name, found.party) == ("ana", "acme")
+    assert users.by_id(ana.id + 1000) is None
+    assert users.language(ana.id) is None  # the room's default until chosen
+    users.set_language(ana.id, "fa")
+    assert users.language(ana.id) == "fa"
+    users.revoke("ana")
+    revoked = users.by_id(ana.id)
+    assert revoked is not None and revoked.revoked_at is not None

@@ -161,6 +161,41 @@ def test_bad_delta_and_naive_times_are_refused(ledger: Ledger) -> None:
         charge(ledger, "acme", Fraction(1, 10), now=datetime(2026, 11, 19, 10, 30))
 
 
+def test_a_charge_names_exactly_one_thing_it_pays_for(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        ledger.charge("acme", Fraction(1, 10), policy=POLICY, actor="a", now=NOW)
+    with pytest.raises(ValueError, match="exactly one"):
+        ledger.charge(
+            "acme", Fraction(1, 10), policy=POLICY, query_id="q", generation=3, actor="a", now=NOW
+        )
+    assert ledger.charges() == []  # refused before anything was written
+
+
+def test_charges_are_found_by_what_they_paid_for(ledger: Ledger, audit: AuditLog) -> None:
+    q = charge(ledger, "acme", Fraction(1, 10), query_id="q1")
+    run = ledger.charge(
+        "bank", Fraction(1, 5), policy=POLICY, report_run="r1", actor="sched", now=NOW
+    )
+    bounds = ledger.charge(
+        "bank", Fraction(1, 20), policy=POLICY, generation=7, actor="admin", now=NOW
+    )
+    ledger.refund(bounds, actor="admin", reason="match failed")
+    assert [c.id for c in ledger.charges()] == [q, run, bounds]
+    (by_run,) = ledger.charges(report_run="r1")
+    assert (by_run.id, by_run.query_id, by_run.generation) == (run, None, None)
+    assert by_run.epsilon == Fraction(1, 5) and by_run.standing
+    assert [c.id for c in ledger.charges(generation=7)] == [bounds]
+    assert [c.id for c in ledger.charges(standing=True)] == [q, run]
+    assert [c.id for c in ledger.charges(query_id="q1", standing=True)] == [q]
+    assert ledger.parties_since(NOW - timedelta(days=1)) == {"acme", "bank"}
+    assert ledger.parties_since(NOW + timedelta(days=1)) == set()
+    # the trail names what each charge paid for by the same column names
+    paid = [e.details for e in audit.entries(action="budget.charge", limit=10)]
+    assert {"report_run": "r1"}.items() <= next(d for d in paid if "report_run" in d).items()
+    refunded = audit.entries(action="budget.refund", limit=10)
+    assert [e.details["generation"] for e in refunded] == [7]
+
+
 # -- refunds -----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ import pytest
 from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.room.ingest import ingest
 from cleanroom.room.matching import reading, run_match
+from cleanroom.room.query import records
 from cleanroom.room.query.engine import Engine, Prepaid, QueryRequest
 from cleanroom.room.reports.runner import REPORTER_SHARE, reporter_identity
 from cleanroom.room.state import Room
@@ -60,13 +61,13 @@ def status(room: Room, query_id: str) -> str:
     return str(row.fetchone()[0])
 
 
-def section(engine: Engine, paid_by: str) -> Prepaid:
+def section(engine: Engine, report_run: str) -> Prepaid:
     """A report section as the runner hands it over: checked, on a pinned generation."""
     active = engine.room.active_policy()
     query = engine.prepare(OVERLAP, REPORTER_SHARE, active.policy)
     with reading(engine.room) as generation:
         assert generation is not None
-        return Prepaid(query, active, generation, paid_by)
+        return Prepaid(query, active, generation, report_run)
 
 
 def test_an_analysts_query_is_charged_once_and_asked_again_is_cached(room: Room) -> None:
@@ -80,15 +81,17 @@ def test_an_analysts_query_is_charged_once_and_asked_again_is_cached(room: Room)
 
 def test_a_prepaid_section_is_recorded_like_any_query_and_charges_nothing(room: Room) -> None:
     engine = Engine(room)
-    result = engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "run r1"))
+    result = engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "r1"))
     assert charges(room) == []
     assert status(room, result["query_id"]) == "done" and not result["cached"]
     (entry,) = room.audit.entries(action="query.run", limit=10)
     assert entry.details["query_id"] == result["query_id"]
-    assert entry.details["paid_by"] == "run r1"
+    assert entry.details["report_run"] == "r1"
+    stored = records.get(room.store.connection(), result["query_id"])
+    assert stored is not None and stored.report_run == "r1"
     assert entry.details["result_sha256"]
     # paid for a fresh answer: a second section never reads the first one's from the cache
-    second = engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "run r2"))
+    second = engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "r2"))
     assert not second["cached"] and second["query_id"] != result["query_id"]
 
 
@@ -106,7 +109,7 @@ def test_an_answer_that_cannot_be_stored_is_refunded_unless_prepaid(
     ((charged, refunded),) = charges(room)
     assert refunded and status(room, charged) == "failed"
     with pytest.raises(OSError, match="disk gone"):
-        engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "run r3"))
+        engine.run(OVERLAP, reporter_identity(None), prepaid=section(engine, "r3"))
     assert charges(room) == [(charged, True)]  # nothing charged, nothing refunded here
     statuses = room.store.connection().execute("SELECT status FROM queries").fetchall()
     assert sorted(str(r[0]) for r in statuses) == ["failed", "failed"]

@@ -113,6 +113,40 @@ def test_the_check_names_every_broken_rule(room: Any) -> None:
     assert "no query ghost" in problems
 
 
+def report_run(room: Any, run_id: str, status: str) -> None:
+    room.store.connection().execute(
+        "INSERT INTO report_runs (id, report, slot, trigger, actor, status, policy_version,"
+        " epsilon, inputs, started_at) VALUES (?, 'weekly', ?, 'manual', 'sched', ?, 1, '1/2',"
+        " '{}', ?)",
+        (run_id, f"manual:{run_id}", status, now()),
+    )
+
+
+def test_report_and_bounds_charges_are_checked_by_their_own_columns(room: Any) -> None:
+    ledger = Ledger(room.store, room.audit)
+
+    def pay(epsilon: Fraction = Fraction(1, 2), **paid_for: Any) -> int:
+        return ledger.charge("acme", epsilon, policy=POLICY, actor="sched", **paid_for)
+
+    report_run(room, "r-done", "done")
+    pay(report_run="r-done")
+    answered(room, "s1", "1/4", report_run="r-done")  # its sections: paid by the run's charge
+    answered(room, "s2", "1/4", report_run="r-done")
+    report_run(room, "r-cut", "failed")
+    ledger.refund(pay(report_run="r-cut"), actor="recovery", reason="cut")
+    answered(room, "s3", "1/4", report_run="r-cut")  # released, yet its run's charge refunded
+    match(room, 4, "live")
+    pay(Fraction(1, 10), generation=4)
+    pay(Fraction(1, 10), generation=9)  # no such generation
+    check = check_ledger(room)
+    assert check.report_runs_charged == 1 and check.fresh_answers == 0
+    assert sorted(check.problems) == [
+        "charge 2: refunded, but run r-cut released",
+        "charge 4: no match generation 9",
+    ]
+    assert [c.id for c in ledger.charges(report_run="r-done")] == [1]
+
+
 # -- everything start-up recovery settles is audited and logged; a broken chain is left -----
 
 

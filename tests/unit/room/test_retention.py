@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from cleanroom import clock
 from cleanroom.errors import DataExpired
+from cleanroom.room import generations
+from cleanroom.room.generations import MatchRecord
 from cleanroom.room.policy.retention import RetentionPolicy
 from cleanroom.room.retention import refuse_expired
 from cleanroom.room.store import MetaStore
@@ -101,8 +103,8 @@ def _add(
         )
 
 
-def _live(store: MetaStore) -> Any:
-    return store.connection().execute("SELECT * FROM matches WHERE status = 'live'").fetchone()
+def _live(store: MetaStore) -> MatchRecord | None:
+    return generations.live(store.connection())
 
 
 @given(

@@ -25,8 +25,9 @@ from cleanroom.room.auth import Role, User
 from cleanroom.room.http.deps import RoomDep, UserDep
 from cleanroom.room.http.deps import roles as admit
 from cleanroom.room.policy.diff import PolicyChange, summarize
-from cleanroom.room.policy.lifecycle import MAX_COMMENT, PolicyVersion
+from cleanroom.room.policy.lifecycle import MAX_COMMENT
 from cleanroom.room.policy.load import MAX_POLICY_CHARS
+from cleanroom.room.policy.versions import PolicyVersion
 
 router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
 Reviewer = Annotated[User, Depends(admit(Role.reviewer))]

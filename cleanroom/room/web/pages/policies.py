@@ -22,7 +22,7 @@ from cleanroom.errors import UserError
 from cleanroom.i18n import N_
 from cleanroom.room.http.deps import RoomDep
 from cleanroom.room.policy.diff import LOOSENS, NEUTRAL, TIGHTENS, PolicyChange, summarize
-from cleanroom.room.policy.lifecycle import PROPOSED, SUPERSEDED, PolicyVersion
+from cleanroom.room.policy.versions import PROPOSED, SUPERSEDED, PolicyVersion
 from cleanroom.room.state import Room
 from cleanroom.room.web.capabilities import may
 from cleanroom.room.web.deps import page, posted
