@@ -9,9 +9,11 @@ set-based inside DuckDB; Python only drives a logarithmic number of rounds.
 Algorithm (randomised contraction, Bögeholz, Brand & Todor, "In-database
 connected component analysis", ICDE 2020):
 
-1. Tokens get dense BIGINT ids, so the iterative part hashes and joins 8-byte
-   keys instead of 32-byte blobs. Edges are built in id space, one star per
-   row (first token to each other token), deduplicated.
+1. A dictionary (``token_ids.py``) gives every distinct token a dense BIGINT
+   id once, and rows find their tokens' ids by an 8-byte key, so no join of
+   the match compares 32-byte blobs; the tokens come back only in the person
+   map, from the dictionary, at the end. Edges are built in id space, one
+   star per row (first token to each other token), deduplicated.
 2. Each round draws a fresh secret salt and maps every vertex still having an
    edge to the vertex of its closed neighbourhood with the smallest
    ``hash(id, salt)``; every edge is replaced by the edge between the images
@@ -75,6 +77,8 @@ from typing import Protocol
 import duckdb
 
 from cleanroom.errors import InternalError
+from cleanroom.room import token_ids
+from cleanroom.room.token_ids import HKEY, TokenIds
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -184,6 +188,7 @@ class Engine(Protocol):
     """
 
     row_id: str  # an expression numbering a statement's rows with unique BIGINTs
+    key_hash: str  # a function of one BLOB giving a 64-bit integer hash (``token_ids``)
 
     def column_types(self, table: str) -> dict[str, str]:
         """Lower-cased column name → type, ``BLOB`` for byte strings."""
@@ -235,6 +240,7 @@ class DuckDBEngine:
     """
 
     row_id = "row_number() OVER ()"
+    key_hash = "hash"
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -527,7 +533,11 @@ def resolve(
     limits: Mapping[str, int] | None = None,
     foreign: ForeignLimit | None = None,
 ) -> IdentityStats:
-    """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
+    """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL, hkey).
+
+    ``hkey`` is the token's 8-byte lookup key (``cleanroom.room.token_ids``),
+    NULL in every row when two of the match's tokens share a key; then
+    :func:`person_table` finds rows' persons by the token itself.
 
     ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``limits``
     maps an identifier type to the most tokens of it one person may hold
@@ -555,16 +565,9 @@ def resolve(
     try:
         with engine.bulk():
             started = time.perf_counter()
-            tokens = scratch.name("tokens")
             occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
-            # Tokens are domain-separated by type, so a token has one kind; min() only
-            # makes the choice explicit should a column be declared with another type.
-            engine.materialize(
-                tokens,
-                f"SELECT tok, kind, {engine.row_id} AS id "
-                f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d",
-            )
-            token_count = _count(engine, tokens)
+            ids = token_ids.build(engine, scratch.name("tokens"), occurrences)
+            tokens, token_count = ids.table, ids.tokens
             seconds["tokens"] = time.perf_counter() - started
 
             started = time.perf_counter()
@@ -578,8 +581,8 @@ def resolve(
                     SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
                            p.party
                     FROM ({" UNION ALL ".join(pairs)}) p
-                    JOIN {tokens} ta ON ta.tok = p.a
-                    JOIN {tokens} tb ON tb.tok = p.b
+                    JOIN {tokens} ta ON {ids.on("ta", "p.a")}
+                    JOIN {tokens} tb ON {ids.on("tb", "p.b")}
                     WHERE ta.id <> tb.id
                     """,
                 )
@@ -590,7 +593,7 @@ def resolve(
             hubs = foreign_merges = 0
             kept = links
             if foreign is not None:
-                cut, foreign_merges = _foreign_cut(engine, scratch, sources, tokens, links, foreign)
+                cut, foreign_merges = _foreign_cut(engine, scratch, sources, ids, links, foreign)
                 kept = scratch.name("kept")
                 engine.materialize(
                     kept,
@@ -631,19 +634,19 @@ def resolve(
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
+            # Ids only from here on: the tokens come back from the dictionary at the end.
             labelled = scratch.name("labelled")
             if resolved is None:
                 engine.materialize(
-                    labelled, f"SELECT tok, id, kind, id AS label, true AS alone FROM {tokens}"
+                    labelled, f"SELECT id, kind, id AS label, true AS alone FROM {tokens}"
                 )
             else:
                 engine.materialize(
                     labelled,
-                    f"SELECT t.tok, t.id, t.kind, coalesce(f.rep, t.id) AS label, "
+                    f"SELECT t.id, t.kind, coalesce(f.rep, t.id) AS label, "
                     f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id",
                 )
                 scratch.drop(resolved)
-            scratch.drop(tokens)
             split_groups = split_tokens = 0
             if limits and resolved is not None:
                 over = scratch.name("over")
@@ -659,7 +662,7 @@ def resolve(
                     engine.materialize(
                         final,
                         f"""
-                        SELECT l.tok, l.id, l.kind,
+                        SELECT l.id, l.kind,
                                CASE WHEN o.label IS NULL THEN l.label ELSE l.id END AS label,
                                (l.alone OR o.label IS NOT NULL) AS alone
                         FROM {labelled} l LEFT JOIN {over} o ON o.label = l.label
@@ -697,13 +700,15 @@ def resolve(
                            row_number() OVER (ORDER BY hash(label, ?), label) AS person
                     FROM components
                 )
-                SELECT l.tok AS token, s.person
+                SELECT t.tok AS token, s.person, CASE WHEN ? THEN t.{HKEY} END AS {HKEY}
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
+                JOIN {tokens} t ON t.id = l.id
                 """,
-                [_salt()],
+                [_salt(), ids.by_key],
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
-                schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL",
+                schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL, "
+                f"{HKEY} UBIGINT",
             )
             persons = engine.scalar(f"SELECT max(person) FROM {quote_table(person_map)}")
             seconds["person_map"] = time.perf_counter() - started
@@ -727,7 +732,7 @@ def _foreign_cut(
     engine: Engine,
     scratch: _Scratch,
     sources: Sequence[TokenSource],
-    tokens: str,
+    ids: TokenIds,
     links: str,
     foreign: ForeignLimit,
 ) -> tuple[str, int]:
@@ -747,7 +752,8 @@ def _foreign_cut(
         held,
         f"""
         SELECT party, id, {engine.row_id} AS pid FROM (
-            SELECT DISTINCT o.party, t.id FROM ({occurrences}) o JOIN {tokens} t ON t.tok = o.tok
+            SELECT DISTINCT o.party, t.id FROM ({occurrences}) o
+            JOIN {ids.table} t ON {ids.on("t", "o.tok")}
         ) d
         """,
     )
@@ -883,8 +889,15 @@ def person_table(
     This is what analysts see, so no token may reach it: token columns and
     any BLOB column are refused as keep columns. The tokens of a row belong
     to one person unless a limit withheld one of its links; either way the
-    row's first token decides its person; a row with no token (or none in
-    the map) has no person and is left out.
+    row's first token decides its person; a row with no token has no person
+    and is left out.
+
+    ``source`` must be one of the sources ``person_map`` was resolved from:
+    rows find their person by the 8-byte key of their first token, which is
+    unique among the map's tokens (``cleanroom.room.token_ids``), so every
+    token the map holds is found exactly — a token it never saw could meet
+    another's key. When the map's keys are NULL (two tokens shared a key),
+    rows are joined on the token itself.
 
     ``_rank`` numbers each person's rows 1, 2, … in a random order drawn once
     here, so the query engine bounds rows per person with ``_rank <= k``, a
@@ -918,6 +931,10 @@ def person_table(
         if kind == "BLOB":
             raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
     anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
+    by_token = engine.scalar(
+        f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n"
+    )
+    found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {engine.key_hash}({anchor})"
     kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
     excluded = ""
     if suppressed is not None:
@@ -933,7 +950,7 @@ def person_table(
                 f"""
                 SELECT m.person{kept},
                        row_number() OVER (PARTITION BY m.person ORDER BY random()) AS {RANK}
-                FROM {table} s JOIN {mapping} m ON m.token = {anchor}
+                FROM {table} s JOIN {mapping} m ON {found}
                 {excluded}
                 """,
                 not_null="person",

@@ -51,6 +51,7 @@ class SparkEngine:
     """Resolution statements as Spark SQL; every result a checkpointed temporary view."""
 
     row_id = "monotonically_increasing_id()"
+    key_hash = "xxhash64"  # 64-bit, where Spark's hash() is 32-bit Murmur3
 
     def __init__(self, session: SparkSession, sources: Mapping[str, str]) -> None:
         """``sources``: room table name (``wh.<name>``) → the temporary view holding it."""
