@@ -78,7 +78,7 @@ import duckdb
 
 from cleanroom.errors import InternalError
 from cleanroom.room import token_ids
-from cleanroom.room.token_ids import HKEY, TokenIds
+from cleanroom.room.token_ids import HKEY, TokenIds, key_sql
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -934,7 +934,7 @@ def person_table(
     by_token = engine.scalar(
         f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n"
     )
-    found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {engine.key_hash}({anchor})"
+    found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {key_sql(engine.key_hash, anchor)}"
     kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
     excluded = ""
     if suppressed is not None:

@@ -46,8 +46,17 @@ class TokenIds:
     def on(self, alias: str, token: str) -> str:
         """Join condition: dictionary row ``alias`` is the token in SQL expression ``token``."""
         if self.by_key:
-            return f"{alias}.{HKEY} = {self.key_hash}({token})"
+            return f"{alias}.{HKEY} = {key_sql(self.key_hash, token)}"
         return f"{alias}.tok = {token}"
+
+
+def key_sql(key_hash: str, token: str) -> str:
+    """The lookup key of SQL expression ``token``: NULL for no token.
+
+    Engines hash NULL to a number (DuckDB's ``hash(NULL)`` and Spark's
+    ``xxhash64(NULL)`` are not NULL), which must never find a token.
+    """
+    return f"CASE WHEN {token} IS NOT NULL THEN {key_hash}({token}) END"
 
 
 def build(engine: Engine, table: str, occurrences: str) -> TokenIds:
