@@ -532,12 +532,16 @@ def resolve(
     person_map: str,
     limits: Mapping[str, int] | None = None,
     foreign: ForeignLimit | None = None,
+    keep_tokens: bool = True,
 ) -> IdentityStats:
     """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL, hkey).
 
     ``hkey`` is the token's 8-byte lookup key (``cleanroom.room.token_ids``),
     NULL in every row when two of the match's tokens share a key; then
-    :func:`person_table` finds rows' persons by the token itself.
+    :func:`person_table` finds rows' persons by the token itself. The tokens
+    are mapped back from their ids only where needed: with ``keep_tokens=False``
+    the map is (person, hkey) — enough for :func:`person_table` — unless the
+    keys were shared, when the tokens are kept after all.
 
     ``con`` is the warehouse (DuckDB) or another :class:`Engine`. ``limits``
     maps an identifier type to the most tokens of it one person may hold
@@ -634,19 +638,24 @@ def resolve(
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            # Ids only from here on: the tokens come back from the dictionary at the end.
+            # Ids and keys only from here on: the tokens come back from the dictionary
+            # at the end, if at all.
             labelled = scratch.name("labelled")
             if resolved is None:
                 engine.materialize(
-                    labelled, f"SELECT id, kind, id AS label, true AS alone FROM {tokens}"
+                    labelled,
+                    f"SELECT id, kind, {HKEY}, id AS label, true AS alone FROM {tokens}",
                 )
             else:
                 engine.materialize(
                     labelled,
-                    f"SELECT t.id, t.kind, coalesce(f.rep, t.id) AS label, "
+                    f"SELECT t.id, t.kind, t.{HKEY}, coalesce(f.rep, t.id) AS label, "
                     f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id",
                 )
                 scratch.drop(resolved)
+            with_tokens = keep_tokens or not ids.by_key
+            if not with_tokens:
+                scratch.drop(tokens)
             split_groups = split_tokens = 0
             if limits and resolved is not None:
                 over = scratch.name("over")
@@ -662,7 +671,7 @@ def resolve(
                     engine.materialize(
                         final,
                         f"""
-                        SELECT l.id, l.kind,
+                        SELECT l.id, l.kind, l.{HKEY},
                                CASE WHEN o.label IS NULL THEN l.label ELSE l.id END AS label,
                                (l.alone OR o.label IS NOT NULL) AS alone
                         FROM {labelled} l LEFT JOIN {over} o ON o.label = l.label
@@ -700,15 +709,16 @@ def resolve(
                            row_number() OVER (ORDER BY hash(label, ?), label) AS person
                     FROM components
                 )
-                SELECT t.tok AS token, s.person, CASE WHEN ? THEN t.{HKEY} END AS {HKEY}
+                SELECT {"t.tok AS token, " if with_tokens else ""}s.person,
+                       CASE WHEN ? THEN l.{HKEY} END AS {HKEY}
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
-                JOIN {tokens} t ON t.id = l.id
+                {f"JOIN {tokens} t ON t.id = l.id" if with_tokens else ""}
                 """,
                 [_salt(), ids.by_key],
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
-                schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL, "
-                f"{HKEY} UBIGINT",
+                schema=("token BLOB USING COMPRESSION uncompressed, " if with_tokens else "")
+                + f"person BIGINT NOT NULL, {HKEY} UBIGINT",
             )
             persons = engine.scalar(f"SELECT max(person) FROM {quote_table(person_map)}")
             seconds["person_map"] = time.perf_counter() - started
@@ -897,7 +907,7 @@ def person_table(
     unique among the map's tokens (``cleanroom.room.token_ids``), so every
     token the map holds is found exactly — a token it never saw could meet
     another's key. When the map's keys are NULL (two tokens shared a key),
-    rows are joined on the token itself.
+    rows are joined on the token itself (the map then always holds it).
 
     ``_rank`` numbers each person's rows 1, 2, … in a random order drawn once
     here, so the query engine bounds rows per person with ``_rank <= k``, a
@@ -931,7 +941,7 @@ def person_table(
         if kind == "BLOB":
             raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
     anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
-    by_token = engine.scalar(
+    by_token = "token" in engine.column_types(person_map) and engine.scalar(
         f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n"
     )
     found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {key_sql(engine.key_hash, anchor)}"

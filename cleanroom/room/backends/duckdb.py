@@ -49,6 +49,7 @@ class DuckDBBackend:
                 person_map=person_map,
                 limits=limits,
                 foreign=foreign,
+                keep_tokens=bool(suppressed),  # only a list's tokens need them
             )
             if excluded is not None:
                 lists = [f"{SCHEMA}.{name}" for name in suppressed]
