@@ -584,9 +584,12 @@ def resolve(
                     f"""
                     SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
                            p.party
-                    FROM ({" UNION ALL ".join(pairs)}) p
-                    JOIN {tokens} ta ON {ids.on("ta", "p.a")}
-                    JOIN {tokens} tb ON {ids.on("tb", "p.b")}
+                    FROM (
+                        SELECT {ids.lookup("a")} AS a, {ids.lookup("b")} AS b, party
+                        FROM ({" UNION ALL ".join(pairs)}) r
+                    ) p
+                    JOIN {tokens} ta ON ta.{ids.column} = p.a
+                    JOIN {tokens} tb ON tb.{ids.column} = p.b
                     WHERE ta.id <> tb.id
                     """,
                 )
@@ -762,8 +765,9 @@ def _foreign_cut(
         held,
         f"""
         SELECT party, id, {engine.row_id} AS pid FROM (
-            SELECT DISTINCT o.party, t.id FROM ({occurrences}) o
-            JOIN {ids.table} t ON {ids.on("t", "o.tok")}
+            SELECT DISTINCT o.party, t.id
+            FROM (SELECT party, {ids.lookup("tok")} AS tok FROM ({occurrences}) r) o
+            JOIN {ids.table} t ON t.{ids.column} = o.tok
         ) d
         """,
     )

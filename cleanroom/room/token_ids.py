@@ -43,11 +43,21 @@ class TokenIds:
     by_key: bool  # every token's hkey is unique: look tokens up by hkey
     key_hash: str  # the engine's 64-bit hash function of a BLOB
 
+    @property
+    def column(self) -> str:
+        """The dictionary column that :meth:`lookup` values are found in."""
+        return HKEY if self.by_key else "tok"
+
+    def lookup(self, token: str) -> str:
+        """What SQL expression ``token`` is looked up by: its key, or itself if keys are shared.
+
+        Computed where the rows are read, so only 8 bytes travel on to the joins.
+        """
+        return key_sql(self.key_hash, token) if self.by_key else token
+
     def on(self, alias: str, token: str) -> str:
         """Join condition: dictionary row ``alias`` is the token in SQL expression ``token``."""
-        if self.by_key:
-            return f"{alias}.{HKEY} = {key_sql(self.key_hash, token)}"
-        return f"{alias}.tok = {token}"
+        return f"{alias}.{self.column} = {self.lookup(token)}"
 
 
 def key_sql(key_hash: str, token: str) -> str:
