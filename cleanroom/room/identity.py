@@ -9,9 +9,11 @@ set-based inside DuckDB; Python only drives a logarithmic number of rounds.
 Algorithm (randomised contraction, Bögeholz, Brand & Todor, "In-database
 connected component analysis", ICDE 2020):
 
-1. Tokens get dense BIGINT ids, so the iterative part hashes and joins 8-byte
-   keys instead of 32-byte blobs. Edges are built in id space, one star per
-   row (first token to each other token), deduplicated.
+1. A dictionary (``token_ids.py``) gives every distinct token a dense BIGINT
+   id once, and rows find their tokens' ids by an 8-byte key, so no join of
+   the match compares 32-byte blobs; the tokens come back only in the person
+   map, from the dictionary, at the end. Edges are built in id space, one
+   star per row (first token to each other token), deduplicated.
 2. Each round draws a fresh secret salt (``selection.salt``) and maps every vertex still having an
    edge to the vertex of its closed neighbourhood with the smallest
    ``hash(id, salt)``; every edge is replaced by the edge between the images
@@ -71,7 +73,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cleanroom.errors import InternalError
-from cleanroom.room import selection
+from cleanroom.room import selection, token_ids
+from cleanroom.room.token_ids import HKEY, TokenIds, key_sql
 from cleanroom.sql import name_sql, quote_column, quote_table
 
 if TYPE_CHECKING:  # the backends implement it and import this module
@@ -211,14 +214,14 @@ class _Scratch:
 
 
 def _count(engine: Tables, table: str) -> int:
-    return engine.scalar(f"SELECT count(*) FROM {table}")
+    return engine.scalar(f"SELECT count(*) FROM {table}")  # noqa: S608
 
 
 def _occurrences(source: TokenSource) -> list[str]:
     table = quote_table(source.table)
     party = name_sql(source.party)
     return [
-        f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "
+        f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "  # noqa: S608
         f"{party} AS party FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
@@ -237,7 +240,7 @@ def _star_pairs(source: TokenSource) -> list[str]:
     for j in range(1, len(columns)):
         anchor = f"coalesce({', '.join(columns[:j])})"
         selects.append(
-            f"SELECT {anchor} AS a, {columns[j]} AS b, {party} AS party FROM {table} "
+            f"SELECT {anchor} AS a, {columns[j]} AS b, {party} AS party FROM {table} "  # noqa: S608
             f"WHERE {columns[j]} IS NOT NULL AND {anchor} IS NOT NULL"
         )
     return selects
@@ -263,7 +266,7 @@ def hubs_sql(edges: str, tokens: str, limits: Mapping[str, int]) -> str:
             GROUP BY a.x, t.kind
         ) d
         WHERE n > {_limit_of("kind", limits)}
-        """
+        """  # noqa: S608
 
 
 def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
@@ -273,7 +276,7 @@ def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
             SELECT label, kind, count(*) AS n FROM {labelled} WHERE NOT alone GROUP BY label, kind
         ) c
         WHERE n > {_limit_of("kind", limits)}
-        """
+        """  # noqa: S608
 
 
 def round_map_sql(edges: str) -> tuple[str, list[object]]:
@@ -290,7 +293,7 @@ def round_map_sql(edges: str) -> tuple[str, list[object]]:
         )
         SELECT x AS v, CASE WHEN h < hash(x, ?) THEN y ELSE x END AS rep
         FROM best
-        """
+        """  # noqa: S608
     return sql, [salt, salt, salt]
 
 
@@ -302,7 +305,7 @@ def round_edges_sql(edges: str, step: str) -> str:
         JOIN {step} ma ON ma.v = e.u
         JOIN {step} mb ON mb.v = e.v
         WHERE ma.rep <> mb.rep
-        """
+        """  # noqa: S608
 
 
 def _contract(engine: Tables, scratch: _Scratch, edges: str) -> tuple[list[str], int]:
@@ -343,7 +346,7 @@ def _compose(engine: Tables, scratch: _Scratch, maps: list[str]) -> str | None:
         folded = scratch.name(f"final{index}")
         engine.materialize(
             folded,
-            f"SELECT m.v, coalesce(f.rep, m.rep) AS rep "
+            f"SELECT m.v, coalesce(f.rep, m.rep) AS rep "  # noqa: S608
             f"FROM {step} m LEFT JOIN {resolved} f ON f.v = m.rep",
         )
         scratch.drop(step)
@@ -359,8 +362,16 @@ def resolve(
     person_map: str,
     limits: Mapping[str, int] | None = None,
     foreign: ForeignLimit | None = None,
+    keep_tokens: bool = True,
 ) -> IdentityStats:
-    """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL).
+    """Create table ``person_map`` (token BLOB, person BIGINT NOT NULL, hkey).
+
+    ``hkey`` is the token's 8-byte lookup key (``cleanroom.room.token_ids``),
+    NULL in every row when two of the match's tokens share a key; then
+    :func:`person_table` finds rows' persons by the token itself. The tokens
+    are mapped back from their ids only where needed: with ``keep_tokens=False``
+    the map is (person, hkey) — enough for :func:`person_table` — unless the
+    keys were shared, when the tokens are kept after all.
 
     ``engine`` runs the statements (the backend's :class:`Tables`). ``limits``
     maps an identifier type to the most tokens of it one person may hold
@@ -387,16 +398,9 @@ def resolve(
     try:
         with engine.bulk():
             started = time.perf_counter()
-            tokens = scratch.name("tokens")
             occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
-            # Tokens are domain-separated by type, so a token has one kind; min() only
-            # makes the choice explicit should a column be declared with another type.
-            engine.materialize(
-                tokens,
-                f"SELECT tok, kind, {engine.row_id} AS id "
-                f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d",
-            )
-            token_count = _count(engine, tokens)
+            ids = token_ids.build(engine, scratch.name("tokens"), occurrences)
+            tokens, token_count = ids.table, ids.tokens
             seconds["tokens"] = time.perf_counter() - started
 
             started = time.perf_counter()
@@ -409,20 +413,24 @@ def resolve(
                     f"""
                     SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
                            p.party
-                    FROM ({" UNION ALL ".join(pairs)}) p
-                    JOIN {tokens} ta ON ta.tok = p.a
-                    JOIN {tokens} tb ON tb.tok = p.b
+                    FROM (
+                        SELECT {ids.lookup("a")} AS a, {ids.lookup("b")} AS b, party
+                        FROM ({" UNION ALL ".join(pairs)}) r
+                    ) p
+                    JOIN {tokens} ta ON ta.{ids.column} = p.a
+                    JOIN {tokens} tb ON tb.{ids.column} = p.b
                     WHERE ta.id <> tb.id
-                    """,
+                    """,  # noqa: S608
                 )
             else:
                 engine.materialize(
-                    links, f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id"
+                    links,
+                    f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id",  # noqa: S608
                 )
             hubs = foreign_merges = 0
             kept = links
             if foreign is not None:
-                cut, foreign_merges = _foreign_cut(engine, scratch, sources, tokens, links, foreign)
+                cut, foreign_merges = _foreign_cut(engine, scratch, sources, ids, links, foreign)
                 kept = scratch.name("kept")
                 engine.materialize(
                     kept,
@@ -430,12 +438,12 @@ def resolve(
                     SELECT k.u, k.v, k.party FROM {links} k
                     LEFT JOIN {cut} c ON c.u = k.u AND c.v = k.v AND c.party = k.party
                     WHERE c.u IS NULL
-                    """,
+                    """,  # noqa: S608
                 )
                 scratch.drop(cut)
             if limits:
                 seen = scratch.name("seen")
-                engine.materialize(seen, f"SELECT DISTINCT u, v FROM {links}")
+                engine.materialize(seen, f"SELECT DISTINCT u, v FROM {links}")  # noqa: S608
                 hub_table = scratch.name("hubs")
                 engine.materialize(hub_table, hubs_sql(seen, tokens, limits))
                 hubs = _count(engine, hub_table)
@@ -446,12 +454,12 @@ def resolve(
                     LEFT JOIN {hub_table} hu ON hu.id = e.u
                     LEFT JOIN {hub_table} hv ON hv.id = e.v
                     WHERE hu.id IS NULL AND hv.id IS NULL
-                    """,
+                    """,  # noqa: S608
                 )
                 scratch.drop(seen)
                 scratch.drop(hub_table)
             else:
-                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {kept}")
+                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {kept}")  # noqa: S608
             if kept != links:
                 scratch.drop(kept)
             edge_count = _count(engine, edges)
@@ -463,19 +471,24 @@ def resolve(
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
+            # Ids and keys only from here on: the tokens come back from the dictionary
+            # at the end, if at all.
             labelled = scratch.name("labelled")
             if resolved is None:
                 engine.materialize(
-                    labelled, f"SELECT tok, id, kind, id AS label, true AS alone FROM {tokens}"
+                    labelled,
+                    f"SELECT id, kind, {HKEY}, id AS label, true AS alone FROM {tokens}",  # noqa: S608
                 )
             else:
                 engine.materialize(
                     labelled,
-                    f"SELECT t.tok, t.id, t.kind, coalesce(f.rep, t.id) AS label, "
+                    f"SELECT t.id, t.kind, t.{HKEY}, coalesce(f.rep, t.id) AS label, "  # noqa: S608
                     f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id",
                 )
                 scratch.drop(resolved)
-            scratch.drop(tokens)
+            with_tokens = keep_tokens or not ids.by_key
+            if not with_tokens:
+                scratch.drop(tokens)
             split_groups = split_tokens = 0
             if limits and resolved is not None:
                 over = scratch.name("over")
@@ -483,7 +496,7 @@ def resolve(
                 split_groups = _count(engine, over)
                 if split_groups:
                     split_tokens = engine.scalar(
-                        f"SELECT count(*) FROM {labelled} l JOIN {over} o ON o.label = l.label"
+                        f"SELECT count(*) FROM {labelled} l JOIN {over} o ON o.label = l.label"  # noqa: S608
                     )
                     # A token of a group not formed is its own component; its id is
                     # never another component's label (labels are members' ids).
@@ -491,11 +504,11 @@ def resolve(
                     engine.materialize(
                         final,
                         f"""
-                        SELECT l.tok, l.id, l.kind,
+                        SELECT l.id, l.kind, l.{HKEY},
                                CASE WHEN o.label IS NULL THEN l.label ELSE l.id END AS label,
                                (l.alone OR o.label IS NOT NULL) AS alone
                         FROM {labelled} l LEFT JOIN {over} o ON o.label = l.label
-                        """,
+                        """,  # noqa: S608
                     )
                     scratch.drop(labelled)
                     labelled = final
@@ -529,15 +542,18 @@ def resolve(
                            row_number() OVER (ORDER BY hash(label, ?), label) AS person
                     FROM components
                 )
-                SELECT l.tok AS token, s.person
+                SELECT {"t.tok AS token, " if with_tokens else ""}s.person,
+                       CASE WHEN ? THEN l.{HKEY} END AS {HKEY}
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
-                """,
-                [selection.salt()],  # drawn once per match: fixed per generation
+                {f"JOIN {tokens} t ON t.id = l.id" if with_tokens else ""}
+                """,  # noqa: S608
+                [selection.salt(), ids.by_key],  # the salt drawn once per match
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
-                schema="token BLOB USING COMPRESSION uncompressed, person BIGINT NOT NULL",
+                schema=("token BLOB USING COMPRESSION uncompressed, " if with_tokens else "")
+                + f"person BIGINT NOT NULL, {HKEY} UBIGINT",
             )
-            persons = engine.scalar(f"SELECT max(person) FROM {quote_table(person_map)}")
+            persons = engine.scalar(f"SELECT max(person) FROM {quote_table(person_map)}")  # noqa: S608
             seconds["person_map"] = time.perf_counter() - started
     except BaseException:
         if created:
@@ -559,7 +575,7 @@ def _foreign_cut(
     engine: Tables,
     scratch: _Scratch,
     sources: Sequence[TokenSource],
-    tokens: str,
+    ids: TokenIds,
     links: str,
     foreign: ForeignLimit,
 ) -> tuple[str, int]:
@@ -579,9 +595,11 @@ def _foreign_cut(
         held,
         f"""
         SELECT party, id, {engine.row_id} AS pid FROM (
-            SELECT DISTINCT o.party, t.id FROM ({occurrences}) o JOIN {tokens} t ON t.tok = o.tok
+            SELECT DISTINCT o.party, t.id
+            FROM (SELECT party, {ids.lookup("tok")} AS tok FROM ({occurrences}) r) o
+            JOIN {ids.table} t ON t.{ids.column} = o.tok
         ) d
-        """,
+        """,  # noqa: S608
     )
     own_edges = scratch.name("own_edges0")
     engine.materialize(
@@ -591,17 +609,17 @@ def _foreign_cut(
         FROM {links} k
         JOIN {held} ha ON ha.party = k.party AND ha.id = k.u
         JOIN {held} hb ON hb.party = k.party AND hb.id = k.v
-        """,
+        """,  # noqa: S608
     )
     maps, _ = _contract(engine, scratch, own_edges)
     resolved = _compose(engine, scratch, maps)
     own = scratch.name("own")  # (party, id, label): each party's own person of each token
     if resolved is None:
-        engine.materialize(own, f"SELECT party, id, pid AS label FROM {held}")
+        engine.materialize(own, f"SELECT party, id, pid AS label FROM {held}")  # noqa: S608
     else:
         engine.materialize(
             own,
-            f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "
+            f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "  # noqa: S608
             f"FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid",
         )
         scratch.drop(resolved)
@@ -615,7 +633,7 @@ def _foreign_cut(
         FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
         GROUP BY x.party, v.party, x.label
         HAVING count(DISTINCT v.label) > 1
-        """,
+        """,  # noqa: S608
     )
     raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
     engine.materialize(
@@ -627,7 +645,7 @@ def _foreign_cut(
             SELECT party, count(DISTINCT label) AS persons FROM {own} GROUP BY party
         ) p ON p.party = m.victim
         WHERE m.merges > greatest(?, CAST(floor(? * p.persons) AS BIGINT))
-        """,
+        """,  # noqa: S608
         [int(foreign.at_least), float(foreign.fraction)],
     )
     # X's forged rows also make V's honest rows look like merges of X's (forged)
@@ -640,10 +658,10 @@ def _foreign_cut(
         SELECT a.supplier, a.victim, a.merges FROM {raw} a
         LEFT JOIN {raw} b ON b.supplier = a.victim AND b.victim = a.supplier
         WHERE b.supplier IS NULL OR b.merges * a.persons <= a.merges * b.persons
-        """,
+        """,  # noqa: S608
     )
     scratch.drop(raw)
-    merges = engine.scalar(f"SELECT sum(merges) FROM {over}")
+    merges = engine.scalar(f"SELECT sum(merges) FROM {over}")  # noqa: S608
     cut = scratch.name("foreign_cut")
     engine.materialize(
         cut,
@@ -654,7 +672,7 @@ def _foreign_cut(
             SELECT DISTINCT g.supplier, g.grp FROM {merging} g
             JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
         ) c ON c.supplier = k.party AND c.grp = x.label
-        """,
+        """,  # noqa: S608
     )
     for table in (over, merging, own):
         scratch.drop(table)
@@ -678,12 +696,12 @@ def _withheld_links(
         JOIN {labelled} a ON a.id = k.u
         JOIN {labelled} b ON b.id = k.v
         WHERE a.label <> b.label
-        """,
+        """,  # noqa: S608
     )
-    total = engine.scalar(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d")
+    total = engine.scalar(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d")  # noqa: S608
     by_party: dict[str, int] = {}
     for party in sorted({s.party for s in sources}):
-        count = engine.scalar(f"SELECT count(*) FROM {cut} WHERE party = ?", [party])
+        count = engine.scalar(f"SELECT count(*) FROM {cut} WHERE party = ?", [party])  # noqa: S608
         if count:
             by_party[party] = count
     scratch.drop(cut)
@@ -715,8 +733,15 @@ def person_table(
     This is what analysts see, so no token may reach it: token columns and
     any BLOB column are refused as keep columns. The tokens of a row belong
     to one person unless a limit withheld one of its links; either way the
-    row's first token decides its person; a row with no token (or none in
-    the map) has no person and is left out.
+    row's first token decides its person; a row with no token has no person
+    and is left out.
+
+    ``source`` must be one of the sources ``person_map`` was resolved from:
+    rows find their person by the 8-byte key of their first token, which is
+    unique among the map's tokens (``cleanroom.room.token_ids``), so every
+    token the map holds is found exactly — a token it never saw could meet
+    another's key. When the map's keys are NULL (two tokens shared a key),
+    rows are joined on the token itself (the map then always holds it).
 
     ``_rank`` numbers each person's rows 1, 2, … in a random order drawn once
     here, so the query engine bounds rows per person with ``_rank <= k``, a
@@ -749,6 +774,10 @@ def person_table(
         if kind == "BLOB":
             raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
     anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
+    by_token = "token" in engine.column_types(person_map) and engine.scalar(
+        f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n"  # noqa: S608
+    )
+    found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {key_sql(engine.key_hash, anchor)}"
     kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
     excluded = ""
     if suppressed is not None:
@@ -764,9 +793,9 @@ def person_table(
                 f"""
                 SELECT m.person{kept},
                        row_number() OVER (PARTITION BY m.person ORDER BY random()) AS {RANK}
-                FROM {table} s JOIN {mapping} m ON m.token = {anchor}
+                FROM {table} s JOIN {mapping} m ON {found}
                 {excluded}
-                """,
+                """,  # noqa: S608
                 not_null="person",
             )
             return _count(engine, quote_table(out))

@@ -53,6 +53,7 @@ class DuckDBTables:
     """
 
     row_id = "row_number() OVER ()"
+    key_hash = "hash"  # DuckDB's 64-bit hash of a value
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -159,6 +160,7 @@ class DuckDBBackend:
                 person_map=person_map,
                 limits=limits,
                 foreign=foreign,
+                keep_tokens=bool(suppressed),  # only a list's tokens need them
             )
             if excluded is not None:
                 lists = [f"{SCHEMA}.{name}" for name in suppressed]

@@ -166,6 +166,7 @@ class SparkBackend:
                 person_map=person_map,
                 limits=limits,
                 foreign=foreign,
+                keep_tokens=bool(suppressed),  # only a list's tokens need them
             )
             excluded = f"{SCHEMA}.{self.prefix}suppressed" if suppressed else None
             if excluded is not None:

@@ -14,7 +14,8 @@ are ``monotonically_increasing_id()`` (unique, not dense; Spark's
 checkpointed before anything reads it; and Spark's ``hash`` is 32-bit
 Murmur3, not DuckDB's 64-bit hash, so ties are likelier. A tie only keeps a
 vertex where it is for one round: every vertex still maps inside its own
-closed neighbourhood, which is all correctness needs.
+closed neighbourhood, which is all correctness needs. The tokens' 8-byte
+lookup keys (``token_ids.py``) need 64 bits, so here they are ``xxhash64``.
 
 Tables are named as in the warehouse (``wh.<name>``); the caller says which
 temporary view holds each source, and :meth:`SparkTables.view_of` gives the
@@ -51,6 +52,7 @@ class SparkTables:
     """Resolution statements as Spark SQL; every result a checkpointed temporary view."""
 
     row_id = "monotonically_increasing_id()"
+    key_hash = "xxhash64"  # 64-bit, where Spark's hash() is 32-bit Murmur3
 
     def __init__(self, session: SparkSession, sources: Mapping[str, str]) -> None:
         """``sources``: room table name (``wh.<name>``) → the temporary view holding it."""

@@ -1,0 +1,149 @@
+"""The token dictionary: the 8-byte key path gives every record the token path's person.
+
+The token path is forced with an engine whose key function gives every token
+the same key: the dictionary then finds its keys shared and every lookup
+joins on the token itself, as matching did before the keys. Both paths run
+the same resolution (limits and the foreign-merge bound included) over the
+same generated tables; the partitions of the *records* (each table's rows)
+into persons must be equal, and so must the withheld-link counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleanroom.room.backends.duckdb import DuckDBTables
+from cleanroom.room.identity import (
+    ForeignLimit,
+    IdentityStats,
+    TokenSource,
+    person_table,
+    resolve,
+)
+from cleanroom.room.token_ids import HKEY, build
+from tests.unit.room.test_identity import make_table, tok
+from tests.unit.room.test_identity_limits import KINDS, Table, load, typed_tables
+
+Records = set[frozenset[tuple[int, int]]]
+
+
+class OneKeyEngine(DuckDBTables):
+    """Every token gets key 7: the dictionary must notice and look tokens up by themselves."""
+
+    key_hash = "one_key"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().__init__(con)
+        con.execute("CREATE OR REPLACE MACRO one_key(b) AS 7::UBIGINT")
+
+
+def records(
+    engine: DuckDBTables,
+    sources: Sequence[TokenSource],
+    limits: dict[str, int] | None,
+    foreign: ForeignLimit | None,
+    keep_tokens: bool = True,
+) -> tuple[Records, IdentityStats]:
+    """Resolve, build each table's person table; the records (table, row) of each person."""
+    stats = resolve(
+        engine, sources, person_map="pm", limits=limits, foreign=foreign, keep_tokens=keep_tokens
+    )
+    people: dict[int, set[tuple[int, int]]] = {}
+    for i, source in enumerate(sources):
+        person_table(engine, source, person_map="pm", keep_columns=["n"], out=f"out{i}")
+        for person, n in engine.con.execute(f"SELECT person, n FROM out{i}").fetchall():
+            people.setdefault(person, set()).add((i, n))
+    return {frozenset(p) for p in people.values()}, stats
+
+
+def both_paths(
+    tables: list[Table],
+    limits: dict[str, int] | None,
+    foreign: ForeignLimit | None,
+    keep_tokens: bool = True,
+) -> tuple[Records, Records, IdentityStats, IdentityStats, duckdb.DuckDBPyConnection]:
+    """The records of each person by key (the map with or without tokens) and by token."""
+    keyed_con, token_con = duckdb.connect(), duckdb.connect()
+    keyed_sources = [load(keyed_con, f"p{i}", t) for i, t in enumerate(tables)]
+    token_sources = [load(token_con, f"p{i}", t) for i, t in enumerate(tables)]
+    engine = DuckDBTables(keyed_con)
+    keyed, keyed_stats = records(engine, keyed_sources, limits, foreign, keep_tokens)
+    assert ("token" in engine.column_types("pm")) == keep_tokens
+    by_token, token_stats = records(
+        OneKeyEngine(token_con), token_sources, limits, foreign, keep_tokens=False
+    )
+    return keyed, by_token, keyed_stats, token_stats, token_con
+
+
+limit_sets = st.one_of(
+    st.none(), st.dictionaries(st.sampled_from(KINDS), st.integers(1, 3), min_size=1)
+)
+foreign_limits = st.one_of(
+    st.none(),
+    st.builds(ForeignLimit, st.sampled_from([0.0, 0.1, 0.5]), st.integers(0, 2)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(typed_tables, limit_sets, foreign_limits, st.booleans())
+def test_key_path_gives_the_token_paths_persons(
+    tables: list[Table],
+    limits: dict[str, int] | None,
+    foreign: ForeignLimit | None,
+    keep_tokens: bool,
+) -> None:
+    keyed, by_token, keyed_stats, token_stats, token_con = both_paths(
+        tables, limits, foreign, keep_tokens
+    )
+    assert keyed == by_token
+    assert keyed_stats.withheld == token_stats.withheld
+    assert (keyed_stats.tokens, keyed_stats.edges, keyed_stats.persons) == (
+        token_stats.tokens,
+        token_stats.edges,
+        token_stats.persons,
+    )
+    if token_stats.tokens > 1:  # the shared key was seen: look up by token, kept in the map
+        got = token_con.execute(f"SELECT count({HKEY}), count(token) FROM pm").fetchall()
+        assert got == [(0, token_stats.tokens)]
+
+
+def test_shared_identifiers_conflicting_links_and_limits_hit_alike() -> None:
+    """A person across three parties, a hub e-mail over the limit, a chain over it."""
+    tables = [
+        Table("alpha", 3, [(0, 1, 2), (0, None, None), (9, None, None)]),
+        Table("beta", 2, [(3, 1), (6, 1), (12, None)]),
+        Table("gamma", 2, [(3 * 500 + 1, 3 * i) for i in range(10, 16)]),  # a hub e-mail
+        Table(
+            "delta", 2, [(3 * (600 + i) + 1, 3 * (20 + i + d)) for i in range(5) for d in (0, 1)]
+        ),
+    ]
+    limits = {"phone": 3, "email": 3, "card": 4}
+    keyed, by_token, keyed_stats, token_stats, _ = both_paths(tables, limits, None)
+    assert keyed == by_token
+    assert keyed_stats.withheld == token_stats.withheld
+    assert keyed_stats.withheld.hubs == 1 and keyed_stats.withheld.split_groups == 1
+    # alpha's first two rows and beta's first two are one person
+    assert frozenset({(0, 0), (0, 1), (1, 0), (1, 1)}) in keyed
+
+
+def test_dictionary_ids_are_dense_and_keys_checked() -> None:
+    con = duckdb.connect()
+    make_table(con, "a", 2, [(1, 2), (2, None), (None, 3), (1, 1)])
+    occurrences = (
+        "SELECT t0 AS tok, 'phone' AS kind FROM a WHERE t0 IS NOT NULL "
+        "UNION ALL SELECT t1 AS tok, 'email' AS kind FROM a WHERE t1 IS NOT NULL"
+    )
+    keyed = build(DuckDBTables(con), "d1", occurrences)
+    assert (keyed.tokens, keyed.by_key) == (3, True)
+    rows = con.execute(f"SELECT tok, id, {HKEY} = hash(tok) FROM d1 ORDER BY id").fetchall()
+    assert {bytes(t) for t, _, _ in rows} == {tok(1), tok(2), tok(3)}
+    assert [i for _, i, _ in rows] == [1, 2, 3]
+    assert all(same for _, _, same in rows)
+    assert keyed.on("d", "x") == f"d.{HKEY} = CASE WHEN x IS NOT NULL THEN hash(x) END"
+    shared = build(OneKeyEngine(con), "d2", occurrences)
+    assert (shared.tokens, shared.by_key) == (3, False)
+    assert shared.on("d", "x") == "d.tok = x"
