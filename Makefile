@@ -49,7 +49,7 @@ test: lint typecheck suite
 # machine's date would fail here.
 TIME_TESTS := tests/unit/test_clock.py tests/unit/room/test_budget.py \
 	tests/unit/room/test_reports_schedule.py tests/unit/room/test_reports_runs.py \
-	tests/unit/room/test_recovery.py tests/unit/room/test_template_schema.py \
+	tests/unit/room/test_recovery.py tests/unit/room/test_analyses_schema.py \
 	tests/unit/room/test_web.py tests/unit/room/test_auth.py \
 	tests/system/test_reports.py tests/system/test_web.py \
 	tests/system/test_room_crash.py tests/system/test_cli_room.py tests/system/test_demo.py \

@@ -52,7 +52,7 @@ from cleanroom.room.suppression import SuppressionList, live_lists
 from tests.system.test_web import Visitor, csrf_of
 from tests.system.world import LiveServer, open_room, run_cli
 from tests.unit.room.journey_room import BRANDS, Event, Exposure, ordinary, policy
-from tests.unit.room.test_templates_sensitivity import CONFIGS, FIXED_SALT
+from tests.unit.room.test_analyses_sensitivity import CONFIGS, FIXED_SALT
 
 OBJECTOR = 9_999  # the customer who objects (not among the ordinary persons)
 # The objector's phone as each brand's export spells it, and as beta's suppression list does.

@@ -30,8 +30,8 @@ from cleanroom.room.policy.diff import LOOSENS, diff_policies
 from cleanroom.room.policy.privacy import AdaptiveBounds
 from cleanroom.room.query.check import check_sql
 from tests.unit.room import journey_room
+from tests.unit.room.test_analyses_sensitivity import extreme_person
 from tests.unit.room.test_sensitivity import SHAPES, released_sql
-from tests.unit.room.test_templates_sensitivity import extreme_person
 
 ADAPTIVE = {
     "epsilon": 0.2,

@@ -28,7 +28,7 @@ from cleanroom.room.query.plan import (
 from cleanroom.room.query.prepared import bounds
 from cleanroom.room.selection import GenerationTables
 from tests.unit.room import journey_room
-from tests.unit.room.test_templates_sensitivity import assert_cut_moves_within, extreme_person
+from tests.unit.room.test_analyses_sensitivity import assert_cut_moves_within, extreme_person
 
 CITIES = ("Tehran", "Mashhad", "Isfahan", "Karaj", "Shiraz", "Tabriz")
 BOUNDS = (0.0, 1000.0)

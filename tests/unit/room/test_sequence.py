@@ -21,7 +21,7 @@ from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.selection import GenerationTables
 from tests.unit.room import journey_room
-from tests.unit.room.test_templates_sensitivity import extreme_person
+from tests.unit.room.test_analyses_sensitivity import extreme_person
 
 SALT = 0xC0FFEE
 
