@@ -354,7 +354,7 @@ class Engine:
             charge = self._charge(db, query_id, party, epsilon, privacy, user)
         started = time.perf_counter()
         chosen = applied(privacy, generation.bounds)
-        run = {"report_run": prepaid.report_run} if prepaid is not None else {}
+        paid_by = {"report_run": prepaid.report_run} if prepaid is not None else {}
         try:
             released = query.execute(
                 self.room.backend.cursor(),
@@ -374,7 +374,7 @@ class Engine:
                 generation,
                 epsilon,
                 started,
-                **run,
+                **paid_by,
                 bounds=chosen.as_dict(),
             )
         except Exception as err:  # not stored, so never returned: a charge made here goes back

@@ -20,10 +20,10 @@ from cleanroom.demo.scenario import Group, build_group, open_room
 from cleanroom.errors import KeyFileError, UserError
 from cleanroom.room.backup import ArchiveError, RestoreRefused, archive, write_archive
 from cleanroom.room.ingest import ingest
-from cleanroom.room.matching import run_match
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.restore import restore
 from cleanroom.room.state import Room
+from tests.system.world import load_and_match
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Group:
     generate_room_keys(root / "other-room-keys")
     room = open_room(made.room_dir)
     try:
-        for (party, _), bundle in sorted(made.bundles.items()):
-            ingest(room, bundle, room.users.get(f"{party}-admin"))
-        run_match(room, room.users.get("room-admin"))
+        load_and_match(room, made)
         ask(room)
     finally:
         room.close()

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from cleanroom.demo.scenario import Group, build_group, open_room
-from cleanroom.room.ingest import ingest
-from cleanroom.room.matching import reading, run_match
+from cleanroom.room.matching import reading
 from cleanroom.room.query import records
 from cleanroom.room.query.engine import Engine, Prepaid, QueryRequest
 from cleanroom.room.reports.runner import REPORTER_SHARE, reporter_identity
 from cleanroom.room.state import Room
+from tests.system.world import load_and_match
 
 OVERLAP = QueryRequest(template="overlap")
 
@@ -31,9 +31,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Group:
     made = build_group(tmp_path_factory.mktemp("entry"), persons=300, seed=5)
     room = open_room(made.room_dir)
     try:
-        for (party, _), bundle in sorted(made.bundles.items()):
-            ingest(room, bundle, room.users.get(f"{party}-admin"))
-        run_match(room, room.users.get("room-admin"))
+        load_and_match(room, made)
     finally:
         room.close()
     return made
