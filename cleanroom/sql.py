@@ -31,7 +31,9 @@ import datetime as dt
 import math
 import re
 
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from cleanroom.errors import InternalError
 
@@ -144,3 +146,32 @@ def name_sql(name: str) -> str:
 def literal_sql(value: object) -> str:
     """A typed literal as DuckDB text (see :func:`literal`), for the room's own values."""
     return literal(value).sql(dialect=_DIALECT)
+
+
+def statement(text: str, /, **values: object) -> exp.Query:
+    """The room's DuckDB text as a query tree, each ``$name`` marker bound to a typed literal.
+
+    How the analyses and identity resolution make their statements: the SQL
+    stays readable as SQL, holds only the room's own names (quoted here) and
+    ``$name`` markers, and is parsed where the statement is made. Each value
+    then enters the tree as a :func:`literal` node, by name (no positional
+    order to keep; a value already a node, e.g. :func:`bigint`, goes in as
+    is), and every backend writes the one tree in its dialect: the
+    Spark path parses and tokenizes nothing. A marker without a value, a value
+    without a marker, or a positional ``?`` is a bug, refused.
+    """
+    try:
+        tree = sqlglot.parse_one(text, read=_DIALECT)
+    except SqlglotError as err:
+        raise InternalError(f"the room's statement does not parse: {err}") from None
+    if not isinstance(tree, exp.Query):
+        raise InternalError("the room's statement is not a query")
+    marks = list(tree.find_all(exp.Placeholder))
+    named = {mark.name for mark in marks}
+    if named != values.keys():
+        missing, unused = sorted(named - values.keys()), sorted(values.keys() - named)
+        raise InternalError(f"statement markers {missing} have no value; values {unused} no marker")
+    for mark in marks:
+        value = values[mark.name]
+        mark.replace(value.copy() if isinstance(value, exp.Expr) else literal(value))
+    return tree
