@@ -72,10 +72,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlglot import exp
+
 from cleanroom.errors import InternalError
 from cleanroom.room import selection, token_ids
 from cleanroom.room.token_ids import HKEY, TokenIds, key_sql
-from cleanroom.sql import name_sql, quote_column, quote_table
+from cleanroom.sql import bigint, name_sql, quote_column, quote_table, statement
 
 if TYPE_CHECKING:  # the backends implement it and import this module
     from cleanroom.room.backends import Tables
@@ -214,7 +216,7 @@ class _Scratch:
 
 
 def _count(engine: Tables, table: str) -> int:
-    return engine.scalar(f"SELECT count(*) FROM {table}")  # noqa: S608
+    return engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608
 
 
 def _occurrences(source: TokenSource) -> list[str]:
@@ -279,22 +281,22 @@ def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
         """  # noqa: S608
 
 
-def round_map_sql(edges: str) -> tuple[str, list[object]]:
+def round_map(edges: str) -> exp.Query:
     """One round's map: vertex with an edge → min-hash vertex of its closed neighbourhood."""
     salt = selection.salt()  # a fresh draw per round
     sql = f"""
         WITH arcs AS (
-            SELECT u AS x, v AS y, hash(v, ?) AS hy FROM {edges}
+            SELECT u AS x, v AS y, hash(v, $salt) AS hy FROM {edges}
             UNION ALL
-            SELECT v AS x, u AS y, hash(u, ?) AS hy FROM {edges}
+            SELECT v AS x, u AS y, hash(u, $salt) AS hy FROM {edges}
         ),
         best AS (
             SELECT x, arg_min(y, hy) AS y, min(hy) AS h FROM arcs GROUP BY x
         )
-        SELECT x AS v, CASE WHEN h < hash(x, ?) THEN y ELSE x END AS rep
+        SELECT x AS v, CASE WHEN h < hash(x, $salt) THEN y ELSE x END AS rep
         FROM best
         """  # noqa: S608
-    return sql, [salt, salt, salt]
+    return statement(sql, salt=bigint(salt))
 
 
 def round_edges_sql(edges: str, step: str) -> str:
@@ -321,10 +323,10 @@ def _contract(engine: Tables, scratch: _Scratch, edges: str) -> tuple[list[str],
         if len(maps) >= _MAX_ROUNDS:
             raise InternalError("identity resolution did not converge")
         step = scratch.name(f"map{len(maps)}")
-        engine.materialize(step, *round_map_sql(current))
+        engine.materialize(step, round_map(current))
         maps.append(step)
         following = scratch.name(f"edges{len(maps)}")
-        engine.materialize(following, round_edges_sql(current, step))
+        engine.materialize(following, statement(round_edges_sql(current, step)))
         scratch.drop(current)
         current = following
     scratch.drop(current)
@@ -346,8 +348,10 @@ def _compose(engine: Tables, scratch: _Scratch, maps: list[str]) -> str | None:
         folded = scratch.name(f"final{index}")
         engine.materialize(
             folded,
-            f"SELECT m.v, coalesce(f.rep, m.rep) AS rep "  # noqa: S608
-            f"FROM {step} m LEFT JOIN {resolved} f ON f.v = m.rep",
+            statement(
+                f"SELECT m.v, coalesce(f.rep, m.rep) AS rep "  # noqa: S608
+                f"FROM {step} m LEFT JOIN {resolved} f ON f.v = m.rep"
+            ),
         )
         scratch.drop(step)
         scratch.drop(resolved)
@@ -410,7 +414,7 @@ def resolve(
             if pairs:
                 engine.materialize(
                     links,
-                    f"""
+                    statement(f"""
                     SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
                            p.party
                     FROM (
@@ -420,12 +424,14 @@ def resolve(
                     JOIN {tokens} ta ON ta.{ids.column} = p.a
                     JOIN {tokens} tb ON tb.{ids.column} = p.b
                     WHERE ta.id <> tb.id
-                    """,  # noqa: S608
+                    """),  # noqa: S608
                 )
             else:
                 engine.materialize(
                     links,
-                    f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id",  # noqa: S608
+                    statement(
+                        f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id"  # noqa: S608
+                    ),
                 )
             hubs = foreign_merges = 0
             kept = links
@@ -434,32 +440,32 @@ def resolve(
                 kept = scratch.name("kept")
                 engine.materialize(
                     kept,
-                    f"""
+                    statement(f"""
                     SELECT k.u, k.v, k.party FROM {links} k
                     LEFT JOIN {cut} c ON c.u = k.u AND c.v = k.v AND c.party = k.party
                     WHERE c.u IS NULL
-                    """,  # noqa: S608
+                    """),  # noqa: S608
                 )
                 scratch.drop(cut)
             if limits:
                 seen = scratch.name("seen")
-                engine.materialize(seen, f"SELECT DISTINCT u, v FROM {links}")  # noqa: S608
+                engine.materialize(seen, statement(f"SELECT DISTINCT u, v FROM {links}"))  # noqa: S608
                 hub_table = scratch.name("hubs")
-                engine.materialize(hub_table, hubs_sql(seen, tokens, limits))
+                engine.materialize(hub_table, statement(hubs_sql(seen, tokens, limits)))
                 hubs = _count(engine, hub_table)
                 engine.materialize(
                     edges,
-                    f"""
+                    statement(f"""
                     SELECT DISTINCT e.u, e.v FROM {kept} e
                     LEFT JOIN {hub_table} hu ON hu.id = e.u
                     LEFT JOIN {hub_table} hv ON hv.id = e.v
                     WHERE hu.id IS NULL AND hv.id IS NULL
-                    """,  # noqa: S608
+                    """),  # noqa: S608
                 )
                 scratch.drop(seen)
                 scratch.drop(hub_table)
             else:
-                engine.materialize(edges, f"SELECT DISTINCT u, v FROM {kept}")  # noqa: S608
+                engine.materialize(edges, statement(f"SELECT DISTINCT u, v FROM {kept}"))  # noqa: S608
             if kept != links:
                 scratch.drop(kept)
             edge_count = _count(engine, edges)
@@ -477,13 +483,15 @@ def resolve(
             if resolved is None:
                 engine.materialize(
                     labelled,
-                    f"SELECT id, kind, {HKEY}, id AS label, true AS alone FROM {tokens}",  # noqa: S608
+                    statement(f"SELECT id, kind, {HKEY}, id AS label, true AS alone FROM {tokens}"),  # noqa: S608
                 )
             else:
                 engine.materialize(
                     labelled,
-                    f"SELECT t.id, t.kind, t.{HKEY}, coalesce(f.rep, t.id) AS label, "  # noqa: S608
-                    f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id",
+                    statement(
+                        f"SELECT t.id, t.kind, t.{HKEY}, coalesce(f.rep, t.id) AS label, "  # noqa: S608
+                        f"f.v IS NULL AS alone FROM {tokens} t LEFT JOIN {resolved} f ON f.v = t.id"
+                    ),
                 )
                 scratch.drop(resolved)
             with_tokens = keep_tokens or not ids.by_key
@@ -492,23 +500,25 @@ def resolve(
             split_groups = split_tokens = 0
             if limits and resolved is not None:
                 over = scratch.name("over")
-                engine.materialize(over, over_limit_sql(labelled, limits))
+                engine.materialize(over, statement(over_limit_sql(labelled, limits)))
                 split_groups = _count(engine, over)
                 if split_groups:
                     split_tokens = engine.scalar(
-                        f"SELECT count(*) FROM {labelled} l JOIN {over} o ON o.label = l.label"  # noqa: S608
+                        statement(
+                            f"SELECT count(*) FROM {labelled} l JOIN {over} o ON o.label = l.label"  # noqa: S608
+                        )
                     )
                     # A token of a group not formed is its own component; its id is
                     # never another component's label (labels are members' ids).
                     final = scratch.name("final")
                     engine.materialize(
                         final,
-                        f"""
+                        statement(f"""
                         SELECT l.id, l.kind, l.{HKEY},
                                CASE WHEN o.label IS NULL THEN l.label ELSE l.id END AS label,
                                (l.alone OR o.label IS NOT NULL) AS alone
                         FROM {labelled} l LEFT JOIN {over} o ON o.label = l.label
-                        """,  # noqa: S608
+                        """),  # noqa: S608
                     )
                     scratch.drop(labelled)
                     labelled = final
@@ -531,7 +541,8 @@ def resolve(
             created = True
             engine.create(
                 person_map,
-                f"""
+                statement(
+                    f"""
                 WITH components AS (
                     SELECT DISTINCT label FROM {labelled} WHERE NOT alone
                     UNION ALL
@@ -539,21 +550,23 @@ def resolve(
                 ),
                 shuffled AS (
                     SELECT label,
-                           row_number() OVER (ORDER BY hash(label, ?), label) AS person
+                           row_number() OVER (ORDER BY hash(label, $salt), label) AS person
                     FROM components
                 )
                 SELECT {"t.tok AS token, " if with_tokens else ""}s.person,
-                       CASE WHEN ? THEN l.{HKEY} END AS {HKEY}
+                       CASE WHEN $by_key THEN l.{HKEY} END AS {HKEY}
                 FROM {labelled} l JOIN shuffled s ON s.label = l.label
                 {f"JOIN {tokens} t ON t.id = l.id" if with_tokens else ""}
                 """,  # noqa: S608
-                [selection.salt(), ids.by_key],  # the salt drawn once per match
+                    salt=bigint(selection.salt()),  # drawn once per match
+                    by_key=ids.by_key,
+                ),
                 # Random blobs do not compress; DuckDB would still spend most of the
                 # write trying FSST on them (3x slower here), so say so up front.
                 schema=("token BLOB USING COMPRESSION uncompressed, " if with_tokens else "")
                 + f"person BIGINT NOT NULL, {HKEY} UBIGINT",
             )
-            persons = engine.scalar(f"SELECT max(person) FROM {quote_table(person_map)}")  # noqa: S608
+            persons = engine.scalar(statement(f"SELECT max(person) FROM {quote_table(person_map)}"))  # noqa: S608
             seconds["person_map"] = time.perf_counter() - started
     except BaseException:
         if created:
@@ -593,60 +606,65 @@ def _foreign_cut(
     held = scratch.name("held")  # (party, id, pid): every token each party holds
     engine.materialize(
         held,
-        f"""
+        statement(f"""
         SELECT party, id, {engine.row_id} AS pid FROM (
             SELECT DISTINCT o.party, t.id
             FROM (SELECT party, {ids.lookup("tok")} AS tok FROM ({occurrences}) r) o
             JOIN {ids.table} t ON t.{ids.column} = o.tok
         ) d
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
     own_edges = scratch.name("own_edges0")
     engine.materialize(
         own_edges,
-        f"""
+        statement(f"""
         SELECT DISTINCT least(ha.pid, hb.pid) AS u, greatest(ha.pid, hb.pid) AS v
         FROM {links} k
         JOIN {held} ha ON ha.party = k.party AND ha.id = k.u
         JOIN {held} hb ON hb.party = k.party AND hb.id = k.v
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
     maps, _ = _contract(engine, scratch, own_edges)
     resolved = _compose(engine, scratch, maps)
     own = scratch.name("own")  # (party, id, label): each party's own person of each token
     if resolved is None:
-        engine.materialize(own, f"SELECT party, id, pid AS label FROM {held}")  # noqa: S608
+        engine.materialize(own, statement(f"SELECT party, id, pid AS label FROM {held}"))  # noqa: S608
     else:
         engine.materialize(
             own,
-            f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "  # noqa: S608
-            f"FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid",
+            statement(
+                f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "  # noqa: S608
+                f"FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid"
+            ),
         )
         scratch.drop(resolved)
     scratch.drop(held)
     merging = scratch.name("merging")  # (supplier, victim, grp, n): X's group joins n of V's
     engine.materialize(
         merging,
-        f"""
+        statement(f"""
         SELECT x.party AS supplier, v.party AS victim, x.label AS grp,
                count(DISTINCT v.label) AS n
         FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
         GROUP BY x.party, v.party, x.label
         HAVING count(DISTINCT v.label) > 1
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
     raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
     engine.materialize(
         raw,
-        f"""
+        statement(
+            f"""
         SELECT m.supplier, m.victim, m.merges, p.persons FROM (
             SELECT supplier, victim, sum(n - 1) AS merges FROM {merging} GROUP BY supplier, victim
         ) m JOIN (
             SELECT party, count(DISTINCT label) AS persons FROM {own} GROUP BY party
         ) p ON p.party = m.victim
-        WHERE m.merges > greatest(?, CAST(floor(? * p.persons) AS BIGINT))
+        WHERE m.merges > greatest($at_least, CAST(floor($fraction * p.persons) AS BIGINT))
         """,  # noqa: S608
-        [int(foreign.at_least), float(foreign.fraction)],
+            at_least=int(foreign.at_least),
+            fraction=float(foreign.fraction),
+        ),
     )
     # X's forged rows also make V's honest rows look like merges of X's (forged)
     # persons; of two parties over the limit for each other, only the one merging
@@ -654,25 +672,25 @@ def _foreign_cut(
     over = scratch.name("foreign_over")
     engine.materialize(
         over,
-        f"""
+        statement(f"""
         SELECT a.supplier, a.victim, a.merges FROM {raw} a
         LEFT JOIN {raw} b ON b.supplier = a.victim AND b.victim = a.supplier
         WHERE b.supplier IS NULL OR b.merges * a.persons <= a.merges * b.persons
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
     scratch.drop(raw)
-    merges = engine.scalar(f"SELECT sum(merges) FROM {over}")  # noqa: S608
+    merges = engine.scalar(statement(f"SELECT sum(merges) FROM {over}"))  # noqa: S608
     cut = scratch.name("foreign_cut")
     engine.materialize(
         cut,
-        f"""
+        statement(f"""
         SELECT DISTINCT k.u, k.v, k.party FROM {links} k
         JOIN {own} x ON x.party = k.party AND x.id = k.u
         JOIN (
             SELECT DISTINCT g.supplier, g.grp FROM {merging} g
             JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
         ) c ON c.supplier = k.party AND c.grp = x.label
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
     for table in (over, merging, own):
         scratch.drop(table)
@@ -691,17 +709,19 @@ def _withheld_links(
     cut = scratch.name("withheld")
     engine.materialize(
         cut,
-        f"""
+        statement(f"""
         SELECT k.u, k.v, k.party FROM {links} k
         JOIN {labelled} a ON a.id = k.u
         JOIN {labelled} b ON b.id = k.v
         WHERE a.label <> b.label
-        """,  # noqa: S608
+        """),  # noqa: S608
     )
-    total = engine.scalar(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d")  # noqa: S608
+    total = engine.scalar(statement(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d"))  # noqa: S608
     by_party: dict[str, int] = {}
     for party in sorted({s.party for s in sources}):
-        count = engine.scalar(f"SELECT count(*) FROM {cut} WHERE party = ?", [party])  # noqa: S608
+        count = engine.scalar(
+            statement(f"SELECT count(*) FROM {cut} WHERE party = $party", party=party)  # noqa: S608
+        )
         if count:
             by_party[party] = count
     scratch.drop(cut)
@@ -775,7 +795,7 @@ def person_table(
             raise InternalError(f"keep column {column!r} is a BLOB and may hold tokens")
     anchor = f"coalesce({', '.join('s.' + quote_column(c) for c in source.token_columns)})"
     by_token = "token" in engine.column_types(person_map) and engine.scalar(
-        f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n"  # noqa: S608
+        statement(f"SELECT count(*) FROM (SELECT 1 FROM {mapping} WHERE {HKEY} IS NULL LIMIT 1) n")  # noqa: S608
     )
     found = f"m.token = {anchor}" if by_token else f"m.{HKEY} = {key_sql(engine.key_hash, anchor)}"
     kept = "".join(f", s.{quote_column(c)}" for c in keep_columns)
@@ -790,12 +810,12 @@ def person_table(
             created = True
             engine.create(
                 out,
-                f"""
+                statement(f"""
                 SELECT m.person{kept},
                        row_number() OVER (PARTITION BY m.person ORDER BY random()) AS {RANK}
                 FROM {table} s JOIN {mapping} m ON {found}
                 {excluded}
-                """,  # noqa: S608
+                """),  # noqa: S608
                 not_null="person",
             )
             return _count(engine, quote_table(out))

@@ -28,7 +28,7 @@ from typing import Any
 
 from cleanroom.room.backends import Tables
 from cleanroom.room.store import now
-from cleanroom.sql import quote_column, quote_table
+from cleanroom.sql import quote_column, quote_table, statement
 
 KIND = "suppression"  # the bundle header's ``kind`` (datasets carry "dataset" or none)
 DATASET = "suppression"  # the header's dataset name for a suppression bundle
@@ -148,7 +148,9 @@ def suppressed_tokens(engine: Tables, tables: list[str], person_map: str, out: s
     union = " UNION ".join(f"SELECT token FROM {quote_table(t)}" for t in tables)  # noqa: S608
     engine.materialize(
         out,
-        f"SELECT x.token, m.person FROM ({union}) x LEFT JOIN {mapping} m ON m.token = x.token",  # noqa: S608
+        statement(
+            f"SELECT x.token, m.person FROM ({union}) x LEFT JOIN {mapping} m ON m.token = x.token"  # noqa: S608
+        ),
     )
 
 

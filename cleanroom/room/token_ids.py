@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cleanroom.sql import statement
+
 if TYPE_CHECKING:
     from cleanroom.room.backends import Tables
 
@@ -79,11 +81,16 @@ def build(engine: Tables, table: str, occurrences: str) -> TokenIds:
     key = engine.key_hash
     engine.materialize(
         table,
-        f"SELECT tok, kind, {key}(tok) AS {HKEY}, {engine.row_id} AS id "  # noqa: S608
-        f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d",
+        statement(
+            f"SELECT tok, kind, {key}(tok) AS {HKEY}, {engine.row_id} AS id "  # noqa: S608
+            f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d"
+        ),
     )
-    tokens = engine.scalar(f"SELECT count(*) FROM {table}")  # noqa: S608
+    tokens = engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608
     shared = engine.scalar(
-        f"SELECT count(*) FROM (SELECT {HKEY} FROM {table} GROUP BY {HKEY} HAVING count(*) > 1) c"  # noqa: S608
+        statement(
+            f"SELECT count(*) FROM (SELECT {HKEY} FROM {table} "  # noqa: S608
+            f"GROUP BY {HKEY} HAVING count(*) > 1) c"
+        )
     )
     return TokenIds(table, tokens, by_key=shared == 0, key_hash=key)

@@ -64,8 +64,10 @@ class Tables(Protocol):
     (``cleanroom.room.suppression``) are written once against this; each
     backend implements it (``DuckDBTables``: the warehouse's TEMP tables;
     ``SparkTables``: checkpointed temporary views). Table names in the SQL are
-    the room's (``quote_table``) or ones :meth:`scratch_name` made; the SQL is
-    DuckDB's with ``?`` parameters. One instance serves one match.
+    the room's (``quote_table``) or ones :meth:`scratch_name` made; each
+    statement is a query tree (``cleanroom.sql.statement``: DuckDB's grammar,
+    values as typed literal nodes), which each backend writes in its own
+    dialect. One instance serves one match.
     """
 
     row_id: str  # an expression numbering a statement's rows with unique BIGINTs
@@ -83,15 +85,14 @@ class Tables(Protocol):
         """A fresh, quoted name for an intermediate result of this call."""
         ...
 
-    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+    def materialize(self, table: str, select: exp.Query) -> None:
         """Store the result of ``select`` as the scratch table ``table``."""
         ...
 
     def create(
         self,
         table: str,
-        select: str,
-        params: Sequence[object] = (),
+        select: exp.Query,
         *,
         schema: str | None = None,
         not_null: str | None = None,
@@ -99,7 +100,7 @@ class Tables(Protocol):
         """Store the result of ``select`` as the room table ``table`` (``schema``: DDL hint)."""
         ...
 
-    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+    def scalar(self, select: exp.Query) -> int:
         """The integer in the one row and column of ``select`` (NULL → 0)."""
         ...
 

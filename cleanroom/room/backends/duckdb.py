@@ -23,6 +23,11 @@ from cleanroom.room.warehouse import Warehouse
 from cleanroom.sql import SCHEMA, quote_table
 
 
+def _duckdb(select: exp.Query) -> str:
+    """A statement tree as DuckDB SQL (its values are typed literals: no parameters)."""
+    return select.sql(dialect="duckdb")
+
+
 class DuckDBCursor:
     """A warehouse cursor; a statement tree is written as DuckDB SQL, text runs as it is."""
 
@@ -76,15 +81,14 @@ class DuckDBTables:
         """See ``backends.Tables``."""
         return f'temp.main."{self.prefix}{stem}"'
 
-    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+    def materialize(self, table: str, select: exp.Query) -> None:
         """See ``backends.Tables``."""
-        self.con.execute(f"CREATE TEMP TABLE {table} AS {select}", list(params))
+        self.con.execute(f"CREATE TEMP TABLE {table} AS {_duckdb(select)}")
 
     def create(
         self,
         table: str,
-        select: str,
-        params: Sequence[object] = (),
+        select: exp.Query,
         *,
         schema: str | None = None,
         not_null: str | None = None,
@@ -93,16 +97,16 @@ class DuckDBTables:
         target = quote_table(table)
         kind = "TEMP TABLE" if table.startswith("temp.") else "TABLE"
         if schema is None:
-            self.con.execute(f"CREATE {kind} {target} AS {select}", list(params))
+            self.con.execute(f"CREATE {kind} {target} AS {_duckdb(select)}")
         else:
             self.con.execute(f"CREATE {kind} {target} ({schema})")
-            self.con.execute(f"INSERT INTO {target} {select}", list(params))
+            self.con.execute(f"INSERT INTO {target} {_duckdb(select)}")
         if not_null is not None:
             self.con.execute(f"ALTER TABLE {target} ALTER COLUMN {not_null} SET NOT NULL")
 
-    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+    def scalar(self, select: exp.Query) -> int:
         """See ``backends.Tables``."""
-        row = self.con.execute(select, list(params)).fetchone()
+        row = self.con.execute(_duckdb(select)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def drop(self, table: str) -> None:

@@ -2,11 +2,11 @@
 
 :func:`cleanroom.room.identity.resolve` and ``person_table`` drive a
 backend's :class:`~cleanroom.room.backends.Tables`; this is Spark's. Each
-statement is the same DuckDB SQL the warehouse runs, transpiled by
-``dialect.py`` (``arg_min`` → ``min_by``, ``random()`` → ``rand()``, ``?`` bound
-as literals), and each result is checkpointed and registered as a temporary
-view that the next round reads, so a round's plan never grows with the rounds
-before it.
+statement is the same query tree the warehouse runs, written as Spark SQL by
+``dialect.render`` (``arg_min`` → ``min_by``, ``random()`` → ``rand()``; the
+values are the tree's typed literals, nothing is parsed), and each result is
+checkpointed and registered as a temporary view that the next round reads, so
+a round's plan never grows with the rounds before it.
 
 Two differences, neither touching which tokens end up together: token ids
 are ``monotonically_increasing_id()`` (unique, not dense; Spark's
@@ -27,7 +27,7 @@ match, which is then rerun).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
@@ -35,7 +35,7 @@ from pyspark.sql.types import BinaryType
 from sqlglot import exp
 
 from cleanroom.errors import InternalError
-from cleanroom.room.backends.dialect import to_spark
+from cleanroom.room.backends.dialect import render
 from cleanroom.sql import SCHEMA, column, identifier, quote_table, table_sql
 
 
@@ -71,8 +71,8 @@ class SparkTables:
             raise InternalError(f"no Spark view for table {name!r}")
         return view
 
-    def _frame(self, select: str, params: Sequence[object]) -> DataFrame:
-        return self.session.sql(to_spark(select, list(params), self._view))
+    def _frame(self, select: exp.Query) -> DataFrame:
+        return self.session.sql(render(select, self._view))
 
     def view_of(self, table: str) -> str:
         """The temporary view holding room table ``table`` (a source or a result)."""
@@ -101,11 +101,11 @@ class SparkTables:
         self.scratch[quoted] = name
         return quoted
 
-    def materialize(self, table: str, select: str, params: Sequence[object] = ()) -> None:
+    def materialize(self, table: str, select: exp.Query) -> None:
         """See :class:`~cleanroom.room.backends.Tables`."""
         name = self._name(table)
         view = name if table in self.scratch else f"{self.prefix}{name}"
-        frame = self._frame(select, params).localCheckpoint(eager=True)
+        frame = self._frame(select).localCheckpoint(eager=True)
         frame.createOrReplaceTempView(view)
         self.views[name] = view
         self.frames[name] = frame
@@ -113,14 +113,13 @@ class SparkTables:
     def create(
         self,
         table: str,
-        select: str,
-        params: Sequence[object] = (),
+        select: exp.Query,
         *,
         schema: str | None = None,
         not_null: str | None = None,
     ) -> None:
         """See :class:`~cleanroom.room.backends.Tables` (``schema`` is DuckDB's storage hint)."""
-        self.materialize(table, select, params)
+        self.materialize(table, select)
         if not_null is not None:
             view = self._view(self._name(table))
             nulls = exp.Is(this=column(not_null), expression=exp.null())
@@ -129,9 +128,9 @@ class SparkTables:
             if row is None or row[0]:
                 raise InternalError(f"{table}.{not_null} holds NULL")
 
-    def scalar(self, select: str, params: Sequence[object] = ()) -> int:
+    def scalar(self, select: exp.Query) -> int:
         """See :class:`~cleanroom.room.backends.Tables`."""
-        row = self._frame(select, params).first()
+        row = self._frame(select).first()
         return int(row[0]) if row is not None and row[0] is not None else 0
 
     def drop(self, table: str) -> None:
