@@ -37,7 +37,7 @@ from typing import Any
 from cleanroom.room.dp import private_quantile
 from cleanroom.room.policy.models import CollaborationPolicy
 from cleanroom.room.policy.privacy import AdaptiveBounds, PrivacyPolicy
-from cleanroom.sql import quote_column, table_sql
+from cleanroom.sql import quote_column, statement, table_sql
 
 # The measures a match chooses: rows per person, groups per person, and transition pairs
 # per person (for ``transitions``); the epsilon is split evenly over all three.
@@ -258,7 +258,7 @@ def choose_for_match(
     adaptive = privacy.adaptive_bounds
     epsilon = Fraction(str(adaptive.epsilon))
     charge(epsilon)
-    counts = cursor.execute(per_person_sql(policy, tables)).fetchall()
+    counts = cursor.execute(statement(per_person_sql(policy, tables))).fetchall()
     sql = pairs_sql(policy, tables)
-    pairs = None if sql is None else [int(n) for (n,) in cursor.execute(sql).fetchall()]
+    pairs = None if sql is None else [int(n) for (n,) in cursor.execute(statement(sql)).fetchall()]
     return choose([(int(r), int(g)) for r, g in counts], adaptive, epsilon, pairs)

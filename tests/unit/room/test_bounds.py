@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cleanroom.cli.query import bounds_line
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.bounds import (
     ChosenBounds,
     applied,
@@ -155,7 +156,8 @@ def test_a_whale_moves_the_chosen_bound_by_little() -> None:
         journey_room.Event(10**6, "alpha", journey_room.START, "app", 1.0) for _ in range(3000)
     ]
     con = journey_room.load(events + whale, exposures)
-    chosen = choose_for_match(con.cursor(), adaptive_policy(), journey_room.TABLES, lambda e: None)
+    cursor = DuckDBCursor(con.cursor())
+    chosen = choose_for_match(cursor, adaptive_policy(), journey_room.TABLES, lambda e: None)
     assert chosen is not None
     counts = sorted(
         n
