@@ -133,7 +133,8 @@ if backend_name == "spark":
     jvm = session.sparkContext._gateway.proc.pid
     cursor = backend.cursor
 else:
-    cursor = wh.cursor
+    from cleanroom.room.backends.duckdb import DuckDBBackend
+    cursor = DuckDBBackend(wh).cursor  # a statement tree in, written as DuckDB SQL
 startup = time.perf_counter() - started
 times = []
 for _ in range(2):

@@ -91,6 +91,7 @@ from fractions import Fraction
 from pathlib import Path
 from cleanroom.room.policy import load_policy
 from cleanroom.room.analyses import prepare_template
+from cleanroom.room.backends.duckdb import DuckDBBackend
 from cleanroom.room.warehouse import Warehouse
 base, name, params = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 policy, _ = load_policy(base / "policy.yaml")
@@ -103,7 +104,7 @@ if sys.argv[4] == "1":
     tables |= {sequence.EVENTS_KEY: "g1___sequence", sequence.SOURCES_KEY: "g1___sequence_sources"}
 prepared = prepare_template(name, params, policy=policy, party="reporter")
 t = time.perf_counter()
-released = prepared.execute(wh.cursor(), tables, Fraction(1), policy.privacy)
+released = prepared.execute(DuckDBBackend(wh).cursor(), tables, Fraction(1), policy.privacy)
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "rows": len(released.rows)}))
 """

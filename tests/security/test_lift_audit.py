@@ -25,6 +25,7 @@ import pytest
 from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.journey import Cell, Vector
 from cleanroom.room.analyses.lift import CampaignLift
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import Contribution
@@ -86,7 +87,7 @@ def exact() -> dict[tuple[int, str], Exact]:
         extra_events, extra_exposures = whale(amount)
         rooms[name] = load(events + extra_events, exposures + extra_exposures)
     return {
-        (cap, name): lift(policy(), cap).exact(con.cursor(), TABLES)
+        (cap, name): lift(policy(), cap).exact(DuckDBCursor(con.cursor()), TABLES)
         for cap in (CAP, OLD_CAP)
         for name, con in rooms.items()
     }

@@ -44,6 +44,7 @@ import pytest
 pytest.importorskip("pyspark")
 
 from pyspark.sql import SparkSession
+from sqlglot import exp
 
 from cleanroom.errors import ConflictError
 from cleanroom.room.analyses import prepare_template, sequence
@@ -114,7 +115,7 @@ class Recording:
         self.cursor = cursor
         self.results: list[list[tuple[Any, ...]]] = []
 
-    def execute(self, sql: str, parameters: list[object] | None = None) -> Recording:
+    def execute(self, sql: str | exp.Query, parameters: list[object] | None = None) -> Recording:
         self.cursor.execute(sql, parameters or [])
         return self
 

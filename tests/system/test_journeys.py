@@ -87,7 +87,7 @@ def exact(room: Room, name: str, params: dict[str, str]) -> dict[str, dict[Any, 
     assert isinstance(prepared, Journey)
     generation = live_generation(room)
     assert generation is not None
-    return prepared.exact(room.wh.cursor(), generation.tables)
+    return prepared.exact(room.backend.cursor(), generation.tables)
 
 
 def test_transitions_match_the_reference(
@@ -300,7 +300,7 @@ def test_every_released_number_has_a_bound_and_lands_near_the_exact_answer(
     assert isinstance(prepared, Journey)
     generation = live_generation(room)
     assert generation is not None
-    exact_cells = prepared.exact(room.wh.cursor(), generation.tables)
+    exact_cells = prepared.exact(room.backend.cursor(), generation.tables)
     lenient = privacy.model_copy(update={"min_noisy_persons": 0})
     vectors = prepared.vectors()
     values = {v.name: [exact_cells.get(v.name, {}).get(c, 0) for c in v.cells] for v in vectors}
@@ -346,7 +346,7 @@ def test_bounds_are_honest_over_many_releases(room: Room, name: str) -> None:
     assert generation is not None
     prepared = prepare_template(name, GENEROUS[name], policy=policy, party="reporter")
     assert isinstance(prepared, Journey)
-    exact_cells = prepared.exact(room.wh.cursor(), generation.tables)
+    exact_cells = prepared.exact(room.backend.cursor(), generation.tables)
     vectors = prepared.vectors()
     exact_values = {
         v.name: [exact_cells.get(v.name, {}).get(c, 0) for c in v.cells] for v in vectors

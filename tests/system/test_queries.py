@@ -292,7 +292,7 @@ def test_error_bounds_cover_the_truth_95_percent_of_the_time(
     generation = live_generation(room)
     assert generation is not None
     truth = json.loads((world.data.out / "truth" / "summary.json").read_text())["combinations"]
-    cursor = room.wh.cursor()
+    cursor = room.backend.cursor()
     inside = total = 0
     for _ in range(1_000):
         released = query.execute(cursor, generation.tables, Fraction(1, 2), privacy)

@@ -5,7 +5,8 @@ count as activity in the policy (a campaign assignment table does not). The
 stream is restricted to a period given by parameters, never by the data, and
 to the tables the asking party's analysts may read; with ``join_required`` the
 party's own brand must be among the chosen ones. Names in the SQL come from
-the policy (validated names), values travel as bound parameters.
+the policy (validated names); values are ``$name`` markers, each bound to a
+typed literal where the statement is made (:func:`cleanroom.sql.statement`).
 """
 
 from __future__ import annotations
@@ -149,39 +150,51 @@ def events_sql(
     tables: dict[str, str],
     start: dt.date | None,
     end: dt.date,
-    params: list[object],
+    *,
+    prefix: str = "events",
     value: str | None = None,
     brand_ids: dict[str, int] | None = None,
-) -> str:
+) -> tuple[str, dict[str, object]]:
     """``SELECT person, brand, t[, v]`` over the sources' current tables, within [start, end).
 
     ``start`` None: from the first event the room holds (a "first-ever" reading).
     ``value`` names a metric column of the sources to carry along as ``v``;
     ``brand_ids`` makes ``brand`` a small integer (cheaper to sort on) instead of the name.
+
+    Returns the text and the values of its ``$name`` markers, for the
+    statement that embeds it (:func:`cleanroom.sql.statement`): the period
+    ``$<prefix>_start`` (absent when ``start`` is None) and ``$<prefix>_end``,
+    and per source ``i`` its brand ``$<prefix>_brand_<i>`` and, filtered,
+    its dimension value ``$<prefix>_where_<i>``. A statement that reads
+    several event streams gives each its own ``prefix``, so no two values
+    share a marker.
     """
     parts = []
-    for s in sources:
+    values: dict[str, object] = {}
+    for i, s in enumerate(sources):
         if s.table not in tables:
             continue  # not uploaded yet: the brand simply has no events
         time = quote_column(s.time)
         condition = ""
         if s.where is not None:
-            condition = f" AND {quote_column(s.where[0])} = ?"
+            condition = f" AND {quote_column(s.where[0])} = ${prefix}_where_{i}"
+            values[f"{prefix}_where_{i}"] = s.where[1]
         carried = f", CAST({quote_column(value)} AS DOUBLE) AS v" if value else ""
-        since = "" if start is None else f"{time} >= ? AND "
+        since = "" if start is None else f"{time} >= ${prefix}_start AND "
         parts.append(
-            f"SELECT person, ? AS brand, CAST({time} AS TIMESTAMP) AS t{carried} "  # noqa: S608
+            f"SELECT person, ${prefix}_brand_{i} AS brand, "  # noqa: S608
+            f"CAST({time} AS TIMESTAMP) AS t{carried} "
             f"FROM {table_sql(tables[s.table])} "
-            f"WHERE {since}{time} < ?{condition}"
+            f"WHERE {since}{time} < ${prefix}_end{condition}"
         )
-        params.extend([brand_ids[s.party] if brand_ids else s.party])
-        params.extend([end] if start is None else [start, end])
-        if s.where is not None:
-            params.append(s.where[1])
+        values[f"{prefix}_brand_{i}"] = brand_ids[s.party] if brand_ids else s.party
     if not parts:
         extra = ", NULL::DOUBLE AS v" if value else ""
         return (
             "SELECT NULL::BIGINT AS person, NULL::VARCHAR AS brand, NULL::TIMESTAMP AS t"
             f"{extra} LIMIT 0"
-        )
-    return " UNION ALL ".join(parts)
+        ), {}
+    values[f"{prefix}_end"] = end
+    if start is not None:
+        values[f"{prefix}_start"] = start
+    return " UNION ALL ".join(parts), values

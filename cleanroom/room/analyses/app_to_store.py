@@ -37,6 +37,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import statement
 
 OTHER, FROM_ORIGIN = 0, 1  # the two cells: new at B without, and after, an event at A
 
@@ -67,33 +68,38 @@ class AppToStore(Journey):
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
-        params: list[object] = []
         # B's events up to the period's end: a first event after it is not in the period anyway.
-        b = events_sql(list(self.target), tables, None, self.end, params)  # all of B's history
-        params += [self.start, self.end]
+        b, b_values = events_sql(list(self.target), tables, None, self.end, prefix="b")
         # A's events that can precede a first B event in the period by at most the window.
-        a = events_sql(
+        a, a_values = events_sql(
             list(self.origin),
             tables,
             self.start - dt.timedelta(days=self.window_days),
             self.end,
-            params,
+            prefix="a",
         )
-        params.append(self.window_days)
         sql = f"""
             WITH b AS (
                 SELECT person, min(t) AS t FROM ({b}) GROUP BY person
-                HAVING min(t) >= CAST(? AS TIMESTAMP) AND min(t) < CAST(? AS TIMESTAMP)
+                HAVING min(t) >= CAST($start AS TIMESTAMP) AND min(t) < CAST($end AS TIMESTAMP)
             ),
             came AS (
                 SELECT DISTINCT b.person FROM b JOIN ({a}) a ON a.person = b.person
-                WHERE a.t < b.t AND a.t >= b.t - to_days(CAST(? AS INTEGER))
+                WHERE a.t < b.t AND a.t >= b.t - to_days(CAST($window AS INTEGER))
             )
             SELECT CASE WHEN came.person IS NULL THEN {OTHER} ELSE {FROM_ORIGIN} END AS cell,
                    count(*)
             FROM b LEFT JOIN came ON came.person = b.person GROUP BY cell
         """  # noqa: S608
-        return {"persons": cells_of(cursor, sql, params, 1)}
+        query = statement(
+            sql,
+            **b_values,
+            **a_values,
+            start=self.start,
+            end=self.end,
+            window=self.window_days,
+        )
+        return {"persons": cells_of(cursor, query, 1)}
 
     def answer(
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy

@@ -35,6 +35,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import statement
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,21 @@ class Funnel(Journey):
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
-        params: list[object] = []
+        values: dict[str, object] = {}
         ctes = []
         for i, sources in enumerate(self.steps, start=1):
-            events = events_sql(list(sources), tables, self.start, self.end, params)
+            events, step_values = events_sql(
+                list(sources), tables, self.start, self.end, prefix=f"s{i}"
+            )
+            values.update(step_values)
             if i == 1:
                 ctes.append(f"s1 AS (SELECT person, min(t) AS t FROM ({events}) GROUP BY person)")  # noqa: S608
                 continue
-            params.append(self.window_days)
+            values["window"] = self.window_days
             ctes.append(
                 f"s{i} AS (SELECT e.person, min(e.t) AS t FROM ({events}) e "  # noqa: S608
                 f"JOIN s{i - 1} p ON e.person = p.person AND e.t > p.t "
-                f"AND e.t <= p.t + to_days(CAST(? AS INTEGER)) GROUP BY e.person)"
+                f"AND e.t <= p.t + to_days(CAST($window AS INTEGER)) GROUP BY e.person)"
             )
         reached = " UNION ALL ".join(
             f"SELECT person, {i} AS step FROM s{i}"  # noqa: S608
@@ -85,7 +89,7 @@ class Funnel(Journey):
             f"WITH {', '.join(ctes)} SELECT step, count(*) FROM "  # noqa: S608
             f"(SELECT person, max(step) AS step FROM ({reached}) GROUP BY person) GROUP BY step"
         )
-        return {"stopped": cells_of(cursor, sql, params, 1)}
+        return {"stopped": cells_of(cursor, statement(sql, **values), 1)}
 
     def answer(
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy

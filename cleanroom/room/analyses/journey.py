@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from sqlglot import exp
+
 from cleanroom.room import dp, pipeline
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import Released
@@ -156,6 +158,10 @@ def person_rows(
     return rows, suppressed
 
 
-def cells_of(cursor: Any, sql: str, params: list[object], keys: int) -> dict[Cell, int]:
-    """Run a ``SELECT key1, …, keyN, count`` and index its counts by key tuple."""
-    return {tuple(r[:keys]): int(r[keys]) for r in cursor.execute(sql, params).fetchall()}
+def cells_of(cursor: Any, query: exp.Query, keys: int) -> dict[Cell, int]:
+    """Run a ``SELECT key1, …, keyN, count`` and index its counts by key tuple.
+
+    ``query`` is a statement tree (:func:`cleanroom.sql.statement`), values
+    and all: the backend writes it in its dialect, parsing nothing.
+    """
+    return {tuple(r[:keys]): int(r[keys]) for r in cursor.execute(query).fetchall()}

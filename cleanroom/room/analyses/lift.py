@@ -38,7 +38,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import ratio
-from cleanroom.sql import literal_sql, quote_column, table_sql
+from cleanroom.sql import quote_column, statement, table_sql
 from cleanroom.text import quoted
 
 Z95 = 1.959963984540054
@@ -117,14 +117,12 @@ class CampaignLift(Journey):
                 "no_data", T_("'%(table)s' has no data in the room yet", table=self.campaign.table)
             )
         c = self.campaign
-        params: list[object] = [*self.arms, self.start, self.end]
         horizon = self.end + dt.timedelta(days=self.window_days + 1)
-        outcome = events_sql(
+        outcome, values = events_sql(
             list(self.outcome),
             tables,
             self.start,
             horizon,
-            params,
             value=self.metric[0] if self.metric else None,
         )
         value = "CAST(NULL AS DOUBLE)"  # without a metric: no spend, never a bound
@@ -133,15 +131,13 @@ class CampaignLift(Journey):
             value = sensitivity.clamp_sql("v", lo, hi, table="e")
         person_spend = sensitivity.clamp_sql("spend", *self.spend_bounds)
         cut = self.cut()
-        cap = literal_sql(cut.cap if cut is not None else 0)  # from the request: a typed literal
         arm, time = quote_column(self.arm_column), quote_column(c.time)
-        params += [self.window_days]
         sql = f"""
             WITH arms AS (
                 SELECT person, arg_min(arm, exposed) AS arm, min(exposed) AS exposed FROM (
                     SELECT person, {arm} AS arm, CAST({time} AS TIMESTAMP) AS exposed
                     FROM {table_sql(tables[c.table])}
-                    WHERE {arm} IN (?, ?) AND {time} >= ? AND {time} < ?
+                    WHERE {arm} IN ($treatment, $control) AND {time} >= $start AND {time} < $end
                 ) GROUP BY person
             ),
             outcomes AS (
@@ -149,17 +145,28 @@ class CampaignLift(Journey):
                        coalesce(sum({value}), 0) AS spend
                 FROM arms a LEFT JOIN ({outcome}) e
                   ON e.person = a.person AND e.t >= CAST(a.exposed AS DATE)
-                 AND e.t < CAST(a.exposed AS DATE) + to_days(CAST(? AS INTEGER))
+                 AND e.t < CAST(a.exposed AS DATE) + to_days(CAST($window AS INTEGER))
                 GROUP BY a.person, a.arm
             )
             SELECT arm, count(*), count(*) FILTER (WHERE converted),
                    CAST(sum(round({person_spend})) AS BIGINT),
                    CAST(sum(abs(round({person_spend}))) AS BIGINT),
-                   CAST(sum(round(least(abs(spend - {person_spend}), {cap}))) AS BIGINT),
+                   CAST(sum(round(least(abs(spend - {person_spend}), $cap))) AS BIGINT),
                    count(*) FILTER (WHERE spend <> {person_spend})
             FROM outcomes GROUP BY arm
         """  # noqa: S608
-        rows = cursor.execute(sql, params).fetchall()
+        treatment, control = self.arms
+        query = statement(
+            sql,
+            **values,
+            treatment=treatment,
+            control=control,
+            start=self.start,
+            end=self.end,
+            window=self.window_days,
+            cap=cut.cap if cut is not None else 0,
+        )
+        rows = cursor.execute(query).fetchall()
         return {
             "persons": {(r[0],): int(r[1]) for r in rows},
             "converted": {(r[0],): int(r[2]) for r in rows},

@@ -24,7 +24,7 @@ from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import QueryRejected
 from cleanroom.room.query.release import Released, ratio
 from cleanroom.room.sensitivity import Contribution, once_per_cell
-from cleanroom.sql import table_sql
+from cleanroom.sql import statement, table_sql
 from cleanroom.text import quoted
 
 
@@ -90,7 +90,7 @@ class Overlap:
             f"SELECT mask, count(*) FROM (SELECT person, bit_or(bit) AS mask FROM "  # noqa: S608
             f"({' UNION ALL '.join(parts)}) GROUP BY person) GROUP BY mask"
         )
-        found = dict(cursor.execute(sql).fetchall())
+        found = dict(cursor.execute(statement(sql)).fetchall())
         return {c: int(found.get(self._mask(c), 0)) for c in self.cells}
 
     def execute(

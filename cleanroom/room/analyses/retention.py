@@ -29,7 +29,7 @@ from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.release import ratio
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.sql import literal_sql
+from cleanroom.sql import literal_sql, statement
 
 
 def add_months(month: dt.date, n: int) -> dt.date:
@@ -85,38 +85,39 @@ class Retention(Journey):
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
-        params: list[object] = []
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         end = add_months(self.start, self.months)
         ids = {b: i for i, b in enumerate(self.brands)}  # integers aggregate faster than names
-        events = events_sql(sources, tables, self.start, end, params, brand_ids=ids)
+        events, values = events_sql(sources, tables, self.start, end, brand_ids=ids)
         # One aggregation per person over the events: their first event (month and brand)
         # and a bit per month of the window in which they were active; cohorts and actives
         # both come from it, without materializing person-months.
-        active = "" if self.active_at is None else "brand = ? AND "
-        base = self.start.year * 12 + self.start.month  # month index: year * 12 + month - base
-        params = [*([ids[self.active_at]] if self.active_at is not None else []), base, *params]
-        params += [base]
+        active = "" if self.active_at is None else "brand = $active_at AND "
+        if self.active_at is not None:
+            values["active_at"] = ids[self.active_at]
+        # Month index: year * 12 + month - base. The offsets are the room's own range.
+        base = self.start.year * 12 + self.start.month
         offsets = ", ".join(f"({literal_sql(o)})" for o in range(1, self.months))
         sql = f"""
             WITH per AS (
                 SELECT person, arg_min(brand, t) AS brand, min(t) AS first_t,
                        bit_or(CASE WHEN {active}true
-                                   THEN CAST(1 AS BIGINT) << (year(t) * 12 + month(t) - ?)
+                                   THEN CAST(1 AS BIGINT) << (year(t) * 12 + month(t) - $base)
                                    ELSE CAST(0 AS BIGINT) END) AS mask
                 FROM ({events}) GROUP BY person
             ),
             firsts AS (
-                SELECT brand, year(first_t) * 12 + month(first_t) - ? AS c, mask FROM per
+                SELECT brand, year(first_t) * 12 + month(first_t) - $base AS c, mask FROM per
             )
             SELECT c, brand, 0 AS o, count(*) FROM firsts GROUP BY ALL
             UNION ALL
             SELECT c, brand, o, count(*) FROM firsts CROSS JOIN (VALUES {offsets}) AS r(o)
-            WHERE c + o < {int(self.months)} AND (mask >> (c + o)) & 1 = 1 GROUP BY ALL
+            WHERE c + o < $months AND (mask >> (c + o)) & 1 = 1 GROUP BY ALL
         """  # noqa: S608
+        query = statement(sql, **values, base=base, months=int(self.months))
         found = {
             (add_months(self.start, int(c)), self.brands[b], int(o)): n
-            for (c, b, o), n in cells_of(cursor, sql, params, 3).items()
+            for (c, b, o), n in cells_of(cursor, query, 3).items()
         }
         sizes = {(c, b): n for (c, b, o), n in found.items() if o == 0}
         later = {cell: n for cell, n in found.items() if cell[2] > 0}

@@ -32,6 +32,7 @@ from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import statement
 
 SEGMENTS = ("new", "active", "loyal", "at_risk", "lapsed")
 
@@ -73,29 +74,28 @@ class Segments(Journey):
         as_of = dt.datetime.combine(self.as_of, dt.time())
         recent = as_of - dt.timedelta(days=self.recent_days)
         risk = as_of - dt.timedelta(days=self.risk_days)
-        params: list[object] = [risk]  # in the order the placeholders appear below
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         start = self.as_of - dt.timedelta(days=self.lookback_days)
         ids = {b: i for i, b in enumerate(self.brands)}  # integers aggregate faster than names
-        events = events_sql(sources, tables, start, self.as_of, params, brand_ids=ids)
-        params += [recent, recent, self.loyal_events, recent, risk]
+        events, values = events_sql(sources, tables, start, self.as_of, brand_ids=ids)
         sql = f"""
             WITH per AS (
                 SELECT person, brand, min(t) AS first_t, max(t) AS last_t,
-                       count(*) FILTER (WHERE t >= ?) AS n_risk
+                       count(*) FILTER (WHERE t >= $risk) AS n_risk
                 FROM ({events}) GROUP BY person, brand
             )
             SELECT brand, segment, count(*) FROM (
                 SELECT brand, CASE
-                    WHEN first_t >= ? THEN 'new'
-                    WHEN last_t >= ? AND n_risk >= ? THEN 'loyal'
-                    WHEN last_t >= ? THEN 'active'
-                    WHEN last_t >= ? THEN 'at_risk'
+                    WHEN first_t >= $recent THEN 'new'
+                    WHEN last_t >= $recent AND n_risk >= $loyal THEN 'loyal'
+                    WHEN last_t >= $recent THEN 'active'
+                    WHEN last_t >= $risk THEN 'at_risk'
                     ELSE 'lapsed' END AS segment
                 FROM per
             ) GROUP BY ALL
         """  # noqa: S608
-        found = cells_of(cursor, sql, params, 2)
+        query = statement(sql, **values, risk=risk, recent=recent, loyal=self.loyal_events)
+        found = cells_of(cursor, query, 2)
         return {"persons": {(self.brands[b], seg): n for (b, seg), n in found.items()}}
 
     def answer(

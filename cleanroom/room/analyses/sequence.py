@@ -30,7 +30,7 @@ from typing import Any
 
 from cleanroom.room.analyses.activity import Source
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.sql import quote_column, table_sql
+from cleanroom.sql import quote_column, statement, table_sql
 
 SLOTS = 16  # brands a code can tell apart
 EPOCH_OFFSET_US = 62_135_596_800_000_000  # 0001-01-01 to 1970-01-01, in microseconds
@@ -84,6 +84,12 @@ def prepare(
     does not approve ``transitions`` (its one reader, so a match without it
     costs nothing more), beyond 16 brands, or for a time outside years
     1–9999, which a code cannot hold.
+
+    ``cursor`` is the DuckDB warehouse's own (``room.wh.cursor()``), never a
+    backend's: these statements are DuckDB text, run at match time, with the
+    manifest's names bound as DuckDB's own named parameters (``$tab_<i>``).
+    What the queries send to a backend (:func:`prepared`,
+    :func:`previous_sql`) are statement trees.
     """
     approved = policy.templates.get("transitions")
     if approved is None or not approved.enabled:  # no reader: the match does not pay for it
@@ -113,7 +119,12 @@ def prepare(
     latest = ", ".join(
         f"max(CASE WHEN src = {i} THEN code END) OVER w AS p{i}" for i in range(len(sources))
     )
-    values = ", ".join(f"({i}, ?, ?, {brands.index(s.party)})" for i, s in enumerate(sources))
+    # The manifest: a row per source, its names bound as DuckDB parameters.
+    rows: list[str] = []
+    names: dict[str, str] = {}
+    for i, s in enumerate(sources):
+        rows.append(f"({i}, $tab_{i}, $tcol_{i}, {brands.index(s.party)})")
+        names |= {f"tab_{i}": s.table, f"tcol_{i}": s.time}
     try:
         cursor.execute(
             f"CREATE TABLE {table_sql(events)} AS SELECT person, src, code, {latest} "  # noqa: S608
@@ -121,8 +132,8 @@ def prepare(
         )
         cursor.execute(
             f"CREATE TABLE {table_sql(manifest)} AS "  # noqa: S608
-            f"SELECT * FROM (VALUES {values}) AS m(src, tab, tcol, brand)",
-            [v for s in sources for v in (s.table, s.time)],
+            f"SELECT * FROM (VALUES {', '.join(rows)}) AS m(src, tab, tcol, brand)",
+            names,
         )
     except BaseException:
         for name in (events, manifest):
@@ -137,12 +148,15 @@ def datasets(tables: Mapping[str, str]) -> dict[str, str]:
 
 
 def prepared(cursor: Any, tables: dict[str, str]) -> Sequence | None:
-    """The generation's sequence tables, or None (not prepared: use the per-query window)."""
+    """The generation's sequence tables, or None (not prepared: use the per-query window).
+
+    ``cursor`` is the backend's (the manifest is read with a statement tree).
+    """
     events, manifest = tables.get(EVENTS_KEY), tables.get(SOURCES_KEY)
     if events is None or manifest is None:
         return None
     query = f"SELECT src, tab, tcol, brand FROM {table_sql(manifest)}"  # noqa: S608
-    rows = cursor.execute(query).fetchall()
+    rows = cursor.execute(statement(query)).fetchall()
     return Sequence(
         events,
         {(str(tab), str(tcol)): int(src) for src, tab, tcol, _ in rows},
@@ -157,14 +171,18 @@ def previous_sql(
     start: dt.date,
     end: dt.date,
     window_days: int,
-    params: list[object],
-) -> str:
+) -> tuple[str, dict[str, object]]:
     """``SELECT person, brand, prev_brand, near``: each chosen event and the one before it.
 
     Over the chosen sources' events in [start, end), each with the previous
     chosen event in the period (events with none are left out) and whether it
     lies within ``window_days``: what the per-query ``lag`` over ``ORDER BY t,
     brand`` gives, read from the prepared codes with integer arithmetic only.
+
+    Returns the text and the values of its ``$name`` markers, for the
+    statement that embeds it (:func:`cleanroom.sql.statement`):
+    ``$seq_window`` (the window in microseconds), ``$seq_start`` and
+    ``$seq_end`` (the codes of the period's bounds).
     """
     chosen = sorted({seq.sources[(s.table, s.time)] for s in sources})
     cols = [f"p{src}" for src in chosen]
@@ -172,16 +190,21 @@ def previous_sql(
     # Each brand slot of a code -> the template's brand id (slots of unchosen brands: never read).
     ids = [brand_ids.get(party) for party in sorted(seq.brands, key=seq.brands.__getitem__)]
     slots = "(CAST([" + ", ".join("NULL" if i is None else str(i) for i in ids) + "] AS INTEGER[]))"
-    params.extend([window_days * 86_400_000_000, _code(start), _code(end), _code(start)])
-    return f"""
+    values: dict[str, object] = {
+        "seq_window": window_days * 86_400_000_000,
+        "seq_start": _code(start),
+        "seq_end": _code(end),
+    }
+    sql = f"""
         SELECT person, {slots}[code % {SLOTS} + 1] AS brand,
                {slots}[prev % {SLOTS} + 1] AS prev_brand,
-               code // {SLOTS} - prev // {SLOTS} <= ? AS near
+               code // {SLOTS} - prev // {SLOTS} <= $seq_window AS near
         FROM (
             SELECT person, code, {latest} AS prev FROM {table_sql(seq.events)}
-            WHERE src IN ({", ".join(map(str, chosen))}) AND code >= ? AND code < ?
-        ) WHERE prev >= ?
+            WHERE src IN ({", ".join(map(str, chosen))}) AND code >= $seq_start AND code < $seq_end
+        ) WHERE prev >= $seq_start
     """  # noqa: S608
+    return sql, values
 
 
 def _code(day: dt.date) -> int:

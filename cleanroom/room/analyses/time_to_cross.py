@@ -24,6 +24,7 @@ from cleanroom.room.analyses.params import Params, period
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
+from cleanroom.sql import statement
 
 DEFAULT_BINS = "0,1,7,14,30,60,90"
 
@@ -60,20 +61,20 @@ class TimeToCross(Journey):
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
-        params: list[object] = []
-        a = events_sql(list(self.origin), tables, self.start, self.end, params)
-        b = events_sql(list(self.target), tables, self.start, self.end, params)
-        params.append(list(self.edges))
+        a, a_values = events_sql(list(self.origin), tables, self.start, self.end, prefix="a")
+        b, b_values = events_sql(list(self.target), tables, self.start, self.end, prefix="b")
         sql = f"""
             WITH a AS (SELECT person, min(t) AS t FROM ({a}) GROUP BY person),
                  b AS (SELECT person, min(t) AS t FROM ({b}) GROUP BY person),
                  d AS (SELECT epoch(b.t - a.t) / 86400.0 AS days
                        FROM a JOIN b ON a.person = b.person WHERE b.t >= a.t)
             SELECT bin, count(*) FROM (
-                SELECT len(list_filter(CAST(? AS INTEGER[]), lambda e: e <= days)) - 1 AS bin FROM d
+                SELECT len(list_filter(CAST($edges AS INTEGER[]), lambda e: e <= days)) - 1 AS bin
+                FROM d
             ) GROUP BY bin
         """  # noqa: S608
-        return {"persons": cells_of(cursor, sql, params, 1)}
+        query = statement(sql, **a_values, **b_values, edges=list(self.edges))
+        return {"persons": cells_of(cursor, query, 1)}
 
     def answer(
         self, noisy: dict[str, dp.Release], privacy: PrivacyPolicy

@@ -30,7 +30,7 @@ from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.sql import literal_sql
+from cleanroom.sql import bigint, statement
 
 CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
 
@@ -69,32 +69,27 @@ class Transitions(Journey):
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
         """See :class:`Journey`."""
-        params: list[object] = []
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         sources = [s for s in sources if s.table in tables]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
-        # Typed literals (the one helper's), never the request's text: m is an analyst's parameter.
-        m, cap = literal_sql(int(self.max_transitions)), literal_sql(int(self.cut().cap))
         prepared = sequence.prepared(cursor, tables)
         if sources and prepared is not None and prepared.covers(sources):
             # Each event's previous one, prepared at match time: no sort per query.
-            ordered = sequence.previous_sql(
-                prepared, sources, ids, self.start, self.end, self.window_days, params
+            ordered, values = sequence.previous_sql(
+                prepared, sources, ids, self.start, self.end, self.window_days
             )
         else:
-            inner: list[object] = []  # the window's parameter comes first in the text
-            events = events_sql(sources, tables, self.start, self.end, inner, brand_ids=ids)
-            params += [self.window_days, *inner]
+            events, values = events_sql(sources, tables, self.start, self.end, brand_ids=ids)
+            values["window"] = self.window_days
             ordered = f"""
                 SELECT person, brand, prev_brand,
-                       t - prev_t <= to_days(CAST(? AS INTEGER)) AS near
+                       t - prev_t <= to_days(CAST($window AS INTEGER)) AS near
                 FROM (
                     SELECT person, brand, t,
                            lag(brand) OVER w AS prev_brand, lag(t) OVER w AS prev_t
                     FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
                 )
             """  # noqa: S608
-        params.append(selection.salt(tables))
         sql = f"""
             WITH seq AS ({ordered}),
             pairs AS (
@@ -103,16 +98,24 @@ class Transitions(Journey):
             ),
             kept AS (
                 SELECT a, b FROM pairs
-                QUALIFY row_number() OVER (PARTITION BY person ORDER BY hash(a, b, person, ?), a, b)
-                        <= {m}
+                QUALIFY row_number() OVER (
+                    PARTITION BY person ORDER BY hash(a, b, person, $salt), a, b
+                ) <= $m
             ),
             per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)
             SELECT a, b, count(*) FROM kept GROUP BY a, b
-            UNION ALL SELECT -1, 0, coalesce(sum(least(n, {m})), 0) FROM per
-            UNION ALL SELECT -1, 1, coalesce(sum(least(n - {m}, {cap})), 0) FROM per WHERE n > {m}
-            UNION ALL SELECT -1, 2, count(*) FROM per WHERE n > {m}
+            UNION ALL SELECT -1, 0, coalesce(sum(least(n, $m)), 0) FROM per
+            UNION ALL SELECT -1, 1, coalesce(sum(least(n - $m, $cap)), 0) FROM per WHERE n > $m
+            UNION ALL SELECT -1, 2, count(*) FROM per WHERE n > $m
         """  # noqa: S608
-        found = cells_of(cursor, sql, params, 2)
+        query = statement(
+            sql,
+            **values,
+            salt=bigint(selection.salt(tables)),  # one type, so a salt hashes one way
+            m=int(self.max_transitions),
+            cap=int(self.cut().cap),
+        )
+        found = cells_of(cursor, query, 2)
         cut = {CUT_CELLS[b]: n for (a, b), n in found.items() if a < 0}
         return {
             "persons": {

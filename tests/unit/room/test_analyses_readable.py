@@ -10,6 +10,7 @@ import pytest
 from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.lift import CampaignLift, evidence
 from cleanroom.room.analyses.overlap import Overlap
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.dp import Release
 from cleanroom.room.policy import CollaborationPolicy
 from tests.unit.room.journey_room import PERIOD, TABLES, load, ordinary, policy
@@ -60,7 +61,8 @@ def test_overlap_under_join_required_says_what_it_left_out(
     con = load(events, exposures)
     assert room_policy.privacy is not None
     anchored = Overlap(("alpha", "beta", "gamma"), anchor="alpha")  # an analyst of alpha's
-    result = anchored.execute(con.cursor(), TABLES, Fraction(1), room_policy.privacy).as_dict()
+    cursor = DuckDBCursor(con.cursor())  # the backend's cursor, as the engine hands one over
+    result = anchored.execute(cursor, TABLES, Fraction(1), room_policy.privacy).as_dict()
     assert result["rules"] == [
         {
             "rule": "join_required",
@@ -76,7 +78,7 @@ def test_overlap_under_join_required_says_what_it_left_out(
     for pair in pairs.values():  # min(|A|, |B|) is not counted: no rate, and it says why
         assert pair["rate"] == {"value": None, "withheld": "join_required", "unit": "share"}
     free = Overlap(("alpha", "beta", "gamma"), anchor=None)
-    open_result = free.execute(con.cursor(), TABLES, Fraction(1), room_policy.privacy).as_dict()
+    open_result = free.execute(cursor, TABLES, Fraction(1), room_policy.privacy).as_dict()
     assert "rules" not in open_result
     assert all(p["rate"]["value"] is not None for p in open_result["pairwise"])
 

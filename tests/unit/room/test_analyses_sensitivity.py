@@ -26,6 +26,7 @@ from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.journey import CUT, Cell, Journey, Vector
 from cleanroom.room.analyses.lift import CampaignLift
 from cleanroom.room.analyses.overlap import Overlap
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.selection import GenerationTables
@@ -80,8 +81,8 @@ def released(
     if isinstance(prepared, Overlap):
         cells = tuple(prepared.cells)
         vectors = [Vector("persons", cells, prepared.contribution)]
-        return vectors, {"persons": dict(prepared.exact(con.cursor(), tables))}
-    return prepared.vectors(), prepared.exact(con.cursor(), tables)
+        return vectors, {"persons": dict(prepared.exact(DuckDBCursor(con.cursor()), tables))}
+    return prepared.vectors(), prepared.exact(DuckDBCursor(con.cursor()), tables)
 
 
 def moved(v: Vector, a: dict[Cell, int], b: dict[Cell, int]) -> tuple[int, float]:

@@ -37,6 +37,7 @@ from cleanroom.room.analyses.journey import CUT, Journey, cut_counts
 from cleanroom.room.analyses.lift import CampaignLift
 from cleanroom.room.analyses.overlap import Overlap
 from cleanroom.room.analyses.transitions import Transitions
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
@@ -295,14 +296,14 @@ def test_every_template_discloses_its_cut_and_brackets_the_unbounded_truth(
     _, con = worlds["beyond_cap"]
     prepared = prepare_template(name, params, policy=room_policy, party="reporter")
     assert isinstance(prepared, Journey | Overlap)
-    exact = prepared.exact(con.cursor(), journey_room.TABLES)
+    exact = prepared.exact(DuckDBCursor(con.cursor()), journey_room.TABLES)
     privacy = lenient(room_policy)
     if not isinstance(prepared, Transitions | CampaignLift):
         assert not isinstance(prepared, Journey) or prepared.cut() is None
         out = prepared.release(exact, EPSILON, privacy)  # type: ignore[arg-type]
         assert out.cut == {"possible": False, "material": False}
         return
-    truth = unbounded(prepared).exact(con.cursor(), journey_room.TABLES)
+    truth = unbounded(prepared).exact(DuckDBCursor(con.cursor()), journey_room.TABLES)
     lows = highs = 0
     for _ in range(BRACKET_RUNS):
         out = prepared.release(exact, EPSILON, privacy)
@@ -362,7 +363,7 @@ def test_95_percent_bounds_cover_the_exact_bounded_answer_93_to_97_percent(
     else:
         params = dict(TEMPLATES)[question]
         prepared = prepare_template(question, params, policy=room_policy, party="reporter")
-        found = prepared.exact(con.cursor(), journey_room.TABLES)  # type: ignore[attr-defined]
+        found = prepared.exact(DuckDBCursor(con.cursor()), journey_room.TABLES)  # type: ignore[attr-defined]
         if isinstance(prepared, Overlap):
             answer = {prepared.vector: [found.get(c, 0) for c in prepared.cells]}
             cut, counts = None, None

@@ -18,7 +18,7 @@ import pytest
 from cleanroom.room import selection
 from cleanroom.room.analyses import prepare_template
 from cleanroom.room.analyses.journey import Journey
-from cleanroom.room.backends.duckdb import DuckDBTables
+from cleanroom.room.backends.duckdb import DuckDBCursor, DuckDBTables
 from cleanroom.room.identity import TokenSource, resolve
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.query.check import check_sql
@@ -67,7 +67,7 @@ def transitions_exact(
         "transitions", params, policy=journey_room.policy(), party="reporter"
     )
     assert isinstance(prepared, Journey)
-    return prepared.exact(con.cursor(), tables)
+    return prepared.exact(DuckDBCursor(con.cursor()), tables)
 
 
 def test_the_salt_is_a_function_of_the_room_secret_and_the_generation() -> None:

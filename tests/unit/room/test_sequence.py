@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cleanroom.room.analyses import prepare_template, sequence
 from cleanroom.room.analyses.journey import Journey
+from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.selection import GenerationTables
 from tests.unit.room import journey_room
@@ -41,8 +42,9 @@ def both(
     names = sequence.prepare(con.cursor(), policy, plain, "g1")
     assert set(names) == {sequence.EVENTS_KEY, sequence.SOURCES_KEY}
     with_sequence = GenerationTables({**journey_room.TABLES, **names}, SALT)
+    cursor = DuckDBCursor(con.cursor())  # the backend's cursor, as the engine hands one over
     try:
-        return prepared.exact(con.cursor(), plain), prepared.exact(con.cursor(), with_sequence)
+        return prepared.exact(cursor, plain), prepared.exact(cursor, with_sequence)
     finally:
         for name in names.values():
             con.execute(f'DROP TABLE wh."{name}"')
@@ -83,7 +85,7 @@ def test_the_prepared_path_is_taken_and_counts_something(
     events, exposures = journey_room.ordinary(1, persons=200)
     con = journey_room.load(events, exposures)
     names = sequence.prepare(con.cursor(), room_policy, journey_room.TABLES, "g2")
-    seq = sequence.prepared(con.cursor(), names)
+    seq = sequence.prepared(DuckDBCursor(con.cursor()), names)
     assert seq is not None
     sources = [
         s
@@ -103,15 +105,15 @@ def test_a_source_not_prepared_falls_back_to_the_window(room_policy: Collaborati
     con = journey_room.load(events, exposures)
     partial = {k: v for k, v in journey_room.TABLES.items() if k != "gamma.events"}
     names = sequence.prepare(con.cursor(), room_policy, partial, "g3")
-    seq = sequence.prepared(con.cursor(), names)
+    seq = sequence.prepared(DuckDBCursor(con.cursor()), names)
     assert seq is not None
     assert not seq.covers(sequence.activity(room_policy, journey_room.TABLES))
     prepared = prepare_template("transitions", PARAMS[0], policy=room_policy, party="reporter")
     assert isinstance(prepared, Journey)
     plain = GenerationTables(journey_room.TABLES, SALT)
     assert prepared.exact(
-        con.cursor(), GenerationTables({**journey_room.TABLES, **names}, SALT)
-    ) == (prepared.exact(con.cursor(), plain))
+        DuckDBCursor(con.cursor()), GenerationTables({**journey_room.TABLES, **names}, SALT)
+    ) == (prepared.exact(DuckDBCursor(con.cursor()), plain))
 
 
 def test_nothing_is_prepared_when_the_policy_does_not_approve_transitions(
