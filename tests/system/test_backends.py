@@ -58,6 +58,7 @@ from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.prepared import Prepared, SqlQuery
 from cleanroom.room.state import Room
+from cleanroom.sql import statement
 from tests.system.world import World, build_world, load_and_match
 
 pytestmark = pytest.mark.spark
@@ -115,8 +116,8 @@ class Recording:
         self.cursor = cursor
         self.results: list[list[tuple[Any, ...]]] = []
 
-    def execute(self, sql: str | exp.Query, parameters: list[object] | None = None) -> Recording:
-        self.cursor.execute(sql, parameters or [])
+    def execute(self, statement: exp.Query) -> Recording:
+        self.cursor.execute(statement)
         return self
 
     def fetchall(self) -> list[tuple[Any, ...]]:
@@ -386,7 +387,9 @@ def test_an_empty_table_exports_as_a_typed_empty_table(room: Room) -> None:
         "(person BIGINT, city VARCHAR, seen TIMESTAMP, _rank BIGINT)"
     )
     try:
-        got = backend.cursor().execute('SELECT count(*), max(seen) FROM wh."g98__p__empty"')
+        got = backend.cursor().execute(
+            statement('SELECT count(*), max(seen) FROM wh."g98__p__empty"')
+        )
         assert got.fetchall() == [(0, None)]
         schema = backend.session.table(backend.view("g98__p__empty")).schema
         assert [f.name for f in schema.fields] == ["person", "city", "seen", "_rank"]
@@ -399,7 +402,7 @@ def test_a_table_missing_everywhere_is_a_clear_error(room: Room) -> None:
     backend = room.backend
     assert isinstance(backend, SparkBackend)
     with pytest.raises(ConflictError, match="run a match again"):
-        backend.cursor().execute('SELECT count(*) FROM wh."g99__okala__orders"')
+        backend.cursor().execute(statement('SELECT count(*) FROM wh."g99__okala__orders"'))
 
 
 def test_values_bound_into_spark_come_back_unchanged(room: Room) -> None:
@@ -412,8 +415,9 @@ def test_values_bound_into_spark_come_back_unchanged(room: Room) -> None:
         dt.date(2026, 2, 28),
         dt.datetime(2026, 2, 28, 23, 59, 59, 123456),
     ]
-    sql = "SELECT " + ", ".join("?" for _ in values)
-    got = room.backend.cursor().execute(sql, values).fetchall()
+    named = {f"v{i}": value for i, value in enumerate(values)}
+    sql = "SELECT " + ", ".join(f"${name}" for name in named)
+    got = room.backend.cursor().execute(statement(sql, **named)).fetchall()
     assert got == [tuple(values)]
 
 

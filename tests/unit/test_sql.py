@@ -160,3 +160,33 @@ def test_a_hostile_table_alias_never_reaches_sql() -> None:
     )
     with pytest.raises(InternalError):
         compile_plan(bad, {"okala.orders": "g1__okala__orders"}, k=2, g=1, threshold=False)
+
+
+def test_a_statement_binds_each_marker_by_name_and_only_markers() -> None:
+    """``$name`` in a string or a comment is text; each marker gets its value's typed literal."""
+    tree = sql.statement(
+        "SELECT '$q' AS q, $p AS p, $p + 1 AS again -- not $x\n FROM wh.\"t\" WHERE d >= $day",
+        p="it's",
+        day=dt.date(2026, 3, 20),
+    )
+    assert strings(tree) == ["$q", "it's", "it's", "2026-03-20"]
+    assert not list(tree.find_all(exp.Placeholder))
+    assert tree.sql(dialect="duckdb").count("CAST('2026-03-20' AS DATE)") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("SELECT $a + $b", {"a": 1}),  # a marker without a value
+        ("SELECT $a", {"a": 1, "b": 2}),  # a value without a marker
+        ("SELECT ?", {}),  # positional: the order of a list is not a contract
+        ("SELECT $1", {}),
+        ("DROP TABLE t", {}),  # not a query
+        ("SELECT (", {}),
+    ],
+)
+def test_a_statement_refuses_what_it_cannot_bind_exactly(
+    text: str, values: dict[str, object]
+) -> None:
+    with pytest.raises(InternalError):
+        sql.statement(text, **values)

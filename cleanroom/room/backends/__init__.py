@@ -43,12 +43,12 @@ class MatchInput:
 class Cursor(Protocol):
     """DB-API-like: ``execute`` a statement, then rows.
 
-    A statement is the compiler's sqlglot tree (its values typed literals, no
-    parameters; each backend writes it in its own dialect) or a template's
-    DuckDB text with ``?`` parameters.
+    A statement is a sqlglot tree whose values are typed literals (the
+    compiler's, or ``cleanroom.sql.statement``'s); each backend writes it in
+    its own dialect, so no backend parses or binds anything.
     """
 
-    def execute(self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /) -> Any:
+    def execute(self, statement: exp.Query, /) -> Any:
         """Run one statement; returns an object with ``fetchall()`` (the cursor itself)."""
         ...
 

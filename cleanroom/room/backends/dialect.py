@@ -1,24 +1,15 @@
 """One statement tree, written for DuckDB or Spark: the per-dialect step.
 
-The query compiler (``query/compile.py``) builds a sqlglot tree whose values
-are typed literal nodes (``cleanroom.sql``); :func:`render` writes that
-tree as Spark SQL (or DuckDB's) without tokenizing or parsing anything. The
-templates and identity resolution still emit DuckDB text with ``?``
-parameters; for Spark that text is parsed once (:func:`parse`) and from then
-on changed only as a tree:
+Every statement a backend runs is a sqlglot tree whose values are typed
+literal nodes: the query compiler's (``query/compile.py``), or the analyses'
+and identity resolution's, whose DuckDB text with ``$name`` markers
+``cleanroom.sql.statement`` parsed where the statement was made. :func:`render`
+writes such a tree as Spark SQL (or DuckDB's) without tokenizing or parsing
+anything:
 
-1. every ``?`` is bound to its value as a *typed literal node* (a date is
-   ``CAST('2026-01-01' AS DATE)``, a float ``CAST('0.5' AS DOUBLE)``, a list an
-   ``ARRAY(…)``), so no value is ever spliced into SQL text. The tokenizer
-   tells parameters from question marks inside strings and comments; each
-   parameter token is renumbered (``$1``, ``$2`` …, no value involved) so the
-   binding follows text order whatever shape the tree has.
-
-Then, for a tree from either source:
-
-2. the room's tables ``wh."g<gen>__<party>__<dataset>"`` become Spark views
+1. the room's tables ``wh."g<gen>__<party>__<dataset>"`` become Spark views
    over the generation's Parquet; any other qualified table is refused;
-3. the constructs Spark lacks or spells with other semantics are rewritten
+2. the constructs Spark lacks or spells with other semantics are rewritten
    (below); sqlglot writes the rest, with unsupported constructs raising.
 
 Rewrites, each with DuckDB's meaning kept exactly:
@@ -49,54 +40,18 @@ DuckDB's, so results agree where bounds do not bind (see
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
-from sqlglot.tokenizer_core import TokenType
 
 from cleanroom.errors import InternalError
-from cleanroom.sql import SCHEMA, literal
-
-_DUCKDB = sqlglot.Dialect.get_or_raise("duckdb")
+from cleanroom.sql import SCHEMA
 
 
 def _type(name: str) -> exp.DataType:
     return exp.DataType.build(name, dialect="duckdb")
-
-
-def number_parameters(sql: str) -> tuple[str, int]:
-    """``?`` → ``$1``, ``$2``, … in text order; the text holds no value, only markers."""
-    try:
-        tokens = _DUCKDB.tokenize(sql)
-    except SqlglotError as err:
-        raise InternalError(f"cannot tokenize the query for Spark: {err}") from None
-    if any(t.token_type == TokenType.PARAMETER for t in tokens):
-        raise InternalError("numbered parameters are not supported; the engine emits '?'")
-    marks = [t for t in tokens if t.token_type == TokenType.PLACEHOLDER]
-    out = sql
-    for number, token in reversed(list(enumerate(marks, start=1))):
-        if sql[token.start : token.end + 1] != "?":
-            raise InternalError("unexpected placeholder form; the engine emits '?'")
-        out = f"{out[: token.start]}${number}{out[token.end + 1 :]}"
-    return out, len(marks)
-
-
-def bind(tree: exp.Expr, params: Sequence[object], count: int) -> None:
-    """Replace ``$n`` with the n-th parameter's literal, in place."""
-    if count != len(params):
-        raise InternalError(f"the query has {count} parameters but {len(params)} were given")
-    used: set[int] = set()
-    for node in list(tree.find_all(exp.Placeholder)):
-        index = int(node.name) - 1
-        if not 0 <= index < len(params):
-            raise InternalError(f"parameter ${index + 1} is out of range")
-        used.add(index)
-        node.replace(literal(params[index]))
-    if len(used) != count:
-        raise InternalError("some parameters were not found in the parsed query")
 
 
 def map_tables(tree: exp.Expr, view: Callable[[str], str]) -> None:
@@ -218,10 +173,10 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
 def render(tree: exp.Query, view: Callable[[str], str], *, dialect: str = "spark") -> str:
     """A statement tree written in ``dialect``: tables mapped, Spark's gaps rewritten.
 
-    The tree is the compiler's (values already typed literals), so nothing is
-    tokenized or parsed here; it is copied first, as the caller may render it
-    again. Spark is what the backend runs; writing the same tree as DuckDB is
-    how the tests check that the rewrites keep the query's meaning.
+    The tree's values are already typed literals, so nothing is tokenized or
+    parsed here; it is copied first, as the caller may render it again. Spark
+    is what the backend runs; writing the same tree as DuckDB is how the tests
+    check that the rewrites keep the query's meaning.
     """
     node: exp.Expr = tree.copy()
     map_tables(node, view)
@@ -231,36 +186,3 @@ def render(tree: exp.Query, view: Callable[[str], str], *, dialect: str = "spark
         return node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as err:
         raise InternalError(f"no {dialect} form for part of the query: {err}") from None
-
-
-def parse(sql: str, params: Sequence[object]) -> exp.Query:
-    """A template's DuckDB text with ``?`` parameters as a tree, each value a typed literal.
-
-    The analyses and identity resolution still write text; this is their one
-    way onto the tree path. The compiler's queries never come through here.
-    """
-    numbered, count = number_parameters(sql)
-    try:
-        tree = sqlglot.parse_one(numbered, read="duckdb")
-    except SqlglotError as err:
-        raise InternalError(f"cannot parse the query for Spark: {err}") from None
-    if not isinstance(tree, exp.Query):
-        raise InternalError("the statement for Spark is not a query")
-    bind(tree, params, count)
-    return tree
-
-
-def translate(
-    sql: str, params: Sequence[object], view: Callable[[str], str], *, dialect: str = "spark"
-) -> str:
-    """``sql`` with ``params`` bound, tables mapped and rewritten, written in ``dialect``."""
-    return render(parse(sql, params), view, dialect=dialect)
-
-
-def to_spark(sql: str | exp.Query, params: Sequence[object], view: Callable[[str], str]) -> str:
-    """Spark SQL for what ``sql`` (a tree, or text with ``params``) computes in DuckDB."""
-    if isinstance(sql, exp.Query):
-        if params:
-            raise InternalError("a statement tree holds its values; it takes no parameters")
-        return render(sql, view)
-    return translate(sql, params, view, dialect="spark")

@@ -10,7 +10,6 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from cleanroom.errors import InternalError
 from cleanroom.room.backends import MatchInput
 from cleanroom.room.identity import (
     ForeignLimit,
@@ -29,20 +28,14 @@ def _duckdb(select: exp.Query) -> str:
 
 
 class DuckDBCursor:
-    """A warehouse cursor; a statement tree is written as DuckDB SQL, text runs as it is."""
+    """A warehouse cursor: a statement tree in, written as DuckDB SQL, rows out."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
-    def execute(
-        self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /
-    ) -> duckdb.DuckDBPyConnection:
+    def execute(self, statement: exp.Query, /) -> duckdb.DuckDBPyConnection:
         """Run one statement; the result is read from what this returns (DuckDB's cursor)."""
-        if isinstance(sql, exp.Query):
-            if parameters:
-                raise InternalError("a statement tree holds its values; it takes no parameters")
-            return self.con.execute(sql.sql(dialect="duckdb"))
-        return self.con.execute(sql, parameters)
+        return self.con.execute(_duckdb(statement))
 
     def fetchall(self) -> list[Any]:
         """Every row of the last result."""

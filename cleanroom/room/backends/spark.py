@@ -14,10 +14,10 @@ Spark; no token is ever in an analysis table. Tokens are HMACs under the room
 secret (a party cannot link them to its own), and Spark's shuffle files,
 spills and cached blocks are encrypted too (``spark.io.encryption.enabled``).
 
-Queries (``SparkCursor``) take the DuckDB SQL the compiler and templates
-emit, translate it (``dialect.py``) with the room's tables mapped to
-temporary views over that Parquet, and return plain tuples, as a DuckDB
-cursor does.
+Queries (``SparkCursor``) take the statement trees the compiler and the
+analyses build, write them as Spark SQL (``dialect.render``) with the room's
+tables mapped to temporary views over that Parquet, and return plain tuples,
+as a DuckDB cursor does.
 
 The session runs in UTC with NTZ timestamps (DuckDB's naive ``TIMESTAMP``).
 ``spark_master`` picks local mode or a cluster; on a cluster ``spark_data``
@@ -43,7 +43,7 @@ from sqlglot import exp
 
 from cleanroom.errors import ConflictError
 from cleanroom.room.backends import MatchInput
-from cleanroom.room.backends.dialect import to_spark
+from cleanroom.room.backends.dialect import render
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkTables
 from cleanroom.room.config import Settings
@@ -80,17 +80,15 @@ def spark_session(master: str, work: Path, conf: Mapping[str, str] | None = None
 
 
 class SparkCursor:
-    """A statement tree (or DuckDB text) in, Spark SQL run, tuples out."""
+    """A statement tree in, Spark SQL run, tuples out."""
 
     def __init__(self, backend: SparkBackend) -> None:
         self.backend = backend
         self.rows: list[tuple[Any, ...]] = []
 
-    def execute(
-        self, sql: str | exp.Query, parameters: Sequence[object] | None = None, /
-    ) -> SparkCursor:
-        """Write a tree as Spark SQL (text: parsed, parameters bound as literals), run, collect."""
-        query = to_spark(sql, list(parameters or []), self.backend.view)
+    def execute(self, statement: exp.Query, /) -> SparkCursor:
+        """Write the tree as Spark SQL (its values are typed literals), run it, collect."""
+        query = render(statement, self.backend.view)
         self.rows = [tuple(row) for row in self.backend.session.sql(query).collect()]
         return self
 

@@ -1,9 +1,9 @@
-"""The Spark translation: parameters bound as literals, room tables mapped, rewrites exact.
+"""The Spark form of a statement tree: values typed literals, room tables mapped, rewrites exact.
 
 Rewrites are checked the sqlglot way: the rewritten tree is written back as
-DuckDB SQL and run beside the original (with its ``?`` parameters) on the
-same data; the answers must be equal. Spark itself runs them in
-``tests/system/test_backends.py``.
+DuckDB SQL and run beside the original text (with DuckDB binding the same
+values to its ``$name`` parameters) on the same data; the answers must be
+equal. Spark itself runs them in ``tests/system/test_backends.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from cleanroom.errors import InternalError
-from cleanroom.room.backends.dialect import number_parameters, to_spark, translate
+from cleanroom.room.backends.dialect import render
+from cleanroom.sql import statement
 
 
-def spark(sql: str, params: list[object] | None = None) -> str:
-    return to_spark(sql, params or [], lambda name: f"v_{name}")
+def spark(sql: str, **values: object) -> str:
+    return render(statement(sql, **values), lambda name: f"v_{name}")
 
 
 @pytest.fixture(scope="module")
@@ -45,54 +46,54 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 REWRITES = [
     (
         'SELECT person, epoch(max(t) - min(t)) / 86400.0 FROM wh."ev" GROUP BY person',
-        [],
+        {},
     ),
     (
-        "SELECT person, len(list_filter(CAST(? AS INTEGER[]), lambda e: e <= count(*))) - 1 "
+        "SELECT person, len(list_filter(CAST($bins AS INTEGER[]), lambda e: e <= count(*))) - 1 "
         'FROM wh."ev" GROUP BY person',
-        [[0, 1, 2, 7]],
+        {"bins": [0, 1, 2, 7]},
     ),
     (
         "SELECT person, datediff('month', min(d), max(d)), datediff('year', min(d), max(d)),"
         " datediff('day', min(t), max(t)) FROM wh.\"ev\" GROUP BY person",
-        [],
+        {},
     ),
     (
-        'SELECT count(*) FROM wh."ev" WHERE t < ? + to_days(CAST(? AS INTEGER))',
-        [dt.date(2026, 1, 1), 45],
+        'SELECT count(*) FROM wh."ev" WHERE t < $day + to_days(CAST($days AS INTEGER))',
+        {"day": dt.date(2026, 1, 1), "days": 45},
     ),
     (
         'WITH x AS MATERIALIZED (SELECT person, brand FROM wh."ev" '
-        "QUALIFY row_number() OVER (PARTITION BY person ORDER BY t) <= ?), "
+        "QUALIFY row_number() OVER (PARTITION BY person ORDER BY t) <= $k), "
         "y AS (SELECT * FROM x QUALIFY dense_rank() OVER (PARTITION BY person ORDER BY brand) <= 1)"
         " SELECT brand, count(*) FROM y GROUP BY brand",
-        [2],
+        {"k": 2},
     ),
     (
-        'SELECT person, count(*) FILTER (WHERE t >= ?), sum(v) FROM wh."ev" WHERE brand IN (?, ?) '
-        "AND v > ? GROUP BY ALL",
-        [dt.datetime(2026, 2, 1, 12, 0), "a", "b", -1.5],
+        'SELECT person, count(*) FILTER (WHERE t >= $since), sum(v) FROM wh."ev" '
+        "WHERE brand IN ($a, $b) AND v > $low GROUP BY ALL",
+        {"since": dt.datetime(2026, 2, 1, 12, 0), "a": "a", "b": "b", "low": -1.5},
     ),
-    ('SELECT person, arg_min(brand, t) FROM wh."ev" GROUP BY person', []),
+    ('SELECT person, arg_min(brand, t) FROM wh."ev" GROUP BY person', {}),
 ]
 
 
-@pytest.mark.parametrize(("sql", "params"), REWRITES)
+@pytest.mark.parametrize(("sql", "values"), REWRITES)
 def test_rewrites_keep_the_duckdb_answer(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[object]
+    con: duckdb.DuckDBPyConnection, sql: str, values: dict[str, object]
 ) -> None:
-    original = con.execute(sql.replace('wh."ev"', "ev"), params).fetchall()
-    rewritten = translate(sql, params, lambda name: name, dialect="duckdb")
-    assert "?" not in rewritten
+    original = con.execute(sql.replace('wh."ev"', "ev"), values or None).fetchall()
+    rewritten = render(statement(sql, **values), lambda name: name, dialect="duckdb")
+    assert "$" not in rewritten
     assert sorted(con.execute(rewritten).fetchall()) == sorted(original)
-    spark(sql, params)  # and Spark SQL can be written for it
+    spark(sql, **values)  # and Spark SQL can be written for it
 
 
 def test_spark_forms_of_what_spark_lacks() -> None:
     out = spark(
         'WITH f AS MATERIALIZED (SELECT 1 AS x FROM wh."g1__a__b") SELECT epoch(b.t - a.t), '
-        "len(list_filter([1, 2], lambda e: e > 1)), to_days(CAST(? AS INTEGER)) FROM f",
-        [3],
+        "len(list_filter([1, 2], lambda e: e > 1)), to_days(CAST($days AS INTEGER)) FROM f",
+        days=3,
     )
     assert "MATERIALIZED" not in out
     assert "TIMESTAMPDIFF(MICROSECOND, a.t, b.t)" in out
@@ -105,27 +106,12 @@ def test_stacked_qualify_gets_distinct_aliases() -> None:
     out = spark(
         'WITH a AS (SELECT * FROM wh."t" QUALIFY row_number() OVER (PARTITION BY person '
         "ORDER BY random()) <= 3), b AS (SELECT * FROM a QUALIFY dense_rank() OVER "
-        "(PARTITION BY person ORDER BY hash(k, person, ?)) <= 2) SELECT count(*) FROM b",
-        [7],
+        "(PARTITION BY person ORDER BY hash(k, person, $salt)) <= 2) SELECT count(*) FROM b",
+        salt=7,
     )
     assert "QUALIFY" not in out
     aliases = [w.alias for w in sqlglot.parse_one(out, read="spark").find_all(exp.Alias)]
     assert len(aliases) == len(set(aliases))
-
-
-def test_question_marks_in_strings_and_comments_are_not_parameters() -> None:
-    sql = "SELECT '?' AS q, ? AS p -- not ? a parameter\n FROM wh.\"t\" WHERE c = 'it''s ?'"
-    numbered, count = number_parameters(sql)
-    assert count == 1
-    assert "$1 AS p" in numbered and "'?' AS q" in numbered
-    assert "'x'" in spark(sql, ["x"])
-
-
-def test_parameters_must_match() -> None:
-    with pytest.raises(InternalError, match="2 parameters but 1"):
-        spark('SELECT ? + ? FROM wh."t"', [1])
-    with pytest.raises(InternalError, match="numbered"):
-        spark('SELECT $1 FROM wh."t"', [1])
 
 
 @pytest.mark.parametrize(
@@ -154,7 +140,7 @@ def test_epoch_of_a_timestamp_is_refused_not_truncated() -> None:
 )
 def test_any_value_is_one_literal_that_reads_back_as_itself(value: object) -> None:
     """A bound value is a single literal node: no quote or backslash escapes it."""
-    out = spark('SELECT ? AS p FROM wh."t"', [value])
+    out = spark('SELECT $p AS p FROM wh."t"', p=value)
     tree = sqlglot.parse_one(out, read="spark")
     assert [t.name for t in tree.find_all(exp.Table)] == ["v_t"]
     projection = tree.expressions[0].this
@@ -175,7 +161,7 @@ def test_any_value_is_one_literal_that_reads_back_as_itself(value: object) -> No
 
 def test_values_never_reach_the_text_unquoted() -> None:
     attack = "x') OR 1=1; DROP TABLE t; --"
-    out = spark('SELECT count(*) FROM wh."t" WHERE c = ?', [attack])
+    out = spark('SELECT count(*) FROM wh."t" WHERE c = $c', c=attack)
     tree = sqlglot.parse_one(out, read="spark")
     literals = [lit.this for lit in tree.find_all(exp.Literal) if lit.is_string]
     assert literals == [attack]
