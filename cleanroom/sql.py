@@ -13,11 +13,14 @@ with it too (and imports nothing of the room by doing so). Two forms of each:
   backslash), which no hand-written text can do for both at once;
 * **text** — :func:`quote_column`, :func:`quote_table`, :func:`table_sql`,
   :func:`literal_sql`, :func:`name_sql` render those same nodes as DuckDB
-  text (SQLite reads it too), for the statements still written as text
-  (analyses, identity resolution, ingest, backups, the metadata store). Such
-  an f-string carries ``# noqa: S608``: ruff's check stays on everywhere
-  else. Only the room's own names go into such text; a value from a request
-  is a bound parameter or a literal node, never spliced.
+  text (SQLite reads it too), for SQL written as SQL: the analyses' and
+  identity resolution's, which :func:`statement` then parses into a tree
+  before any backend sees it, and the warehouse's own statements (ingest,
+  backups, the prepared sequence) and the metadata store's, which their
+  engines run as written. Such an f-string carries ``# noqa: S608``: ruff's
+  check stays on everywhere else. Only the room's own names go into such
+  text; a value is a ``$name`` marker, a bound parameter or a literal node,
+  never spliced.
 
 An identifier is refused, not escaped, when it is anything but a letter or
 ``_`` followed by letters, digits and ``_`` (Unicode letters allowed: an
