@@ -285,6 +285,25 @@ def test_restricted_sql_gives_the_same_exact_aggregates(
     both(room, generation, query, privacy(room, mode))
 
 
+def test_a_binding_group_bound_keeps_as_many_groups_on_both(
+    room: Room, generation: Generation
+) -> None:
+    """Counting persons at one city each: which city a person keeps follows each engine's
+    hash (``min(struct, g)`` on DuckDB, its sorted ``collect_list`` on Spark), how many
+    groups are kept and cut does not, and the kept groups are what the persons add up to."""
+    policy = room.active_policy().policy
+    sql = "SELECT city, COUNT(DISTINCT person) FROM okala.orders GROUP BY city"
+    query = SqlQuery(check_sql(sql, policy=policy, party="okala"))
+    one = privacy(room, RANKED).model_copy(update={"max_groups_per_person": 1})
+    totals = []
+    for backend in (DuckDBBackend(room.wh), room.backend):
+        (rows, *_), _ = exact(backend, query, generation, one)
+        kept, cut, over = rows[0][-3:]
+        assert sum(r[1] for r in rows) == kept and cut > 0 and over > 0  # the bound binds
+        totals.append((kept, cut, over))
+    assert totals[0] == totals[1]
+
+
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_template_gives_the_same_exact_aggregates(
     room: Room, generation: Generation, name: str

@@ -24,7 +24,10 @@ Rewrites, each with DuckDB's meaning kept exactly:
 * ``datediff('month'|'year'|'day', a, b)`` → DuckDB's boundary counting
   (``(year(b) - year(a)) * 12 + month(b) - month(a)``; whole dates for days),
   where Spark's three-argument ``datediff`` counts elapsed units;
-* ``WITH x AS MATERIALIZED`` → a plain CTE (Spark decides by itself).
+* ``WITH x AS MATERIALIZED`` → a plain CTE (Spark decides by itself);
+* ``min(x, n)`` (the ``n`` smallest non-NULL values, ascending) →
+  ``slice(array_sort(collect_list(x) FILTER (WHERE x IS NOT NULL)), 1, n)``:
+  both order structs field by field.
 
 Translated by sqlglot as is: ``arg_min`` → ``min_by``, ``list_filter`` with a
 lambda → ``filter``, ``count(*) FILTER (WHERE …)``, ``GROUP BY ALL``,
@@ -156,7 +159,17 @@ def _datediff(node: exp.DateDiff) -> exp.Expr:
     raise InternalError(f"datediff('{unit.lower()}', …) has no Spark rewrite yet")
 
 
+def _smallest(node: exp.Min) -> exp.Expr:
+    count = node.args.get("count")
+    if count is None:
+        return node
+    present = exp.Where(this=exp.Not(this=exp.Is(this=node.this.copy(), expression=exp.null())))
+    ordered = exp.ArraySort(this=exp.Filter(this=exp.ArrayAgg(this=node.this), expression=present))
+    return exp.func("slice", ordered, exp.Literal.number(1), count)
+
+
 _REWRITES: dict[type[exp.Expr], Callable[[Any], exp.Expr]] = {
+    exp.Min: _smallest,
     exp.CTE: _materialized,
     exp.ToDays: _to_days,
     exp.TimeToUnix: _epoch,

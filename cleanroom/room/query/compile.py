@@ -371,10 +371,11 @@ def compile_plan(
     counts_persons = any(m.kind == "count_persons" for m in ms)
     reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
     if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
+        if not bounds_rows(plan):  # only persons counted: each person's g first pairs
+            assert measures.cut is not None  # the groups are bounded, so they can be cut
+            return Compiled(_top_groups(query, keys, g, salt, measures.cut), keys, measures)
         # Per person, fixed per generation: a salted hash of the keys orders their groups
-        # (the keys break a tie, so a collision never keeps more than g). Ranking the
-        # (person, group) pairs instead of the rows keeps the same groups but measured
-        # slower (BENCHMARKS.md, issue 18 step 4).
+        # (the keys break a tie, so a collision never keeps more than g).
         bound = _window(exp.DenseRank(), _c("person"), _salted(keys, salt), g)
         query.add("groups_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "groups_kept"
@@ -423,11 +424,55 @@ def compile_plan(
     for name, cte in _cut_ctes(measures.cut, before, final, keys):
         query.add(name, cte)
     query.add("answer", answer)
+    return Compiled(query.build(_answer_and_cut()), keys, measures)
+
+
+def _top_groups(query: _Query, keys: list[str], g: int, salt: int, cut: Cut) -> exp.Select:
+    """Persons per group when only persons are counted: each person's ``g`` first groups.
+
+    The groups a person keeps are the ``g`` smallest (salted hash, keys) of
+    their (person, group) pairs — the same groups as ranking every row with
+    ``dense_rank`` over that order, which the row-level path does — found by
+    one aggregation per person (``min(struct, g)``: the ``g`` smallest
+    structs, compared field by field) instead of a window sorting every row.
+    Each person's pair count ``n`` gives the cut with no second pass: ``min(n,
+    g)`` kept, the excess over ``g`` cut, and the person affected when ``n > g``.
+    Spark writes ``min(x, g)`` as the sorted first ``g`` of the collected list
+    (``backends/dialect.py``).
+    """
+    pair_cols = [_c("person"), *(_c(c) for c in keys)]
+    pairs = exp.select(*pair_cols).from_("src").group_by(*(c.copy() for c in pair_cols))
+    query.add("pairs", pairs)
+    (order, *_), top = _salted(keys, salt), "top_groups"
+    fields = [exp.PropertyEQ(this=sql.identifier("h"), expression=order)]
+    fields += [exp.PropertyEQ(this=sql.identifier(c), expression=_c(c)) for c in keys]
+    first = exp.Min(this=exp.Struct(expressions=fields), count=_at_most(g))
+    per = exp.select(_as(_count_star(), "n"), _as(first, top)).from_("pairs").group_by(_c("person"))
+    query.add("per_person", per)
+    query.add("groups_kept", exp.select(_as(exp.Explode(this=_c(top)), top)).from_("per_person"))
+    fields_of = [_as(_c(c, top), c) for c in keys]
+    answer = exp.select(*fields_of, _bigint(_count_star(), "m_persons")).from_("groups_kept")
+    query.add("answer", answer.group_by(*(_c(c, top) for c in keys), copy=False))
+    n, most = _c("n"), _at_most(g)
+    excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), _at_most(0))
+    over = exp.Case(
+        ifs=[exp.If(this=exp.GT(this=n.copy(), expression=most.copy()), true=_at_most(1))]
+    )
+    totals = exp.select(
+        _bigint(exp.Sum(this=exp.func("least", n.copy(), most.copy())), "c_kept"),
+        _bigint(exp.Sum(this=exp.func("least", excess, _at_most(cut.cap))), "c_cut"),
+        _bigint(exp.Sum(this=over.else_(_at_most(0))), "c_persons"),
+    ).from_("per_person")
+    query.add("cut_totals", totals)
+    return query.build(_answer_and_cut())
+
+
+def _answer_and_cut() -> exp.Select:
+    """``SELECT answer.*, cut_totals.*``: one row of totals even when no group has a row."""
     both = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("answer")))
     both = both.select(exp.Column(this=exp.Star(), table=exp.to_identifier("cut_totals")))
     on = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(1))
-    both = both.from_("cut_totals").join(exp.Join(this=exp.to_table("answer"), side="LEFT", on=on))
-    return Compiled(query.build(both), keys, measures)
+    return both.from_("cut_totals").join(exp.Join(this=exp.to_table("answer"), side="LEFT", on=on))
 
 
 def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[tuple[str, exp.Query]]:

@@ -31,6 +31,7 @@ def spark(sql: str, **values: object) -> str:
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
     con.execute("CREATE MACRO make_dt_interval(n) AS to_days(n)")  # Spark's name for it
+    con.execute("CREATE MACRO slice(l, start, n) AS list_slice(l, start, start + n - 1)")  # Spark's
     con.execute(
         """CREATE TABLE ev AS SELECT * FROM (VALUES
         (1, 'a', TIMESTAMP '2026-01-01 10:00:00', DATE '2026-01-31', 10.5),
@@ -75,6 +76,7 @@ REWRITES = [
         {"since": dt.datetime(2026, 2, 1, 12, 0), "a": "a", "b": "b", "low": -1.5},
     ),
     ('SELECT person, arg_min(brand, t) FROM wh."ev" GROUP BY person', {}),
+    ("SELECT person, min({'t': t, 'b': brand}, 2), min(v, 9) FROM wh.\"ev\" GROUP BY person", {}),
 ]
 
 

@@ -192,3 +192,54 @@ def test_identity_resolution_draws_its_salts_from_the_one_helper(
     resolve(DuckDBTables(con), [TokenSource("a", ["x", "y"])], person_map="pm")
     assert len(drawn) >= 2  # one round at least, and the numbering
     assert all(0 <= s < 2**SALT_BITS for s in drawn)
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
+    con: duckdb.DuckDBPyConnection, g: int
+) -> None:
+    """Counting only persons, each person's ``g`` groups of smallest (salted hash, keys) are
+    found by one aggregation per person: the groups a ``dense_rank`` over every row keeps,
+    and the cut (groups kept, groups over ``g``, persons over ``g``) the same too."""
+    salt = GenerationTables.of({}, SECRET, 5).salt
+    sql = (
+        "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"
+        " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel, b.channel"
+    )
+    policy = journey_room.policy(k=3, g=g)  # k bounds no row here: only persons are counted
+    assert policy.privacy is not None
+    compiled = compile_plan(
+        check_sql(sql, policy=policy, party="alpha"),
+        GenerationTables(journey_room.TABLES, salt),
+        **bounds(policy.privacy),
+    )
+    got = sorted(con.execute(compiled.sql).fetchall())
+    a, b = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
+    reference = f"""
+        WITH src AS (
+            SELECT a.person, a.channel AS k1, b.channel AS k2
+            FROM wh."{a}" a JOIN wh."{b}" b ON a.person = b.person
+            WHERE a.channel IN ('app', 'web') AND b.channel IN ('app', 'web')
+        ),
+        kept AS (
+            SELECT * FROM src QUALIFY dense_rank() OVER
+            (PARTITION BY person ORDER BY hash(k1, k2, person, $salt::BIGINT), k1, k2) <= {g}
+        ),
+        per AS (
+            SELECT person, count(DISTINCT (k1, k2)) AS n,
+                   count(DISTINCT (k1, k2)) FILTER (WHERE kept) AS n_kept
+            FROM (SELECT *, (person, k1, k2) IN (SELECT (person, k1, k2) FROM kept) AS kept
+                  FROM src)
+            GROUP BY person
+        ),
+        cut AS (
+            SELECT sum(n_kept), sum(least(n - n_kept, 50)), count(*) FILTER (WHERE n > n_kept)
+            FROM per
+        ),
+        answer AS (SELECT k1, k2, count(DISTINCT person) FROM kept GROUP BY k1, k2)
+        SELECT answer.*, cut.* FROM cut LEFT JOIN answer ON true
+    """
+    expected = sorted(con.execute(reference, {"salt": salt}).fetchall())
+    assert got == expected
+    if g < 3:  # the bound binds: groups were cut, and some person lost one
+        assert expected[0][-2] > 0 and expected[0][-1] > 0
