@@ -243,3 +243,42 @@ def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
     assert got == expected
     if g < 3:  # the bound binds: groups were cut, and some person lost one
         assert expected[0][-2] > 0 and expected[0][-1] > 0
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_transitions_keep_the_pairs_a_window_keeps(con: duckdb.DuckDBPyConnection, m: int) -> None:
+    """Each person's ``m`` pairs of smallest (salted hash, from, to), found by one aggregation
+    per person, are the pairs a ``row_number`` window over the person's pairs keeps."""
+    tables = GenerationTables.of(journey_room.TABLES, SECRET, 6)
+    template = prepare_template(
+        "transitions",
+        {"max_transitions": str(m), "window_days": "365", **journey_room.PERIOD},
+        policy=journey_room.policy(),
+        party="alpha",
+    )
+    assert isinstance(template, Journey)
+    got = template.exact(DuckDBCursor(con.cursor()), tables)["persons"]
+    ids = {b: i for i, b in enumerate(journey_room.BRANDS)}
+    events = " UNION ALL ".join(
+        f'SELECT person, {ids[b]} AS brand, "at" AS t FROM wh."{table}"'
+        f" WHERE \"at\" >= DATE '2026-01-01' AND \"at\" < DATE '2026-07-01'"
+        for b in journey_room.BRANDS
+        for table in [journey_room.TABLES[f"{b}.events"]]
+    )
+    reference = f"""
+        WITH seq AS (
+            SELECT person, brand, lag(brand) OVER w AS a,
+                   t - lag(t) OVER w <= INTERVAL 365 DAY AS near
+            FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
+        ),
+        pairs AS (SELECT DISTINCT person, a, brand AS b FROM seq WHERE a <> brand AND near)
+        SELECT a, b, count(*) FROM (
+            SELECT * FROM pairs QUALIFY row_number() OVER
+            (PARTITION BY person ORDER BY hash(a, b, person, $salt::BIGINT), a, b) <= {m}
+        ) GROUP BY a, b
+    """
+    expected = {
+        (journey_room.BRANDS[a], journey_room.BRANDS[b]): n
+        for a, b, n in con.execute(reference, {"salt": tables.salt}).fetchall()
+    }
+    assert got == expected and sum(got.values()) > 0
