@@ -416,13 +416,17 @@ def compile_plan(
         cap = exp.LTE(this=_c(RANK, first), expression=_at_most(k + measures.cut.cap))
         carried = [_as(_col(key.column), c) for key, c in zip(plan.group_by, keys, strict=True)]
         before_rows = source.select(_as(_c("person", first), "person"), *carried)
+        before_rows = before_rows.select(_as(_c(RANK, first), RANK), copy=False)
         before_rows = before_rows.where(_all([*in_scope, exp.paren(cap)]), copy=False)
         query.add("before", before_rows)
         before = "before"
     else:
         before = "src"
-    for name, cte in _cut_ctes(measures.cut, before, final, keys):
-        query.add(name, cte)
+    if before == "before" and final == "src":  # rows bounded by the stored order alone
+        query.add("cut_totals", _ranked_cut(k))
+    else:
+        for name, cte in _cut_ctes(measures.cut, before, final, keys):
+            query.add(name, cte)
     query.add("answer", answer)
     return Compiled(query.build(_answer_and_cut()), keys, measures)
 
@@ -473,6 +477,28 @@ def _answer_and_cut() -> exp.Select:
     both = both.select(exp.Column(this=exp.Star(), table=exp.to_identifier("cut_totals")))
     on = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(1))
     return both.from_("cut_totals").join(exp.Join(this=exp.to_table("answer"), side="LEFT", on=on))
+
+
+def _ranked_cut(k: int) -> exp.Select:
+    """The cut's totals in one scan, when the stored order alone bounds the rows.
+
+    A person's in-scope rows numbered (``_rank``) up to ``k`` are kept and the
+    ones from ``k + 1`` to ``k + cap`` are the excess the cap counts, so
+    ``before`` (the in-scope rows up to ``k + cap``) gives all three totals
+    without a per-person pass: the rows kept, the rows over ``k``, and the
+    persons who have any.
+    """
+    over = exp.GT(this=_c(RANK), expression=_at_most(k))
+
+    def only(condition: exp.Expr, value: exp.Expr) -> exp.Case:
+        return exp.Case(ifs=[exp.If(this=condition.copy(), true=value)])
+
+    kept, whose = only(exp.Not(this=over.copy()), _c(RANK)), only(over, _c("person"))
+    return exp.select(
+        _bigint(exp.Count(this=kept), "c_kept"),
+        _bigint(exp.Count(this=only(over, _c(RANK))), "c_cut"),
+        _bigint(exp.Count(this=exp.Distinct(expressions=[whose])), "c_persons"),
+    ).from_("before")
 
 
 def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[tuple[str, exp.Query]]:

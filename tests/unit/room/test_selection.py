@@ -282,3 +282,36 @@ def test_transitions_keep_the_pairs_a_window_keeps(con: duckdb.DuckDBPyConnectio
         for a, b, n in con.execute(reference, {"salt": tables.salt}).fetchall()
     }
     assert got == expected and sum(got.values()) > 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT channel, COUNT(*), SUM(amount) FROM beta.events GROUP BY channel",
+        "SELECT COUNT(*) FROM alpha.events",
+        "SELECT channel, AVG(amount) FROM alpha.events GROUP BY channel",
+    ],
+)
+def test_a_row_bound_by_the_stored_order_discloses_the_cut_each_person_had(
+    con: duckdb.DuckDBPyConnection, sql: str
+) -> None:
+    """One table, no filter: the rows kept, the rows over k (up to the cap a person) and the
+    persons with any, counted in one scan over the stored order, are each person's own."""
+    policy = journey_room.policy(k=2, g=1)
+    assert policy.privacy is not None
+    compiled = compile_plan(
+        check_sql(sql, policy=policy, party="beta"),
+        GenerationTables.of(journey_room.TABLES, SECRET, 2),
+        **bounds(policy.privacy),
+    )
+    assert compiled.measures.cut is not None
+    got = con.execute(compiled.sql).fetchall()[0][-3:]
+    table = journey_room.TABLES[f"{'beta' if 'beta' in sql else 'alpha'}.events"]
+    cap = compiled.measures.cut.cap
+    reference = f"""
+        SELECT sum(least(n, 2)), sum(least(greatest(n - 2, 0), {cap})), count(*) FILTER (n > 2)
+        FROM (SELECT person, count(*) AS n FROM wh."{table}"
+              WHERE channel IN ('app', 'web') GROUP BY person)
+    """
+    assert got == con.execute(reference).fetchone()
+    assert got[1] > 0  # whales were cut
