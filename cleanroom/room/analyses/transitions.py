@@ -4,11 +4,9 @@ Each person's events across the chosen brands are put in time order; a
 transition A→B is two consecutive events at different brands, B within
 ``window_days`` of A (so "next brand after A" skips repeat visits to A). A
 person counts once per pair they made, and at most ``max_transitions`` pairs,
-the ones of smallest hash salted with the match generation's secret (fixed
-per generation, so asking again changes only the noise), so one person moves
-the brand-by-brand matrix by at most that many (L1). One aggregation per
-person finds them (``min(struct, m)``: the ``m`` smallest (hash, a, b), no
-window) and counts the person's pairs, so the pairs over that bound are
+chosen by a hash salted with the match generation's secret (fixed per
+generation, so asking again changes only the noise), so one person moves the
+brand-by-brand matrix by at most that many (L1). The pairs over that bound are
 counted and disclosed (:class:`~cleanroom.room.pipeline.Cut`). Parameters:
 ``brands`` (default: every brand open to you), ``window_days`` (1–365, default
 30), ``max_transitions`` (1–10, default 3), ``start``/``end`` (dates; default
@@ -98,13 +96,14 @@ class Transitions(Journey):
                 SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
                 WHERE prev_brand IS NOT NULL AND prev_brand <> brand AND near
             ),
-            per AS (
-                SELECT count(*) AS n, min({{'h': hash(a, b, person, $salt), 'a': a, 'b': b}}, $m)
-                       AS first_pairs
-                FROM pairs GROUP BY person
+            kept AS (
+                SELECT a, b FROM pairs
+                QUALIFY row_number() OVER (
+                    PARTITION BY person ORDER BY hash(a, b, person, $salt), a, b
+                ) <= $m
             ),
-            kept AS (SELECT unnest(first_pairs) AS pair FROM per)
-            SELECT pair.a, pair.b, count(*) FROM kept GROUP BY pair.a, pair.b
+            per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)
+            SELECT a, b, count(*) FROM kept GROUP BY a, b
             UNION ALL SELECT -1, 0, coalesce(sum(least(n, $m)), 0) FROM per
             UNION ALL SELECT -1, 1, coalesce(sum(least(n - $m, $cap)), 0) FROM per WHERE n > $m
             UNION ALL SELECT -1, 2, count(*) FROM per WHERE n > $m

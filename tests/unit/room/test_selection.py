@@ -247,8 +247,8 @@ def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
 
 @pytest.mark.parametrize("m", [1, 2])
 def test_transitions_keep_the_pairs_a_window_keeps(con: duckdb.DuckDBPyConnection, m: int) -> None:
-    """Each person's ``m`` pairs of smallest (salted hash, from, to), found by one aggregation
-    per person, are the pairs a ``row_number`` window over the person's pairs keeps."""
+    """Each person keeps the ``m`` pairs of smallest (salted hash, from, to): what a window
+    over the person's consecutive events, written independently here, keeps."""
     tables = GenerationTables.of(journey_room.TABLES, SECRET, 6)
     template = prepare_template(
         "transitions",
