@@ -39,7 +39,9 @@ before the bounds and after them; the result carries, after the
 measurements, the rows kept, each person's excess counted up to the cut's
 cap, and the persons with any excess. On the stored random order the rows
 before the bounds are read up to ``k + cap`` per person, which is all the
-cap counts.
+cap counts, and counted in one scan (:func:`_ranked_cut`); a query counting
+only persons gets them from its per-person choice of groups
+(:func:`_top_groups`).
 """
 
 from __future__ import annotations
