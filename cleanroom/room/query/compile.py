@@ -449,7 +449,8 @@ def _top_groups(query: _Query, keys: list[str], g: int, salt: int, cut: Cut) -> 
     pair_cols = [_c("person"), *(_c(c) for c in keys)]
     pairs = exp.select(*pair_cols).from_("src").group_by(*(c.copy() for c in pair_cols))
     query.add("pairs", pairs)
-    (order, *_), top = _salted(keys, salt), "top_groups"
+    top = "top_groups"
+    order = _salted(keys, salt)[0]  # the salted hash; the keys follow it in the struct
     fields = [exp.PropertyEQ(this=sql.identifier("h"), expression=order)]
     fields += [exp.PropertyEQ(this=sql.identifier(c), expression=_c(c)) for c in keys]
     first = exp.Min(this=exp.Struct(expressions=fields), count=_at_most(g))

@@ -181,6 +181,10 @@ SHAPES = [
     "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person), AVG(b.amount)"
     " FROM alpha.events AS a JOIN gamma.events AS b ON a.person = b.person"
     " GROUP BY a.channel, b.channel",
+    # Persons only, four groups over G: each person's G groups by one aggregation per person.
+    "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person)"
+    " FROM alpha.events AS a JOIN gamma.events AS b ON a.person = b.person"
+    " GROUP BY a.channel, b.channel",
 ]
 K, G = 40, 2  # ordinary persons have at most 12 events a brand: all their joined rows fit in K
 
