@@ -14,6 +14,7 @@ their rows, so components are more than pairs.
 
     .venv/bin/python bench/identity.py --rows 1000000
     .venv/bin/python bench/identity.py --rows 5000000 --keep   # keep the db file
+    .venv/bin/python bench/identity.py --rows 2000000 --room-rules   # as a match runs it
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import duckdb
 
 from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
+from cleanroom.room.policy.identity import IdentityPolicy
 
 TABLES: list[tuple[str, str, str]] = [
     ("okala__orders", "phone", "email"),
@@ -93,7 +95,15 @@ def generate_tables(con: duckdb.DuckDBPyConnection, rows: int, schema: str = "")
 
 
 def sources() -> list[TokenSource]:
-    return [TokenSource(name, [f"{a}_token", f"{b}_token"]) for name, a, b in TABLES]
+    return [
+        TokenSource(
+            name,
+            [f"{a}_token", f"{b}_token"],
+            {f"{a}_token": a, f"{b}_token": b},
+            name.split("__")[0],
+        )
+        for name, a, b in TABLES
+    ]
 
 
 def cpu_seconds() -> float:
@@ -101,7 +111,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(path: Path) -> dict[str, object]:
+def measure(path: Path, room_rules: bool = False) -> dict[str, object]:
     con = duckdb.connect(str(path))
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     for name, _, _ in TABLES:
@@ -111,8 +121,14 @@ def measure(path: Path) -> dict[str, object]:
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     # As the room's match builds it when no party has a suppression list: no tokens.
+    rules = IdentityPolicy() if room_rules else None
     stats: IdentityStats = resolve(
-        DuckDBTables(con), sources(), person_map="person_map", keep_tokens=False
+        DuckDBTables(con),
+        sources(),
+        person_map="person_map",
+        keep_tokens=False,
+        limits=rules.max_per_person.by_type() if rules else None,
+        foreign=rules.max_foreign_merges.limit() if rules else None,
     )
     resolve_seconds = time.perf_counter() - started
     resolve_cpu = cpu_seconds() - cpu_before
@@ -158,10 +174,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per table")
     parser.add_argument("--dir", type=Path, default=None, help="where the db file goes")
     parser.add_argument("--keep", action="store_true", help="keep the generated db file")
+    parser.add_argument(
+        "--room-rules",
+        action="store_true",
+        help="with the policy's default identity limits and foreign-merge bound, as a match",
+    )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, args.room_rules)))
         return
     directory = args.dir or Path(tempfile.gettempdir())
     path = directory / f"bench_identity_{args.rows}.duckdb"
@@ -170,7 +191,8 @@ def main() -> None:
     try:
         # A fresh process, so that peak RSS is the resolution's, not generation's.
         result = subprocess.run(
-            [sys.executable, __file__, "--measure", str(path)],
+            [sys.executable, __file__, "--measure", str(path)]
+            + (["--room-rules"] if args.room_rules else []),
             check=True,
             capture_output=True,
             text=True,

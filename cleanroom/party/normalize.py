@@ -210,10 +210,20 @@ def normalize(raw: pa.Array, id_type: IdType) -> Normalized:
 
 
 def _phone_fallback(raw: pa.Array, fast: pa.Array, blank: pa.Array) -> tuple[pa.StringArray, int]:
-    """Send what the fast path did not accept through the reference parser."""
+    """Send what the fast path did not accept through the reference parser.
+
+    Each distinct cell is parsed once (junk such as ``n/a`` repeats), and a cell
+    with a Latin letter or ``?`` is refused without parsing: folding keeps those
+    characters and :data:`_PHONE_CHARS` does not allow them, so the reference
+    refuses it too.
+    """
     todo = pc.and_(pc.is_null(fast), pc.invert(blank))
     idx = pc.indices_nonzero(todo)
     if len(idx) == 0:
         return fast, 0
-    slow = pa.array([phone_reference(v) for v in pc.take(raw, idx).to_pylist()], pa.string())
+    cells = pc.take(raw, idx)
+    hopeless = pc.match_substring_regex(cells, "[A-Za-z?]")
+    distinct = pc.unique(pc.filter(cells, pc.invert(hopeless)))
+    parsed = pa.array([phone_reference(v) for v in distinct.to_pylist()], pa.string())
+    slow = pc.take(parsed, pc.index_in(cells, value_set=distinct))  # not in the set: NULL
     return pc.replace_with_mask(fast, todo, slow), len(idx)

@@ -8,15 +8,22 @@ as Parquet straight into the encrypting bundle writer, so neither raw
 identifiers nor plaintext tokens ever touch the disk. Rows that cannot be used
 are counted by reason (never shown), and nothing is left at the output path
 unless the whole file went through.
+
+Batches are worked on by a small thread pool while the main thread reads the
+next ones and writes the finished ones (:mod:`cleanroom.batches`). The counts
+are kept by the main thread, in input order, so a summary (and the first bad
+row an error names) is the same whatever the threads did.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 import cleanroom
+from cleanroom.batches import in_order
 from cleanroom.contract.bundle import BundleWriter
 from cleanroom.contract.keyed_hash import TOKEN_VERSION, to_tokens
 from cleanroom.contract.keys import SymmetricKey
@@ -46,7 +54,7 @@ from cleanroom.errors import T_, InputError
 from cleanroom.jalali import SOLAR_HIJRI_YEARS, is_solar_hijri_year
 from cleanroom.jalali import parse_date as parse_jalali
 from cleanroom.party.normalize import INVISIBLE_RE, finish, with_normalized
-from cleanroom.party.source import Source
+from cleanroom.party.source import Batch, Source
 from cleanroom.party.tokens import Tokenizer, token_expr
 from cleanroom.sql import quote_column
 from cleanroom.text import ARABIC_DIGITS, PERSIAN_DIGITS, fold_digits, normalize_categories
@@ -157,8 +165,23 @@ def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
     return "SELECT " + ", ".join(parts) + " FROM t"  # noqa: S608 (names quoted above)
 
 
+@dataclass(frozen=True)
+class Worked:
+    """One batch after :meth:`Preparer.work`, before :meth:`Preparer.account` counts it."""
+
+    first_row: int
+    rows_read: int
+    columns: dict[str, pa.Array]
+    reason: pa.Array  # per row: why it cannot be used, NULL where it is kept
+    identifiers: dict[str, Counter[str]]
+
+
 class Preparer:
-    """Turns batches of raw rows into batches of payload rows, keeping the counts."""
+    """Turns batches of raw rows into batches of payload rows, keeping the counts.
+
+    :meth:`work` may run on several threads at once (each on its own DuckDB
+    cursor); :meth:`account` runs on one, in input order.
+    """
 
     def __init__(
         self,
@@ -177,9 +200,13 @@ class Preparer:
         self.con.execute("SET enable_progress_bar = false")
         self._typed = bool(spec.columns)
         self._typing: dict[frozenset[str], str] = {}  # SQL by the batch's folded columns
-        self.timings: defaultdict[str, float] = defaultdict(float)  # seconds per stage
+        # Seconds per stage, summed over the threads that ran it.
+        self.timings: defaultdict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+        self._cursors = threading.local()
+        self._opened: list[duckdb.DuckDBPyConnection] = []
 
-    def _tokens(self, raw: pa.Table) -> dict[str, pa.Array]:
+    def _tokens(self, raw: pa.Table) -> tuple[dict[str, pa.Array], dict[str, Counter[str]]]:
         """Normalize and tokenize every identifier column in one native, parallel pass."""
         ids = self.spec.identifiers
         with self.timed("normalize and tokenize"):
@@ -195,6 +222,7 @@ class Preparer:
                 .to_arrow()
             )
         columns: dict[str, pa.Array] = {}
+        counted: dict[str, Counter[str]] = {}
         for name, id_type in ids.items():
             fast = out.column(f"{name}__value").combine_chunks().cast(pa.string())
             tokens = to_tokens(out.column(f"{name}__token"))
@@ -210,18 +238,21 @@ class Preparer:
                     if pc.any(late).as_py():
                         extra = self.tokenizer(id_type, pc.filter(norm.values, late))
                         tokens = pc.replace_with_mask(tokens, late, extra)
-            counts = self.summary.identifiers[name]
-            counts["empty"] += norm.empty
-            counts["invalid"] += norm.invalid
-            counts["reference_parser"] += norm.fallback
-            counts["tokens"] += len(norm.values) - norm.values.null_count
+            counted[name] = Counter(
+                empty=norm.empty,
+                invalid=norm.invalid,
+                reference_parser=norm.fallback,
+                tokens=len(norm.values) - norm.values.null_count,
+            )
             columns[name] = tokens
-        return columns
+        return columns, counted
 
     def __enter__(self) -> Preparer:
         return self
 
     def __exit__(self, *_: object) -> None:
+        for cursor in self._opened:
+            cursor.close()
         self.con.close()
 
     @contextmanager
@@ -231,21 +262,34 @@ class Preparer:
         try:
             yield
         finally:
-            self.timings[stage] += time.perf_counter() - start
+            with self._lock:
+                self.timings[stage] += time.perf_counter() - start
 
-    def transform(self, raw: pa.Table, first_row: int = 1) -> pa.Table:
-        """One batch: tokens and typed columns, unusable rows removed and counted.
+    def work(self, batch: Batch) -> Worked:
+        """The batch's tokens, typed columns and rejection reasons; counts nothing yet.
 
-        ``first_row`` is the batch's first data row number (for the rejection summary).
+        ``batch.first_row`` (its first data row number) names the row of an error.
         """
-        self.summary.rows_read += raw.num_rows
-        columns = self._tokens(raw)
+        raw, first_row = batch.table, batch.first_row
+        columns, identifiers = self._tokens(raw)
         has_token = functools.reduce(pc.or_, [pc.is_valid(c) for c in columns.values()])
         reason = pc.if_else(has_token, pa.scalar(None, pa.string()), NO_IDENTIFIER)
         if self._typed:
             reason = self._type_columns(raw, columns, reason, first_row)
+        return Worked(first_row, raw.num_rows, columns, reason, identifiers)
+
+    def account(self, done: Worked) -> pa.Table:
+        """Count a worked batch (call in input order) and return its kept rows.
+
+        The rejection summary keeps the first row numbers per reason, so the
+        order of the calls is the order of the file.
+        """
+        self.summary.rows_read += done.rows_read
+        for name, counts in done.identifiers.items():
+            self.summary.identifiers[name].update(counts)
+        columns, reason = done.columns, done.reason
         keep = pc.is_null(reason)
-        self.summary.note_rejected(reason, first_row)
+        self.summary.note_rejected(reason, done.first_row)
         out = pa.table(columns, schema=self.schema).filter(keep)
         for name, kind in self.spec.columns.items():
             if kind in (ColumnType.timestamp, ColumnType.date):
@@ -274,7 +318,7 @@ class Preparer:
             t = pa.table(cells)  # noqa: F841 - read by DuckDB
             if folded not in self._typing:
                 self._typing[folded] = _typing_sql(self.spec, folded)
-            typed = self.con.sql(self._typing[folded]).to_arrow_table()
+            typed = self._cursor().sql(self._typing[folded]).to_arrow_table()
         for name, kind in self.spec.columns.items():
             columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
             bad = typed.column(f"{name}__bad").combine_chunks()
@@ -292,6 +336,15 @@ class Preparer:
             if f"{name}__sh" in typed.column_names:
                 self._refuse_solar_hijri(name, typed, columns[name], first_row)
         return reason
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """The calling thread's cursor: a DuckDB connection object serves one thread at a time."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._cursors, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._cursors.cursor = self.con.cursor()
+                self._opened.append(cursor)
+        return cursor
 
     def _refuse_solar_hijri(
         self, name: str, typed: pa.Table, values: pa.Array, first_row: int
@@ -362,6 +415,20 @@ def _ascii(cells: pa.Array) -> bool:
 
 _DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
 _JALALI = f"^(?P<date>{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}})(?P<rest>(?:[ T].*)?)$"
+
+
+WORKERS = 2  # batches worked on at once; more only adds memory on the parties' 2-4 cores
+
+
+def _read(source: Source, preparer: Preparer) -> Iterator[Batch]:
+    """The input's batches, the reading timed."""
+    batches = iter(source)
+    while True:
+        with preparer.timed("read and parse"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
 
 
 @dataclass(frozen=True)
@@ -457,19 +524,15 @@ def _seal(
             use_dictionary=[n for n, k in spec.columns.items() if k is ColumnType.category],
             write_statistics=[n for n in spec.columns],
         )
-        batches = iter(source)
         phase(PHASE_ROWS.format(rows=0))
-        while True:
-            with preparer.timed("read and parse"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            table = preparer.transform(batch.table, batch.first_row)
-            with preparer.timed("write and encrypt"):
-                writer.write_table(table)
-            if progress is not None:
-                progress(*source.progress())
-            phase(PHASE_ROWS.format(rows=preparer.summary.rows_read))
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="prepare") as pool:
+            for done in in_order(pool, preparer.work, _read(source, preparer), WORKERS):
+                table = preparer.account(done)
+                with preparer.timed("write and encrypt"):
+                    writer.write_table(table)
+                if progress is not None:
+                    progress(*source.progress())
+                phase(PHASE_ROWS.format(rows=preparer.summary.rows_read))
         phase(PHASE_FINISH)
         with preparer.timed("write and encrypt"):
             writer.close()

@@ -99,9 +99,10 @@ class Source:
         """(done, total) in bytes for CSV, in rows for Parquet."""
         if self.kind == "parquet":
             return self._rows_done, self._rows_total or 0
-        return (self._file.tell() if self._file is not None else 0), self.size
+        return self._bytes_done, self.size
 
     _rows_done = 0
+    _bytes_done = 0  # as of the last batch handed out (the file is closed at the end)
 
     def __iter__(self) -> Iterator[Batch]:
         reader = self._parquet() if self.kind == "parquet" else self._csv()
@@ -121,10 +122,12 @@ class Source:
         except (pa.ArrowInvalid, OSError):
             raise InputError(self.path, T_("Parquet data is damaged or truncated")) from None
 
-    def _csv_reader(self, *, threads: bool, handler: object) -> pacsv.CSVStreamingReader:
-        self._file = pa.OSFile(str(self.path))
-        return pacsv.open_csv(
-            self._file,
+    def _csv_reader(
+        self, *, threads: bool, handler: object
+    ) -> tuple[pa.NativeFile, pacsv.CSVStreamingReader]:
+        self._file = file = pa.OSFile(str(self.path))
+        return file, pacsv.open_csv(
+            file,
             read_options=pacsv.ReadOptions(use_threads=threads, block_size=CSV_BLOCK),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
             convert_options=pacsv.ConvertOptions(
@@ -144,13 +147,15 @@ class Source:
             return "skip"
 
         try:
-            reader = self._csv_reader(threads=True, handler=on_ragged)
+            file, reader = self._csv_reader(threads=True, handler=on_ragged)
             for batch in reader:
                 if ragged:
                     self._raise_ragged()
+                self._bytes_done = file.tell()
                 yield pa.Table.from_batches([batch])
             if ragged:
                 self._raise_ragged()
+            self._bytes_done = self.size
         except pa.ArrowInvalid as err:
             raise InputError(
                 self.path,
@@ -168,7 +173,7 @@ class Source:
             found.append((row.number, row.expected_columns, row.actual_columns))
             return "skip"
 
-        for _ in self._csv_reader(threads=False, handler=first):
+        for _ in self._csv_reader(threads=False, handler=first)[1]:
             if found:
                 break
         number, expected, actual = found[0]

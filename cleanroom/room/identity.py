@@ -436,7 +436,9 @@ def resolve(
             hubs = foreign_merges = 0
             kept = links
             if foreign is not None:
+                at = time.perf_counter()
                 cut, foreign_merges = _foreign_cut(engine, scratch, sources, ids, links, foreign)
+                seconds["foreign_merges"] = time.perf_counter() - at  # part of "edges"
                 kept = scratch.name("kept")
                 engine.materialize(
                     kept,
@@ -639,17 +641,31 @@ def _foreign_cut(
         )
         scratch.drop(resolved)
     scratch.drop(held)
+    # Nearly every group of X's reaches one person of V's, so a cheap min < max over
+    # every group finds the few that reach more; only those count V's persons exactly
+    # (a count of distinct labels over every group is what made this step dear).
+    spans = scratch.name("spans")  # (supplier, victim, grp): X's group reaches > 1 of V's
+    engine.materialize(
+        spans,
+        statement(f"""
+        SELECT x.party AS supplier, v.party AS victim, x.label AS grp
+        FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
+        GROUP BY x.party, v.party, x.label
+        HAVING min(v.label) < max(v.label)
+        """),  # noqa: S608
+    )
     merging = scratch.name("merging")  # (supplier, victim, grp, n): X's group joins n of V's
     engine.materialize(
         merging,
         statement(f"""
-        SELECT x.party AS supplier, v.party AS victim, x.label AS grp,
-               count(DISTINCT v.label) AS n
-        FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
-        GROUP BY x.party, v.party, x.label
-        HAVING count(DISTINCT v.label) > 1
+        SELECT s.supplier, s.victim, s.grp, count(DISTINCT v.label) AS n
+        FROM {spans} s
+        JOIN {own} x ON x.party = s.supplier AND x.label = s.grp
+        JOIN {own} v ON v.id = x.id AND v.party = s.victim
+        GROUP BY s.supplier, s.victim, s.grp
         """),  # noqa: S608
     )
+    scratch.drop(spans)
     raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
     engine.materialize(
         raw,

@@ -16,6 +16,8 @@ the old version or the new one live, never a mix; leftovers are dropped by
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cleanroom.batches import in_order
 from cleanroom.contract.bundle import BundleInfo, iter_payload, read_bundle
 from cleanroom.contract.keyed_hash import TOKEN_VERSION, digest_expr, to_tokens
 from cleanroom.contract.spec import SQL_TYPES, DatasetSpec, payload_schema
@@ -96,6 +99,21 @@ def _rekey(table: pa.Table, spec: DatasetSpec, secret: bytes) -> pa.Table:
     for name in ids:
         table = table.set_column(table.column_names.index(name), name, to_tokens(out.column(name)))
     return table
+
+
+BATCH_ROWS = 1 << 20  # rows re-keyed and loaded at a time
+
+
+def _rekeyed(
+    parquet: pq.ParquetFile, expected: pa.Schema, spec: DatasetSpec, secret: bytes
+) -> Iterator[pa.Table]:
+    """The payload's batches re-keyed, the next one re-keyed while the caller loads the last."""
+    batches = (
+        pa.Table.from_batches([b]).select(expected.names)
+        for b in parquet.iter_batches(batch_size=BATCH_ROWS)
+    )
+    with ThreadPoolExecutor(1, thread_name_prefix="rekey") as pool:
+        yield from in_order(pool, lambda t: _rekey(t, spec, secret), batches, 1)
 
 
 class Ingest:
@@ -270,9 +288,8 @@ class Ingest:
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
         cur.execute(f"CREATE TABLE {table_sql(stage)} ({columns})")
         try:
-            for batch in parquet.iter_batches(batch_size=1 << 20):
-                # The party's tokens are replaced here and never stored.
-                table = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec, secret)
+            # The party's tokens are replaced here and never stored.
+            for table in _rekeyed(parquet, expected, spec, secret):
                 # External access is locked off, so the batch is registered explicitly.
                 cur.register("incoming", table)
                 cur.execute(f"INSERT INTO {table_sql(stage)} SELECT * FROM incoming")  # noqa: S608
@@ -372,9 +389,7 @@ class Ingest:
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(table)}")
         cur.execute(f"CREATE TABLE {table_sql(table)} (token BLOB)")
         try:
-            for batch in parquet.iter_batches(batch_size=1 << 20):
-                rekeyed = _rekey(pa.Table.from_batches([batch]).select(expected.names), spec,
-                                 self.room.rekey_secret)  # fmt: skip
+            for rekeyed in _rekeyed(parquet, expected, spec, self.room.rekey_secret):
                 tokens = pa.concat_arrays(
                     [c.combine_chunks().cast(pa.binary()) for c in rekeyed.columns]
                 ).drop_null()

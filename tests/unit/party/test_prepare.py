@@ -108,6 +108,38 @@ def test_streams_in_batches(tmp_path: Path, keys: Keys, monkeypatch: pytest.Monk
     assert table.column("amount").to_pylist() == [float(i) for i in range(3000)]
 
 
+def test_batches_worked_at_once_give_the_one_batch_result(
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rejections spread over ~30 batches, worked on by the pool out of order.
+    lines = [
+        f"{'n/a' if i % 11 == 0 else f'0912{i:07d}'},u{i}@x.ir,2026-02-01,Karaj,"
+        f"{'lots' if i % 7 == 0 else i},x\n"
+        for i in range(3000)
+    ]
+    path = write_csv(tmp_path, HEADER + "".join(lines))
+    whole, whole_summary = run(keys, path, tmp_path / "whole.bundle")
+    monkeypatch.setattr(source, "CSV_BLOCK", 4096)
+    batched, batched_summary = run(keys, path, tmp_path / "batched.bundle")
+    assert batched.equals(whole)
+    assert batched_summary == whole_summary
+    assert whole_summary["rejected_rows"]["amount: not a valid number"][:3] == [1, 8, 15]
+
+
+def test_the_first_bad_row_is_named_whatever_the_threads_do(
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "CSV_BLOCK", 4096)
+    rows = [f"0912{i:07d},1405/01/01,2026-01-01,تهران,1,1\n" for i in range(3000)]
+    for bad in (2500, 700, 2900):
+        rows[bad - 1] = rows[bad - 1].replace("2026-01-01", "1405-01-15")
+    text = "mobile,ordered_at,day,city,amount,items\n" + "".join(rows)
+    with pytest.raises(InputError) as err:
+        run_spec(keys, write_csv(tmp_path, text), PERSIAN_SPEC)
+    assert (err.value.row, err.value.field) == (700, "day")
+    assert not leftovers(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.contract.keyed_hash import TOKEN_TYPE
 from cleanroom.contract.spec import parse_spec
-from cleanroom.room.ingest import _rekey
+from cleanroom.room import ingest
+from cleanroom.room.ingest import _rekey, _rekeyed
 
 SPEC = parse_spec(
     {
@@ -54,3 +58,25 @@ def test_no_party_token_survives_a_rekey() -> None:
     out = _rekey(table, SPEC, os.urandom(32))
     assert not set(party) & set(out.column("mobile").to_pylist())
     assert out.column("mail").null_count == 1000
+
+
+def test_batches_rekeyed_ahead_of_the_load_come_back_whole_and_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = 1000
+    table = pa.table(
+        {
+            "amount": pa.array([float(i) for i in range(rows)]),
+            "mail": pa.array([os.urandom(32) if i % 3 else None for i in range(rows)], TOKEN_TYPE),
+            "mobile": pa.array([os.urandom(32) for _ in range(rows)], TOKEN_TYPE),
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=300)
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 64)
+    expected = pa.schema([table.schema.field(n) for n in ("mobile", "mail", "amount")])
+    secret = os.urandom(32)
+    parquet = pq.ParquetFile(pa.BufferReader(buffer.getvalue()))
+    batches = list(_rekeyed(parquet, expected, SPEC, secret))
+    assert len(batches) > 10
+    assert pa.concat_tables(batches).equals(_rekey(table.select(expected.names), SPEC, secret))
