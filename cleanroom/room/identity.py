@@ -628,28 +628,36 @@ def _foreign_cut(
     )
     maps, _ = _contract(engine, scratch, own_edges)
     resolved = _compose(engine, scratch, maps)
-    own = scratch.name("own")  # (party, id, label): each party's own person of each token
+    # (party, id, label, alone): each party's own person of each token, and whether the
+    # token is that person's only one (in none of the party's links: absent from the map).
+    own = scratch.name("own")
     if resolved is None:
-        engine.materialize(own, statement(f"SELECT party, id, pid AS label FROM {held}"))  # noqa: S608
+        engine.materialize(
+            own,
+            statement(f"SELECT party, id, pid AS label, true AS alone FROM {held}"),  # noqa: S608
+        )
     else:
         engine.materialize(
             own,
             statement(
-                f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label "  # noqa: S608
-                f"FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid"
+                f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label, "  # noqa: S608
+                f"f.v IS NULL AS alone FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid"
             ),
         )
         scratch.drop(resolved)
     scratch.drop(held)
-    # Nearly every group of X's reaches one person of V's, so a cheap min < max over
-    # every group finds the few that reach more; only those count V's persons exactly
-    # (a count of distinct labels over every group is what made this step dear).
+    # Only a group of X's with two tokens or more can reach two of V's persons (V holds
+    # a token once, under one label), and nearly every such group reaches one: so the
+    # join starts from X's multi-token groups only, a cheap min < max finds the few
+    # that reach more, and only those count V's persons exactly. Joining every token
+    # and counting distinct labels over every group is what made this step dear.
     spans = scratch.name("spans")  # (supplier, victim, grp): X's group reaches > 1 of V's
     engine.materialize(
         spans,
         statement(f"""
         SELECT x.party AS supplier, v.party AS victim, x.label AS grp
         FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
+        WHERE NOT x.alone
         GROUP BY x.party, v.party, x.label
         HAVING min(v.label) < max(v.label)
         """),  # noqa: S608
@@ -674,7 +682,9 @@ def _foreign_cut(
         SELECT m.supplier, m.victim, m.merges, p.persons FROM (
             SELECT supplier, victim, sum(n - 1) AS merges FROM {merging} GROUP BY supplier, victim
         ) m JOIN (
-            SELECT party, count(DISTINCT label) AS persons FROM {own} GROUP BY party
+            SELECT party, sum(CASE WHEN alone THEN 1 ELSE 0 END)
+                          + count(DISTINCT CASE WHEN NOT alone THEN label END) AS persons
+            FROM {own} GROUP BY party
         ) p ON p.party = m.victim
         WHERE m.merges > greatest($at_least, CAST(floor($fraction * p.persons) AS BIGINT))
         """,  # noqa: S608
