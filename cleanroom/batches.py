@@ -1,8 +1,8 @@
 """Work on a stream of batches in a thread pool, results in input order, memory bounded.
 
-Both data paths that touch every row — the party's ``prepare`` and the room's
-ingest — spend their time in native code that releases the GIL (Polars,
-DuckDB, Arrow). Worked one batch at a time, one of the machine's cores sat
+The paths that touch every row — the party's ``prepare``, the room's ingest,
+the synthetic generator's writer — spend their time in native code that
+releases the GIL (Polars, DuckDB, Arrow). Worked one batch at a time, one of the machine's cores sat
 idle; with the next batch worked while the last is written, both run. The
 results come back in input order, so counts, row numbers and the first error
 raised are those of a sequential run.

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cleanroom.batches import in_order
 from cleanroom.contract.spec import IdType
 from cleanroom.errors import UserError
 from cleanroom.synth import brands as b
@@ -188,18 +189,15 @@ def _pipelined(
     Arrow's writers release the GIL, so this hides most of the write time; at most
     two chunks are in memory at once. ``progress`` hears of a chunk once it is written.
     """
+
+    def written(item: tuple[int, Chunk]) -> int:
+        write(item[1])
+        return item[0]
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as pool:
-        pending: tuple[Future[None], int] | None = None
-        for size, chunk in chunks:
-            if pending is not None:
-                pending[0].result()
-                if progress is not None:
-                    progress(pending[1])
-            pending = (pool.submit(write, chunk), size)
-        if pending is not None:
-            pending[0].result()
+        for size in in_order(pool, written, chunks, 1):
             if progress is not None:
-                progress(pending[1])
+                progress(size)
 
 
 def generate(
