@@ -219,14 +219,31 @@ def _count(engine: Tables, table: str) -> int:
     return engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608
 
 
-def _occurrences(source: TokenSource) -> list[str]:
+def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
+    """Every token of a source's rows, its kind and its party's bit (:func:`_parties`)."""
     table = quote_table(source.table)
-    party = name_sql(source.party)
+    bit = bits[source.party]
     return [
         f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "  # noqa: S608
-        f"{party} AS party FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+        f"CAST({1 << bit} AS INTEGER) AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
+
+
+# A party is a bit of an INTEGER bitmask (the sign bit left alone) and a party-token
+# vertex is id * PARTY_SLOTS + party, an arithmetic id rather than a joined one.
+MAX_PARTIES = 31
+PARTY_SLOTS = 32
+
+
+def _parties(sources: Sequence[TokenSource]) -> dict[str, int]:
+    """Each party's number, 0..n-1 in name order: its bit in the dictionary's ``parties``."""
+    names = sorted({s.party for s in sources})
+    if len(names) > MAX_PARTIES:
+        raise InternalError(
+            f"the foreign-merge bound tells at most {MAX_PARTIES} parties apart, not {len(names)}"
+        )
+    return {name: i for i, name in enumerate(names)}
 
 
 def _star_pairs(source: TokenSource) -> list[str]:
@@ -402,8 +419,11 @@ def resolve(
     try:
         with engine.bulk():
             started = time.perf_counter()
-            occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
-            ids = token_ids.build(engine, scratch.name("tokens"), occurrences)
+            parties = _parties(sources)
+            occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s, parties))
+            ids = token_ids.build(
+                engine, scratch.name("tokens"), occurrences, with_parties=foreign is not None
+            )
             tokens, token_count = ids.table, ids.tokens
             seconds["tokens"] = time.perf_counter() - started
 
@@ -437,7 +457,7 @@ def resolve(
             kept = links
             if foreign is not None:
                 at = time.perf_counter()
-                cut, foreign_merges = _foreign_cut(engine, scratch, sources, ids, links, foreign)
+                cut, foreign_merges = _foreign_cut(engine, scratch, parties, ids, links, foreign)
                 seconds["foreign_merges"] = time.perf_counter() - at  # part of "edges"
                 kept = scratch.name("kept")
                 engine.materialize(
@@ -589,7 +609,7 @@ def resolve(
 def _foreign_cut(
     engine: Tables,
     scratch: _Scratch,
-    sources: Sequence[TokenSource],
+    parties: Mapping[str, int],
     ids: TokenIds,
     links: str,
     foreign: ForeignLimit,
@@ -603,61 +623,59 @@ def _foreign_cut(
     of V exceed ``max(at_least, floor(fraction × V's own persons))``, every
     link of X in a component that merges V's persons is cut. Returns the
     table of cut links (u, v, party) and the merges they would have made.
+
+    Nothing here joins a party's rows again: which parties hold a token is the
+    dictionary's ``parties`` bitmask (from the GROUP BY that built it), and
+    party P's vertex of token ``id`` is ``id * PARTY_SLOTS + P``, computed.
+    Every token of a link is its supplier's, so a party's own edges are its
+    links renumbered; a token in none of them is a person of its own there.
     """
-    occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s))
-    held = scratch.name("held")  # (party, id, pid): every token each party holds
-    engine.materialize(
-        held,
-        statement(f"""
-        SELECT party, id, {engine.row_id} AS pid FROM (
-            SELECT DISTINCT o.party, t.id
-            FROM (SELECT party, {ids.lookup("tok")} AS tok FROM ({occurrences}) r) o
-            JOIN {ids.table} t ON t.{ids.column} = o.tok
-        ) d
-        """),  # noqa: S608
+    number = (
+        "CASE k.party "
+        + " ".join(f"WHEN {name_sql(name)} THEN {i}" for name, i in parties.items())
+        + " END"
     )
-    own_edges = scratch.name("own_edges0")
+    bits = ", ".join(f"({i}, CAST({1 << i} AS INTEGER))" for i in parties.values())
+    slots = PARTY_SLOTS
+    own_edges = scratch.name("own_edges0")  # links are distinct (u < v, party) already
     engine.materialize(
         own_edges,
-        statement(f"""
-        SELECT DISTINCT least(ha.pid, hb.pid) AS u, greatest(ha.pid, hb.pid) AS v
-        FROM {links} k
-        JOIN {held} ha ON ha.party = k.party AND ha.id = k.u
-        JOIN {held} hb ON hb.party = k.party AND hb.id = k.v
-        """),  # noqa: S608
+        statement(
+            f"SELECT u * {slots} + {number} AS u, v * {slots} + {number} AS v FROM {links} k"  # noqa: S608
+        ),
     )
     maps, _ = _contract(engine, scratch, own_edges)
     resolved = _compose(engine, scratch, maps)
-    # (party, id, label, alone): each party's own person of each token, and whether the
-    # token is that person's only one (in none of the party's links: absent from the map).
-    own = scratch.name("own")
-    if resolved is None:
-        engine.materialize(
-            own,
-            statement(f"SELECT party, id, pid AS label, true AS alone FROM {held}"),  # noqa: S608
-        )
-    else:
-        engine.materialize(
-            own,
-            statement(
-                f"SELECT h.party, h.id, coalesce(f.rep, h.pid) AS label, "  # noqa: S608
-                f"f.v IS NULL AS alone FROM {held} h LEFT JOIN {resolved} f ON f.v = h.pid"
-            ),
-        )
-        scratch.drop(resolved)
-    scratch.drop(held)
+    if resolved is None:  # no party links two tokens: nobody merges anyone
+        cut = scratch.name("foreign_cut")
+        engine.materialize(cut, statement(f"SELECT u, v, party FROM {links} WHERE false"))  # noqa: S608
+        return cut, 0
+    # (party, id, label, grouped) of every token two parties or more hold: only these
+    # can tie one party's group to another's persons. ``grouped``: in one of the
+    # party's multi-token persons; a token in none of its party's links is a person of
+    # its own there, labelled by its vertex.
+    shared = scratch.name("shared")
+    engine.materialize(
+        shared,
+        statement(f"""
+        SELECT p.party, t.id, coalesce(f.rep, t.id * {slots} + p.party) AS label,
+               f.v IS NOT NULL AS grouped
+        FROM (SELECT id, parties FROM {ids.table} WHERE bit_count(parties) > 1) t
+        JOIN (VALUES {bits}) p(party, bit) ON (t.parties & p.bit) <> 0
+        LEFT JOIN {resolved} f ON f.v = t.id * {slots} + p.party
+        """),  # noqa: S608
+    )
     # Only a group of X's with two tokens or more can reach two of V's persons (V holds
     # a token once, under one label), and nearly every such group reaches one: so the
     # join starts from X's multi-token groups only, a cheap min < max finds the few
-    # that reach more, and only those count V's persons exactly. Joining every token
-    # and counting distinct labels over every group is what made this step dear.
+    # that reach more, and only those count V's persons exactly.
     spans = scratch.name("spans")  # (supplier, victim, grp): X's group reaches > 1 of V's
     engine.materialize(
         spans,
         statement(f"""
         SELECT x.party AS supplier, v.party AS victim, x.label AS grp
-        FROM {own} x JOIN {own} v ON v.id = x.id AND v.party <> x.party
-        WHERE NOT x.alone
+        FROM {shared} x JOIN {shared} v ON v.id = x.id AND v.party <> x.party
+        WHERE x.grouped
         GROUP BY x.party, v.party, x.label
         HAVING min(v.label) < max(v.label)
         """),  # noqa: S608
@@ -668,25 +686,37 @@ def _foreign_cut(
         statement(f"""
         SELECT s.supplier, s.victim, s.grp, count(DISTINCT v.label) AS n
         FROM {spans} s
-        JOIN {own} x ON x.party = s.supplier AND x.label = s.grp
-        JOIN {own} v ON v.id = x.id AND v.party = s.victim
+        JOIN {shared} x ON x.party = s.supplier AND x.label = s.grp
+        JOIN {shared} v ON v.id = x.id AND v.party = s.victim
         GROUP BY s.supplier, s.victim, s.grp
         """),  # noqa: S608
     )
     scratch.drop(spans)
+    scratch.drop(shared)
+    # A party's persons: the tokens it holds (counted per set of holders, at most 2^n
+    # groups), less those in its multi-token persons, plus those persons.
     raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
     engine.materialize(
         raw,
         statement(
             f"""
-        SELECT m.supplier, m.victim, m.merges, p.persons FROM (
-            SELECT supplier, victim, sum(n - 1) AS merges FROM {merging} GROUP BY supplier, victim
-        ) m JOIN (
-            SELECT party, sum(CASE WHEN alone THEN 1 ELSE 0 END)
-                          + count(DISTINCT CASE WHEN NOT alone THEN label END) AS persons
-            FROM {own} GROUP BY party
-        ) p ON p.party = m.victim
-        WHERE m.merges > greatest($at_least, CAST(floor($fraction * p.persons) AS BIGINT))
+        SELECT supplier, victim, merges, persons FROM (
+            SELECT m.supplier, m.victim, m.merges,
+                   h.tokens - coalesce(g.tokens, 0) + coalesce(g.persons, 0) AS persons
+            FROM (
+                SELECT supplier, victim, sum(n - 1) AS merges FROM {merging}
+                GROUP BY supplier, victim
+            ) m JOIN (
+                SELECT p.party, sum(c.tokens) AS tokens
+                FROM (SELECT parties, count(*) AS tokens FROM {ids.table} GROUP BY parties) c
+                JOIN (VALUES {bits}) p(party, bit) ON (c.parties & p.bit) <> 0
+                GROUP BY p.party
+            ) h ON h.party = m.victim LEFT JOIN (
+                SELECT v % {slots} AS party, count(*) AS tokens, count(DISTINCT rep) AS persons
+                FROM {resolved} GROUP BY v % {slots}
+            ) g ON g.party = m.victim
+        ) r
+        WHERE merges > greatest($at_least, CAST(floor($fraction * persons) AS BIGINT))
         """,  # noqa: S608
             at_least=int(foreign.at_least),
             fraction=float(foreign.fraction),
@@ -706,19 +736,21 @@ def _foreign_cut(
     )
     scratch.drop(raw)
     merges = engine.scalar(statement(f"SELECT sum(merges) FROM {over}"))  # noqa: S608
+    # A link's group is its first token's own person; a label is a vertex of its
+    # party, so it names the supplier too.
     cut = scratch.name("foreign_cut")
     engine.materialize(
         cut,
         statement(f"""
         SELECT DISTINCT k.u, k.v, k.party FROM {links} k
-        JOIN {own} x ON x.party = k.party AND x.id = k.u
+        JOIN {resolved} f ON f.v = k.u * {slots} + {number}
         JOIN (
-            SELECT DISTINCT g.supplier, g.grp FROM {merging} g
+            SELECT DISTINCT g.grp FROM {merging} g
             JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
-        ) c ON c.supplier = k.party AND c.grp = x.label
+        ) c ON c.grp = f.rep
         """),  # noqa: S608
     )
-    for table in (over, merging, own):
+    for table in (over, merging, resolved):
         scratch.drop(table)
     return cut, merges
 

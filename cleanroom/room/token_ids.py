@@ -71,19 +71,22 @@ def key_sql(key_hash: str, token: str) -> str:
     return f"CASE WHEN {token} IS NOT NULL THEN {key_hash}({token}) END"
 
 
-def build(engine: Tables, table: str, occurrences: str) -> TokenIds:
-    """Create ``table`` (tok, kind, hkey, id) from the (tok, kind) rows of ``occurrences``.
+def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = False) -> TokenIds:
+    """Create ``table`` (tok, kind, hkey, id) from the (tok, kind, bit) rows of ``occurrences``.
 
     Tokens are domain-separated by type, so a token has one kind; ``min()``
     only makes the choice explicit should a column be declared with another
     type. The key is computed once per distinct token, after the GROUP BY.
+    ``with_parties`` adds ``parties``, the OR of the token's rows' party bits:
+    who holds it, from the same GROUP BY rather than a second pass.
     """
     key = engine.key_hash
+    parties = ", bit_or(bit) AS parties" if with_parties else ""
     engine.materialize(
         table,
         statement(
-            f"SELECT tok, kind, {key}(tok) AS {HKEY}, {engine.row_id} AS id "  # noqa: S608
-            f"FROM (SELECT tok, min(kind) AS kind FROM ({occurrences}) o GROUP BY tok) d"
+            f"SELECT *, {key}(tok) AS {HKEY}, {engine.row_id} AS id "  # noqa: S608
+            f"FROM (SELECT tok, min(kind) AS kind{parties} FROM ({occurrences}) o GROUP BY tok) d"
         ),
     )
     tokens = engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608

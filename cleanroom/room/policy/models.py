@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from cleanroom.contract.keys import public_key_id
 from cleanroom.contract.spec import NAME, ColumnType, DatasetSpec, IdType
+from cleanroom.room.identity import MAX_PARTIES
 from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports
@@ -275,6 +276,11 @@ class CollaborationPolicy(BaseModel):
         rotation = self.match_key_rotation
         if rotation is not None and rotation.to_key_id == self.match_key_id:
             raise ValueError("match_key_rotation.to_key_id is the key already in use")
+        if len(self.parties) > MAX_PARTIES:
+            raise ValueError(
+                f"a collaboration has at most {MAX_PARTIES} parties (the foreign-merge bound "
+                f"tells parties apart by one bit each), not {len(self.parties)}"
+            )
         for party, spec in self.parties.items():
             if not NAME.match(party):
                 raise ValueError(f"party id '{party}' must be lower-case letters, digits and '_'")

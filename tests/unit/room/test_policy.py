@@ -5,6 +5,7 @@ import yaml
 
 from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import SpecError
+from cleanroom.room.identity import MAX_PARTIES
 from cleanroom.room.policy import load_policy
 
 MATCH_ID = "0123456789abcdef0123456789abcdef"
@@ -153,3 +154,16 @@ def test_a_policy_epsilon_under_the_query_floor_is_refused(
     assert "default_epsilon" in str(refused.value)
     good["privacy"]["default_epsilon"] = 0.5
     load_policy(write(tmp_path, good))  # the same policy with a usable default loads
+
+
+def test_more_parties_than_the_foreign_bound_tells_apart_are_refused(
+    tmp_path: Path, good: dict
+) -> None:
+    """Identity resolution gives each party one bit; the policy says so before any match."""
+    party = good["parties"]["okala"]
+    good["parties"] = {f"brand{i}": dict(party) for i in range(MAX_PARTIES)}
+    load_policy(write(tmp_path, good))  # exactly the limit loads
+    good["parties"]["brand_extra"] = dict(party)
+    with pytest.raises(SpecError) as refused:
+        load_policy(write(tmp_path, good))
+    assert f"at most {MAX_PARTIES} parties" in str(refused.value)

@@ -147,3 +147,18 @@ def test_dictionary_ids_are_dense_and_keys_checked() -> None:
     shared = build(OneKeyEngine(con), "d2", occurrences)
     assert (shared.tokens, shared.by_key) == (3, False)
     assert shared.on("d", "x") == "d.tok = x"
+
+
+def test_the_dictionary_knows_which_parties_hold_each_token() -> None:
+    """``parties`` is the OR of the bits of every row a token occurs in, from one GROUP BY."""
+    con = duckdb.connect()
+    make_table(con, "a", 2, [(1, 2), (2, None)])
+    make_table(con, "b", 1, [(2,), (3,), (3,)])
+    occurrences = (
+        "SELECT t0 AS tok, 'phone' AS kind, 1 AS bit FROM a WHERE t0 IS NOT NULL "
+        "UNION ALL SELECT t1 AS tok, 'phone' AS kind, 1 AS bit FROM a WHERE t1 IS NOT NULL "
+        "UNION ALL SELECT t0 AS tok, 'phone' AS kind, 4 AS bit FROM b WHERE t0 IS NOT NULL"
+    )
+    build(DuckDBTables(con), "d", occurrences, with_parties=True)
+    held = {bytes(t): p for t, p in con.execute("SELECT tok, parties FROM d").fetchall()}
+    assert held == {tok(1): 1, tok(2): 5, tok(3): 4}
