@@ -6,26 +6,16 @@ e-mail at one party and with a card at another joins all three). That is the
 connected-components problem on a graph of up to ~10^8 nodes, so it runs
 set-based inside DuckDB; Python only drives a logarithmic number of rounds.
 
-Algorithm (randomised contraction, Bögeholz, Brand & Todor, "In-database
-connected component analysis", ICDE 2020):
+Steps:
 
 1. A dictionary (``token_ids.py``) gives every distinct token a dense BIGINT
    id once, and rows find their tokens' ids by an 8-byte key, so no join of
    the match compares 32-byte blobs; the tokens come back only in the person
    map, from the dictionary, at the end. Edges are built in id space, one
    star per row (first token to each other token), deduplicated.
-2. Each round draws a fresh secret salt (``selection.salt``) and maps every vertex still having an
-   edge to the vertex of its closed neighbourhood with the smallest
-   ``hash(id, salt)``; every edge is replaced by the edge between the images
-   and self-loops and duplicates are dropped. A vertex only ever maps inside
-   its own component, so components are never merged wrongly; the paper
-   proves the graph shrinks by a constant factor per round in expectation,
-   so rounds grow with the log of the component size, not with its diameter
-   as in plain label propagation (chains of 200, 20,000 and 10^6 tokens took
-   ~8, ~16 and 22 rounds here; a 10^5-leaf star 12). The loop stops when no
-   edge is left, i.e. when a round would change no label.
-3. The per-round maps are composed backwards (each is smaller than the one
-   before), giving every token the id of a representative of its component.
+2. The components of that graph, by randomised contraction in SQL
+   (``components.py``: a logarithmic number of rounds, each a few joins).
+3. Every token gets the id of a representative of its component.
 4. Persons are numbered 1..N by a fresh random permutation of the
    components, so ids are dense, collision-free, carry nothing derivable from
    tokens and change on every re-match.
@@ -47,7 +37,7 @@ decided by counts only, so the same input always gives the same persons:
 With ``foreign`` (the policy's ``max_foreign_merges``), a step before both
 bounds how many of one party's *own persons* (components of its own rows'
 links) another party's rows may join; a party over it has none of its links
-that join them followed (:func:`_foreign_cut`). The per-type limits bound
+that join them followed (``identity_foreign.py``). The per-type limits bound
 what one forged identifier can do; this bounds how many a party can forge.
 
 A link not followed is *withheld*; how many, and per supplying party how
@@ -72,19 +62,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlglot import exp
-
 from cleanroom.errors import InternalError
 from cleanroom.room import selection, token_ids
-from cleanroom.room.token_ids import HKEY, TokenIds, key_sql
+from cleanroom.room.components import Scratch, compose, contract, count_rows
+from cleanroom.room.identity_foreign import MAX_PARTIES, ForeignLimit, foreign_cut
+from cleanroom.room.token_ids import HKEY, key_sql
 from cleanroom.sql import bigint, name_sql, quote_column, quote_table, statement
 
 if TYPE_CHECKING:  # the backends implement it and import this module
     from cleanroom.room.backends import Tables
 
-# Expected rounds are ~log(largest component); this only stops a bug from
-# looping forever, it is never reached by a correct run on any real graph.
-_MAX_ROUNDS = 256
 RANK = "_rank"  # per-person random row order in every analysis table (see person_table)
 
 
@@ -101,23 +88,6 @@ class TokenSource:
     token_columns: list[str]
     kinds: dict[str, str] = field(default_factory=dict)
     party: str = ""
-
-
-@dataclass(frozen=True)
-class ForeignLimit:
-    """How many of party V's persons another party's rows may merge (SECURITY.md).
-
-    V's persons here are the components of V's own links. A party whose rows
-    join more than ``max(at_least, fraction × V's persons)`` of them has none
-    of its links that join V's persons followed.
-    """
-
-    fraction: float
-    at_least: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.fraction <= 1 or self.at_least < 0:
-            raise InternalError(f"invalid foreign-merge limit {self!r}")
 
 
 @dataclass(frozen=True)
@@ -187,38 +157,6 @@ def _check_source(engine: Tables, source: TokenSource) -> None:
             raise InternalError(f"token column {source.table}.{column} is {kind}, not BLOB")
 
 
-class _Scratch:
-    """Intermediate tables of one call, all dropped at the end."""
-
-    def __init__(self, engine: Tables) -> None:
-        self.engine = engine
-        self.live: list[str] = []
-
-    def name(self, stem: str) -> str:
-        """Return the name of a new scratch table, tracked for dropping."""
-        table = self.engine.scratch_name(stem)
-        self.live.append(table)
-        return table
-
-    def drop(self, table: str) -> None:
-        """Drop a scratch table as soon as it is no longer needed, to free memory."""
-        self.engine.drop(table)
-        if table in self.live:
-            self.live.remove(table)
-
-    def drop_all(self) -> None:
-        """Drop every scratch table still live; keep going past failures."""
-        for table in list(self.live):
-            try:
-                self.drop(table)
-            except Exception:
-                self.live.remove(table)
-
-
-def _count(engine: Tables, table: str) -> int:
-    return engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608
-
-
 def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
     """Every token of a source's rows, its kind and its party's bit (:func:`_parties`)."""
     table = quote_table(source.table)
@@ -228,12 +166,6 @@ def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
         f"CAST({1 << bit} AS INTEGER) AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
-
-
-# A party is a bit of an INTEGER bitmask (the sign bit left alone) and a party-token
-# vertex is id * PARTY_SLOTS + party, an arithmetic id rather than a joined one.
-MAX_PARTIES = 31
-PARTY_SLOTS = 32
 
 
 def _parties(sources: Sequence[TokenSource]) -> dict[str, int]:
@@ -298,84 +230,6 @@ def over_limit_sql(labelled: str, limits: Mapping[str, int]) -> str:
         """  # noqa: S608
 
 
-def round_map(edges: str) -> exp.Query:
-    """One round's map: vertex with an edge → min-hash vertex of its closed neighbourhood."""
-    salt = selection.salt()  # a fresh draw per round
-    sql = f"""
-        WITH arcs AS (
-            SELECT u AS x, v AS y, hash(v, $salt) AS hy FROM {edges}
-            UNION ALL
-            SELECT v AS x, u AS y, hash(u, $salt) AS hy FROM {edges}
-        ),
-        best AS (
-            SELECT x, arg_min(y, hy) AS y, min(hy) AS h FROM arcs GROUP BY x
-        )
-        SELECT x AS v, CASE WHEN h < hash(x, $salt) THEN y ELSE x END AS rep
-        FROM best
-        """  # noqa: S608
-    return statement(sql, salt=bigint(salt))
-
-
-def round_edges_sql(edges: str, step: str) -> str:
-    """The next round's edges: every edge between the images, no loops, no duplicates."""
-    return f"""
-        SELECT DISTINCT least(ma.rep, mb.rep) AS u, greatest(ma.rep, mb.rep) AS v
-        FROM {edges} e
-        JOIN {step} ma ON ma.v = e.u
-        JOIN {step} mb ON mb.v = e.v
-        WHERE ma.rep <> mb.rep
-        """  # noqa: S608
-
-
-def _contract(engine: Tables, scratch: _Scratch, edges: str) -> tuple[list[str], int]:
-    """Run contraction rounds until no edge is left; return the per-round maps.
-
-    ``edges`` holds undirected edges once each as (u < v); it is consumed.
-    Map ``i`` gives, for every vertex that still had an edge in round ``i``,
-    the vertex it was merged into.
-    """
-    maps: list[str] = []
-    current = edges
-    while _count(engine, current) > 0:
-        if len(maps) >= _MAX_ROUNDS:
-            raise InternalError("identity resolution did not converge")
-        step = scratch.name(f"map{len(maps)}")
-        engine.materialize(step, round_map(current))
-        maps.append(step)
-        following = scratch.name(f"edges{len(maps)}")
-        engine.materialize(following, statement(round_edges_sql(current, step)))
-        scratch.drop(current)
-        current = following
-    scratch.drop(current)
-    return maps, len(maps)
-
-
-def _compose(engine: Tables, scratch: _Scratch, maps: list[str]) -> str | None:
-    """Fold the round maps, last first, into one map vertex -> final representative.
-
-    A representative absent from the next round's map had no edge left, so it
-    is final. Each map is dropped once folded.
-    """
-    resolved: str | None = None
-    for index in range(len(maps) - 1, -1, -1):
-        step = maps[index]
-        if resolved is None:
-            resolved = step
-            continue
-        folded = scratch.name(f"final{index}")
-        engine.materialize(
-            folded,
-            statement(
-                f"SELECT m.v, coalesce(f.rep, m.rep) AS rep "  # noqa: S608
-                f"FROM {step} m LEFT JOIN {resolved} f ON f.v = m.rep"
-            ),
-        )
-        scratch.drop(step)
-        scratch.drop(resolved)
-        resolved = folded
-    return resolved
-
-
 def resolve(
     engine: Tables,
     sources: Sequence[TokenSource],
@@ -398,7 +252,7 @@ def resolve(
     maps an identifier type to the most tokens of it one person may hold
     (module docstring); without it every co-occurrence links. ``foreign``
     bounds how many of one party's persons another party's rows may merge
-    (:func:`_foreign_cut`); without it any party may merge any. ``token`` is
+    (``identity_foreign.py``); without it any party may merge any. ``token`` is
     unique by construction (it comes from a GROUP BY); no index is declared
     because an ART index over 10^8 32-byte keys costs gigabytes and the hash
     joins that read this table would not use it. The table is filled by one
@@ -414,7 +268,7 @@ def resolve(
     limits = dict(limits or {})
     _limit_of("kind", limits)  # validate before any work
     seconds: dict[str, float] = {}
-    scratch = _Scratch(engine)
+    scratch = Scratch(engine)
     created = False
     try:
         with engine.bulk():
@@ -457,7 +311,7 @@ def resolve(
             kept = links
             if foreign is not None:
                 at = time.perf_counter()
-                cut, foreign_merges = _foreign_cut(engine, scratch, parties, ids, links, foreign)
+                cut, foreign_merges = foreign_cut(engine, scratch, parties, ids, links, foreign)
                 seconds["foreign_merges"] = time.perf_counter() - at  # part of "edges"
                 kept = scratch.name("kept")
                 engine.materialize(
@@ -474,7 +328,7 @@ def resolve(
                 engine.materialize(seen, statement(f"SELECT DISTINCT u, v FROM {links}"))  # noqa: S608
                 hub_table = scratch.name("hubs")
                 engine.materialize(hub_table, statement(hubs_sql(seen, tokens, limits)))
-                hubs = _count(engine, hub_table)
+                hubs = count_rows(engine, hub_table)
                 engine.materialize(
                     edges,
                     statement(f"""
@@ -490,12 +344,12 @@ def resolve(
                 engine.materialize(edges, statement(f"SELECT DISTINCT u, v FROM {kept}"))  # noqa: S608
             if kept != links:
                 scratch.drop(kept)
-            edge_count = _count(engine, edges)
+            edge_count = count_rows(engine, edges)
             seconds["edges"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            maps, rounds = _contract(engine, scratch, edges)
-            resolved = _compose(engine, scratch, maps)
+            maps, rounds = contract(engine, scratch, edges)
+            resolved = compose(engine, scratch, maps)
             seconds["components"] = time.perf_counter() - started
 
             started = time.perf_counter()
@@ -523,7 +377,7 @@ def resolve(
             if limits and resolved is not None:
                 over = scratch.name("over")
                 engine.materialize(over, statement(over_limit_sql(labelled, limits)))
-                split_groups = _count(engine, over)
+                split_groups = count_rows(engine, over)
                 if split_groups:
                     split_tokens = engine.scalar(
                         statement(
@@ -606,158 +460,9 @@ def resolve(
     )
 
 
-def _foreign_cut(
-    engine: Tables,
-    scratch: _Scratch,
-    parties: Mapping[str, int],
-    ids: TokenIds,
-    links: str,
-    foreign: ForeignLimit,
-) -> tuple[str, int]:
-    """The links of parties that merge too many of another party's persons.
-
-    For each party, its *own persons* are the components over its own links
-    only (one contraction over (party, token) vertices, so parties never
-    mix). A component of party X's links that holds tokens of k > 1 of party
-    V's own persons merges k - 1 of them: a merge of V by X. When X's merges
-    of V exceed ``max(at_least, floor(fraction × V's own persons))``, every
-    link of X in a component that merges V's persons is cut. Returns the
-    table of cut links (u, v, party) and the merges they would have made.
-
-    Nothing here joins a party's rows again: which parties hold a token is the
-    dictionary's ``parties`` bitmask (from the GROUP BY that built it), and
-    party P's vertex of token ``id`` is ``id * PARTY_SLOTS + P``, computed.
-    Every token of a link is its supplier's, so a party's own edges are its
-    links renumbered; a token in none of them is a person of its own there.
-    """
-    number = (
-        "CASE k.party "
-        + " ".join(f"WHEN {name_sql(name)} THEN {i}" for name, i in parties.items())
-        + " END"
-    )
-    bits = ", ".join(f"({i}, CAST({1 << i} AS INTEGER))" for i in parties.values())
-    slots = PARTY_SLOTS
-    own_edges = scratch.name("own_edges0")  # links are distinct (u < v, party) already
-    engine.materialize(
-        own_edges,
-        statement(
-            f"SELECT u * {slots} + {number} AS u, v * {slots} + {number} AS v FROM {links} k"  # noqa: S608
-        ),
-    )
-    maps, _ = _contract(engine, scratch, own_edges)
-    resolved = _compose(engine, scratch, maps)
-    if resolved is None:  # no party links two tokens: nobody merges anyone
-        cut = scratch.name("foreign_cut")
-        engine.materialize(cut, statement(f"SELECT u, v, party FROM {links} WHERE false"))  # noqa: S608
-        return cut, 0
-    # (party, id, label, grouped) of every token two parties or more hold: only these
-    # can tie one party's group to another's persons. ``grouped``: in one of the
-    # party's multi-token persons; a token in none of its party's links is a person of
-    # its own there, labelled by its vertex.
-    shared = scratch.name("shared")
-    engine.materialize(
-        shared,
-        statement(f"""
-        SELECT p.party, t.id, coalesce(f.rep, t.id * {slots} + p.party) AS label,
-               f.v IS NOT NULL AS grouped
-        FROM (SELECT id, parties FROM {ids.table} WHERE bit_count(parties) > 1) t
-        JOIN (VALUES {bits}) p(party, bit) ON (t.parties & p.bit) <> 0
-        LEFT JOIN {resolved} f ON f.v = t.id * {slots} + p.party
-        """),  # noqa: S608
-    )
-    # Only a group of X's with two tokens or more can reach two of V's persons (V holds
-    # a token once, under one label), and nearly every such group reaches one: so the
-    # join starts from X's multi-token groups only, a cheap min < max finds the few
-    # that reach more, and only those count V's persons exactly.
-    spans = scratch.name("spans")  # (supplier, victim, grp): X's group reaches > 1 of V's
-    engine.materialize(
-        spans,
-        statement(f"""
-        SELECT x.party AS supplier, v.party AS victim, x.label AS grp
-        FROM {shared} x JOIN {shared} v ON v.id = x.id AND v.party <> x.party
-        WHERE x.grouped
-        GROUP BY x.party, v.party, x.label
-        HAVING min(v.label) < max(v.label)
-        """),  # noqa: S608
-    )
-    merging = scratch.name("merging")  # (supplier, victim, grp, n): X's group joins n of V's
-    engine.materialize(
-        merging,
-        statement(f"""
-        SELECT s.supplier, s.victim, s.grp, count(DISTINCT v.label) AS n
-        FROM {spans} s
-        JOIN {shared} x ON x.party = s.supplier AND x.label = s.grp
-        JOIN {shared} v ON v.id = x.id AND v.party = s.victim
-        GROUP BY s.supplier, s.victim, s.grp
-        """),  # noqa: S608
-    )
-    scratch.drop(spans)
-    scratch.drop(shared)
-    # A party's persons: the tokens it holds (counted per set of holders, at most 2^n
-    # groups), less those in its multi-token persons, plus those persons.
-    raw = scratch.name("foreign_raw")  # (supplier, victim, merges, persons) over the limit
-    engine.materialize(
-        raw,
-        statement(
-            f"""
-        SELECT supplier, victim, merges, persons FROM (
-            SELECT m.supplier, m.victim, m.merges,
-                   h.tokens - coalesce(g.tokens, 0) + coalesce(g.persons, 0) AS persons
-            FROM (
-                SELECT supplier, victim, sum(n - 1) AS merges FROM {merging}
-                GROUP BY supplier, victim
-            ) m JOIN (
-                SELECT p.party, sum(c.tokens) AS tokens
-                FROM (SELECT parties, count(*) AS tokens FROM {ids.table} GROUP BY parties) c
-                JOIN (VALUES {bits}) p(party, bit) ON (c.parties & p.bit) <> 0
-                GROUP BY p.party
-            ) h ON h.party = m.victim LEFT JOIN (
-                SELECT v % {slots} AS party, count(*) AS tokens, count(DISTINCT rep) AS persons
-                FROM {resolved} GROUP BY v % {slots}
-            ) g ON g.party = m.victim
-        ) r
-        WHERE merges > greatest($at_least, CAST(floor($fraction * persons) AS BIGINT))
-        """,  # noqa: S608
-            at_least=int(foreign.at_least),
-            fraction=float(foreign.fraction),
-        ),
-    )
-    # X's forged rows also make V's honest rows look like merges of X's (forged)
-    # persons; of two parties over the limit for each other, only the one merging
-    # the larger share of the other's persons is cut (both on a tie).
-    over = scratch.name("foreign_over")
-    engine.materialize(
-        over,
-        statement(f"""
-        SELECT a.supplier, a.victim, a.merges FROM {raw} a
-        LEFT JOIN {raw} b ON b.supplier = a.victim AND b.victim = a.supplier
-        WHERE b.supplier IS NULL OR b.merges * a.persons <= a.merges * b.persons
-        """),  # noqa: S608
-    )
-    scratch.drop(raw)
-    merges = engine.scalar(statement(f"SELECT sum(merges) FROM {over}"))  # noqa: S608
-    # A link's group is its first token's own person; a label is a vertex of its
-    # party, so it names the supplier too.
-    cut = scratch.name("foreign_cut")
-    engine.materialize(
-        cut,
-        statement(f"""
-        SELECT DISTINCT k.u, k.v, k.party FROM {links} k
-        JOIN {resolved} f ON f.v = k.u * {slots} + {number}
-        JOIN (
-            SELECT DISTINCT g.grp FROM {merging} g
-            JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
-        ) c ON c.grp = f.rep
-        """),  # noqa: S608
-    )
-    for table in (over, merging, resolved):
-        scratch.drop(table)
-    return cut, merges
-
-
 def _withheld_links(
     engine: Tables,
-    scratch: _Scratch,
+    scratch: Scratch,
     links: str,
     labelled: str,
     sources: Sequence[TokenSource],
@@ -876,7 +581,7 @@ def person_table(
                 """),  # noqa: S608
                 not_null="person",
             )
-            return _count(engine, quote_table(out))
+            return count_rows(engine, quote_table(out))
     except BaseException:
         if created:
             engine.drop(out)

@@ -27,7 +27,8 @@ from sqlglot import exp
 
 from cleanroom.errors import UserError
 from cleanroom.room.config import Settings
-from cleanroom.room.identity import ForeignLimit, IdentityStats, TokenSource
+from cleanroom.room.identity import IdentityStats, TokenSource
+from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.warehouse import Warehouse
 
 

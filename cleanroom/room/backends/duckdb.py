@@ -11,12 +11,8 @@ import duckdb
 from sqlglot import exp
 
 from cleanroom.room.backends import MatchInput
-from cleanroom.room.identity import (
-    ForeignLimit,
-    IdentityStats,
-    person_table,
-    resolve,
-)
+from cleanroom.room.identity import IdentityStats, person_table, resolve
+from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import Warehouse
 from cleanroom.sql import SCHEMA, quote_table

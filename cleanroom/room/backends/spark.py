@@ -47,7 +47,8 @@ from cleanroom.room.backends.dialect import render
 from cleanroom.room.backends.kms import ParquetKey, kms_jar
 from cleanroom.room.backends.spark_identity import SparkTables
 from cleanroom.room.config import Settings
-from cleanroom.room.identity import ForeignLimit, IdentityStats, person_table, resolve
+from cleanroom.room.identity import IdentityStats, person_table, resolve
+from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.suppression import suppressed_tokens
 from cleanroom.room.warehouse import Warehouse
 from cleanroom.sql import SCHEMA, table_sql

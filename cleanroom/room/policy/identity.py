@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.contract.spec import IdType
-from cleanroom.room.identity import ForeignLimit
+from cleanroom.room.identity_foreign import ForeignLimit
 
 
 class IdentifierLimits(BaseModel):

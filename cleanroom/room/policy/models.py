@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from cleanroom.contract.keys import public_key_id
 from cleanroom.contract.spec import NAME, ColumnType, DatasetSpec, IdType
-from cleanroom.room.identity import MAX_PARTIES
+from cleanroom.room.identity_foreign import MAX_PARTIES
 from cleanroom.room.policy.identity import IdentityPolicy
 from cleanroom.room.policy.privacy import PartyAccess, PrivacyPolicy, TemplatePolicy
 from cleanroom.room.policy.reports import ReportPolicy, check_reports

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from cleanroom.errors import InternalError
 from cleanroom.room.backends.duckdb import DuckDBTables
-from cleanroom.room.identity import ForeignLimit, TokenSource, Withheld, resolve
+from cleanroom.room.identity import TokenSource, Withheld, resolve
+from cleanroom.room.identity_foreign import ForeignLimit
 from tests.unit.room.test_identity import make_table, partition, tok
 from tests.unit.room.test_identity_limits import Table, beta_persons, persons_of
 

@@ -24,13 +24,8 @@ from cleanroom.errors import InternalError
 from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.backends.spark import spark_session
 from cleanroom.room.backends.spark_identity import SparkTables
-from cleanroom.room.identity import (
-    ForeignLimit,
-    IdentityStats,
-    TokenSource,
-    person_table,
-    resolve,
-)
+from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
+from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.suppression import suppressed_tokens
 from tests.unit.room.test_identity import (
     Row,

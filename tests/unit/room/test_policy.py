@@ -5,7 +5,7 @@ import yaml
 
 from cleanroom.contract.keys import generate_party_keys
 from cleanroom.errors import SpecError
-from cleanroom.room.identity import MAX_PARTIES
+from cleanroom.room.identity_foreign import MAX_PARTIES
 from cleanroom.room.policy import load_policy
 
 MATCH_ID = "0123456789abcdef0123456789abcdef"

@@ -17,13 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.room.backends.duckdb import DuckDBTables
-from cleanroom.room.identity import (
-    ForeignLimit,
-    IdentityStats,
-    TokenSource,
-    person_table,
-    resolve,
-)
+from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
+from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.token_ids import HKEY, build
 from tests.unit.room.test_identity import make_table, tok
 from tests.unit.room.test_identity_limits import KINDS, Table, load, typed_tables
