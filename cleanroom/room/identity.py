@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING
 from cleanroom.errors import InternalError
 from cleanroom.room import selection, token_ids
 from cleanroom.room.components import Scratch, compose, contract, count_rows
-from cleanroom.room.identity_foreign import MAX_PARTIES, ForeignLimit, foreign_cut
+from cleanroom.room.identity_foreign import ForeignLimit, foreign_cut, party_bits
 from cleanroom.room.token_ids import HKEY, key_sql
 from cleanroom.sql import bigint, name_sql, quote_column, quote_table, statement
 
@@ -158,7 +158,7 @@ def _check_source(engine: Tables, source: TokenSource) -> None:
 
 
 def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
-    """Every token of a source's rows, its kind and its party's bit (:func:`_parties`)."""
+    """Every token of a source's rows, its kind and its party's bit (``party_bits``)."""
     table = quote_table(source.table)
     bit = bits[source.party]
     return [
@@ -166,16 +166,6 @@ def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
         f"CAST({1 << bit} AS INTEGER) AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
-
-
-def _parties(sources: Sequence[TokenSource]) -> dict[str, int]:
-    """Each party's number, 0..n-1 in name order: its bit in the dictionary's ``parties``."""
-    names = sorted({s.party for s in sources})
-    if len(names) > MAX_PARTIES:
-        raise InternalError(
-            f"the foreign-merge bound tells at most {MAX_PARTIES} parties apart, not {len(names)}"
-        )
-    return {name: i for i, name in enumerate(names)}
 
 
 def _star_pairs(source: TokenSource) -> list[str]:
@@ -273,7 +263,7 @@ def resolve(
     try:
         with engine.bulk():
             started = time.perf_counter()
-            parties = _parties(sources)
+            parties = party_bits(s.party for s in sources)
             occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s, parties))
             ids = token_ids.build(
                 engine, scratch.name("tokens"), occurrences, with_parties=foreign is not None

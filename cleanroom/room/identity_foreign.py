@@ -7,7 +7,7 @@ merges"): the links it returns are not followed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,20 @@ if TYPE_CHECKING:  # the backends implement it and import identity resolution
 # vertex is id * PARTY_SLOTS + party, an arithmetic id rather than a joined one.
 MAX_PARTIES = 31
 PARTY_SLOTS = 32
+
+
+def party_bits(parties: Iterable[str]) -> dict[str, int]:
+    """Each party's number, 0..n-1 in name order: its bit in the dictionary's ``parties``.
+
+    The policy refuses more than MAX_PARTIES parties at load; this guards the callers
+    that build a room without one (the benchmarks).
+    """
+    names = sorted(set(parties))
+    if len(names) > MAX_PARTIES:
+        raise InternalError(
+            f"the foreign-merge bound tells at most {MAX_PARTIES} parties apart, not {len(names)}"
+        )
+    return {name: i for i, name in enumerate(names)}
 
 
 @dataclass(frozen=True)

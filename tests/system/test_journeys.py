@@ -35,6 +35,7 @@ from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.engine import Engine, QueryRequest
 from cleanroom.room.state import Room
 from tests.system.world import World, build_world, load_and_match, open_room
+from tests.unit.room.test_dp import discrete_gaussian_weight, discrete_laplace_weight
 
 PERIOD = {"start": "2026-01-01", "end": "2026-07-01"}
 START, END = dt.datetime(2026, 1, 1), dt.datetime(2026, 7, 1)
@@ -338,10 +339,10 @@ def _numbers(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]
 def _noise_pmf(mechanism: str, scale: float) -> dict[int, float]:
     """The release's integer noise distribution (OpenDP's discrete Laplace or Gaussian)."""
     reach = int(40 * scale) + 10  # the mass past 40 scales is below 1e-17
-    if mechanism == "gaussian":
-        weights = {k: math.exp(-(k * k) / (2 * scale * scale)) for k in range(-reach, reach + 1)}
-    else:
-        weights = {k: math.exp(-abs(k) / scale) for k in range(-reach, reach + 1)}
+    weight = (discrete_gaussian_weight if mechanism == "gaussian" else discrete_laplace_weight)(
+        scale
+    )
+    weights = {k: weight(k) for k in range(-reach, reach + 1)}
     total = math.fsum(weights.values())
     return {k: w / total for k, w in weights.items()}
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cleanroom.errors import InternalError
 from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import TokenSource, Withheld, resolve
-from cleanroom.room.identity_foreign import ForeignLimit
+from cleanroom.room.identity_foreign import MAX_PARTIES, ForeignLimit, party_bits
 from tests.unit.room.test_identity import make_table, partition, tok
 from tests.unit.room.test_identity_limits import Table, beta_persons, persons_of
 
@@ -213,3 +213,14 @@ def test_bad_limits_are_refused() -> None:
         ForeignLimit(fraction=1.5, at_least=0)
     with pytest.raises(InternalError):
         ForeignLimit(fraction=0.1, at_least=-1)
+
+
+def test_parties_are_numbered_by_name_and_at_most_31_told_apart() -> None:
+    assert party_bits(["snapp", "okala", "snapp", "digikala"]) == {
+        "digikala": 0,
+        "okala": 1,
+        "snapp": 2,
+    }
+    assert len(party_bits(f"brand{i}" for i in range(MAX_PARTIES))) == MAX_PARTIES
+    with pytest.raises(InternalError, match=f"at most {MAX_PARTIES} parties"):
+        party_bits(f"brand{i}" for i in range(MAX_PARTIES + 1))
