@@ -144,13 +144,22 @@ def _folded(name: str) -> str:
     )
 
 
+def _typed_in_sql(spec: DatasetSpec) -> dict[str, ColumnType]:
+    """The declared columns DuckDB types: all but categories.
+
+    A category is text already normalized (:func:`normalize_categories`: trimmed, blank
+    as null), which the SQL cast would copy through DuckDB and back unchanged.
+    """
+    return {n: k for n, k in spec.columns.items() if k is not ColumnType.category}
+
+
 def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
     # Column names are validated by the spec ([a-z][a-z0-9_]*) and quoted by the one helper.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.
     # Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
     # Persian digits and marks: most exports are ASCII in their number columns.
     parts = []
-    for name, kind in spec.columns.items():
+    for name, kind in _typed_in_sql(spec).items():
         cell = _folded(name) if name in folded else f"{quote_column(name)}::VARCHAR"
         text = f"NULLIF(trim({cell}), '')"
         value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
@@ -300,26 +309,35 @@ class Preparer:
     def _type_columns(
         self, raw: pa.Table, columns: dict[str, pa.Array], reason: pa.Array, first_row: int
     ) -> pa.Array:
-        """Type the declared columns into ``columns``; the reasons, with bad cells added."""
+        """Type the declared columns into ``columns``; the reasons, with bad cells added.
+
+        Categories are normalized in Arrow (each distinct value once) and are never bad
+        but for an emptied value; DuckDB casts the rest. A row's reason is its first
+        column's, in the spec's order.
+        """
+        in_sql = _typed_in_sql(self.spec)
         with self.timed("type columns"):
-            cells = {name: raw.column(name).combine_chunks() for name in self.spec.columns}
-            flagged: dict[str, tuple[pa.Array, str]] = {}
+            cells: dict[str, pa.Array] = {}
+            emptied: dict[str, pa.Array] = {}
             for name, kind in self.spec.columns.items():
+                cells[name] = raw.column(name).combine_chunks()
                 if kind is ColumnType.category:
-                    cells[name], emptied = normalize_categories(cells[name])
-                    flagged[name] = (emptied, f"{name}: only marks (tatweel, vowel signs)")
+                    cells[name], emptied[name] = normalize_categories(cells[name])
                 elif self.spec.calendar(name) is Calendar.jalali:
                     cells[name] = self._jalali(name, cells[name], first_row)
-            folded = frozenset(
-                name
-                for name, kind in self.spec.columns.items()
-                if kind is not ColumnType.category and not _ascii(cells[name])
-            )
-            t = pa.table(cells)  # noqa: F841 - read by DuckDB
-            if folded not in self._typing:
-                self._typing[folded] = _typing_sql(self.spec, folded)
-            typed = self._cursor().sql(self._typing[folded]).to_arrow_table()
+            typed = pa.table({})
+            if in_sql:
+                folded = frozenset(name for name in in_sql if not _ascii(cells[name]))
+                t = pa.table({name: cells[name] for name in in_sql})  # noqa: F841 - read by DuckDB
+                if folded not in self._typing:
+                    self._typing[folded] = _typing_sql(self.spec, folded)
+                typed = self._cursor().sql(self._typing[folded]).to_arrow_table()
         for name, kind in self.spec.columns.items():
+            if name in emptied:
+                columns[name] = cells[name]
+                why = f"{name}: only marks (tatweel, vowel signs)"
+                reason = pc.if_else(pc.and_(pc.is_null(reason), emptied[name]), why, reason)
+                continue
             columns[name] = typed.column(name).combine_chunks().cast(ARROW_TYPES[kind])
             bad = typed.column(f"{name}__bad").combine_chunks()
             what = (
@@ -330,9 +348,6 @@ class Preparer:
             reason = pc.if_else(
                 pc.and_(pc.is_null(reason), bad), f"{name}: not a valid {what}", reason
             )
-            if name in flagged:
-                mask, text = flagged[name]
-                reason = pc.if_else(pc.and_(pc.is_null(reason), mask), text, reason)
             if f"{name}__sh" in typed.column_names:
                 self._refuse_solar_hijri(name, typed, columns[name], first_row)
         return reason
