@@ -63,7 +63,7 @@ for i, (brand, (name, time_col, metric)) in enumerate(brands.items()):
     # person: a 60%% subset per brand (offset by brand), skewed towards heavy users.
     cur.execute(f'''
         CREATE TABLE wh."g1__{brand}__{name}" AS
-        SELECT ((floor({persons} * 0.6 * pow(random(), 1.6))::BIGINT + {i} * {persons} / 10)
+        SELECT ((floor({persons} * 0.6 * pow(random(), 1.6))::BIGINT + {i} * {persons} // 10)
                 %% {persons}) AS person,
                TIMESTAMP '2026-01-01' + to_seconds((random() * 181 * 86400)::BIGINT)
                  AS "{time_col}",

@@ -32,7 +32,7 @@ from cleanroom.room.analyses.params import Params
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
-from cleanroom.sql import statement
+from cleanroom.sql import literal_sql, statement
 
 SEGMENTS = ("new", "active", "loyal", "at_risk", "lapsed")
 
@@ -74,16 +74,25 @@ class Segments(Journey):
         as_of = dt.datetime.combine(self.as_of, dt.time())
         recent = as_of - dt.timedelta(days=self.recent_days)
         risk = as_of - dt.timedelta(days=self.risk_days)
-        sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         start = self.as_of - dt.timedelta(days=self.lookback_days)
-        ids = {b: i for i, b in enumerate(self.brands)}  # integers aggregate faster than names
-        events, values = events_sql(sources, tables, start, self.as_of, brand_ids=ids)
-        sql = f"""
-            WITH per AS (
-                SELECT person, brand, min(t) AS first_t, max(t) AS last_t,
-                       count(*) FILTER (WHERE t >= $risk) AS n_risk
-                FROM ({events}) GROUP BY person, brand
+        # Each brand's persons by one aggregation over that brand's events alone: keys of
+        # one BIGINT in tables a brand wide, not (person, brand) over every brand's events
+        # (the same groups; 1.2-1.4x faster at 200M events, BENCHMARKS.md).
+        per_brand: list[str] = []
+        values: dict[str, object] = {}
+        for i, brand in enumerate(self.brands):
+            sources = activity_sources(self.policy, self.party, brand)
+            events, markers = events_sql(sources, tables, start, self.as_of, prefix=f"brand{i}")
+            values |= markers
+            per_brand.append(
+                f"SELECT person, {literal_sql(i)} AS brand, min(t) AS first_t, "  # noqa: S608
+                f"max(t) AS last_t, count(*) FILTER (WHERE t >= $risk) AS n_risk "
+                f"FROM ({events}) GROUP BY person"
             )
+        if not per_brand:
+            return {"persons": {}}
+        sql = f"""
+            WITH per AS ({" UNION ALL ".join(per_brand)})
             SELECT brand, segment, count(*) FROM (
                 SELECT brand, CASE
                     WHEN first_t >= $recent THEN 'new'

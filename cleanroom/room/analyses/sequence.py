@@ -187,17 +187,14 @@ def previous_sql(
     chosen = sorted({seq.sources[(s.table, s.time)] for s in sources})
     cols = [f"p{src}" for src in chosen]
     latest = f"greatest({', '.join(cols)})" if len(cols) > 1 else cols[0]
-    # Each brand slot of a code -> the template's brand id (slots of unchosen brands: never read).
-    ids = [brand_ids.get(party) for party in sorted(seq.brands, key=seq.brands.__getitem__)]
-    slots = "(CAST([" + ", ".join("NULL" if i is None else str(i) for i in ids) + "] AS INTEGER[]))"
     values: dict[str, object] = {
         "seq_window": window_days * 86_400_000_000,
-        "seq_start": _code(start),
-        "seq_end": _code(end),
+        "seq_start": code_of(start),
+        "seq_end": code_of(end),
     }
     sql = f"""
-        SELECT person, {slots}[code % {SLOTS} + 1] AS brand,
-               {slots}[prev % {SLOTS} + 1] AS prev_brand,
+        SELECT person, {brand_sql(seq, brand_ids, "code")} AS brand,
+               {brand_sql(seq, brand_ids, "prev")} AS prev_brand,
                code // {SLOTS} - prev // {SLOTS} <= $seq_window AS near
         FROM (
             SELECT person, code, {latest} AS prev FROM {table_sql(seq.events)}
@@ -207,7 +204,31 @@ def previous_sql(
     return sql, values
 
 
-def _code(day: dt.date) -> int:
+def codes_sql(
+    seq: Sequence, sources: list[Source], start: dt.date, end: dt.date
+) -> tuple[str, dict[str, object]]:
+    """``SELECT person, code``: the chosen sources' events in [start, end), as codes.
+
+    Markers: ``$seq_start`` and ``$seq_end`` (the codes of the period's bounds).
+    """
+    chosen = ", ".join(
+        str(src) for src in sorted({seq.sources[(s.table, s.time)] for s in sources})
+    )
+    sql = f"""
+        SELECT person, code FROM {table_sql(seq.events)}
+        WHERE src IN ({chosen}) AND code >= $seq_start AND code < $seq_end
+    """  # noqa: S608
+    return sql, {"seq_start": code_of(start), "seq_end": code_of(end)}
+
+
+def brand_sql(seq: Sequence, brand_ids: dict[str, int], code: str) -> str:
+    """SQL: the template's brand id of the event coded ``code`` (NULL: a brand not chosen)."""
+    ids = [brand_ids.get(party) for party in sorted(seq.brands, key=seq.brands.__getitem__)]
+    slots = "(CAST([" + ", ".join("NULL" if i is None else str(i) for i in ids) + "] AS INTEGER[]))"
+    return f"{slots}[{code} % {SLOTS} + 1]"
+
+
+def code_of(day: dt.date) -> int:
     """The code of midnight starting ``day``, before any brand at that instant."""
     micros = (dt.datetime(day.year, day.month, day.day) - dt.datetime(1, 1, 1)) // dt.timedelta(
         microseconds=1

@@ -33,6 +33,8 @@ from cleanroom.room.sensitivity import once_per_cell
 from cleanroom.sql import bigint, statement
 
 CUT_CELLS = {0: ("kept",), 1: ("cut",), 2: ("persons",)}
+# Up to this many brands, a person's pairs are the bits of one BIGINT (64 = 8 x 8).
+MASK_BRANDS = 8
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,47 @@ class Transitions(Journey):
                     FROM ({events}) WINDOW w AS (PARTITION BY person ORDER BY t, brand)
                 )
             """  # noqa: S608
+        made = "prev_brand IS NOT NULL AND prev_brand <> brand AND near"
+        choose = (
+            "SELECT a, b FROM pairs {where} QUALIFY row_number() OVER "
+            "(PARTITION BY person ORDER BY hash(a, b, person, $salt), a, b) <= $m"
+        )
+        if len(self.brands) <= MASK_BRANDS:
+            # Each person's distinct pairs as the bits of one BIGINT (pair a -> b is bit
+            # a * 8 + b): one aggregation per person instead of a DISTINCT over every
+            # transition. Only persons with more than m pairs choose (the same choice).
+            codes = ", ".join(
+                f"({a * MASK_BRANDS + b})" for a, b in itertools.permutations(range(len(ids)), 2)
+            )
+            pairs = f"""
+                per AS (
+                    SELECT person, mask, bit_count(mask) AS n FROM (
+                        SELECT person,
+                               bit_or(CAST(1 AS BIGINT) << (prev_brand * {MASK_BRANDS} + brand))
+                                   AS mask
+                        FROM seq WHERE {made} GROUP BY person
+                    )
+                ),
+                pairs AS (
+                    SELECT person, n, CAST(k // {MASK_BRANDS} AS INTEGER) AS a,
+                           CAST(k % {MASK_BRANDS} AS INTEGER) AS b
+                    FROM per, (VALUES {codes}) AS r(k) WHERE (mask >> k) & 1 = 1
+                ),
+                kept AS (
+                    SELECT a, b FROM pairs WHERE n <= $m
+                    UNION ALL {choose.format(where="WHERE n > $m")}
+                )
+            """  # noqa: S608
+        else:
+            pairs = f"""
+                pairs AS (
+                    SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq WHERE {made}
+                ),
+                kept AS ({choose.format(where="")}),
+                per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)
+            """  # noqa: S608
         sql = f"""
-            WITH seq AS ({ordered}),
-            pairs AS (
-                SELECT DISTINCT person, prev_brand AS a, brand AS b FROM seq
-                WHERE prev_brand IS NOT NULL AND prev_brand <> brand AND near
-            ),
-            kept AS (
-                SELECT a, b FROM pairs
-                QUALIFY row_number() OVER (
-                    PARTITION BY person ORDER BY hash(a, b, person, $salt), a, b
-                ) <= $m
-            ),
-            per AS (SELECT person, count(*) AS n FROM pairs GROUP BY person)
+            WITH seq AS ({ordered}), {pairs}
             SELECT a, b, count(*) FROM kept GROUP BY a, b
             UNION ALL SELECT -1, 0, coalesce(sum(least(n, $m)), 0) FROM per
             UNION ALL SELECT -1, 1, coalesce(sum(least(n - $m, $cap)), 0) FROM per WHERE n > $m

@@ -3,20 +3,24 @@
 Whatever the data (whales, events at one instant at several brands and
 datasets, events before the period), the brands chosen, the window and the
 period, the exact bounded counts read from the prepared sequence equal those
-of the per-query ``lag`` window, under one generation's salt (issue 18, step 4).
+of the per-query ``lag`` window, under one generation's salt (issue 18, step 4);
+``retention``'s cohorts and actives read from it equal those read from the
+tables' times. Each person's pairs as the bits of one integer give what a DISTINCT over the
+pairs gives.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from unittest.mock import patch
 
 import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanroom.room.analyses import prepare_template, sequence
+from cleanroom.room.analyses import prepare_template, sequence, transitions
 from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.backends.duckdb import DuckDBCursor
 from cleanroom.room.policy import CollaborationPolicy
@@ -33,10 +37,13 @@ def room_policy() -> CollaborationPolicy:
 
 
 def both(
-    con: duckdb.DuckDBPyConnection, policy: CollaborationPolicy, params: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    policy: CollaborationPolicy,
+    params: dict[str, str],
+    template: str = "transitions",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Exact transitions per the window (plain tables) and per the prepared sequence."""
-    prepared = prepare_template("transitions", params, policy=policy, party="reporter")
+    """Exact counts from the plain tables (per-query window) and from the prepared sequence."""
+    prepared = prepare_template(template, params, policy=policy, party="reporter")
     assert isinstance(prepared, Journey)
     plain = GenerationTables(journey_room.TABLES, SALT)
     names = sequence.prepare(con.cursor(), policy, plain, "g1")
@@ -56,6 +63,11 @@ PARAMS = [
     {"brands": "alpha,gamma", "max_transitions": "2", "window_days": "30", **journey_room.PERIOD},
     {"max_transitions": "3", "window_days": "30", "start": "2026-02-10", "end": "2026-04-01"},
 ]
+RETENTION = [
+    {"start": "2026-01", "months": "6"},
+    {"start": "2026-02", "months": "2", "active_at": "beta"},
+    {"brands": "alpha,gamma", "start": "2025-12", "months": "12", "active_at": "gamma"},
+]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,6 +79,7 @@ def test_the_prepared_sequence_gives_the_windows_pairs(
     tied: int,
 ) -> None:
     events, exposures = journey_room.ordinary(seed, persons=60)
+    untied = journey_room.load(events + extreme[0], exposures + extreme[1])
     # Ties: persons with events at one instant at several brands (the order's tie-break).
     at = journey_room.START + dt.timedelta(days=20)
     for person in range(tied):
@@ -77,6 +90,26 @@ def test_the_prepared_sequence_gives_the_windows_pairs(
     for params in PARAMS:
         window, prepared = both(con, room_policy, params)
         assert prepared == window, params
+        with patch.object(transitions, "MASK_BRANDS", 0):  # a DISTINCT over the pairs
+            distinct, _ = both(con, room_policy, params)
+        assert distinct == window, params
+    # Retention: a first instant at two brands is the first brand's by name from the codes,
+    # arg_min's pick from the times; elsewhere the same cohorts and actives.
+    for params in RETENTION:
+        plain, coded = both(untied, room_policy, params, "retention")
+        assert coded == plain, params
+        plain, coded = both(con, room_policy, params, "retention")
+        for vector in ("cohort", "active"):
+            assert _months(coded[vector]) == _months(plain[vector]), params
+
+
+def _months(cells: dict[Any, int]) -> dict[Any, int]:
+    """Counts summed over the brand (cells (month, brand, ...) -> (month, ...))."""
+    out: dict[Any, int] = {}
+    for (month, _, *rest), n in cells.items():
+        key = (month, *rest)
+        out[key] = out.get(key, 0) + n
+    return out
 
 
 def test_the_prepared_path_is_taken_and_counts_something(
@@ -97,6 +130,8 @@ def test_the_prepared_path_is_taken_and_counts_something(
     assert ("alpha.campaign", "exposed_at") not in seq.sources
     window, prepared = both(con, room_policy, PARAMS[0])
     assert prepared == window and sum(prepared["persons"].values()) > 0
+    plain, coded = both(con, room_policy, RETENTION[0], "retention")
+    assert coded == plain and sum(coded["active"].values()) > 0
 
 
 def test_a_source_not_prepared_falls_back_to_the_window(room_policy: CollaborationPolicy) -> None:
