@@ -12,6 +12,8 @@ this one (column ``p<c>``). A code (:func:`code_sql`) is an event's place in
 the order (time, brand) as one integer, so for any chosen subset of sources
 the previous chosen event, with the order's tie-break, is the greatest of
 those columns: a scan with ``greatest`` and integer arithmetic, no sort.
+``retention`` reads the codes too (:func:`codes_sql`): a person's first event
+and months as integers, from one table.
 
 A second table, ``g<N>___sequence_sources``, names the sources (``party.dataset``
 and time column) in the order of their ``src`` numbers. A query whose sources
@@ -81,9 +83,10 @@ def prepare(
     Brands rank by name, so the tie-break among events at one instant is the
     one the per-query window uses (its brand ids follow the sorted names).
     Nothing is prepared (templates use the per-query window) when the policy
-    does not approve ``transitions`` (its one reader, so a match without it
-    costs nothing more), beyond 16 brands, or for a time outside years
-    1–9999, which a code cannot hold.
+    does not approve ``transitions`` (the reader it was built for, so a match
+    without it costs nothing more; ``retention`` then reads the tables'
+    times), beyond 16 brands, or for a time outside years 1–9999, which a
+    code cannot hold.
 
     ``cursor`` is the DuckDB warehouse's own (``room.wh.cursor()``), never a
     backend's: these statements are DuckDB text, run at match time, with the
