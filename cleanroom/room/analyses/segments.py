@@ -26,6 +26,7 @@ from typing import Any
 from cleanroom import clock
 from cleanroom.errors import T_
 from cleanroom.room import dp
+from cleanroom.room.analyses import sequence
 from cleanroom.room.analyses.activity import activity_sources, brands, events_sql
 from cleanroom.room.analyses.journey import Cell, Journey, Vector, cells_of, person_rows
 from cleanroom.room.analyses.params import Params
@@ -70,27 +71,43 @@ class Segments(Journey):
         return [Vector("persons", self.cells, once_per_cell(len(self.brands)))]
 
     def exact(self, cursor: Any, tables: dict[str, str]) -> dict[str, dict[Cell, int]]:
-        """See :class:`Journey`."""
-        as_of = dt.datetime.combine(self.as_of, dt.time())
-        recent = as_of - dt.timedelta(days=self.recent_days)
-        risk = as_of - dt.timedelta(days=self.risk_days)
+        """See :class:`Journey`.
+
+        Each brand's persons by one aggregation over that brand's events alone (keys of
+        one BIGINT in tables a brand wide, not (person, brand) over every brand's events:
+        the same groups). Where the match prepared the event order (:mod:`sequence`) the
+        events are its integer codes, compared with the codes of the rules' midnights;
+        otherwise the analysis tables' times.
+        """
+        recent = self.as_of - dt.timedelta(days=self.recent_days)
+        risk = self.as_of - dt.timedelta(days=self.risk_days)
         start = self.as_of - dt.timedelta(days=self.lookback_days)
-        # Each brand's persons by one aggregation over that brand's events alone: keys of
-        # one BIGINT in tables a brand wide, not (person, brand) over every brand's events
-        # (the same groups; 1.2-1.4x faster at 200M events, BENCHMARKS.md).
+        by_brand = {
+            i: [s for s in activity_sources(self.policy, self.party, b) if s.table in tables]
+            for i, b in enumerate(self.brands)
+        }
+        by_brand = {i: sources for i, sources in by_brand.items() if sources}
+        seq = sequence.prepared(cursor, tables)
+        coded = seq is not None and all(seq.covers(s) for s in by_brand.values())
         per_brand: list[str] = []
         values: dict[str, object] = {}
-        for i, brand in enumerate(self.brands):
-            sources = activity_sources(self.policy, self.party, brand)
-            events, markers = events_sql(sources, tables, start, self.as_of, prefix=f"brand{i}")
+        for i, sources in by_brand.items():
+            if seq is not None and coded:
+                events, markers = sequence.codes_sql(seq, sources, start, self.as_of)
+                time = "code"
+            else:
+                events, markers = events_sql(sources, tables, start, self.as_of, prefix=f"b{i}")
+                time = "t"
             values |= markers
             per_brand.append(
-                f"SELECT person, {literal_sql(i)} AS brand, min(t) AS first_t, "  # noqa: S608
-                f"max(t) AS last_t, count(*) FILTER (WHERE t >= $risk) AS n_risk "
+                f"SELECT {literal_sql(i)} AS brand, min({time}) AS first_t, "  # noqa: S608
+                f"max({time}) AS last_t, count(*) FILTER (WHERE {time} >= $risk) AS n_risk "
                 f"FROM ({events}) GROUP BY person"
             )
         if not per_brand:
             return {"persons": {}}
+        for name, day in (("recent", recent), ("risk", risk)):  # the rules' midnights
+            values[name] = sequence.code_of(day) if coded else dt.datetime.combine(day, dt.time())
         sql = f"""
             WITH per AS ({" UNION ALL ".join(per_brand)})
             SELECT brand, segment, count(*) FROM (
@@ -103,7 +120,7 @@ class Segments(Journey):
                 FROM per
             ) GROUP BY ALL
         """  # noqa: S608
-        query = statement(sql, **values, risk=risk, recent=recent, loyal=self.loyal_events)
+        query = statement(sql, **values, loyal=self.loyal_events)
         found = cells_of(cursor, query, 2)
         return {"persons": {(self.brands[b], seg): n for (b, seg), n in found.items()}}
 

@@ -4,9 +4,9 @@ Whatever the data (whales, events at one instant at several brands and
 datasets, events before the period), the brands chosen, the window and the
 period, the exact bounded counts read from the prepared sequence equal those
 of the per-query ``lag`` window, under one generation's salt (issue 18, step 4);
-``retention``'s cohorts and actives read from it equal those read from the
-tables' times. Each person's pairs as the bits of one integer give what a DISTINCT over the
-pairs gives.
+``retention``'s cohorts and actives and ``segments``' counts read from it
+equal those read from the tables' times. Each person's pairs as the bits of
+one integer give what a DISTINCT over the pairs gives.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ PARAMS = [
     {"brands": "alpha,gamma", "max_transitions": "2", "window_days": "30", **journey_room.PERIOD},
     {"max_transitions": "3", "window_days": "30", "start": "2026-02-10", "end": "2026-04-01"},
 ]
+SEGMENTS = [
+    {"as_of": "2026-07-01"},
+    {"brands": "beta", "as_of": "2026-03-15", "recent_days": "7", "risk_days": "20"},
+    {"as_of": "2026-05-01", "loyal_events": "2", "lookback_days": "60", "risk_days": "45"},
+]
 RETENTION = [
     {"start": "2026-01", "months": "6"},
     {"start": "2026-02", "months": "2", "active_at": "beta"},
@@ -79,7 +84,7 @@ def test_the_prepared_sequence_gives_the_windows_pairs(
     tied: int,
 ) -> None:
     events, exposures = journey_room.ordinary(seed, persons=60)
-    untied = journey_room.load(events + extreme[0], exposures + extreme[1])
+    untied = journey_room.load(events, exposures)  # every event at its own instant
     # Ties: persons with events at one instant at several brands (the order's tie-break).
     at = journey_room.START + dt.timedelta(days=20)
     for person in range(tied):
@@ -93,6 +98,9 @@ def test_the_prepared_sequence_gives_the_windows_pairs(
         with patch.object(transitions, "MASK_BRANDS", 0):  # a DISTINCT over the pairs
             distinct, _ = both(con, room_policy, params)
         assert distinct == window, params
+    for params in SEGMENTS:
+        plain, coded = both(con, room_policy, params, "segments")
+        assert coded == plain, params
     # Retention: a first instant at two brands is the first brand's by name from the codes,
     # arg_min's pick from the times; elsewhere the same cohorts and actives.
     for params in RETENTION:
@@ -132,6 +140,8 @@ def test_the_prepared_path_is_taken_and_counts_something(
     assert prepared == window and sum(prepared["persons"].values()) > 0
     plain, coded = both(con, room_policy, RETENTION[0], "retention")
     assert coded == plain and sum(coded["active"].values()) > 0
+    plain, coded = both(con, room_policy, SEGMENTS[0], "segments")
+    assert coded == plain and len(coded["persons"]) > 3
 
 
 def test_a_source_not_prepared_falls_back_to_the_window(room_policy: CollaborationPolicy) -> None:
