@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from fractions import Fraction
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -269,10 +270,13 @@ def _share(kept: int, removed: int, e: float) -> dict[str, float | None]:
     def of(c: float, k: float) -> float | None:
         return None if c + k <= 0 else min(1.0, max(0.0, c / (c + max(0.0, k))))
 
+    def rounded(x: float, mode: str) -> float:  # four decimals; the interval outwards
+        return float(Decimal(x).quantize(Decimal("0.0001"), rounding=mode))
+
     value = of(max(0, removed), max(0, kept))
     low, high = of(cut_lo, kept_hi), of(cut_hi, kept_lo)
     return {
         "value": None if value is None else round(value, 4),
-        "low": 0.0 if low is None else round(low, 4),
-        "high": 1.0 if high is None else round(high, 4),
+        "low": 0.0 if low is None else rounded(low, ROUND_FLOOR),
+        "high": 1.0 if high is None else rounded(high, ROUND_CEILING),
     }

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from cleanroom.room import pipeline
+from cleanroom.room import dp, pipeline
 from cleanroom.room.policy.privacy import BudgetPolicy, PrivacyPolicy
 from cleanroom.room.sensitivity import once_per_cell
 
@@ -60,6 +60,18 @@ def test_the_cut_is_disclosed_with_its_bounds(mechanism: str) -> None:
         for _ in range(40)
     ]
     assert sum(material) <= 6  # noisily "no material cut": wrong ~2.5% of the time
+
+
+@pytest.mark.parametrize("kept", [2_000_000, 2_000_001, 1_999_999, 7, 3])
+def test_the_cut_share_interval_is_rounded_outwards(kept: int) -> None:
+    """Four decimals never narrow the interval: a tight one still holds its own ends."""
+    removed, e = 1_000_000, 0.5
+    release = dp.Release([kept, removed], 1.0, e, Fraction(1), 0.0)
+    share = pipeline.disclose(pipeline.Cut.of("rows", 10), release, release)["share"]
+    low = (removed - e) / (removed - e + kept + e)
+    high = (removed + e) / (removed + e + kept - e)
+    assert share["low"] <= low <= high <= share["high"]
+    assert share["high"] - share["low"] <= high - low + 2e-4
 
 
 def test_the_price_names_the_share() -> None:
