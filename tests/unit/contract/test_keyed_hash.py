@@ -2,10 +2,11 @@ import hashlib
 import hmac
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanroom.contract.keyed_hash import TOKEN_TYPE, KeyedHash, hmac_key, hmac_sha256
+from cleanroom.contract.keyed_hash import TOKEN_TYPE, KeyedHash, hmac_key, hmac_sha256, to_tokens
 
 
 def expected(secret: bytes, message: bytes) -> bytes:
@@ -57,3 +58,45 @@ def test_a_large_chunked_column_is_hashed_whole_and_in_order() -> None:
     assert got.null_count == sum(v is None for v in values)
     for i in (1, 2, 99_999, 100_000, 300_000):
         assert got[i].as_py() == expected(b"k" * 32, b"phone\x00" + str(values[i]).encode())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    digests=st.lists(st.one_of(st.binary(min_size=32, max_size=32), st.none()), max_size=30),
+    offset=st.integers(0, 3),
+    chunks=st.integers(1, 3),
+)
+def test_hex_digests_decode_to_their_tokens_at_their_rows(
+    digests: list[bytes | None], offset: int, chunks: int
+) -> None:
+    text = ["0" * 64] * offset + [None if d is None else d.hex() for d in digests]
+    column = pa.array(text, pa.string()).slice(offset)  # an offset into the buffers
+    cut = len(digests) // chunks
+    parts = [column.slice(i * cut, cut) for i in range(chunks - 1)]
+    chunked = pa.chunked_array([*parts, column.slice((chunks - 1) * cut)], pa.string())
+    got = to_tokens(chunked)
+    assert got.type == TOKEN_TYPE
+    assert got.to_pylist() == digests
+    assert got.null_count == digests.count(None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ["ab" * 32, "ab" * 31],  # a value too short
+        ["ab" * 33],  # too long
+        ["zz" * 32],  # not hex
+        ["ab" * 16, "cd" * 48],  # right total, wrong widths
+    ],
+)
+def test_anything_but_64_character_hex_digests_is_refused(text: list[str]) -> None:
+    with pytest.raises(ValueError):
+        to_tokens(pa.array(text, pa.string()))
+
+
+def test_null_slots_holding_text_do_not_shift_the_values() -> None:
+    # Arrow allows a null slot whose offsets span text; that text is no digest.
+    values = pa.array(["ab" * 32, "cd" * 32, "ef" * 32], pa.large_string())
+    validity = pa.array([True, False, True]).buffers()[1]
+    holed = pa.Array.from_buffers(pa.large_string(), 3, [validity, *values.buffers()[1:]], 1)
+    assert to_tokens(holed).to_pylist() == [bytes([0xAB] * 32), None, bytes([0xEF] * 32)]
