@@ -153,25 +153,43 @@ def _typed_in_sql(spec: DatasetSpec) -> dict[str, ColumnType]:
     return {n: k for n, k in spec.columns.items() if k is not ColumnType.category}
 
 
-def _typing_sql(spec: DatasetSpec, folded: frozenset[str] = frozenset()) -> str:
+def _typing_sql(spec: DatasetSpec, folded: frozenset[str], trimmed: frozenset[str]) -> str:
+    """The SQL that types a batch's declared columns and flags the cells it cannot read.
+
+    Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
+    Persian digits and marks: most exports are ASCII in their number columns. Only
+    ``trimmed`` ones pay for ``trim``, which is Unicode-aware and
+    the dearest step; on ASCII text it removes spaces alone, so a batch whose
+    ASCII cells neither start nor end with one skips it (:func:`_untrimmed`).
+    Each cell's text and value are computed once, in the inner queries.
+    """
     # Column names are validated by the spec ([a-z][a-z0-9_]*) and quoted by the one helper.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.
-    # Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
-    # Persian digits and marks: most exports are ASCII in their number columns.
-    parts = []
-    for name, kind in _typed_in_sql(spec).items():
+    texts, values, parts = [], [], []
+    for i, (name, kind) in enumerate(_typed_in_sql(spec).items()):
         cell = _folded(name) if name in folded else f"{quote_column(name)}::VARCHAR"
-        text = f"NULLIF(trim({cell}), '')"
-        value = f"TRY_CAST({text} AS {SQL_TYPES[kind]})"
+        if name in trimmed:
+            cell = f"trim({cell})"
+        texts.append(f"NULLIF({cell}, '') AS x{i}")
+        value = f"TRY_CAST(x{i} AS {SQL_TYPES[kind]})"
         if kind is ColumnType.integer:  # a cast would round '1.5' to 2: whole numbers only
-            value = f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') THEN {value} END"
-        parts.append(f"{value} AS {quote_column(name)}")
-        parts.append(f"({text} IS NOT NULL AND {value} IS NULL) AS {quote_column(name + '__bad')}")
+            value = f"CASE WHEN regexp_full_match(x{i}, '[-+]?[0-9]+') THEN {value} END"
+        values.append(f"x{i}, {value} AS v{i}")
+        parts.append(f"v{i} AS {quote_column(name)}")
+        parts.append(f"(x{i} IS NOT NULL AND v{i} IS NULL) AS {quote_column(name + '__bad')}")
         if kind in (ColumnType.timestamp, ColumnType.date):
             low, high = SOLAR_HIJRI_YEARS[0], SOLAR_HIJRI_YEARS[-1]
             sh = quote_column(f"{name}__sh")
-            parts.append(f"coalesce(year({value}) BETWEEN {low} AND {high}, false) AS {sh}")
-    return "SELECT " + ", ".join(parts) + " FROM t"  # noqa: S608 (names quoted above)
+            parts.append(f"coalesce(year(v{i}) BETWEEN {low} AND {high}, false) AS {sh}")
+    inner = f"SELECT {', '.join(texts)} FROM t"  # noqa: S608 (names quoted above)
+    return f"SELECT {', '.join(parts)} FROM (SELECT {', '.join(values)} FROM ({inner}))"  # noqa: S608
+
+
+def _untrimmed(cells: pa.Array) -> bool:
+    """Whether ``trim`` would leave every cell of an ASCII column as it is (no edge spaces)."""
+    text = cells.cast(pa.string())
+    edged = pc.or_(pc.starts_with(text, " "), pc.ends_with(text, " "))
+    return not pc.any(edged).as_py()
 
 
 @dataclass(frozen=True)
@@ -208,7 +226,8 @@ class Preparer:
         self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
         self.con.execute("SET enable_progress_bar = false")
         self._typed = bool(spec.columns)
-        self._typing: dict[frozenset[str], str] = {}  # SQL by the batch's folded columns
+        # SQL by the batch's folded and trimmed columns
+        self._typing: dict[tuple[frozenset[str], frozenset[str]], str] = {}
         # Seconds per stage, summed over the threads that ran it.
         self.timings: defaultdict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
@@ -328,10 +347,11 @@ class Preparer:
             typed = pa.table({})
             if in_sql:
                 folded = frozenset(name for name in in_sql if not _ascii(cells[name]))
+                trimmed = frozenset(n for n in in_sql if n in folded or not _untrimmed(cells[n]))
                 t = pa.table({name: cells[name] for name in in_sql})  # noqa: F841 - read by DuckDB
-                if folded not in self._typing:
-                    self._typing[folded] = _typing_sql(self.spec, folded)
-                typed = self._cursor().sql(self._typing[folded]).to_arrow_table()
+                if (folded, trimmed) not in self._typing:
+                    self._typing[folded, trimmed] = _typing_sql(self.spec, folded, trimmed)
+                typed = self._cursor().sql(self._typing[folded, trimmed]).to_arrow_table()
         for name, kind in self.spec.columns.items():
             if name in emptied:
                 columns[name] = cells[name]

@@ -107,8 +107,7 @@ class Source:
     def __iter__(self) -> Iterator[Batch]:
         reader = self._parquet() if self.kind == "parquet" else self._csv()
         first = 1
-        for raw in reader:
-            table = self._utf8(raw, first) if self.kind == "csv" else raw
+        for table in reader:
             yield Batch(first, table)
             first += table.num_rows
             self._rows_done = first - 1
@@ -123,8 +122,9 @@ class Source:
             raise InputError(self.path, T_("Parquet data is damaged or truncated")) from None
 
     def _csv_reader(
-        self, *, threads: bool, handler: object
+        self, *, threads: bool, handler: object, text: bool = True
     ) -> tuple[pa.NativeFile, pacsv.CSVStreamingReader]:
+        """Every column as text (Arrow checks the UTF-8), or as bytes to find a bad cell."""
         self._file = file = pa.OSFile(str(self.path))
         return file, pacsv.open_csv(
             file,
@@ -132,7 +132,7 @@ class Source:
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
             convert_options=pacsv.ConvertOptions(
                 include_columns=self.columns,
-                column_types={c: pa.binary() for c in self.columns},
+                column_types={c: pa.string() if text else pa.binary() for c in self.columns},
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 null_values=[""],
@@ -157,6 +157,8 @@ class Source:
                 self._raise_ragged()
             self._bytes_done = self.size
         except pa.ArrowInvalid as err:
+            if "invalid UTF8" in str(err):
+                self._raise_bad_utf8()
             raise InputError(
                 self.path,
                 T_("not a readable CSV file (%(arrow_reason)s)", arrow_reason=_arrow_reason(err)),
@@ -173,7 +175,7 @@ class Source:
             found.append((row.number, row.expected_columns, row.actual_columns))
             return "skip"
 
-        for _ in self._csv_reader(threads=False, handler=first)[1]:
+        for _ in self._csv_reader(threads=False, handler=first, text=False)[1]:
             if found:
                 break
         number, expected, actual = found[0]
@@ -188,23 +190,47 @@ class Source:
             row=row,
         )
 
-    def _utf8(self, table: pa.Table, first: int) -> pa.Table:
-        columns = []
-        for name in table.column_names:
-            col = table.column(name)
+    def _raise_bad_utf8(self) -> None:
+        """Read the file again as bytes to name the first cell that is not UTF-8 text.
+
+        Arrow's text conversion says only that a block has one; reading every file
+        as bytes and checking it afterwards cost more than the parse itself. A row
+        of the wrong width before it is named instead, as a first read would.
+        """
+        ragged: list[pacsv.InvalidRow] = []
+
+        def on_ragged(row: pacsv.InvalidRow) -> str:
+            ragged.append(row)
+            return "skip"
+
+        first = 1
+        for batch in self._csv_reader(threads=True, handler=on_ragged, text=False)[1]:
+            if ragged:
+                self._raise_ragged()
+            bad = [
+                (at, name) for name in batch.schema.names if (at := _first_bad(batch, name)) >= 0
+            ]
+            if bad:
+                at, name = min(bad, key=lambda b: b[0])  # the row's first such column
+                raise InputError(
+                    self.path, T_("is not valid UTF-8 text"), row=first + at, field=name
+                )
+            first += batch.num_rows
+
+
+def _first_bad(batch: pa.RecordBatch, name: str) -> int:
+    """The index of a column's first cell that is not UTF-8, or -1."""
+    cells = batch.column(name)
+    try:
+        cells.cast(pa.string())
+    except pa.ArrowInvalid:
+        for i, value in enumerate(cells.to_pylist()):
             try:
-                columns.append(col.cast(pa.string()))
-            except pa.ArrowInvalid:
-                for i, value in enumerate(col.to_pylist()):
-                    try:
-                        if value is not None:
-                            value.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise InputError(
-                            self.path, T_("is not valid UTF-8 text"), row=first + i, field=name
-                        ) from None
-                raise
-        return pa.table(columns, names=table.column_names)
+                if value is not None:
+                    value.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return -1
 
 
 def _arrow_reason(err: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +17,7 @@ from cleanroom.contract.spec import IdType, parse_spec
 from cleanroom.errors import InputError
 from cleanroom.party import source
 from cleanroom.party.normalize import email_reference, phone_reference
-from cleanroom.party.prepare import prepare
+from cleanroom.party.prepare import _ascii, _typing_sql, _untrimmed, prepare
 from cleanroom.party.tokens import token
 from tests.conftest import Keys, leftovers
 from tests.unit.party.test_normalize import mixed_script_mobile, written
@@ -126,6 +127,54 @@ def test_batches_worked_at_once_give_the_one_batch_result(
     assert whole_summary["rejected_rows"]["amount: not a valid number"][:3] == [1, 8, 15]
 
 
+def test_duckdb_trims_only_spaces_from_ascii_text() -> None:
+    """What lets the typing SQL skip ``trim`` on ASCII cells without an edge space."""
+    con = duckdb.connect()
+    edge = "chr(i::INTEGER)"
+    trimmed = con.sql(
+        f"SELECT list(i ORDER BY i) FROM range(1, 128) r(i) "
+        f"WHERE trim({edge} || 'x' || {edge}) = 'x'"
+    ).fetchone()
+    assert trimmed == ([32],)
+
+
+TYPED_SPEC = parse_spec(
+    {
+        "dataset": "orders",
+        "identifiers": {"mobile": "phone"},
+        "columns": {"at": "timestamp", "day": "date", "amount": "number", "items": "integer"},
+    }
+)
+_CELL = st.one_of(
+    st.none(),
+    st.sampled_from(["2026-01-02 10:00:00", "2026-01-02", "12", "-3.5", "1e3", "", "x"]),
+    st.text(st.sampled_from(" \t\n\u00a0\u3000\u200c0123456789.-:+\u06f1\u0661"), max_size=12),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_CELL, _CELL, _CELL, _CELL), min_size=1, max_size=12), st.data())
+def test_typing_without_trim_where_it_changes_nothing_equals_typing_with_it(
+    rows: list[tuple[str | None, ...]], data: st.DataObject
+) -> None:
+    spaced = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+    rows = [
+        tuple(None if c is None else f" {c} " if pad else c for c in row)
+        for row, pad in zip(rows, spaced, strict=True)
+    ]
+    names = list(TYPED_SPEC.columns)
+    t = pa.table(
+        {n: [r[i] for r in rows] for i, n in enumerate(names)},
+        pa.schema([(n, pa.string()) for n in names]),
+    )
+    folded = frozenset(n for n in names if not _ascii(t.column(n)))
+    trimmed = frozenset(n for n in names if n in folded or not _untrimmed(t.column(n)))
+    con = duckdb.connect()
+    con.register("t", t)
+    fast = con.sql(_typing_sql(TYPED_SPEC, folded, trimmed)).to_arrow_table()
+    assert fast.equals(con.sql(_typing_sql(TYPED_SPEC, folded, frozenset(names))).to_arrow_table())
+
+
 def test_the_first_bad_row_is_named_whatever_the_threads_do(
     tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,6 +221,25 @@ def test_bad_input_is_refused_with_file_row_and_reason(
     assert fragment in message
     assert "\n" not in message
     assert "0912" not in message and "9123456789" not in message  # never a raw value
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("ragged", "fragment"), [(False, "row 2501: column 'city'"), (True, "row 1200: has 2 fields")]
+)
+def test_the_first_bad_cell_or_row_is_named_from_a_later_batch(
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch, ragged: bool, fragment: str
+) -> None:
+    monkeypatch.setattr(source, "CSV_BLOCK", 4096)  # the bad cell is many batches in
+    lines = [f"0912{i:07d},u{i}@x.ir,2026-02-01,Karaj,{i},x\n".encode() for i in range(1, 4001)]
+    lines[2500] = lines[2500].replace(b"Karaj", b"Kar\xffaj")
+    lines[3000] = lines[3000].replace(b"u3001", b"u\xfe3001")
+    if ragged:
+        lines[1199] = b"09120001199,too-few\n"
+    path = write_csv(tmp_path, HEADER.encode() + b"".join(lines))
+    with pytest.raises(InputError) as err:
+        run(keys, path)
+    assert fragment in str(err.value)
     assert leftovers(tmp_path) == []
 
 
