@@ -150,14 +150,23 @@ def test_fixed_bounds_charge_nothing() -> None:
 
 
 def test_a_whale_moves_the_chosen_bound_by_little() -> None:
-    """On real tables: the whale's thousands of events do not drag the bound to the maximum."""
+    """On real tables: the whale's thousands of events do not drag the bound to the maximum.
+
+    At epsilon 9 (3 a measure). At the example's 1/5, every candidate above all
+    ordinary persons scores alike over these 329 persons, and the grid's top
+    (200) was drawn 180 times in 2,000 whatever the whale does (a flaky test
+    showed it). At 9 the exponential mechanism concentrates on the aimed
+    quantile (2,000 draws of 2,000 chose 5), so a bound pulled towards the
+    whale, as a mean or a maximum would be, cannot pass by chance.
+    """
     events, exposures = journey_room.ordinary(3, persons=400)
     whale = [
         journey_room.Event(10**6, "alpha", journey_room.START, "app", 1.0) for _ in range(3000)
     ]
     con = journey_room.load(events + whale, exposures)
     cursor = DuckDBCursor(con.cursor())
-    chosen = choose_for_match(cursor, adaptive_policy(), journey_room.TABLES, lambda e: None)
+    policy = adaptive_policy(epsilon=9)
+    chosen = choose_for_match(cursor, policy, journey_room.TABLES, lambda e: None)
     assert chosen is not None
     counts = sorted(
         n
@@ -165,8 +174,8 @@ def test_a_whale_moves_the_chosen_bound_by_little() -> None:
             f'SELECT count(*) FROM wh."{journey_room.TABLES["alpha.events"]}" GROUP BY person'
         ).fetchall()
     )
-    assert chosen.rows < 200  # nowhere near the whale or the hard maximum
-    assert chosen.rows >= counts[len(counts) // 2]  # and above what most persons have
+    assert counts[-1] == 3000  # the whale is there
+    assert counts[int(len(counts) * 0.9)] <= chosen.rows <= counts[-2]  # among everyone else
 
 
 def test_pairs_are_each_person_s_distinct_brand_changes() -> None:
