@@ -157,11 +157,11 @@ def _typing_sql(spec: DatasetSpec, folded: frozenset[str], trimmed: frozenset[st
     """The SQL that types a batch's declared columns and flags the cells it cannot read.
 
     Only ``folded`` columns (a batch with non-ASCII text in them) pay for reading
-    Persian digits and marks: most exports are ASCII in their number columns. Only
-    ``trimmed`` ones pay for ``trim``, which is Unicode-aware and
-    the dearest step; on ASCII text it removes spaces alone, so a batch whose
-    ASCII cells neither start nor end with one skips it (:func:`_untrimmed`).
-    Each cell's text and value are computed once, in the inner queries.
+    Persian digits and marks: most exports are ASCII in their number columns.
+    Only ``trimmed`` ones pay for ``trim``, which is Unicode-aware and the
+    dearest step; on ASCII text it removes spaces alone, so a batch whose ASCII
+    cells neither start nor end with one skips it (:func:`_untrimmed`). Each
+    cell's text and value are computed once, in the inner queries.
     """
     # Column names are validated by the spec ([a-z][a-z0-9_]*) and quoted by the one helper.
     # A blank cell is a missing value; a non-blank one that does not parse is a bad row.

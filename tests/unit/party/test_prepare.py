@@ -240,6 +240,7 @@ def test_the_first_bad_cell_or_row_is_named_from_a_later_batch(
     with pytest.raises(InputError) as err:
         run(keys, path)
     assert fragment in str(err.value)
+    assert "Kar" not in str(err.value) and "0912" not in str(err.value)  # never the cell
     assert leftovers(tmp_path) == []
 
 
