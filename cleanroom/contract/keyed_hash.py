@@ -14,8 +14,9 @@ Polars' thread pool) computes ``chash.hmac_sha256`` several times faster than
 a Python loop over ``hmac.digest`` (BENCHMARKS.md); :func:`hmac_sha256` is the
 reference it is tested against, byte for byte. The plugin answers in hex
 text; :func:`to_tokens` decodes a whole column in one C call (``binascii``),
-because Polars' own ``str.decode("hex")`` cost more than the hashing itself. Keys never leave this
-process and never appear in a message, log or query string.
+because Polars' own ``str.decode("hex")`` cost more than the hashing itself.
+Keys never leave this process and never appear in a message, log or query
+string.
 """
 
 from __future__ import annotations

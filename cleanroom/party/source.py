@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,14 +140,9 @@ class Source:
         )
 
     def _csv(self) -> Iterator[pa.Table]:
-        ragged: list[tuple[int | None, int, int]] = []
-
-        def on_ragged(row: pacsv.InvalidRow) -> str:
-            ragged.append((row.number, row.expected_columns, row.actual_columns))
-            return "skip"
-
+        ragged: list[Ragged] = []
         try:
-            file, reader = self._csv_reader(threads=True, handler=on_ragged)
+            file, reader = self._csv_reader(threads=True, handler=_skipper(ragged))
             for batch in reader:
                 if ragged:
                     self._raise_ragged()
@@ -169,13 +164,8 @@ class Source:
 
     def _raise_ragged(self) -> None:
         """Find the first bad row again, single-threaded so Arrow knows its number."""
-        found: list[tuple[int | None, int, int]] = []
-
-        def first(row: pacsv.InvalidRow) -> str:
-            found.append((row.number, row.expected_columns, row.actual_columns))
-            return "skip"
-
-        for _ in self._csv_reader(threads=False, handler=first, text=False)[1]:
+        found: list[Ragged] = []
+        for _ in self._csv_reader(threads=False, handler=_skipper(found), text=False)[1]:
             if found:
                 break
         number, expected, actual = found[0]
@@ -197,14 +187,9 @@ class Source:
         as bytes and checking it afterwards cost more than the parse itself. A row
         of the wrong width before it is named instead, as a first read would.
         """
-        ragged: list[pacsv.InvalidRow] = []
-
-        def on_ragged(row: pacsv.InvalidRow) -> str:
-            ragged.append(row)
-            return "skip"
-
+        ragged: list[Ragged] = []
         first = 1
-        for batch in self._csv_reader(threads=True, handler=on_ragged, text=False)[1]:
+        for batch in self._csv_reader(threads=True, handler=_skipper(ragged), text=False)[1]:
             if ragged:
                 self._raise_ragged()
             bad = [
@@ -216,6 +201,19 @@ class Source:
                     self.path, T_("is not valid UTF-8 text"), row=first + at, field=name
                 )
             first += batch.num_rows
+
+
+Ragged = tuple[int | None, int, int]  # a row's number, the fields expected, the fields found
+
+
+def _skipper(into: list[Ragged]) -> Callable[[pacsv.InvalidRow], str]:
+    """An Arrow invalid-row handler: note the ragged row (never its text) and skip it."""
+
+    def skip(row: pacsv.InvalidRow) -> str:
+        into.append((row.number, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    return skip
 
 
 def _first_bad(batch: pa.RecordBatch, name: str) -> int:
