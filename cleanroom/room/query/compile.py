@@ -23,7 +23,8 @@ filter the row bound is the plain filter ``_rank <= k`` (no window over all
 rows per query); with a filter the rows that survive keep their ``_rank``
 order, and a joined row is ordered by a hash of its tables' ``_rank`` values
 salted with the generation's secret. The groups a person keeps are chosen by a
-hash of the group keys salted likewise. Every choice is thus fixed per match
+hash of the group keys (of the group's number, when only persons are
+counted) salted likewise. Every choice is thus fixed per match
 generation (:mod:`cleanroom.room.selection`): asking again changes only the
 noise.
 
@@ -59,6 +60,8 @@ from cleanroom.room import selection, sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.pipeline import Cut
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan
+
+MASK_CELLS = 63  # groups one BIGINT of bits holds (bit 63 is its sign)
 
 MeasureKind = Literal["count", "count_persons", "sum", "count_values"]
 
@@ -375,7 +378,7 @@ def compile_plan(
     if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
         if not bounds_rows(plan):  # only persons counted: each person's g first pairs
             assert measures.cut is not None  # the groups are bounded, so they can be cut
-            return Compiled(_top_groups(query, keys, g, salt, measures.cut), keys, measures)
+            return Compiled(_top_groups(query, plan, keys, g, salt, measures.cut), keys, measures)
         # Per person, fixed per generation: a salted hash of the keys orders their groups
         # (the keys break a tie, so a collision never keeps more than g).
         bound = _window(exp.DenseRank(), _c("person"), _salted(keys, salt), g)
@@ -433,33 +436,41 @@ def compile_plan(
     return Compiled(query.build(_answer_and_cut()), keys, measures)
 
 
-def _top_groups(query: _Query, keys: list[str], g: int, salt: int, cut: Cut) -> exp.Select:
+def _top_groups(
+    query: _Query, plan: QueryPlan, keys: list[str], g: int, salt: int, cut: Cut
+) -> exp.Select:
     """Persons per group when only persons are counted: each person's ``g`` first groups.
 
-    The groups a person keeps are the ``g`` smallest (salted hash, keys) of
-    their (person, group) pairs — the same groups as ranking every row with
-    ``dense_rank`` over that order, which the row-level path does — found by
-    one aggregation per person (``min(struct, g)``: the ``g`` smallest
-    structs, compared field by field) instead of a window sorting every row.
-    Each person's pair count ``n`` gives the cut with no second pass: ``min(n,
-    g)`` kept, the excess over ``g`` cut, and the person affected when ``n > g``.
-    Spark writes ``min(x, g)`` as the sorted first ``g`` of the collected list
-    (``backends/dialect.py``).
+    A group is known by its number, its place in the release's grid (the keys'
+    places in their domains, the last key fastest), and a person keeps the
+    ``g`` groups of smallest (salted hash of the number, number): fixed per
+    generation, one rule for both ways below. The number is an integer, so
+    no string key is hashed, compared or carried per row; the keys come back
+    from it once per group (:func:`_keys_of`). Each person's group count
+    ``n`` gives the cut with no second pass: ``min(n, g)`` kept, the excess
+    over ``g`` cut, and the person affected when ``n > g``.
+
+    Up to :data:`MASK_CELLS` groups, a person's groups are the bits of one
+    BIGINT (:func:`_groups_as_bits`); beyond, their distinct (person, group)
+    pairs (:func:`_groups_as_pairs`).
     """
-    pair_cols = [_c("person"), *(_c(c) for c in keys)]
-    pairs = exp.select(*pair_cols).from_("src").group_by(*(c.copy() for c in pair_cols))
-    query.add("pairs", pairs)
-    top = "top_groups"
-    order = _salted(keys, salt)[0]  # the salted hash; the keys follow it in the struct
-    fields = [exp.PropertyEQ(this=sql.identifier("h"), expression=order)]
-    fields += [exp.PropertyEQ(this=sql.identifier(c), expression=_c(c)) for c in keys]
-    first = exp.Min(this=exp.Struct(expressions=fields), count=_at_most(g))
-    per = exp.select(_as(_count_star(), "n"), _as(first, top)).from_("pairs").group_by(_c("person"))
-    query.add("per_person", per)
-    query.add("groups_kept", exp.select(_as(exp.Explode(this=_c(top)), top)).from_("per_person"))
-    fields_of = [_as(_c(c, top), c) for c in keys]
-    answer = exp.select(*fields_of, _bigint(_count_star(), "m_persons")).from_("groups_kept")
-    query.add("answer", answer.group_by(*(_c(c, top) for c in keys), copy=False))
+    places = [
+        exp.Case(
+            this=_c(name),
+            ifs=[exp.If(this=sql.literal(v), true=_at_most(i)) for i, v in enumerate(key.domain)],
+        )
+        for key, name in zip(plan.group_by, keys, strict=True)
+    ]
+    number: exp.Expr = places[0]  # a person count bounded by groups has keys
+    for key, place in zip(plan.group_by[1:], places[1:], strict=True):
+        times = exp.Mul(this=exp.paren(number, copy=False), expression=_at_most(len(key.domain)))
+        number = exp.Add(this=times, expression=place)
+    query.add("numbered", exp.select(_c("person"), _as(number, "cell")).from_("src"))
+    if plan.key_count <= MASK_CELLS:
+        _groups_as_bits(query, plan.key_count, g, salt)
+    else:
+        _groups_as_pairs(query, g, salt)
+    query.add("answer", _keys_of(query, plan, keys))
     n, most = _c("n"), _at_most(g)
     excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), _at_most(0))
     over = exp.Case(
@@ -472,6 +483,111 @@ def _top_groups(query: _Query, keys: list[str], g: int, salt: int, cut: Cut) -> 
     ).from_("per_person")
     query.add("cut_totals", totals)
     return query.build(_answer_and_cut())
+
+
+def _first_groups(source: str, g: int, salt: int) -> exp.Select:
+    """Per person of ``source`` (person, cell): the ``g`` smallest (salted hash, cell).
+
+    ``min(struct, g)`` compares the structs field by field; Spark writes it as
+    the sorted first ``g`` of the collected list (``backends/dialect.py``).
+    """
+    fields = [
+        exp.PropertyEQ(this=sql.identifier("h"), expression=_salted(["cell"], salt)[0]),
+        exp.PropertyEQ(this=sql.identifier("cell"), expression=_c("cell")),
+    ]
+    first = exp.Min(this=exp.Struct(expressions=fields), count=_at_most(g))
+    return exp.select(_as(first, "top_groups")).from_(source).group_by(_c("person"))
+
+
+def _kept(query: _Query, source: str, name: str) -> None:
+    """``name``: (cell, m), the persons who keep each group among ``source``'s choices."""
+    top = "top_groups"
+    query.add(f"{name}_each", exp.select(_as(exp.Explode(this=_c(top)), top)).from_(source))
+    kept = exp.select(_as(_c("cell", top), "cell"), _as(_count_star(), "m"))
+    query.add(name, kept.from_(f"{name}_each").group_by(_c("cell", top), copy=False))
+
+
+def _groups_as_pairs(query: _Query, g: int, salt: int) -> None:
+    """``counted`` (cell, m) from each person's distinct (person, cell) pairs."""
+    pairs = exp.select(_c("person"), _c("cell")).from_("numbered")
+    query.add("pairs", pairs.group_by(_c("person"), _c("cell"), copy=False))
+    query.add("per_person", _first_groups("pairs", g, salt).select(_as(_count_star(), "n")))
+    _kept(query, "per_person", "counted")
+
+
+def _groups_as_bits(query: _Query, cells: int, g: int, salt: int) -> None:
+    """``counted`` (cell, m) from each person's groups as the bits of one BIGINT.
+
+    Group ``cell`` is bit ``cell``: one aggregation per person (``bit_or``)
+    gives every group a person has and ``bit_count`` how many, with no
+    (person, group) pairs. Persons with at most ``g`` groups keep them all, so
+    they are counted per distinct mask (far fewer than persons) and each
+    mask's groups summed. Only persons with more are spelled out, one row a
+    group, for :func:`_first_groups`: the same choice as from pairs.
+    """
+    bit = exp.BitwiseLeftShift(
+        this=exp.cast(_at_most(1), exp.DataType.build("BIGINT")), expression=_c("cell")
+    )
+    bits = exp.select(_c("person"), _as(exp.BitwiseOrAgg(this=bit), "mask")).from_("numbered")
+    query.add("bits", bits.group_by(_c("person"), copy=False))
+    n = _as(exp.func("bit_count", _c("mask")), "n")
+    query.add("per_person", exp.select(_c("person"), _c("mask"), n).from_("bits"))
+    numbers = exp.Values(
+        expressions=[exp.tuple_(_at_most(i)) for i in range(cells)],
+        alias=exp.TableAlias(this="c", columns=[sql.identifier("cell")]),
+    )
+    query.add("cells", exp.select("*").from_(numbers))
+    has = exp.EQ(
+        this=exp.BitwiseAnd(
+            this=exp.paren(exp.BitwiseRightShift(this=_c("mask"), expression=_c("cell"))),
+            expression=_at_most(1),
+        ),
+        expression=_at_most(1),
+    )
+    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
+    over = exp.select(_c("person"), _c("cell")).from_("per_person").join(crossed)
+    over = over.where(exp.and_(exp.GT(this=_c("n"), expression=_at_most(g)), has.copy()))
+    query.add("over", over)
+    query.add("over_first", _first_groups("over", g, salt))
+    _kept(query, "over_first", "over_kept")
+    masks = exp.select(_c("mask"), _as(_count_star(), "persons")).from_("per_person")
+    masks = masks.where(exp.LTE(this=_c("n"), expression=_at_most(g))).group_by(_c("mask"))
+    query.add("masks", masks)
+    within = exp.select(_c("cell"), _as(exp.Sum(this=_c("persons")), "m"))
+    within = within.from_("masks").join(crossed.copy()).where(has).group_by(_c("cell"))
+    query.add("within", within)
+    both = exp.union(
+        exp.select(_c("cell"), _c("m")).from_("within"),
+        exp.select(_c("cell"), _c("m")).from_("over_kept"),
+        distinct=False,
+    )
+    query.add("counted", exp.select("*").from_(both.subquery("u")))
+
+
+def _keys_of(query: _Query, plan: QueryPlan, keys: list[str]) -> exp.Select:
+    """``answer``: each counted group's keys (from its number) and its persons.
+
+    A key's place is ``cell // (size of the later domains) % (size of its own)``,
+    looked up in the key's domain (a table ``key<i>`` of places and values).
+    """
+    answer = exp.select().from_("counted")
+    values = []
+    later = plan.key_count
+    for i, key in enumerate(plan.group_by):
+        table = f"key{i}"
+        rows = [exp.tuple_(_at_most(j), sql.literal(v)) for j, v in enumerate(key.domain)]
+        names = [sql.identifier("place"), sql.identifier("value")]
+        domain = exp.Values(expressions=rows, alias=exp.TableAlias(this="d", columns=names))
+        query.add(table, exp.select("*").from_(domain))
+        later //= len(key.domain)
+        whole = exp.paren(exp.IntDiv(this=_c("cell"), expression=_at_most(later)))
+        place = exp.paren(exp.Mod(this=whole, expression=_at_most(len(key.domain))))
+        on = exp.EQ(this=_c("place", table), expression=place)
+        answer = answer.join(exp.Join(this=exp.to_table(table), on=on), copy=False)
+        values.append(_c("value", table))
+    named = [_as(v.copy(), name) for v, name in zip(values, keys, strict=True)]
+    answer = answer.select(*named, _bigint(exp.Sum(this=_c("m")), "m_persons"), copy=False)
+    return answer.group_by(*values, copy=False)
 
 
 def _answer_and_cut() -> exp.Select:

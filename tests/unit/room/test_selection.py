@@ -21,6 +21,7 @@ from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.backends.duckdb import DuckDBCursor, DuckDBTables
 from cleanroom.room.identity import TokenSource, resolve
 from cleanroom.room.policy import CollaborationPolicy
+from cleanroom.room.query import compile
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.prepared import bounds
@@ -194,13 +195,18 @@ def test_identity_resolution_draws_its_salts_from_the_one_helper(
     assert all(0 <= s < 2**SALT_BITS for s in drawn)
 
 
+@pytest.mark.parametrize("groups_as", ["bits", "pairs"])
 @pytest.mark.parametrize("g", [1, 2, 3])
 def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
-    con: duckdb.DuckDBPyConnection, g: int
+    con: duckdb.DuckDBPyConnection, g: int, groups_as: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counting only persons, each person's ``g`` groups of smallest (salted hash, keys) are
-    found by one aggregation per person: the groups a ``dense_rank`` over every row keeps,
-    and the cut (groups kept, groups over ``g``, persons over ``g``) the same too."""
+    """Counting only persons, each person's ``g`` groups of smallest (salted hash of the
+    group's number, number) are found by one aggregation per person: the groups a
+    ``dense_rank`` over every row keeps, and the cut (groups kept, groups over ``g``,
+    persons over ``g``) the same too — with a person's groups as the bits of one integer,
+    and as (person, group) pairs (the path for more groups than an integer has bits)."""
+    if groups_as == "pairs":
+        monkeypatch.setattr(compile, "MASK_CELLS", 0)
     salt = GenerationTables.of({}, SECRET, 5).salt
     sql = (
         "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"
@@ -221,9 +227,14 @@ def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
             FROM wh."{a}" a JOIN wh."{b}" b ON a.person = b.person
             WHERE a.channel IN ('app', 'web') AND b.channel IN ('app', 'web')
         ),
+        numbered AS (  -- a group's place in the grid: the declared domain's order
+            SELECT *, list_position(['app', 'web'], k1) * 2 + list_position(['app', 'web'], k2)
+                      - 3 AS cell
+            FROM src
+        ),
         kept AS (
-            SELECT * FROM src QUALIFY dense_rank() OVER
-            (PARTITION BY person ORDER BY hash(k1, k2, person, $salt::BIGINT), k1, k2) <= {g}
+            SELECT * FROM numbered QUALIFY dense_rank() OVER
+            (PARTITION BY person ORDER BY hash(cell, person, $salt::BIGINT), cell) <= {g}
         ),
         per AS (
             SELECT person, count(DISTINCT (k1, k2)) AS n,
