@@ -74,11 +74,16 @@ class Transitions(Journey):
         sources = [s for b in self.brands for s in activity_sources(self.policy, self.party, b)]
         sources = [s for s in sources if s.table in tables]
         ids = {b: i for i, b in enumerate(self.brands)}  # integers sort faster than names
+        numbers = ids  # brand -> its number in the events' rows
         prepared = sequence.prepared(cursor, tables)
         if sources and prepared is not None and prepared.covers(sources):
-            # Each event's previous one, prepared at match time: no sort per query.
+            # Each event's previous one, prepared at match time: no sort per query. Its
+            # brands by their slots in the codes where the pairs' bits can hold them.
+            slots = {b: prepared.brands[b] for b in self.brands if b in prepared.brands}
+            by_slot = max(slots.values()) < MASK_BRANDS
+            numbers = slots if by_slot else ids
             ordered, values = sequence.previous_sql(
-                prepared, sources, ids, self.start, self.end, self.window_days
+                prepared, sources, None if by_slot else ids, self.start, self.end, self.window_days
             )
         else:
             events, values = events_sql(sources, tables, self.start, self.end, brand_ids=ids)
@@ -97,12 +102,14 @@ class Transitions(Journey):
             "SELECT a, b FROM pairs {where} QUALIFY row_number() OVER "
             "(PARTITION BY person ORDER BY hash(a, b, person, $salt), a, b) <= $m"
         )
-        if len(self.brands) <= MASK_BRANDS:
-            # Each person's distinct pairs as the bits of one BIGINT (pair a -> b is bit
-            # a * 8 + b): one aggregation per person instead of a DISTINCT over every
-            # transition. Only persons with more than m pairs choose (the same choice).
+        if max(numbers.values()) < MASK_BRANDS:
+            # Each person's distinct pairs as the bits of one BIGINT (pair x -> y is bit
+            # x * 8 + y of their numbers): one aggregation per person instead of a DISTINCT
+            # over every transition; each bit then names its pair by the template's ids.
+            # Only persons with more than m pairs choose (the same choice).
             codes = ", ".join(
-                f"({a * MASK_BRANDS + b})" for a, b in itertools.permutations(range(len(ids)), 2)
+                f"({numbers[x] * MASK_BRANDS + numbers[y]}, {ids[x]}, {ids[y]})"
+                for x, y in itertools.permutations(numbers, 2)
             )
             pairs = f"""
                 per AS (
@@ -114,9 +121,8 @@ class Transitions(Journey):
                     )
                 ),
                 pairs AS (
-                    SELECT person, n, CAST(k // {MASK_BRANDS} AS INTEGER) AS a,
-                           CAST(k % {MASK_BRANDS} AS INTEGER) AS b
-                    FROM per, (VALUES {codes}) AS r(k) WHERE (mask >> k) & 1 = 1
+                    SELECT person, n, a, b
+                    FROM per, (VALUES {codes}) AS r(k, a, b) WHERE (mask >> k) & 1 = 1
                 ),
                 kept AS (
                     SELECT a, b FROM pairs WHERE n <= $m
