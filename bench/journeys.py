@@ -3,6 +3,7 @@
     python bench/journeys.py --persons 2000000 --events 20000000
     python bench/journeys.py --persons 20000000 --events 200000000
     python bench/journeys.py --templates transitions --sequence   # before and after
+    python bench/journeys.py --sequence --no-prepare              # the order prepared before
 
 ``--sequence`` also prepares the event order a match prepares once per
 generation (``templates/sequence.py``, timed on its own) and runs each
@@ -136,6 +137,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--templates", nargs="+", default=list(TEMPLATES))
     parser.add_argument("--sequence", action="store_true", help="also with the prepared order")
+    parser.add_argument(
+        "--no-prepare", action="store_true", help="with --sequence: keep an earlier run's order"
+    )
     args = parser.parse_args()
     base = OUT / f"journeys-{args.events}"
     if not (base / "warehouse.duckdb").exists():
@@ -144,7 +148,7 @@ def main() -> None:
         setup = run_child(python(code, str(base), str(args.persons), str(args.events)))
         print(f"tables written in {setup.seconds:.0f} s, peak RSS {setup.peak_rss_mb:,.0f} MB")
     results = {}
-    if args.sequence:
+    if args.sequence and not args.no_prepare:
         prep = run_child(python(PREPARE % {"root": str(ROOT)}, str(base)))
         results["(prepare sequence)"] = {
             "seconds": prep.seconds,
