@@ -25,7 +25,7 @@ import time
 
 import duckdb
 
-from cleanroom.room.query import compile
+from cleanroom.room.query import groups
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.plan import Aggregate, ColumnRef, GroupKey, QueryPlan, TableRef
 from cleanroom.room.selection import GenerationTables
@@ -60,7 +60,7 @@ def main() -> None:
     )
     tables = GenerationTables({"p.events": "g1__p__events"}, SALT)
     as_bits = compile_plan(plan, tables, k=10, g=G, threshold=False).sql
-    compile.MASK_CELLS = 0  # the way for more groups than an integer has bits
+    groups.MASK_CELLS = 0  # the way for more groups than an integer has bits
     as_pairs = compile_plan(plan, tables, k=10, g=G, threshold=False).sql
     keys = '"k__e__city", "k__e__channel"'
     src = f"""src AS (SELECT e.person AS person, e.city AS "k__e__city",

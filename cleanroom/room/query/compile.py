@@ -42,7 +42,7 @@ cap, and the persons with any excess. On the stored random order the rows
 before the bounds are read up to ``k + cap`` per person, which is all the
 cap counts, and counted in one scan (:func:`_ranked_cut`); a query counting
 only persons gets them from its per-person choice of groups
-(:func:`_top_groups`).
+(:func:`cleanroom.room.query.groups.top_groups`).
 """
 
 from __future__ import annotations
@@ -59,9 +59,18 @@ from cleanroom import sql
 from cleanroom.room import selection, sensitivity
 from cleanroom.room.identity import RANK
 from cleanroom.room.pipeline import Cut
+from cleanroom.room.query import groups
 from cleanroom.room.query.plan import BoolOp, ColumnRef, Comparison, Filter, QueryPlan
-
-MASK_CELLS = 63  # groups one BIGINT of bits holds (bit 63 is its sign)
+from cleanroom.room.query.tree import (
+    Query,
+    alias,
+    answer_and_cut,
+    column,
+    count_star,
+    number,
+    salted,
+    total,
+)
 
 MeasureKind = Literal["count", "count_persons", "sum", "count_values"]
 
@@ -202,29 +211,12 @@ def _measurement(
     )
 
 
-def _c(name: str, table: str | None = None) -> exp.Column:
-    """A column the compiler names (its CTEs' and the plan's), checked and quoted."""
-    return sql.column(name, table)
-
-
 def _col(ref: ColumnRef) -> exp.Column:
-    return _c(ref.column, ref.table)
-
-
-def _as(node: exp.Expr, name: str) -> exp.Expr:
-    return exp.alias_(node, sql.identifier(name), copy=False)
+    return column(ref.column, ref.table)
 
 
 def _all(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return functools.reduce(lambda a, b: exp.And(this=a, expression=b), conditions)
-
-
-def _at_most(n: int) -> exp.Expr:
-    return exp.Literal.number(int(n))
-
-
-def _count_star() -> exp.Count:
-    return exp.Count(this=exp.Star(), big_int=True)
 
 
 def _filter(f: Filter) -> exp.Expr:
@@ -272,21 +264,7 @@ def _window(
     window = exp.Window(
         this=function, partition_by=[partition], order=exp.Order(expressions=ordered), over="OVER"
     )
-    return exp.LTE(this=window, expression=_at_most(limit))
-
-
-def _salted(columns: Sequence[str], salt: int) -> list[exp.Expr]:
-    """A salted hash of ``columns`` and the person, then the columns (a tie never keeps more)."""
-    hashed = exp.Anonymous(
-        this="hash", expressions=[*(_c(c) for c in columns), _c("person"), sql.bigint(salt)]
-    )
-    return [hashed, *(_c(c) for c in columns)]
-
-
-def _bigint(node: exp.Expr, name: str) -> exp.Expr:
-    """``coalesce(node, 0)::BIGINT AS name``: an empty result counts zero."""
-    total = exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
-    return _as(exp.cast(total, exp.DataType.build("BIGINT"), copy=False), name)
+    return exp.LTE(this=window, expression=number(limit))
 
 
 class _Tables:
@@ -307,25 +285,10 @@ class _Tables:
         first, *rest = self.plan.tables
         query = exp.select(*columns).from_(self._table(first.name, first.alias), copy=False)
         for t in rest:
-            on = exp.EQ(this=_c("person", t.alias), expression=_c("person", first.alias))
+            on = exp.EQ(this=column("person", t.alias), expression=column("person", first.alias))
             join = exp.Join(this=self._table(t.name, t.alias), on=on)
             query = query.join(join, copy=False)
         return query
-
-
-class _Query:
-    """The CTEs in order, then the final SELECT."""
-
-    def __init__(self) -> None:
-        self.ctes: list[tuple[str, exp.Query]] = []
-
-    def add(self, name: str, query: exp.Query) -> None:
-        self.ctes.append((name, query))
-
-    def build(self, final: exp.Select) -> exp.Select:
-        for name, query in self.ctes:
-            final = final.with_(name, as_=query, copy=False)
-        return final
 
 
 def compile_plan(
@@ -343,13 +306,13 @@ def compile_plan(
     for m in ms:
         if m.column is not None:
             needed[f"v__{m.column.table}__{m.column.column}"] = m.column
-    select: list[exp.Expr] = [_as(_c("person", first), "person")]
-    select += [_as(_col(ref), name) for name, ref in needed.items()]
+    select: list[exp.Expr] = [alias(column("person", first), "person")]
+    select += [alias(_col(ref), name) for name, ref in needed.items()]
     # One table, no filter: the stored random order bounds the rows (see the module docstring).
     ranked_at_match = not rest and plan.where is None
     ranks = [f"r__{t.alias}" for t in plan.tables]  # each joined row's stored random orders
     if not ranked_at_match and bounds_rows(plan):
-        select += [_as(_c(RANK, t.alias), r) for t, r in zip(plan.tables, ranks, strict=True)]
+        select += [alias(column(RANK, t.alias), r) for t, r in zip(plan.tables, ranks, strict=True)]
     conditions: list[exp.Expr] = []
     if plan.where is not None:
         conditions.append(_filter(plan.where))
@@ -358,18 +321,18 @@ def compile_plan(
         conditions.append(exp.paren(exp.In(this=_col(key.column), expressions=domain)))
     in_scope = [c.copy() for c in conditions]  # the rows before any bound
     if ranked_at_match and bounds_rows(plan):
-        conditions.append(exp.paren(exp.LTE(this=_c(RANK, first), expression=_at_most(k))))
+        conditions.append(exp.paren(exp.LTE(this=column(RANK, first), expression=number(k))))
     src = source.select(*select)
     if conditions:
         src = src.where(_all(conditions), copy=False)
-    query = _Query()
+    query = Query()
     query.add("src", src)
     kept = "src"
     salt = selection.salt(tables)
     if not ranked_at_match and bounds_rows(plan):
         # Fixed per generation: one table keeps its stored order, a join a salted hash of it.
-        order = _salted(ranks, salt) if rest else [_c(r) for r in ranks]
-        bound = _window(exp.RowNumber(), _c("person"), order, k)
+        order = salted(ranks, salt) if rest else [column(r) for r in ranks]
+        bound = _window(exp.RowNumber(), column("person"), order, k)
         query.add("rows_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
@@ -378,10 +341,12 @@ def compile_plan(
     if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
         if not bounds_rows(plan):  # only persons counted: each person's g first pairs
             assert measures.cut is not None  # the groups are bounded, so they can be cut
-            return Compiled(_top_groups(query, plan, keys, g, salt, measures.cut), keys, measures)
+            return Compiled(
+                groups.top_groups(query, plan, keys, g, salt, measures.cut), keys, measures
+            )
         # Per person, fixed per generation: a salted hash of the keys orders their groups
         # (the keys break a tie, so a collision never keeps more than g).
-        bound = _window(exp.DenseRank(), _c("person"), _salted(keys, salt), g)
+        bound = _window(exp.DenseRank(), column("person"), salted(keys, salt), g)
         query.add("groups_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "groups_kept"
     # Per row: what each measurement adds up. A person count is the number of distinct
@@ -391,10 +356,10 @@ def compile_plan(
     per_row: dict[str, exp.Expr] = {}
     for m in ms:
         if m.kind == "count":
-            per_row[m.name] = _count_star()
+            per_row[m.name] = count_star()
         elif m.kind in ("count_values", "sum"):
             assert m.column is not None
-            value = _c(f"v__{m.column.table}__{m.column.column}")
+            value = column(f"v__{m.column.table}__{m.column.column}")
             if m.kind == "count_values":
                 per_row[m.name] = exp.Count(this=value)
             else:
@@ -402,26 +367,26 @@ def compile_plan(
                 per_row[m.name] = exp.Sum(this=exp.Round(this=sensitivity.clamp(value, *m.bounds)))
     final = kept  # the rows that survive every bound (before per-pair sums)
     if counts_persons:
-        pair_cols = [_c("person"), *(_c(c) for c in keys)]
-        pairs = exp.select(*pair_cols, *(_as(e, n) for n, e in per_row.items()))
+        pair_cols = [column("person"), *(column(c) for c in keys)]
+        pairs = exp.select(*pair_cols, *(alias(e, n) for n, e in per_row.items()))
         pairs = pairs.from_(kept, copy=False).group_by(*(c.copy() for c in pair_cols), copy=False)
         query.add("pairs", pairs)
         kept = "pairs"
-        outer: dict[str, exp.Expr] = {n: exp.Sum(this=_c(n)) for n in per_row}
+        outer: dict[str, exp.Expr] = {n: exp.Sum(this=column(n)) for n in per_row}
     else:
         outer = per_row
-    aggregates = [_count_star() if m.kind == "count_persons" else outer[m.name] for m in ms]
-    columns = [_bigint(e, m.name) for e, m in zip(aggregates, ms, strict=True)]
-    answer = exp.select(*(_c(c) for c in keys), *columns).from_(kept, copy=False)
+    aggregates = [count_star() if m.kind == "count_persons" else outer[m.name] for m in ms]
+    columns = [total(e, m.name) for e, m in zip(aggregates, ms, strict=True)]
+    answer = exp.select(*(column(c) for c in keys), *columns).from_(kept, copy=False)
     if keys:
-        answer = answer.group_by(*(_c(c) for c in keys), copy=False)
+        answer = answer.group_by(*(column(c) for c in keys), copy=False)
     if measures.cut is None:
         return Compiled(query.build(answer), keys, measures)
     if ranked_at_match and bounds_rows(plan):  # src holds k rows a person: read up to k + cap
-        cap = exp.LTE(this=_c(RANK, first), expression=_at_most(k + measures.cut.cap))
-        carried = [_as(_col(key.column), c) for key, c in zip(plan.group_by, keys, strict=True)]
-        before_rows = source.select(_as(_c("person", first), "person"), *carried)
-        before_rows = before_rows.select(_as(_c(RANK, first), RANK), copy=False)
+        cap = exp.LTE(this=column(RANK, first), expression=number(k + measures.cut.cap))
+        carried = [alias(_col(key.column), c) for key, c in zip(plan.group_by, keys, strict=True)]
+        before_rows = source.select(alias(column("person", first), "person"), *carried)
+        before_rows = before_rows.select(alias(column(RANK, first), RANK), copy=False)
         before_rows = before_rows.where(_all([*in_scope, exp.paren(cap)]), copy=False)
         query.add("before", before_rows)
         before = "before"
@@ -433,169 +398,7 @@ def compile_plan(
         for name, cte in _cut_ctes(measures.cut, before, final, keys):
             query.add(name, cte)
     query.add("answer", answer)
-    return Compiled(query.build(_answer_and_cut()), keys, measures)
-
-
-def _top_groups(
-    query: _Query, plan: QueryPlan, keys: list[str], g: int, salt: int, cut: Cut
-) -> exp.Select:
-    """Persons per group when only persons are counted: each person's ``g`` first groups.
-
-    A group is known by its number, its place in the release's grid (the keys'
-    places in their domains, the last key fastest), and a person keeps the
-    ``g`` groups of smallest (salted hash of the number, number): fixed per
-    generation, one rule for both ways below. The number is an integer, so
-    no string key is hashed, compared or carried per row; the keys come back
-    from it once per group (:func:`_keys_of`). Each person's group count
-    ``n`` gives the cut with no second pass: ``min(n, g)`` kept, the excess
-    over ``g`` cut, and the person affected when ``n > g``.
-
-    Up to :data:`MASK_CELLS` groups, a person's groups are the bits of one
-    BIGINT (:func:`_groups_as_bits`); beyond, their distinct (person, group)
-    pairs (:func:`_groups_as_pairs`).
-    """
-    places = [
-        exp.Case(
-            this=_c(name),
-            ifs=[exp.If(this=sql.literal(v), true=_at_most(i)) for i, v in enumerate(key.domain)],
-        )
-        for key, name in zip(plan.group_by, keys, strict=True)
-    ]
-    number: exp.Expr = places[0]  # a person count bounded by groups has keys
-    for key, place in zip(plan.group_by[1:], places[1:], strict=True):
-        times = exp.Mul(this=exp.paren(number, copy=False), expression=_at_most(len(key.domain)))
-        number = exp.Add(this=times, expression=place)
-    query.add("numbered", exp.select(_c("person"), _as(number, "cell")).from_("src"))
-    if plan.key_count <= MASK_CELLS:
-        _groups_as_bits(query, plan.key_count, g, salt)
-    else:
-        _groups_as_pairs(query, g, salt)
-    query.add("answer", _keys_of(query, plan, keys))
-    n, most = _c("n"), _at_most(g)
-    excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), _at_most(0))
-    over = exp.Case(
-        ifs=[exp.If(this=exp.GT(this=n.copy(), expression=most.copy()), true=_at_most(1))]
-    )
-    totals = exp.select(
-        _bigint(exp.Sum(this=exp.func("least", n.copy(), most.copy())), "c_kept"),
-        _bigint(exp.Sum(this=exp.func("least", excess, _at_most(cut.cap))), "c_cut"),
-        _bigint(exp.Sum(this=over.else_(_at_most(0))), "c_persons"),
-    ).from_("per_person")
-    query.add("cut_totals", totals)
-    return query.build(_answer_and_cut())
-
-
-def _first_groups(source: str, g: int, salt: int) -> exp.Select:
-    """Per person of ``source`` (person, cell): the ``g`` smallest (salted hash, cell).
-
-    ``min(struct, g)`` compares the structs field by field; Spark writes it as
-    the sorted first ``g`` of the collected list (``backends/dialect.py``).
-    """
-    fields = [
-        exp.PropertyEQ(this=sql.identifier("h"), expression=_salted(["cell"], salt)[0]),
-        exp.PropertyEQ(this=sql.identifier("cell"), expression=_c("cell")),
-    ]
-    first = exp.Min(this=exp.Struct(expressions=fields), count=_at_most(g))
-    return exp.select(_as(first, "top_groups")).from_(source).group_by(_c("person"))
-
-
-def _kept(query: _Query, source: str, name: str) -> None:
-    """``name``: (cell, m), the persons who keep each group among ``source``'s choices."""
-    top = "top_groups"
-    query.add(f"{name}_each", exp.select(_as(exp.Explode(this=_c(top)), top)).from_(source))
-    kept = exp.select(_as(_c("cell", top), "cell"), _as(_count_star(), "m"))
-    query.add(name, kept.from_(f"{name}_each").group_by(_c("cell", top), copy=False))
-
-
-def _groups_as_pairs(query: _Query, g: int, salt: int) -> None:
-    """``counted`` (cell, m) from each person's distinct (person, cell) pairs."""
-    pairs = exp.select(_c("person"), _c("cell")).from_("numbered")
-    query.add("pairs", pairs.group_by(_c("person"), _c("cell"), copy=False))
-    query.add("per_person", _first_groups("pairs", g, salt).select(_as(_count_star(), "n")))
-    _kept(query, "per_person", "counted")
-
-
-def _groups_as_bits(query: _Query, cells: int, g: int, salt: int) -> None:
-    """``counted`` (cell, m) from each person's groups as the bits of one BIGINT.
-
-    Group ``cell`` is bit ``cell``: one aggregation per person (``bit_or``)
-    gives every group a person has and ``bit_count`` how many, with no
-    (person, group) pairs. Persons with at most ``g`` groups keep them all, so
-    they are counted per distinct mask (far fewer than persons) and each
-    mask's groups summed. Only persons with more are spelled out, one row a
-    group, for :func:`_first_groups`: the same choice as from pairs.
-    """
-    bit = exp.BitwiseLeftShift(
-        this=exp.cast(_at_most(1), exp.DataType.build("BIGINT")), expression=_c("cell")
-    )
-    bits = exp.select(_c("person"), _as(exp.BitwiseOrAgg(this=bit), "mask")).from_("numbered")
-    query.add("bits", bits.group_by(_c("person"), copy=False))
-    n = _as(exp.func("bit_count", _c("mask")), "n")
-    query.add("per_person", exp.select(_c("person"), _c("mask"), n).from_("bits"))
-    numbers = exp.Values(
-        expressions=[exp.tuple_(_at_most(i)) for i in range(cells)],
-        alias=exp.TableAlias(this="c", columns=[sql.identifier("cell")]),
-    )
-    query.add("cells", exp.select("*").from_(numbers))
-    has = exp.EQ(
-        this=exp.BitwiseAnd(
-            this=exp.paren(exp.BitwiseRightShift(this=_c("mask"), expression=_c("cell"))),
-            expression=_at_most(1),
-        ),
-        expression=_at_most(1),
-    )
-    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
-    over = exp.select(_c("person"), _c("cell")).from_("per_person").join(crossed)
-    over = over.where(exp.and_(exp.GT(this=_c("n"), expression=_at_most(g)), has.copy()))
-    query.add("over", over)
-    query.add("over_first", _first_groups("over", g, salt))
-    _kept(query, "over_first", "over_kept")
-    masks = exp.select(_c("mask"), _as(_count_star(), "persons")).from_("per_person")
-    masks = masks.where(exp.LTE(this=_c("n"), expression=_at_most(g))).group_by(_c("mask"))
-    query.add("masks", masks)
-    within = exp.select(_c("cell"), _as(exp.Sum(this=_c("persons")), "m"))
-    within = within.from_("masks").join(crossed.copy()).where(has).group_by(_c("cell"))
-    query.add("within", within)
-    both = exp.union(
-        exp.select(_c("cell"), _c("m")).from_("within"),
-        exp.select(_c("cell"), _c("m")).from_("over_kept"),
-        distinct=False,
-    )
-    query.add("counted", exp.select("*").from_(both.subquery("u")))
-
-
-def _keys_of(query: _Query, plan: QueryPlan, keys: list[str]) -> exp.Select:
-    """``answer``: each counted group's keys (from its number) and its persons.
-
-    A key's place is ``cell // (size of the later domains) % (size of its own)``,
-    looked up in the key's domain (a table ``key<i>`` of places and values).
-    """
-    answer = exp.select().from_("counted")
-    values = []
-    later = plan.key_count
-    for i, key in enumerate(plan.group_by):
-        table = f"key{i}"
-        rows = [exp.tuple_(_at_most(j), sql.literal(v)) for j, v in enumerate(key.domain)]
-        names = [sql.identifier("place"), sql.identifier("value")]
-        domain = exp.Values(expressions=rows, alias=exp.TableAlias(this="d", columns=names))
-        query.add(table, exp.select("*").from_(domain))
-        later //= len(key.domain)
-        whole = exp.paren(exp.IntDiv(this=_c("cell"), expression=_at_most(later)))
-        place = exp.paren(exp.Mod(this=whole, expression=_at_most(len(key.domain))))
-        on = exp.EQ(this=_c("place", table), expression=place)
-        answer = answer.join(exp.Join(this=exp.to_table(table), on=on), copy=False)
-        values.append(_c("value", table))
-    named = [_as(v.copy(), name) for v, name in zip(values, keys, strict=True)]
-    answer = answer.select(*named, _bigint(exp.Sum(this=_c("m")), "m_persons"), copy=False)
-    return answer.group_by(*values, copy=False)
-
-
-def _answer_and_cut() -> exp.Select:
-    """``SELECT answer.*, cut_totals.*``: one row of totals even when no group has a row."""
-    both = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("answer")))
-    both = both.select(exp.Column(this=exp.Star(), table=exp.to_identifier("cut_totals")))
-    on = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(1))
-    return both.from_("cut_totals").join(exp.Join(this=exp.to_table("answer"), side="LEFT", on=on))
+    return Compiled(query.build(answer_and_cut()), keys, measures)
 
 
 def _ranked_cut(k: int) -> exp.Select:
@@ -607,16 +410,16 @@ def _ranked_cut(k: int) -> exp.Select:
     without a per-person pass: the rows kept, the rows over ``k``, and the
     persons who have any.
     """
-    over = exp.GT(this=_c(RANK), expression=_at_most(k))
+    over = exp.GT(this=column(RANK), expression=number(k))
 
     def only(condition: exp.Expr, value: exp.Expr) -> exp.Case:
         return exp.Case(ifs=[exp.If(this=condition.copy(), true=value)])
 
-    kept, whose = only(exp.Not(this=over.copy()), _c(RANK)), only(over, _c("person"))
+    kept, whose = only(exp.Not(this=over.copy()), column(RANK)), only(over, column("person"))
     return exp.select(
-        _bigint(exp.Count(this=kept), "c_kept"),
-        _bigint(exp.Count(this=only(over, _c(RANK))), "c_cut"),
-        _bigint(exp.Count(this=exp.Distinct(expressions=[whose])), "c_persons"),
+        total(exp.Count(this=kept), "c_kept"),
+        total(exp.Count(this=only(over, column(RANK))), "c_cut"),
+        total(exp.Count(this=exp.Distinct(expressions=[whose])), "c_persons"),
     ).from_("before")
 
 
@@ -629,28 +432,29 @@ def _cut_ctes(cut: Cut, before: str, after: str, keys: list[str]) -> list[tuple[
     def units(name: str) -> exp.Expr:
         if cut.unit != "groups":
             return exp.to_table(name)
-        distinct = exp.select(_c("person"), *(_c(c) for c in keys)).from_(name).distinct()
+        distinct = exp.select(column("person"), *(column(c) for c in keys)).from_(name).distinct()
         return distinct.subquery("u", copy=False)
 
     def per_person(name: str) -> exp.Select:
-        count = _as(_count_star(), "n")
-        return exp.select(_c("person"), count).from_(units(name)).group_by(_c("person"))
+        count = alias(count_star(), "n")
+        return exp.select(column("person"), count).from_(units(name)).group_by(column("person"))
 
-    kept = exp.Coalesce(this=_c("n", "a"), expressions=[exp.Literal.number(0)])
-    excess = exp.Sub(this=_c("n", "b"), expression=kept.copy())
+    kept = exp.Coalesce(this=column("n", "a"), expressions=[exp.Literal.number(0)])
+    excess = exp.Sub(this=column("n", "b"), expression=kept.copy())
     over = exp.Case(
         ifs=[
             exp.If(
-                this=exp.GT(this=_c("n", "b"), expression=kept.copy()), true=exp.Literal.number(1)
+                this=exp.GT(this=column("n", "b"), expression=kept.copy()),
+                true=exp.Literal.number(1),
             )
         ]
     )
     totals = exp.select(
-        _bigint(exp.Sum(this=kept.copy()), "c_kept"),
-        _bigint(exp.Sum(this=exp.func("least", excess, _at_most(cut.cap))), "c_cut"),
-        _bigint(exp.Sum(this=over.else_(exp.Literal.number(0))), "c_persons"),
+        total(exp.Sum(this=kept.copy()), "c_kept"),
+        total(exp.Sum(this=exp.func("least", excess, number(cut.cap))), "c_cut"),
+        total(exp.Sum(this=over.else_(exp.Literal.number(0))), "c_persons"),
     )
-    on = exp.EQ(this=_c("person", "a"), expression=_c("person", "b"))
+    on = exp.EQ(this=column("person", "a"), expression=column("person", "b"))
     totals = totals.from_(exp.alias_(exp.to_table("cut_before"), "b", table=True))
     totals = totals.join(
         exp.Join(this=exp.alias_(exp.to_table("cut_after"), "a", table=True), side="LEFT", on=on)

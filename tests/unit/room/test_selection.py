@@ -21,7 +21,7 @@ from cleanroom.room.analyses.journey import Journey
 from cleanroom.room.backends.duckdb import DuckDBCursor, DuckDBTables
 from cleanroom.room.identity import TokenSource, resolve
 from cleanroom.room.policy import CollaborationPolicy
-from cleanroom.room.query import compile
+from cleanroom.room.query import groups
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import compile_plan
 from cleanroom.room.query.prepared import bounds
@@ -206,7 +206,7 @@ def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
     persons over ``g``) the same too — with a person's groups as the bits of one integer,
     and as (person, group) pairs (the path for more groups than an integer has bits)."""
     if groups_as == "pairs":
-        monkeypatch.setattr(compile, "MASK_CELLS", 0)
+        monkeypatch.setattr(groups, "MASK_CELLS", 0)
     salt = GenerationTables.of({}, SECRET, 5).salt
     sql = (
         "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"

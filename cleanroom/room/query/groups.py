@@ -1,0 +1,182 @@
+"""A person count's bound on groups: each person's ``g`` groups, chosen by the group's number.
+
+Counting only persons (``COUNT(DISTINCT person)`` with no other aggregate),
+the compiler bounds no rows but the groups a person counts in
+(:func:`top_groups`). A group is known by its number, its place in the
+release's grid, so the choice, fixed per match generation by a salted hash
+of the number, hashes and compares integers, never the keys' text.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from cleanroom import sql
+from cleanroom.room.pipeline import Cut
+from cleanroom.room.query.plan import QueryPlan
+from cleanroom.room.query.tree import (
+    Query,
+    alias,
+    answer_and_cut,
+    column,
+    count_star,
+    number,
+    salted,
+    total,
+)
+
+MASK_CELLS = 63  # groups one BIGINT of bits holds (bit 63 is its sign)
+
+
+def top_groups(
+    query: Query, plan: QueryPlan, keys: list[str], g: int, salt: int, cut: Cut
+) -> exp.Select:
+    """Persons per group when only persons are counted: each person's ``g`` first groups.
+
+    A group is known by its number, its place in the release's grid (the keys'
+    places in their domains, the last key fastest), and a person keeps the
+    ``g`` groups of smallest (salted hash of the number, number): fixed per
+    generation, one rule for both ways below. The number is an integer, so
+    no string key is hashed, compared or carried per row; the keys come back
+    from it once per group (:func:`_keys_of`). Each person's group count
+    ``n`` gives the cut with no second pass: ``min(n, g)`` kept, the excess
+    over ``g`` cut, and the person affected when ``n > g``.
+
+    Up to :data:`MASK_CELLS` groups, a person's groups are the bits of one
+    BIGINT (:func:`_groups_as_bits`); beyond, their distinct (person, group)
+    pairs (:func:`_groups_as_pairs`).
+    """
+    places = [
+        exp.Case(
+            this=column(name),
+            ifs=[exp.If(this=sql.literal(v), true=number(i)) for i, v in enumerate(key.domain)],
+        )
+        for key, name in zip(plan.group_by, keys, strict=True)
+    ]
+    cell: exp.Expr = places[0]  # a person count bounded by groups has keys
+    for key, place in zip(plan.group_by[1:], places[1:], strict=True):
+        times = exp.Mul(this=exp.paren(cell, copy=False), expression=number(len(key.domain)))
+        cell = exp.Add(this=times, expression=place)
+    query.add("numbered", exp.select(column("person"), alias(cell, "cell")).from_("src"))
+    if plan.key_count <= MASK_CELLS:
+        _groups_as_bits(query, plan.key_count, g, salt)
+    else:
+        _groups_as_pairs(query, g, salt)
+    query.add("answer", _keys_of(query, plan, keys))
+    n, most = column("n"), number(g)
+    excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), number(0))
+    over = exp.Case(
+        ifs=[exp.If(this=exp.GT(this=n.copy(), expression=most.copy()), true=number(1))]
+    )
+    totals = exp.select(
+        total(exp.Sum(this=exp.func("least", n.copy(), most.copy())), "c_kept"),
+        total(exp.Sum(this=exp.func("least", excess, number(cut.cap))), "c_cut"),
+        total(exp.Sum(this=over.else_(number(0))), "c_persons"),
+    ).from_("per_person")
+    query.add("cut_totals", totals)
+    return query.build(answer_and_cut())
+
+
+def _first_groups(source: str, g: int, salt: int) -> exp.Select:
+    """Per person of ``source`` (person, cell): the ``g`` smallest (salted hash, cell).
+
+    ``min(struct, g)`` compares the structs field by field; Spark writes it as
+    the sorted first ``g`` of the collected list (``backends/dialect.py``).
+    """
+    fields = [
+        exp.PropertyEQ(this=sql.identifier("h"), expression=salted(["cell"], salt)[0]),
+        exp.PropertyEQ(this=sql.identifier("cell"), expression=column("cell")),
+    ]
+    first = exp.Min(this=exp.Struct(expressions=fields), count=number(g))
+    return exp.select(alias(first, "top_groups")).from_(source).group_by(column("person"))
+
+
+def _kept(query: Query, source: str, name: str) -> None:
+    """``name``: (cell, m), the persons who keep each group among ``source``'s choices."""
+    top = "top_groups"
+    query.add(f"{name}_each", exp.select(alias(exp.Explode(this=column(top)), top)).from_(source))
+    kept = exp.select(alias(column("cell", top), "cell"), alias(count_star(), "m"))
+    query.add(name, kept.from_(f"{name}_each").group_by(column("cell", top), copy=False))
+
+
+def _groups_as_pairs(query: Query, g: int, salt: int) -> None:
+    """``counted`` (cell, m) from each person's distinct (person, cell) pairs."""
+    pairs = exp.select(column("person"), column("cell")).from_("numbered")
+    query.add("pairs", pairs.group_by(column("person"), column("cell"), copy=False))
+    query.add("per_person", _first_groups("pairs", g, salt).select(alias(count_star(), "n")))
+    _kept(query, "per_person", "counted")
+
+
+def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
+    """``counted`` (cell, m) from each person's groups as the bits of one BIGINT.
+
+    Group ``cell`` is bit ``cell``: one aggregation per person (``bit_or``)
+    gives every group a person has and ``bit_count`` how many, with no
+    (person, group) pairs. Persons with at most ``g`` groups keep them all, so
+    they are counted per distinct mask (far fewer than persons) and each
+    mask's groups summed. Only persons with more are spelled out, one row a
+    group, for :func:`_first_groups`: the same choice as from pairs.
+    """
+    bit = exp.BitwiseLeftShift(
+        this=exp.cast(number(1), exp.DataType.build("BIGINT")), expression=column("cell")
+    )
+    bits = exp.select(column("person"), alias(exp.BitwiseOrAgg(this=bit), "mask")).from_("numbered")
+    query.add("bits", bits.group_by(column("person"), copy=False))
+    n = alias(exp.func("bit_count", column("mask")), "n")
+    query.add("per_person", exp.select(column("person"), column("mask"), n).from_("bits"))
+    numbers = exp.Values(
+        expressions=[exp.tuple_(number(i)) for i in range(cells)],
+        alias=exp.TableAlias(this="c", columns=[sql.identifier("cell")]),
+    )
+    query.add("cells", exp.select("*").from_(numbers))
+    has = exp.EQ(
+        this=exp.BitwiseAnd(
+            this=exp.paren(exp.BitwiseRightShift(this=column("mask"), expression=column("cell"))),
+            expression=number(1),
+        ),
+        expression=number(1),
+    )
+    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
+    over = exp.select(column("person"), column("cell")).from_("per_person").join(crossed)
+    over = over.where(exp.and_(exp.GT(this=column("n"), expression=number(g)), has.copy()))
+    query.add("over", over)
+    query.add("over_first", _first_groups("over", g, salt))
+    _kept(query, "over_first", "over_kept")
+    masks = exp.select(column("mask"), alias(count_star(), "persons")).from_("per_person")
+    masks = masks.where(exp.LTE(this=column("n"), expression=number(g))).group_by(column("mask"))
+    query.add("masks", masks)
+    within = exp.select(column("cell"), alias(exp.Sum(this=column("persons")), "m"))
+    within = within.from_("masks").join(crossed.copy()).where(has).group_by(column("cell"))
+    query.add("within", within)
+    both = exp.union(
+        exp.select(column("cell"), column("m")).from_("within"),
+        exp.select(column("cell"), column("m")).from_("over_kept"),
+        distinct=False,
+    )
+    query.add("counted", exp.select("*").from_(both.subquery("u")))
+
+
+def _keys_of(query: Query, plan: QueryPlan, keys: list[str]) -> exp.Select:
+    """``answer``: each counted group's keys (from its number) and its persons.
+
+    A key's place is ``cell // (size of the later domains) % (size of its own)``,
+    looked up in the key's domain (a table ``key<i>`` of places and values).
+    """
+    answer = exp.select().from_("counted")
+    values = []
+    later = plan.key_count
+    for i, key in enumerate(plan.group_by):
+        table = f"key{i}"
+        rows = [exp.tuple_(number(j), sql.literal(v)) for j, v in enumerate(key.domain)]
+        names = [sql.identifier("place"), sql.identifier("value")]
+        domain = exp.Values(expressions=rows, alias=exp.TableAlias(this="d", columns=names))
+        query.add(table, exp.select("*").from_(domain))
+        later //= len(key.domain)
+        whole = exp.paren(exp.IntDiv(this=column("cell"), expression=number(later)))
+        place = exp.paren(exp.Mod(this=whole, expression=number(len(key.domain))))
+        on = exp.EQ(this=column("place", table), expression=place)
+        answer = answer.join(exp.Join(this=exp.to_table(table), on=on), copy=False)
+        values.append(column("value", table))
+    named = [alias(v.copy(), name) for v, name in zip(values, keys, strict=True)]
+    answer = answer.select(*named, total(exp.Sum(this=column("m")), "m_persons"), copy=False)
+    return answer.group_by(*values, copy=False)
