@@ -313,10 +313,16 @@ def compile_plan(
     ranks = [f"r__{t.alias}" for t in plan.tables]  # each joined row's stored random orders
     if not ranked_at_match and bounds_rows(plan):
         select += [alias(column(RANK, t.alias), r) for t, r in zip(plan.tables, ranks, strict=True)]
+    counts_persons = any(m.kind == "count_persons" for m in ms)
+    reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
+    bounds_groups = counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count)
+    persons_only = bounds_groups and not bounds_rows(plan)  # each person's g first groups
     conditions: list[exp.Expr] = []
     if plan.where is not None:
         conditions.append(_filter(plan.where))
     for key in plan.group_by:  # only declared keys are ever counted
+        if persons_only:  # groups.py joins the declared keys instead
+            break
         domain = [sql.literal(v) for v in key.domain]
         conditions.append(exp.paren(exp.In(this=_col(key.column), expressions=domain)))
     in_scope = [c.copy() for c in conditions]  # the rows before any bound
@@ -336,10 +342,8 @@ def compile_plan(
         query.add("rows_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
-    counts_persons = any(m.kind == "count_persons" for m in ms)
-    reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
-    if counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count):
-        if not bounds_rows(plan):  # only persons counted: each person's g first pairs
+    if bounds_groups:
+        if persons_only:
             assert measures.cut is not None  # the groups are bounded, so they can be cut
             return Compiled(
                 groups.top_groups(query, plan, keys, g, salt, measures.cut), keys, measures

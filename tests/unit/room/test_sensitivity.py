@@ -144,10 +144,18 @@ def test_one_heavy_person_moves_each_vector_by_at_most_its_sensitivity(
     assert cut1 - cut0 == min(units - (kept1 - kept0), cut.cap)
 
 
-def test_undeclared_keys_are_never_counted() -> None:
-    con = warehouse([(1, "Tehran", 5.0), (2, "Atlantis", 7.0), (3, None, 1.0)])  # type: ignore[list-item]
-    result = exact(con, 10, 5)
-    assert set(result["m_count"]) == {"Tehran"}
+@pytest.mark.parametrize("persons_only", [False, True])
+def test_undeclared_keys_are_never_counted(persons_only: bool) -> None:
+    """Rows are filtered to the declared keys; a person count's groups (g < 6 cities) join
+    them instead, and must drop the same rows, from the answer and from the cut."""
+    rows = [(1, "Tehran", 5.0), (2, "Atlantis", 7.0), (3, None, 1.0), (1, "tehran", 2.0)]
+    con = warehouse(rows)  # type: ignore[arg-type]
+    result = exact(con, 10, 5, persons_only=persons_only)
+    assert result["m_persons"] == {"Tehran": 1}
+    if persons_only:
+        assert cut_totals(con, compiled_plan(10, 5, persons_only=True)) == (1, 0, 0)
+    else:
+        assert result["m_count"] == {"Tehran": 1}
 
 
 def test_metric_values_are_clamped() -> None:
