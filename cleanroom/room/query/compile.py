@@ -320,9 +320,8 @@ def compile_plan(
     conditions: list[exp.Expr] = []
     if plan.where is not None:
         conditions.append(_filter(plan.where))
-    for key in plan.group_by:  # only declared keys are ever counted
-        if persons_only:  # groups.py joins the declared keys instead
-            break
+    # Only declared keys are ever counted (a person count's groups join them instead).
+    for key in [] if persons_only else plan.group_by:
         domain = [sql.literal(v) for v in key.domain]
         conditions.append(exp.paren(exp.In(this=_col(key.column), expressions=domain)))
     in_scope = [c.copy() for c in conditions]  # the rows before any bound
