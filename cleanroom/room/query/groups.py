@@ -163,7 +163,7 @@ def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
         exp.select(column("cell"), column("m")).from_("over_kept"),
         distinct=False,
     )
-    query.add("counted", exp.select("*").from_(both.subquery("u")))
+    query.add("counted", both)
 
 
 def _keys_of(query: Query, plan: QueryPlan, keys: list[str]) -> exp.Select:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from cleanroom.room.policy import CollaborationPolicy
 from cleanroom.room.policy.privacy import PrivacyPolicy
+from cleanroom.room.query import groups
 from cleanroom.room.query.check import check_sql
 from cleanroom.room.query.compile import Compiled, compile_plan
 from cleanroom.room.query.plan import (
@@ -227,30 +228,47 @@ def released_sql(
     return compiled, out
 
 
+@pytest.mark.parametrize("groups_as", ["bits", "pairs"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), extreme=extreme_person())
 def test_every_sql_shape_moves_by_at_most_its_l1_and_l2(
     sql_policy: CollaborationPolicy,
+    groups_as: str,
     seed: int,
     extreme: tuple[list[journey_room.Event], list[journey_room.Exposure]],
 ) -> None:
-    """Whales, refunds, values beyond the bounds, NULL and NaN amounts, undeclared groups."""
+    """Whales, refunds, values beyond the bounds, NULL and NaN amounts, undeclared groups;
+    a person count's groups as the bits of one integer, and as pairs (more groups)."""
     privacy = sql_policy.privacy
     assert privacy is not None
     events, exposures = journey_room.ordinary(seed, persons=60)
     without = journey_room.load(events, exposures)
     with_ = journey_room.load(events + extreme[0], exposures + extreme[1])
-    for sql in SHAPES:
-        plan = check_sql(sql, policy=sql_policy, party="alpha")
-        compiled, before = released_sql(plan, privacy, without)
-        _, after = released_sql(plan, privacy, with_)
-        grid = list(itertools.product(*(key.domain for key in plan.group_by)))
-        for m in compiled.measurements:
-            diffs = [abs(after[m.name].get(k, 0) - before[m.name].get(k, 0)) for k in grid]
-            assert sum(diffs) <= m.l1, (sql, m.name, sum(diffs), m.l1)
-            assert math.sqrt(sum(d * d for d in diffs)) <= m.l2 * (1 + 1e-12), (sql, m.name)
-        if compiled.measures.cut is not None:
-            assert_cut_moves_within(compiled.measures.cut, before["_cut"], after["_cut"])
+    with pytest.MonkeyPatch.context() as patch:
+        if groups_as == "pairs":
+            patch.setattr(groups, "MASK_CELLS", 0)
+        for sql in SHAPES:
+            _assert_within_bounds(sql, sql_policy, privacy, without, with_)
+
+
+def _assert_within_bounds(
+    sql: str,
+    sql_policy: CollaborationPolicy,
+    privacy: PrivacyPolicy,
+    without: duckdb.DuckDBPyConnection,
+    with_: duckdb.DuckDBPyConnection,
+) -> None:
+    """Every measurement of ``sql`` moves by at most its L1 and L2, and the cut within it."""
+    plan = check_sql(sql, policy=sql_policy, party="alpha")
+    compiled, before = released_sql(plan, privacy, without)
+    _, after = released_sql(plan, privacy, with_)
+    grid = list(itertools.product(*(key.domain for key in plan.group_by)))
+    for m in compiled.measurements:
+        diffs = [abs(after[m.name].get(k, 0) - before[m.name].get(k, 0)) for k in grid]
+        assert sum(diffs) <= m.l1, (sql, m.name, sum(diffs), m.l1)
+        assert math.sqrt(sum(d * d for d in diffs)) <= m.l2 * (1 + 1e-12), (sql, m.name)
+    if compiled.measures.cut is not None:
+        assert_cut_moves_within(compiled.measures.cut, before["_cut"], after["_cut"])
 
 
 def test_a_missing_metric_is_neither_summed_nor_counted(sql_policy: CollaborationPolicy) -> None:
