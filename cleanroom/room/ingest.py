@@ -40,6 +40,7 @@ from cleanroom.room.state import Room
 from cleanroom.room.suppression import DATASET as SUPPRESSION_DATASET
 from cleanroom.room.suppression import KIND as SUPPRESSION
 from cleanroom.room.suppression import SuppressionList
+from cleanroom.room.warehouse import UNCOMPRESSED_BLOB
 from cleanroom.sql import quote_column, table_sql
 
 
@@ -282,7 +283,7 @@ class Ingest:
         stage = f"stage_{party}__{spec.dataset}__{info.bundle_id[:16]}"
         cur = wh.cursor()
         columns = ", ".join(
-            [f"{quote_column(c)} BLOB" for c in spec.identifiers]
+            [f"{quote_column(c)} {UNCOMPRESSED_BLOB}" for c in spec.identifiers]
             + [f"{quote_column(c)} {SQL_TYPES[k]}" for c, k in spec.columns.items()]
         )
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
@@ -387,7 +388,7 @@ class Ingest:
         table = f"s_{party}__v{version}"
         cur = self.room.wh.cursor()
         cur.execute(f"DROP TABLE IF EXISTS {table_sql(table)}")
-        cur.execute(f"CREATE TABLE {table_sql(table)} (token BLOB)")
+        cur.execute(f"CREATE TABLE {table_sql(table)} (token {UNCOMPRESSED_BLOB})")
         try:
             for rekeyed in _rekeyed(parquet, expected, spec, self.room.rekey_secret):
                 tokens = pa.concat_arrays(
