@@ -108,13 +108,17 @@ BATCH_ROWS = 1 << 20  # rows re-keyed and loaded at a time
 def _rekeyed(
     parquet: pq.ParquetFile, expected: pa.Schema, spec: DatasetSpec, secret: bytes
 ) -> Iterator[pa.Table]:
-    """The payload's batches re-keyed, the next one re-keyed while the caller loads the last."""
+    """The payload's batches re-keyed, two at a time while the caller loads the last.
+
+    Re-keying is the longer of the two (the load writes uncompressed tokens), so
+    it gets both cores' worth of workers; at most three batches wait in memory.
+    """
     batches = (
         pa.Table.from_batches([b]).select(expected.names)
         for b in parquet.iter_batches(batch_size=BATCH_ROWS)
     )
-    with ThreadPoolExecutor(1, thread_name_prefix="rekey") as pool:
-        yield from in_order(pool, lambda t: _rekey(t, spec, secret), batches, 1)
+    with ThreadPoolExecutor(2, thread_name_prefix="rekey") as pool:
+        yield from in_order(pool, lambda t: _rekey(t, spec, secret), batches, 2)
 
 
 class Ingest:
