@@ -157,12 +157,26 @@ def _check_source(engine: Tables, source: TokenSource) -> None:
             raise InternalError(f"token column {source.table}.{column} is {kind}, not BLOB")
 
 
-def _occurrences(source: TokenSource, bits: Mapping[str, int]) -> list[str]:
-    """Every token of a source's rows, its kind and its party's bit (``party_bits``)."""
+def kind_code(kind: str, limits: Mapping[str, int]) -> int:
+    """The small integer the match carries for identifier type ``kind``.
+
+    Only limited types need telling apart, so they are numbered 1, 2, … in
+    name order and every other type is 0. An integer, not the name: grouping
+    150M token occurrences with a text column beside them took 48 s at 5 ×
+    20M rows, with this code 34 s, and the limits' own groupings gain alike.
+    """
+    return sorted(limits).index(kind) + 1 if kind in limits else 0
+
+
+def _occurrences(
+    source: TokenSource, bits: Mapping[str, int], limits: Mapping[str, int]
+) -> list[str]:
+    """Every token of a source's rows, its kind's code and its party's bit (``party_bits``)."""
     table = quote_table(source.table)
     bit = bits[source.party]
     return [
-        f"SELECT {quote_column(c)} AS tok, {name_sql(source.kinds.get(c, ''))} AS kind, "  # noqa: S608
+        f"SELECT {quote_column(c)} AS tok, "  # noqa: S608
+        f"CAST({kind_code(source.kinds.get(c, ''), limits)} AS SMALLINT) AS kind, "
         f"CAST({1 << bit} AS INTEGER) AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         for c in source.token_columns
     ]
@@ -188,12 +202,13 @@ def _star_pairs(source: TokenSource) -> list[str]:
 
 
 def _limit_of(kind: str, limits: Mapping[str, int]) -> str:
-    """SQL for the limit of the type in column ``kind``; NULL (no limit) for other types."""
+    """SQL for the limit of the type coded in column ``kind``; NULL (no limit) for others."""
     arms = []
     for name, most in sorted(limits.items()):
         if isinstance(most, bool) or not isinstance(most, int) or most < 1:
             raise InternalError(f"invalid identifier limit {name}={most!r}")
-        arms.append(f"WHEN {name_sql(name)} THEN {most}")
+        name_sql(name)  # a type is named as the room names things, or refused here
+        arms.append(f"WHEN {kind_code(name, limits)} THEN {most}")
     return f"CASE {kind} {' '.join(arms)} END"
 
 
@@ -264,7 +279,9 @@ def resolve(
         with engine.bulk():
             started = time.perf_counter()
             parties = party_bits(s.party for s in sources)
-            occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s, parties))
+            occurrences = " UNION ALL ".join(
+                q for s in sources for q in _occurrences(s, parties, limits)
+            )
             ids = token_ids.build(
                 engine, scratch.name("tokens"), occurrences, with_parties=foreign is not None
             )
@@ -294,7 +311,8 @@ def resolve(
                 engine.materialize(
                     links,
                     statement(
-                        f"SELECT id AS u, id AS v, kind AS party FROM {tokens} WHERE id <> id"  # noqa: S608
+                        "SELECT id AS u, id AS v, CAST(NULL AS VARCHAR) AS party "  # noqa: S608
+                        f"FROM {tokens} WHERE id <> id"
                     ),
                 )
             hubs = foreign_merges = 0

@@ -74,9 +74,11 @@ def key_sql(key_hash: str, token: str) -> str:
 def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = False) -> TokenIds:
     """Create ``table`` (tok, kind, hkey, id) from the (tok, kind, bit) rows of ``occurrences``.
 
-    Tokens are domain-separated by type, so a token has one kind; ``min()``
-    only makes the choice explicit should a column be declared with another
-    type. The key is computed once per distinct token, after the GROUP BY.
+    ``kind`` is a small integer (``identity.kind_code``: 0 for a type no limit
+    names). Tokens are domain-separated by type, so a token has one kind;
+    ``max()`` only makes the choice explicit should a column be declared with
+    another type: then a limited type wins. The key is computed once per
+    distinct token, after the GROUP BY.
     ``with_parties`` adds ``parties``, the OR of the token's rows' party bits:
     who holds it, from the same GROUP BY rather than a second pass.
     """
@@ -86,7 +88,7 @@ def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = 
         table,
         statement(
             f"SELECT *, {key}(tok) AS {HKEY}, {engine.row_id} AS id "  # noqa: S608
-            f"FROM (SELECT tok, min(kind) AS kind{parties} FROM ({occurrences}) o GROUP BY tok) d"
+            f"FROM (SELECT tok, max(kind) AS kind{parties} FROM ({occurrences}) o GROUP BY tok) d"
         ),
     )
     tokens = engine.scalar(statement(f"SELECT count(*) FROM {table}"))  # noqa: S608
