@@ -182,7 +182,7 @@ def _occurrences(
     ]
 
 
-def _star_pairs(source: TokenSource) -> list[str]:
+def _star_pairs(source: TokenSource, numbers: Mapping[str, int]) -> list[str]:
     """Token pairs of each row: its first token joined to each later one.
 
     A star spans exactly the row's tokens, so it links them all with k-1
@@ -190,7 +190,7 @@ def _star_pairs(source: TokenSource) -> list[str]:
     """
     table = quote_table(source.table)
     columns = [quote_column(c) for c in source.token_columns]
-    party = name_sql(source.party)
+    party = f"CAST({numbers[source.party]} AS SMALLINT)"  # its number (``party_bits``)
     selects = []
     for j in range(1, len(columns)):
         anchor = f"coalesce({', '.join(columns[:j])})"
@@ -289,9 +289,9 @@ def resolve(
             seconds["tokens"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            links = scratch.name("links")  # (u, v, party): who supplied which link
+            links = scratch.name("links")  # (u, v, party): who (by number) supplied which link
             edges = scratch.name("edges0")
-            pairs = [q for s in sources for q in _star_pairs(s)]
+            pairs = [q for s in sources for q in _star_pairs(s, parties)]
             if pairs:
                 engine.materialize(
                     links,
@@ -311,7 +311,7 @@ def resolve(
                 engine.materialize(
                     links,
                     statement(
-                        "SELECT id AS u, id AS v, CAST(NULL AS VARCHAR) AS party "  # noqa: S608
+                        "SELECT id AS u, id AS v, CAST(NULL AS SMALLINT) AS party "  # noqa: S608
                         f"FROM {tokens} WHERE id <> id"
                     ),
                 )
@@ -414,7 +414,7 @@ def resolve(
                 foreign_merges=foreign_merges,
             )
             if hubs or split_groups or foreign_merges:
-                withheld = _withheld_links(engine, scratch, links, labelled, sources, withheld)
+                withheld = _withheld_links(engine, scratch, links, labelled, parties, withheld)
             scratch.drop(links)
             seconds["limits"] = time.perf_counter() - started
 
@@ -473,10 +473,13 @@ def _withheld_links(
     scratch: Scratch,
     links: str,
     labelled: str,
-    sources: Sequence[TokenSource],
+    parties: Mapping[str, int],
     found: Withheld,
 ) -> Withheld:
-    """Count the links whose two tokens did not end up in one person, per supplier."""
+    """Count the links whose two tokens did not end up in one person, per supplier.
+
+    ``parties``: each supplier's number, as the links carry it (``party_bits``).
+    """
     cut = scratch.name("withheld")
     engine.materialize(
         cut,
@@ -489,9 +492,9 @@ def _withheld_links(
     )
     total = engine.scalar(statement(f"SELECT count(*) FROM (SELECT DISTINCT u, v FROM {cut}) d"))  # noqa: S608
     by_party: dict[str, int] = {}
-    for party in sorted({s.party for s in sources}):
+    for party, number in sorted(parties.items()):
         count = engine.scalar(
-            statement(f"SELECT count(*) FROM {cut} WHERE party = $party", party=party)  # noqa: S608
+            statement(f"SELECT count(*) FROM {cut} WHERE party = $number", number=number)  # noqa: S608
         )
         if count:
             by_party[party] = count

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from cleanroom.errors import InternalError
 from cleanroom.room.components import Scratch, compose, contract
 from cleanroom.room.token_ids import TokenIds
-from cleanroom.sql import name_sql, statement
+from cleanroom.sql import statement
 
 if TYPE_CHECKING:  # the backends implement it and import identity resolution
     from cleanroom.room.backends import Tables
@@ -71,8 +71,9 @@ def foreign_cut(
     mix). A component of party X's links that holds tokens of k > 1 of party
     V's own persons merges k - 1 of them: a merge of V by X. When X's merges
     of V exceed ``max(at_least, floor(fraction × V's own persons))``, every
-    link of X in a component that merges V's persons is cut. Returns the
-    table of cut links (u, v, party) and the merges they would have made.
+    link of X in a component that merges V's persons is cut. ``links`` are
+    (u, v, party), the party by its number in ``parties``; returns the table
+    of cut links, alike, and the merges they would have made.
 
     Nothing here joins a party's rows again: which parties hold a token is the
     dictionary's ``parties`` bitmask (from the GROUP BY that built it), and
@@ -80,18 +81,13 @@ def foreign_cut(
     Every token of a link is its supplier's, so a party's own edges are its
     links renumbered; a token in none of them is a person of its own there.
     """
-    number = (
-        "CASE k.party "
-        + " ".join(f"WHEN {name_sql(name)} THEN {i}" for name, i in parties.items())
-        + " END"
-    )
     bits = ", ".join(f"({i}, CAST({1 << i} AS INTEGER))" for i in parties.values())
     slots = PARTY_SLOTS
     own_edges = scratch.name("own_edges0")  # links are distinct (u < v, party) already
     engine.materialize(
         own_edges,
         statement(
-            f"SELECT u * {slots} + {number} AS u, v * {slots} + {number} AS v FROM {links} k"  # noqa: S608
+            f"SELECT u * {slots} + k.party AS u, v * {slots} + k.party AS v FROM {links} k"  # noqa: S608
         ),
     )
     maps, _ = contract(engine, scratch, own_edges)
@@ -193,7 +189,7 @@ def foreign_cut(
         cut,
         statement(f"""
         SELECT DISTINCT k.u, k.v, k.party FROM {links} k
-        JOIN {resolved} f ON f.v = k.u * {slots} + {number}
+        JOIN {resolved} f ON f.v = k.u * {slots} + k.party
         JOIN (
             SELECT DISTINCT g.grp FROM {merging} g
             JOIN {over} o ON o.supplier = g.supplier AND o.victim = g.victim
