@@ -46,8 +46,8 @@ from cleanroom.room.backup import (
 )
 from cleanroom.room.config import load_settings
 from cleanroom.room.files import make_tree_private, private_umask
-from cleanroom.room.warehouse import Warehouse
-from cleanroom.sql import table_sql
+from cleanroom.room.warehouse import UNCOMPRESSED_BLOB, Warehouse
+from cleanroom.sql import quote_column, table_sql
 
 KEY_FILES = ("room.key", "room.pub", "room.secret")
 _PREFIXES = ("reports/", "spark/")
@@ -148,10 +148,10 @@ def _unpack(
                 target = table_sql(name)
                 cursor.register("incoming", table)
                 if name not in rows:
-                    cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming")  # noqa: S608
+                    described = cursor.execute("DESCRIBE SELECT * FROM incoming").fetchall()
+                    cursor.execute(f"CREATE TABLE {target} ({_columns(described)})")
                     rows[name] = 0
-                else:
-                    cursor.execute(f"INSERT INTO {target} SELECT * FROM incoming")  # noqa: S608
+                cursor.execute(f"INSERT INTO {target} SELECT * FROM incoming")  # noqa: S608
                 cursor.unregister("incoming")
                 rows[name] += table.num_rows
             elif kind == MANIFEST:
@@ -169,6 +169,18 @@ def _unpack(
     if manifest is None:
         raise ArchiveError(T_("archive has no manifest"))
     return manifest, rows
+
+
+def _columns(described: list[tuple[Any, ...]]) -> str:
+    """An archived table's columns, its byte strings stored as ingest stores tokens.
+
+    The only BLOB columns a room keeps are token columns (analysis tables
+    refuse them), so each one is ``UNCOMPRESSED_BLOB``, as when it was loaded.
+    """
+    return ", ".join(
+        f"{quote_column(str(name))} {UNCOMPRESSED_BLOB if kind == 'BLOB' else kind}"
+        for name, kind, *_ in described
+    )
 
 
 def _verify(

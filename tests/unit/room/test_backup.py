@@ -82,6 +82,23 @@ def contents(room: Room) -> dict[str, str]:
     return out
 
 
+def stored_blobs(room: Room) -> set[str]:
+    """The codecs of every BLOB segment of the warehouse: tokens are stored uncompressed."""
+    cursor = room.wh.cursor()
+    found: set[str] = set()
+    for name in room.wh.tables():
+        found |= {
+            codec
+            for (codec,) in cursor.execute(
+                "SELECT DISTINCT compression FROM pragma_storage_info(?) "
+                "WHERE segment_type = 'BLOB'",
+                [f"wh.{name}"],
+            ).fetchall()
+        }
+    cursor.close()
+    return found
+
+
 def test_a_restored_room_has_the_same_data_chain_and_cached_answers(
     group: Group, room: Room, tmp_path: Path
 ) -> None:
@@ -92,6 +109,7 @@ def test_a_restored_room_has_the_same_data_chain_and_cached_answers(
     restored = restore_of(group, path, tmp_path / "restored")
     try:
         assert contents(restored) == contents(room)
+        assert stored_blobs(restored) == stored_blobs(room) == {"Uncompressed"}
         assert restored.audit.verify().ok
         assert restored.audit.verify().entries == room.audit.verify().entries
         again = ask(restored)
