@@ -212,14 +212,18 @@ def _limit_of(kind: str, limits: Mapping[str, int]) -> str:
     return f"CASE {kind} {' '.join(arms)} END"
 
 
-def hubs_sql(edges: str, tokens: str, limits: Mapping[str, int]) -> str:
-    """Tokens with more distinct neighbours of some type than a person may hold of it."""
+def hubs_sql(edges: str, limits: Mapping[str, int]) -> str:
+    """Tokens with more distinct neighbours of some type than a person may hold of it.
+
+    ``edges`` (u, v, ku, kv): distinct links with their tokens' kinds, so no
+    join with the 10^8-token dictionary is needed to learn a neighbour's kind.
+    """
     return f"""
         SELECT DISTINCT x AS id FROM (
-            SELECT a.x, t.kind, count(*) AS n
-            FROM (SELECT u AS x, v AS y FROM {edges} UNION ALL SELECT v AS x, u AS y FROM {edges}) a
-            JOIN {tokens} t ON t.id = a.y
-            GROUP BY a.x, t.kind
+            SELECT x, kind, count(*) AS n
+            FROM (SELECT u AS x, kv AS kind FROM {edges}
+                  UNION ALL SELECT v AS x, ku AS kind FROM {edges}) a
+            GROUP BY x, kind
         ) d
         WHERE n > {_limit_of("kind", limits)}
         """  # noqa: S608
@@ -289,7 +293,8 @@ def resolve(
             seconds["tokens"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            links = scratch.name("links")  # (u, v, party): who (by number) supplied which link
+            # (u, v, party, ku, kv): who (by number) supplied which link, and its tokens' kinds
+            links = scratch.name("links")
             edges = scratch.name("edges0")
             pairs = [q for s in sources for q in _star_pairs(s, parties)]
             if pairs:
@@ -297,7 +302,9 @@ def resolve(
                     links,
                     statement(f"""
                     SELECT DISTINCT least(ta.id, tb.id) AS u, greatest(ta.id, tb.id) AS v,
-                           p.party
+                           p.party,
+                           CASE WHEN ta.id < tb.id THEN ta.kind ELSE tb.kind END AS ku,
+                           CASE WHEN ta.id < tb.id THEN tb.kind ELSE ta.kind END AS kv
                     FROM (
                         SELECT {ids.lookup("a")} AS a, {ids.lookup("b")} AS b, party
                         FROM ({" UNION ALL ".join(pairs)}) r
@@ -311,7 +318,8 @@ def resolve(
                 engine.materialize(
                     links,
                     statement(
-                        "SELECT id AS u, id AS v, CAST(NULL AS SMALLINT) AS party "  # noqa: S608
+                        "SELECT id AS u, id AS v, CAST(NULL AS SMALLINT) AS party, "  # noqa: S608
+                        "kind AS ku, kind AS kv "
                         f"FROM {tokens} WHERE id <> id"
                     ),
                 )
@@ -333,9 +341,12 @@ def resolve(
                 scratch.drop(cut)
             if limits:
                 seen = scratch.name("seen")
-                engine.materialize(seen, statement(f"SELECT DISTINCT u, v FROM {links}"))  # noqa: S608
+                engine.materialize(
+                    seen,
+                    statement(f"SELECT DISTINCT u, v, ku, kv FROM {links}"),  # noqa: S608
+                )
                 hub_table = scratch.name("hubs")
-                engine.materialize(hub_table, statement(hubs_sql(seen, tokens, limits)))
+                engine.materialize(hub_table, statement(hubs_sql(seen, limits)))
                 hubs = count_rows(engine, hub_table)
                 engine.materialize(
                     edges,
