@@ -21,6 +21,7 @@ is never touched.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from cleanroom.sql import quote_column, table_sql
 
 KEY_FILES = ("room.key", "room.pub", "room.secret")
 _PREFIXES = ("reports/", "spark/")
+_SCALAR_TYPE = re.compile(r"[A-Z][A-Z ]*[A-Z](\(\d+(,\d+)?\))?")  # BIGINT, DECIMAL(18,3), ...
 
 
 @dataclass(frozen=True)
@@ -176,11 +178,18 @@ def _columns(described: list[tuple[Any, ...]]) -> str:
 
     The only BLOB columns a room keeps are token columns (analysis tables
     refuse them), so each one is ``UNCOMPRESSED_BLOB``, as when it was loaded.
+    The types are DuckDB's reading of the archive's Arrow schema and become SQL
+    text, so only plain scalar type names are taken (a room's tables hold no
+    other); names pass the room's own check.
     """
-    return ", ".join(
-        f"{quote_column(str(name))} {UNCOMPRESSED_BLOB if kind == 'BLOB' else kind}"
-        for name, kind, *_ in described
-    )
+    columns = []
+    for name, kind, *_ in described:
+        if not _SCALAR_TYPE.fullmatch(str(kind)):
+            raise ArchiveError(
+                T_("archive table column %(name)s has an unexpected type", name=repr(name))
+            )
+        columns.append(f"{quote_column(str(name))} {UNCOMPRESSED_BLOB if kind == 'BLOB' else kind}")
+    return ", ".join(columns)
 
 
 def _verify(

@@ -21,8 +21,10 @@ from cleanroom.errors import KeyFileError, UserError
 from cleanroom.room.backup import ArchiveError, RestoreRefused, archive, write_archive
 from cleanroom.room.ingest import ingest
 from cleanroom.room.query.engine import Engine, QueryRequest
-from cleanroom.room.restore import restore
+from cleanroom.room.restore import _columns, restore
 from cleanroom.room.state import Room
+from cleanroom.room.warehouse import UNCOMPRESSED_BLOB
+from cleanroom.sql import quote_column
 from tests.system.world import load_and_match
 
 
@@ -217,3 +219,12 @@ def test_an_upload_during_a_backup_waits_for_it(group: Group, room: Room, tmp_pa
         assert ask(restored)["cached"]
     finally:
         restored.close()
+
+
+@pytest.mark.parametrize("kind", ["INTEGER); DROP TABLE x; --", "STRUCT(a INTEGER)", "VARCHAR[]"])
+def test_an_archived_column_type_becomes_sql_only_as_a_plain_name(kind: str) -> None:
+    with pytest.raises(ArchiveError):
+        _columns([("amount", kind)])
+    plain = _columns([("mobile", "BLOB"), ("amount", "DECIMAL(18,3)")])
+    mobile, amount = quote_column("mobile"), quote_column("amount")
+    assert plain == f"{mobile} {UNCOMPRESSED_BLOB}, {amount} DECIMAL(18,3)"
