@@ -316,12 +316,19 @@ def compile_plan(
     counts_persons = any(m.kind == "count_persons" for m in ms)
     reach = k if bounds_rows(plan) else plan.key_count  # groups a person reaches before
     bounds_groups = counts_persons and person_groups(plan, k, g) < min(reach, plan.key_count)
-    persons_only = bounds_groups and not bounds_rows(plan)  # each person's g first groups
+    # Counting only persons, by groups: each group is known by its number, and a person's
+    # groups are bounded to ``g`` or, within one integer's bits, counted all at once.
+    by_number = (
+        counts_persons
+        and not bounds_rows(plan)
+        and bool(plan.group_by)
+        and (bounds_groups or plan.key_count <= groups.MASK_CELLS)
+    )
     conditions: list[exp.Expr] = []
     if plan.where is not None:
         conditions.append(_filter(plan.where))
     # Only declared keys are ever counted (a person count's groups join them instead).
-    for key in [] if persons_only else plan.group_by:
+    for key in [] if by_number else plan.group_by:
         domain = [sql.literal(v) for v in key.domain]
         conditions.append(exp.paren(exp.In(this=_col(key.column), expressions=domain)))
     in_scope = [c.copy() for c in conditions]  # the rows before any bound
@@ -341,12 +348,9 @@ def compile_plan(
         query.add("rows_kept", exp.select("*").from_(kept).qualify(bound, copy=False))
         kept = "rows_kept"
     keys = [f"k__{key.column.table}__{key.column.column}" for key in plan.group_by]
+    if by_number:  # the cut is None exactly when g bounds nothing
+        return Compiled(groups.top_groups(query, plan, keys, g, salt, measures.cut), keys, measures)
     if bounds_groups:
-        if persons_only:
-            assert measures.cut is not None  # the groups are bounded, so they can be cut
-            return Compiled(
-                groups.top_groups(query, plan, keys, g, salt, measures.cut), keys, measures
-            )
         # Per person, fixed per generation: a salted hash of the keys orders their groups
         # (the keys break a tie, so a collision never keeps more than g).
         bound = _window(exp.DenseRank(), column("person"), salted(keys, salt), g)

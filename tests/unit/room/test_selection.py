@@ -256,6 +256,43 @@ def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
         assert expected[0][-2] > 0 and expected[0][-1] > 0
 
 
+@pytest.mark.parametrize("groups_as", ["bits", "pairs"])
+def test_a_person_count_the_group_bound_does_not_bind_counts_every_group_exactly(
+    con: duckdb.DuckDBPyConnection, groups_as: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``g`` at least the grid's groups nothing is cut: the masks (or, beyond one
+    integer's bits, the (person, group) pairs) give each group's exact persons, no
+    undeclared key is counted, and no cut is measured."""
+    if groups_as == "pairs":
+        monkeypatch.setattr(groups, "MASK_CELLS", 0)
+    salt = GenerationTables.of({}, SECRET, 6).salt
+    sql = (
+        "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"
+        " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel, b.channel"
+    )
+    policy = journey_room.policy(k=4, g=4)  # 2 x 2 groups: g bounds nothing
+    assert policy.privacy is not None
+    compiled = compile_plan(
+        check_sql(sql, policy=policy, party="alpha"),
+        GenerationTables(journey_room.TABLES, salt),
+        **bounds(policy.privacy),
+    )
+    assert compiled.measures.cut is None
+    assert ("mask" in compiled.sql) == (groups_as == "bits")
+    got = sorted(con.execute(compiled.sql).fetchall())
+    a, b = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
+    expected = sorted(
+        con.execute(f"""
+        SELECT a.channel, b.channel, count(DISTINCT a.person)
+        FROM wh."{a}" a JOIN wh."{b}" b ON a.person = b.person
+        WHERE a.channel IN ('app', 'web') AND b.channel IN ('app', 'web')
+        GROUP BY ALL
+        """).fetchall()
+    )
+    assert got == expected
+    assert len(expected) == 4 and min(r[2] for r in expected) > 0
+
+
 @pytest.mark.parametrize("m", [1, 2])
 def test_transitions_keep_the_pairs_a_window_keeps(con: duckdb.DuckDBPyConnection, m: int) -> None:
     """Each person keeps the ``m`` pairs of smallest (salted hash, from, to): what a window
