@@ -289,8 +289,8 @@ def test_a_binding_group_bound_keeps_as_many_groups_on_both(
     room: Room, generation: Generation
 ) -> None:
     """Counting persons at one city each: which city a person keeps follows each engine's
-    hash (``min(struct, g)`` on DuckDB, its sorted ``collect_list`` on Spark), how many
-    groups are kept and cut does not, and the kept groups are what the persons add up to."""
+    hash of the person (the order of the grid it is dealt), how many groups are kept and
+    cut does not, and the kept groups are what the persons add up to."""
     policy = room.active_policy().policy
     sql = "SELECT city, COUNT(DISTINCT person) FROM okala.orders GROUP BY city"
     query = SqlQuery(check_sql(sql, policy=policy, party="okala"))

@@ -3,8 +3,8 @@
 Counting only persons (``COUNT(DISTINCT person)`` with no other aggregate),
 the compiler bounds no rows but the groups a person counts in
 (:func:`top_groups`). A group is known by its number, its place in the
-release's grid, so the choice, fixed per match generation by a salted hash
-of the number, hashes and compares integers, never the keys' text.
+release's grid, so the choice, fixed per match generation by the salt,
+hashes and compares integers, never the keys' text.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from cleanroom.room.query.tree import (
 )
 
 MASK_CELLS = 63  # groups one BIGINT of bits holds (bit 63 is its sign)
+DEALS = 4096  # orders of the grid a person over the bound is dealt one of (a power of 2)
 
 
 def top_groups(
@@ -39,9 +40,10 @@ def top_groups(
     the distinct (person, group) pairs at 5M rows, 24 groups).
 
     A group is known by its number, its place in the release's grid (the keys'
-    places in their domains, the last key fastest), and a person keeps the
-    ``g`` groups of smallest (salted hash of the number, number): fixed per
-    generation, one rule for both ways below. Rows find their places by
+    places in their domains, the last key fastest), and a person over ``g``
+    keeps ``g`` of its groups, chosen from its groups alone and the
+    generation's salt, so the sensitivity is ``g`` whichever it keeps and the
+    choice is the same at every query of the generation. Rows find their places by
     joining each key's declared domain (a table ``key<i>`` of places and
     values), so a row with an undeclared key, or none, has no group and is
     never counted: the compiler leaves this path's rows without the domain
@@ -53,8 +55,13 @@ def top_groups(
     over ``g`` cut, and the person affected when ``n > g``.
 
     Up to :data:`MASK_CELLS` groups, a person's groups are the bits of one
-    BIGINT (:func:`_groups_as_bits`); beyond, their distinct (person, group)
-    pairs (:func:`_groups_as_pairs`).
+    BIGINT, and a person over ``g`` keeps the first ``g`` in one of
+    :data:`DEALS` random orders of the grid (:func:`_groups_as_bits`);
+    beyond, their distinct (person, group) pairs, and the ``g`` of smallest
+    salted hash of (group, person) (:func:`_groups_as_pairs`). Either way a
+    person's choice is a uniformly random order's first ``g``; the orders a
+    generation deals from are fewer in the first, which moves no count by more
+    than the bound's own bias does (``bench/group_window.py`` measures both).
     """
     numbered = exp.select(column("person", "src")).from_("src")
     cell: exp.Expr | None = None
@@ -81,16 +88,21 @@ def top_groups(
     if cut is None:
         return query.build(_keys_of(plan, keys))
     query.add("answer", _keys_of(plan, keys))
-    n, most = column("n"), number(g)
+    # ``sizes`` (n, persons): how many persons have n groups, which is all the cut needs.
+    n, most, persons = column("n"), number(g), column("persons")
+
+    def weighted(value: exp.Expr) -> exp.Expr:
+        return exp.Sum(this=exp.Mul(this=persons.copy(), expression=value))
+
     excess = exp.func("greatest", exp.Sub(this=n.copy(), expression=most.copy()), number(0))
     over = exp.Case(
         ifs=[exp.If(this=exp.GT(this=n.copy(), expression=most.copy()), true=number(1))]
     )
     totals = exp.select(
-        total(exp.Sum(this=exp.func("least", n.copy(), most.copy())), "c_kept"),
-        total(exp.Sum(this=exp.func("least", excess, number(cut.cap))), "c_cut"),
-        total(exp.Sum(this=over.else_(number(0))), "c_persons"),
-    ).from_("per_person")
+        total(weighted(exp.func("least", n.copy(), most.copy())), "c_kept"),
+        total(weighted(exp.func("least", excess, number(cut.cap))), "c_cut"),
+        total(weighted(over.else_(number(0))), "c_persons"),
+    ).from_("sizes")
     query.add("cut_totals", totals)
     return query.build(answer_and_cut())
 
@@ -118,37 +130,44 @@ def _kept(query: Query, source: str, name: str) -> None:
 
 
 def _groups_as_pairs(query: Query, g: int, salt: int) -> None:
-    """``counted`` (cell, m) from each person's distinct (person, cell) pairs."""
+    """``counted`` (cell, m) and ``sizes`` from each person's distinct (person, cell) pairs.
+
+    A person keeps the ``g`` groups of smallest (salted hash of the group's
+    number and the person, number): one aggregation per person.
+    """
     pairs = exp.select(column("person"), column("cell")).from_("numbered")
     query.add("pairs", pairs.group_by(column("person"), column("cell"), copy=False))
     query.add("per_person", _first_groups("pairs", g, salt).select(alias(count_star(), "n")))
     _kept(query, "per_person", "counted")
+    sizes = exp.select(column("n"), alias(count_star(), "persons")).from_("per_person")
+    query.add("sizes", sizes.group_by(column("n"), copy=False))
 
 
 def _groups_as_bits(query: Query, cells: int, g: int | None, salt: int) -> None:
-    """``counted`` (cell, m) from each person's groups as the bits of one BIGINT.
+    """``counted`` (cell, m) and ``sizes`` from each person's groups as the bits of one BIGINT.
 
     Group ``cell`` is bit ``cell``: one aggregation per person (``bit_or``)
     gives every group a person has and ``bit_count`` how many, with no
-    (person, group) pairs. Persons with at most ``g`` groups keep them all, so
-    they are counted per distinct mask (far fewer than persons) and each
-    mask's groups summed. Only persons with more are spelled out, one row a
-    group, for :func:`_first_groups`: the same choice as from pairs. With
-    ``g`` None every person keeps every group: masks only.
+    (person, group) pairs, and everything after counts distinct masks, far
+    fewer than persons. A person over ``g`` is dealt one of :data:`DEALS`
+    orders of the grid by a salted hash of the person (order ``d`` lists the
+    groups by the salted hash of (d, group)) and keeps the ``g`` of its
+    groups that order lists first: group ``cell`` is kept when fewer than
+    ``g`` of the person's groups come before it, ``bit_count(mask & before)``
+    below ``g``, ``before`` being the bits of the groups order ``d`` lists
+    ahead of ``cell`` (a running ``bit_or`` over the order: at most
+    ``DEALS`` × groups rows). So nothing is spelled out per person. With
+    ``g`` None every person keeps every group.
     """
-    bit = exp.BitwiseLeftShift(
-        this=exp.cast(number(1), exp.DataType.build("BIGINT")), expression=column("cell")
-    )
+    one = exp.cast(number(1), exp.DataType.build("BIGINT"))
+    bit = exp.BitwiseLeftShift(this=one, expression=column("cell"))
     bits = exp.select(column("person"), alias(exp.BitwiseOrAgg(this=bit), "mask")).from_("numbered")
     query.add("bits", bits.group_by(column("person"), copy=False))
-    n = alias(exp.func("bit_count", column("mask")), "n")
-    query.add("per_person", exp.select(column("person"), column("mask"), n).from_("bits"))
     numbers = exp.Values(
         expressions=[exp.tuple_(number(i)) for i in range(cells)],
         alias=exp.TableAlias(this="c", columns=[sql.identifier("cell")]),
     )
     query.add("cells", exp.select("*").from_(numbers))
-    crossed = exp.Join(this=exp.to_table("cells"), kind="CROSS")
     has = exp.EQ(
         this=exp.BitwiseAnd(
             this=exp.paren(exp.BitwiseRightShift(this=column("mask"), expression=column("cell"))),
@@ -156,27 +175,49 @@ def _groups_as_bits(query: Query, cells: int, g: int | None, salt: int) -> None:
         ),
         expression=number(1),
     )
-    masks = exp.select(column("mask"), alias(count_star(), "persons")).from_("per_person")
-    if g is not None:
-        masks = masks.where(exp.LTE(this=column("n"), expression=number(g)))
-    query.add("masks", masks.group_by(column("mask"), copy=False))
-    within = exp.select(column("cell"), alias(exp.Sum(this=column("persons")), "m"))
-    within = within.from_("masks").join(crossed.copy()).where(has.copy()).group_by(column("cell"))
+    counted = exp.select(column("cell"), alias(exp.Sum(this=column("persons")), "m"))
     if g is None:
-        query.add("counted", within)
+        masks = exp.select(column("mask"), alias(count_star(), "persons")).from_("bits")
+        query.add("masks", masks.group_by(column("mask"), copy=False))
+        counted = counted.from_("masks").join(exp.Join(this=exp.to_table("cells"), kind="CROSS"))
+        query.add("counted", counted.where(has).group_by(column("cell")))
         return
-    query.add("within", within)
-    over = exp.select(column("person"), column("cell")).from_("per_person").join(crossed)
-    over = over.where(exp.and_(exp.GT(this=column("n"), expression=number(g)), has))
-    query.add("over", over)
-    query.add("over_first", _first_groups("over", g, salt))
-    _kept(query, "over_first", "over_kept")
-    both = exp.union(
-        exp.select(column("cell"), column("m")).from_("within"),
-        exp.select(column("cell"), column("m")).from_("over_kept"),
-        distinct=False,
+    n = exp.func("bit_count", column("mask"))
+    dealt = exp.BitwiseAnd(
+        this=exp.Anonymous(this="hash", expressions=[column("person"), sql.bigint(salt)]),
+        expression=number(DEALS - 1),
     )
-    query.add("counted", both)
+    over = exp.GT(this=n.copy(), expression=number(g))
+    deal = exp.Case(ifs=[exp.If(this=over, true=exp.paren(dealt))], default=number(0))
+    masks = exp.select(
+        alias(deal, "deal"), column("mask"), alias(n, "n"), alias(count_star(), "persons")
+    ).from_("bits")
+    query.add("masks", masks.group_by(exp.column("deal"), column("mask"), copy=False))
+    query.add("dealt", exp.select(column("deal")).distinct().from_("masks"))
+    rank = exp.Anonymous(
+        this="hash", expressions=[column("deal"), column("cell"), sql.bigint(salt)]
+    )
+    running = exp.Window(
+        this=exp.BitwiseOrAgg(this=bit.copy()),
+        partition_by=[column("deal")],
+        order=exp.Order(expressions=[exp.Ordered(this=rank), exp.Ordered(this=column("cell"))]),
+        over="OVER",
+    )
+    ahead = exp.select(
+        column("deal"),
+        column("cell"),
+        alias(exp.BitwiseXor(this=running, expression=bit), "before"),
+    )  # the groups up to this one in order d, less this one
+    query.add(
+        "ahead", ahead.from_("dealt").join(exp.Join(this=exp.to_table("cells"), kind="CROSS"))
+    )
+    first = exp.func("bit_count", exp.BitwiseAnd(this=column("mask"), expression=column("before")))
+    on = exp.EQ(this=column("deal", "ahead"), expression=column("deal", "masks"))
+    counted = counted.from_("masks").join(exp.Join(this=exp.to_table("ahead"), on=on))
+    kept = exp.and_(has, exp.LT(this=first, expression=number(g)))
+    query.add("counted", counted.where(kept).group_by(column("cell")))
+    sizes = exp.select(column("n"), alias(exp.Sum(this=column("persons")), "persons"))
+    query.add("sizes", sizes.from_("masks").group_by(column("n")))
 
 
 def _keys_of(plan: QueryPlan, keys: list[str]) -> exp.Select:

@@ -195,65 +195,100 @@ def test_identity_resolution_draws_its_salts_from_the_one_helper(
     assert all(0 <= s < 2**SALT_BITS for s in drawn)
 
 
-@pytest.mark.parametrize("groups_as", ["bits", "pairs"])
-@pytest.mark.parametrize("g", [1, 2, 3])
-def test_a_person_count_keeps_the_groups_a_row_window_keeps_and_counts_the_rest(
-    con: duckdb.DuckDBPyConnection, g: int, groups_as: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Counting only persons, each person's ``g`` groups of smallest (salted hash of the
-    group's number, number) are found by one aggregation per person: the groups a
-    ``dense_rank`` over every row keeps, and the cut (groups kept, groups over ``g``,
-    persons over ``g``) the same too — with a person's groups as the bits of one integer,
-    and as (person, group) pairs (the path for more groups than an integer has bits)."""
-    if groups_as == "pairs":
-        monkeypatch.setattr(groups, "MASK_CELLS", 0)
-    salt = GenerationTables.of({}, SECRET, 5).salt
-    sql = (
-        "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"
-        " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel, b.channel"
-    )
-    policy = journey_room.policy(k=3, g=g)  # k bounds no row here: only persons are counted
+PERSON_COUNT = (
+    "SELECT a.channel, b.channel AS other, COUNT(DISTINCT a.person) FROM alpha.events AS a"
+    " JOIN gamma.events AS b ON a.person = b.person GROUP BY a.channel, b.channel"
+)
+PERSON_COUNT_SRC = """
+    SELECT a.person, a.channel AS k1, b.channel AS k2,
+           (list_position(['app', 'web'], a.channel) - 1) * 2
+           + list_position(['app', 'web'], b.channel) - 1 AS cell
+    FROM wh."{a}" a JOIN wh."{b}" b ON a.person = b.person
+    WHERE a.channel IN ('app', 'web') AND b.channel IN ('app', 'web')
+"""  # a group's place in the grid: the declared domain's order
+
+
+def _person_count(con: duckdb.DuckDBPyConnection, g: int, salt: int) -> list[Any]:
+    policy = journey_room.policy(k=max(g, 3), g=g)  # k bounds no row: only persons are counted
     assert policy.privacy is not None
     compiled = compile_plan(
-        check_sql(sql, policy=policy, party="alpha"),
+        check_sql(PERSON_COUNT, policy=policy, party="alpha"),
         GenerationTables(journey_room.TABLES, salt),
         **bounds(policy.privacy),
     )
-    got = sorted(con.execute(compiled.sql).fetchall())
+    return sorted(con.execute(compiled.sql).fetchall())
+
+
+def _with_cut(groups_kept: dict[int, set[int]], groups_had: dict[int, set[int]]) -> list[Any]:
+    """Rows (k1, k2, persons, kept, cut, persons cut) as the compiled statement gives them."""
+    domain = ["app", "web"]
+    counts: dict[int, int] = {}
+    for cells in groups_kept.values():
+        for cell in cells:
+            counts[cell] = counts.get(cell, 0) + 1
+    kept = sum(len(c) for c in groups_kept.values())
+    cut = sum(min(len(groups_had[p]) - len(c), 50) for p, c in groups_kept.items())
+    persons = sum(len(groups_had[p]) > len(c) for p, c in groups_kept.items())
+    return sorted(
+        (domain[cell // 2], domain[cell % 2], n, kept, cut, persons) for cell, n in counts.items()
+    )
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_a_person_count_over_the_bound_keeps_the_first_groups_of_the_order_it_is_dealt(
+    con: duckdb.DuckDBPyConnection, g: int
+) -> None:
+    """With a person's groups as the bits of one integer, a person over ``g`` is dealt
+    order ``d`` (a salted hash of the person) and keeps the ``g`` of its groups of smallest
+    (salted hash of (d, group), group): each group's persons and the cut (groups kept,
+    groups over ``g``, persons over ``g``) are what that rule gives, person by person."""
+    salt = GenerationTables.of({}, SECRET, 5).salt
+    got = _person_count(con, g, salt)
     a, b = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
-    reference = f"""
-        WITH src AS (
-            SELECT a.person, a.channel AS k1, b.channel AS k2
-            FROM wh."{a}" a JOIN wh."{b}" b ON a.person = b.person
-            WHERE a.channel IN ('app', 'web') AND b.channel IN ('app', 'web')
-        ),
-        numbered AS (  -- a group's place in the grid: the declared domain's order
-            SELECT *, list_position(['app', 'web'], k1) * 2 + list_position(['app', 'web'], k2)
-                      - 3 AS cell
-            FROM src
-        ),
-        kept AS (
-            SELECT * FROM numbered QUALIFY dense_rank() OVER
-            (PARTITION BY person ORDER BY hash(cell, person, $salt::BIGINT), cell) <= {g}
-        ),
-        per AS (
-            SELECT person, count(DISTINCT (k1, k2)) AS n,
-                   count(DISTINCT (k1, k2)) FILTER (WHERE kept) AS n_kept
-            FROM (SELECT *, (person, k1, k2) IN (SELECT (person, k1, k2) FROM kept) AS kept
-                  FROM src)
-            GROUP BY person
-        ),
-        cut AS (
-            SELECT sum(n_kept), sum(least(n - n_kept, 50)), count(*) FILTER (WHERE n > n_kept)
-            FROM per
-        ),
-        answer AS (SELECT k1, k2, count(DISTINCT person) FROM kept GROUP BY k1, k2)
-        SELECT answer.*, cut.* FROM cut LEFT JOIN answer ON true
-    """
-    expected = sorted(con.execute(reference, {"salt": salt}).fetchall())
-    assert got == expected
+    rows = con.execute(
+        f"""SELECT DISTINCT person, cell, hash(person, $salt::BIGINT) & {groups.DEALS - 1},
+                   hash(hash(person, $salt::BIGINT) & {groups.DEALS - 1}, cell, $salt::BIGINT)
+            FROM ({PERSON_COUNT_SRC.format(a=a, b=b)})""",
+        {"salt": salt},
+    ).fetchall()
+    had: dict[int, set[int]] = {}
+    order: dict[int, list[tuple[int, int]]] = {}
+    for person, cell, _, rank in rows:
+        had.setdefault(person, set()).add(cell)
+        order.setdefault(person, []).append((rank, cell))
+    kept = {p: {cell for _, cell in sorted(order[p])[:g]} for p in had}
+    assert got == _with_cut(kept, had)
+    over = [p for p, cells in had.items() if len(cells) > g]
+    assert len({r[2] for r in rows if r[0] in over}) > 1  # persons are dealt apart
     if g < 3:  # the bound binds: groups were cut, and some person lost one
-        assert expected[0][-2] > 0 and expected[0][-1] > 0
+        assert got[0][-2] > 0 and got[0][-1] > 0
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_a_person_count_beyond_one_integer_keeps_the_groups_a_row_window_keeps(
+    con: duckdb.DuckDBPyConnection, g: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more groups than an integer has bits, the (person, group) pairs keep each
+    person's ``g`` groups of smallest (salted hash of the group's number and the person,
+    number): the groups a ``dense_rank`` over every row keeps, and the same cut."""
+    monkeypatch.setattr(groups, "MASK_CELLS", 0)
+    salt = GenerationTables.of({}, SECRET, 5).salt
+    got = _person_count(con, g, salt)
+    a, b = journey_room.TABLES["alpha.events"], journey_room.TABLES["gamma.events"]
+    rows = con.execute(
+        f"""SELECT person, cell, dense_rank() OVER
+            (PARTITION BY person ORDER BY hash(cell, person, $salt::BIGINT), cell) <= {g}
+            FROM ({PERSON_COUNT_SRC.format(a=a, b=b)})""",
+        {"salt": salt},
+    ).fetchall()
+    had: dict[int, set[int]] = {}
+    kept: dict[int, set[int]] = {}
+    for person, cell, first in rows:
+        had.setdefault(person, set()).add(cell)
+        kept.setdefault(person, set()).update([cell] if first else [])
+    assert got == _with_cut(kept, had)
+    if g < 3:
+        assert got[0][-2] > 0 and got[0][-1] > 0
 
 
 @pytest.mark.parametrize("groups_as", ["bits", "pairs"])
