@@ -430,27 +430,19 @@ def resolve(
             seconds["limits"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            # Only linked tokens need the DISTINCT: a token standing alone is its own
-            # component. Ties on the salted hash fall back to the label: still a
-            # permutation.
+            # Components are numbered 1..N in the order of their labels' salted hash:
+            # a dense rank over the tokens, so no DISTINCT of the labels and no join
+            # back to them (at 5 x 20M rows 8.5-10.5 s against 11.4-11.9 s). Ties on
+            # the hash fall back to the label: still a permutation.
             created = True
             engine.create(
                 person_map,
                 statement(
                     f"""
-                WITH components AS (
-                    SELECT DISTINCT label FROM {labelled} WHERE NOT alone
-                    UNION ALL
-                    SELECT label FROM {labelled} WHERE alone
-                ),
-                shuffled AS (
-                    SELECT label,
-                           row_number() OVER (ORDER BY hash(label, $salt), label) AS person
-                    FROM components
-                )
-                SELECT {"t.tok AS token, " if with_tokens else ""}s.person,
+                SELECT {"t.tok AS token, " if with_tokens else ""}
+                       dense_rank() OVER (ORDER BY hash(l.label, $salt), l.label) AS person,
                        CASE WHEN $by_key THEN l.{HKEY} END AS {HKEY}
-                FROM {labelled} l JOIN shuffled s ON s.label = l.label
+                FROM {labelled} l
                 {f"JOIN {tokens} t ON t.id = l.id" if with_tokens else ""}
                 """,  # noqa: S608
                     salt=bigint(selection.salt()),  # drawn once per match
