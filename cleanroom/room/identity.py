@@ -171,15 +171,28 @@ def kind_code(kind: str, limits: Mapping[str, int]) -> int:
 def _occurrences(
     source: TokenSource, bits: Mapping[str, int], limits: Mapping[str, int]
 ) -> list[str]:
-    """Every token of a source's rows, its kind's code and its party's bit (``party_bits``)."""
+    """Every token of a source's rows, its kind's code and its party's bit (``party_bits``).
+
+    ``linked`` is the bit again when the row holds another token (the token is
+    in one of its party's links, so maybe in one of its multi-token persons), 0
+    otherwise: the foreign-merge bound looks only at tokens some party links.
+    """
     table = quote_table(source.table)
-    bit = bits[source.party]
-    return [
-        f"SELECT {quote_column(c)} AS tok, "  # noqa: S608
-        f"CAST({kind_code(source.kinds.get(c, ''), limits)} AS SMALLINT) AS kind, "
-        f"CAST({1 << bit} AS INTEGER) AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
-        for c in source.token_columns
-    ]
+    bit = f"CAST({1 << bits[source.party]} AS INTEGER)"
+    selects = []
+    for c in source.token_columns:
+        others = [quote_column(o) for o in source.token_columns if o != c]
+        linked = (
+            f"CASE WHEN coalesce({', '.join(others)}) IS NOT NULL THEN {bit} ELSE 0 END"
+            if others
+            else "CAST(0 AS INTEGER)"
+        )
+        selects.append(
+            f"SELECT {quote_column(c)} AS tok, "  # noqa: S608
+            f"CAST({kind_code(source.kinds.get(c, ''), limits)} AS SMALLINT) AS kind, "
+            f"{bit} AS bit, {linked} AS linked FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+        )
+    return selects
 
 
 def _star_pairs(source: TokenSource, numbers: Mapping[str, int]) -> list[str]:

@@ -96,17 +96,18 @@ def foreign_cut(
         cut = scratch.name("foreign_cut")
         engine.materialize(cut, statement(f"SELECT u, v, party FROM {links} WHERE false"))  # noqa: S608
         return cut, 0
-    # (party, id, label, grouped) of every token two parties or more hold: only these
-    # can tie one party's group to another's persons. ``grouped``: in one of the
-    # party's multi-token persons; a token in none of its party's links is a person of
-    # its own there, labelled by its vertex.
+    # (party, id, label, grouped) of every token two parties or more hold and one of them
+    # links (``linked``: it is in a row with another token there): only these can tie one
+    # party's group to another's persons. ``grouped``: in one of the party's multi-token
+    # persons; a token in none of its party's links is a person of its own there,
+    # labelled by its vertex.
     shared = scratch.name("shared")
     engine.materialize(
         shared,
         statement(f"""
         SELECT p.party, t.id, coalesce(f.rep, t.id * {slots} + p.party) AS label,
                f.v IS NOT NULL AS grouped
-        FROM (SELECT id, parties FROM {ids.table} WHERE bit_count(parties) > 1) t
+        FROM (SELECT id, parties FROM {ids.table} WHERE bit_count(parties) > 1 AND linked <> 0) t
         JOIN (VALUES {bits}) p(party, bit) ON (t.parties & p.bit) <> 0
         LEFT JOIN {resolved} f ON f.v = t.id * {slots} + p.party
         """),  # noqa: S608

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanroom.room.backends.duckdb import DuckDBTables
-from cleanroom.room.identity import IdentityStats, TokenSource, person_table, resolve
+from cleanroom.room.identity import IdentityStats, TokenSource, _occurrences, person_table, resolve
 from cleanroom.room.identity_foreign import ForeignLimit
 from cleanroom.room.token_ids import HKEY, build
 from tests.unit.room.test_identity import make_table, tok
@@ -145,15 +145,16 @@ def test_dictionary_ids_are_dense_and_keys_checked() -> None:
 
 
 def test_the_dictionary_knows_which_parties_hold_each_token() -> None:
-    """``parties`` is the OR of the bits of every row a token occurs in, from one GROUP BY."""
+    """``parties`` is the OR of the bits of every row a token occurs in, ``linked`` of the
+    rows it shares with another token, from one GROUP BY over identity's occurrences."""
     con = duckdb.connect()
-    make_table(con, "a", 2, [(1, 2), (2, None)])
+    make_table(con, "a", 2, [(1, 2), (2, None), (None, 4)])
     make_table(con, "b", 1, [(2,), (3,), (3,)])
-    occurrences = (
-        "SELECT t0 AS tok, 'phone' AS kind, 1 AS bit FROM a WHERE t0 IS NOT NULL "
-        "UNION ALL SELECT t1 AS tok, 'phone' AS kind, 1 AS bit FROM a WHERE t1 IS NOT NULL "
-        "UNION ALL SELECT t0 AS tok, 'phone' AS kind, 4 AS bit FROM b WHERE t0 IS NOT NULL"
-    )
+    sources = [TokenSource("a", ["t0", "t1"], party="x"), TokenSource("b", ["t0"], party="y")]
+    bits = {"x": 0, "y": 2}
+    occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s, bits, {}))
     build(DuckDBTables(con), "d", occurrences, with_parties=True)
-    held = {bytes(t): p for t, p in con.execute("SELECT tok, parties FROM d").fetchall()}
-    assert held == {tok(1): 1, tok(2): 5, tok(3): 4}
+    held = {
+        bytes(t): (p, n) for t, p, n in con.execute("SELECT tok, parties, linked FROM d").fetchall()
+    }
+    assert held == {tok(1): (1, 1), tok(2): (5, 1), tok(3): (4, 0), tok(4): (1, 0)}
