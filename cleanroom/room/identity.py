@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING
 from cleanroom.errors import InternalError
 from cleanroom.room import selection, token_ids
 from cleanroom.room.components import Scratch, compose, contract, count_rows
-from cleanroom.room.identity_foreign import ForeignLimit, foreign_cut, party_bits
+from cleanroom.room.identity_foreign import LINKED, ForeignLimit, foreign_cut, party_bits
 from cleanroom.room.token_ids import HKEY, key_sql
 from cleanroom.sql import bigint, name_sql, quote_column, quote_table, statement
 
@@ -173,24 +173,25 @@ def _occurrences(
 ) -> list[str]:
     """Every token of a source's rows, its kind's code and its party's bit (``party_bits``).
 
-    ``linked`` is the bit again when the row holds another token (the token is
-    in one of its party's links, so maybe in one of its multi-token persons), 0
-    otherwise: the foreign-merge bound looks only at tokens some party links.
+    The bit carries :data:`~cleanroom.room.identity_foreign.LINKED` too when the
+    row holds another token (the token is in one of its party's links): the
+    foreign-merge bound looks only at tokens some party links.
     """
     table = quote_table(source.table)
-    bit = f"CAST({1 << bits[source.party]} AS INTEGER)"
+    bit = 1 << bits[source.party]
     selects = []
     for c in source.token_columns:
         others = [quote_column(o) for o in source.token_columns if o != c]
-        linked = (
-            f"CASE WHEN coalesce({', '.join(others)}) IS NOT NULL THEN {bit} ELSE 0 END"
+        flagged = (
+            f"CASE WHEN coalesce({', '.join(others)}) IS NOT NULL "
+            f"THEN CAST({bit | LINKED} AS INTEGER) ELSE CAST({bit} AS INTEGER) END"
             if others
-            else "CAST(0 AS INTEGER)"
+            else f"CAST({bit} AS INTEGER)"
         )
         selects.append(
             f"SELECT {quote_column(c)} AS tok, "  # noqa: S608
             f"CAST({kind_code(source.kinds.get(c, ''), limits)} AS SMALLINT) AS kind, "
-            f"{bit} AS bit, {linked} AS linked FROM {table} WHERE {quote_column(c)} IS NOT NULL"
+            f"{flagged} AS bit FROM {table} WHERE {quote_column(c)} IS NOT NULL"
         )
     return selects
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # the backends implement it and import identity resolution
 # vertex is id * PARTY_SLOTS + party, an arithmetic id rather than a joined one.
 MAX_PARTIES = 31
 PARTY_SLOTS = 32
+# The sign bit of an occurrence's party bit, and so of the dictionary's ``parties``:
+# the token is in a row with another token (its party links it).
+LINKED = -(2**31)
+HOLDERS = 2**31 - 1  # the party bits of ``parties``
 
 
 def party_bits(parties: Iterable[str]) -> dict[str, int]:
@@ -97,7 +101,7 @@ def foreign_cut(
         engine.materialize(cut, statement(f"SELECT u, v, party FROM {links} WHERE false"))  # noqa: S608
         return cut, 0
     # (party, id, label, grouped) of every token two parties or more hold and one of them
-    # links (``linked``: it is in a row with another token there): only these can tie one
+    # links (``LINKED``: it is in a row with another token there): only these can tie one
     # party's group to another's persons. ``grouped``: in one of the party's multi-token
     # persons; a token in none of its party's links is a person of its own there,
     # labelled by its vertex.
@@ -107,7 +111,10 @@ def foreign_cut(
         statement(f"""
         SELECT p.party, t.id, coalesce(f.rep, t.id * {slots} + p.party) AS label,
                f.v IS NOT NULL AS grouped
-        FROM (SELECT id, parties FROM {ids.table} WHERE bit_count(parties) > 1 AND linked <> 0) t
+        FROM (
+            SELECT id, parties FROM {ids.table}
+            WHERE bit_count(parties & {HOLDERS}) > 1 AND parties < 0
+        ) t
         JOIN (VALUES {bits}) p(party, bit) ON (t.parties & p.bit) <> 0
         LEFT JOIN {resolved} f ON f.v = t.id * {slots} + p.party
         """),  # noqa: S608

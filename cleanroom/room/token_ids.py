@@ -72,7 +72,7 @@ def key_sql(key_hash: str, token: str) -> str:
 
 
 def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = False) -> TokenIds:
-    """Create ``table`` (tok, kind, hkey, id) from the (tok, kind, bit, linked) ``occurrences``.
+    """Create ``table`` (tok, kind, hkey, id) from the (tok, kind, bit) rows of ``occurrences``.
 
     ``kind`` is a small integer (``identity.kind_code``: 0 for a type no limit
     names). Tokens are domain-separated by type, so a token has one kind;
@@ -80,12 +80,12 @@ def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = 
     another type: then a limited type wins. The key is computed once per
     distinct token, after the GROUP BY.
     ``with_parties`` adds ``parties``, the OR of the token's rows' party bits:
-    who holds it, and ``linked``, the OR of its ``linked`` bits: who holds it in
-    a row with another token; both from the same GROUP BY rather than a second
-    pass.
+    who holds it (and whether one links it, ``identity_foreign.LINKED``), from
+    the same GROUP BY rather than a second pass: one more aggregate over 10^8
+    occurrences costs 7 s, so both facts share one.
     """
     key = engine.key_hash
-    parties = ", bit_or(bit) AS parties, bit_or(linked) AS linked" if with_parties else ""
+    parties = ", bit_or(bit) AS parties" if with_parties else ""
     engine.materialize(
         table,
         statement(

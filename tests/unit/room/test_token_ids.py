@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cleanroom.room.backends.duckdb import DuckDBTables
 from cleanroom.room.identity import IdentityStats, TokenSource, _occurrences, person_table, resolve
-from cleanroom.room.identity_foreign import ForeignLimit
+from cleanroom.room.identity_foreign import LINKED, ForeignLimit
 from cleanroom.room.token_ids import HKEY, build
 from tests.unit.room.test_identity import make_table, tok
 from tests.unit.room.test_identity_limits import KINDS, Table, load, typed_tables
@@ -145,8 +145,9 @@ def test_dictionary_ids_are_dense_and_keys_checked() -> None:
 
 
 def test_the_dictionary_knows_which_parties_hold_each_token() -> None:
-    """``parties`` is the OR of the bits of every row a token occurs in, ``linked`` of the
-    rows it shares with another token, from one GROUP BY over identity's occurrences."""
+    """``parties`` is the OR of the bits of every row a token occurs in, its sign bit set
+    when one of those rows holds another token, from one GROUP BY over identity's
+    occurrences."""
     con = duckdb.connect()
     make_table(con, "a", 2, [(1, 2), (2, None), (None, 4)])
     make_table(con, "b", 1, [(2,), (3,), (3,)])
@@ -154,7 +155,5 @@ def test_the_dictionary_knows_which_parties_hold_each_token() -> None:
     bits = {"x": 0, "y": 2}
     occurrences = " UNION ALL ".join(q for s in sources for q in _occurrences(s, bits, {}))
     build(DuckDBTables(con), "d", occurrences, with_parties=True)
-    held = {
-        bytes(t): (p, n) for t, p, n in con.execute("SELECT tok, parties, linked FROM d").fetchall()
-    }
-    assert held == {tok(1): (1, 1), tok(2): (5, 1), tok(3): (4, 0), tok(4): (1, 0)}
+    held = {bytes(t): p for t, p in con.execute("SELECT tok, parties FROM d").fetchall()}
+    assert held == {tok(1): 1 | LINKED, tok(2): 5 | LINKED, tok(3): 4, tok(4): 1}
