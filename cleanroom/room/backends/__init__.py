@@ -73,6 +73,7 @@ class Tables(Protocol):
 
     row_id: str  # an expression numbering a statement's rows with unique BIGINTs
     key_hash: str  # a function of one BLOB giving a 64-bit integer hash (``token_ids``)
+    one_place: bool  # every row is on one machine, so one global sort is cheap
 
     def column_types(self, table: str) -> dict[str, str]:
         """Lower-cased column name → type, ``BLOB`` for byte strings."""

@@ -48,6 +48,7 @@ class DuckDBTables:
 
     row_id = "row_number() OVER ()"
     key_hash = "hash"  # DuckDB's 64-bit hash of a value
+    one_place = True
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con

@@ -53,6 +53,7 @@ class SparkTables:
 
     row_id = "monotonically_increasing_id()"
     key_hash = "xxhash64"  # 64-bit, where Spark's hash() is 32-bit Murmur3
+    one_place = False  # a window over every row would move them all to one partition
 
     def __init__(self, session: SparkSession, sources: Mapping[str, str]) -> None:
         """``sources``: room table name (``wh.<name>``) → the temporary view holding it."""

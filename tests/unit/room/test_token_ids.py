@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,21 @@ class OneKeyEngine(DuckDBTables):
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         super().__init__(con)
         con.execute("CREATE OR REPLACE MACRO one_key(b) AS 7::UBIGINT")
+
+
+class PairKeyEngine(DuckDBTables):
+    """Tokens 3 and 150 share a key; every other token has its own."""
+
+    key_hash = "pair_key"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, one_place: bool) -> None:
+        super().__init__(con)
+        self.one_place = one_place
+        three, other = tok(3).hex(), tok(150).hex()
+        con.execute(
+            "CREATE OR REPLACE MACRO pair_key(b) AS "
+            f"CASE WHEN b = unhex('{three}') THEN hash(unhex('{other}')) ELSE hash(b) END"
+        )
 
 
 def records(
@@ -123,6 +139,21 @@ def test_shared_identifiers_conflicting_links_and_limits_hit_alike() -> None:
     assert keyed_stats.withheld.hubs == 1 and keyed_stats.withheld.split_groups == 1
     # alpha's first two rows and beta's first two are one person
     assert frozenset({(0, 0), (0, 1), (1, 0), (1, 1)}) in keyed
+
+
+@pytest.mark.parametrize("one_place", [True, False])
+def test_a_key_two_of_many_tokens_share_is_found(one_place: bool) -> None:
+    """On one machine the keys are sorted and neighbours compared, elsewhere grouped: either
+    way one key shared by two of 199 tokens sends the match to look tokens up by themselves,
+    and without it the keys are used."""
+    con = duckdb.connect()
+    make_table(con, "a", 1, [(i,) for i in range(1, 200)])
+    occurrences = "SELECT t0 AS tok, 0 AS kind FROM a"
+    shared = build(PairKeyEngine(con, one_place=one_place), "d1", occurrences)
+    assert (shared.tokens, shared.by_key) == (199, False)
+    plain = DuckDBTables(con)
+    plain.one_place = one_place
+    assert build(plain, "d2", occurrences).by_key
 
 
 def test_dictionary_ids_are_dense_and_keys_checked() -> None:
