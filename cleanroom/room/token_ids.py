@@ -97,17 +97,14 @@ def build(engine: Tables, table: str, occurrences: str, *, with_parties: bool = 
     if engine.one_place:
         # Sorted, equal keys are neighbours: one sort of the 8-byte keys (3 s at 56M
         # tokens) instead of a GROUP BY of them (7-8 s), on one machine.
-        shared = engine.scalar(
-            statement(
-                f"SELECT count(*) FROM (SELECT {HKEY}, lag({HKEY}) OVER (ORDER BY {HKEY}) "  # noqa: S608
-                f"AS previous FROM {table}) d WHERE {HKEY} = previous"
-            )
+        check = (
+            f"SELECT count(*) FROM (SELECT {HKEY}, lag({HKEY}) OVER (ORDER BY {HKEY}) "  # noqa: S608
+            f"AS previous FROM {table}) d WHERE {HKEY} = previous"
         )
     else:
-        shared = engine.scalar(
-            statement(
-                f"SELECT count(*) FROM (SELECT {HKEY} FROM {table} "  # noqa: S608
-                f"GROUP BY {HKEY} HAVING count(*) > 1) c"
-            )
+        check = (
+            f"SELECT count(*) FROM (SELECT {HKEY} FROM {table} "  # noqa: S608
+            f"GROUP BY {HKEY} HAVING count(*) > 1) c"
         )
+    shared = engine.scalar(statement(check))
     return TokenIds(table, tokens, by_key=shared == 0, key_hash=key)
