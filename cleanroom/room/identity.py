@@ -301,7 +301,11 @@ def resolve(
                 q for s in sources for q in _occurrences(s, parties, limits)
             )
             ids = token_ids.build(
-                engine, scratch.name("tokens"), occurrences, with_parties=foreign is not None
+                engine,
+                scratch.name("tokens"),
+                occurrences,
+                with_parties=foreign is not None,
+                with_tokens=keep_tokens,
             )
             tokens, token_count = ids.table, ids.tokens
             seconds["tokens"] = time.perf_counter() - started

@@ -71,9 +71,11 @@ class Tables(Protocol):
     dialect. One instance serves one match.
     """
 
-    row_id: str  # an expression numbering a statement's rows with unique BIGINTs
+    row_id: str  # an expression numbering a statement's rows with unique BIGINTs from 1
     key_hash: str  # a function of one BLOB giving a 64-bit integer hash (``token_ids``)
     one_place: bool  # every row is on one machine, so one global sort is cheap
+    # The most rows one large GROUP BY groups at a time (``token_ids.build``), None: all.
+    slice_rows: int | None
 
     def column_types(self, table: str) -> dict[str, str]:
         """Lower-cased column name → type, ``BLOB`` for byte strings."""
@@ -89,6 +91,10 @@ class Tables(Protocol):
 
     def materialize(self, table: str, select: exp.Query) -> None:
         """Store the result of ``select`` as the scratch table ``table``."""
+        ...
+
+    def append(self, table: str, select: exp.Query) -> None:
+        """Add the rows of ``select`` to the scratch table ``table`` (same columns)."""
         ...
 
     def create(

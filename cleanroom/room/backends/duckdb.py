@@ -49,6 +49,9 @@ class DuckDBTables:
     row_id = "row_number() OVER ()"
     key_hash = "hash"  # DuckDB's 64-bit hash of a value
     one_place = True
+    # A GROUP BY of 120M tokens into 56M groups spilled past a 6 GB memory limit;
+    # slices of 32M occurrences fit (``token_ids.build``).
+    slice_rows: int | None = 32_000_000
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -74,6 +77,10 @@ class DuckDBTables:
     def materialize(self, table: str, select: exp.Query) -> None:
         """See ``backends.Tables``."""
         self.con.execute(f"CREATE TEMP TABLE {table} AS {_duckdb(select)}")
+
+    def append(self, table: str, select: exp.Query) -> None:
+        """See ``backends.Tables``."""
+        self.con.execute(f"INSERT INTO {table} {_duckdb(select)}")
 
     def create(
         self,

@@ -51,9 +51,10 @@ def _bare(table: str) -> str:
 class SparkTables:
     """Resolution statements as Spark SQL; every result a checkpointed temporary view."""
 
-    row_id = "monotonically_increasing_id()"
+    row_id = "monotonically_increasing_id() + 1"  # unique, from 1, not dense
     key_hash = "xxhash64"  # 64-bit, where Spark's hash() is 32-bit Murmur3
     one_place = False  # a window over every row would move them all to one partition
+    slice_rows: int | None = None  # Spark's shuffles spread a GROUP BY over partitions
 
     def __init__(self, session: SparkSession, sources: Mapping[str, str]) -> None:
         """``sources``: room table name (``wh.<name>``) → the temporary view holding it."""
@@ -109,6 +110,14 @@ class SparkTables:
         frame = self._frame(select).localCheckpoint(eager=True)
         frame.createOrReplaceTempView(view)
         self.views[name] = view
+        self.frames[name] = frame
+
+    def append(self, table: str, select: exp.Query) -> None:
+        """See :class:`~cleanroom.room.backends.Tables`."""
+        name = self._name(table)
+        frame = self.frames[name].unionByName(self._frame(select)).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(self.views[name])
+        self.frames.pop(name).unpersist()
         self.frames[name] = frame
 
     def create(

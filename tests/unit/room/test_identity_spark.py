@@ -98,10 +98,15 @@ def both(
     sources: list[TokenSource],
     limits: dict[str, int] | None = None,
     foreign: ForeignLimit | None = None,
+    slice_rows: int | None = None,
 ) -> tuple[set[frozenset[bytes]], set[frozenset[bytes]], IdentityStats, SparkTables]:
-    """Resolve the same tables on DuckDB and on Spark; both partitions and Spark's run."""
+    """Resolve the same tables on DuckDB and on Spark; both partitions and Spark's run.
+
+    ``slice_rows``: Spark groups its token dictionary that many occurrences at a time.
+    """
     duck = resolve(DuckDBTables(con), sources, person_map="pm", limits=limits, foreign=foreign)
     engine = on_spark(spark, con, sources)
+    engine.slice_rows = slice_rows
     stats = resolve(
         engine, spark_sources(sources), person_map="wh.pm", limits=limits, foreign=foreign
     )
@@ -149,6 +154,17 @@ def test_isolated_tokens_and_tokenless_rows(spark: SparkSession) -> None:
     duck, on_spark_, stats, _ = both(spark, con, [a, b])
     assert duck == on_spark_ == reference([[(1, None, None), (None, 2, None), (3, 4, 5)], [(6,)]])
     assert (stats.tokens, stats.edges, stats.persons) == (6, 2, 4)
+
+
+def test_a_dictionary_in_slices_on_spark(spark: SparkSession) -> None:
+    """Grouped a few occurrences at a time, Spark's signed keys land in every slice once."""
+    con = duckdb.connect()
+    a = make_table(con, "a", 2, [(i, i + 1) for i in range(0, 40, 2)] + [(None, 99)])
+    b = make_table(con, "b", 1, [(i,) for i in range(1, 60, 3)])
+    duck, on_spark_, stats, _ = both(spark, con, [a, b], slice_rows=7)
+    assert duck == on_spark_
+    assert stats.tokens == len({*range(40), 99, *range(1, 60, 3)})
+    assert stats.persons == len(duck)
 
 
 def test_only_isolated_tokens(spark: SparkSession) -> None:

@@ -76,17 +76,22 @@ def both_paths(
     limits: dict[str, int] | None,
     foreign: ForeignLimit | None,
     keep_tokens: bool = True,
+    slice_rows: int | None = None,
 ) -> tuple[Records, Records, IdentityStats, IdentityStats, duckdb.DuckDBPyConnection]:
-    """The records of each person by key (the map with or without tokens) and by token."""
+    """The records of each person by key (the map with or without tokens) and by token.
+
+    ``slice_rows``: the keyed path's dictionary grouped that many occurrences at a
+    time (the token path's in one GROUP BY)."""
     keyed_con, token_con = duckdb.connect(), duckdb.connect()
     keyed_sources = [load(keyed_con, f"p{i}", t) for i, t in enumerate(tables)]
     token_sources = [load(token_con, f"p{i}", t) for i, t in enumerate(tables)]
     engine = DuckDBTables(keyed_con)
+    engine.slice_rows = slice_rows
     keyed, keyed_stats = records(engine, keyed_sources, limits, foreign, keep_tokens)
     assert ("token" in engine.column_types("pm")) == keep_tokens
-    by_token, token_stats = records(
-        OneKeyEngine(token_con), token_sources, limits, foreign, keep_tokens=False
-    )
+    token_engine = OneKeyEngine(token_con)
+    token_engine.slice_rows = None
+    by_token, token_stats = records(token_engine, token_sources, limits, foreign, keep_tokens=False)
     return keyed, by_token, keyed_stats, token_stats, token_con
 
 
@@ -100,15 +105,17 @@ foreign_limits = st.one_of(
 
 
 @settings(max_examples=80, deadline=None)
-@given(typed_tables, limit_sets, foreign_limits, st.booleans())
+@given(typed_tables, limit_sets, foreign_limits, st.booleans(), st.sampled_from([None, 1, 3]))
 def test_key_path_gives_the_token_paths_persons(
     tables: list[Table],
     limits: dict[str, int] | None,
     foreign: ForeignLimit | None,
     keep_tokens: bool,
+    slice_rows: int | None,
 ) -> None:
+    """Whether the keyed path's dictionary was grouped at once or in slices."""
     keyed, by_token, keyed_stats, token_stats, token_con = both_paths(
-        tables, limits, foreign, keep_tokens
+        tables, limits, foreign, keep_tokens, slice_rows
     )
     assert keyed == by_token
     assert keyed_stats.withheld == token_stats.withheld
@@ -188,3 +195,24 @@ def test_the_dictionary_knows_which_parties_hold_each_token() -> None:
     build(DuckDBTables(con), "d", occurrences, with_parties=True)
     held = {bytes(t): p for t, p in con.execute("SELECT tok, parties FROM d").fetchall()}
     assert held == {tok(1): 1 | LINKED, tok(2): 5 | LINKED, tok(3): 4, tok(4): 1}
+
+
+@pytest.mark.parametrize("slice_rows", [1, 4, 7, 1000])
+def test_a_dictionary_grouped_in_slices_is_the_whole_one(slice_rows: int) -> None:
+    """Slices by key hold each token once, with its kind, holders and key; the ids
+    continue from slice to slice, so they stay 1..N."""
+    con = duckdb.connect()
+    make_table(con, "a", 2, [(1, 2), (2, None), (None, 4), (5, 6), (7, 1)])
+    make_table(con, "b", 1, [(2,), (3,), (3,), (6,), (8,)])
+    sources = [TokenSource("a", ["t0", "t1"], party="x"), TokenSource("b", ["t0"], party="y")]
+    occurrences = " UNION ALL ".join(
+        q for s in sources for q in _occurrences(s, {"x": 0, "y": 1}, {})
+    )
+    whole, sliced = DuckDBTables(con), DuckDBTables(con)
+    whole.slice_rows, sliced.slice_rows = None, slice_rows
+    ids = [build(e, n, occurrences, with_parties=True) for e, n in ((whole, "d1"), (sliced, "d2"))]
+    assert ids[0].tokens == ids[1].tokens == 8
+    assert ids[0].by_key and ids[1].by_key
+    facts = "SELECT tok, kind, parties, hkey FROM {} ORDER BY tok"
+    assert con.execute(facts.format("d1")).fetchall() == con.execute(facts.format("d2")).fetchall()
+    assert sorted(i for (i,) in con.execute("SELECT id FROM d2").fetchall()) == list(range(1, 9))
