@@ -2,15 +2,16 @@
 
     python bench/ingest_match.py --rows 20000000          # loads bench/out/ingest-20000000/room
     python bench/match_stages.py bench/out/ingest-20000000/room
+    python bench/match_stages.py bench/out/ingest-20000000/room --rows   # and each table's rows
 
 Runs the room's own match (``matching.run_match``, as ``POST /matches`` does)
 in this process with the same DuckDB memory limit as ``ingest_match.py``'s
 server (6 GB unless ``CLEANROOM_MEMORY_LIMIT`` says otherwise), and prints
 identity resolution's stage seconds (``IdentityStats.seconds``), the other
 steps of the match, and every intermediate table identity resolution built
-with its seconds, in order. The timers wrap the functions from outside; the
-code that runs is the product's. Each run publishes one more generation in
-that room.
+with its seconds (and, with ``--rows``, its rows: one more count each), in
+order. The timers wrap the functions from outside; the code that runs is the
+product's. Each run publishes one more generation in that room.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cleanroom.room.config import load_settings
 from cleanroom.room.state import Room
 
 seconds: dict[str, float] = {}
-tables: list[tuple[str, float]] = []
+tables: list[tuple[str, float] | tuple[str, float, int]] = []
 
 
 def timed(owner: Any, name: str, label: str | None = None) -> None:
@@ -72,6 +73,9 @@ def main() -> None:
         finally:
             name = table.rsplit('"', 2)[-2].split("_", 3)[-1] if '"' in table else table
             tables.append((name, round(time.perf_counter() - started, 1)))
+        if "--rows" in sys.argv:
+            rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            tables[-1] = (*tables[-1][:2], rows[0] if rows else 0)
 
     duckdb_backend.DuckDBTables.materialize = logged  # type: ignore[method-assign]
     room = Room(load_settings(Path(sys.argv[1]), environment="development"))
