@@ -347,15 +347,16 @@ def resolve(
                 at = time.perf_counter()
                 cut, foreign_merges = foreign_cut(engine, scratch, parties, ids, links, foreign)
                 seconds["foreign_merges"] = time.perf_counter() - at  # part of "edges"
-                kept = scratch.name("kept")
-                engine.materialize(
-                    kept,
-                    statement(f"""
-                    SELECT k.u, k.v, k.party FROM {links} k
-                    LEFT JOIN {cut} c ON c.u = k.u AND c.v = k.v AND c.party = k.party
-                    WHERE c.u IS NULL
-                    """),  # noqa: S608
-                )
+                if count_rows(engine, cut):
+                    kept = scratch.name("kept")
+                    engine.materialize(
+                        kept,
+                        statement(f"""
+                        SELECT k.u, k.v, k.party FROM {links} k
+                        LEFT JOIN {cut} c ON c.u = k.u AND c.v = k.v AND c.party = k.party
+                        WHERE c.u IS NULL
+                        """),  # noqa: S608
+                    )
                 scratch.drop(cut)
             if limits:
                 seen = scratch.name("seen")
@@ -366,10 +367,15 @@ def resolve(
                 hub_table = scratch.name("hubs")
                 engine.materialize(hub_table, statement(hubs_sql(seen, limits)))
                 hubs = count_rows(engine, hub_table)
+                # Nothing cut: the links' distinct pairs are ``seen``'s (a token has one
+                # kind), so no second DISTINCT over every party's links.
+                pairs_of = f"SELECT u, v FROM {seen}"  # noqa: S608
+                if kept != links:
+                    pairs_of = f"SELECT DISTINCT u, v FROM {kept}"  # noqa: S608
                 engine.materialize(
                     edges,
                     statement(f"""
-                    SELECT DISTINCT e.u, e.v FROM {kept} e
+                    SELECT e.u, e.v FROM ({pairs_of}) e
                     LEFT JOIN {hub_table} hu ON hu.id = e.u
                     LEFT JOIN {hub_table} hv ON hv.id = e.v
                     WHERE hu.id IS NULL AND hv.id IS NULL
