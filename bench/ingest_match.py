@@ -10,8 +10,8 @@ half the rows of two parties), so the run measures the room, not the
 generator. The room runs as its own `cleanroom serve` process; its peak RSS and
 its CPU seconds per phase are read from /proc. The parties upload one after
 another unless ``--uploads`` lets several send at once, as independent brands
-would. The PSI peer (openmined-psi, in a virtual environment of its
-own) intersects the same kind of sets of 32-byte identifiers.
+would. The PSI peer (openmined-psi, in a virtual environment of its own)
+intersects the same kind of sets of 32-byte identifiers.
 """
 
 from __future__ import annotations
