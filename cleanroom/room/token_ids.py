@@ -126,9 +126,9 @@ def _build(
     if engine.slice_rows is not None:
         rows = engine.scalar(statement(f"SELECT count(*) FROM ({occurrences}) o"))  # noqa: S608
         slices = max(1, -(-rows // engine.slice_rows))
+    # The remainder taken twice: Spark's 64-bit hash is signed, and so is its ``%``.
+    slice_of = f"({key}(tok) % {slices} + {slices}) % {slices}"
     for part in range(slices):
-        # The remainder taken twice: Spark's 64-bit hash is signed, and so is its ``%``.
-        slice_of = f"({key}(tok) % {slices} + {slices}) % {slices}"
         chosen = f"WHERE {slice_of} = {part} " if slices > 1 else ""
         offset = engine.scalar(statement(f"SELECT max(id) FROM {table}")) if part else 0  # noqa: S608
         select = statement(
