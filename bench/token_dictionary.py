@@ -14,7 +14,13 @@ token occurrence of its live datasets, one after the other:
   would make it, but not exact here (two tokens may share a 64-bit key);
 * the same with the smallest and largest of a second 64-bit hash of each
   key's tokens, a 128-bit fingerprint check (still not exact: two tokens may
-  share both).
+  share both);
+* a 128-bit key stored beside every occurrence (the token's first 16 bytes as
+  a ``UHUGEINT``, written to a table first, untimed, as ingest would store
+  it), grouped by itself: what the dictionary would cost if the room kept
+  that key. Room tokens are HMAC-SHA256 outputs under the room's secret, so
+  two of 10^8 tokens share their first 128 bits with probability ~10^-23,
+  and no party can aim for it without the secret.
 
 Prints each one's seconds and the process's CPU seconds, and the groups.
 """
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlglot import exp
+from token_width import KEY128
 
 from cleanroom.room import token_ids
 from cleanroom.room.backends.duckdb import DuckDBTables
@@ -90,6 +97,20 @@ def main() -> None:
             )
             timed(label, functools.partial(_materialized, engine, table, select))
             engine.drop(table)
+        stored = engine.scratch_name("keys128")
+        engine.materialize(
+            stored, statement(f"SELECT {KEY128} AS k, kind, bit FROM ({occurrences}) o")
+        )
+        select = statement(
+            f"SELECT k, max(kind) AS kind, bit_or(bit) AS parties, {engine.row_id} AS id "
+            f"FROM {stored} GROUP BY k"
+        )
+        timed(
+            "grouped by a stored 128-bit key",
+            functools.partial(_materialized, engine, table, select),
+        )
+        engine.drop(table)
+        engine.drop(stored)
     room.close()
 
 
