@@ -369,9 +369,11 @@ def resolve(
                 hubs = count_rows(engine, hub_table)
                 # Nothing cut: the links' distinct pairs are ``seen``'s (a token has one
                 # kind), so no second DISTINCT over every party's links.
-                pairs_of = f"SELECT u, v FROM {seen}"  # noqa: S608
-                if kept != links:
-                    pairs_of = f"SELECT DISTINCT u, v FROM {kept}"  # noqa: S608
+                pairs_of = (
+                    f"SELECT u, v FROM {seen}"  # noqa: S608
+                    if kept == links
+                    else f"SELECT DISTINCT u, v FROM {kept}"  # noqa: S608
+                )
                 engine.materialize(
                     edges,
                     statement(f"""
